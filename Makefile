@@ -1,0 +1,129 @@
+# sluice - non-recursive build. `make` builds the two daemons into build/;
+# `make SANITIZE=1` (or `make asan`) builds the same tree with ASan + UBSan
+# into build/asan/. Plugins are listed once, below; the registry the
+# aggregator links is generated from that list.
+
+PREFIX      ?= /usr/local
+DESTDIR     ?=
+CC          ?= cc
+PKGS        := yaml-0.1 libcurl rdkafka libzstd oniguruma zlib openssl
+PLUGINS     := out_file out_stdout
+
+ifeq ($(SANITIZE),1)
+BUILD       := build/asan
+SANFLAGS    := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT         := -O1 -g
+else
+BUILD       := build
+SANFLAGS    :=
+OPT         := -O2 -g
+endif
+
+PKG_CFLAGS  := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CFLAGS      += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
+               -Wstrict-prototypes -Wmissing-prototypes -pthread $(OPT) $(SANFLAGS) \
+               -Ilib/include $(PKG_CFLAGS) -MMD -MP
+LDFLAGS     += -pthread $(SANFLAGS)
+LDLIBS      += $(PKG_LIBS) -lm
+
+OBJ         := $(BUILD)/obj
+LIB_SRC     := $(wildcard lib/*.c)
+SHIP_SRC    := $(wildcard shipper/*.c)
+AGG_SRC     := $(wildcard aggregator/*.c) $(foreach p,$(PLUGINS),$(wildcard plugins/$(p)/*.c))
+UNIT_SRC    := $(wildcard tests/unit/*_test.c)
+FUZZ_SRC    := $(wildcard tests/fuzz/*_fuzz.c)
+
+LIB_OBJ     := $(LIB_SRC:%.c=$(OBJ)/%.o)
+SHIP_OBJ    := $(SHIP_SRC:%.c=$(OBJ)/%.o)
+AGG_OBJ     := $(AGG_SRC:%.c=$(OBJ)/%.o) $(OBJ)/gen/plugins.o
+# Unit tests may link the daemons' modules too (everything but their main.c).
+SHIP_MOD    := $(filter-out $(OBJ)/shipper/main.o,$(SHIP_OBJ))
+AGG_MOD     := $(filter-out $(OBJ)/aggregator/main.o,$(AGG_OBJ))
+UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+SHIPPER     := $(BUILD)/sluice-shipper
+AGGREGATOR  := $(BUILD)/sluice-aggregator
+
+.PHONY: all asan deps test unit e2e bench fuzz install clean format
+all: $(SHIPPER) $(AGGREGATOR)
+
+asan:
+	$(MAKE) SANITIZE=1 all
+
+$(OBJ)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(OBJ)/libsluice.a: $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
+$(OBJ)/gen/plugins.c: Makefile
+	@mkdir -p $(dir $@)
+	@{ echo '/* generated from PLUGINS in the Makefile */'; \
+	   echo '#include "sluice/plugin.h"'; \
+	   $(foreach p,$(PLUGINS),echo 'extern const struct sl_plugin sl_plugin_$(p);';) \
+	   echo 'const struct sl_plugin *const sl_plugins[] = {'; \
+	   $(foreach p,$(PLUGINS),echo '    &sl_plugin_$(p),';) \
+	   echo '    0,'; echo '};'; } > $@
+
+$(OBJ)/gen/plugins.o: $(OBJ)/gen/plugins.c
+	$(CC) $(CFLAGS) -Iaggregator -c -o $@ $<
+
+$(OBJ)/aggregator/%.o $(OBJ)/plugins/%.o: CFLAGS += -Iaggregator
+
+$(SHIPPER): $(SHIP_OBJ) $(OBJ)/libsluice.a
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o %.a,$^) $(LDLIBS)
+
+$(AGGREGATOR): $(AGG_OBJ) $(OBJ)/libsluice.a
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o %.a,$^) $(LDLIBS)
+
+# A unit test links libsluice; shipper_*_test also links the shipper's
+# modules and agg_*_test the aggregator's (everything but their main.c).
+TEST_CFLAGS  = $(CFLAGS) -Iaggregator -Ishipper -Itests/unit
+$(BUILD)/tests/shipper_%_test: tests/unit/shipper_%_test.c $(SHIP_MOD) $(OBJ)/libsluice.a
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.o %.a,$^) $(LDLIBS)
+
+$(BUILD)/tests/agg_%_test: tests/unit/agg_%_test.c $(AGG_MOD) $(OBJ)/libsluice.a
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.o %.a,$^) $(LDLIBS)
+
+$(BUILD)/tests/%_test: tests/unit/%_test.c $(OBJ)/libsluice.a
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.o %.a,$^) $(LDLIBS)
+
+deps:
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends build-essential pkg-config \
+	    libyaml-dev libcurl4-openssl-dev librdkafka-dev libzstd-dev libonig-dev zlib1g-dev \
+	    libssl-dev python3 python3-pytest openssl procps
+
+# Unit tests run under ASan + UBSan; the end-to-end tests run the sanitized
+# daemons too, so every test of the real binaries is also a memory check.
+test:
+	$(MAKE) all
+	$(MAKE) SANITIZE=1 all unit
+	SLUICE_BUILD=$(CURDIR)/build/asan python3 -m pytest -q tests/e2e
+
+unit: $(UNIT_BIN)
+	@fail=0; for t in $(UNIT_BIN); do ./$$t || fail=1; done; exit $$fail
+
+e2e: all
+	SLUICE_BUILD=$(CURDIR)/$(BUILD) python3 -m pytest -q tests/e2e
+
+bench: all
+	tests/bench/run
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/etc/sluice/patterns
+	install -m 755 $(SHIPPER) $(AGGREGATOR) $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 config/shipper.yml config/aggregator.yml $(DESTDIR)$(PREFIX)/etc/sluice/
+	if ls config/patterns/* >/dev/null 2>&1; then \
+	    install -m 644 config/patterns/* $(DESTDIR)$(PREFIX)/etc/sluice/patterns/; fi
+
+clean:
+	rm -rf build/obj build/asan build/tests build/sluice-shipper build/sluice-aggregator
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,248 @@
+/*
+ * conf.c - reads the aggregator's YAML into struct agg_conf: every section
+ * through the typed sl_cfg getters, every map finished by
+ * sl_cfg_check_unknown(), plugin names resolved against sl_plugins. Plugin
+ * options are not read here (the pipeline hands them to each plugin's init).
+ */
+#include "conf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sluice/net.h"
+
+#define KIB 1024ull
+#define MIB (1024ull * 1024ull)
+#define GIB (1024ull * 1024ull * 1024ull)
+
+/* A YAML null: `key:`, `key: ~` or `key: null`, unquoted. */
+static bool is_null(const struct sl_cfg_node *n)
+{
+    if (!n) {
+        return true;
+    }
+    if (n->type != SL_CFG_SCALAR || n->quoted) {
+        return false;
+    }
+    const char *s = n->scalar ? n->scalar : "";
+    return s[0] == '\0' || strcmp(s, "~") == 0 || strcmp(s, "null") == 0 ||
+           strcmp(s, "Null") == 0 || strcmp(s, "NULL") == 0;
+}
+
+/* A section that must be a map; a null section is treated as absent. */
+static struct sl_cfg_node *section(struct sl_cfg *cfg, struct sl_cfg_node *root, const char *key)
+{
+    struct sl_cfg_node *n = sl_cfg_get(root, key);
+    if (is_null(n)) {
+        return NULL;
+    }
+    if (!sl_cfg_is_map(cfg, n, key)) {
+        return NULL;
+    }
+    return n;
+}
+
+static void check_listen(struct sl_cfg *cfg, struct sl_cfg_node *map, const char *where,
+                         const char *key, const char *value)
+{
+    char host[256];
+    int port;
+    if (value && sl_net_split(value, host, sizeof(host), &port) != 0) {
+        sl_cfg_error(cfg, sl_cfg_get(map, key), "%s: option '%s' must be HOST:PORT, got '%s'",
+                     where, key, value);
+    }
+}
+
+static void read_ssl(struct sl_cfg *cfg, struct sl_cfg_node *input, struct agg_conf *c)
+{
+    static const char *const auth[] = {"none", "optional", "required", NULL};
+    struct sl_cfg_node *ssl = sl_cfg_get(input, "ssl");
+    if (is_null(ssl) || !sl_cfg_is_map(cfg, ssl, "input.ssl")) {
+        return;
+    }
+    char *s = NULL;
+    char **v = NULL;
+    size_t nv = 0;
+    int idx = 0;
+    sl_cfg_bool(cfg, ssl, "input.ssl", "enabled", false, &c->ssl_enabled);
+    sl_cfg_str(cfg, ssl, "input.ssl", "certificate", "", &s);
+    free(s);
+    s = NULL;
+    sl_cfg_str(cfg, ssl, "input.ssl", "key", "", &s);
+    free(s);
+    sl_cfg_strlist(cfg, ssl, "input.ssl", "certificate_authorities", &v, &nv);
+    sl_cfg_strv_free(v);
+    sl_cfg_enum(cfg, ssl, "input.ssl", "client_authentication", auth, 0, &idx);
+    sl_cfg_check_unknown(cfg, ssl, "input.ssl");
+    if (c->ssl_enabled) {
+        /* TLS on the listener is issue #4; refusing beats silently serving plaintext. */
+        sl_cfg_error(cfg, sl_cfg_get(ssl, "enabled"),
+                     "input.ssl: option 'enabled': TLS is not supported yet");
+    }
+}
+
+static void read_input(struct sl_cfg *cfg, struct sl_cfg_node *root, struct agg_conf *c)
+{
+    struct sl_cfg_node *in = section(cfg, root, "input");
+    int64_t mpw = 4;
+    uint64_t mwe = 10000;
+    sl_cfg_str(cfg, in, "input", "listen", "0.0.0.0:5044", &c->listen);
+    check_listen(cfg, in, "input", "listen", c->listen);
+    read_ssl(cfg, in, c);
+    sl_cfg_int(cfg, in, "input", "max_connections", 10000, 1, 1000000, &c->max_connections);
+    sl_cfg_duration(cfg, in, "input", "client_inactivity_timeout", 60000, 0, 86400000ull,
+                    &c->client_inactivity_ms);
+    sl_cfg_size(cfg, in, "input", "max_window_events", 10000, 1, 1000000, &mwe);
+    c->max_window_events = (uint32_t)mwe;
+    sl_cfg_size(cfg, in, "input", "max_frame_bytes", 64 * MIB, 1 * KIB, 1 * GIB,
+                &c->max_frame_bytes);
+    sl_cfg_size(cfg, in, "input", "max_window_bytes", 256 * MIB, 1 * KIB, 16 * GIB,
+                &c->max_window_bytes);
+    sl_cfg_int(cfg, in, "input", "max_pending_windows", mpw, 1, 1024, &c->max_pending_windows);
+    sl_cfg_duration(cfg, in, "input", "keepalive", 5000, 100, 30000, &c->keepalive_ms);
+    sl_cfg_check_unknown(cfg, in, "input");
+}
+
+/*
+ * Reads a list of single-key maps ({name: {options}}) into *out, resolving
+ * each name among the plugins of kind. list_name is "outputs" or "filters".
+ */
+static void read_plugins(struct sl_cfg *cfg, struct sl_cfg_node *list, const char *list_name,
+                         enum sl_plugin_kind kind, struct agg_plugin_conf **out, size_t *nout)
+{
+    const char *what = kind == SL_PLUGIN_OUTPUT ? "output" : "filter";
+    *out = NULL;
+    *nout = 0;
+    if (is_null(list)) {
+        return;
+    }
+    if (list->type != SL_CFG_SEQ) {
+        sl_cfg_error(cfg, list, "%s: must be a list of {name: {options}} maps", list_name);
+        return;
+    }
+    /* Allocated once: each entry's nullmap must not move after plugins see it. */
+    struct agg_plugin_conf *pcs = sl_calloc(list->n ? list->n : 1, sizeof(*pcs));
+    size_t n = 0;
+    for (size_t i = 0; i < list->n; i++) {
+        struct sl_cfg_node *item = list->items[i];
+        char where[64];
+        snprintf(where, sizeof(where), "%s[%zu]", list_name, i);
+        if (item->type != SL_CFG_MAP || item->n != 1) {
+            sl_cfg_error(cfg, item, "%s: each %s is a map with one key, the %s's name "
+                         "(e.g. '- %s: {...}')", where, what, what,
+                         kind == SL_PLUGIN_OUTPUT ? "file" : "grok");
+            continue;
+        }
+        const char *name = item->keys[0];
+        struct sl_cfg_node *opts = sl_cfg_get(item, name);
+        const struct sl_plugin *p = sl_plugin_find(name, kind);
+        if (!p) {
+            sl_cfg_error(cfg, item->key_nodes[0], "%s: unknown %s '%s'", where, what, name);
+            continue;
+        }
+        struct agg_plugin_conf *pc = &pcs[n];
+        pc->plugin = p;
+        snprintf(pc->id, sizeof(pc->id), "%s (%s)", where, name);
+        if (is_null(opts)) {
+            pc->nullmap.type = SL_CFG_MAP;
+            pc->nullmap.line = opts ? opts->line : item->line;
+            pc->nullmap.col = opts ? opts->col : item->col;
+            pc->opts = &pc->nullmap;
+        } else if (opts->type != SL_CFG_MAP) {
+            sl_cfg_error(cfg, opts, "%s: options must be a map", pc->id);
+            continue;
+        } else {
+            pc->opts = opts;
+        }
+        n++;
+    }
+    *out = pcs;
+    *nout = n;
+}
+
+static void read_pipeline(struct sl_cfg *cfg, struct sl_cfg_node *root, struct agg_conf *c)
+{
+    struct sl_cfg_node *pl = section(cfg, root, "pipeline");
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    sl_cfg_int(cfg, pl, "pipeline", "workers", cores > 0 ? cores : 1, 1, 1024, &c->workers);
+    sl_cfg_int(cfg, pl, "pipeline", "batch_size", 512, 1, 1000000, &c->batch_size);
+    /* Enough for several full windows in flight, small enough to bound memory. */
+    int64_t def_pending = c->batch_size * c->workers * 4;
+    sl_cfg_int(cfg, pl, "pipeline", "max_pending_events", def_pending, 1, 100000000,
+               &c->max_pending_events);
+    read_plugins(cfg, sl_cfg_get(pl, "filters"), "filters", SL_PLUGIN_FILTER, &c->filters,
+                 &c->nfilters);
+    sl_cfg_check_unknown(cfg, pl, "pipeline");
+}
+
+static void read_queue(struct sl_cfg *cfg, struct sl_cfg_node *root, struct agg_conf *c)
+{
+    static const char *const types[] = {"memory", "persisted", NULL};
+    struct sl_cfg_node *q = section(cfg, root, "queue");
+    int t = AGG_QUEUE_MEMORY;
+    sl_cfg_enum(cfg, q, "queue", "type", types, AGG_QUEUE_MEMORY, &t);
+    c->queue_type = (enum agg_queue_type)t;
+    sl_cfg_str(cfg, q, "queue", "path", "/var/lib/sluice/queue", &c->queue_path);
+    sl_cfg_size(cfg, q, "queue", "max_bytes", 1 * GIB, 1 * MIB, UINT64_MAX, &c->queue_max_bytes);
+    sl_cfg_check_unknown(cfg, q, "queue");
+    if (c->queue_type == AGG_QUEUE_PERSISTED) {
+        sl_cfg_error(cfg, sl_cfg_get(q, "type"),
+                     "queue: option 'type': 'persisted' is not supported yet (use 'memory')");
+    }
+}
+
+static int finish(struct agg_conf *c, int rc)
+{
+    struct sl_cfg *cfg = &c->cfg;
+    struct sl_cfg_node *root = cfg->root;
+    if (rc == 0 && root) {
+        read_input(cfg, root, c);
+        read_pipeline(cfg, root, c);
+        struct sl_cfg_node *outs = sl_cfg_get(root, "outputs");
+        read_plugins(cfg, outs, "outputs", SL_PLUGIN_OUTPUT, &c->outputs, &c->noutputs);
+        if (is_null(outs)) {
+            sl_cfg_error(cfg, outs, "outputs: at least one output is required");
+        } else if (outs->type == SL_CFG_SEQ && outs->n == 0) {
+            sl_cfg_error(cfg, outs, "outputs: at least one output is required");
+        }
+        read_queue(cfg, root, c);
+        struct sl_cfg_node *m = section(cfg, root, "metrics");
+        sl_cfg_str(cfg, m, "metrics", "listen", "127.0.0.1:9600", &c->metrics_listen);
+        check_listen(cfg, m, "metrics", "listen", c->metrics_listen);
+        sl_cfg_check_unknown(cfg, m, "metrics");
+        sl_cfg_duration(cfg, root, "", "shutdown_timeout", 10000, 0, 3600000,
+                        &c->shutdown_timeout_ms);
+        sl_cfg_check_unknown(cfg, root, "");
+    } else if (rc == 0) {
+        sl_cfg_error(cfg, NULL, "the configuration is empty (at least one output is required)");
+    }
+    return cfg->nerrors ? SL_EINVAL : 0;
+}
+
+int agg_conf_load(struct agg_conf *c, const char *path)
+{
+    memset(c, 0, sizeof(*c));
+    return finish(c, sl_cfg_load(&c->cfg, path));
+}
+
+int agg_conf_load_string(struct agg_conf *c, const char *name, const char *text)
+{
+    memset(c, 0, sizeof(*c));
+    return finish(c, sl_cfg_load_string(&c->cfg, name, text, strlen(text)));
+}
+
+void agg_conf_free(struct agg_conf *c)
+{
+    if (!c) {
+        return;
+    }
+    free(c->listen);
+    free(c->filters);
+    free(c->outputs);
+    free(c->queue_path);
+    free(c->metrics_listen);
+    sl_cfg_free(&c->cfg);
+    memset(c, 0, sizeof(*c));
+}

@@ -1,0 +1,68 @@
+/*
+ * conf.h - the aggregator's configuration (SPEC §4): the input (Lumberjack
+ * listener), the pipeline (workers, filters), the outputs, the queue, metrics
+ * and shutdown. This module checks structure, types, ranges and unknown keys,
+ * and resolves each filter/output name to a compiled-in plugin; the plugins'
+ * own options are checked later, when the pipeline instantiates them
+ * (agg_pipeline_new), and record their errors into the same sl_cfg, so
+ * `-t` reports every problem of the file in one run.
+ */
+#ifndef SLUICE_AGG_CONF_H
+#define SLUICE_AGG_CONF_H
+
+#include "sluice/config.h"
+#include "sluice/plugin.h"
+
+/* One entry of `pipeline.filters` or `outputs`: a single-key map {name: {options}}. */
+struct agg_plugin_conf {
+    const struct sl_plugin *plugin;
+    struct sl_cfg_node *opts;    /* the options map, borrowed from agg_conf.cfg; never NULL */
+    struct sl_cfg_node nullmap;  /* stands in for options written as null (`- stdout:`), so
+                                  * plugins still have a position to report errors at */
+    char id[96];                 /* "outputs[1] (kafka)": messages and sl_plugin_env.id */
+};
+
+enum agg_queue_type { AGG_QUEUE_MEMORY = 0, AGG_QUEUE_PERSISTED };
+
+struct agg_conf {
+    struct sl_cfg cfg;             /* the parsed file; errors accumulate in cfg.errors */
+
+    /* input */
+    char *listen;                  /* "0.0.0.0:5044" */
+    bool ssl_enabled;              /* always false in this release (true is an error) */
+    int64_t max_connections;
+    uint64_t client_inactivity_ms;
+    uint32_t max_window_events;    /* extension: events one W frame may announce */
+    uint64_t max_frame_bytes;      /* extension: one frame's payload */
+    uint64_t max_window_bytes;     /* extension: a window's JSON bytes (after inflating) */
+    int64_t max_pending_windows;   /* extension: windows of one connection in the pipeline */
+    uint64_t keepalive_ms;         /* extension: ACK 0 period while a window is pending */
+
+    /* pipeline */
+    int64_t workers;
+    int64_t batch_size;
+    int64_t max_pending_events;    /* extension: events in the pipeline before reads pause */
+    size_t nfilters;
+    struct agg_plugin_conf *filters;
+    size_t noutputs;
+    struct agg_plugin_conf *outputs;
+
+    /* queue */
+    enum agg_queue_type queue_type;
+    char *queue_path;
+    uint64_t queue_max_bytes;
+
+    char *metrics_listen;          /* "127.0.0.1:9600" */
+    uint64_t shutdown_timeout_ms;
+};
+
+/*
+ * Loads and checks path into *c (which need not be initialised). Returns 0,
+ * or SL_EINVAL with every problem in c->cfg.errors. Always agg_conf_free().
+ */
+int agg_conf_load(struct agg_conf *c, const char *path);
+/* Same from memory (tests); name appears in messages. */
+int agg_conf_load_string(struct agg_conf *c, const char *name, const char *text);
+void agg_conf_free(struct agg_conf *c);
+
+#endif

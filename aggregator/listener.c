@@ -1,0 +1,888 @@
+/*
+ * listener.c - the Lumberjack server: one connection per client, each with its
+ * own incremental decoder, a window being assembled (cur) and a FIFO of
+ * windows handed to the pipeline (head..tail) whose ACKs must leave in order.
+ *
+ * Lifetimes. A connection is referenced by the loop while open and by each of
+ * its windows while that window is in a pipeline; it is freed when the last
+ * reference goes. Closing (protocol error, peer gone, failed delivery) stops
+ * all I/O at once, but a window still in a pipeline stays allocated until its
+ * completion arrives and finds the connection closed: outputs borrow the
+ * window's events until then, so it cannot be freed earlier.
+ *
+ * Flow control. Nothing is buffered beyond one frame: when a connection has
+ * too many windows pending, or the pipeline too many events, its fd loses
+ * SL_READ and its decoder is not asked for more frames. When completions bring
+ * the counts down, the connections are resumed, and frames the decoder already
+ * holds are decoded from a zero-delay timer (not from inside the completion,
+ * which may itself run inside a submit from a decode loop).
+ *
+ * Not here: TLS (issue #4), event enrichment (peer address in @metadata).
+ */
+#include "listener.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "sluice/buf.h"
+#include "sluice/json.h"
+#include "sluice/log.h"
+#include "sluice/lumberjack.h"
+#include "sluice/net.h"
+
+#define READ_CHUNK 65536
+#define READS_PER_WAKE 16       /* then let other connections have a turn */
+#define ACCEPTS_PER_WAKE 64
+#define OUT_MAX 65536           /* ACK bytes queued for a client that does not read */
+#define ACCEPT_PAUSE_MS 100     /* after EMFILE: level-triggered accept would spin */
+#define JSON_MAX_DEPTH 64
+
+enum reason {
+    R_FRAME,        /* decoder: bad version/type/length, bad zlib/zstd */
+    R_LIMIT,        /* decoder: window, frame or inflated size cap */
+    R_JSON,         /* a J frame that is not one JSON object */
+    R_JSON_DEPTH,   /* nesting deeper than JSON_MAX_DEPTH */
+    R_WINDOW_BYTES, /* a window's JSON bytes over input.max_window_bytes */
+    R_UNEXPECTED,   /* a data frame outside any window */
+    R_ACK_BACKLOG,  /* the client does not read its ACKs */
+    R_COUNT
+};
+
+static const char *const reason_names[R_COUNT] = {
+    "invalid_frame", "limit", "invalid_json", "json_depth", "window_bytes",
+    "unexpected_frame", "ack_backlog",
+};
+
+struct conn;
+
+struct window {
+    struct conn *c;
+    struct window *next;
+    char version;           /* of the W frame; the ACK carries it back */
+    uint32_t expected;      /* N announced by W */
+    uint32_t last_seq;      /* seq of the last J frame: what the ACK says */
+    uint64_t bytes;         /* JSON bytes so far, for max_window_bytes */
+    struct sl_batch batch;  /* events[0..n), owned */
+    size_t cap;
+    uint64_t submit_ms;
+    bool done;
+    int status;
+};
+
+struct conn {
+    struct agg_listener *l;
+    struct conn *prev, *next;
+    int fd;
+    char peer[INET6_ADDRSTRLEN + 8];
+    struct sl_lj_decoder *dec;
+    struct sl_buf out;       /* ACK bytes not yet written */
+    struct window *cur;      /* being assembled */
+    struct window *head;     /* handed to the pipeline, in arrival order */
+    struct window *tail;
+    size_t npending;         /* windows in the FIFO not yet done */
+    int refs;
+    unsigned interest;
+    bool closed;
+    bool zombie;             /* closed, on l->zombies until its windows come back */
+    bool eof;                /* the client finished sending; answer, then close */
+    bool kick;               /* resumed with frames already in the decoder */
+    uint64_t last_io;
+    uint64_t last_write;
+};
+
+struct agg_listener {
+    struct sl_loop *loop;
+    struct agg_pipeline *pipeline;
+    int fd;
+    int port;
+    struct conn *conns;      /* open */
+    size_t nconns;
+    struct conn *zombies;    /* closed with windows still in a pipeline */
+    bool draining;
+    struct sl_timer *tick;
+    struct sl_timer *kick_timer;
+    struct sl_timer *accept_timer;
+
+    /* settings (agg_listener_apply) */
+    int64_t max_connections;
+    uint64_t inactivity_ms;
+    uint64_t keepalive_ms;
+    size_t max_pending_windows;
+    uint64_t max_pending_events;
+    uint64_t max_window_bytes;
+    struct sl_lj_limits limits;
+
+    uint64_t pending_events;  /* in pipelines, not yet answered */
+    size_t pending_windows;
+
+    struct sl_metrics *metrics;
+    struct sl_metric *m_conns;
+    struct sl_metric *m_rejected;
+    struct sl_metric *m_received;
+    struct sl_metric *m_acked;
+    struct sl_metric *m_windows;
+    struct sl_metric *m_queue;
+    struct sl_metric *m_failed;
+    struct sl_metric *m_proto[R_COUNT];  /* created on first use */
+};
+
+static void conn_process(struct conn *c);
+static void conn_update(struct conn *c);
+
+/* ---- windows ---- */
+
+static struct window *window_new(struct conn *c, char version, uint32_t expected)
+{
+    struct window *w = sl_calloc(1, sizeof(*w));
+    w->c = c;
+    w->version = version;
+    w->expected = expected;
+    return w;
+}
+
+static void window_free(struct window *w)
+{
+    if (!w) {
+        return;
+    }
+    for (size_t i = 0; i < w->batch.n; i++) {
+        sl_value_clear(&w->batch.events[i]);
+    }
+    free(w->batch.events);
+    free(w);
+}
+
+/* Takes ownership of ev (moved into the window). */
+static void window_push(struct window *w, struct sl_value *ev)
+{
+    if (w->batch.n == w->cap) {
+        /* Grow towards N, not to N at once: a W frame alone costs the client nothing. */
+        size_t cap = w->cap ? w->cap * 2 : 16;
+        if (cap > w->expected) {
+            cap = w->expected;
+        }
+        w->batch.events = sl_realloc(w->batch.events, cap * sizeof(*w->batch.events));
+        w->cap = cap;
+    }
+    w->batch.events[w->batch.n++] = *ev;
+    memset(ev, 0, sizeof(*ev));
+}
+
+static void fifo_push(struct conn *c, struct window *w)
+{
+    w->next = NULL;
+    if (c->tail) {
+        c->tail->next = w;
+    } else {
+        c->head = w;
+    }
+    c->tail = w;
+}
+
+static void fifo_remove(struct conn *c, struct window *w)
+{
+    struct window *prev = NULL;
+    for (struct window *x = c->head; x; prev = x, x = x->next) {
+        if (x == w) {
+            if (prev) {
+                prev->next = x->next;
+            } else {
+                c->head = x->next;
+            }
+            if (c->tail == x) {
+                c->tail = prev;
+            }
+            return;
+        }
+    }
+}
+
+/* ---- connections ---- */
+
+static void conn_ref(struct conn *c)
+{
+    c->refs++;
+}
+
+static void list_add(struct conn **list, struct conn *c)
+{
+    c->prev = NULL;
+    c->next = *list;
+    if (*list) {
+        (*list)->prev = c;
+    }
+    *list = c;
+}
+
+static void list_del(struct conn **list, struct conn *c)
+{
+    if (c->prev) {
+        c->prev->next = c->next;
+    } else {
+        *list = c->next;
+    }
+    if (c->next) {
+        c->next->prev = c->prev;
+    }
+}
+
+static void conn_unref(struct conn *c)
+{
+    if (--c->refs > 0) {
+        return;
+    }
+    /* Only a closed connection loses its last reference (open holds one). */
+    if (c->zombie) {
+        list_del(&c->l->zombies, c);
+    }
+    free(c);
+}
+
+static void conn_close(struct conn *c)
+{
+    if (c->closed) {
+        return;
+    }
+    struct agg_listener *l = c->l;
+    c->closed = true;
+    sl_loop_del_fd(l->loop, c->fd);
+    close(c->fd);
+    c->fd = -1;
+    sl_lj_decoder_free(c->dec);
+    c->dec = NULL;
+    sl_buf_free(&c->out);
+    window_free(c->cur);
+    c->cur = NULL;
+    /* Windows already answered can go; those in a pipeline are freed by their completion. */
+    struct window *w = c->head;
+    while (w) {
+        struct window *next = w->next;
+        if (w->done) {
+            fifo_remove(c, w);
+            window_free(w);
+        }
+        w = next;
+    }
+    list_del(&l->conns, c);
+    if (c->npending > 0) {
+        /* Kept where agg_listener_free can find it, should its windows never come back. */
+        c->zombie = true;
+        list_add(&l->zombies, c);
+    }
+    l->nconns--;
+    sl_gauge_set(l->m_conns, (double)l->nconns);
+    sl_debug("%s: connection closed", c->peer);
+    conn_unref(c);
+}
+
+SL_PRINTF(3, 4)
+static void protocol_error(struct conn *c, enum reason r, const char *fmt, ...)
+{
+    struct agg_listener *l = c->l;
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (!l->m_proto[r]) {
+        const char *labels[] = {"reason", reason_names[r], NULL};
+        l->m_proto[r] = sl_metrics_counter(l->metrics, "sluice_aggregator_protocol_errors_total",
+                                           "Lumberjack protocol errors, by reason; each closed "
+                                           "its connection.", labels);
+    }
+    sl_counter_inc(l->m_proto[r]);
+    sl_warn("%s: protocol error (%s): %s; closing the connection without ACK", c->peer,
+            reason_names[r], msg);
+    conn_close(c);
+}
+
+static bool can_read(const struct conn *c)
+{
+    const struct agg_listener *l = c->l;
+    return !c->closed && !c->eof && !l->draining && c->npending < l->max_pending_windows &&
+           l->pending_events < l->max_pending_events;
+}
+
+/* Closes a connection that has nothing left to say once its client is done or we stop. */
+static void maybe_finish(struct conn *c)
+{
+    if (!c->closed && (c->eof || c->l->draining) && c->npending == 0 && !c->head &&
+        c->out.len == 0) {
+        conn_close(c);
+    }
+}
+
+static void conn_flush(struct conn *c)
+{
+    while (!c->closed && c->out.len > 0) {
+        ssize_t r = send(c->fd, c->out.data, c->out.len, MSG_NOSIGNAL);
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            break;
+        }
+        if (r < 0) {
+            sl_info("%s: write failed: %s; closing the connection", c->peer, strerror(errno));
+            conn_close(c);
+            return;
+        }
+        sl_buf_consume(&c->out, (size_t)r);
+        c->last_io = c->last_write = sl_now_ms();
+    }
+}
+
+static void queue_ack(struct conn *c, char version, uint32_t seq)
+{
+    if (sl_lj_put_ack(&c->out, version, seq) != 0) {
+        protocol_error(c, R_ACK_BACKLOG, "%zu bytes of ACKs not read by the client",
+                       c->out.len);
+    }
+}
+
+/* Sends the ACKs of the windows at the head of the FIFO that are done, in order. */
+static void flush_acks(struct conn *c)
+{
+    struct agg_listener *l = c->l;
+    while (!c->closed && c->head && c->head->done) {
+        struct window *w = c->head;
+        c->head = w->next;
+        if (!c->head) {
+            c->tail = NULL;
+        }
+        if (w->status != SL_OK) {
+            /* No ACK: closing makes the client resend the window (at least once). */
+            sl_warn("%s: a window of %zu events was not delivered; closing the connection so "
+                    "the client resends it", c->peer, w->batch.n);
+            window_free(w);
+            conn_close(c);
+            return;
+        }
+        queue_ack(c, w->version, w->last_seq);
+        sl_counter_add(l->m_acked, w->batch.n);
+        window_free(w);
+    }
+    conn_flush(c);
+}
+
+static void kick_fire(struct sl_loop *loop, void *arg)
+{
+    struct agg_listener *l = arg;
+    l->kick_timer = NULL;  /* one-shot: the loop frees it after this returns */
+    struct conn *next;
+    for (struct conn *c = l->conns; c; c = next) {
+        conn_ref(c);
+        if (c->kick && can_read(c)) {
+            c->kick = false;
+            conn_process(c);
+            conn_update(c);
+        }
+        next = c->next;  /* read after processing: c may have closed (it keeps next) */
+        conn_unref(c);
+    }
+}
+
+/* Re-arms reading when the connection may read again, and decodes what is buffered. */
+static void conn_resume(struct conn *c)
+{
+    struct agg_listener *l = c->l;
+    if (c->closed) {
+        return;
+    }
+    conn_update(c);
+    if (can_read(c) && c->dec && sl_lj_decoder_buffered(c->dec) > 0) {
+        c->kick = true;
+        if (!l->kick_timer) {
+            l->kick_timer = sl_loop_timer(l->loop, 0, false, kick_fire, l);
+        }
+    }
+}
+
+/* The pipeline's verdict on a window. */
+static void window_done(void *arg, int status)
+{
+    struct window *w = arg;
+    struct conn *c = w->c;
+    struct agg_listener *l = c->l;
+    size_t n = w->batch.n;
+    bool was_blocked = l->pending_events >= l->max_pending_events;
+    w->done = true;
+    w->status = status;
+    c->npending--;
+    l->pending_windows--;
+    l->pending_events -= n;
+    sl_gauge_add(l->m_queue, -(double)n);
+    if (status != SL_OK) {
+        sl_counter_inc(l->m_failed);
+    }
+    if (c->closed) {
+        fifo_remove(c, w);
+        window_free(w);
+    } else {
+        flush_acks(c);  /* frees w when it reaches the head */
+        conn_resume(c);
+        maybe_finish(c);
+    }
+    if (was_blocked && l->pending_events < l->max_pending_events) {
+        for (struct conn *o = l->conns; o; o = o->next) {
+            conn_resume(o);
+        }
+    }
+    conn_unref(c);  /* the window's reference */
+}
+
+static void submit_window(struct conn *c)
+{
+    struct agg_listener *l = c->l;
+    struct window *w = c->cur;
+    c->cur = NULL;
+    fifo_push(c, w);
+    w->submit_ms = sl_now_ms();
+    if (w->batch.n == 0) {
+        /* A window cut short before its first event: nothing to deliver, ACK 0. */
+        w->done = true;
+        w->status = SL_OK;
+        flush_acks(c);
+        return;
+    }
+    c->npending++;
+    l->pending_windows++;
+    l->pending_events += w->batch.n;
+    sl_gauge_add(l->m_queue, (double)w->batch.n);
+    conn_ref(c);
+    agg_pipeline_submit(l->pipeline, &w->batch, window_done, w);
+}
+
+static void on_window(struct conn *c, const struct sl_lj_frame *f)
+{
+    sl_counter_inc(c->l->m_windows);
+    if (c->cur) {
+        /* What Logstash does: the partial window is a batch of its own, ACKed as such. */
+        sl_warn("%s: new window before the previous one was complete (%zu of %u events); "
+                "delivering the partial window", c->peer, c->cur->batch.n, c->cur->expected);
+        submit_window(c);
+        if (c->closed) {
+            return;
+        }
+    }
+    c->cur = window_new(c, f->version, f->value);
+    if (f->value == 0) {
+        /* W=0: an empty batch, answered with ACK 0 (in order behind pending windows). */
+        submit_window(c);
+    }
+}
+
+static void on_json(struct conn *c, const struct sl_lj_frame *f)
+{
+    struct agg_listener *l = c->l;
+    struct window *w = c->cur;
+    if (!w) {
+        protocol_error(c, R_UNEXPECTED, "data frame (seq %u) outside a window", f->value);
+        return;
+    }
+    w->bytes += f->len;
+    if (w->bytes > l->max_window_bytes) {
+        protocol_error(c, R_WINDOW_BYTES, "window exceeds max_window_bytes (%llu)",
+                       (unsigned long long)l->max_window_bytes);
+        return;
+    }
+    struct sl_value ev = {0};
+    struct sl_json_limits lim = {.max_depth = JSON_MAX_DEPTH};
+    char err[128] = "";
+    int rc = sl_json_parse(f->data, f->len, &ev, &lim, err, sizeof(err));
+    if (rc != 0) {
+        protocol_error(c, rc == SL_ELIMIT ? R_JSON_DEPTH : R_JSON, "event seq %u: %s", f->value,
+                       err);
+        return;
+    }
+    if (ev.type != SL_V_OBJECT) {
+        sl_value_clear(&ev);
+        protocol_error(c, R_JSON, "event seq %u is not a JSON object", f->value);
+        return;
+    }
+    sl_counter_inc(l->m_received);
+    window_push(w, &ev);
+    w->last_seq = f->value;
+    if (w->batch.n == w->expected) {
+        submit_window(c);
+    }
+}
+
+/* Decodes buffered frames while the connection may take more. */
+static void conn_process(struct conn *c)
+{
+    while (can_read(c)) {
+        struct sl_lj_frame f;
+        int rc = sl_lj_decoder_next(c->dec, &f);
+        if (rc == 0) {
+            return;
+        }
+        if (rc < 0) {
+            protocol_error(c, rc == SL_ELIMIT ? R_LIMIT : R_FRAME, "%s",
+                           sl_lj_decoder_error(c->dec));
+            return;
+        }
+        if (f.type == SL_LJ_WINDOW) {
+            on_window(c, &f);
+        } else {
+            on_json(c, &f);
+        }
+    }
+}
+
+static void conn_read(struct conn *c)
+{
+    char buf[READ_CHUNK];
+    size_t feed_max = (size_t)c->l->limits.max_frame + 16;
+    for (int i = 0; i < READS_PER_WAKE && can_read(c); i++) {
+        size_t buffered = sl_lj_decoder_buffered(c->dec);
+        size_t want = buffered < feed_max ? SL_MIN(sizeof(buf), feed_max - buffered) : 0;
+        if (want == 0) {
+            /* Cannot happen with a decoder that returns every whole frame. */
+            protocol_error(c, R_LIMIT, "decoder holds %zu bytes without a whole frame",
+                           buffered);
+            return;
+        }
+        ssize_t r = recv(c->fd, buf, want, 0);
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            return;
+        }
+        if (r < 0) {
+            sl_info("%s: read failed: %s; closing the connection", c->peer, strerror(errno));
+            conn_close(c);
+            return;
+        }
+        if (r == 0) {
+            /* The client is done sending; windows it waits for still get their ACK. */
+            sl_debug("%s: end of stream", c->peer);
+            c->eof = true;
+            window_free(c->cur);
+            c->cur = NULL;
+            maybe_finish(c);
+            return;
+        }
+        c->last_io = sl_now_ms();
+        int rc = sl_lj_decoder_feed(c->dec, buf, (size_t)r);
+        if (rc < 0) {
+            protocol_error(c, R_LIMIT, "%s", sl_lj_decoder_error(c->dec));
+            return;
+        }
+        conn_process(c);
+        if ((size_t)r < want) {
+            return;  /* the socket is drained */
+        }
+    }
+}
+
+/* Sets the fd's interest from the connection's state. */
+static void conn_update(struct conn *c)
+{
+    if (c->closed) {
+        return;
+    }
+    unsigned want = (can_read(c) ? SL_READ : 0) | (c->out.len ? SL_WRITE : 0);
+    if (want != c->interest && sl_loop_mod_fd(c->l->loop, c->fd, want) == 0) {
+        c->interest = want;
+    }
+}
+
+static void on_conn_io(struct sl_loop *loop, int fd, unsigned events, void *arg)
+{
+    struct conn *c = arg;
+    conn_ref(c);
+    if (events & SL_WRITE) {
+        conn_flush(c);
+    }
+    if (events & SL_READ) {
+        if (can_read(c)) {
+            conn_read(c);
+        }
+    } else if ((events & SL_HUP) && !c->closed) {
+        /* Reset or error with no read interest: nothing more can be said on it. */
+        sl_info("%s: connection reset; closing it", c->peer);
+        conn_close(c);
+    }
+    maybe_finish(c);
+    conn_update(c);
+    conn_unref(c);
+}
+
+static void peer_name(int fd, char *out, size_t outlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    char ip[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0) {
+        if (ss.ss_family == AF_INET) {
+            struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+            inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
+            port = ntohs(s4->sin_port);
+        } else if (ss.ss_family == AF_INET6) {
+            struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+            inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
+            port = ntohs(s6->sin6_port);
+            snprintf(out, outlen, "[%s]:%d", ip, port);
+            return;
+        }
+    }
+    snprintf(out, outlen, "%s:%d", ip, port);
+}
+
+static void conn_new(struct agg_listener *l, int fd)
+{
+    struct conn *c = sl_calloc(1, sizeof(*c));
+    c->l = l;
+    c->fd = fd;
+    c->refs = 1;
+    peer_name(fd, c->peer, sizeof(c->peer));
+    c->dec = sl_lj_decoder_new(&l->limits);
+    sl_buf_init(&c->out, OUT_MAX);
+    c->last_io = c->last_write = sl_now_ms();
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));  /* ACKs are tiny and urgent */
+    if (sl_loop_add_fd(l->loop, fd, SL_READ, on_conn_io, c) != 0) {
+        sl_lj_decoder_free(c->dec);
+        sl_buf_free(&c->out);
+        close(fd);
+        free(c);
+        return;
+    }
+    c->interest = SL_READ;
+    list_add(&l->conns, c);
+    l->nconns++;
+    sl_gauge_set(l->m_conns, (double)l->nconns);
+    sl_debug("%s: connection accepted", c->peer);
+}
+
+static void accept_resume(struct sl_loop *loop, void *arg)
+{
+    struct agg_listener *l = arg;
+    l->accept_timer = NULL;
+    if (l->fd >= 0) {
+        sl_loop_mod_fd(loop, l->fd, SL_READ);
+    }
+}
+
+static void on_accept(struct sl_loop *loop, int fd, unsigned events, void *arg)
+{
+    struct agg_listener *l = arg;
+    for (int i = 0; i < ACCEPTS_PER_WAKE; i++) {
+        int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (cfd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) {
+                continue;
+            }
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                sl_error("accept: %s; pausing accepts for %d ms", strerror(errno),
+                         ACCEPT_PAUSE_MS);
+                sl_loop_mod_fd(loop, fd, 0);
+                if (!l->accept_timer) {
+                    l->accept_timer = sl_loop_timer(loop, ACCEPT_PAUSE_MS, false,
+                                                    accept_resume, l);
+                }
+            } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                sl_error("accept: %s", strerror(errno));
+            }
+            return;
+        }
+        if ((int64_t)l->nconns >= l->max_connections) {
+            char peer[INET6_ADDRSTRLEN + 8];
+            peer_name(cfd, peer, sizeof(peer));
+            sl_warn("%s: refused: max_connections (%lld) reached", peer,
+                    (long long)l->max_connections);
+            sl_counter_inc(l->m_rejected);
+            close(cfd);
+            continue;
+        }
+        conn_new(l, cfd);
+    }
+}
+
+/* Keepalives for connections waiting on the pipeline; idle connections closed. */
+static void on_tick(struct sl_loop *loop, void *arg)
+{
+    struct agg_listener *l = arg;
+    uint64_t now = sl_now_ms();
+    struct conn *next;
+    for (struct conn *c = l->conns; c; c = next) {
+        next = c->next;
+        if (c->npending > 0 && c->out.len == 0) {
+            uint64_t since = SL_MAX(c->last_write, c->head ? c->head->submit_ms : 0);
+            if (now - since >= l->keepalive_ms) {
+                /* ACK 0 only resets the client's timeout (PROTOCOL.md §2). */
+                queue_ack(c, c->head ? c->head->version : SL_LJ_V2, 0);
+                conn_ref(c);
+                conn_flush(c);
+                conn_update(c);
+                conn_unref(c);
+            }
+        } else if (l->inactivity_ms && c->npending == 0 && !c->head &&
+                   now - c->last_io >= l->inactivity_ms) {
+            sl_info("%s: no traffic for %llu ms (client_inactivity_timeout); closing", c->peer,
+                    (unsigned long long)(now - c->last_io));
+            conn_close(c);
+        }
+    }
+}
+
+static uint64_t tick_ms(const struct agg_listener *l)
+{
+    uint64_t t = 1000;
+    t = SL_MIN(t, l->keepalive_ms / 2);
+    if (l->inactivity_ms) {
+        t = SL_MIN(t, l->inactivity_ms / 4);
+    }
+    return SL_MAX(t, (uint64_t)20);
+}
+
+void agg_listener_apply(struct agg_listener *l, const struct agg_conf *conf)
+{
+    l->max_connections = conf->max_connections;
+    l->inactivity_ms = conf->client_inactivity_ms;
+    l->keepalive_ms = conf->keepalive_ms;
+    l->max_pending_windows = (size_t)conf->max_pending_windows;
+    l->max_pending_events = (uint64_t)conf->max_pending_events;
+    l->max_window_bytes = conf->max_window_bytes;
+    /* Decoder limits apply to connections accepted from now on. */
+    l->limits.max_window = conf->max_window_events;
+    l->limits.max_frame = (uint32_t)SL_MIN(conf->max_frame_bytes, (uint64_t)UINT32_MAX - 64);
+    l->limits.max_inflated = conf->max_window_bytes;
+    if (l->tick) {
+        sl_timer_reset(l->tick, tick_ms(l));
+    }
+    for (struct conn *c = l->conns; c; c = c->next) {
+        conn_resume(c);  /* the pending limits may have grown */
+    }
+}
+
+struct agg_listener *agg_listener_new(struct sl_loop *loop, const struct agg_conf *conf,
+                                      struct sl_metrics *metrics, struct agg_pipeline *pipeline)
+{
+    int fd = sl_net_listen(conf->listen, 1024);
+    if (fd < 0) {
+        return NULL;  /* sl_net_listen logged why */
+    }
+    struct agg_listener *l = sl_calloc(1, sizeof(*l));
+    l->loop = loop;
+    l->fd = fd;
+    l->port = sl_net_local_port(fd);
+    l->pipeline = pipeline;
+    l->metrics = metrics;
+    l->m_conns = sl_metrics_gauge(metrics, "sluice_aggregator_connections",
+                                  "Open Lumberjack connections.", NULL);
+    l->m_rejected = sl_metrics_counter(metrics, "sluice_aggregator_connections_rejected_total",
+                                       "Connections closed at once: max_connections reached.",
+                                       NULL);
+    l->m_received = sl_metrics_counter(metrics, "sluice_aggregator_events_received_total",
+                                       "Events decoded from Lumberjack windows.", NULL);
+    l->m_acked = sl_metrics_counter(metrics, "sluice_aggregator_events_acked_total",
+                                    "Events acknowledged to clients after every output took them.",
+                                    NULL);
+    l->m_windows = sl_metrics_counter(metrics, "sluice_aggregator_windows_total",
+                                      "Lumberjack windows (W frames) received.", NULL);
+    l->m_queue = sl_metrics_gauge(metrics, "sluice_aggregator_queue_events",
+                                  "Events inside the pipeline, not yet acknowledged.", NULL);
+    l->m_failed = sl_metrics_counter(metrics, "sluice_aggregator_windows_failed_total",
+                                     "Windows an output did not accept (not ACKed; the client "
+                                     "resends them).", NULL);
+    agg_listener_apply(l, conf);
+    if (sl_loop_add_fd(loop, fd, SL_READ, on_accept, l) != 0) {
+        close(fd);
+        free(l);
+        return NULL;
+    }
+    l->tick = sl_loop_timer(loop, tick_ms(l), true, on_tick, l);
+    return l;
+}
+
+int agg_listener_port(const struct agg_listener *l)
+{
+    return l->port;
+}
+
+void agg_listener_set_pipeline(struct agg_listener *l, struct agg_pipeline *p)
+{
+    l->pipeline = p;
+}
+
+void agg_listener_drain(struct agg_listener *l)
+{
+    if (l->draining) {
+        return;
+    }
+    l->draining = true;
+    if (l->fd >= 0) {
+        sl_loop_del_fd(l->loop, l->fd);
+        close(l->fd);
+        l->fd = -1;
+    }
+    struct conn *next;
+    for (struct conn *c = l->conns; c; c = next) {
+        next = c->next;
+        /* A window not complete is not delivered: the client resends it elsewhere. */
+        window_free(c->cur);
+        c->cur = NULL;
+        conn_update(c);
+        maybe_finish(c);
+    }
+}
+
+size_t agg_listener_pending(const struct agg_listener *l)
+{
+    return l->pending_windows;
+}
+
+bool agg_listener_drained(const struct agg_listener *l)
+{
+    return l->draining && l->nconns == 0;
+}
+
+void agg_listener_free(struct agg_listener *l)
+{
+    if (!l) {
+        return;
+    }
+    /* Windows still pending belong to pipelines already freed (which dropped their jobs
+     * without completing them): nothing will answer them, so they are freed here. */
+    while (l->conns || l->zombies) {
+        struct conn *c = l->conns ? l->conns : l->zombies;
+        conn_ref(c);
+        conn_close(c);
+        struct window *w = c->head;
+        int orphans = 0;
+        while (w) {
+            struct window *next = w->next;
+            orphans += !w->done;
+            window_free(w);
+            w = next;
+        }
+        c->head = c->tail = NULL;
+        c->npending = 0;
+        if (c->zombie) {
+            c->zombie = false;
+            list_del(&l->zombies, c);
+        }
+        c->refs -= orphans;
+        conn_unref(c);
+    }
+    if (l->fd >= 0) {
+        sl_loop_del_fd(l->loop, l->fd);
+        close(l->fd);
+    }
+    sl_timer_cancel(l->tick);
+    sl_timer_cancel(l->kick_timer);
+    sl_timer_cancel(l->accept_timer);
+    free(l);
+}

@@ -1,0 +1,286 @@
+/*
+ * main.c - sluice-aggregator: reads the configuration, builds the pipeline
+ * (filters and outputs), serves Lumberjack on input.listen and Prometheus
+ * metrics on metrics.listen, all on one event loop.
+ *
+ * Signals: SIGTERM/SIGINT drain (stop reading, let pending windows be
+ * delivered and ACKed within shutdown_timeout, then exit 0); a second one
+ * exits at once. SIGHUP reopens output files and reloads the configuration:
+ * a valid one gets a new pipeline for new windows while windows in flight
+ * finish on the old one (freed once idle); an invalid one is logged and the
+ * running configuration stays.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf.h"
+#include "listener.h"
+#include "pipeline.h"
+#include "sluice/cli.h"
+#include "sluice/http.h"
+#include "sluice/log.h"
+#include "sluice/loop.h"
+#include "sluice/metrics.h"
+#include "sluice/net.h"
+
+#define PROGRAM "sluice-aggregator"
+#define DEFAULT_CONFIG "/etc/sluice/aggregator.yml"
+#define STOP_POLL_MS 20
+#define GC_MS 1000
+
+struct agg {
+    const char *config_path;
+    struct sl_loop *loop;
+    struct sl_metrics *metrics;
+    struct sl_http *http;
+    struct agg_listener *listener;
+    struct agg_conf conf;             /* the configuration running now */
+    char *bound_listen;               /* what the listener and the HTTP server are bound */
+    char *bound_metrics;              /*   to: a reload cannot move them */
+    struct agg_pipeline *pipeline;    /* gets new windows */
+    struct agg_pipeline **retired;    /* replaced by reloads, finishing their batches */
+    size_t nretired;
+    bool stopping;
+    uint64_t deadline;
+    struct sl_timer *stop_timer;
+    struct sl_timer *gc_timer;
+    struct sl_metric *m_reloads_ok;
+    struct sl_metric *m_reloads_failed;
+};
+
+/* Loads path into *conf and builds its pipeline; NULL with the errors in conf->cfg. */
+static struct agg_pipeline *load(struct agg *a, const char *path, struct agg_conf *conf)
+{
+    if (agg_conf_load(conf, path) != 0) {
+        return NULL;
+    }
+    return agg_pipeline_new(conf, a->loop, a->metrics);
+}
+
+static void log_errors(const struct sl_cfg *cfg)
+{
+    const char *p = cfg->errors.data;
+    const char *end = p ? p + cfg->errors.len : NULL;
+    while (p && p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        sl_error("%.*s", (int)n, p);
+        p += n + 1;
+    }
+}
+
+/* "host:port" with the port the OS actually chose. */
+static void describe(const char *addr, int port, char *out, size_t outlen)
+{
+    char host[256];
+    int unused;
+    if (sl_net_split(addr, host, sizeof(host), &unused) != 0 || host[0] == '\0') {
+        snprintf(host, sizeof(host), "0.0.0.0");
+    }
+    snprintf(out, outlen, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
+}
+
+static void free_idle_retired(struct agg *a)
+{
+    size_t keep = 0;
+    for (size_t i = 0; i < a->nretired; i++) {
+        if (agg_pipeline_idle(a->retired[i])) {
+            agg_pipeline_free(a->retired[i]);
+            sl_info("the pipeline replaced by a reload finished its last batch and was freed");
+        } else {
+            a->retired[keep++] = a->retired[i];
+        }
+    }
+    a->nretired = keep;
+}
+
+static void on_gc(struct sl_loop *loop, void *arg)
+{
+    free_idle_retired(arg);
+}
+
+static void reopen_all(struct agg *a)
+{
+    agg_pipeline_reopen(a->pipeline);
+    for (size_t i = 0; i < a->nretired; i++) {
+        agg_pipeline_reopen(a->retired[i]);
+    }
+}
+
+static void reload(struct agg *a)
+{
+    sl_info("SIGHUP: reopening output files and reloading %s", a->config_path);
+    reopen_all(a);
+    struct agg_conf nc;
+    struct agg_pipeline *np = load(a, a->config_path, &nc);
+    if (!np) {
+        sl_error("reload: %s has %d error(s); keeping the running configuration",
+                 a->config_path, nc.cfg.nerrors);
+        log_errors(&nc.cfg);
+        agg_conf_free(&nc);
+        sl_counter_inc(a->m_reloads_failed);
+        return;
+    }
+    if (strcmp(nc.listen, a->bound_listen) != 0) {
+        sl_warn("reload: input.listen changed (%s -> %s); it takes effect after a restart",
+                a->bound_listen, nc.listen);
+    }
+    if (strcmp(nc.metrics_listen, a->bound_metrics) != 0) {
+        sl_warn("reload: metrics.listen changed (%s -> %s); it takes effect after a restart",
+                a->bound_metrics, nc.metrics_listen);
+    }
+    a->retired = sl_realloc(a->retired, (a->nretired + 1) * sizeof(*a->retired));
+    a->retired[a->nretired++] = a->pipeline;
+    a->pipeline = np;
+    agg_listener_set_pipeline(a->listener, np);
+    agg_listener_apply(a->listener, &nc);
+    agg_conf_free(&a->conf);
+    a->conf = nc;
+    free_idle_retired(a);
+    sl_counter_inc(a->m_reloads_ok);
+    sl_info("reload: configuration applied (%zu filters, %zu outputs)", nc.nfilters,
+            nc.noutputs);
+}
+
+static bool all_idle(const struct agg *a)
+{
+    if (!agg_pipeline_idle(a->pipeline)) {
+        return false;
+    }
+    for (size_t i = 0; i < a->nretired; i++) {
+        if (!agg_pipeline_idle(a->retired[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static void stop_poll(struct sl_loop *loop, void *arg)
+{
+    struct agg *a = arg;
+    if (agg_listener_drained(a->listener) && all_idle(a)) {
+        sl_info("every pending window was delivered and acknowledged; exiting");
+        sl_loop_stop(loop);
+        return;
+    }
+    if (sl_now_ms() >= a->deadline) {
+        sl_warn("shutdown_timeout reached with %zu window(s) not acknowledged; the clients "
+                "will resend them", agg_listener_pending(a->listener));
+        sl_loop_stop(loop);
+    }
+}
+
+static void start_stop(struct agg *a, int signo)
+{
+    if (a->stopping) {
+        sl_warn("second signal %d: exiting now", signo);
+        sl_loop_stop(a->loop);
+        return;
+    }
+    a->stopping = true;
+    a->deadline = sl_now_ms() + a->conf.shutdown_timeout_ms;
+    sl_info("signal %d: stopping (waiting up to %llu ms for pending windows)", signo,
+            (unsigned long long)a->conf.shutdown_timeout_ms);
+    agg_listener_drain(a->listener);
+    agg_pipeline_shutdown(a->pipeline, a->deadline);
+    for (size_t i = 0; i < a->nretired; i++) {
+        agg_pipeline_shutdown(a->retired[i], a->deadline);
+    }
+    a->stop_timer = sl_loop_timer(a->loop, STOP_POLL_MS, true, stop_poll, a);
+    stop_poll(a->loop, a);
+}
+
+static void on_signal(struct sl_loop *loop, int signo, void *arg)
+{
+    struct agg *a = arg;
+    if (signo == SIGHUP) {
+        if (!a->stopping) {
+            reload(a);
+        }
+        return;
+    }
+    start_stop(a, signo);
+}
+
+int main(int argc, char **argv)
+{
+    struct sl_cli cli;
+    struct agg a = {0};
+    int rc = 1;
+    sl_cli_parse(argc, argv, PROGRAM, DEFAULT_CONFIG, &cli);
+    a.config_path = cli.config;
+    a.loop = sl_loop_new();
+    a.metrics = sl_metrics_new();
+    if (!a.loop) {
+        goto out;
+    }
+
+    a.pipeline = load(&a, cli.config, &a.conf);
+    if (!a.pipeline) {
+        fwrite(a.conf.cfg.errors.data, 1, a.conf.cfg.errors.len, stderr);
+        if (a.conf.cfg.nerrors == 0) {
+            fprintf(stderr, "%s: invalid configuration\n", cli.config);
+        }
+        rc = 2;
+        goto out;
+    }
+    if (cli.test_config) {
+        printf("configuration OK\n");
+        rc = 0;
+        goto out;
+    }
+
+    if (sl_loop_signals(a.loop, on_signal, &a) != 0) {
+        goto out;
+    }
+    a.m_reloads_ok = sl_metrics_counter(a.metrics, "sluice_aggregator_reloads_total",
+                                        "Configuration reloads (SIGHUP), by result.",
+                                        (const char *const[]){"result", "ok", NULL});
+    a.m_reloads_failed = sl_metrics_counter(a.metrics, "sluice_aggregator_reloads_total",
+                                            "Configuration reloads (SIGHUP), by result.",
+                                            (const char *const[]){"result", "failed", NULL});
+    a.listener = agg_listener_new(a.loop, &a.conf, a.metrics, a.pipeline);
+    if (!a.listener) {
+        sl_error("cannot listen on %s", a.conf.listen);
+        goto out;
+    }
+    a.http = sl_http_start(a.loop, a.conf.metrics_listen, a.metrics, NULL, NULL);
+    if (!a.http) {
+        sl_error("cannot serve metrics on %s", a.conf.metrics_listen);
+        goto out;
+    }
+    a.bound_listen = sl_strdup(a.conf.listen);
+    a.bound_metrics = sl_strdup(a.conf.metrics_listen);
+    char where[300];
+    describe(a.conf.listen, agg_listener_port(a.listener), where, sizeof(where));
+    sl_info("listening on %s (Lumberjack; %zu filters, %zu outputs)", where, a.conf.nfilters,
+            a.conf.noutputs);
+    describe(a.conf.metrics_listen, sl_http_port(a.http), where, sizeof(where));
+    sl_info("metrics on http://%s/metrics", where);
+    a.gc_timer = sl_loop_timer(a.loop, GC_MS, true, on_gc, &a);
+
+    rc = sl_loop_run(a.loop) == 0 ? 0 : 1;
+    sl_info("stopped");
+
+out:
+    /* Pipelines before the listener: see agg_listener_free(). */
+    agg_pipeline_free(a.pipeline);
+    for (size_t i = 0; i < a.nretired; i++) {
+        agg_pipeline_free(a.retired[i]);
+    }
+    free(a.retired);
+    agg_listener_free(a.listener);
+    if (a.http) {
+        sl_http_stop(a.http);
+    }
+    sl_timer_cancel(a.stop_timer);
+    sl_timer_cancel(a.gc_timer);
+    agg_conf_free(&a.conf);
+    free(a.bound_listen);
+    free(a.bound_metrics);
+    sl_metrics_free(a.metrics);
+    sl_loop_free(a.loop);
+    return rc;
+}

@@ -1,0 +1,70 @@
+/*
+ * pipeline.h - what happens to a batch between the listener and the ACK:
+ * the filters run over it, then every output gets it, and the submitter's
+ * completion runs once all outputs have given their verdict.
+ *
+ * A batch moves through two steps:
+ *   1. filtering (today on the loop thread; issue #5 moves it onto
+ *      `pipeline.workers` threads fed by a bounded queue), ending in
+ *   2. "filtered batch ready" (always on the loop thread): the batch is
+ *      submitted to each output; outputs run on the loop thread.
+ *
+ * A pipeline is built from one configuration and never changes; a reload
+ * builds a new one and the old one finishes the batches it holds. The owner
+ * (main) frees a pipeline only when agg_pipeline_idle() says so, or at exit.
+ */
+#ifndef SLUICE_AGG_PIPELINE_H
+#define SLUICE_AGG_PIPELINE_H
+
+#include "conf.h"
+#include "sluice/loop.h"
+#include "sluice/metrics.h"
+#include "sluice/plugin.h"
+
+struct agg_pipeline;
+
+/*
+ * Called once per submitted batch, on the loop thread, possibly from inside
+ * agg_pipeline_submit() itself. status is SL_OK when every output accepted
+ * every (non-dropped) event; anything else means the batch must not be ACKed.
+ */
+typedef void (*agg_batch_done)(void *arg, int status);
+
+/* Help text of sluice_aggregator_output_events_total: an output plugin that
+ * counts its own retry / dead_letter results must register the same text. */
+#define AGG_OUTPUT_EVENTS_NAME "sluice_aggregator_output_events_total"
+#define AGG_OUTPUT_EVENTS_HELP "Events handled by each output, by result (ok|retry|failed|dead_letter)."
+
+/*
+ * Instantiates conf's filters and outputs (each plugin's init() reads and checks
+ * its options). Returns NULL when any plugin failed; its errors are recorded in
+ * conf->cfg. conf may be freed afterwards: plugins copy what they keep.
+ */
+struct agg_pipeline *agg_pipeline_new(struct agg_conf *conf, struct sl_loop *loop,
+                                      struct sl_metrics *metrics);
+
+/*
+ * Runs batch through the filters and the outputs. The pipeline borrows batch
+ * (and its events) until done is called; filters change events in place and
+ * set dropped ones to null.
+ */
+void agg_pipeline_submit(struct agg_pipeline *p, struct sl_batch *batch, agg_batch_done done,
+                         void *arg);
+
+/* Batches submitted and not yet completed. */
+size_t agg_pipeline_inflight(const struct agg_pipeline *p);
+static inline bool agg_pipeline_idle(const struct agg_pipeline *p)
+{
+    return agg_pipeline_inflight(p) == 0;
+}
+
+/* Asks every output to reopen its files (SIGHUP, after logrotate). */
+void agg_pipeline_reopen(struct agg_pipeline *p);
+/* The process is stopping: outputs flush and stop retrying after deadline_ms
+ * (monotonic). Batches submitted afterwards complete with SL_ECLOSED. */
+void agg_pipeline_shutdown(struct agg_pipeline *p, uint64_t deadline_ms);
+/* Frees the plugins, then any batch still in flight without calling its
+ * completion (only at exit, after the shutdown deadline). NULL is a no-op. */
+void agg_pipeline_free(struct agg_pipeline *p);
+
+#endif

@@ -1,0 +1,167 @@
+/*
+ * common.c - checked allocation, clocks, timestamp formatting and the size and
+ * duration syntax shared by every config key.
+ */
+#include "sluice/common.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+static void oom(size_t n)
+{
+    fprintf(stderr, "sluice: out of memory allocating %zu bytes\n", n);
+    abort();
+}
+
+void *sl_malloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p) {
+        oom(n);
+    }
+    return p;
+}
+
+void *sl_calloc(size_t nmemb, size_t size)
+{
+    void *p = calloc(nmemb ? nmemb : 1, size ? size : 1);
+    if (!p) {
+        oom(nmemb * size);
+    }
+    return p;
+}
+
+void *sl_realloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (!q) {
+        oom(n);
+    }
+    return q;
+}
+
+char *sl_strdup(const char *s)
+{
+    return sl_strndup(s, strlen(s));
+}
+
+char *sl_strndup(const char *s, size_t n)
+{
+    char *p = sl_malloc(n + 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+static uint64_t clock_ms(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t sl_now_ms(void)
+{
+    return clock_ms(CLOCK_MONOTONIC);
+}
+
+uint64_t sl_wall_ms(void)
+{
+    return clock_ms(CLOCK_REALTIME);
+}
+
+size_t sl_format_timestamp(uint64_t epoch_ms, char *out, size_t outlen)
+{
+    time_t secs = (time_t)(epoch_ms / 1000u);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    int n = snprintf(out, outlen, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     (unsigned)(epoch_ms % 1000u));
+    return n < 0 ? 0 : (size_t)n;
+}
+
+/* Splits "12kb" into 12 and "kb"; rejects signs, blanks and empty numbers. */
+static int split_number(const char *s, uint64_t *num, const char **unit)
+{
+    const char *p = s;
+    while (isspace((unsigned char)*p)) {
+        p++;
+    }
+    if (!isdigit((unsigned char)*p)) {
+        return SL_EINVAL;
+    }
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(p, &end, 10);
+    if (errno == ERANGE) {
+        return SL_EINVAL;
+    }
+    while (isspace((unsigned char)*end)) {
+        end++;
+    }
+    *num = v;
+    *unit = end;
+    return 0;
+}
+
+static int scale(uint64_t v, uint64_t mult, uint64_t *out)
+{
+    if (mult && v > UINT64_MAX / mult) {
+        return SL_EINVAL;
+    }
+    *out = v * mult;
+    return 0;
+}
+
+int sl_parse_size(const char *s, uint64_t *out)
+{
+    static const struct { const char *unit; uint64_t mult; } units[] = {
+        {"", 1}, {"b", 1}, {"k", 1024}, {"kb", 1024}, {"kib", 1024},
+        {"m", 1024 * 1024}, {"mb", 1024 * 1024}, {"mib", 1024 * 1024},
+        {"g", 1024ull * 1024 * 1024}, {"gb", 1024ull * 1024 * 1024},
+        {"gib", 1024ull * 1024 * 1024},
+    };
+    uint64_t v;
+    const char *unit;
+    if (split_number(s, &v, &unit) != 0) {
+        return SL_EINVAL;
+    }
+    for (size_t i = 0; i < SL_ARRAY_LEN(units); i++) {
+        if (strcasecmp(unit, units[i].unit) == 0) {
+            return scale(v, units[i].mult, out);
+        }
+    }
+    return SL_EINVAL;
+}
+
+int sl_parse_duration(const char *s, uint64_t *out_ms)
+{
+    static const struct { const char *unit; uint64_t mult; } units[] = {
+        {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000},
+    };
+    uint64_t v;
+    const char *unit;
+    if (split_number(s, &v, &unit) != 0) {
+        return SL_EINVAL;
+    }
+    if (*unit == '\0') {
+        /* A bare number is ambiguous except for zero ("disabled"). */
+        if (v != 0) {
+            return SL_EINVAL;
+        }
+        *out_ms = 0;
+        return 0;
+    }
+    for (size_t i = 0; i < SL_ARRAY_LEN(units); i++) {
+        if (strcmp(unit, units[i].unit) == 0) {
+            return scale(v, units[i].mult, out_ms);
+        }
+    }
+    return SL_EINVAL;
+}

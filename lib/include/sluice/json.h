@@ -1,0 +1,35 @@
+/*
+ * json.h - JSON text <-> struct sl_value, and the fast string escaper used by
+ * every writer. Output is always valid UTF-8 JSON: every control byte is
+ * escaped and invalid UTF-8 sequences become U+FFFD.
+ */
+#ifndef SLUICE_JSON_H
+#define SLUICE_JSON_H
+
+#include "buf.h"
+#include "value.h"
+
+struct sl_json_limits {
+    unsigned max_depth;   /* nesting of arrays/objects; 0 -> 64 */
+};
+
+/*
+ * Parses exactly one JSON value from p[0..len) (surrounding whitespace allowed).
+ * On error returns SL_EINVAL (or SL_ELIMIT for depth) and writes a short reason
+ * with the byte offset into err. out is cleared first and left null on error.
+ * Invalid UTF-8 inside strings is replaced by U+FFFD rather than rejected.
+ */
+int sl_json_parse(const char *p, size_t len, struct sl_value *out,
+                  const struct sl_json_limits *limits, char *err, size_t errlen);
+
+/* Appends s[0..len) as a quoted JSON string. 0 or SL_ELIMIT (buffer max). */
+int sl_json_put_str(struct sl_buf *b, const char *s, size_t len);
+/* Appends v as compact JSON (object keys in stored order). Doubles use %.17g,
+ * non-finite doubles become null. skip_key, when not NULL, is a top-level
+ * key to leave out (outputs use it to drop "@metadata"). */
+int sl_json_write(struct sl_buf *b, const struct sl_value *v, const char *skip_key);
+
+/* Length of the valid UTF-8 prefix of s (for callers that need to check). */
+size_t sl_utf8_valid_prefix(const char *s, size_t len);
+
+#endif

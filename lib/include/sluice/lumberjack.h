@@ -1,0 +1,81 @@
+/*
+ * lumberjack.h - the Lumberjack (Beats) protocol codec, v1 and v2, with the
+ * 'C' (zlib) compressed frame and sluice's 'Z' (zstd) extension. Pure codec:
+ * no sockets. See shared PROTOCOL.md for the wire facts.
+ *
+ * Server side: feed bytes as they arrive (split at any boundary) and pull
+ * frames; compressed frames are inflated inside and their inner frames are
+ * returned one by one. v1 'D' (key/value) frames are returned as JSON objects
+ * of strings, so callers see one event format.
+ *
+ * Client side: encode windows, JSON frames and compressed wrappers; parse ACKs.
+ */
+#ifndef SLUICE_LUMBERJACK_H
+#define SLUICE_LUMBERJACK_H
+
+#include "buf.h"
+#include "common.h"
+
+#define SL_LJ_V1 '1'
+#define SL_LJ_V2 '2'
+#define SL_LJ_WINDOW 'W'
+#define SL_LJ_JSON 'J'
+#define SL_LJ_DATA 'D'
+#define SL_LJ_COMPRESSED 'C'
+#define SL_LJ_ZSTD 'Z'
+#define SL_LJ_ACK 'A'
+
+enum sl_lj_compression { SL_LJ_NONE = 0, SL_LJ_ZLIB, SL_LJ_ZSTDC };
+
+struct sl_lj_limits {
+    uint32_t max_window;     /* events announced by one W frame; 0 -> 10000 */
+    uint32_t max_frame;      /* bytes of one frame's payload (J, D or compressed); 0 -> 64 MiB */
+    uint64_t max_inflated;   /* bytes one compressed frame may inflate to; 0 -> 256 MiB */
+};
+
+/* A decoded frame. data/len point into the decoder and stay valid only until
+ * the next sl_lj_decoder_next() or _feed() call. */
+struct sl_lj_frame {
+    char version;      /* '1' or '2' */
+    char type;         /* SL_LJ_WINDOW or SL_LJ_JSON (D frames are returned as JSON) */
+    uint32_t value;    /* WINDOW: announced event count; JSON: sequence number */
+    const char *data;  /* JSON: the event's JSON text */
+    size_t len;
+    bool compressed;   /* came from inside a C or Z frame */
+};
+
+struct sl_lj_decoder;
+
+struct sl_lj_decoder *sl_lj_decoder_new(const struct sl_lj_limits *limits);
+void sl_lj_decoder_free(struct sl_lj_decoder *d);
+
+/* Appends received bytes. SL_ELIMIT when buffered bytes would pass max_frame + 16. */
+int sl_lj_decoder_feed(struct sl_lj_decoder *d, const void *p, size_t n);
+/*
+ * Produces the next frame: 1 when *f is filled, 0 when more bytes are needed,
+ * or a negative error (SL_EPROTO bad version/type/length/zlib/zstd, SL_ELIMIT
+ * a limit). After an error the decoder is unusable; the connection should be
+ * closed. sl_lj_decoder_error() says why in words.
+ */
+int sl_lj_decoder_next(struct sl_lj_decoder *d, struct sl_lj_frame *f);
+const char *sl_lj_decoder_error(const struct sl_lj_decoder *d);
+/* Bytes buffered but not yet decoded (for memory accounting). */
+size_t sl_lj_decoder_buffered(const struct sl_lj_decoder *d);
+
+/* Encoding (appends to out; each returns 0 or SL_ELIMIT from the buffer). */
+int sl_lj_put_window(struct sl_buf *out, char version, uint32_t count);
+int sl_lj_put_json(struct sl_buf *out, uint32_t seq, const char *json, size_t len);
+int sl_lj_put_ack(struct sl_buf *out, char version, uint32_t seq);
+/*
+ * Appends one compressed frame ('2C' zlib or '2Z' zstd) holding frames[0..len),
+ * which must be whole encoded frames. level: zlib 1..9, zstd 1..19 (0 = default).
+ * Returns 0, SL_EINVAL (bad kind) or SL_EIO (compressor failure).
+ */
+int sl_lj_put_compressed(struct sl_buf *out, enum sl_lj_compression kind, int level,
+                         const char *frames, size_t len);
+
+/* Client side: parses one ACK frame at p. Returns 6 (bytes used) with *version
+ * and *seq set, 0 when fewer than 6 bytes are there, SL_EPROTO for anything else. */
+int sl_lj_parse_ack(const void *p, size_t n, char *version, uint32_t *seq);
+
+#endif

@@ -1,0 +1,51 @@
+/*
+ * metrics.h - a Prometheus metrics registry: counters, gauges and histograms
+ * with labels, rendered in text exposition format 0.0.4, plus the standard
+ * process_* metrics read from /proc at render time.
+ *
+ * A series is looked up (or created) once, by name and label pairs, and its
+ * pointer kept: updates are lock-free atomics, safe from any thread.
+ * Creating series and rendering take the registry's mutex.
+ */
+#ifndef SLUICE_METRICS_H
+#define SLUICE_METRICS_H
+
+#include "buf.h"
+#include "common.h"
+
+struct sl_metrics;
+struct sl_metric;
+
+struct sl_metrics *sl_metrics_new(void);
+void sl_metrics_free(struct sl_metrics *reg);
+
+/*
+ * labels: NULL, or a NULL-terminated list of name, value, name, value, ...
+ * Same name + same labels returns the same series. Label values are escaped
+ * on output. All series of one name must be of one type and share help.
+ */
+struct sl_metric *sl_metrics_counter(struct sl_metrics *reg, const char *name, const char *help,
+                                     const char *const *labels);
+struct sl_metric *sl_metrics_gauge(struct sl_metrics *reg, const char *name, const char *help,
+                                   const char *const *labels);
+/* bounds: ascending upper bounds (the +Inf bucket is implicit). */
+struct sl_metric *sl_metrics_histogram(struct sl_metrics *reg, const char *name,
+                                       const char *help, const char *const *labels,
+                                       const double *bounds, size_t nbounds);
+
+void sl_counter_add(struct sl_metric *m, uint64_t n);
+static inline void sl_counter_inc(struct sl_metric *m) { sl_counter_add(m, 1); }
+void sl_gauge_set(struct sl_metric *m, double v);
+void sl_gauge_add(struct sl_metric *m, double delta);
+void sl_hist_observe(struct sl_metric *m, double v);
+/* Current value of a counter or gauge (tests and health checks read it). */
+double sl_metric_value(const struct sl_metric *m);
+
+/* Appends the whole registry, families in creation order, then process_*. */
+int sl_metrics_render(struct sl_metrics *reg, struct sl_buf *out);
+
+/* Default latency buckets in seconds: 0.001 .. 60. */
+extern const double sl_metrics_latency_buckets[];
+extern const size_t sl_metrics_latency_nbuckets;
+
+#endif

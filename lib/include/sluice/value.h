@@ -1,0 +1,88 @@
+/*
+ * value.h - the event model: a JSON-like tree. An event is an object value.
+ * Objects keep insertion order (linear search: events have few keys, and order
+ * makes outputs readable and deterministic). Every string is owned by the tree.
+ *
+ * Values are stored inline in their parent's arrays, so a pointer returned by
+ * a lookup is valid only until the parent object/array is next modified.
+ */
+#ifndef SLUICE_VALUE_H
+#define SLUICE_VALUE_H
+
+#include "common.h"
+
+enum sl_vtype {
+    SL_V_NULL = 0,  /* a zeroed struct sl_value is null */
+    SL_V_BOOL,
+    SL_V_INT,
+    SL_V_DOUBLE,
+    SL_V_STRING,
+    SL_V_ARRAY,
+    SL_V_OBJECT,
+};
+
+struct sl_member;
+
+struct sl_value {
+    enum sl_vtype type;
+    union {
+        bool b;
+        int64_t i;
+        double d;
+        struct { char *ptr; size_t len; } s;              /* NUL-terminated too */
+        struct { struct sl_value *items; size_t len, cap; } a;
+        struct { struct sl_member *items; size_t len, cap; } o;
+    } u;
+};
+
+struct sl_member {
+    char *key;  /* NUL-terminated, owned */
+    size_t klen;
+    struct sl_value v;
+};
+
+/* Frees what v owns and leaves it null. v itself is not freed. */
+void sl_value_clear(struct sl_value *v);
+/* Deep copy into dst (dst's old content is cleared). */
+void sl_value_copy(struct sl_value *dst, const struct sl_value *src);
+/* Moves src into dst (dst cleared first); src becomes null. */
+void sl_value_move(struct sl_value *dst, struct sl_value *src);
+
+void sl_value_set_null(struct sl_value *v);
+void sl_value_set_bool(struct sl_value *v, bool b);
+void sl_value_set_int(struct sl_value *v, int64_t i);
+void sl_value_set_double(struct sl_value *v, double d);
+/* Copies len bytes of s. */
+void sl_value_set_str(struct sl_value *v, const char *s, size_t len);
+void sl_value_set_cstr(struct sl_value *v, const char *s);
+/* Takes ownership of a malloc'ed NUL-terminated s of length len. */
+void sl_value_take_str(struct sl_value *v, char *s, size_t len);
+void sl_value_set_object(struct sl_value *v);  /* empty object */
+void sl_value_set_array(struct sl_value *v);   /* empty array */
+
+/* Objects. key need not be NUL-terminated. */
+struct sl_value *sl_obj_get(const struct sl_value *obj, const char *key, size_t klen);
+struct sl_value *sl_obj_getc(const struct sl_value *obj, const char *key);
+/* Returns the member's value slot, created null at the end if absent (existing value kept). */
+struct sl_value *sl_obj_put(struct sl_value *obj, const char *key, size_t klen);
+struct sl_value *sl_obj_putc(struct sl_value *obj, const char *key);
+/* Removes key; 0 or SL_ENOENT. */
+int sl_obj_del(struct sl_value *obj, const char *key, size_t klen);
+
+/* Arrays: appends a null slot and returns it. */
+struct sl_value *sl_arr_push(struct sl_value *arr);
+
+/*
+ * Field references, as Logstash and Beats write them: "[a][b]" and "a.b" both
+ * name field b inside object a; a plain "message" names a top-level field.
+ * "@timestamp" and other keys without dots are single names.
+ */
+struct sl_value *sl_field_get(const struct sl_value *root, const char *ref);
+/* Creates intermediate objects as needed (replacing non-objects); returns the slot. */
+struct sl_value *sl_field_put(struct sl_value *root, const char *ref);
+int sl_field_del(struct sl_value *root, const char *ref);
+
+/* Appends tag to the "tags" array (created if absent) unless already present. */
+void sl_event_add_tag(struct sl_value *event, const char *tag);
+
+#endif

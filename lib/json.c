@@ -1,0 +1,875 @@
+/*
+ * json.c - JSON text <-> struct sl_value: a strict, bounded RFC 8259 parser
+ * and the compact writer every output uses. Not a streaming parser, and not
+ * a general-purpose library: it reads one complete value and writes one.
+ *
+ * The writer is on the shipper's hot path (one call per log line), so string
+ * escaping copies runs of plain ASCII with one memcpy, finds the end of a run
+ * eight bytes at a time, and writes into space reserved up front.
+ *
+ * Both directions treat bytes the same way: invalid UTF-8 becomes U+FFFD, one
+ * replacement per "maximal subpart" (Unicode 15, section 3.9, Table 3-7), so a
+ * line that is read, stored and written again always comes out as valid UTF-8.
+ */
+#include "sluice/json.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_MAX_DEPTH 64u
+/* Strings up to this size are escaped into worst-case space (6 bytes per input
+ * byte) reserved in one go; longer ones are measured first, so a big string
+ * does not make the buffer grow to six times its size. */
+#define FAST_ESCAPE_MAX 65536u
+/* Objects with more members than this get a hash index while being parsed, so
+ * hostile input with many keys cannot make duplicate detection quadratic. */
+#define OBJ_INDEX_MIN 16u
+
+static const char k_replacement[3] = {'\xEF', '\xBF', '\xBD'};  /* U+FFFD */
+static const char k_hex[] = "0123456789abcdef";
+
+/* ---- UTF-8 ---- */
+
+/*
+ * Length of the sequence at s (n >= 1 bytes available). *ok tells whether it
+ * is well-formed; when it is not, the length is that of the maximal subpart,
+ * which gets one U+FFFD.
+ */
+static inline size_t utf8_seq(const unsigned char *s, size_t n, bool *ok)
+{
+    unsigned char c = s[0], lo = 0x80, hi = 0xBF;
+    size_t need;
+    *ok = false;
+    if (c < 0x80) {
+        *ok = true;
+        return 1;
+    }
+    if (c < 0xC2) {
+        return 1;  /* continuation byte or overlong lead C0/C1 */
+    }
+    if (c < 0xE0) {
+        need = 2;
+    } else if (c < 0xF0) {
+        need = 3;
+        if (c == 0xE0) {
+            lo = 0xA0;  /* overlong */
+        } else if (c == 0xED) {
+            hi = 0x9F;  /* surrogates */
+        }
+    } else if (c < 0xF5) {
+        need = 4;
+        if (c == 0xF0) {
+            lo = 0x90;  /* overlong */
+        } else if (c == 0xF4) {
+            hi = 0x8F;  /* above U+10FFFF */
+        }
+    } else {
+        return 1;
+    }
+    if (n < 2 || s[1] < lo || s[1] > hi) {
+        return 1;
+    }
+    for (size_t i = 2; i < need; i++) {
+        if (i >= n || (s[i] & 0xC0) != 0x80) {
+            return i;
+        }
+    }
+    *ok = true;
+    return need;
+}
+
+/* Bytes a JSON string cannot carry raw, or that need UTF-8 checking. */
+static inline bool is_special(unsigned char c)
+{
+    return c < 0x20 || c == '"' || c == '\\' || c >= 0x80;
+}
+
+/*
+ * Returns the first special byte in [s, end), or end. Eight bytes at a time:
+ * the word tests are exact as booleans, so a clean word is skipped whole.
+ */
+static inline const unsigned char *scan_plain(const unsigned char *s, const unsigned char *end)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    while (end - s >= 8) {
+        uint64_t w;
+        memcpy(&w, s, 8);
+        uint64_t q = w ^ (ones * '"'), bs = w ^ (ones * '\\');
+        uint64_t hit = (w | ((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((bs - ones) & ~bs));
+        if (hit & highs) {
+            break;
+        }
+        s += 8;
+    }
+    while (s < end && !is_special(*s)) {
+        s++;
+    }
+    return s;
+}
+
+size_t sl_utf8_valid_prefix(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+    if (!s) {
+        return 0;
+    }
+    while (p < end) {
+        if (*p < 0x80) {
+            p++;
+            continue;
+        }
+        bool ok;
+        size_t n = utf8_seq(p, (size_t)(end - p), &ok);
+        if (!ok) {
+            break;
+        }
+        p += n;
+    }
+    return (size_t)(p - (const unsigned char *)s);
+}
+
+/* ---- string escaping ---- */
+
+static inline char short_escape(unsigned char c)
+{
+    switch (c) {
+    case '"': return '"';
+    case '\\': return '\\';
+    case '\b': return 'b';
+    case '\f': return 'f';
+    case '\n': return 'n';
+    case '\r': return 'r';
+    case '\t': return 't';
+    default: return 0;
+    }
+}
+
+/* Exact size of the quoted, escaped form of s. */
+static size_t escaped_len(const unsigned char *s, size_t len)
+{
+    const unsigned char *end = s + len;
+    size_t n = 2;
+    while (s < end) {
+        const unsigned char *run = s;
+        s = scan_plain(s, end);
+        n += (size_t)(s - run);
+        if (s == end) {
+            break;
+        }
+        if (*s < 0x80) {
+            n += short_escape(*s) ? 2 : 6;
+            s++;
+            continue;
+        }
+        bool ok;
+        size_t k = utf8_seq(s, (size_t)(end - s), &ok);
+        n += ok ? k : sizeof(k_replacement);
+        s += k;
+    }
+    return n;
+}
+
+/* Writes the quoted, escaped form of s at o, which has room for it. */
+static char *escape_into(char *o, const unsigned char *s, size_t len)
+{
+    const unsigned char *end = s + len;
+    *o++ = '"';
+    while (s < end) {
+        const unsigned char *run = s;
+        s = scan_plain(s, end);
+        memcpy(o, run, (size_t)(s - run));
+        o += s - run;
+        if (s == end) {
+            break;
+        }
+        unsigned char c = *s;
+        if (c < 0x80) {
+            char e = short_escape(c);
+            *o++ = '\\';
+            if (e) {
+                *o++ = e;
+            } else {
+                memcpy(o, "u00", 3);
+                o[3] = k_hex[c >> 4];
+                o[4] = k_hex[c & 15];
+                o += 5;
+            }
+            s++;
+            continue;
+        }
+        bool ok;
+        size_t k = utf8_seq(s, (size_t)(end - s), &ok);
+        if (ok) {
+            memcpy(o, s, k);
+            o += k;
+        } else {
+            memcpy(o, k_replacement, sizeof(k_replacement));
+            o += sizeof(k_replacement);
+        }
+        s += k;
+    }
+    *o++ = '"';
+    return o;
+}
+
+int sl_json_put_str(struct sl_buf *b, const char *s, size_t len)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t need;
+    if (!s || len == 0) {
+        return sl_buf_append(b, "\"\"", 2);
+    }
+    if (len <= FAST_ESCAPE_MAX && len * 6 + 2 <= b->max - b->len) {
+        need = len * 6 + 2;  /* worst case: every byte a \u00XX */
+    } else {
+        if (len > SIZE_MAX / 8) {
+            return SL_ELIMIT;
+        }
+        need = escaped_len(u, len);
+    }
+    int rc = sl_buf_reserve(b, need);
+    if (rc != 0) {
+        return rc;
+    }
+    char *end = escape_into(b->data + b->len, u, len);
+    b->len = (size_t)(end - b->data);
+    return 0;
+}
+
+/* ---- writer ---- */
+
+static int put_int(struct sl_buf *b, int64_t i)
+{
+    char tmp[24];
+    char *p = tmp + sizeof(tmp);
+    uint64_t u = i < 0 ? 0 - (uint64_t)i : (uint64_t)i;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (i < 0) {
+        *--p = '-';
+    }
+    return sl_buf_append(b, p, (size_t)(tmp + sizeof(tmp) - p));
+}
+
+static int put_double(struct sl_buf *b, double d)
+{
+    if (!isfinite(d)) {
+        return sl_buf_append(b, "null", 4);
+    }
+    char tmp[48];
+    int n = snprintf(tmp, sizeof(tmp) - 2, "%.17g", d);
+    if (n < 0 || (size_t)n >= sizeof(tmp) - 2) {
+        return SL_EINVAL;
+    }
+    /* A double must read back as a double: "2" would come back an integer.
+     * A locale's decimal comma is turned back into a point. */
+    bool integral = true;
+    for (int i = 0; i < n; i++) {
+        char c = tmp[i];
+        if (c == 'e') {
+            integral = false;
+        } else if (!((c >= '0' && c <= '9') || c == '-' || c == '+')) {
+            tmp[i] = '.';
+            integral = false;
+        }
+    }
+    if (integral) {
+        tmp[n++] = '.';
+        tmp[n++] = '0';
+    }
+    return sl_buf_append(b, tmp, (size_t)n);
+}
+
+static int write_value(struct sl_buf *b, const struct sl_value *v, const char *skip,
+                       size_t skiplen)
+{
+    int rc = 0;
+    switch (v->type) {
+    case SL_V_NULL:
+        return sl_buf_append(b, "null", 4);
+    case SL_V_BOOL:
+        return v->u.b ? sl_buf_append(b, "true", 4) : sl_buf_append(b, "false", 5);
+    case SL_V_INT:
+        return put_int(b, v->u.i);
+    case SL_V_DOUBLE:
+        return put_double(b, v->u.d);
+    case SL_V_STRING:
+        return sl_json_put_str(b, v->u.s.ptr, v->u.s.len);
+    case SL_V_ARRAY:
+        if ((rc = sl_buf_putc(b, '[')) != 0) {
+            return rc;
+        }
+        for (size_t i = 0; i < v->u.a.len; i++) {
+            if (i && (rc = sl_buf_putc(b, ',')) != 0) {
+                return rc;
+            }
+            if ((rc = write_value(b, &v->u.a.items[i], NULL, 0)) != 0) {
+                return rc;
+            }
+        }
+        return sl_buf_putc(b, ']');
+    case SL_V_OBJECT: {
+        if ((rc = sl_buf_putc(b, '{')) != 0) {
+            return rc;
+        }
+        bool first = true;
+        for (size_t i = 0; i < v->u.o.len; i++) {
+            const struct sl_member *m = &v->u.o.items[i];
+            if (skip && m->klen == skiplen && memcmp(m->key, skip, skiplen) == 0) {
+                continue;
+            }
+            if (!first && (rc = sl_buf_putc(b, ',')) != 0) {
+                return rc;
+            }
+            first = false;
+            if ((rc = sl_json_put_str(b, m->key, m->klen)) != 0 ||
+                (rc = sl_buf_putc(b, ':')) != 0 ||
+                (rc = write_value(b, &m->v, NULL, 0)) != 0) {
+                return rc;
+            }
+        }
+        return sl_buf_putc(b, '}');
+    }
+    default:
+        return SL_EINVAL;
+    }
+}
+
+/* On failure the buffer is left as it was, so a caller can skip one event. */
+int sl_json_write(struct sl_buf *b, const struct sl_value *v, const char *skip_key)
+{
+    if (!v) {
+        return SL_EINVAL;
+    }
+    size_t mark = b->len;
+    int rc = write_value(b, v, skip_key, skip_key ? strlen(skip_key) : 0);
+    if (rc != 0) {
+        b->len = mark;
+    }
+    return rc;
+}
+
+/* ---- parser ---- */
+
+struct parser {
+    const unsigned char *start, *p, *end;
+    unsigned max_depth;
+    char *err;
+    size_t errlen;
+    struct sl_buf scratch;  /* decoded strings that are not a plain slice of the input */
+};
+
+static int fail_at(struct parser *ps, const unsigned char *at, int rc, const char *why)
+{
+    if (ps->err && ps->errlen) {
+        snprintf(ps->err, ps->errlen, "%s at offset %zu", why, (size_t)(at - ps->start));
+    }
+    return rc;
+}
+
+static inline void skip_ws(struct parser *ps)
+{
+    const unsigned char *p = ps->p;
+    while (p < ps->end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) {
+        p++;
+    }
+    ps->p = p;
+}
+
+static int hex4(const unsigned char *p, unsigned *out)
+{
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        unsigned c = p[i], d;
+        if (c >= '0' && c <= '9') {
+            d = c - '0';
+        } else if (c >= 'a' && c <= 'f') {
+            d = c - 'a' + 10;
+        } else if (c >= 'A' && c <= 'F') {
+            d = c - 'A' + 10;
+        } else {
+            return -1;
+        }
+        v = v << 4 | d;
+    }
+    *out = v;
+    return 0;
+}
+
+static void put_utf8(struct sl_buf *b, unsigned cp)
+{
+    char u[4];
+    size_t n;
+    if (cp < 0x80) {
+        u[0] = (char)cp;
+        n = 1;
+    } else if (cp < 0x800) {
+        u[0] = (char)(0xC0 | cp >> 6);
+        u[1] = (char)(0x80 | (cp & 0x3F));
+        n = 2;
+    } else if (cp < 0x10000) {
+        u[0] = (char)(0xE0 | cp >> 12);
+        u[1] = (char)(0x80 | (cp >> 6 & 0x3F));
+        u[2] = (char)(0x80 | (cp & 0x3F));
+        n = 3;
+    } else {
+        u[0] = (char)(0xF0 | cp >> 18);
+        u[1] = (char)(0x80 | (cp >> 12 & 0x3F));
+        u[2] = (char)(0x80 | (cp >> 6 & 0x3F));
+        u[3] = (char)(0x80 | (cp & 0x3F));
+        n = 4;
+    }
+    (void)sl_buf_append(b, u, n);  /* scratch has no limit */
+}
+
+/*
+ * Parses a string whose opening quote is at ps->p. The result is either a
+ * slice of the input (no escapes, valid UTF-8: the common case) or the
+ * scratch buffer; it is valid until the next string is parsed.
+ */
+static int parse_string(struct parser *ps, const char **out, size_t *outlen)
+{
+    const unsigned char *s = ps->p + 1, *end = ps->end, *run = s;
+    struct sl_buf *sb = &ps->scratch;
+    bool decoded = false;  /* result is in scratch */
+
+    for (;;) {
+        s = scan_plain(s, end);
+        if (s == end) {
+            return fail_at(ps, s, SL_EINVAL, "unterminated string");
+        }
+        unsigned char c = *s;
+        if (c == '"') {
+            if (decoded) {
+                (void)sl_buf_append(sb, run, (size_t)(s - run));
+                *out = sb->data;
+                *outlen = sb->len;
+            } else {
+                *out = (const char *)run;
+                *outlen = (size_t)(s - run);
+            }
+            ps->p = s + 1;
+            return 0;
+        }
+        if (c < 0x20) {
+            return fail_at(ps, s, SL_EINVAL, "control character in string");
+        }
+        if (c >= 0x80) {
+            bool ok;
+            size_t k = utf8_seq(s, (size_t)(end - s), &ok);
+            if (ok) {
+                s += k;
+                continue;
+            }
+            if (!decoded) {
+                sl_buf_reset(sb);
+                decoded = true;
+            }
+            (void)sl_buf_append(sb, run, (size_t)(s - run));
+            (void)sl_buf_append(sb, k_replacement, sizeof(k_replacement));
+            s += k;
+            run = s;
+            continue;
+        }
+        /* backslash */
+        if (!decoded) {
+            sl_buf_reset(sb);
+            decoded = true;
+        }
+        (void)sl_buf_append(sb, run, (size_t)(s - run));
+        const unsigned char *esc = s++;
+        if (s == end) {
+            return fail_at(ps, s, SL_EINVAL, "unterminated string");
+        }
+        switch (*s++) {
+        case '"': (void)sl_buf_putc(sb, '"'); break;
+        case '\\': (void)sl_buf_putc(sb, '\\'); break;
+        case '/': (void)sl_buf_putc(sb, '/'); break;
+        case 'b': (void)sl_buf_putc(sb, '\b'); break;
+        case 'f': (void)sl_buf_putc(sb, '\f'); break;
+        case 'n': (void)sl_buf_putc(sb, '\n'); break;
+        case 'r': (void)sl_buf_putc(sb, '\r'); break;
+        case 't': (void)sl_buf_putc(sb, '\t'); break;
+        case 'u': {
+            unsigned cp, lo;
+            if (end - s < 4 || hex4(s, &cp) != 0) {
+                return fail_at(ps, esc, SL_EINVAL, "bad \\u escape");
+            }
+            s += 4;
+            if (cp >= 0xD800 && cp <= 0xDBFF) {
+                /* A high surrogate pairs only with an immediately following low one. */
+                if (end - s >= 6 && s[0] == '\\' && s[1] == 'u' && hex4(s + 2, &lo) == 0 &&
+                    lo >= 0xDC00 && lo <= 0xDFFF) {
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                    s += 6;
+                } else {
+                    cp = 0xFFFD;
+                }
+            } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+                cp = 0xFFFD;
+            }
+            put_utf8(sb, cp);
+            break;
+        }
+        default:
+            return fail_at(ps, esc, SL_EINVAL, "bad escape");
+        }
+        run = s;
+    }
+}
+
+static inline bool is_digit(unsigned char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static int parse_number(struct parser *ps, struct sl_value *v)
+{
+    const unsigned char *start = ps->p, *s = start, *end = ps->end;
+    bool neg = false, integer = true;
+
+    if (*s == '-') {
+        neg = true;
+        s++;
+    }
+    if (s == end || !is_digit(*s)) {
+        return fail_at(ps, s, SL_EINVAL, "invalid number");
+    }
+    const unsigned char *digits = s;
+    if (*s == '0') {
+        s++;
+        if (s < end && is_digit(*s)) {
+            return fail_at(ps, start, SL_EINVAL, "leading zero in number");
+        }
+    } else {
+        while (s < end && is_digit(*s)) {
+            s++;
+        }
+    }
+    const unsigned char *digits_end = s;
+    if (s < end && *s == '.') {
+        integer = false;
+        s++;
+        if (s == end || !is_digit(*s)) {
+            return fail_at(ps, s, SL_EINVAL, "invalid number");
+        }
+        while (s < end && is_digit(*s)) {
+            s++;
+        }
+    }
+    if (s < end && (*s == 'e' || *s == 'E')) {
+        integer = false;
+        s++;
+        if (s < end && (*s == '+' || *s == '-')) {
+            s++;
+        }
+        if (s == end || !is_digit(*s)) {
+            return fail_at(ps, s, SL_EINVAL, "invalid number");
+        }
+        while (s < end && is_digit(*s)) {
+            s++;
+        }
+    }
+    ps->p = s;
+
+    /* "-0" is kept as the double -0.0: as an integer it would lose its sign. */
+    if (integer && digits_end - digits <= 19 && !(neg && digits_end - digits == 1 && *digits == '0')) {
+        uint64_t acc = 0;
+        for (const unsigned char *d = digits; d < digits_end; d++) {
+            acc = acc * 10 + (uint64_t)(*d - '0');  /* 19 digits cannot wrap */
+        }
+        if (!neg && acc <= (uint64_t)INT64_MAX) {
+            sl_value_set_int(v, (int64_t)acc);
+            return 0;
+        }
+        if (neg && acc <= (uint64_t)INT64_MAX + 1) {
+            sl_value_set_int(v, acc == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)acc);
+            return 0;
+        }
+    }
+
+    /* strtod needs a NUL-terminated copy: the input is not terminated. */
+    size_t n = (size_t)(s - start);
+    char small[64];
+    char *tmp = n < sizeof(small) ? small : sl_malloc(n + 1);
+    memcpy(tmp, start, n);
+    tmp[n] = '\0';
+    char *stop;
+    double d = strtod(tmp, &stop);
+    bool whole = stop == tmp + n;
+    if (tmp != small) {
+        free(tmp);
+    }
+    if (!whole) {
+        return fail_at(ps, start, SL_EINVAL, "number not convertible (LC_NUMERIC?)");
+    }
+    sl_value_set_double(v, d);  /* out of range: +-inf, written back as null */
+    return 0;
+}
+
+static int parse_value(struct parser *ps, struct sl_value *v, unsigned depth);
+
+/* Open-addressing index of member positions, for big objects only. */
+struct key_index {
+    uint32_t *slot;  /* member index + 1; 0 is empty */
+    size_t mask;
+};
+
+static inline uint64_t key_hash(const char *k, size_t n)
+{
+    uint64_t h = 1469598103934665603ull;  /* FNV-1a */
+    for (size_t i = 0; i < n; i++) {
+        h = (h ^ (unsigned char)k[i]) * 1099511628211ull;
+    }
+    return h;
+}
+
+/* Finds key, or the empty slot where it belongs. */
+static uint32_t *index_find(const struct key_index *ix, const struct sl_value *obj, const char *k,
+                            size_t n)
+{
+    size_t i = (size_t)key_hash(k, n) & ix->mask;
+    for (;;) {
+        uint32_t *s = &ix->slot[i];
+        if (*s == 0) {
+            return s;
+        }
+        const struct sl_member *m = &obj->u.o.items[*s - 1];
+        if (m->klen == n && memcmp(m->key, k, n) == 0) {
+            return s;
+        }
+        i = (i + 1) & ix->mask;
+    }
+}
+
+static void index_rebuild(struct key_index *ix, const struct sl_value *obj)
+{
+    size_t cap = 64;
+    while (cap < obj->u.o.len * 2 + 2) {
+        cap *= 2;
+    }
+    free(ix->slot);
+    ix->slot = sl_calloc(cap, sizeof(uint32_t));
+    ix->mask = cap - 1;
+    for (size_t i = 0; i < obj->u.o.len; i++) {
+        const struct sl_member *m = &obj->u.o.items[i];
+        *index_find(ix, obj, m->key, m->klen) = (uint32_t)(i + 1);
+    }
+}
+
+/* Returns the slot for key: the existing member (cleared: last one wins) or a new one. */
+static struct sl_value *object_slot(struct sl_value *obj, struct key_index *ix, const char *k,
+                                    size_t n)
+{
+    if (!ix->slot) {
+        struct sl_value *old = sl_obj_get(obj, k, n);
+        if (old) {
+            sl_value_clear(old);
+            return old;
+        }
+        if (obj->u.o.len < OBJ_INDEX_MIN) {
+            return sl_obj_put(obj, k, n);
+        }
+        index_rebuild(ix, obj);
+    } else if ((obj->u.o.len + 1) * 2 > ix->mask + 1) {
+        index_rebuild(ix, obj);
+    }
+    uint32_t *s = index_find(ix, obj, k, n);
+    if (*s) {
+        struct sl_value *old = &obj->u.o.items[*s - 1].v;
+        sl_value_clear(old);
+        return old;
+    }
+    if (obj->u.o.len >= UINT32_MAX - 1) {
+        return NULL;
+    }
+    *s = (uint32_t)(obj->u.o.len + 1);
+    /* The index says the key is new, so append without sl_obj_put's linear search. */
+    if (obj->u.o.len == obj->u.o.cap) {
+        size_t cap = obj->u.o.cap * 2;
+        obj->u.o.items = sl_realloc(obj->u.o.items, cap * sizeof(struct sl_member));
+        obj->u.o.cap = cap;
+    }
+    struct sl_member *m = &obj->u.o.items[obj->u.o.len++];
+    m->key = sl_strndup(k, n);
+    m->klen = n;
+    memset(&m->v, 0, sizeof(m->v));
+    return &m->v;
+}
+
+static int parse_object(struct parser *ps, struct sl_value *v, unsigned depth)
+{
+    struct key_index ix = {NULL, 0};
+    int rc = 0;
+    sl_value_set_object(v);
+    ps->p++;  /* '{' */
+    skip_ws(ps);
+    if (ps->p < ps->end && *ps->p == '}') {
+        ps->p++;
+        return 0;
+    }
+    for (;;) {
+        if (ps->p == ps->end || *ps->p != '"') {
+            rc = fail_at(ps, ps->p, SL_EINVAL, "expected object key");
+            goto out;
+        }
+        const char *k;
+        size_t klen;
+        if ((rc = parse_string(ps, &k, &klen)) != 0) {
+            goto out;
+        }
+        struct sl_value *slot = object_slot(v, &ix, k, klen);
+        if (!slot) {
+            rc = fail_at(ps, ps->p, SL_ELIMIT, "too many object members");
+            goto out;
+        }
+        skip_ws(ps);
+        if (ps->p == ps->end || *ps->p != ':') {
+            rc = fail_at(ps, ps->p, SL_EINVAL, "expected ':'");
+            goto out;
+        }
+        ps->p++;
+        skip_ws(ps);
+        if ((rc = parse_value(ps, slot, depth)) != 0) {
+            goto out;
+        }
+        skip_ws(ps);
+        if (ps->p < ps->end && *ps->p == ',') {
+            ps->p++;
+            skip_ws(ps);
+            continue;
+        }
+        if (ps->p < ps->end && *ps->p == '}') {
+            ps->p++;
+            goto out;
+        }
+        rc = fail_at(ps, ps->p, SL_EINVAL, "expected ',' or '}'");
+        goto out;
+    }
+out:
+    free(ix.slot);
+    return rc;
+}
+
+static int parse_array(struct parser *ps, struct sl_value *v, unsigned depth)
+{
+    int rc;
+    sl_value_set_array(v);
+    ps->p++;  /* '[' */
+    skip_ws(ps);
+    if (ps->p < ps->end && *ps->p == ']') {
+        ps->p++;
+        return 0;
+    }
+    for (;;) {
+        if ((rc = parse_value(ps, sl_arr_push(v), depth)) != 0) {
+            return rc;
+        }
+        skip_ws(ps);
+        if (ps->p < ps->end && *ps->p == ',') {
+            ps->p++;
+            skip_ws(ps);
+            continue;
+        }
+        if (ps->p < ps->end && *ps->p == ']') {
+            ps->p++;
+            return 0;
+        }
+        return fail_at(ps, ps->p, SL_EINVAL, "expected ',' or ']'");
+    }
+}
+
+static int literal(struct parser *ps, const char *word, size_t n)
+{
+    if ((size_t)(ps->end - ps->p) < n || memcmp(ps->p, word, n) != 0) {
+        return fail_at(ps, ps->p, SL_EINVAL, "invalid literal");
+    }
+    ps->p += n;
+    return 0;
+}
+
+/* ps->p is at the first byte of a value (whitespace already skipped). */
+static int parse_value(struct parser *ps, struct sl_value *v, unsigned depth)
+{
+    int rc;
+    if (ps->p == ps->end) {
+        return fail_at(ps, ps->p, SL_EINVAL, "unexpected end of input");
+    }
+    switch (*ps->p) {
+    case '{':
+    case '[':
+        if (depth >= ps->max_depth) {
+            return fail_at(ps, ps->p, SL_ELIMIT, "nesting too deep");
+        }
+        return *ps->p == '{' ? parse_object(ps, v, depth + 1) : parse_array(ps, v, depth + 1);
+    case '"': {
+        const char *s;
+        size_t n;
+        if ((rc = parse_string(ps, &s, &n)) != 0) {
+            return rc;
+        }
+        sl_value_set_str(v, s, n);
+        return 0;
+    }
+    case 't':
+        if ((rc = literal(ps, "true", 4)) == 0) {
+            sl_value_set_bool(v, true);
+        }
+        return rc;
+    case 'f':
+        if ((rc = literal(ps, "false", 5)) == 0) {
+            sl_value_set_bool(v, false);
+        }
+        return rc;
+    case 'n':
+        if ((rc = literal(ps, "null", 4)) == 0) {
+            sl_value_set_null(v);
+        }
+        return rc;
+    case '-':
+    case '0': case '1': case '2': case '3': case '4':
+    case '5': case '6': case '7': case '8': case '9':
+        return parse_number(ps, v);
+    default:
+        return fail_at(ps, ps->p, SL_EINVAL, "unexpected character");
+    }
+}
+
+int sl_json_parse(const char *p, size_t len, struct sl_value *out,
+                  const struct sl_json_limits *limits, char *err, size_t errlen)
+{
+    struct parser ps;
+    int rc;
+    sl_value_clear(out);
+    if (err && errlen) {
+        err[0] = '\0';
+    }
+    if (!p) {
+        p = "";
+        len = 0;
+    }
+    ps.start = ps.p = (const unsigned char *)p;
+    ps.end = ps.start + len;
+    ps.max_depth = limits && limits->max_depth ? limits->max_depth : DEFAULT_MAX_DEPTH;
+    ps.err = err;
+    ps.errlen = errlen;
+    sl_buf_init(&ps.scratch, 0);  /* bounded by the input: at most 3 bytes per input byte */
+
+    skip_ws(&ps);
+    rc = parse_value(&ps, out, 0);
+    if (rc == 0) {
+        skip_ws(&ps);
+        if (ps.p != ps.end) {
+            rc = fail_at(&ps, ps.p, SL_EINVAL, "trailing garbage");
+        }
+    }
+    sl_buf_free(&ps.scratch);
+    if (rc != 0) {
+        sl_value_clear(out);
+    }
+    return rc;
+}

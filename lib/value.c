@@ -1,0 +1,468 @@
+/*
+ * value.c - the event model: a JSON-like tree whose objects keep insertion
+ * order, and the Logstash/Beats field references ("[a][b]", "a.b") that
+ * filters and outputs use to reach into an event. No JSON text here (json.c).
+ *
+ * Objects are searched linearly: events have a handful of keys, and a plain
+ * array keeps their order and their memory compact.
+ */
+#include "sluice/value.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void value_free_children(struct sl_value *v)
+{
+    switch (v->type) {
+    case SL_V_STRING:
+        free(v->u.s.ptr);
+        break;
+    case SL_V_ARRAY:
+        for (size_t i = 0; i < v->u.a.len; i++) {
+            value_free_children(&v->u.a.items[i]);
+        }
+        free(v->u.a.items);
+        break;
+    case SL_V_OBJECT:
+        for (size_t i = 0; i < v->u.o.len; i++) {
+            free(v->u.o.items[i].key);
+            value_free_children(&v->u.o.items[i].v);
+        }
+        free(v->u.o.items);
+        break;
+    default:
+        break;
+    }
+}
+
+void sl_value_clear(struct sl_value *v)
+{
+    if (!v) {
+        return;
+    }
+    value_free_children(v);
+    memset(v, 0, sizeof(*v));
+}
+
+static char *dup_bytes(const char *s, size_t len)
+{
+    char *p = sl_malloc(len + 1);
+    if (len) {
+        memcpy(p, s, len);
+    }
+    p[len] = '\0';
+    return p;
+}
+
+/* Deep copy into an uninitialised dst. */
+static void value_copy_raw(struct sl_value *dst, const struct sl_value *src)
+{
+    memset(dst, 0, sizeof(*dst));
+    dst->type = src->type;
+    switch (src->type) {
+    case SL_V_NULL:
+        break;
+    case SL_V_BOOL:
+        dst->u.b = src->u.b;
+        break;
+    case SL_V_INT:
+        dst->u.i = src->u.i;
+        break;
+    case SL_V_DOUBLE:
+        dst->u.d = src->u.d;
+        break;
+    case SL_V_STRING:
+        dst->u.s.ptr = dup_bytes(src->u.s.ptr, src->u.s.len);
+        dst->u.s.len = src->u.s.len;
+        break;
+    case SL_V_ARRAY: {
+        size_t n = src->u.a.len;
+        dst->u.a.items = n ? sl_malloc(n * sizeof(struct sl_value)) : NULL;
+        for (size_t i = 0; i < n; i++) {
+            value_copy_raw(&dst->u.a.items[i], &src->u.a.items[i]);
+        }
+        dst->u.a.len = dst->u.a.cap = n;
+        break;
+    }
+    case SL_V_OBJECT: {
+        size_t n = src->u.o.len;
+        dst->u.o.items = n ? sl_malloc(n * sizeof(struct sl_member)) : NULL;
+        for (size_t i = 0; i < n; i++) {
+            const struct sl_member *m = &src->u.o.items[i];
+            dst->u.o.items[i].key = dup_bytes(m->key, m->klen);
+            dst->u.o.items[i].klen = m->klen;
+            value_copy_raw(&dst->u.o.items[i].v, &m->v);
+        }
+        dst->u.o.len = dst->u.o.cap = n;
+        break;
+    }
+    default:
+        dst->type = SL_V_NULL;
+        break;
+    }
+}
+
+void sl_value_copy(struct sl_value *dst, const struct sl_value *src)
+{
+    /* Copy first, then clear: dst may be src or lie inside it. */
+    struct sl_value tmp;
+    value_copy_raw(&tmp, src);
+    sl_value_clear(dst);
+    *dst = tmp;
+}
+
+void sl_value_move(struct sl_value *dst, struct sl_value *src)
+{
+    if (dst == src) {
+        return;
+    }
+    /* Detach src before clearing dst, so a src that lives inside dst survives. */
+    struct sl_value tmp = *src;
+    memset(src, 0, sizeof(*src));
+    sl_value_clear(dst);
+    *dst = tmp;
+}
+
+void sl_value_set_null(struct sl_value *v)
+{
+    sl_value_clear(v);
+}
+
+void sl_value_set_bool(struct sl_value *v, bool b)
+{
+    sl_value_clear(v);
+    v->type = SL_V_BOOL;
+    v->u.b = b;
+}
+
+void sl_value_set_int(struct sl_value *v, int64_t i)
+{
+    sl_value_clear(v);
+    v->type = SL_V_INT;
+    v->u.i = i;
+}
+
+void sl_value_set_double(struct sl_value *v, double d)
+{
+    sl_value_clear(v);
+    v->type = SL_V_DOUBLE;
+    v->u.d = d;
+}
+
+void sl_value_set_str(struct sl_value *v, const char *s, size_t len)
+{
+    char *p = dup_bytes(s, s ? len : 0);  /* before clearing: s may be v's own string */
+    sl_value_take_str(v, p, s ? len : 0);
+}
+
+void sl_value_set_cstr(struct sl_value *v, const char *s)
+{
+    if (!s) {
+        sl_value_clear(v);
+        return;
+    }
+    sl_value_set_str(v, s, strlen(s));
+}
+
+void sl_value_take_str(struct sl_value *v, char *s, size_t len)
+{
+    if (!s) {
+        s = dup_bytes(NULL, 0);
+        len = 0;
+    }
+    sl_value_clear(v);
+    v->type = SL_V_STRING;
+    v->u.s.ptr = s;
+    v->u.s.len = len;
+}
+
+void sl_value_set_object(struct sl_value *v)
+{
+    sl_value_clear(v);
+    v->type = SL_V_OBJECT;
+}
+
+void sl_value_set_array(struct sl_value *v)
+{
+    sl_value_clear(v);
+    v->type = SL_V_ARRAY;
+}
+
+/* ---- objects and arrays ---- */
+
+static struct sl_member *obj_find(const struct sl_value *obj, const char *key, size_t klen)
+{
+    if (!obj || obj->type != SL_V_OBJECT || (!key && klen)) {
+        return NULL;
+    }
+    for (size_t i = 0; i < obj->u.o.len; i++) {
+        struct sl_member *m = &obj->u.o.items[i];
+        if (m->klen == klen && (klen == 0 || memcmp(m->key, key, klen) == 0)) {
+            return m;
+        }
+    }
+    return NULL;
+}
+
+struct sl_value *sl_obj_get(const struct sl_value *obj, const char *key, size_t klen)
+{
+    struct sl_member *m = obj_find(obj, key, klen);
+    return m ? &m->v : NULL;
+}
+
+struct sl_value *sl_obj_getc(const struct sl_value *obj, const char *key)
+{
+    return key ? sl_obj_get(obj, key, strlen(key)) : NULL;
+}
+
+/*
+ * A null value is turned into an empty object, so that a zeroed struct
+ * sl_value can be filled directly; any other non-object gives NULL.
+ */
+struct sl_value *sl_obj_put(struct sl_value *obj, const char *key, size_t klen)
+{
+    if (!obj || (!key && klen)) {
+        return NULL;
+    }
+    if (obj->type == SL_V_NULL) {
+        obj->type = SL_V_OBJECT;
+    }
+    if (obj->type != SL_V_OBJECT) {
+        return NULL;
+    }
+    struct sl_member *m = obj_find(obj, key, klen);
+    if (m) {
+        return &m->v;
+    }
+    if (obj->u.o.len == obj->u.o.cap) {
+        size_t cap = obj->u.o.cap ? obj->u.o.cap * 2 : 8;
+        obj->u.o.items = sl_realloc(obj->u.o.items, cap * sizeof(struct sl_member));
+        obj->u.o.cap = cap;
+    }
+    m = &obj->u.o.items[obj->u.o.len++];
+    m->key = dup_bytes(key, klen);
+    m->klen = klen;
+    memset(&m->v, 0, sizeof(m->v));
+    return &m->v;
+}
+
+struct sl_value *sl_obj_putc(struct sl_value *obj, const char *key)
+{
+    return key ? sl_obj_put(obj, key, strlen(key)) : NULL;
+}
+
+int sl_obj_del(struct sl_value *obj, const char *key, size_t klen)
+{
+    struct sl_member *m = obj_find(obj, key, klen);
+    if (!m) {
+        return SL_ENOENT;
+    }
+    free(m->key);
+    sl_value_clear(&m->v);
+    size_t i = (size_t)(m - obj->u.o.items);
+    memmove(m, m + 1, (obj->u.o.len - i - 1) * sizeof(*m));
+    obj->u.o.len--;
+    return 0;
+}
+
+/* As with objects, a null value becomes an empty array; other types give NULL. */
+struct sl_value *sl_arr_push(struct sl_value *arr)
+{
+    if (!arr) {
+        return NULL;
+    }
+    if (arr->type == SL_V_NULL) {
+        arr->type = SL_V_ARRAY;
+    }
+    if (arr->type != SL_V_ARRAY) {
+        return NULL;
+    }
+    if (arr->u.a.len == arr->u.a.cap) {
+        size_t cap = arr->u.a.cap ? arr->u.a.cap * 2 : 4;
+        arr->u.a.items = sl_realloc(arr->u.a.items, cap * sizeof(struct sl_value));
+        arr->u.a.cap = cap;
+    }
+    struct sl_value *v = &arr->u.a.items[arr->u.a.len++];
+    memset(v, 0, sizeof(*v));
+    return v;
+}
+
+/* ---- field references ---- */
+
+/*
+ * Walks the segments of a reference. Bracket syntax: one or more "[name]"
+ * with a non-empty name free of '[' and ']' (dots are literal inside
+ * brackets). Dot syntax: names separated by single dots, none empty, no
+ * brackets anywhere. Anything else is malformed.
+ */
+struct ref_iter {
+    const char *p;
+    bool bracket;
+};
+
+static void ref_init(struct ref_iter *it, const char *ref)
+{
+    it->p = ref;
+    it->bracket = ref[0] == '[';
+}
+
+/* 1: a segment in seg and len; 0: end of reference; SL_EINVAL: malformed. */
+static int ref_next(struct ref_iter *it, const char **seg, size_t *len)
+{
+    const char *p = it->p;
+    if (*p == '\0') {
+        return 0;
+    }
+    if (it->bracket) {
+        if (*p != '[') {
+            return SL_EINVAL;
+        }
+        const char *s = ++p;
+        while (*p && *p != ']' && *p != '[') {
+            p++;
+        }
+        if (*p != ']' || p == s) {
+            return SL_EINVAL;
+        }
+        *seg = s;
+        *len = (size_t)(p - s);
+        it->p = p + 1;
+        return 1;
+    }
+    const char *s = p;
+    while (*p && *p != '.' && *p != '[' && *p != ']') {
+        p++;
+    }
+    if (p == s || *p == '[' || *p == ']') {
+        return SL_EINVAL;
+    }
+    if (*p == '.') {
+        if (p[1] == '\0') {
+            return SL_EINVAL;  /* trailing dot */
+        }
+        it->p = p + 1;
+    } else {
+        it->p = p;
+    }
+    *seg = s;
+    *len = (size_t)(p - s);
+    return 1;
+}
+
+/* Number of segments, or SL_EINVAL. */
+static int ref_validate(const char *ref)
+{
+    if (!ref || !*ref) {
+        return SL_EINVAL;
+    }
+    struct ref_iter it;
+    const char *seg;
+    size_t len;
+    int n = 0, rc;
+    ref_init(&it, ref);
+    while ((rc = ref_next(&it, &seg, &len)) == 1) {
+        n++;
+    }
+    return rc < 0 ? rc : n;
+}
+
+struct sl_value *sl_field_get(const struct sl_value *root, const char *ref)
+{
+    if (!root || !ref || !*ref) {
+        return NULL;
+    }
+    struct ref_iter it;
+    const char *seg;
+    size_t len;
+    int rc;
+    const struct sl_value *cur = root;
+    ref_init(&it, ref);
+    while ((rc = ref_next(&it, &seg, &len)) == 1) {
+        cur = sl_obj_get(cur, seg, len);
+        if (!cur) {
+            return NULL;
+        }
+    }
+    return rc == 0 ? (struct sl_value *)cur : NULL;
+}
+
+struct sl_value *sl_field_put(struct sl_value *root, const char *ref)
+{
+    int n = ref_validate(ref);  /* before touching the tree */
+    if (n <= 0 || !root) {
+        return NULL;
+    }
+    if (root->type != SL_V_NULL && root->type != SL_V_OBJECT) {
+        return NULL;
+    }
+    struct ref_iter it;
+    const char *seg;
+    size_t len;
+    struct sl_value *cur = root;
+    ref_init(&it, ref);
+    for (int i = 0; i < n; i++) {
+        ref_next(&it, &seg, &len);
+        if (cur->type != SL_V_OBJECT) {
+            sl_value_set_object(cur);  /* intermediate non-object: replaced */
+        }
+        cur = sl_obj_put(cur, seg, len);
+    }
+    return cur;
+}
+
+int sl_field_del(struct sl_value *root, const char *ref)
+{
+    int n = ref_validate(ref);
+    if (n <= 0 || !root) {
+        return SL_EINVAL;
+    }
+    struct ref_iter it;
+    const char *seg;
+    size_t len;
+    struct sl_value *cur = root;
+    ref_init(&it, ref);
+    for (int i = 0; i < n - 1; i++) {
+        ref_next(&it, &seg, &len);
+        cur = sl_obj_get(cur, seg, len);
+        if (!cur) {
+            return SL_ENOENT;
+        }
+    }
+    ref_next(&it, &seg, &len);
+    return sl_obj_del(cur, seg, len);
+}
+
+/*
+ * Logstash keeps tags as an array of strings. A "tags" that is a single
+ * value (a string, typically, from a careless upstream) is wrapped into an
+ * array first so no data is lost.
+ */
+void sl_event_add_tag(struct sl_value *event, const char *tag)
+{
+    if (!tag) {
+        return;
+    }
+    struct sl_value *tags = sl_obj_putc(event, "tags");
+    if (!tags) {
+        return;
+    }
+    if (tags->type != SL_V_ARRAY && tags->type != SL_V_NULL) {
+        struct sl_value old;
+        memset(&old, 0, sizeof(old));
+        sl_value_move(&old, tags);
+        sl_value_set_array(tags);
+        sl_value_move(sl_arr_push(tags), &old);
+    }
+    if (tags->type == SL_V_NULL) {
+        sl_value_set_array(tags);
+    }
+    size_t tlen = strlen(tag);
+    for (size_t i = 0; i < tags->u.a.len; i++) {
+        const struct sl_value *t = &tags->u.a.items[i];
+        if (t->type == SL_V_STRING && t->u.s.len == tlen &&
+            (tlen == 0 || memcmp(t->u.s.ptr, tag, tlen) == 0)) {
+            return;
+        }
+    }
+    sl_value_set_str(sl_arr_push(tags), tag, tlen);
+}

@@ -1,0 +1,482 @@
+/*
+ * conf.c - reads the shipper's YAML (SPEC §2) into struct shipper_conf. Every
+ * map is finished with sl_cfg_check_unknown so that typos are errors. Static
+ * parts of the event ("fields", "tags") are encoded to JSON here, once, so the
+ * per-line path only copies bytes.
+ */
+#include "conf.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "sluice/json.h"
+
+bool regex_list_match(const struct regex_list *l, const char *s, size_t len)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        if (sl_regex_match(l->re[i], s, len)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void regex_list_free(struct regex_list *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        sl_regex_free(l->re[i]);
+    }
+    free(l->re);
+    l->re = NULL;
+    l->n = 0;
+}
+
+static int compile_one(struct sl_cfg *cfg, struct sl_cfg_node *at, const char *where,
+                       const char *key, const char *pattern, struct sl_regex **out)
+{
+    char err[256];
+    *out = sl_regex_new(pattern, err, sizeof(err));
+    if (!*out) {
+        sl_cfg_error(cfg, at, "%s: option '%s': invalid regex '%s': %s", where, key, pattern,
+                     err);
+        return SL_EINVAL;
+    }
+    return 0;
+}
+
+static int get_regex_list(struct sl_cfg *cfg, struct sl_cfg_node *map, const char *where,
+                          const char *key, struct regex_list *out)
+{
+    char **v = NULL;
+    size_t n = 0;
+    int rc = sl_cfg_strlist(cfg, map, where, key, &v, &n);
+    if (rc != 0 || !v) {
+        return rc;
+    }
+    struct sl_cfg_node *at = sl_cfg_get(map, key);
+    out->re = sl_calloc(n ? n : 1, sizeof(*out->re));
+    for (size_t i = 0; i < n; i++) {
+        if (compile_one(cfg, at, where, key, v[i], &out->re[out->n]) != 0) {
+            rc = SL_EINVAL;
+            continue;
+        }
+        out->n++;
+    }
+    sl_cfg_strv_free(v);
+    return rc;
+}
+
+static bool looks_numeric(const char *s)
+{
+    char *end;
+    if (!*s || isspace((unsigned char)*s)) {
+        return false;
+    }
+    strtod(s, &end);
+    return *end == '\0' && strcspn(s, "xXnN") == strlen(s);  /* no hex, inf, nan */
+}
+
+/* YAML node -> JSON: unquoted true/false/numbers/null keep their type, as Beats do. */
+static void node_json(struct sl_buf *b, const struct sl_cfg_node *n)
+{
+    if (!n) {
+        sl_buf_puts(b, "null");
+        return;
+    }
+    switch (n->type) {
+    case SL_CFG_MAP:
+        sl_buf_putc(b, '{');
+        for (size_t i = 0; i < n->n; i++) {
+            if (i) {
+                sl_buf_putc(b, ',');
+            }
+            sl_json_put_str(b, n->keys[i], strlen(n->keys[i]));
+            sl_buf_putc(b, ':');
+            node_json(b, n->items[i]);
+        }
+        sl_buf_putc(b, '}');
+        break;
+    case SL_CFG_SEQ:
+        sl_buf_putc(b, '[');
+        for (size_t i = 0; i < n->n; i++) {
+            if (i) {
+                sl_buf_putc(b, ',');
+            }
+            node_json(b, n->items[i]);
+        }
+        sl_buf_putc(b, ']');
+        break;
+    case SL_CFG_SCALAR:
+        if (!n->quoted && (strcmp(n->scalar, "true") == 0 || strcmp(n->scalar, "false") == 0)) {
+            sl_buf_puts(b, n->scalar);
+        } else if (!n->quoted && (strcmp(n->scalar, "~") == 0 || strcmp(n->scalar, "null") == 0 ||
+                                  n->scalar[0] == '\0')) {
+            sl_buf_puts(b, "null");
+        } else if (!n->quoted && looks_numeric(n->scalar)) {
+            sl_buf_puts(b, n->scalar);
+        } else {
+            sl_json_put_str(b, n->scalar, strlen(n->scalar));
+        }
+        break;
+    }
+}
+
+static int parse_fields(struct sl_cfg *cfg, struct sl_cfg_node *map, const char *where,
+                        struct input_conf *in)
+{
+    struct sl_cfg_node *f = sl_cfg_get(map, "fields");
+    if (!f || (f->type == SL_CFG_SCALAR && !f->quoted && f->scalar[0] == '\0')) {
+        return 0;
+    }
+    if (f->type != SL_CFG_MAP) {
+        sl_cfg_error(cfg, f, "%s: option 'fields' must be a map", where);
+        return SL_EINVAL;
+    }
+    if (f->n == 0) {
+        return 0;
+    }
+    struct sl_buf b;
+    sl_buf_init(&b, 0);
+    node_json(&b, f);
+    /* Keep the members only: the event writer places them under "fields" or at the root. */
+    in->fields_json = sl_strndup(b.data + 1, b.len - 2);
+    sl_buf_free(&b);
+    return 0;
+}
+
+static int parse_tags(struct sl_cfg *cfg, struct sl_cfg_node *map, const char *where,
+                      struct input_conf *in)
+{
+    char **tags = NULL;
+    size_t n = 0;
+    int rc = sl_cfg_strlist(cfg, map, where, "tags", &tags, &n);
+    if (rc != 0 || !tags || n == 0) {
+        sl_cfg_strv_free(tags);
+        return rc;
+    }
+    struct sl_buf b;
+    sl_buf_init(&b, 0);
+    sl_buf_putc(&b, '[');
+    for (size_t i = 0; i < n; i++) {
+        if (i) {
+            sl_buf_putc(&b, ',');
+        }
+        sl_json_put_str(&b, tags[i], strlen(tags[i]));
+    }
+    sl_buf_putc(&b, ']');
+    in->tags_json = sl_strndup(b.data, b.len);
+    sl_buf_free(&b);
+    sl_cfg_strv_free(tags);
+    return 0;
+}
+
+static int parse_multiline(struct sl_cfg *cfg, struct sl_cfg_node *map, const char *where,
+                           struct multiline_conf *ml)
+{
+    struct sl_cfg_node *m = sl_cfg_get(map, "multiline");
+    if (!m) {
+        return 0;
+    }
+    char w[128];
+    snprintf(w, sizeof(w), "%s.multiline", where);
+    if (!sl_cfg_is_map(cfg, m, w)) {
+        return SL_EINVAL;
+    }
+    static const char *const matches[] = {"after", "before", NULL};
+    char *pattern = NULL;
+    int match = 0;
+    int rc = 0;
+    rc |= sl_cfg_str(cfg, m, w, "pattern", NULL, &pattern);
+    rc |= sl_cfg_bool(cfg, m, w, "negate", false, &ml->negate);
+    rc |= sl_cfg_enum(cfg, m, w, "match", matches, 0, &match);
+    rc |= sl_cfg_int(cfg, m, w, "max_lines", 500, 1, 1000000, &ml->max_lines);
+    rc |= sl_cfg_duration(cfg, m, w, "timeout", 5000, 0, 86400000, &ml->timeout_ms);
+    sl_cfg_check_unknown(cfg, m, w);
+    ml->match_after = match == 0;
+    if (!pattern) {
+        sl_cfg_error(cfg, m, "%s: option 'pattern' is required", w);
+        rc = SL_EINVAL;
+    } else if (compile_one(cfg, sl_cfg_get(m, "pattern"), w, "pattern", pattern,
+                           &ml->pattern) == 0) {
+        ml->enabled = true;
+    } else {
+        rc = SL_EINVAL;
+    }
+    free(pattern);
+    return rc ? SL_EINVAL : 0;
+}
+
+static int parse_input(struct sl_cfg *cfg, struct sl_cfg_node *map, size_t idx,
+                       struct input_conf *in)
+{
+    char where[64];
+    snprintf(where, sizeof(where), "inputs[%zu]", idx);
+    if (!map || map->type != SL_CFG_MAP) {
+        sl_cfg_error(cfg, map, "%s: must be a map", where);
+        return SL_EINVAL;
+    }
+    static const char *const starts[] = {"end", "beginning", NULL};
+    int start = 0;
+    int rc = 0;
+    rc |= sl_cfg_strlist(cfg, map, where, "paths", &in->paths, &in->npaths);
+    if (rc == 0 && in->npaths == 0) {
+        sl_cfg_error(cfg, map, "%s: option 'paths' is required", where);
+        rc = SL_EINVAL;
+    }
+    char defid[32];
+    snprintf(defid, sizeof(defid), "input-%zu", idx);
+    rc |= sl_cfg_str(cfg, map, where, "id", defid, &in->id);
+    rc |= get_regex_list(cfg, map, where, "exclude_files", &in->exclude_files);
+    rc |= get_regex_list(cfg, map, where, "include_lines", &in->include_lines);
+    rc |= get_regex_list(cfg, map, where, "exclude_lines", &in->exclude_lines);
+    rc |= parse_fields(cfg, map, where, in);
+    rc |= sl_cfg_bool(cfg, map, where, "fields_under_root", false, &in->fields_under_root);
+    rc |= parse_tags(cfg, map, where, in);
+    rc |= sl_cfg_enum(cfg, map, where, "start_position", starts, START_END, &start);
+    rc |= sl_cfg_size(cfg, map, where, "max_line_bytes", 1 << 20, 64, 256u << 20,
+                      &in->max_line_bytes);
+    rc |= sl_cfg_duration(cfg, map, where, "close_inactive", 300000, 0, UINT32_MAX,
+                          &in->close_inactive_ms);
+    rc |= sl_cfg_duration(cfg, map, where, "scan_frequency", 10000, 100, 3600000,
+                          &in->scan_frequency_ms);
+    /* Filebeat spells the input type; only filestream-like tailing exists here. */
+    char *type = NULL;
+    rc |= sl_cfg_str(cfg, map, where, "type", "filestream", &type);
+    if (type && strcmp(type, "filestream") != 0 && strcmp(type, "log") != 0) {
+        sl_cfg_error(cfg, sl_cfg_get(map, "type"), "%s: unknown input type '%s'", where, type);
+        rc = SL_EINVAL;
+    }
+    free(type);
+    rc |= parse_multiline(cfg, map, where, &in->multiline);
+    in->start = (enum start_position)start;
+    sl_cfg_check_unknown(cfg, map, where);
+    return rc ? SL_EINVAL : 0;
+}
+
+static int parse_host(struct sl_cfg *cfg, struct sl_cfg_node *n, size_t idx,
+                      struct host_conf *h)
+{
+    char where[64];
+    snprintf(where, sizeof(where), "output.hosts[%zu]", idx);
+    h->weight = 1;
+    if (n->type == SL_CFG_SCALAR) {
+        h->addr = sl_strdup(n->scalar);
+    } else if (n->type == SL_CFG_MAP) {
+        int rc = 0;
+        rc |= sl_cfg_str(cfg, n, where, "host", NULL, &h->addr);
+        rc |= sl_cfg_int(cfg, n, where, "weight", 1, 1, 1000, &h->weight);
+        rc |= sl_cfg_bool(cfg, n, where, "backup", false, &h->backup);
+        sl_cfg_check_unknown(cfg, n, where);
+        if (rc != 0) {
+            return SL_EINVAL;
+        }
+        if (!h->addr) {
+            sl_cfg_error(cfg, n, "%s: option 'host' is required", where);
+            return SL_EINVAL;
+        }
+    } else {
+        sl_cfg_error(cfg, n, "%s: must be \"host:port\" or a map with 'host'", where);
+        return SL_EINVAL;
+    }
+    if (!strchr(h->addr, ':')) {
+        /* Filebeat's default port for the Logstash output. */
+        size_t len = strlen(h->addr) + 6;
+        char *a = sl_malloc(len);
+        snprintf(a, len, "%s:5044", h->addr);
+        free(h->addr);
+        h->addr = a;
+    }
+    return 0;
+}
+
+static int parse_ssl(struct sl_cfg *cfg, struct sl_cfg_node *map, struct ssl_conf *ssl)
+{
+    struct sl_cfg_node *m = sl_cfg_get(map, "ssl");
+    const char *w = "output.ssl";
+    if (!sl_cfg_is_map(cfg, m, w)) {
+        return SL_EINVAL;
+    }
+    static const char *const modes[] = {"full", "certificate", "none", NULL};
+    size_t n;
+    int rc = 0;
+    rc |= sl_cfg_bool(cfg, m, w, "enabled", false, &ssl->enabled);
+    rc |= sl_cfg_strlist(cfg, m, w, "certificate_authorities", &ssl->cas, &n);
+    rc |= sl_cfg_str(cfg, m, w, "certificate", "", &ssl->certificate);
+    rc |= sl_cfg_str(cfg, m, w, "key", "", &ssl->key);
+    rc |= sl_cfg_enum(cfg, m, w, "verification_mode", modes, 0, &ssl->verification_mode);
+    sl_cfg_check_unknown(cfg, m, w);
+    if (rc == 0 && ssl->enabled) {
+        sl_cfg_error(cfg, sl_cfg_get(m, "enabled"), "%s: TLS is not supported yet", w);
+        rc = SL_EINVAL;
+    }
+    return rc ? SL_EINVAL : 0;
+}
+
+static int parse_output(struct sl_cfg *cfg, struct sl_cfg_node *m, struct output_conf *o)
+{
+    const char *w = "output";
+    if (!sl_cfg_is_map(cfg, m, w)) {
+        return SL_EINVAL;
+    }
+    int rc = 0;
+    struct sl_cfg_node *hosts = sl_cfg_get(m, "hosts");
+    if (!hosts) {
+        o->hosts = sl_calloc(1, sizeof(*o->hosts));
+        o->hosts[0].addr = sl_strdup("127.0.0.1:5044");
+        o->hosts[0].weight = 1;
+        o->nhosts = 1;
+    } else if (hosts->type == SL_CFG_SEQ && hosts->n > 0) {
+        o->hosts = sl_calloc(hosts->n, sizeof(*o->hosts));
+        for (size_t i = 0; i < hosts->n; i++) {
+            rc |= parse_host(cfg, hosts->items[i], i, &o->hosts[i]);
+        }
+        o->nhosts = hosts->n;
+    } else if (hosts->type == SL_CFG_SCALAR) {
+        o->hosts = sl_calloc(1, sizeof(*o->hosts));
+        o->nhosts = 1;
+        rc |= parse_host(cfg, hosts, 0, &o->hosts[0]);
+    } else {
+        sl_cfg_error(cfg, hosts, "%s: option 'hosts' must be a non-empty list", w);
+        rc = SL_EINVAL;
+    }
+    static const char *const comps[] = {"zstd", "zlib", "none", NULL};
+    int comp = 0;
+    rc |= sl_cfg_bool(cfg, m, w, "loadbalance", true, &o->loadbalance);
+    rc |= sl_cfg_enum(cfg, m, w, "compression", comps, COMP_ZSTD, &comp);
+    o->compression = (enum ship_compression)comp;
+    rc |= sl_cfg_int(cfg, m, w, "compression_level", 3, 0, 19, &o->compression_level);
+    if (o->compression == COMP_ZLIB && o->compression_level > 9) {
+        sl_cfg_error(cfg, sl_cfg_get(m, "compression_level"),
+                     "%s: option 'compression_level' must be 0..9 for zlib", w);
+        rc = SL_EINVAL;
+    }
+    rc |= sl_cfg_int(cfg, m, w, "bulk_max_events", 2048, 1, 65536, &o->bulk_max_events);
+    rc |= sl_cfg_duration(cfg, m, w, "flush_interval", 1000, 0, 3600000, &o->flush_interval_ms);
+    rc |= sl_cfg_duration(cfg, m, w, "timeout", 30000, 100, 3600000, &o->timeout_ms);
+    rc |= sl_cfg_int(cfg, m, w, "pipelining", 2, 1, 16, &o->pipelining);
+    struct sl_cfg_node *bo = sl_cfg_get(m, "backoff");
+    if (sl_cfg_is_map(cfg, bo, "output.backoff")) {
+        rc |= sl_cfg_duration(cfg, bo, "output.backoff", "init", 1000, 1, 3600000,
+                              &o->backoff_init_ms);
+        rc |= sl_cfg_duration(cfg, bo, "output.backoff", "max", 60000, 1, 86400000,
+                              &o->backoff_max_ms);
+        sl_cfg_check_unknown(cfg, bo, "output.backoff");
+    } else {
+        rc = SL_EINVAL;
+    }
+    if (o->backoff_max_ms < o->backoff_init_ms) {
+        o->backoff_max_ms = o->backoff_init_ms;
+    }
+    rc |= parse_ssl(cfg, m, &o->ssl);
+    sl_cfg_check_unknown(cfg, m, w);
+    return rc ? SL_EINVAL : 0;
+}
+
+static char *default_hostname(void)
+{
+    char h[256];
+    if (gethostname(h, sizeof(h)) != 0) {
+        return sl_strdup("localhost");
+    }
+    h[sizeof(h) - 1] = '\0';
+    return sl_strdup(h);
+}
+
+int shipper_conf_parse(struct sl_cfg *cfg, struct shipper_conf *c)
+{
+    memset(c, 0, sizeof(*c));
+    struct sl_cfg_node *root = cfg->root;
+    int rc = 0;
+    struct sl_cfg_node *inputs = sl_cfg_get(root, "inputs");
+    if (!inputs || inputs->type != SL_CFG_SEQ || inputs->n == 0) {
+        sl_cfg_error(cfg, inputs ? inputs : root, "option 'inputs' must be a non-empty list");
+        rc = SL_EINVAL;
+    } else {
+        c->inputs = sl_calloc(inputs->n, sizeof(*c->inputs));
+        c->ninputs = inputs->n;
+        for (size_t i = 0; i < inputs->n; i++) {
+            rc |= parse_input(cfg, inputs->items[i], i, &c->inputs[i]);
+        }
+        for (size_t i = 0; i < c->ninputs; i++) {
+            for (size_t j = 0; j < i; j++) {
+                if (c->inputs[i].id && c->inputs[j].id &&
+                    strcmp(c->inputs[i].id, c->inputs[j].id) == 0) {
+                    sl_cfg_error(cfg, inputs->items[i], "inputs[%zu]: duplicate id '%s'", i,
+                                 c->inputs[i].id);
+                    rc = SL_EINVAL;
+                }
+            }
+        }
+    }
+    rc |= parse_output(cfg, sl_cfg_get(root, "output"), &c->output);
+
+    struct sl_cfg_node *q = sl_cfg_get(root, "queue");
+    if (sl_cfg_is_map(cfg, q, "queue")) {
+        rc |= sl_cfg_int(cfg, q, "queue", "max_events", 4096, 1, 10000000, &c->queue_max_events);
+        sl_cfg_check_unknown(cfg, q, "queue");
+    } else {
+        rc = SL_EINVAL;
+    }
+    struct sl_cfg_node *reg = sl_cfg_get(root, "registry");
+    if (sl_cfg_is_map(cfg, reg, "registry")) {
+        rc |= sl_cfg_str(cfg, reg, "registry", "path", "/var/lib/sluice/shipper",
+                         &c->registry_path);
+        rc |= sl_cfg_duration(cfg, reg, "registry", "flush", 1000, 0, 3600000,
+                              &c->registry_flush_ms);
+        sl_cfg_check_unknown(cfg, reg, "registry");
+    } else {
+        rc = SL_EINVAL;
+    }
+    struct sl_cfg_node *met = sl_cfg_get(root, "metrics");
+    if (sl_cfg_is_map(cfg, met, "metrics")) {
+        rc |= sl_cfg_str(cfg, met, "metrics", "listen", "127.0.0.1:5066", &c->metrics_listen);
+        rc |= sl_cfg_duration(cfg, met, "metrics", "unhealthy_after", 300000, 1000, 86400000,
+                              &c->unhealthy_after_ms);
+        sl_cfg_check_unknown(cfg, met, "metrics");
+    } else {
+        rc = SL_EINVAL;
+    }
+    rc |= sl_cfg_duration(cfg, root, "", "shutdown_timeout", 10000, 0, 3600000,
+                          &c->shutdown_timeout_ms);
+    rc |= sl_cfg_str(cfg, root, "", "name", NULL, &c->hostname);
+    if (!c->hostname) {
+        c->hostname = default_hostname();
+    }
+    sl_cfg_check_unknown(cfg, root, "shipper");
+    if (c->output.bulk_max_events > c->queue_max_events) {
+        /* A window larger than the queue could never fill: cap it, as Filebeat does. */
+        c->output.bulk_max_events = c->queue_max_events;
+    }
+    return rc ? SL_EINVAL : 0;
+}
+
+void shipper_conf_free(struct shipper_conf *c)
+{
+    for (size_t i = 0; i < c->ninputs; i++) {
+        struct input_conf *in = &c->inputs[i];
+        free(in->id);
+        sl_cfg_strv_free(in->paths);
+        regex_list_free(&in->exclude_files);
+        regex_list_free(&in->include_lines);
+        regex_list_free(&in->exclude_lines);
+        free(in->fields_json);
+        free(in->tags_json);
+        sl_regex_free(in->multiline.pattern);
+    }
+    free(c->inputs);
+    for (size_t i = 0; i < c->output.nhosts; i++) {
+        free(c->output.hosts[i].addr);
+    }
+    free(c->output.hosts);
+    sl_cfg_strv_free(c->output.ssl.cas);
+    free(c->output.ssl.certificate);
+    free(c->output.ssl.key);
+    free(c->registry_path);
+    free(c->metrics_listen);
+    free(c->hostname);
+    memset(c, 0, sizeof(*c));
+}

@@ -1,0 +1,94 @@
+/*
+ * conf.h - the shipper's configuration (SPEC §2), parsed and checked from YAML.
+ */
+#ifndef SHIPPER_CONF_H
+#define SHIPPER_CONF_H
+
+#include "sluice/common.h"
+#include "sluice/config.h"
+#include "sluice/regex.h"
+
+enum start_position { START_END, START_BEGINNING };
+enum ship_compression { COMP_ZSTD, COMP_ZLIB, COMP_NONE };
+
+struct regex_list {
+    struct sl_regex **re;
+    size_t n;
+};
+
+/* True when any regex of l matches s[0..len). */
+bool regex_list_match(const struct regex_list *l, const char *s, size_t len);
+
+struct multiline_conf {
+    bool enabled;
+    struct sl_regex *pattern;
+    bool negate;
+    bool match_after;           /* match: after (true) | before */
+    int64_t max_lines;
+    uint64_t timeout_ms;
+};
+
+struct input_conf {
+    char *id;
+    char **paths;               /* NULL-terminated globs */
+    size_t npaths;
+    struct regex_list exclude_files;
+    struct regex_list include_lines;
+    struct regex_list exclude_lines;
+    char *fields_json;          /* the "fields" map pre-encoded as JSON members (no braces) */
+    bool fields_under_root;
+    char *tags_json;            /* tags pre-encoded as a JSON array, or NULL */
+    enum start_position start;
+    uint64_t max_line_bytes;
+    uint64_t close_inactive_ms;
+    uint64_t scan_frequency_ms;
+    struct multiline_conf multiline;
+};
+
+struct host_conf {
+    char *addr;                 /* host:port */
+    int64_t weight;
+    bool backup;
+};
+
+struct ssl_conf {
+    bool enabled;
+    char **cas;
+    char *certificate;
+    char *key;
+    int verification_mode;      /* 0 full, 1 certificate, 2 none */
+};
+
+struct output_conf {
+    struct host_conf *hosts;
+    size_t nhosts;
+    bool loadbalance;
+    enum ship_compression compression;
+    int64_t compression_level;
+    int64_t bulk_max_events;
+    uint64_t flush_interval_ms;
+    uint64_t timeout_ms;
+    uint64_t backoff_init_ms;
+    uint64_t backoff_max_ms;
+    int64_t pipelining;
+    struct ssl_conf ssl;
+};
+
+struct shipper_conf {
+    struct input_conf *inputs;
+    size_t ninputs;
+    struct output_conf output;
+    int64_t queue_max_events;
+    char *registry_path;
+    uint64_t registry_flush_ms;
+    char *metrics_listen;
+    uint64_t unhealthy_after_ms;  /* /healthz fails when events wait this long for an ACK */
+    uint64_t shutdown_timeout_ms;
+    char *hostname;             /* from the environment, or gethostname() */
+};
+
+/* Parses cfg (already loaded) into *out; errors are recorded in cfg. 0 or SL_EINVAL. */
+int shipper_conf_parse(struct sl_cfg *cfg, struct shipper_conf *out);
+void shipper_conf_free(struct shipper_conf *c);
+
+#endif

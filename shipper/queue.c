@@ -1,0 +1,164 @@
+/*
+ * queue.c - batches of pre-encoded events and in-order offset commits.
+ */
+#include "queue.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "sluice/lumberjack.h"
+
+void queue_init(struct queue *q, size_t max_events, uint32_t bulk_max, struct registry *reg,
+                struct sl_metrics *metrics)
+{
+    memset(q, 0, sizeof(*q));
+    q->max_events = max_events;
+    q->bulk_max = bulk_max;
+    q->registry = reg;
+    q->next_id = 1;
+    q->m_queue_events = sl_metrics_gauge(metrics, "sluice_shipper_queue_events",
+                                         "Events read and not yet ACKed.", NULL);
+    q->m_acked = sl_metrics_counter(metrics, "sluice_shipper_events_acked_total",
+                                    "Events the aggregator ACKed.", NULL);
+}
+
+static void batch_free(struct batch *b)
+{
+    sl_buf_free(&b->frames);
+    free(b->ev);
+    free(b);
+}
+
+void queue_free(struct queue *q)
+{
+    while (q->head) {
+        struct batch *b = q->head;
+        q->head = b->next;
+        for (uint32_t i = b->committed; i < b->n; i++) {
+            b->ev[i].entry->refs--;
+        }
+        batch_free(b);
+    }
+    q->tail = NULL;
+}
+
+static struct batch *open_batch(struct queue *q)
+{
+    if (q->tail && !q->tail->sealed) {
+        return q->tail;
+    }
+    struct batch *b = sl_calloc(1, sizeof(*b));
+    b->id = q->next_id++;
+    sl_buf_init(&b->frames, 0);
+    b->cap = 64;
+    b->ev = sl_malloc(b->cap * sizeof(*b->ev));
+    b->created_ms = sl_now_ms();
+    if (q->tail) {
+        q->tail->next = b;
+    } else {
+        q->head = b;
+    }
+    q->tail = b;
+    return b;
+}
+
+struct sl_buf *queue_begin_event(struct queue *q)
+{
+    struct batch *b = open_batch(q);
+    if (b->n == b->cap) {
+        b->cap *= 2;
+        b->ev = sl_realloc(b->ev, b->cap * sizeof(*b->ev));
+    }
+    b->ev[b->n].frame_off = (uint32_t)b->frames.len;
+    /* Header now, length patched by queue_end_event(): one pass over the JSON. */
+    static const char hdr[10] = {'2', 'J'};
+    sl_buf_append(&b->frames, hdr, sizeof(hdr));
+    sl_put_u32be(b->frames.data + b->frames.len - 8, b->n + 1);
+    return &b->frames;
+}
+
+void queue_end_event(struct queue *q, struct registry_entry *e, uint64_t gen, uint64_t end)
+{
+    struct batch *b = q->tail;
+    struct batch_event *ev = &b->ev[b->n];
+    size_t json_len = b->frames.len - ev->frame_off - 10;
+    sl_put_u32be(b->frames.data + ev->frame_off + 6, (uint32_t)json_len);
+    ev->entry = e;
+    ev->gen = gen;
+    ev->end = end;
+    e->refs++;
+    b->n++;
+    q->events++;
+    sl_gauge_set(q->m_queue_events, (double)q->events);
+    if (b->n >= q->bulk_max) {
+        b->sealed = true;
+    }
+}
+
+void queue_cancel_event(struct queue *q)
+{
+    struct batch *b = q->tail;
+    b->frames.len = b->ev[b->n].frame_off;
+}
+
+void queue_seal(struct queue *q)
+{
+    if (q->tail && !q->tail->sealed && q->tail->n > 0) {
+        q->tail->sealed = true;
+    }
+}
+
+struct batch *queue_open_batch(const struct queue *q)
+{
+    if (q->tail && !q->tail->sealed && q->tail->n > 0) {
+        return q->tail;
+    }
+    return NULL;
+}
+
+struct batch *queue_next_unsent(const struct queue *q)
+{
+    for (struct batch *b = q->head; b; b = b->next) {
+        if (!b->sealed) {
+            return NULL;
+        }
+        if (!b->inflight && b->acked < b->n) {
+            return b;
+        }
+    }
+    return NULL;
+}
+
+static void commit(struct queue *q)
+{
+    while (q->head) {
+        struct batch *b = q->head;
+        uint32_t upto = b->acked;
+        for (uint32_t i = b->committed; i < upto; i++) {
+            struct batch_event *ev = &b->ev[i];
+            registry_ack(q->registry, ev->entry, ev->gen, ev->end);
+            ev->entry->refs--;
+        }
+        q->events -= upto - b->committed;
+        b->committed = upto;
+        if (!b->sealed || b->committed < b->n) {
+            break;
+        }
+        q->head = b->next;
+        if (q->tail == b) {
+            q->tail = NULL;
+        }
+        batch_free(b);
+    }
+    sl_gauge_set(q->m_queue_events, (double)q->events);
+}
+
+void queue_ack(struct queue *q, struct batch *b, uint32_t upto)
+{
+    if (upto > b->n || upto <= b->acked) {
+        return;
+    }
+    sl_counter_add(q->m_acked, upto - b->acked);
+    b->acked = upto;
+    commit(q);
+}

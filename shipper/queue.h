@@ -1,0 +1,73 @@
+/*
+ * queue.h - the shipper's bounded in-memory queue. Events are encoded once,
+ * straight into Lumberjack 'J' frames inside the batch that will carry them,
+ * so sending is a compress-and-write with no per-event work. Batches live in
+ * creation order; file offsets are committed to the registry strictly in that
+ * order, so ACKs arriving out of order from several aggregators can never
+ * advance a file past an event that is still unACKed.
+ */
+#ifndef SHIPPER_QUEUE_H
+#define SHIPPER_QUEUE_H
+
+#include "registry.h"
+#include "sluice/buf.h"
+#include "sluice/metrics.h"
+
+struct batch_event {
+    uint32_t frame_off;           /* where its 'J' frame starts in frames */
+    struct registry_entry *entry; /* the file it came from (a reference is held) */
+    uint64_t gen;
+    uint64_t end;                 /* file offset just past the event's last line */
+};
+
+struct batch {
+    uint64_t id;
+    struct sl_buf frames;         /* encoded 2J frames, seq 1..n */
+    struct batch_event *ev;
+    uint32_t n, cap;
+    uint32_t acked;               /* a prefix of events [0, acked) is ACKed */
+    uint32_t committed;           /* a prefix whose offsets reached the registry */
+    bool sealed;                  /* no more events will be added */
+    bool inflight;                /* a connection is waiting for its ACK */
+    uint64_t created_ms;
+    struct batch *next;
+};
+
+struct queue {
+    struct batch *head, *tail;    /* tail is the open batch, if any */
+    size_t events;                /* uncommitted events in all batches */
+    size_t max_events;
+    uint32_t bulk_max;
+    uint64_t next_id;
+    struct registry *registry;
+    struct sl_metric *m_queue_events;
+    struct sl_metric *m_acked;
+};
+
+void queue_init(struct queue *q, size_t max_events, uint32_t bulk_max, struct registry *reg,
+                struct sl_metrics *metrics);
+void queue_free(struct queue *q);
+
+static inline bool queue_has_room(const struct queue *q) { return q->events < q->max_events; }
+
+/*
+ * Starts an event in the open batch (opening one when needed): writes the J
+ * frame header and returns the buffer to append the event's JSON to. Finish
+ * with queue_end_event().
+ */
+struct sl_buf *queue_begin_event(struct queue *q);
+void queue_end_event(struct queue *q, struct registry_entry *e, uint64_t gen, uint64_t end);
+/* Undoes queue_begin_event() (the event was dropped after all). */
+void queue_cancel_event(struct queue *q);
+
+/* Seals the open batch if it holds events. */
+void queue_seal(struct queue *q);
+/* The open batch (NULL when none or empty). */
+struct batch *queue_open_batch(const struct queue *q);
+/* The oldest sealed batch that is neither in flight nor fully ACKed. */
+struct batch *queue_next_unsent(const struct queue *q);
+
+/* ACK of events [0, upto) of b; commits offsets in batch order and frees settled batches. */
+void queue_ack(struct queue *q, struct batch *b, uint32_t upto);
+
+#endif

@@ -1,0 +1,343 @@
+/*
+ * registry.c - persistence of delivered offsets. The whole registry is small
+ * (one entry per file) and rewritten as one JSON document; an append-only log
+ * would save bytes but needs compaction, and the write happens at most once
+ * per registry.flush.
+ */
+#include "registry.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sluice/buf.h"
+#include "sluice/json.h"
+#include "sluice/log.h"
+
+#define REGISTRY_MAX_BYTES (256u << 20)
+
+struct registry {
+    char *dir;
+    char *file;
+    char *tmp;
+    struct registry_entry *head;
+    size_t count;
+    bool dirty;
+};
+
+uint64_t registry_hash(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *c = p;
+    for (size_t i = 0; i < n; i++) {
+        h ^= c[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+static char *path_join(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = sl_malloc(n);
+    snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+static int mkdir_p(const char *dir)
+{
+    char *p = sl_strdup(dir);
+    int rc = 0;
+    for (char *s = p + 1; ; s++) {
+        if (*s == '/' || *s == '\0') {
+            char c = *s;
+            *s = '\0';
+            if (mkdir(p, 0750) != 0 && errno != EEXIST) {
+                sl_error("registry: cannot create %s: %s", p, strerror(errno));
+                rc = SL_EIO;
+                break;
+            }
+            *s = c;
+            if (c == '\0') {
+                break;
+            }
+        }
+    }
+    free(p);
+    return rc;
+}
+
+static struct registry_entry *entry_new(struct registry *r, uint64_t dev, uint64_t ino,
+                                        const char *path)
+{
+    struct registry_entry *e = sl_calloc(1, sizeof(*e));
+    e->dev = dev;
+    e->ino = ino;
+    e->path = sl_strdup(path);
+    e->seen_ms = sl_wall_ms();
+    e->next = r->head;
+    r->head = e;
+    r->count++;
+    return e;
+}
+
+static bool get_u64(const struct sl_value *obj, const char *key, uint64_t *out)
+{
+    const struct sl_value *v = sl_obj_getc(obj, key);
+    if (!v || v->type != SL_V_INT || v->u.i < 0) {
+        return false;
+    }
+    *out = (uint64_t)v->u.i;
+    return true;
+}
+
+static int load_entry(struct registry *r, const struct sl_value *o)
+{
+    uint64_t dev, ino, offset, fp_len = 0, seen = 0;
+    const struct sl_value *path = sl_obj_getc(o, "path");
+    const struct sl_value *fp = sl_obj_getc(o, "fp");
+    if (o->type != SL_V_OBJECT || !get_u64(o, "dev", &dev) || !get_u64(o, "ino", &ino) ||
+        !get_u64(o, "offset", &offset) || !path || path->type != SL_V_STRING) {
+        return SL_EINVAL;
+    }
+    get_u64(o, "fp_len", &fp_len);
+    get_u64(o, "seen", &seen);
+    struct registry_entry *e = entry_new(r, dev, ino, path->u.s.ptr);
+    e->offset = offset;
+    e->seen_ms = seen ? seen : e->seen_ms;
+    if (fp && fp->type == SL_V_STRING && fp_len <= REGISTRY_FP_MAX) {
+        e->fp = strtoull(fp->u.s.ptr, NULL, 16);
+        e->fp_len = (uint32_t)fp_len;
+    }
+    return 0;
+}
+
+static int load(struct registry *r)
+{
+    int rc = SL_EINVAL;
+    struct sl_value doc = {0};
+    struct sl_buf b;
+    sl_buf_init(&b, REGISTRY_MAX_BYTES);
+    int fd = open(r->file, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        sl_buf_free(&b);
+        if (errno == ENOENT) {
+            return 0;
+        }
+        sl_error("registry: cannot open %s: %s", r->file, strerror(errno));
+        return SL_EIO;
+    }
+    for (;;) {
+        if (sl_buf_reserve(&b, 65536) != 0) {
+            sl_error("registry: %s is larger than %u bytes", r->file, REGISTRY_MAX_BYTES);
+            goto out;
+        }
+        ssize_t n = read(fd, b.data + b.len, 65536);
+        if (n < 0) {
+            sl_error("registry: cannot read %s: %s", r->file, strerror(errno));
+            rc = SL_EIO;
+            goto out;
+        }
+        if (n == 0) {
+            break;
+        }
+        b.len += (size_t)n;
+    }
+    char err[128];
+    if (sl_json_parse(b.data, b.len, &doc, NULL, err, sizeof(err)) != 0) {
+        sl_error("registry: %s is corrupt (%s); move it aside to start over, knowing that "
+                 "files will then be read per start_position", r->file, err);
+        goto out;
+    }
+    const struct sl_value *entries = sl_obj_getc(&doc, "entries");
+    if (doc.type != SL_V_OBJECT || !entries || entries->type != SL_V_ARRAY) {
+        sl_error("registry: %s is corrupt (no \"entries\" array)", r->file);
+        goto out;
+    }
+    for (size_t i = 0; i < entries->u.a.len; i++) {
+        if (load_entry(r, &entries->u.a.items[i]) != 0) {
+            sl_error("registry: %s is corrupt (entry %zu is malformed)", r->file, i);
+            goto out;
+        }
+    }
+    sl_info("registry: loaded %zu entries from %s", r->count, r->file);
+    rc = 0;
+out:
+    close(fd);
+    sl_value_clear(&doc);
+    sl_buf_free(&b);
+    return rc;
+}
+
+int registry_open(const char *dir, struct registry **out)
+{
+    *out = NULL;
+    if (mkdir_p(dir) != 0) {
+        return SL_EIO;
+    }
+    struct registry *r = sl_calloc(1, sizeof(*r));
+    r->dir = sl_strdup(dir);
+    r->file = path_join(dir, "registry.json");
+    r->tmp = path_join(dir, "registry.json.tmp");
+    int rc = load(r);
+    if (rc != 0) {
+        registry_close(r);
+        return rc;
+    }
+    *out = r;
+    return 0;
+}
+
+void registry_close(struct registry *r)
+{
+    if (!r) {
+        return;
+    }
+    while (r->head) {
+        struct registry_entry *e = r->head;
+        r->head = e->next;
+        free(e->path);
+        free(e);
+    }
+    free(r->dir);
+    free(r->file);
+    free(r->tmp);
+    free(r);
+}
+
+struct registry_entry *registry_find(struct registry *r, uint64_t dev, uint64_t ino)
+{
+    for (struct registry_entry *e = r->head; e; e = e->next) {
+        if (e->dev == dev && e->ino == ino && !e->gone) {
+            return e;
+        }
+    }
+    return NULL;
+}
+
+struct registry_entry *registry_add(struct registry *r, uint64_t dev, uint64_t ino,
+                                    const char *path)
+{
+    struct registry_entry *old = registry_find(r, dev, ino);
+    if (old) {
+        /* Inode reuse: the old entry stays until its events are settled, then expires. */
+        old->gone = true;
+    }
+    r->dirty = true;
+    return entry_new(r, dev, ino, path);
+}
+
+void registry_ack(struct registry *r, struct registry_entry *e, uint64_t gen, uint64_t offset)
+{
+    if (gen != e->gen || offset <= e->offset) {
+        return;
+    }
+    e->offset = offset;
+    e->seen_ms = sl_wall_ms();
+    r->dirty = true;
+}
+
+void registry_touch(struct registry *r)
+{
+    r->dirty = true;
+}
+
+size_t registry_count(const struct registry *r)
+{
+    return r->count;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return SL_EIO;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static void encode(struct registry *r, struct sl_buf *b)
+{
+    sl_buf_puts(b, "{\"version\":1,\"entries\":[");
+    bool first = true;
+    for (struct registry_entry *e = r->head; e; e = e->next) {
+        if (e->gone) {
+            continue;  /* deleted or replaced: nothing left to resume */
+        }
+        if (!first) {
+            sl_buf_putc(b, ',');
+        }
+        first = false;
+        sl_buf_printf(b, "\n{\"dev\":%" PRIu64 ",\"ino\":%" PRIu64 ",\"fp\":\"%016" PRIx64
+                         "\",\"fp_len\":%u,\"offset\":%" PRIu64 ",\"seen\":%" PRIu64 ",\"path\":",
+                      e->dev, e->ino, e->fp, e->fp_len, e->offset, e->seen_ms);
+        sl_json_put_str(b, e->path, strlen(e->path));
+        sl_buf_putc(b, '}');
+    }
+    sl_buf_puts(b, "\n]}\n");
+}
+
+int registry_flush(struct registry *r)
+{
+    if (!r->dirty) {
+        return 0;
+    }
+    int rc = SL_EIO;
+    struct sl_buf b;
+    sl_buf_init(&b, 0);
+    encode(r, &b);
+    int fd = open(r->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (fd < 0) {
+        sl_error("registry: cannot create %s: %s", r->tmp, strerror(errno));
+        goto out;
+    }
+    if (write_all(fd, b.data, b.len) != 0 || fsync(fd) != 0) {
+        sl_error("registry: cannot write %s: %s", r->tmp, strerror(errno));
+        close(fd);
+        goto out;
+    }
+    close(fd);
+    if (rename(r->tmp, r->file) != 0) {
+        sl_error("registry: cannot rename %s: %s", r->tmp, strerror(errno));
+        goto out;
+    }
+    /* The rename is durable only once the directory itself is synced. */
+    int dfd = open(r->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    r->dirty = false;
+    rc = 0;
+out:
+    sl_buf_free(&b);
+    return rc;
+}
+
+void registry_expire(struct registry *r, uint64_t ttl_ms)
+{
+    uint64_t now = sl_wall_ms();
+    for (struct registry_entry **pp = &r->head; *pp;) {
+        struct registry_entry *e = *pp;
+        if (e->gone && e->refs == 0 && now - e->seen_ms >= ttl_ms) {
+            *pp = e->next;
+            free(e->path);
+            free(e);
+            r->count--;
+            r->dirty = true;
+            continue;
+        }
+        pp = &e->next;
+    }
+}

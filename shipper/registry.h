@@ -1,0 +1,57 @@
+/*
+ * registry.h - the shipper's crash-safe record of how far each file has been
+ * delivered. An entry is keyed by device + inode and checked against a
+ * fingerprint of the file's first bytes, so a new file on a recycled inode is
+ * never resumed at the old file's offset. Offsets advance only on ACKs; the
+ * file on disk is replaced atomically (temp, fsync, rename, fsync of the dir).
+ */
+#ifndef SHIPPER_REGISTRY_H
+#define SHIPPER_REGISTRY_H
+
+#include "sluice/common.h"
+
+/* Fingerprint: a hash of the first FP_MAX bytes (fewer while the file is smaller). */
+#define REGISTRY_FP_MAX 1024
+
+struct registry_entry {
+    uint64_t dev, ino;
+    uint64_t fp;              /* FNV-1a 64 of the first fp_len bytes */
+    uint32_t fp_len;
+    char *path;               /* last path the file was seen under (owned) */
+    uint64_t offset;          /* delivered (ACKed) up to here */
+    uint64_t gen;             /* bumped on truncation: ACKs of older generations are ignored */
+    uint64_t seen_ms;         /* wall clock of the last activity, for expiry */
+    uint32_t refs;            /* open harvester + events in flight; expiry waits for 0 */
+    bool gone;                /* the file was deleted or replaced */
+    struct registry_entry *next;
+};
+
+struct registry;
+
+/*
+ * Opens the registry directory (created if missing) and loads registry.json.
+ * A corrupt file is an error (SL_EINVAL, reason logged): the caller stops
+ * rather than re-shipping or skipping every file silently.
+ */
+int registry_open(const char *dir, struct registry **out);
+void registry_close(struct registry *r);
+
+struct registry_entry *registry_find(struct registry *r, uint64_t dev, uint64_t ino);
+/* Adds a new entry at offset 0 (an existing one for dev+ino is replaced). */
+struct registry_entry *registry_add(struct registry *r, uint64_t dev, uint64_t ino,
+                                    const char *path);
+/* Records delivery up to offset (ignored when gen is stale or offset goes back). */
+void registry_ack(struct registry *r, struct registry_entry *e, uint64_t gen, uint64_t offset);
+/* Marks the registry changed (path, fingerprint or offset). */
+void registry_touch(struct registry *r);
+/* Writes the file if anything changed since the last write. 0 or SL_EIO. */
+int registry_flush(struct registry *r);
+/* Drops entries that are gone, unreferenced and older than ttl_ms. */
+void registry_expire(struct registry *r, uint64_t ttl_ms);
+size_t registry_count(const struct registry *r);
+
+/* FNV-1a 64-bit, continued from h (start with REGISTRY_FNV_INIT). */
+#define REGISTRY_FNV_INIT 0xcbf29ce484222325ULL
+uint64_t registry_hash(uint64_t h, const void *p, size_t n);
+
+#endif

@@ -1,0 +1,458 @@
+/*
+ * sender.c - Lumberjack v2 client connections.
+ *
+ * Every host gets a connection object. Primaries are always connected (and
+ * reconnected with backoff); backups only while no primary is up, as in the
+ * nginx upstream model. A sealed batch goes to the up connection picked by
+ * smooth weighted round robin (loadbalance: true) or to the first up primary
+ * in list order (loadbalance: false). A connection pipelines up to
+ * `pipelining` windows; ACKs arrive in window order, so the in-flight windows
+ * of a connection form a FIFO.
+ */
+#include "sender.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "sluice/log.h"
+#include "sluice/lumberjack.h"
+#include "sluice/net.h"
+
+#define MAX_PIPELINE 16
+#define TICK_MS 100
+
+enum conn_state { C_DOWN, C_CONNECTING, C_UP };
+
+struct inflight {
+    struct batch *b;
+    uint32_t base;      /* events of b ACKed before this window was sent */
+    uint32_t count;     /* events in this window */
+    uint64_t sent_ms;
+};
+
+struct conn {
+    struct sender *s;
+    const struct host_conf *host;
+    int fd;
+    enum conn_state state;
+    struct sl_buf wbuf;
+    size_t woff;
+    unsigned char rbuf[4096];
+    size_t rlen;
+    struct inflight fl[MAX_PIPELINE];
+    int nfl;
+    uint64_t last_progress;  /* monotonic: last ACK (or keepalive) or the first send */
+    uint64_t since;          /* monotonic: connect start */
+    uint64_t retry_at;
+    uint64_t backoff;
+    int64_t cw;              /* smooth weighted round robin */
+    struct sl_metric *m_errors;
+    struct sl_metric *m_up;
+};
+
+struct sender {
+    struct sl_loop *loop;
+    const struct output_conf *conf;
+    struct queue *q;
+    struct conn *conns;
+    size_t n;
+    struct sl_timer *tick;
+    uint64_t last_ack_wall;
+    struct sl_metric *m_sent;
+    struct sl_metric *m_wire;
+    struct sl_metric *m_ack_seconds;
+};
+
+static void conn_connect(struct conn *c);
+static void conn_io(struct sl_loop *loop, int fd, unsigned events, void *arg);
+
+static uint64_t jitter(uint64_t d)
+{
+    /* Equal jitter: somewhere in [d/2, d), so reconnecting shippers spread out. */
+    if (d < 2) {
+        return d;
+    }
+    return d / 2 + (uint64_t)random() % (d / 2);
+}
+
+static void conn_fail(struct conn *c, const char *why)
+{
+    struct sender *s = c->s;
+    sl_warn("output %s: %s%s", c->host->addr, why,
+            c->nfl ? "; unACKed events will be resent" : "");
+    sl_counter_inc(c->m_errors);
+    if (c->fd >= 0) {
+        sl_loop_del_fd(s->loop, c->fd);
+        close(c->fd);
+        c->fd = -1;
+    }
+    for (int i = 0; i < c->nfl; i++) {
+        c->fl[i].b->inflight = false;
+    }
+    c->nfl = 0;
+    sl_buf_reset(&c->wbuf);
+    c->woff = 0;
+    c->rlen = 0;
+    c->state = C_DOWN;
+    sl_gauge_set(c->m_up, 0);
+    c->retry_at = sl_now_ms() + jitter(c->backoff);
+    c->backoff = SL_MIN(c->backoff * 2, s->conf->backoff_max_ms);
+}
+
+static void conn_want(struct conn *c)
+{
+    unsigned ev = SL_READ;
+    if (c->state == C_CONNECTING || c->woff < c->wbuf.len) {
+        ev |= SL_WRITE;
+    }
+    sl_loop_mod_fd(c->s->loop, c->fd, ev);
+}
+
+static int conn_flush(struct conn *c)
+{
+    while (c->woff < c->wbuf.len) {
+        ssize_t w = send(c->fd, c->wbuf.data + c->woff, c->wbuf.len - c->woff, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                break;
+            }
+            return SL_EIO;
+        }
+        c->woff += (size_t)w;
+    }
+    if (c->woff == c->wbuf.len) {
+        sl_buf_reset(&c->wbuf);
+        c->woff = 0;
+    }
+    conn_want(c);
+    return 0;
+}
+
+static void conn_connect(struct conn *c)
+{
+    c->fd = sl_net_connect(c->host->addr);
+    if (c->fd < 0) {
+        conn_fail(c, "cannot connect");
+        return;
+    }
+    c->state = C_CONNECTING;
+    c->since = sl_now_ms();
+    if (sl_loop_add_fd(c->s->loop, c->fd, SL_WRITE, conn_io, c) != 0) {
+        conn_fail(c, "cannot watch the socket");
+    }
+}
+
+static int enc_kind(enum ship_compression c)
+{
+    return c == COMP_ZSTD ? SL_LJ_ZSTDC : SL_LJ_ZLIB;
+}
+
+static int conn_send(struct conn *c, struct batch *b)
+{
+    struct sender *s = c->s;
+    const struct output_conf *o = s->conf;
+    uint32_t k = b->acked;
+    uint32_t count = b->n - k;
+    if (k > 0) {
+        /* Resending the unACKed tail: its window numbers events from 1 again. */
+        for (uint32_t i = k; i < b->n; i++) {
+            sl_put_u32be(b->frames.data + b->ev[i].frame_off + 2, i - k + 1);
+        }
+    }
+    size_t before = c->wbuf.len;
+    const char *frames = b->frames.data + b->ev[k].frame_off;
+    size_t flen = b->frames.len - b->ev[k].frame_off;
+    sl_lj_put_window(&c->wbuf, SL_LJ_V2, count);
+    bool plain = o->compression == COMP_NONE ||
+                 (o->compression == COMP_ZLIB && o->compression_level == 0);
+    if (plain) {
+        sl_buf_append(&c->wbuf, frames, flen);
+    } else if (sl_lj_put_compressed(&c->wbuf, enc_kind(o->compression),
+                                    (int)o->compression_level, frames, flen) != 0) {
+        sl_error("output: compression failed");
+        c->wbuf.len = before;
+        return SL_EIO;
+    }
+    if (c->nfl == 0) {
+        c->last_progress = sl_now_ms();
+    }
+    c->fl[c->nfl++] = (struct inflight){.b = b, .base = k, .count = count,
+                                        .sent_ms = sl_now_ms()};
+    b->inflight = true;
+    sl_counter_add(s->m_sent, count);
+    sl_counter_add(s->m_wire, c->wbuf.len - before);
+    return conn_flush(c);
+}
+
+static void handle_ack(struct conn *c, uint32_t seq)
+{
+    struct sender *s = c->s;
+    c->last_progress = sl_now_ms();
+    if (seq == 0) {
+        return;  /* keepalive: the aggregator is still working on the window */
+    }
+    if (c->nfl == 0 || seq > c->fl[0].count) {
+        conn_fail(c, "protocol error: ACK for an unknown sequence number");
+        return;
+    }
+    struct inflight head = c->fl[0];
+    s->last_ack_wall = sl_wall_ms();
+    c->backoff = s->conf->backoff_init_ms;
+    if (seq == head.count) {
+        memmove(&c->fl[0], &c->fl[1], (size_t)(c->nfl - 1) * sizeof(c->fl[0]));
+        c->nfl--;
+        head.b->inflight = false;
+        sl_hist_observe(s->m_ack_seconds, (double)(sl_now_ms() - head.sent_ms) / 1000.0);
+    }
+    /* May free the batch: nothing touches head.b after this. */
+    queue_ack(s->q, head.b, head.base + seq);
+}
+
+static void conn_read(struct conn *c)
+{
+    for (;;) {
+        ssize_t r = recv(c->fd, c->rbuf + c->rlen, sizeof(c->rbuf) - c->rlen, 0);
+        if (r == 0) {
+            conn_fail(c, "connection closed by the aggregator");
+            return;
+        }
+        if (r < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                conn_fail(c, strerror(errno));
+            }
+            return;
+        }
+        c->rlen += (size_t)r;
+        size_t off = 0;
+        for (;;) {
+            char ver;
+            uint32_t seq;
+            int rc = sl_lj_parse_ack(c->rbuf + off, c->rlen - off, &ver, &seq);
+            if (rc == 0) {
+                break;
+            }
+            if (rc < 0) {
+                conn_fail(c, "protocol error: expected an ACK frame");
+                return;
+            }
+            off += (size_t)rc;
+            handle_ack(c, seq);
+            if (c->state != C_UP) {
+                return;
+            }
+        }
+        memmove(c->rbuf, c->rbuf + off, c->rlen - off);
+        c->rlen -= off;
+    }
+}
+
+static void conn_io(struct sl_loop *loop, int fd, unsigned events, void *arg)
+{
+    struct conn *c = arg;
+    if (c->state == C_CONNECTING) {
+        int err = 0;
+        socklen_t len = sizeof(err);
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
+            conn_fail(c, err ? strerror(err) : "connect failed");
+            return;
+        }
+        c->state = C_UP;
+        sl_gauge_set(c->m_up, 1);
+        sl_info("output: connected to %s", c->host->addr);
+        conn_want(c);
+        sender_pump(c->s);
+        return;
+    }
+    if (events & SL_READ) {
+        conn_read(c);
+        if (c->state != C_UP) {
+            return;
+        }
+    }
+    if ((events & SL_WRITE) && conn_flush(c) != 0) {
+        conn_fail(c, strerror(errno));
+        return;
+    }
+    sender_pump(c->s);
+}
+
+static bool primary_up(const struct sender *s)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        if (!s->conns[i].host->backup && s->conns[i].state == C_UP) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void on_tick(struct sl_loop *loop, void *arg)
+{
+    struct sender *s = arg;
+    uint64_t now = sl_now_ms();
+    bool backups_wanted = !primary_up(s);
+    for (size_t i = 0; i < s->n; i++) {
+        struct conn *c = &s->conns[i];
+        switch (c->state) {
+        case C_DOWN:
+            if ((!c->host->backup || backups_wanted) && now >= c->retry_at) {
+                conn_connect(c);
+            }
+            break;
+        case C_CONNECTING:
+            if (now - c->since > s->conf->timeout_ms) {
+                conn_fail(c, "connect timed out");
+            }
+            break;
+        case C_UP:
+            if (c->nfl > 0 && now - c->last_progress > s->conf->timeout_ms) {
+                conn_fail(c, "no ACK within the timeout");
+            }
+            break;
+        }
+    }
+    sender_pump(s);
+}
+
+struct sender *sender_new(struct sl_loop *loop, const struct output_conf *conf, struct queue *q,
+                          struct sl_metrics *metrics)
+{
+    struct sender *s = sl_calloc(1, sizeof(*s));
+    s->loop = loop;
+    s->conf = conf;
+    s->q = q;
+    s->n = conf->nhosts;
+    s->conns = sl_calloc(s->n, sizeof(*s->conns));
+    s->m_sent = sl_metrics_counter(metrics, "sluice_shipper_events_sent_total",
+                                   "Events sent in windows (resends included).", NULL);
+    s->m_wire = sl_metrics_counter(metrics, "sluice_shipper_wire_bytes_total",
+                                   "Bytes written to aggregators, after compression.", NULL);
+    s->m_ack_seconds = sl_metrics_histogram(
+        metrics, "sluice_shipper_batch_ack_seconds", "Time from sending a window to its ACK.",
+        NULL, sl_metrics_latency_buckets, sl_metrics_latency_nbuckets);
+    for (size_t i = 0; i < s->n; i++) {
+        struct conn *c = &s->conns[i];
+        c->s = s;
+        c->host = &conf->hosts[i];
+        c->fd = -1;
+        c->backoff = conf->backoff_init_ms;
+        sl_buf_init(&c->wbuf, 0);
+        const char *labels[] = {"host", c->host->addr, NULL};
+        c->m_errors = sl_metrics_counter(metrics, "sluice_shipper_connection_errors_total",
+                                         "Connection failures and timeouts, per host.", labels);
+        c->m_up = sl_metrics_gauge(metrics, "sluice_shipper_connection_up",
+                                   "1 while the connection to the host is established.", labels);
+        if (!c->host->backup) {
+            conn_connect(c);
+        }
+    }
+    s->tick = sl_loop_timer(loop, TICK_MS, true, on_tick, s);
+    return s;
+}
+
+void sender_free(struct sender *s)
+{
+    if (!s) {
+        return;
+    }
+    for (size_t i = 0; i < s->n; i++) {
+        struct conn *c = &s->conns[i];
+        if (c->fd >= 0) {
+            sl_loop_del_fd(s->loop, c->fd);
+            close(c->fd);
+        }
+        for (int j = 0; j < c->nfl; j++) {
+            c->fl[j].b->inflight = false;
+        }
+        sl_buf_free(&c->wbuf);
+    }
+    sl_timer_cancel(s->tick);
+    free(s->conns);
+    free(s);
+}
+
+static bool can_take(const struct sender *s, const struct conn *c)
+{
+    return c->state == C_UP && c->nfl < s->conf->pipelining && c->nfl < MAX_PIPELINE;
+}
+
+/* The connection for the next window, or NULL when none has a free slot. */
+static struct conn *pick(struct sender *s)
+{
+    bool use_backups = !primary_up(s);
+    struct conn *best = NULL;
+    int64_t total = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        struct conn *c = &s->conns[i];
+        if (c->host->backup != use_backups || c->state != C_UP) {
+            continue;
+        }
+        if (!s->conf->loadbalance) {
+            /* Failover mode: the first live host takes everything. */
+            return can_take(s, c) ? c : NULL;
+        }
+        if (!can_take(s, c)) {
+            continue;
+        }
+        c->cw += c->host->weight;
+        total += c->host->weight;
+        if (!best || c->cw > best->cw) {
+            best = c;
+        }
+    }
+    if (best) {
+        best->cw -= total;
+    }
+    return best;
+}
+
+void sender_pump(struct sender *s)
+{
+    for (;;) {
+        struct batch *b = queue_next_unsent(s->q);
+        if (!b) {
+            return;
+        }
+        struct conn *c = pick(s);
+        if (!c) {
+            return;
+        }
+        if (conn_send(c, b) != 0) {
+            conn_fail(c, "write failed");
+        }
+    }
+}
+
+bool sender_idle(const struct sender *s)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        if (can_take(s, &s->conns[i])) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool sender_quiet(const struct sender *s)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        if (s->conns[i].nfl > 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+uint64_t sender_last_ack_ms(const struct sender *s)
+{
+    return s->last_ack_wall;
+}

@@ -1,0 +1,844 @@
+/*
+ * tail.c - file discovery and harvesting.
+ *
+ * A harvester owns one open file. It reads with read(2) from its own offset,
+ * so a file renamed by rotation keeps being read through its fd to the end,
+ * while the scanner opens the new file that appeared under the old name.
+ * Files are told apart by device + inode, and a registry entry is resumed
+ * only when the fingerprint of the file's first bytes still matches.
+ *
+ * Ready harvesters are read round robin, one chunk each per turn, so one busy
+ * file cannot starve the others.
+ */
+#include "tail.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <glob.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "event.h"
+#include "sluice/json.h"
+#include "sluice/log.h"
+
+#define CHUNK (64u * 1024u)
+#define HASH_SIZE 4096u
+
+struct input {
+    const struct input_conf *conf;
+    struct event_tmpl tmpl;
+    uint64_t next_scan;
+};
+
+struct harvester {
+    struct tail *t;
+    struct input *in;
+    char *path;
+    char *path_json;
+    size_t path_json_len;
+    int fd;
+    uint64_t dev, ino;
+    uint64_t buf_off;          /* file offset of buf.data[0] */
+    struct sl_buf buf;
+    struct registry_entry *entry;
+    bool skipping;             /* inside an over-long line, after its cut */
+    bool ready;
+    uint64_t last_data;        /* monotonic ms of the last byte read */
+    /* multiline */
+    struct sl_buf ml;
+    uint64_t ml_off, ml_end;
+    uint32_t ml_lines;
+    unsigned ml_flags;
+    uint64_t ml_since;
+    struct harvester *next;    /* all harvesters */
+    struct harvester *rnext;   /* ready list */
+    struct harvester *hnext;   /* path hash chain */
+};
+
+struct watch {
+    int wd;
+    char *dir;
+};
+
+struct tail {
+    struct sl_loop *loop;
+    const struct shipper_conf *conf;
+    struct queue *q;
+    struct registry *reg;
+    struct input *inputs;
+    size_t ninputs;
+    struct harvester *all;
+    struct harvester *rhead, *rtail;
+    struct harvester *by_path[HASH_SIZE];
+    int ifd;
+    struct watch *watches;
+    size_t nwatches;
+    struct sl_timer *timer;
+    bool first_scan;
+    bool stopped;
+    char ts[32];
+    uint64_t ts_ms;
+    size_t open_files;
+    struct sl_metric *m_lines;
+    struct sl_metric *m_bytes;
+    struct sl_metric *m_files_open;
+    struct sl_metric *m_drop_include;
+    struct sl_metric *m_drop_exclude;
+    struct sl_metric *m_truncated;
+};
+
+static size_t path_hash(const char *p)
+{
+    return (size_t)(registry_hash(REGISTRY_FNV_INIT, p, strlen(p)) % HASH_SIZE);
+}
+
+static struct harvester *find_by_path(struct tail *t, const char *path)
+{
+    for (struct harvester *h = t->by_path[path_hash(path)]; h; h = h->hnext) {
+        if (strcmp(h->path, path) == 0) {
+            return h;
+        }
+    }
+    return NULL;
+}
+
+static void hash_del(struct tail *t, struct harvester *h)
+{
+    for (struct harvester **pp = &t->by_path[path_hash(h->path)]; *pp; pp = &(*pp)->hnext) {
+        if (*pp == h) {
+            *pp = h->hnext;
+            return;
+        }
+    }
+}
+
+static void set_path(struct harvester *h, const char *path)
+{
+    struct tail *t = h->t;
+    if (h->path) {
+        hash_del(t, h);
+        free(h->path);
+        free(h->path_json);
+    }
+    h->path = sl_strdup(path);
+    struct sl_buf b;
+    sl_buf_init(&b, 0);
+    sl_json_put_str(&b, path, strlen(path));
+    h->path_json = sl_strndup(b.data, b.len);
+    h->path_json_len = b.len;
+    sl_buf_free(&b);
+    size_t i = path_hash(path);
+    h->hnext = t->by_path[i];
+    t->by_path[i] = h;
+}
+
+static void make_ready(struct harvester *h)
+{
+    struct tail *t = h->t;
+    if (h->ready || h->fd < 0) {
+        return;
+    }
+    h->ready = true;
+    h->rnext = NULL;
+    if (t->rtail) {
+        t->rtail->rnext = h;
+    } else {
+        t->rhead = h;
+    }
+    t->rtail = h;
+}
+
+static struct harvester *pop_ready(struct tail *t)
+{
+    struct harvester *h = t->rhead;
+    if (h) {
+        t->rhead = h->rnext;
+        if (!t->rhead) {
+            t->rtail = NULL;
+        }
+        h->ready = false;
+    }
+    return h;
+}
+
+static void unlink_ready(struct tail *t, struct harvester *h)
+{
+    struct harvester *prev = NULL;
+    for (struct harvester *x = t->rhead; x; prev = x, x = x->rnext) {
+        if (x == h) {
+            if (prev) {
+                prev->rnext = x->rnext;
+            } else {
+                t->rhead = x->rnext;
+            }
+            if (t->rtail == x) {
+                t->rtail = prev;
+            }
+            break;
+        }
+    }
+    h->ready = false;
+}
+
+static const char *timestamp(struct tail *t)
+{
+    uint64_t now = sl_wall_ms();
+    if (now != t->ts_ms) {
+        t->ts_ms = now;
+        sl_format_timestamp(now, t->ts, sizeof(t->ts));
+    }
+    return t->ts;
+}
+
+/* Queues one event; its file offset range is [off, end). */
+static void emit(struct harvester *h, const char *line, size_t len, uint64_t off, uint64_t end,
+                 unsigned flags)
+{
+    struct tail *t = h->t;
+    const struct input_conf *ic = h->in->conf;
+    if (ic->include_lines.n && !regex_list_match(&ic->include_lines, line, len)) {
+        sl_counter_inc(t->m_drop_include);
+        return;
+    }
+    if (ic->exclude_lines.n && regex_list_match(&ic->exclude_lines, line, len)) {
+        sl_counter_inc(t->m_drop_exclude);
+        return;
+    }
+    if (flags & EVENT_FLAG_TRUNCATED) {
+        sl_counter_inc(t->m_truncated);
+    }
+    struct sl_buf *out = queue_begin_event(t->q);
+    if (event_encode(out, &h->in->tmpl, timestamp(t), h->path_json, h->path_json_len, line, len,
+                     off, flags) != 0) {
+        queue_cancel_event(t->q);
+        return;
+    }
+    queue_end_event(t->q, h->entry, h->entry->gen, end);
+}
+
+static void ml_flush(struct harvester *h)
+{
+    if (h->ml_lines == 0) {
+        return;
+    }
+    unsigned flags = h->ml_flags | (h->ml_lines > 1 ? EVENT_FLAG_MULTILINE : 0);
+    emit(h, h->ml.data, h->ml.len, h->ml_off, h->ml_end, flags);
+    sl_buf_reset(&h->ml);
+    h->ml_lines = 0;
+    h->ml_flags = 0;
+}
+
+static void ml_add(struct harvester *h, const char *line, size_t len, uint64_t off, uint64_t end,
+                   unsigned flags)
+{
+    const struct multiline_conf *mc = &h->in->conf->multiline;
+    if (h->ml_lines == 0) {
+        h->ml_off = off;
+        h->ml_since = sl_now_ms();
+    } else if (h->ml_lines < mc->max_lines) {
+        sl_buf_putc(&h->ml, '\n');
+    }
+    if (h->ml_lines < mc->max_lines) {
+        size_t room = h->in->conf->max_line_bytes > h->ml.len
+                          ? (size_t)h->in->conf->max_line_bytes - h->ml.len : 0;
+        if (len > room) {
+            len = room;
+            flags |= EVENT_FLAG_TRUNCATED;
+        }
+        sl_buf_append(&h->ml, line, len);
+    } else {
+        flags |= EVENT_FLAG_TRUNCATED;
+    }
+    h->ml_lines++;
+    h->ml_flags |= flags;
+    h->ml_end = end;
+}
+
+/* A complete line (without its newline) at file offset off, ending before end. */
+static void on_line(struct harvester *h, const char *line, size_t len, uint64_t off,
+                    uint64_t end, unsigned flags)
+{
+    struct tail *t = h->t;
+    sl_counter_inc(t->m_lines);
+    const struct multiline_conf *mc = &h->in->conf->multiline;
+    if (!mc->enabled) {
+        emit(h, line, len, off, end, flags);
+        return;
+    }
+    bool m = sl_regex_match(mc->pattern, line, len) != mc->negate;
+    if (mc->match_after) {
+        /* A matching line continues the event before it. */
+        if (!m || h->ml_lines == 0) {
+            ml_flush(h);
+        }
+        ml_add(h, line, len, off, end, flags);
+    } else {
+        /* A matching line continues into the next one; a non-matching one ends the event. */
+        ml_add(h, line, len, off, end, flags);
+        if (!m) {
+            ml_flush(h);
+        }
+    }
+}
+
+/* Splits buffered bytes into lines; keeps a trailing partial line. */
+static void split_lines(struct harvester *h)
+{
+    size_t max = (size_t)h->in->conf->max_line_bytes;
+    char *p = h->buf.data;
+    size_t n = h->buf.len;
+    size_t start = 0;
+    while (start < n) {
+        char *nl = memchr(p + start, '\n', n - start);
+        if (h->skipping) {
+            if (!nl) {
+                start = n;
+                break;
+            }
+            h->skipping = false;
+            start = (size_t)(nl - p) + 1;
+            continue;
+        }
+        if (!nl) {
+            if (n - start > max) {
+                on_line(h, p + start, max, h->buf_off + start, h->buf_off + start + max,
+                        EVENT_FLAG_TRUNCATED);
+                h->skipping = true;
+                start = n;
+            }
+            break;
+        }
+        size_t end = (size_t)(nl - p);
+        size_t len = end - start;
+        if (len > 0 && p[end - 1] == '\r') {
+            len--;
+        }
+        unsigned flags = 0;
+        if (len > max) {
+            len = max;
+            flags = EVENT_FLAG_TRUNCATED;
+        }
+        on_line(h, p + start, len, h->buf_off + start, h->buf_off + end + 1, flags);
+        start = end + 1;
+    }
+    h->buf_off += start;
+    sl_buf_consume(&h->buf, start);
+}
+
+static void harvester_close(struct harvester *h, bool gone)
+{
+    struct tail *t = h->t;
+    if (h->fd >= 0) {
+        close(h->fd);
+        h->fd = -1;
+        t->open_files--;
+        sl_gauge_set(t->m_files_open, (double)t->open_files);
+    }
+    ml_flush(h);
+    if (h->ready) {
+        unlink_ready(t, h);
+    }
+    hash_del(t, h);
+    for (struct harvester **pp = &t->all; *pp; pp = &(*pp)->next) {
+        if (*pp == h) {
+            *pp = h->next;
+            break;
+        }
+    }
+    if (gone) {
+        h->entry->gone = true;
+        registry_touch(t->reg);
+    }
+    h->entry->refs--;
+    sl_debug("closed %s%s", h->path, gone ? " (deleted)" : "");
+    free(h->path);
+    free(h->path_json);
+    sl_buf_free(&h->buf);
+    sl_buf_free(&h->ml);
+    free(h);
+}
+
+/* Hash of the first len bytes, or false when the file is shorter. */
+static bool fingerprint(int fd, uint32_t len, uint64_t *out)
+{
+    char b[REGISTRY_FP_MAX];
+    ssize_t n = pread(fd, b, len, 0);
+    if (n != (ssize_t)len) {
+        return false;
+    }
+    *out = registry_hash(REGISTRY_FNV_INIT, b, len);
+    return true;
+}
+
+static void update_fingerprint(struct harvester *h, uint64_t size)
+{
+    struct registry_entry *e = h->entry;
+    if (e->fp_len >= REGISTRY_FP_MAX || size <= e->fp_len) {
+        return;
+    }
+    uint32_t len = (uint32_t)SL_MIN(size, (uint64_t)REGISTRY_FP_MAX);
+    uint64_t fp;
+    if (fingerprint(h->fd, len, &fp)) {
+        e->fp = fp;
+        e->fp_len = len;
+        registry_touch(h->t->reg);
+    }
+}
+
+/* EOF reached: notice truncation and deletion. Returns false when h was closed. */
+static bool check_file(struct harvester *h)
+{
+    struct stat st;
+    if (fstat(h->fd, &st) != 0) {
+        return true;
+    }
+    uint64_t pos = h->buf_off + h->buf.len;
+    if ((uint64_t)st.st_size < pos) {
+        /* copytruncate: the content we have not read yet starts again at 0. */
+        sl_info("%s was truncated (size %lld < offset %llu): reading from the start", h->path,
+                (long long)st.st_size, (unsigned long long)pos);
+        ml_flush(h);
+        h->entry->gen++;
+        h->entry->offset = 0;
+        h->entry->fp_len = 0;
+        registry_touch(h->t->reg);
+        h->buf_off = 0;
+        sl_buf_reset(&h->buf);
+        h->skipping = false;
+        if (lseek(h->fd, 0, SEEK_SET) != 0) {
+            sl_warn("%s: lseek: %s", h->path, strerror(errno));
+        }
+        make_ready(h);
+        return true;
+    }
+    update_fingerprint(h, (uint64_t)st.st_size);
+    if (st.st_nlink == 0) {
+        /* Deleted and fully read: a last line without its newline will get none. */
+        if (h->buf.len > 0 && !h->skipping) {
+            size_t len = SL_MIN(h->buf.len, (size_t)h->in->conf->max_line_bytes);
+            on_line(h, h->buf.data, len, h->buf_off, h->buf_off + h->buf.len,
+                    len < h->buf.len ? EVENT_FLAG_TRUNCATED : 0);
+        }
+        harvester_close(h, true);
+        return false;
+    }
+    return true;
+}
+
+/* Reads one chunk. Returns bytes read (0 at EOF), or -1 when h was closed. */
+static ssize_t harvester_read(struct harvester *h)
+{
+    struct tail *t = h->t;
+    size_t want = CHUNK;
+    if (sl_buf_reserve(&h->buf, want) != 0) {
+        want = h->buf.max - h->buf.len;
+    }
+    ssize_t n = read(h->fd, h->buf.data + h->buf.len, want);
+    if (n < 0) {
+        if (errno == EINTR || errno == EAGAIN) {
+            return 0;
+        }
+        sl_warn("%s: read: %s", h->path, strerror(errno));
+        harvester_close(h, false);
+        return -1;
+    }
+    if (n == 0) {
+        return check_file(h) ? 0 : -1;
+    }
+    h->buf.len += (size_t)n;
+    h->last_data = sl_now_ms();
+    sl_counter_add(t->m_bytes, (uint64_t)n);
+    split_lines(h);
+    return n;
+}
+
+bool tail_pump(struct tail *t, size_t budget)
+{
+    size_t done = 0;
+    while (!t->stopped && done < budget && queue_has_room(t->q)) {
+        struct harvester *h = pop_ready(t);
+        if (!h) {
+            break;
+        }
+        ssize_t n = harvester_read(h);
+        if (n > 0) {
+            done += (size_t)n;
+            make_ready(h);
+        }
+    }
+    return !t->stopped && t->rhead != NULL && queue_has_room(t->q);
+}
+
+static bool excluded(const struct input *in, const char *path)
+{
+    return in->conf->exclude_files.n &&
+           regex_list_match(&in->conf->exclude_files, path, strlen(path));
+}
+
+static struct harvester *find_by_inode(struct tail *t, uint64_t dev, uint64_t ino)
+{
+    for (struct harvester *h = t->all; h; h = h->next) {
+        if (h->dev == dev && h->ino == ino) {
+            return h;
+        }
+    }
+    return NULL;
+}
+
+/* Where a newly opened file starts: its registry offset when the fingerprint matches. */
+static struct registry_entry *resume(struct tail *t, struct input *in, int fd,
+                                     const struct stat *st, const char *path, bool initial,
+                                     uint64_t *offset)
+{
+    struct registry_entry *e = registry_find(t->reg, st->st_dev, st->st_ino);
+    if (e) {
+        uint64_t fp;
+        if (e->fp_len == 0 || (fingerprint(fd, e->fp_len, &fp) && fp == e->fp)) {
+            if ((uint64_t)st->st_size < e->offset) {
+                sl_info("%s is shorter than its registry offset %llu: reading from the start",
+                        path, (unsigned long long)e->offset);
+                e->gen++;
+                e->offset = 0;
+            }
+            if (strcmp(e->path, path) != 0) {
+                free(e->path);
+                e->path = sl_strdup(path);
+            }
+            registry_touch(t->reg);
+            *offset = e->offset;
+            return e;
+        }
+        sl_info("%s: inode %llu was reused by a new file (fingerprint differs)", path,
+                (unsigned long long)st->st_ino);
+    }
+    e = registry_add(t->reg, st->st_dev, st->st_ino, path);
+    /* start_position applies to files found at start-up; a file that appears
+     * later is new content and is read from its first byte. */
+    *offset = (initial && in->conf->start == START_END) ? (uint64_t)st->st_size : 0;
+    e->offset = *offset;
+    return e;
+}
+
+static void open_file(struct tail *t, struct input *in, const char *path, bool initial)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+        if (errno != ENOENT) {
+            sl_warn("cannot open %s: %s", path, strerror(errno));
+        }
+        return;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return;
+    }
+    struct harvester *same = find_by_inode(t, st.st_dev, st.st_ino);
+    if (same) {
+        /* Renamed into another matching name: same file, new path. */
+        close(fd);
+        set_path(same, path);
+        make_ready(same);
+        return;
+    }
+    uint64_t offset;
+    struct registry_entry *e = resume(t, in, fd, &st, path, initial, &offset);
+    if (offset > 0 && lseek(fd, (off_t)offset, SEEK_SET) != (off_t)offset) {
+        sl_warn("%s: lseek: %s", path, strerror(errno));
+        close(fd);
+        return;
+    }
+    struct harvester *h = sl_calloc(1, sizeof(*h));
+    h->t = t;
+    h->in = in;
+    h->fd = fd;
+    h->dev = st.st_dev;
+    h->ino = st.st_ino;
+    h->buf_off = offset;
+    h->entry = e;
+    e->refs++;
+    h->last_data = sl_now_ms();
+    sl_buf_init(&h->buf, (size_t)in->conf->max_line_bytes + CHUNK);
+    sl_buf_init(&h->ml, 0);
+    set_path(h, path);
+    update_fingerprint(h, (uint64_t)st.st_size);
+    h->next = t->all;
+    t->all = h;
+    t->open_files++;
+    sl_gauge_set(t->m_files_open, (double)t->open_files);
+    sl_info("harvesting %s from offset %llu", path, (unsigned long long)offset);
+    make_ready(h);
+}
+
+/* A path matched one of in's globs: make sure the file behind it is harvested. */
+static void consider(struct tail *t, struct input *in, const char *path, bool initial)
+{
+    if (excluded(in, path)) {
+        return;
+    }
+    struct harvester *h = find_by_path(t, path);
+    if (h) {
+        struct stat st;
+        if (stat(path, &st) == 0 && (uint64_t)st.st_ino == h->ino &&
+            (uint64_t)st.st_dev == h->dev) {
+            make_ready(h);  /* the stat-polling fallback when inotify missed a write */
+            return;
+        }
+        /* Another file now has this name (rotation): the old one is read on through
+         * its fd, under a name we no longer know. */
+        hash_del(t, h);
+        h->hnext = NULL;
+        make_ready(h);
+    }
+    open_file(t, in, path, initial);
+}
+
+static void scan_input(struct tail *t, struct input *in, bool initial)
+{
+    for (size_t j = 0; j < in->conf->npaths; j++) {
+        glob_t g;
+        int rc = glob(in->conf->paths[j], GLOB_NOSORT, NULL, &g);
+        if (rc == 0) {
+            for (size_t k = 0; k < g.gl_pathc; k++) {
+                consider(t, in, g.gl_pathv[k], initial);
+            }
+        }
+        if (rc != GLOB_NOMATCH) {
+            globfree(&g);
+        }
+    }
+}
+
+/* The input whose globs match path, if any. */
+static struct input *input_for(struct tail *t, const char *path)
+{
+    for (size_t i = 0; i < t->ninputs; i++) {
+        const struct input_conf *ic = t->inputs[i].conf;
+        for (size_t j = 0; j < ic->npaths; j++) {
+            if (fnmatch(ic->paths[j], path, FNM_PATHNAME) == 0) {
+                return &t->inputs[i];
+            }
+        }
+    }
+    return NULL;
+}
+
+static void on_inotify(struct sl_loop *loop, int fd, unsigned events, void *arg)
+{
+    struct tail *t = arg;
+    char buf[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
+    for (;;) {
+        ssize_t n = read(fd, buf, sizeof(buf));
+        if (n <= 0) {
+            return;
+        }
+        for (char *p = buf; p < buf + n;) {
+            const struct inotify_event *ev = (const struct inotify_event *)p;
+            p += sizeof(*ev) + ev->len;
+            if (ev->mask & IN_Q_OVERFLOW) {
+                sl_warn("inotify queue overflowed: rescanning");
+                for (size_t i = 0; i < t->ninputs; i++) {
+                    t->inputs[i].next_scan = 0;
+                }
+                continue;
+            }
+            if (ev->len == 0) {
+                continue;
+            }
+            const char *dir = NULL;
+            for (size_t i = 0; i < t->nwatches; i++) {
+                if (t->watches[i].wd == ev->wd) {
+                    dir = t->watches[i].dir;
+                    break;
+                }
+            }
+            if (!dir) {
+                continue;
+            }
+            char path[PATH_MAX];
+            if (snprintf(path, sizeof(path), "%s/%s", dir, ev->name) >= (int)sizeof(path)) {
+                continue;
+            }
+            struct harvester *h = find_by_path(t, path);
+            if (h) {
+                make_ready(h);
+            }
+            if (ev->mask & (IN_CREATE | IN_MOVED_TO | IN_MODIFY)) {
+                struct input *in = input_for(t, path);
+                if (in && (!h || (ev->mask & (IN_CREATE | IN_MOVED_TO)))) {
+                    consider(t, in, path, false);
+                }
+            }
+        }
+    }
+}
+
+static void watch_dir(struct tail *t, const char *dir)
+{
+    for (size_t i = 0; i < t->nwatches; i++) {
+        if (strcmp(t->watches[i].dir, dir) == 0) {
+            return;
+        }
+    }
+    int wd = inotify_add_watch(t->ifd, dir,
+                               IN_MODIFY | IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE |
+                                   IN_CLOSE_WRITE | IN_ATTRIB);
+    if (wd < 0) {
+        sl_warn("cannot watch %s (%s): relying on the periodic scan", dir, strerror(errno));
+        return;
+    }
+    t->watches = sl_realloc(t->watches, (t->nwatches + 1) * sizeof(*t->watches));
+    t->watches[t->nwatches++] = (struct watch){.wd = wd, .dir = sl_strdup(dir)};
+}
+
+/* Watches the literal directory part of each glob (the part before any wildcard). */
+static void watch_inputs(struct tail *t)
+{
+    for (size_t i = 0; i < t->ninputs; i++) {
+        const struct input_conf *ic = t->inputs[i].conf;
+        for (size_t j = 0; j < ic->npaths; j++) {
+            const char *p = ic->paths[j];
+            const char *slash = strrchr(p, '/');
+            if (!slash) {
+                watch_dir(t, ".");
+                continue;
+            }
+            size_t dlen = (size_t)(slash - p);
+            char dir[PATH_MAX];
+            if (dlen == 0) {
+                dlen = 1;
+            }
+            if (dlen >= sizeof(dir)) {
+                continue;
+            }
+            memcpy(dir, p, dlen);
+            dir[dlen] = '\0';
+            if (strpbrk(dir, "*?[") == NULL) {
+                watch_dir(t, dir);
+            }
+        }
+    }
+}
+
+static void close_inactive(struct tail *t)
+{
+    uint64_t now = sl_now_ms();
+    for (struct harvester *h = t->all, *next; h; h = next) {
+        next = h->next;
+        uint64_t limit = h->in->conf->close_inactive_ms;
+        if (limit && !h->ready && h->buf.len == 0 && h->ml_lines == 0 &&
+            now - h->last_data >= limit) {
+            harvester_close(h, false);
+        }
+    }
+}
+
+void tail_tick(struct tail *t)
+{
+    uint64_t now = sl_now_ms();
+    for (struct harvester *h = t->all; h; h = h->next) {
+        const struct multiline_conf *mc = &h->in->conf->multiline;
+        if (h->ml_lines && mc->timeout_ms && now - h->ml_since >= mc->timeout_ms &&
+            queue_has_room(t->q)) {
+            ml_flush(h);
+        }
+    }
+}
+
+static void on_timer(struct sl_loop *loop, void *arg)
+{
+    struct tail *t = arg;
+    if (t->stopped) {
+        return;
+    }
+    uint64_t now = sl_now_ms();
+    for (size_t i = 0; i < t->ninputs; i++) {
+        struct input *in = &t->inputs[i];
+        if (now >= in->next_scan) {
+            scan_input(t, in, false);
+            in->next_scan = now + in->conf->scan_frequency_ms;
+        }
+    }
+    close_inactive(t);
+    tail_tick(t);
+}
+
+struct tail *tail_new(struct sl_loop *loop, const struct shipper_conf *conf, struct queue *q,
+                      struct registry *reg, struct sl_metrics *metrics)
+{
+    struct tail *t = sl_calloc(1, sizeof(*t));
+    t->loop = loop;
+    t->conf = conf;
+    t->q = q;
+    t->reg = reg;
+    t->m_lines = sl_metrics_counter(metrics, "sluice_shipper_lines_read_total",
+                                    "Lines read from files.", NULL);
+    t->m_bytes = sl_metrics_counter(metrics, "sluice_shipper_bytes_read_total",
+                                    "Bytes read from files.", NULL);
+    t->m_files_open = sl_metrics_gauge(metrics, "sluice_shipper_files_open",
+                                       "Files held open by harvesters.", NULL);
+    const char *inc[] = {"reason", "include_lines", NULL};
+    const char *exc[] = {"reason", "exclude_lines", NULL};
+    t->m_drop_include = sl_metrics_counter(metrics, "sluice_shipper_lines_dropped_total",
+                                           "Lines not shipped, by reason.", inc);
+    t->m_drop_exclude = sl_metrics_counter(metrics, "sluice_shipper_lines_dropped_total",
+                                           "Lines not shipped, by reason.", exc);
+    t->m_truncated = sl_metrics_counter(metrics, "sluice_shipper_lines_truncated_total",
+                                        "Lines cut at max_line_bytes.", NULL);
+    t->ninputs = conf->ninputs;
+    t->inputs = sl_calloc(t->ninputs, sizeof(*t->inputs));
+    for (size_t i = 0; i < t->ninputs; i++) {
+        t->inputs[i].conf = &conf->inputs[i];
+        event_tmpl_init(&t->inputs[i].tmpl, &conf->inputs[i], conf->hostname);
+    }
+    t->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (t->ifd < 0) {
+        sl_warn("inotify unavailable (%s): polling every scan_frequency", strerror(errno));
+    } else {
+        sl_loop_add_fd(loop, t->ifd, SL_READ, on_inotify, t);
+        watch_inputs(t);
+    }
+    uint64_t now = sl_now_ms();
+    for (size_t i = 0; i < t->ninputs; i++) {
+        scan_input(t, &t->inputs[i], true);
+        t->inputs[i].next_scan = now + t->inputs[i].conf->scan_frequency_ms;
+    }
+    t->timer = sl_loop_timer(loop, 1000, true, on_timer, t);
+    return t;
+}
+
+void tail_stop(struct tail *t)
+{
+    t->stopped = true;
+}
+
+void tail_free(struct tail *t)
+{
+    if (!t) {
+        return;
+    }
+    while (t->all) {
+        harvester_close(t->all, false);
+    }
+    if (t->ifd >= 0) {
+        sl_loop_del_fd(t->loop, t->ifd);
+        close(t->ifd);
+    }
+    for (size_t i = 0; i < t->nwatches; i++) {
+        free(t->watches[i].dir);
+    }
+    free(t->watches);
+    for (size_t i = 0; i < t->ninputs; i++) {
+        event_tmpl_free(&t->inputs[i].tmpl);
+    }
+    free(t->inputs);
+    sl_timer_cancel(t->timer);
+    free(t);
+}

@@ -1,0 +1,918 @@
+/*
+ * lumberjack_test.c - the Lumberjack codec: encoders against exact bytes, the
+ * decoder against round trips split at every boundary, and every hostile
+ * input the protocol notes list (bad bytes, zero and huge lengths, zip bombs
+ * for zlib and zstd, corrupt and truncated compressed blocks, nesting).
+ */
+#include "sluice/lumberjack.h"
+
+#include <stdlib.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include "test.h"
+
+#define MAX_GOT 4096
+
+struct got {
+    char version, type;
+    uint32_t value;
+    bool compressed;
+    char *data;  /* owned copy, NUL-terminated */
+    size_t len;
+};
+
+struct gots {
+    struct got v[MAX_GOT];
+    int n;
+    int rc;          /* last result of next(): 0 or an error */
+    char err[160];
+};
+
+static struct gots g1, g2, g3;  /* big: keep them off the stack */
+
+static void gots_free(struct gots *g)
+{
+    for (int i = 0; i < g->n; i++) {
+        free(g->v[i].data);
+    }
+    memset(g, 0, sizeof(*g));
+}
+
+/* Pulls frames until 0 or an error; returns that result. */
+static int pull(struct sl_lj_decoder *d, struct gots *g)
+{
+    struct sl_lj_frame f;
+    int rc;
+    while ((rc = sl_lj_decoder_next(d, &f)) == 1) {
+        if (g->n == MAX_GOT) {
+            return -100;
+        }
+        struct got *x = &g->v[g->n++];
+        x->version = f.version;
+        x->type = f.type;
+        x->value = f.value;
+        x->compressed = f.compressed;
+        x->len = f.len;
+        x->data = malloc(f.len + 1);
+        if (f.len) {
+            memcpy(x->data, f.data, f.len);
+        }
+        x->data[f.len] = '\0';
+    }
+    g->rc = rc;
+    if (rc < 0) {
+        snprintf(g->err, sizeof(g->err), "%s", sl_lj_decoder_error(d));
+    }
+    return rc;
+}
+
+/*
+ * Decodes p[0..n) fed in chunks: chunk > 0 is a fixed size, chunk == 0 means
+ * pseudo-random sizes 1..3000. Never feeds past the decoder's feed limit.
+ */
+static void decode(const struct sl_lj_limits *lim, const void *p, size_t n, size_t chunk,
+                   struct gots *g)
+{
+    gots_free(g);
+    struct sl_lj_decoder *d = sl_lj_decoder_new(lim);
+    size_t feed_max = (lim && lim->max_frame ? lim->max_frame : 64u << 20) + 16;
+    uint32_t rnd = 12345;
+    size_t off = 0;
+    while (off < n) {
+        size_t c = chunk;
+        if (c == 0) {
+            rnd = rnd * 1103515245u + 12345u;
+            c = 1 + (rnd >> 8) % 3000;
+        }
+        c = SL_MIN(c, n - off);
+        c = SL_MIN(c, feed_max - sl_lj_decoder_buffered(d));
+        int rc = sl_lj_decoder_feed(d, (const char *)p + off, c);
+        if (rc != 0) {
+            g->rc = rc;
+            snprintf(g->err, sizeof(g->err), "%s", sl_lj_decoder_error(d));
+            break;
+        }
+        off += c;
+        if (pull(d, g) < 0) {
+            break;
+        }
+    }
+    if (off == n && n == 0) {
+        pull(d, g);
+    }
+    sl_lj_decoder_free(d);
+}
+
+static bool gots_equal(const struct gots *a, const struct gots *b)
+{
+    if (a->n != b->n || a->rc != b->rc) {
+        return false;
+    }
+    for (int i = 0; i < a->n; i++) {
+        const struct got *x = &a->v[i], *y = &b->v[i];
+        if (x->version != y->version || x->type != y->type || x->value != y->value ||
+            x->compressed != y->compressed || x->len != y->len ||
+            memcmp(x->data, y->data, x->len) != 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Decodes a whole buffer at once and returns the first error (or 0). */
+static int decode_err(const struct sl_lj_limits *lim, const struct sl_buf *b, struct gots *g)
+{
+    decode(lim, b->data, b->len, b->len ? b->len : 1, g);
+    return g->rc;
+}
+
+struct kv {
+    const char *p;
+    size_t n;
+};
+
+/* A v1 D frame: pairs[0..2*npairs) alternate key, value. */
+static void put_d(struct sl_buf *b, char version, uint32_t seq, const struct kv *kv, uint32_t npairs)
+{
+    sl_buf_putc(b, version);
+    sl_buf_putc(b, 'D');
+    sl_buf_put_u32be(b, seq);
+    sl_buf_put_u32be(b, npairs);
+    for (uint32_t i = 0; i < 2 * npairs; i++) {
+        sl_buf_put_u32be(b, (uint32_t)kv[i].n);
+        sl_buf_append(b, kv[i].p, kv[i].n);
+    }
+}
+
+static void put_json_str(struct sl_buf *b, uint32_t seq, const char *s)
+{
+    CHECK_INT(sl_lj_put_json(b, seq, s, strlen(s)), 0);
+}
+
+static void put_raw(struct sl_buf *b, const char *s, size_t n)
+{
+    CHECK_INT(sl_buf_append(b, s, n), 0);
+}
+
+#define RAW(b, lit) put_raw((b), (lit), sizeof(lit) - 1)
+
+/* ---- encoders ---- */
+
+TEST(test_encode_exact_bytes)
+{
+    struct sl_buf b;
+    sl_buf_init(&b, 0);
+    CHECK_INT(sl_lj_put_window(&b, '2', 5), 0);
+    CHECK_INT(b.len, 6);
+    CHECK(memcmp(b.data, "2W\0\0\0\5", 6) == 0);
+    sl_buf_reset(&b);
+    CHECK_INT(sl_lj_put_json(&b, 7, "{}", 2), 0);
+    CHECK_INT(b.len, 12);
+    CHECK(memcmp(b.data, "2J\0\0\0\7\0\0\0\2{}", 12) == 0);
+    sl_buf_reset(&b);
+    CHECK_INT(sl_lj_put_ack(&b, '1', 0x01020304), 0);
+    CHECK_INT(b.len, 6);
+    CHECK(memcmp(b.data, "1A\1\2\3\4", 6) == 0);
+    sl_buf_free(&b);
+
+    /* A bounded output buffer turns into SL_ELIMIT, not an overflow. */
+    struct sl_buf small;
+    sl_buf_init(&small, 8);
+    CHECK_INT(sl_lj_put_json(&small, 1, "{\"a\":1}", 7), SL_ELIMIT);
+    CHECK_INT(small.len, 0);
+    sl_buf_free(&small);
+}
+
+TEST(test_encode_compressed_is_standard)
+{
+    struct sl_buf frames, out;
+    sl_buf_init(&frames, 0);
+    sl_buf_init(&out, 0);
+    put_json_str(&frames, 1, "{\"message\":\"one\"}");
+    put_json_str(&frames, 2, "{\"message\":\"two\"}");
+
+    /* 'C' is RFC 1950 zlib: plain uncompress() must read it. */
+    CHECK_INT(sl_lj_put_compressed(&out, SL_LJ_ZLIB, 3, frames.data, frames.len), 0);
+    CHECK(out.len > 8);
+    CHECK(out.data[0] == '2' && out.data[1] == 'C');
+    CHECK_INT(sl_get_u32be(out.data + 2), out.len - 6);
+    CHECK_INT((unsigned char)out.data[6], 0x78);
+    char plain[256];
+    uLongf plen = sizeof(plain);
+    CHECK_INT(uncompress((Bytef *)plain, &plen, (const Bytef *)out.data + 6, out.len - 6), Z_OK);
+    CHECK_INT(plen, frames.len);
+    CHECK(memcmp(plain, frames.data, frames.len) == 0);
+
+    /* 'Z' is one zstd frame with its content size. */
+    sl_buf_reset(&out);
+    CHECK_INT(sl_lj_put_compressed(&out, SL_LJ_ZSTDC, 0, frames.data, frames.len), 0);
+    CHECK(out.data[0] == '2' && out.data[1] == 'Z');
+    CHECK_INT(sl_get_u32be(out.data + 2), out.len - 6);
+    CHECK_INT(ZSTD_getFrameContentSize(out.data + 6, out.len - 6), frames.len);
+    size_t zn = ZSTD_decompress(plain, sizeof(plain), out.data + 6, out.len - 6);
+    CHECK_INT(zn, frames.len);
+    CHECK(memcmp(plain, frames.data, frames.len) == 0);
+
+    /* Reuse across levels and calls keeps producing valid output. */
+    for (int level = 1; level <= 9; level++) {
+        sl_buf_reset(&out);
+        CHECK_INT(sl_lj_put_compressed(&out, SL_LJ_ZLIB, level, frames.data, frames.len), 0);
+        plen = sizeof(plain);
+        CHECK_INT(uncompress((Bytef *)plain, &plen, (const Bytef *)out.data + 6, out.len - 6),
+                  Z_OK);
+        CHECK_INT(plen, frames.len);
+    }
+
+    size_t before = out.len;
+    CHECK_INT(sl_lj_put_compressed(&out, SL_LJ_NONE, 0, frames.data, frames.len), SL_EINVAL);
+    CHECK_INT(sl_lj_put_compressed(&out, SL_LJ_ZLIB, 10, frames.data, frames.len), SL_EINVAL);
+    CHECK_INT(sl_lj_put_compressed(&out, SL_LJ_ZSTDC, -1, frames.data, frames.len), SL_EINVAL);
+    CHECK_INT(out.len, before);
+    sl_buf_free(&frames);
+    sl_buf_free(&out);
+}
+
+TEST(test_parse_ack)
+{
+    char v = 0;
+    uint32_t seq = 0;
+    CHECK_INT(sl_lj_parse_ack("2A\0\0\0\5", 6, &v, &seq), 6);
+    CHECK(v == '2');
+    CHECK_INT(seq, 5);
+    CHECK_INT(sl_lj_parse_ack("1A\xff\xff\xff\xfe" "2A", 8, &v, &seq), 6);
+    CHECK(v == '1');
+    CHECK_INT(seq, 0xfffffffeu);
+
+    struct sl_buf b;
+    sl_buf_init(&b, 0);
+    sl_lj_put_ack(&b, '2', 0);
+    CHECK_INT(sl_lj_parse_ack(b.data, b.len, &v, &seq), 6);
+    CHECK_INT(seq, 0);
+    sl_buf_free(&b);
+
+    /* Short: need more, whatever the bytes. */
+    CHECK_INT(sl_lj_parse_ack("2A\0\0\0", 5, &v, &seq), 0);
+    CHECK_INT(sl_lj_parse_ack("", 0, &v, &seq), 0);
+    /* Anything but a v1/v2 ACK is a protocol error. */
+    CHECK_INT(sl_lj_parse_ack("2W\0\0\0\5", 6, &v, &seq), SL_EPROTO);
+    CHECK_INT(sl_lj_parse_ack("3A\0\0\0\5", 6, &v, &seq), SL_EPROTO);
+    CHECK_INT(sl_lj_parse_ack("\0\0\0\0\0\0", 6, &v, &seq), SL_EPROTO);
+}
+
+/* ---- decoder: round trips ---- */
+
+TEST(test_roundtrip_window_json)
+{
+    struct sl_buf b;
+    sl_buf_init(&b, 0);
+    sl_lj_put_window(&b, '2', 2);
+    put_json_str(&b, 1, "{\"message\":\"a\"}");
+    put_json_str(&b, 2, "{\"message\":\"b\"}");
+    sl_lj_put_window(&b, '2', 0);
+    CHECK_INT(decode_err(NULL, &b, &g1), 0);
+    CHECK_INT(g1.n, 4);
+    CHECK(g1.v[0].version == '2' && g1.v[0].type == 'W');
+    CHECK_INT(g1.v[0].value, 2);
+    CHECK(g1.v[1].version == '2' && g1.v[1].type == 'J' && !g1.v[1].compressed);
+    CHECK_INT(g1.v[1].value, 1);
+    CHECK_MEM(g1.v[1].data, g1.v[1].len, "{\"message\":\"a\"}");
+    CHECK_INT(g1.v[2].value, 2);
+    CHECK_MEM(g1.v[2].data, g1.v[2].len, "{\"message\":\"b\"}");
+    CHECK(g1.v[3].type == 'W');
+    CHECK_INT(g1.v[3].value, 0);
+    gots_free(&g1);
+    sl_buf_free(&b);
+}
+
+static void roundtrip_compressed(enum sl_lj_compression kind)
+{
+    struct sl_buf frames, b;
+    sl_buf_init(&frames, 0);
+    sl_buf_init(&b, 0);
+    put_json_str(&frames, 1, "{\"message\":\"first\"}");
+    put_json_str(&frames, 2, "{\"message\":\"second\"}");
+    put_json_str(&frames, 3, "{\"message\":\"third\"}");
+    sl_lj_put_window(&b, '2', 3);
+    CHECK_INT(sl_lj_put_compressed(&b, kind, 3, frames.data, frames.len), 0);
+    put_json_str(&b, 9, "{\"after\":true}");
+
+    CHECK_INT(decode_err(NULL, &b, &g1), 0);
+    CHECK_INT(g1.n, 5);
+    CHECK(g1.v[0].type == 'W' && !g1.v[0].compressed);
+    CHECK_INT(g1.v[0].value, 3);
+    static const char *const want[] = {"{\"message\":\"first\"}", "{\"message\":\"second\"}",
+                                       "{\"message\":\"third\"}"};
+    for (int i = 0; i < 3; i++) {
+        CHECK(g1.v[1 + i].type == 'J' && g1.v[1 + i].version == '2');
+        CHECK(g1.v[1 + i].compressed);
+        CHECK_INT(g1.v[1 + i].value, i + 1);
+        CHECK_MEM(g1.v[1 + i].data, g1.v[1 + i].len, want[i]);
+    }
+    CHECK(g1.v[4].type == 'J' && !g1.v[4].compressed);
+    CHECK_INT(g1.v[4].value, 9);
+    CHECK_MEM(g1.v[4].data, g1.v[4].len, "{\"after\":true}");
+    gots_free(&g1);
+    sl_buf_free(&frames);
+    sl_buf_free(&b);
+}
+
+TEST(test_roundtrip_zlib)
+{
+    roundtrip_compressed(SL_LJ_ZLIB);
+}
+
+TEST(test_roundtrip_zstd)
+{
+    roundtrip_compressed(SL_LJ_ZSTDC);
+}
+
+TEST(test_v1_data_to_json)
+{
+    static const struct kv kv[] = {
+        {"line", 4}, {"hello \"world\"\\\n", 15},
+        {"ctl", 3},  {"\x01\t\x1f", 3},
+        {"utf", 3},  {"caf\xc3\xa9 \xff \xed\xa0\x80", 11},
+        {"e", 1},    {"", 0},
+    };
+    struct sl_buf b;
+    sl_buf_init(&b, 0);
+    sl_lj_put_window(&b, '1', 1);
+    put_d(&b, '1', 42, kv, 4);
+    CHECK_INT(decode_err(NULL, &b, &g1), 0);
+    CHECK_INT(g1.n, 2);
+    CHECK(g1.v[0].version == '1' && g1.v[0].type == 'W');
+    CHECK(g1.v[1].version == '1' && g1.v[1].type == SL_LJ_JSON && !g1.v[1].compressed);
+    CHECK_INT(g1.v[1].value, 42);
+    CHECK_MEM(g1.v[1].data, g1.v[1].len,
+              "{\"line\":\"hello \\\"world\\\"\\\\\\n\",\"ctl\":\"\\u0001\\t\\u001f\","
+              "\"utf\":\"caf\xc3\xa9 \xef\xbf\xbd \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\","
+              "\"e\":\"\"}");
+    gots_free(&g1);
+
+    /* The same frame inside a C block (logstash-forwarder compresses D frames). */
+    struct sl_buf inner;
+    sl_buf_init(&inner, 0);
+    static const struct kv one[] = {{"k", 1}, {"v", 1}};
+    put_d(&inner, '1', 1, one, 1);
+    put_d(&inner, '1', 2, one, 1);
+    sl_buf_reset(&b);
+    sl_lj_put_compressed(&b, SL_LJ_ZLIB, 1, inner.data, inner.len);
+    CHECK_INT(decode_err(NULL, &b, &g1), 0);
+    CHECK_INT(g1.n, 2);
+    CHECK(g1.v[1].compressed && g1.v[1].version == '1');
+    CHECK_INT(g1.v[1].value, 2);
+    CHECK_MEM(g1.v[1].data, g1.v[1].len, "{\"k\":\"v\"}");
+    gots_free(&g1);
+    sl_buf_free(&inner);
+    sl_buf_free(&b);
+}
+
+/* One stream of every frame kind, decoded whole, byte by byte and in random chunks. */
+static void build_mixed(struct sl_buf *b)
+{
+    static const struct kv kv[] = {{"message", 7}, {"x\"y", 3}, {"host", 4}, {"h1", 2}};
+    struct sl_buf inner;
+    sl_buf_init(&inner, 0);
+    sl_lj_put_window(b, '2', 7);
+    put_json_str(b, 1, "{\"n\":1}");
+    put_json_str(b, 2, "{\"n\":2}");
+    put_d(b, '1', 3, kv, 2);
+    put_json_str(&inner, 4, "{\"n\":4}");
+    put_json_str(&inner, 5, "{\"n\":5}");
+    put_d(&inner, '1', 6, kv, 2);
+    sl_lj_put_compressed(b, SL_LJ_ZLIB, 6, inner.data, inner.len);
+    sl_buf_reset(&inner);
+    put_json_str(&inner, 7, "{\"n\":7}");
+    sl_lj_put_compressed(b, SL_LJ_ZSTDC, 3, inner.data, inner.len);
+    sl_lj_put_window(b, '2', 0);
+    sl_buf_free(&inner);
+}
+
+TEST(test_split_at_every_byte)
+{
+    struct sl_buf b;
+    sl_buf_init(&b, 0);
+    build_mixed(&b);
+    decode(NULL, b.data, b.len, b.len, &g1);
+    CHECK_INT(g1.rc, 0);
+    CHECK_INT(g1.n, 9);
+    CHECK_MEM(g1.v[3].data, g1.v[3].len, "{\"message\":\"x\\\"y\",\"host\":\"h1\"}");
+    CHECK(g1.v[6].compressed && g1.v[6].version == '1');
+    CHECK_INT(g1.v[7].value, 7);
+    CHECK(g1.v[7].compressed);
+
+    decode(NULL, b.data, b.len, 1, &g2);
+    CHECK(gots_equal(&g1, &g2));
+    decode(NULL, b.data, b.len, 0, &g2);
+    CHECK(gots_equal(&g1, &g2));
+    decode(NULL, b.data, b.len, 7, &g2);
+    CHECK(gots_equal(&g1, &g2));
+    gots_free(&g1);
+    gots_free(&g2);
+    sl_buf_free(&b);
+}
+
+TEST(test_truncated_then_rest)
+{
+    struct sl_buf b;
+    sl_buf_init(&b, 0);
+    build_mixed(&b);
+    decode(NULL, b.data, b.len, b.len, &g1);
+    for (size_t k = 0; k <= b.len; k++) {
+        gots_free(&g2);
+        struct sl_lj_decoder *d = sl_lj_decoder_new(NULL);
+        CHECK_INT(sl_lj_decoder_feed(d, b.data, k), 0);
+        CHECK_INT(pull(d, &g2), 0);   /* a prefix is never an error */
+        CHECK(g2.n < g1.n || k == b.len);
+        CHECK_INT(pull(d, &g2), 0);   /* asking again changes nothing */
+        CHECK_INT(sl_lj_decoder_feed(d, b.data + k, b.len - k), 0);
+        CHECK_INT(pull(d, &g2), 0);
+        CHECK_INT(sl_lj_decoder_buffered(d), 0);
+        sl_lj_decoder_free(d);
+        if (!gots_equal(&g1, &g2)) {
+            fprintf(stderr, "prefix %zu: frames differ\n", k);
+            CHECK(0);
+            break;
+        }
+    }
+    gots_free(&g1);
+    gots_free(&g2);
+    sl_buf_free(&b);
+}
+
+TEST(test_many_frames_random_chunks)
+{
+    /* Thousands of frames through a small buffer: exercises offset
+     * consumption and compaction. */
+    struct sl_lj_limits lim = {.max_frame = 4096};
+    struct sl_buf b;
+    sl_buf_init(&b, 0);
+    char ev[4096];
+    for (uint32_t i = 1; i <= 3000; i++) {
+        size_t n = (size_t)snprintf(ev, sizeof(ev), "{\"seq\":%u,\"pad\":\"%*s\"}", i,
+                                    (int)((i * 37) % 3000), "");
+        CHECK_INT(sl_lj_put_json(&b, i, ev, n), 0);
+    }
+    decode(&lim, b.data, b.len, 0, &g3);
+    CHECK_INT(g3.rc, 0);
+    CHECK_INT(g3.n, 3000);
+    for (int i = 0; i < g3.n; i++) {
+        int n = snprintf(ev, sizeof(ev), "{\"seq\":%d,\"pad\":\"%*s\"}", i + 1,
+                         (int)(((uint32_t)(i + 1) * 37) % 3000), "");
+        if (g3.v[i].value != (uint32_t)i + 1 || g3.v[i].len != (size_t)n ||
+            memcmp(g3.v[i].data, ev, (size_t)n) != 0) {
+            fprintf(stderr, "frame %d differs\n", i);
+            CHECK(0);
+            break;
+        }
+    }
+    gots_free(&g3);
+    sl_buf_free(&b);
+}
+
+/* ---- decoder: hostile input ---- */
+
+TEST(test_bad_version_and_type)
+{
+    struct sl_lj_decoder *d = sl_lj_decoder_new(NULL);
+    struct sl_lj_frame f;
+    CHECK_INT(sl_lj_decoder_feed(d, "G", 1), 0);  /* "GET / HTTP/1.1" */
+    CHECK_INT(sl_lj_decoder_next(d, &f), SL_EPROTO);
+    CHECK_STR(sl_lj_decoder_error(d), "invalid protocol version 0x47");
+    /* Errors are sticky. */
+    CHECK_INT(sl_lj_decoder_next(d, &f), SL_EPROTO);
+    CHECK_INT(sl_lj_decoder_feed(d, "2W", 2), SL_EPROTO);
+    sl_lj_decoder_free(d);
+
+    d = sl_lj_decoder_new(NULL);
+    CHECK_INT(sl_lj_decoder_feed(d, "2", 1), 0);
+    CHECK_INT(sl_lj_decoder_next(d, &f), 0);
+    CHECK_INT(sl_lj_decoder_feed(d, "X", 1), 0);
+    CHECK_INT(sl_lj_decoder_next(d, &f), SL_EPROTO);
+    CHECK_STR(sl_lj_decoder_error(d), "unknown frame type 0x58");
+    sl_lj_decoder_free(d);
+
+    /* An ACK is not something a client sends. */
+    struct sl_buf b;
+    sl_buf_init(&b, 0);
+    sl_lj_put_ack(&b, '2', 1);
+    CHECK_INT(decode_err(NULL, &b, &g1), SL_EPROTO);
+    CHECK_STR(g1.err, "unknown frame type 0x41");
+    /* A good frame, then garbage: the good frame is still delivered. */
+    sl_buf_reset(&b);
+    put_json_str(&b, 1, "{}");
+    RAW(&b, "\x00\x01\x02");
+    CHECK_INT(decode_err(NULL, &b, &g1), SL_EPROTO);
+    CHECK_INT(g1.n, 1);
+    CHECK_STR(g1.err, "invalid protocol version 0x00");
+    gots_free(&g1);
+    sl_buf_free(&b);
+}
+
+TEST(test_json_lengths)
+{
+    struct sl_buf b;
+    sl_buf_init(&b, 0);
+    RAW(&b, "2J\0\0\0\1\0\0\0\0");
+    CHECK_INT(decode_err(NULL, &b, &g1), SL_EPROTO);
+    CHECK_STR(g1.err, "invalid json length 0");
+
+    /* 0xFFFFFFFF is refused from the 10 header bytes alone: nothing is
+     * buffered or allocated for it. */
+    struct sl_lj_decoder *d = sl_lj_decoder_new(NULL);
+    struct sl_lj_frame f;
+    CHECK_INT(sl_lj_decoder_feed(d, "2J\0\0\0\1\xff\xff\xff\xff", 10), 0);
+    CHECK_INT(sl_lj_decoder_next(d, &f), SL_ELIMIT);
+    CHECK(strstr(sl_lj_decoder_error(d), "4294967295") != NULL);
+    CHECK_INT(sl_lj_decoder_buffered(d), 10);
+    sl_lj_decoder_free(d);
+
+    /* Exactly max_frame is fine, one more is not. */
+    struct sl_lj_limits lim = {.max_frame = 100};
+    char json[101];
+    memset(json, ' ', sizeof(json));
+    json[0] = '{';
+    json[99] = '}';
+    sl_buf_reset(&b);
+    sl_lj_put_json(&b, 1, json, 100);
+    CHECK_INT(decode_err(&lim, &b, &g1), 0);
+    CHECK_INT(g1.n, 1);
+    CHECK_INT(g1.v[0].len, 100);
+    sl_buf_reset(&b);
+    sl_lj_put_json(&b, 1, json, 101);
+    CHECK_INT(decode_err(&lim, &b, &g1), SL_ELIMIT);
+    CHECK_INT(g1.n, 0);
+    gots_free(&g1);
+    sl_buf_free(&b);
+}
+
+TEST(test_feed_limit)
+{
+    struct sl_lj_limits lim = {.max_frame = 100};
+    struct sl_lj_decoder *d = sl_lj_decoder_new(&lim);
+    char junk[200] = {0};
+    CHECK_INT(sl_lj_decoder_feed(d, junk, 116), 0);
+    CHECK_INT(sl_lj_decoder_buffered(d), 116);
+    CHECK_INT(sl_lj_decoder_feed(d, junk, 1), SL_ELIMIT);
+    sl_lj_decoder_free(d);
+    d = sl_lj_decoder_new(&lim);
+    CHECK_INT(sl_lj_decoder_feed(d, junk, 117), SL_ELIMIT);
+    sl_lj_decoder_free(d);
+}
+
+TEST(test_window_limit)
+{
+    struct sl_lj_limits lim = {.max_window = 100};
+    struct sl_buf b;
+    sl_buf_init(&b, 0);
+    sl_lj_put_window(&b, '2', 100);
+    CHECK_INT(decode_err(&lim, &b, &g1), 0);
+    CHECK_INT(g1.n, 1);
+    sl_buf_reset(&b);
+    sl_lj_put_window(&b, '2', 101);
+    CHECK_INT(decode_err(&lim, &b, &g1), SL_ELIMIT);
+    CHECK_STR(g1.err, "window of 101 events exceeds max_window (100)");
+    /* The default is 10000. */
+    sl_buf_reset(&b);
+    sl_lj_put_window(&b, '2', 10000);
+    CHECK_INT(decode_err(NULL, &b, &g1), 0);
+    sl_buf_reset(&b);
+    sl_lj_put_window(&b, '2', 10001);
+    CHECK_INT(decode_err(NULL, &b, &g1), SL_ELIMIT);
+    gots_free(&g1);
+    sl_buf_free(&b);
+}
+
+TEST(test_v1_data_limits)
+{
+    struct sl_buf b;
+    sl_buf_init(&b, 0);
+    RAW(&b, "1D\0\0\0\1\0\0\0\0");
+    CHECK_INT(decode_err(NULL, &b, &g1), SL_EPROTO);
+    CHECK_STR(g1.err, "invalid number of fields 0 in v1 data frame");
+
+    sl_buf_reset(&b);
+    RAW(&b, "1D\0\0\0\1\xff\xff\xff\xff");
+    CHECK_INT(decode_err(NULL, &b, &g1), SL_ELIMIT);
+
+    /* A huge key length is refused before its bytes are awaited. */
+    struct sl_lj_decoder *d = sl_lj_decoder_new(NULL);
+    struct sl_lj_frame f;
+    CHECK_INT(sl_lj_decoder_feed(d, "1D\0\0\0\1\0\0\0\1\xff\xff\xff\xf0", 14), 0);
+    CHECK_INT(sl_lj_decoder_next(d, &f), SL_ELIMIT);
+    sl_lj_decoder_free(d);
+
+    /* The pairs together are bounded by max_frame too. */
+    struct sl_lj_limits lim = {.max_frame = 64};
+    static const struct kv kv[] = {{"key1", 4}, {"0123456789", 10}, {"key2", 4},
+                                   {"0123456789", 10}, {"key3", 4}, {"0123456789", 10}};
+    sl_buf_reset(&b);
+    put_d(&b, '1', 1, kv, 2);  /* 8 + 2*(8+14) = 52 */
+    CHECK_INT(decode_err(&lim, &b, &g1), 0);
+    CHECK_INT(g1.n, 1);
+    sl_buf_reset(&b);
+    put_d(&b, '1', 1, kv, 3);  /* 74 */
+    CHECK_INT(decode_err(&lim, &b, &g1), SL_ELIMIT);
+    CHECK_INT(g1.n, 0);
+    /* The boundary: seq and count (8) + 2 * (4 + 4 + 4 + 16) = 64 bytes is
+     * exactly max_frame; one more value byte is over. */
+    static const struct kv edge[] = {{"key1", 4}, {"0123456789abcdef", 16},
+                                     {"key2", 4}, {"0123456789abcdefg", 16}};
+    sl_buf_reset(&b);
+    put_d(&b, '1', 1, edge, 2);
+    CHECK_INT(decode_err(&lim, &b, &g1), 0);
+    CHECK_INT(g1.n, 1);
+    struct kv over[4];
+    memcpy(over, edge, sizeof(over));
+    over[3].n = 17;
+    sl_buf_reset(&b);
+    put_d(&b, '1', 1, over, 2);
+    CHECK_INT(decode_err(&lim, &b, &g1), SL_ELIMIT);
+    CHECK_INT(g1.n, 0);
+    gots_free(&g1);
+    sl_buf_free(&b);
+}
+
+/* A compressed frame around raw (not necessarily valid) inner bytes. */
+static void put_zlib_raw(struct sl_buf *b, const char *p, size_t n)
+{
+    CHECK_INT(sl_lj_put_compressed(b, SL_LJ_ZLIB, 1, p, n), 0);
+}
+
+TEST(test_corrupt_zlib)
+{
+    struct sl_buf frames, b;
+    sl_buf_init(&frames, 0);
+    sl_buf_init(&b, 0);
+    for (uint32_t i = 1; i <= 20; i++) {
+        put_json_str(&frames, i, "{\"message\":\"some text that compresses\"}");
+    }
+    put_zlib_raw(&b, frames.data, frames.len);
+    CHECK_INT(decode_err(NULL, &b, &g1), 0);
+    CHECK_INT(g1.n, 20);
+
+    /* A flipped byte in the deflate data (the Adler-32 catches what the
+     * decoder does not). */
+    b.data[6 + (b.len - 6) / 2] ^= 0x55;
+    CHECK_INT(decode_err(NULL, &b, &g1), SL_EPROTO);
+    CHECK(strstr(g1.err, "zlib") != NULL);
+    CHECK_INT(g1.n, 0);
+
+    /* Raw deflate (no RFC 1950 header) is not zlib. */
+    sl_buf_reset(&b);
+    RAW(&b, "2C\0\0\0\5\x4b\x4c\x4a\x06\x00");
+    CHECK_INT(decode_err(NULL, &b, &g1), SL_EPROTO);
+
+    /* A stream cut short: the frame length says so, the stream does not end. */
+    sl_buf_reset(&b);
+    put_zlib_raw(&b, frames.data, frames.len);
+    b.len -= 4;
+    sl_put_u32be(b.data + 2, (uint32_t)(b.len - 6));
+    CHECK_INT(decode_err(NULL, &b, &g1), SL_EPROTO);
+    CHECK_STR(g1.err, "truncated zlib stream in compressed frame");
+
+    /* Bytes after the end of the zlib stream, inside the frame. */
+    sl_buf_reset(&b);
+    put_zlib_raw(&b, frames.data, frames.len);
+    RAW(&b, "xx");
+    sl_put_u32be(b.data + 2, (uint32_t)(b.len - 6));
+    CHECK_INT(decode_err(NULL, &b, &g1), SL_EPROTO);
+    CHECK_STR(g1.err, "2 trailing bytes after zlib stream in compressed frame");
+
+    /* Zero length. */
+    sl_buf_reset(&b);
+    RAW(&b, "2C\0\0\0\0");
+    CHECK_INT(decode_err(NULL, &b, &g1), SL_EPROTO);
+
+    /* Corrupt zstd likewise. */
+    sl_buf_reset(&b);
+    CHECK_INT(sl_lj_put_compressed(&b, SL_LJ_ZSTDC, 3, frames.data, frames.len), 0);
+    b.data[b.len - 2] ^= 0xff;
+    b.data[b.len / 2] ^= 0xff;
+    CHECK_INT(decode_err(NULL, &b, &g1), SL_EPROTO);
+    CHECK(strstr(g1.err, "zstd") != NULL);
+    sl_buf_reset(&b);
+    CHECK_INT(sl_lj_put_compressed(&b, SL_LJ_ZSTDC, 3, frames.data, frames.len), 0);
+    b.len -= 3;
+    sl_put_u32be(b.data + 2, (uint32_t)(b.len - 6));
+    CHECK_INT(decode_err(NULL, &b, &g1), SL_EPROTO);
+
+    gots_free(&g1);
+    sl_buf_free(&frames);
+    sl_buf_free(&b);
+}
+
+TEST(test_compressed_ends_mid_frame)
+{
+    struct sl_buf inner, b;
+    sl_buf_init(&inner, 0);
+    sl_buf_init(&b, 0);
+    put_json_str(&inner, 1, "{\"message\":\"whole\"}");
+    put_json_str(&inner, 2, "{\"message\":\"cut\"}");
+    inner.len -= 3;
+    put_zlib_raw(&b, inner.data, inner.len);
+    CHECK_INT(decode_err(NULL, &b, &g1), SL_EPROTO);
+    CHECK_INT(g1.n, 1);  /* the whole frame before it is still delivered */
+    CHECK_STR(g1.err, "truncated frame inside compressed block");
+
+    /* Cut inside a frame header, and inside a D frame. */
+    sl_buf_reset(&b);
+    put_zlib_raw(&b, "2J\0\0", 4);
+    CHECK_INT(decode_err(NULL, &b, &g1), SL_EPROTO);
+    CHECK_STR(g1.err, "truncated frame inside compressed block");
+    sl_buf_reset(&inner);
+    sl_buf_reset(&b);
+    static const struct kv kv[] = {{"k", 1}, {"v", 1}};
+    put_d(&inner, '1', 1, kv, 1);
+    sl_put_u32be(inner.data + 6, 2);  /* announces 2 pairs, holds 1 */
+    put_zlib_raw(&b, inner.data, inner.len);
+    RAW(&b, "\0\0\0\1k\0\0\0\1v");  /* the missing pair, outside: not accepted */
+    CHECK_INT(decode_err(NULL, &b, &g1), SL_EPROTO);
+    CHECK_STR(g1.err, "truncated frame inside compressed block");
+
+    gots_free(&g1);
+    sl_buf_free(&inner);
+    sl_buf_free(&b);
+}
+
+TEST(test_nested_and_window_inside_compressed)
+{
+    struct sl_buf inner, mid, b;
+    sl_buf_init(&inner, 0);
+    sl_buf_init(&mid, 0);
+    sl_buf_init(&b, 0);
+    put_json_str(&inner, 1, "{}");
+    CHECK_INT(sl_lj_put_compressed(&mid, SL_LJ_ZLIB, 1, inner.data, inner.len), 0);
+    CHECK_INT(sl_lj_put_compressed(&b, SL_LJ_ZLIB, 1, mid.data, mid.len), 0);
+    CHECK_INT(decode_err(NULL, &b, &g1), SL_EPROTO);
+    CHECK(strstr(g1.err, "nested compressed frame") != NULL);
+    CHECK_INT(g1.n, 0);
+
+    sl_buf_reset(&mid);
+    sl_buf_reset(&b);
+    CHECK_INT(sl_lj_put_compressed(&mid, SL_LJ_ZSTDC, 1, inner.data, inner.len), 0);
+    CHECK_INT(sl_lj_put_compressed(&b, SL_LJ_ZSTDC, 1, mid.data, mid.len), 0);
+    CHECK_INT(decode_err(NULL, &b, &g1), SL_EPROTO);
+    CHECK(strstr(g1.err, "nested compressed frame") != NULL);
+
+    sl_buf_reset(&mid);
+    sl_buf_reset(&b);
+    sl_lj_put_window(&mid, '2', 1);
+    put_json_str(&mid, 1, "{}");
+    CHECK_INT(sl_lj_put_compressed(&b, SL_LJ_ZLIB, 1, mid.data, mid.len), 0);
+    CHECK_INT(decode_err(NULL, &b, &g1), SL_EPROTO);
+    CHECK_STR(g1.err, "window frame inside compressed block");
+
+    /* Garbage inside a well-formed zlib stream. */
+    sl_buf_reset(&b);
+    put_zlib_raw(&b, "hello", 5);
+    CHECK_INT(decode_err(NULL, &b, &g1), SL_EPROTO);
+    CHECK_STR(g1.err, "invalid protocol version 0x68");
+
+    /* An empty compressed block holds no frames; decoding goes on. */
+    sl_buf_reset(&b);
+    put_zlib_raw(&b, "", 0);
+    put_json_str(&b, 5, "{}");
+    CHECK_INT(decode_err(NULL, &b, &g1), 0);
+    CHECK_INT(g1.n, 1);
+    CHECK(!g1.v[0].compressed);
+
+    gots_free(&g1);
+    sl_buf_free(&inner);
+    sl_buf_free(&mid);
+    sl_buf_free(&b);
+}
+
+#define BOMB_TOTAL (100u << 20)  /* 100 MiB of zeros */
+#define BOMB_CHUNK (1u << 20)
+
+TEST(test_zlib_bomb)
+{
+    char *zeros = calloc(1, BOMB_CHUNK);
+    struct sl_buf b;
+    sl_buf_init(&b, 0);
+    sl_buf_reserve(&b, 6 + (1u << 20));
+    z_stream zs;
+    memset(&zs, 0, sizeof(zs));
+    CHECK_INT(deflateInit(&zs, 9), Z_OK);
+    zs.next_out = (Bytef *)b.data + 6;
+    zs.avail_out = (uInt)(b.cap - 7);
+    for (unsigned i = 0; i < BOMB_TOTAL / BOMB_CHUNK; i++) {
+        zs.next_in = (Bytef *)zeros;
+        zs.avail_in = BOMB_CHUNK;
+        int flush = i + 1 == BOMB_TOTAL / BOMB_CHUNK ? Z_FINISH : Z_NO_FLUSH;
+        int zr = deflate(&zs, flush);
+        CHECK(zr == Z_OK || zr == Z_STREAM_END);
+    }
+    size_t clen = zs.total_out;
+    deflateEnd(&zs);
+    CHECK(clen < 200000);
+    b.data[0] = '2';
+    b.data[1] = 'C';
+    sl_put_u32be(b.data + 2, (uint32_t)clen);
+    b.len = 6 + clen;
+
+    struct sl_lj_limits lim = {.max_frame = 1u << 20, .max_inflated = 1u << 20};
+    uint64_t t0 = sl_now_ms();
+    CHECK_INT(decode_err(&lim, &b, &g1), SL_ELIMIT);
+    CHECK(sl_now_ms() - t0 < 2000);
+    CHECK(strstr(g1.err, "max_inflated") != NULL);
+    gots_free(&g1);
+    sl_buf_free(&b);
+    free(zeros);
+}
+
+TEST(test_zstd_bomb)
+{
+    char *zeros = calloc(1, BOMB_CHUNK + 1);
+    struct sl_buf b;
+    sl_buf_init(&b, 0);
+    sl_buf_reserve(&b, 6 + (1u << 20));
+    struct sl_lj_limits lim = {.max_frame = 1u << 20, .max_inflated = 1u << 20};
+
+    /* Streamed, so the frame does not declare its size: the running cap
+     * must catch it. The window (1 MiB) is within what the decoder allows. */
+    ZSTD_CCtx *cc = ZSTD_createCCtx();
+    ZSTD_CCtx_setParameter(cc, ZSTD_c_compressionLevel, 1);
+    ZSTD_CCtx_setParameter(cc, ZSTD_c_windowLog, 20);
+    ZSTD_outBuffer out = {b.data + 6, b.cap - 7, 0};
+    for (unsigned i = 0; i < BOMB_TOTAL / BOMB_CHUNK; i++) {
+        ZSTD_inBuffer in = {zeros, BOMB_CHUNK, 0};
+        bool last = i + 1 == BOMB_TOTAL / BOMB_CHUNK;
+        size_t zr;
+        do {
+            zr = ZSTD_compressStream2(cc, &out, &in, last ? ZSTD_e_end : ZSTD_e_continue);
+            CHECK(!ZSTD_isError(zr));
+        } while (!ZSTD_isError(zr) && (last ? zr != 0 : in.pos < in.size));
+    }
+    CHECK(out.pos < 200000);
+    CHECK(ZSTD_getFrameContentSize(out.dst, out.pos) == ZSTD_CONTENTSIZE_UNKNOWN);
+    b.data[0] = '2';
+    b.data[1] = 'Z';
+    sl_put_u32be(b.data + 2, (uint32_t)out.pos);
+    b.len = 6 + out.pos;
+    uint64_t t0 = sl_now_ms();
+    CHECK_INT(decode_err(&lim, &b, &g1), SL_ELIMIT);
+    CHECK(sl_now_ms() - t0 < 2000);
+    CHECK_STR(g1.err, "compressed frame inflates past max_inflated (1048576 bytes)");
+
+    /* A frame that declares its (too large) size is refused up front. */
+    size_t zn = ZSTD_compress(b.data + 6, b.cap - 7, zeros, BOMB_CHUNK + 1, 1);
+    CHECK(!ZSTD_isError(zn));
+    sl_put_u32be(b.data + 2, (uint32_t)zn);
+    b.len = 6 + zn;
+    CHECK_INT(decode_err(&lim, &b, &g1), SL_ELIMIT);
+    CHECK(strstr(g1.err, "declares") != NULL);
+
+    /* A frame asking for a window far beyond max_inflated (the decoder would
+     * allocate it) is a limit too. */
+    ZSTD_CCtx_reset(cc, ZSTD_reset_session_and_parameters);
+    ZSTD_CCtx_setParameter(cc, ZSTD_c_windowLog, 24);
+    ZSTD_outBuffer o2 = {b.data + 6, b.cap - 7, 0};
+    ZSTD_inBuffer i2 = {zeros, 1000, 0};
+    ZSTD_compressStream2(cc, &o2, &i2, ZSTD_e_continue);
+    CHECK_INT(ZSTD_compressStream2(cc, &o2, &i2, ZSTD_e_end), 0);
+    sl_put_u32be(b.data + 2, (uint32_t)o2.pos);
+    b.len = 6 + o2.pos;
+    CHECK_INT(decode_err(&lim, &b, &g1), SL_ELIMIT);
+    CHECK(strstr(g1.err, "window") != NULL);
+
+    /* Exactly max_inflated is fine (here: 1 MiB that is not frames, so the
+     * error is about content, not size). */
+    zn = ZSTD_compress(b.data + 6, b.cap - 7, zeros, BOMB_CHUNK, 1);
+    sl_put_u32be(b.data + 2, (uint32_t)zn);
+    b.len = 6 + zn;
+    CHECK_INT(decode_err(&lim, &b, &g1), SL_EPROTO);
+    CHECK_STR(g1.err, "invalid protocol version 0x00");
+
+    ZSTD_freeCCtx(cc);
+    gots_free(&g1);
+    sl_buf_free(&b);
+    free(zeros);
+}
+
+int main(void)
+{
+    RUN(test_encode_exact_bytes);
+    RUN(test_encode_compressed_is_standard);
+    RUN(test_parse_ack);
+    RUN(test_roundtrip_window_json);
+    RUN(test_roundtrip_zlib);
+    RUN(test_roundtrip_zstd);
+    RUN(test_v1_data_to_json);
+    RUN(test_split_at_every_byte);
+    RUN(test_truncated_then_rest);
+    RUN(test_many_frames_random_chunks);
+    RUN(test_bad_version_and_type);
+    RUN(test_json_lengths);
+    RUN(test_feed_limit);
+    RUN(test_window_limit);
+    RUN(test_v1_data_limits);
+    RUN(test_corrupt_zlib);
+    RUN(test_compressed_ends_mid_frame);
+    RUN(test_nested_and_window_inside_compressed);
+    RUN(test_zlib_bomb);
+    RUN(test_zstd_bomb);
+    return TEST_SUMMARY();
+}
