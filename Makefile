@@ -41,11 +41,13 @@ AGG_OBJ     := $(AGG_SRC:%.c=$(OBJ)/%.o) $(OBJ)/gen/plugins.o
 SHIP_MOD    := $(filter-out $(OBJ)/shipper/main.o,$(SHIP_OBJ))
 AGG_MOD     := $(filter-out $(OBJ)/aggregator/main.o,$(AGG_OBJ))
 UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+PLUGIN_TEST_SRC := $(wildcard tests/plugin/*_test.c)
+PLUGIN_TEST_BIN := $(PLUGIN_TEST_SRC:tests/plugin/%.c=$(BUILD)/tests/plugin/%)
 
 SHIPPER     := $(BUILD)/sluice-shipper
 AGGREGATOR  := $(BUILD)/sluice-aggregator
 
-.PHONY: all asan deps test unit e2e bench fuzz install clean format
+.PHONY: all asan deps setup demo test unit e2e bench fuzz install clean format
 all: $(SHIPPER) $(AGGREGATOR)
 
 asan:
@@ -94,6 +96,13 @@ $(BUILD)/tests/%_test: tests/unit/%_test.c $(OBJ)/libsluice.a
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.o %.a,$^) $(LDLIBS)
 
+# tests/plugin/<plugin>_test.c links that plugin's objects (plugins/<plugin>/*.c).
+.SECONDEXPANSION:
+$(BUILD)/tests/plugin/%_test: tests/plugin/%_test.c \
+        $$(patsubst %.c,$(OBJ)/%.o,$$(wildcard plugins/$$*/*.c)) $(OBJ)/libsluice.a
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) -Iplugins/$* $(LDFLAGS) -o $@ $(filter %.c %.o %.a,$^) $(LDLIBS)
+
 deps:
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends build-essential pkg-config \
@@ -102,19 +111,30 @@ deps:
 
 # Unit tests run under ASan + UBSan; the end-to-end tests run the sanitized
 # daemons too, so every test of the real binaries is also a memory check.
-test:
+# The README's commands start from a bare machine: install what is missing first.
+setup:
+	@pkg-config --exists $(PKGS) 2>/dev/null && command -v python3 >/dev/null || $(MAKE) deps
+
+demo: setup
+	$(MAKE) all
+	scripts/demo
+
+test: setup
 	$(MAKE) all
 	$(MAKE) SANITIZE=1 all unit
 	SLUICE_BUILD=$(CURDIR)/build/asan python3 -m pytest -q tests/e2e
 
-unit: $(UNIT_BIN)
-	@fail=0; for t in $(UNIT_BIN); do ./$$t || fail=1; done; exit $$fail
+unit: $(UNIT_BIN) $(PLUGIN_TEST_BIN)
+	@fail=0; for t in $(UNIT_BIN) $(PLUGIN_TEST_BIN); do ./$$t || fail=1; done; exit $$fail
 
 e2e: all
 	SLUICE_BUILD=$(CURDIR)/$(BUILD) python3 -m pytest -q tests/e2e
 
+fuzz:
+	tests/fuzz/run
+
 bench: all
-	tests/bench/run
+	python3 tests/bench/bench.py
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/etc/sluice/patterns

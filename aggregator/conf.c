@@ -172,7 +172,7 @@ static void read_pipeline(struct sl_cfg *cfg, struct sl_cfg_node *root, struct a
     int64_t def_pending = c->batch_size * c->workers * 4;
     sl_cfg_int(cfg, pl, "pipeline", "max_pending_events", def_pending, 1, 100000000,
                &c->max_pending_events);
-    read_plugins(cfg, sl_cfg_get(pl, "filters"), "filters", SL_PLUGIN_FILTER, &c->filters,
+    read_plugins(cfg, sl_cfg_get(pl, "filters"), "pipeline.filters", SL_PLUGIN_FILTER, &c->filters,
                  &c->nfilters);
     sl_cfg_check_unknown(cfg, pl, "pipeline");
 }

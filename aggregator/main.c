@@ -53,7 +53,9 @@ struct agg {
 /* Loads path into *conf and builds its pipeline; NULL with the errors in conf->cfg. */
 static struct agg_pipeline *load(struct agg *a, const char *path, struct agg_conf *conf)
 {
-    if (agg_conf_load(conf, path) != 0) {
+    int rc = agg_conf_load(conf, path);
+    /* Plugins check their options even when the rest has errors, so -t shows them all. */
+    if (rc != 0 && !conf->cfg.root) {
         return NULL;
     }
     return agg_pipeline_new(conf, a->loop, a->metrics);

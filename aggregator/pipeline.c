@@ -14,6 +14,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "sluice/log.h"
 
@@ -39,7 +40,7 @@ struct job;
 struct job_out {
     struct job *job;
     size_t idx;
-    uint64_t start_ms;
+    double start;       /* seconds, monotonic */
     bool done;
 };
 
@@ -65,6 +66,14 @@ struct agg_pipeline {
     size_t njobs;
     bool stopping;
 };
+
+/* Sub-millisecond: a file output answers in microseconds, sl_now_ms() would say 0. */
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 static void stage_free(struct stage *s)
 {
@@ -180,7 +189,7 @@ static void output_done(void *done_arg, int status)
         return;
     }
     o->done = true;
-    sl_hist_observe(s->seconds, (double)(sl_now_ms() - o->start_ms) / 1000.0);
+    sl_hist_observe(s->seconds, now_seconds() - o->start);
     if (status == SL_OK) {
         sl_counter_add(s->ok, j->nkept);
     } else {
@@ -219,7 +228,7 @@ static void batch_filtered(struct job *j)
     j->waiting += p->noutputs;
     for (size_t i = 0; i < p->noutputs; i++) {
         struct stage *s = &p->outputs[i];
-        j->outs[i] = (struct job_out){.job = j, .idx = i, .start_ms = sl_now_ms()};
+        j->outs[i] = (struct job_out){.job = j, .idx = i, .start = now_seconds()};
         s->plugin->submit(s->inst, b, output_done, &j->outs[i]);
     }
     job_release(j);  /* the submitting code's own hold */

@@ -577,7 +577,8 @@ static int parse_number(struct parser *ps, struct sl_value *v)
     ps->p = s;
 
     /* "-0" is kept as the double -0.0: as an integer it would lose its sign. */
-    if (integer && digits_end - digits <= 19 && !(neg && digits_end - digits == 1 && *digits == '0')) {
+    size_t ndigits = (size_t)(digits_end - digits);
+    if (integer && ndigits <= 19 && !(neg && ndigits == 1 && *digits == '0')) {
         uint64_t acc = 0;
         for (const unsigned char *d = digits; d < digits_end; d++) {
             acc = acc * 10 + (uint64_t)(*d - '0');  /* 19 digits cannot wrap */

@@ -43,6 +43,7 @@ struct shipper {
 static int load_conf(const char *path, struct shipper_conf *out, bool print_errors)
 {
     struct sl_cfg cfg = {0};
+    memset(out, 0, sizeof(*out));
     int rc = sl_cfg_load(&cfg, path);
     if (rc == 0) {
         rc = shipper_conf_parse(&cfg, out);
@@ -53,9 +54,7 @@ static int load_conf(const char *path, struct shipper_conf *out, bool print_erro
         } else {
             sl_error("configuration errors:\n%s", sl_buf_cstr(&cfg.errors));
         }
-        if (rc == 0) {
-            shipper_conf_free(out);
-        }
+        shipper_conf_free(out);
         rc = SL_EINVAL;
     }
     sl_cfg_free(&cfg);

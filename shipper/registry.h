@@ -19,6 +19,7 @@ struct registry_entry {
     uint32_t fp_len;
     char *path;               /* last path the file was seen under (owned) */
     uint64_t offset;          /* delivered (ACKed) up to here */
+    uint64_t read_end;        /* in memory only: queued up to here by a closed harvester */
     uint64_t gen;             /* bumped on truncation: ACKs of older generations are ignored */
     uint64_t seen_ms;         /* wall clock of the last activity, for expiry */
     uint32_t refs;            /* open harvester + events in flight; expiry waits for 0 */

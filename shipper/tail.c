@@ -352,6 +352,9 @@ static void harvester_close(struct harvester *h, bool gone)
             break;
         }
     }
+    /* Events up to here are queued: a harvester reopening this file in this
+     * process continues after them instead of queueing them twice. */
+    h->entry->read_end = h->buf_off;
     if (gone) {
         h->entry->gone = true;
         registry_touch(t->reg);
@@ -407,6 +410,7 @@ static bool check_file(struct harvester *h)
         ml_flush(h);
         h->entry->gen++;
         h->entry->offset = 0;
+        h->entry->read_end = 0;
         h->entry->fp_len = 0;
         registry_touch(h->t->reg);
         h->buf_off = 0;
@@ -506,6 +510,7 @@ static struct registry_entry *resume(struct tail *t, struct input *in, int fd,
                         path, (unsigned long long)e->offset);
                 e->gen++;
                 e->offset = 0;
+                e->read_end = 0;
             }
             if (strcmp(e->path, path) != 0) {
                 free(e->path);
@@ -513,6 +518,9 @@ static struct registry_entry *resume(struct tail *t, struct input *in, int fd,
             }
             registry_touch(t->reg);
             *offset = e->offset;
+            if (e->read_end > e->offset && e->read_end <= (uint64_t)st->st_size) {
+                *offset = e->read_end;
+            }
             return e;
         }
         sl_info("%s: inode %llu was reused by a new file (fingerprint differs)", path,

@@ -92,7 +92,7 @@ class Proc:
         with open(self.logpath, "rb") as f:
             return f.read().decode(errors="replace")
 
-    def signal(self, sig):
+    def send(self, sig):
         if self.alive():
             os.kill(self.pid, sig)
 

@@ -177,6 +177,8 @@ def free_port():
 
 def port_free(port):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # like the JVM servers: a port left in TIME_WAIT by our last run is free
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
             return True
@@ -378,6 +380,13 @@ class Server:
         reap(pid)
         if alive(pid):
             raise Fail("%s (pid %d) survived SIGKILL" % (self.name, pid))
+        # The dead JVM stays a zombie until its parent (init, as the start
+        # script has exited) reaps it; wait a little so `ps` right after a
+        # stop shows nothing.
+        deadline = time.monotonic() + 5
+        while os.path.exists("/proc/%d" % pid) and time.monotonic() < deadline:
+            reap(pid)
+            time.sleep(0.05)
 
     def cmd_stop(self):
         if not os.path.isdir(self.run):

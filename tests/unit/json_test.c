@@ -260,7 +260,8 @@ static bool ref_viable(const unsigned char *p, size_t k, size_t need)
 
 static size_t ref_seq(const unsigned char *s, size_t n, bool *ok)
 {
-    size_t need = (s[0] & 0xE0) == 0xC0 ? 2 : (s[0] & 0xF0) == 0xE0 ? 3 : (s[0] & 0xF8) == 0xF0 ? 4 : 0;
+    size_t need = (s[0] & 0xE0) == 0xC0 ? 2 : (s[0] & 0xF0) == 0xE0 ? 3 :
+                  (s[0] & 0xF8) == 0xF0 ? 4 : 0;
     *ok = s[0] < 0x80;
     if (*ok || need == 0) {
         return 1;
@@ -582,7 +583,7 @@ TEST(test_parse_structure_errors)
     const char *bad[] = {"", "   ", "[", "{", "]", "}", "[1,]", "[,1]", "[1 2]", "{\"a\":1,}",
                          "{,}", "{\"a\"}", "{\"a\" 1}", "{\"a\":}", "{1:2}", "{a:1}", "['a']",
                          "[1]]", "{}x", "1 2", "truex", "tru", "nul", "True", "NULL", "[true,",
-                         "{\"a\":1", "\xEF\xBB\xBF" "1", "\v1", "\f1", "/*c*/1"};
+                         "{\"a\":1", ("\xEF\xBB\xBF" "1"), "\v1", "\f1", "/*c*/1"};
     for (size_t i = 0; i < SL_ARRAY_LEN(bad); i++) {
         if (perr_code(bad[i]) != SL_EINVAL) {
             fprintf(stderr, "  accepted bad document #%zu '%s'\n", i, bad[i]);

@@ -54,19 +54,26 @@ public final class SluiceOpenSearch {
             }
             b.put(args[i].substring(0, eq), args[i].substring(eq + 1));
         }
-        Environment env = InternalSettingsPreparer.prepareEnvironment(
-            b.build(), Map.of(), home.resolve("config"), () -> "sluice-test-1");
-        LogConfigurator.registerErrorListener();
-        LogConfigurator.setNodeName("sluice-test-1");
-        LogConfigurator.configure(env);
-
-        final Node node = new TestNode(env, List.of(Netty4Plugin.class));
+        final Node node;
+        try {
+            Environment env = InternalSettingsPreparer.prepareEnvironment(
+                b.build(), Map.of(), home.resolve("config"), () -> "sluice-test-1");
+            LogConfigurator.registerErrorListener();
+            LogConfigurator.setNodeName("sluice-test-1");
+            LogConfigurator.configure(env);
+            node = new TestNode(env, List.of(Netty4Plugin.class));
+        } catch (Throwable t) {
+            // exit even if the failed node left non-daemon threads behind
+            t.printStackTrace();
+            System.exit(1);
+            return;
+        }
         final CountDownLatch done = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             try {
                 node.close();
                 node.awaitClose(20, TimeUnit.SECONDS);
-            } catch (Exception e) {
+            } catch (Throwable e) {
                 e.printStackTrace();
             } finally {
                 done.countDown();

@@ -1,0 +1,265 @@
+"""The skeleton path end to end: sluice-shipper tails real files and ships them
+over Lumberjack to a real sluice-aggregator whose file output we read back.
+Every assertion is exact: event count, message, path and byte offset."""
+
+import os
+import signal
+import subprocess
+
+import pytest
+
+from conftest import (AGGREGATOR, SHIPPER, free_port, metrics_of, read_ndjson, wait_for,
+                      wait_port, write_config)
+
+
+class Stack:
+    """One aggregator (file output) and a shipper pointed at it, in tmp_path."""
+
+    def __init__(self, tmp_path, procs, compression="zstd", start_position="beginning",
+                 extra_input="", extra_output=""):
+        self.tmp = tmp_path
+        self.procs = procs
+        self.logs = tmp_path / "logs"
+        self.logs.mkdir(exist_ok=True)
+        self.out = tmp_path / "events.ndjson"
+        self.agg_port = free_port()
+        self.agg_metrics = free_port()
+        self.ship_metrics = free_port()
+        self.agg_cfg = write_config(tmp_path / "aggregator.yml", f"""
+input:
+  listen: 127.0.0.1:{self.agg_port}
+outputs:
+  - file: {{path: "{self.out}"}}
+metrics:
+  listen: 127.0.0.1:{self.agg_metrics}
+""")
+        self.ship_cfg = write_config(tmp_path / "shipper.yml", f"""
+inputs:
+  - id: app
+    paths: ["{self.logs}/*.log"]
+    start_position: {start_position}
+{extra_input}
+output:
+  hosts: ["127.0.0.1:{self.agg_port}"]
+  compression: {compression}
+  flush_interval: 100ms
+  backoff: {{init: 100ms, max: 1s}}
+{extra_output}
+registry:
+  path: {tmp_path}/registry
+  flush: 100ms
+metrics:
+  listen: 127.0.0.1:{self.ship_metrics}
+""")
+        self.aggregator = None
+        self.shipper = None
+
+    def start_aggregator(self):
+        self.aggregator = self.procs([AGGREGATOR, "-c", str(self.agg_cfg)],
+                                     str(self.tmp / "aggregator.log"))
+        wait_port(self.agg_port, self.aggregator)
+        return self.aggregator
+
+    def start_shipper(self):
+        self.shipper = self.procs([SHIPPER, "-c", str(self.ship_cfg)],
+                                  str(self.tmp / "shipper.log"))
+        wait_port(self.ship_metrics, self.shipper)
+        return self.shipper
+
+    def events(self):
+        return read_ndjson(self.out)
+
+    def wait_events(self, n):
+        def enough():
+            got = len(self.events())
+            assert got <= n, f"{got} events arrived, expected {n}"
+            return got == n
+        wait_for(enough, what=f"{n} events in {self.out}")
+        return self.events()
+
+
+def append_lines(path, lines, newline="\n"):
+    """Appends lines; returns [(offset, text)] of each line's first byte."""
+    out = []
+    with open(path, "ab") as f:
+        off = f.tell()
+        for line in lines:
+            data = (line + newline).encode()
+            out.append((off, line))
+            f.write(data)
+            off += len(data)
+    return out
+
+
+def by_origin(events):
+    """{(path, offset): message}, asserting no (path, offset) arrived twice."""
+    seen = {}
+    for e in events:
+        key = (e["log"]["file"]["path"], e["log"]["offset"])
+        assert key not in seen, f"duplicate event {key}"
+        seen[key] = e["message"]
+    return seen
+
+
+@pytest.mark.parametrize("compression", ["zstd", "zlib", "none"])
+def test_lines_before_and_after_start_arrive_exactly_once(tmp_path, procs, compression):
+    s = Stack(tmp_path, procs, compression=compression)
+    a, b = s.logs / "a.log", s.logs / "b.log"
+    expected = {}
+    for off, text in append_lines(a, [f"a-before-{i} GET /index.html 200" for i in range(300)]):
+        expected[(str(a), off)] = text
+    for off, text in append_lines(b, [f"b-before-{i} \u00e9t\u00e9 \"quoted\" \\ tab\t"
+                                      for i in range(120)]):
+        expected[(str(b), off)] = text
+    s.start_aggregator()
+    s.start_shipper()
+    s.wait_events(420)
+    for off, text in append_lines(a, [f"a-after-{i}" for i in range(200)]):
+        expected[(str(a), off)] = text
+    for off, text in append_lines(b, [f"b-after-{i}" for i in range(80)], newline="\r\n"):
+        expected[(str(b), off)] = text
+    events = s.wait_events(700)
+    assert by_origin(events) == expected
+
+    e = events[0]
+    assert e["input"] == {"type": "filestream"}
+    assert e["agent"]["type"] == "sluice-shipper"
+    assert e["@metadata"]["beat"] == "sluice"
+    assert e["ecs"] == {"version": "8.0.0"}
+    assert len(e["@timestamp"]) == 24 and e["@timestamp"].endswith("Z")
+
+    ship = wait_for(lambda: (m := metrics_of(s.ship_metrics))
+                    ["sluice_shipper_events_acked_total"] == 700 and m,
+                    what="shipper acked metric")
+    assert ship["sluice_shipper_lines_read_total"] == 700
+    assert ship["sluice_shipper_events_sent_total"] == 700
+    assert ship["sluice_shipper_wire_bytes_total"] > 0
+    assert ship["sluice_shipper_files_open"] == 2
+    agg = metrics_of(s.agg_metrics)
+    assert agg["sluice_aggregator_events_received_total"] == 700
+    assert agg["sluice_aggregator_events_acked_total"] == 700
+    assert s.shipper.stop() == 0
+    assert s.aggregator.stop() == 0
+
+
+def test_restart_resumes_and_sends_nothing_twice(tmp_path, procs):
+    s = Stack(tmp_path, procs)
+    log = s.logs / "app.log"
+    expected = dict(((str(log), o), t) for o, t in append_lines(log, [f"first-{i}" for i in range(250)]))
+    s.start_aggregator()
+    s.start_shipper()
+    s.wait_events(250)
+    assert s.shipper.stop() == 0
+    registry = (tmp_path / "registry" / "registry.json").read_text()
+    assert f'"offset":{os.path.getsize(log)}' in registry
+
+    expected.update(((str(log), o), t) for o, t in append_lines(log, [f"second-{i}" for i in range(40)]))
+    s.start_shipper()
+    events = s.wait_events(290)
+    assert by_origin(events) == expected
+    m = wait_for(lambda: (x := metrics_of(s.ship_metrics))
+                 ["sluice_shipper_events_acked_total"] == 40 and x, what="40 acked")
+    assert m["sluice_shipper_lines_read_total"] == 40
+    assert s.shipper.stop() == 0
+
+
+def test_start_position_end_skips_existing_lines(tmp_path, procs):
+    s = Stack(tmp_path, procs, start_position="end")
+    log = s.logs / "app.log"
+    append_lines(log, [f"old-{i}" for i in range(10)])
+    s.start_aggregator()
+    s.start_shipper()
+    wait_for(lambda: "harvesting" in s.shipper.logtext(), what="harvester start")
+    new = append_lines(log, ["new-1", "new-2"])
+    events = s.wait_events(2)
+    assert by_origin(events) == {(str(log), o): t for o, t in new}
+
+
+def test_file_created_after_start_is_read_from_its_first_byte(tmp_path, procs):
+    s = Stack(tmp_path, procs, start_position="end")
+    s.start_aggregator()
+    s.start_shipper()
+    late = s.logs / "late.log"
+    lines = append_lines(late, [f"late-{i}" for i in range(5)])
+    events = s.wait_events(5)
+    assert by_origin(events) == {(str(late), o): t for o, t in lines}
+
+
+def test_aggregator_down_at_start_then_up_loses_nothing(tmp_path, procs):
+    s = Stack(tmp_path, procs)
+    log = s.logs / "app.log"
+    lines = append_lines(log, [f"waiting-{i}" for i in range(100)])
+    s.start_shipper()
+    wait_for(lambda: metrics_of(s.ship_metrics).get(
+        f'sluice_shipper_connection_errors_total{{host="127.0.0.1:{s.agg_port}"}}', 0) >= 1,
+        what="a connection error to be counted")
+    s.start_aggregator()
+    events = s.wait_events(100)
+    assert by_origin(events) == {(str(log), o): t for o, t in lines}
+
+
+def test_invalid_utf8_is_replaced_and_long_lines_truncated(tmp_path, procs):
+    s = Stack(tmp_path, procs, extra_input="    max_line_bytes: 64")
+    log = s.logs / "app.log"
+    with open(log, "wb") as f:
+        f.write(b"ok line\n")                      # offset 0
+        f.write(b"bad \xff\xfe bytes \xc3\n")      # offset 8
+        f.write(b"x" * 100 + b"\n")                # offset 23, cut at 64
+        f.write(b"after\n")                        # offset 124
+    s.start_aggregator()
+    s.start_shipper()
+    events = s.wait_events(4)
+    got = {e["log"]["offset"]: e for e in events}
+    assert got[0]["message"] == "ok line"
+    assert got[8]["message"] == "bad \ufffd\ufffd bytes \ufffd"
+    assert got[23]["message"] == "x" * 64
+    assert got[23]["log"]["flags"] == ["truncated"]
+    assert "flags" not in got[0]["log"]
+    assert got[124]["message"] == "after"
+
+
+def test_fields_tags_and_exclude_lines(tmp_path, procs):
+    s = Stack(tmp_path, procs, extra_input="""    fields: {service: web, tier: 2}
+    tags: [web, edge]
+    exclude_lines: ['^DEBUG']""")
+    log = s.logs / "app.log"
+    append_lines(log, ["INFO one", "DEBUG two", "WARN three"])
+    events = s.wait_events(2) if s.start_aggregator() and s.start_shipper() else None
+    assert sorted(e["message"] for e in events) == ["INFO one", "WARN three"]
+    assert events[0]["fields"] == {"service": "web", "tier": 2}
+    assert events[0]["tags"] == ["web", "edge"]
+    m = wait_for(lambda: (x := metrics_of(s.ship_metrics))
+                 ['sluice_shipper_lines_dropped_total{reason="exclude_lines"}'] == 1 and x,
+                 what="dropped metric")
+    assert m["sluice_shipper_lines_read_total"] == 3
+
+
+def test_cli_version_and_config_errors(tmp_path):
+    r = subprocess.run([SHIPPER, "-V"], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout == "sluice-shipper 0.1.0\n"
+    bad = write_config(tmp_path / "bad.yml",
+                       "inputs:\n  - paths: [/x/*.log]\n    bogus: 1\noutput:\n  timeout: abc\n")
+    r = subprocess.run([SHIPPER, "-t", "-c", str(bad)], capture_output=True, text=True)
+    assert r.returncode == 2
+    assert f"{bad}:3:5: inputs[0]: unknown option 'bogus'" in r.stderr
+    assert f"{bad}:5:12: output: option 'timeout'" in r.stderr
+    good = write_config(tmp_path / "good.yml", "inputs:\n  - paths: [/x/*.log]\n")
+    r = subprocess.run([SHIPPER, "-t", "-c", str(good)], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout == "configuration OK\n"
+    r = subprocess.run([SHIPPER, "--bogus"], capture_output=True, text=True)
+    assert r.returncode == 2
+    r = subprocess.run([SHIPPER, "-c", str(tmp_path / "missing.yml")], capture_output=True,
+                       text=True)
+    assert r.returncode == 2 and "missing.yml:1:1:" in r.stderr
+
+
+def test_sigterm_exits_zero_and_writes_registry(tmp_path, procs):
+    s = Stack(tmp_path, procs)
+    log = s.logs / "app.log"
+    append_lines(log, ["one", "two"])
+    s.start_aggregator()
+    s.start_shipper()
+    s.wait_events(2)
+    s.shipper.send(signal.SIGTERM)
+    assert s.shipper.stop() == 0
+    assert f'"offset":{os.path.getsize(log)}' in (tmp_path / "registry" / "registry.json").read_text()

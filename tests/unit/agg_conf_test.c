@@ -1,0 +1,242 @@
+/*
+ * agg_conf_test.c - the aggregator's configuration: defaults, every extension
+ * key, and the exact FILE:LINE:COL text of each kind of error, including the
+ * errors plugins report when the pipeline instantiates them.
+ */
+#include <stdlib.h>
+
+#include "conf.h"
+#include "pipeline.h"
+#include "sluice/log.h"
+#include "test.h"
+
+/* Loads text as "t.yml" and returns the errors text ("" when none). */
+static const char *errors_of(struct agg_conf *c, const char *text)
+{
+    agg_conf_load_string(c, "t.yml", text);
+    return c->cfg.errors.len ? sl_buf_cstr(&c->cfg.errors) : "";
+}
+
+/* Loads and builds the pipeline too (plugins check their own options). */
+static const char *all_errors_of(struct agg_conf *c, const char *text)
+{
+    struct sl_loop *loop = sl_loop_new();
+    struct sl_metrics *m = sl_metrics_new();
+    agg_conf_load_string(c, "t.yml", text);
+    if (c->cfg.root) {
+        agg_pipeline_free(agg_pipeline_new(c, loop, m));
+    }
+    sl_metrics_free(m);
+    sl_loop_free(loop);
+    return c->cfg.errors.len ? sl_buf_cstr(&c->cfg.errors) : "";
+}
+
+TEST(defaults)
+{
+    struct agg_conf c;
+    CHECK_INT(agg_conf_load_string(&c, "t.yml", "outputs:\n  - stdout: {}\n"), 0);
+    CHECK_STR(c.listen, "0.0.0.0:5044");
+    CHECK(!c.ssl_enabled);
+    CHECK_INT(c.max_connections, 10000);
+    CHECK_INT(c.client_inactivity_ms, 60000);
+    CHECK_INT(c.max_window_events, 10000);
+    CHECK_INT(c.max_frame_bytes, 64ll * 1024 * 1024);
+    CHECK_INT(c.max_window_bytes, 256ll * 1024 * 1024);
+    CHECK_INT(c.max_pending_windows, 4);
+    CHECK_INT(c.keepalive_ms, 5000);
+    CHECK(c.workers >= 1);
+    CHECK_INT(c.batch_size, 512);
+    CHECK_INT(c.max_pending_events, c.batch_size * c.workers * 4);
+    CHECK_INT(c.nfilters, 0);
+    CHECK_INT(c.noutputs, 1);
+    CHECK_STR(c.outputs[0].plugin->name, "stdout");
+    CHECK_STR(c.outputs[0].id, "outputs[0] (stdout)");
+    CHECK_INT(c.queue_type, AGG_QUEUE_MEMORY);
+    CHECK_STR(c.metrics_listen, "127.0.0.1:9600");
+    CHECK_INT(c.shutdown_timeout_ms, 10000);
+    agg_conf_free(&c);
+}
+
+TEST(every_key_read)
+{
+    struct agg_conf c;
+    const char *text =
+        "input:\n"
+        "  listen: 127.0.0.1:0\n"
+        "  ssl: {enabled: false, certificate: '', key: '', certificate_authorities: [],\n"
+        "        client_authentication: none}\n"
+        "  max_connections: 5\n"
+        "  client_inactivity_timeout: 2m\n"
+        "  max_window_events: 100\n"
+        "  max_frame_bytes: 1mb\n"
+        "  max_window_bytes: 2mb\n"
+        "  max_pending_windows: 2\n"
+        "  keepalive: 1s\n"
+        "pipeline: {workers: 3, batch_size: 10, max_pending_events: 77, filters: []}\n"
+        "outputs:\n"
+        "  - file: {path: /tmp/x.ndjson, metadata: false, fsync: true, max_open_files: 2}\n"
+        "  - stdout:\n"
+        "queue: {type: memory, path: /tmp/q, max_bytes: 2gb}\n"
+        "metrics: {listen: '127.0.0.1:0'}\n"
+        "shutdown_timeout: 3s\n";
+    CHECK_STR(all_errors_of(&c, text), "");
+    CHECK_STR(c.listen, "127.0.0.1:0");
+    CHECK_INT(c.max_connections, 5);
+    CHECK_INT(c.client_inactivity_ms, 120000);
+    CHECK_INT(c.max_window_events, 100);
+    CHECK_INT(c.max_frame_bytes, 1024 * 1024);
+    CHECK_INT(c.max_window_bytes, 2 * 1024 * 1024);
+    CHECK_INT(c.max_pending_windows, 2);
+    CHECK_INT(c.keepalive_ms, 1000);
+    CHECK_INT(c.workers, 3);
+    CHECK_INT(c.batch_size, 10);
+    CHECK_INT(c.max_pending_events, 77);
+    CHECK_INT(c.noutputs, 2);
+    CHECK_STR(c.outputs[1].id, "outputs[1] (stdout)");
+    CHECK_INT(c.outputs[1].opts->type, SL_CFG_MAP);  /* null options stand in as an empty map */
+    CHECK_INT(c.queue_max_bytes, 2ll * 1024 * 1024 * 1024);
+    CHECK_STR(c.metrics_listen, "127.0.0.1:0");
+    CHECK_INT(c.shutdown_timeout_ms, 3000);
+    agg_conf_free(&c);
+}
+
+TEST(unknown_keys_everywhere)
+{
+    struct agg_conf c;
+    CHECK_STR(errors_of(&c, "input:\n"
+                            "  listn: 1\n"
+                            "pipeline: {wrkers: 2}\n"
+                            "outputs: [stdout: {}]\n"
+                            "metrics: {port: 1}\n"
+                            "queue: {size: 1}\n"
+                            "shutdown: 1s\n"),
+              "t.yml:2:3: input: unknown option 'listn'\n"
+              "t.yml:3:12: pipeline: unknown option 'wrkers'\n"
+              "t.yml:6:9: queue: unknown option 'size'\n"
+              "t.yml:5:11: metrics: unknown option 'port'\n"
+              "t.yml:7:1: unknown option 'shutdown'\n");
+    agg_conf_free(&c);
+}
+
+TEST(unknown_plugins)
+{
+    struct agg_conf c;
+    CHECK_STR(errors_of(&c, "pipeline:\n"
+                            "  filters:\n"
+                            "    - grok: {field: message}\n"
+                            "outputs:\n"
+                            "  - file: {path: /tmp/a}\n"
+                            "  - kafka: {brokers: [a]}\n"
+                            "  - {stdout: {}, file: {}}\n"
+                            "  - stdout\n"),
+              "t.yml:3:7: pipeline.filters[0]: unknown filter 'grok'\n"
+              "t.yml:6:5: outputs[1]: unknown output 'kafka'\n"
+              "t.yml:7:5: outputs[2]: each output is a map with one key, the output's name "
+              "(e.g. '- file: {...}')\n"
+              "t.yml:8:5: outputs[3]: each output is a map with one key, the output's name "
+              "(e.g. '- file: {...}')\n");
+    CHECK_INT(c.noutputs, 1);
+    agg_conf_free(&c);
+}
+
+TEST(outputs_required)
+{
+    struct agg_conf c;
+    CHECK_STR(errors_of(&c, ""),
+              "t.yml:1:1: the configuration is empty (at least one output is required)\n");
+    agg_conf_free(&c);
+    CHECK_STR(errors_of(&c, "input: {listen: ':5044'}\n"),
+              "t.yml:1:1: outputs: at least one output is required\n");
+    agg_conf_free(&c);
+    CHECK_STR(errors_of(&c, "outputs: []\n"),
+              "t.yml:1:10: outputs: at least one output is required\n");
+    agg_conf_free(&c);
+    CHECK_STR(errors_of(&c, "outputs: {file: {}}\n"),
+              "t.yml:1:10: outputs: must be a list of {name: {options}} maps\n");
+    agg_conf_free(&c);
+}
+
+TEST(not_supported_yet)
+{
+    struct agg_conf c;
+    CHECK_STR(errors_of(&c, "input:\n"
+                            "  ssl: {enabled: true}\n"
+                            "queue:\n"
+                            "  type: persisted\n"
+                            "outputs: [stdout: {}]\n"),
+              "t.yml:2:18: input.ssl: option 'enabled': TLS is not supported yet\n"
+              "t.yml:4:9: queue: option 'type': 'persisted' is not supported yet "
+              "(use 'memory')\n");
+    agg_conf_free(&c);
+}
+
+TEST(bad_values)
+{
+    struct agg_conf c;
+    CHECK_STR(errors_of(&c, "input:\n"
+                            "  listen: nohost\n"
+                            "  max_connections: 0\n"
+                            "  client_inactivity_timeout: soon\n"
+                            "  max_frame_bytes: 12zb\n"
+                            "  ssl: {client_authentication: maybe}\n"
+                            "outputs: [stdout: {}]\n"
+                            "metrics: {listen: 'x'}\n"),
+              "t.yml:2:11: input: option 'listen' must be HOST:PORT, got 'nohost'\n"
+              "t.yml:6:32: input.ssl: option 'client_authentication' must be one of none, "
+              "optional, required, got 'maybe'\n"
+              "t.yml:3:20: input: option 'max_connections' must be between 1 and 1000000, "
+              "got '0'\n"
+              "t.yml:4:30: input: option 'client_inactivity_timeout' must be a duration "
+              "like 500ms, 10s, 5m, got 'soon'\n"
+              "t.yml:5:20: input: option 'max_frame_bytes' must be a size "
+              "like 512kb, 5mb, 1gb, got '12zb'\n"
+              "t.yml:8:19: metrics: option 'listen' must be HOST:PORT, got 'x'\n");
+    agg_conf_free(&c);
+}
+
+TEST(plugin_option_errors)
+{
+    struct agg_conf c;
+    CHECK_STR(all_errors_of(&c, "outputs:\n"
+                                "  - file:\n"
+                                "  - file: {path: '/x/%{+yyyy.qq}'}\n"
+                                "  - file: {path: '/x/%{[a]'}\n"
+                                "  - stdout: {metadatas: false}\n"
+                                "  - file: {path: /x, fsync: maybe}\n"),
+              "t.yml:2:10: outputs[0] (file): option 'path' is required\n"
+              "t.yml:3:18: outputs[1] (file): option 'path' has an unsupported letter in a "
+              "%{+date} pattern (use y M d H m s S w x)\n"
+              "t.yml:4:18: outputs[2] (file): option 'path' has an unterminated '%{'\n"
+              "t.yml:5:14: outputs[3] (stdout): unknown option 'metadatas'\n"
+              "t.yml:6:29: outputs[4] (file): option 'fsync' must be true or false, "
+              "got 'maybe'\n");
+    agg_conf_free(&c);
+}
+
+TEST(env_expansion)
+{
+    struct agg_conf c;
+    setenv("AGG_TEST_PORT", "6000", 1);
+    CHECK_STR(errors_of(&c, "input: {listen: '127.0.0.1:${AGG_TEST_PORT}'}\n"
+                            "outputs: [stdout: {}]\n"
+                            "metrics: {listen: '${AGG_TEST_NOPE:-127.0.0.1:1}'}\n"),
+              "");
+    CHECK_STR(c.listen, "127.0.0.1:6000");
+    CHECK_STR(c.metrics_listen, "127.0.0.1:1");
+    agg_conf_free(&c);
+}
+
+int main(void)
+{
+    sl_log_init("agg_conf_test", SL_LOG_ERROR, SL_LOG_TEXT);
+    RUN(defaults);
+    RUN(every_key_read);
+    RUN(unknown_keys_everywhere);
+    RUN(unknown_plugins);
+    RUN(outputs_required);
+    RUN(not_supported_yet);
+    RUN(bad_values);
+    RUN(plugin_option_errors);
+    RUN(env_expansion);
+    return TEST_SUMMARY();
+}

@@ -1,0 +1,323 @@
+/*
+ * agg_listener_test.c - the listener and pipeline with an output that answers
+ * later (as Elasticsearch and Kafka will): ACK order across pipelined windows,
+ * per-connection and global backpressure, keepalives while a window is
+ * pending, failed delivery, and a connection reset while its windows are in
+ * flight (run under ASan: any use-after-free or leak fails the build).
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "listener.h"
+#include "pipeline.h"
+#include "sluice/log.h"
+#include "sluice/lumberjack.h"
+#include "test.h"
+
+/* ---- an output that holds every batch until the test answers it ---- */
+
+struct held {
+    sl_output_done done;
+    void *arg;
+    size_t n;
+    bool answered;
+};
+
+static struct held held[64];
+static size_t nheld;
+static int fake_inst;
+
+static void *fake_init(struct sl_cfg *cfg, struct sl_cfg_node *opts, struct sl_plugin_env *env)
+{
+    return &fake_inst;
+}
+
+static void fake_free(void *inst)
+{
+}
+
+static void fake_submit(void *inst, struct sl_batch *batch, sl_output_done done, void *arg)
+{
+    held[nheld++] = (struct held){.done = done, .arg = arg, .n = batch->n};
+}
+
+static const struct sl_plugin fake_output = {
+    .name = "fake", .kind = SL_PLUGIN_OUTPUT, .init = fake_init, .free = fake_free,
+    .submit = fake_submit,
+};
+
+static void answer(size_t i, int status)
+{
+    held[i].answered = true;
+    held[i].done(held[i].arg, status);
+}
+
+/* ---- a world: loop, metrics, pipeline, listener ---- */
+
+struct world {
+    struct sl_loop *loop;
+    struct sl_metrics *metrics;
+    struct agg_conf conf;
+    struct agg_pipeline *pipeline;
+    struct agg_listener *listener;
+};
+
+static void world_start(struct world *w, const char *input_extra)
+{
+    char text[1024];
+    snprintf(text, sizeof(text),
+             "input:\n  listen: 127.0.0.1:0\n%s"
+             "pipeline: {workers: 1, batch_size: 1, max_pending_events: 1000}\n"
+             "outputs: [stdout: {}]\n", input_extra);
+    memset(held, 0, sizeof(held));
+    nheld = 0;
+    w->loop = sl_loop_new();
+    w->metrics = sl_metrics_new();
+    CHECK_INT(agg_conf_load_string(&w->conf, "t.yml", text), 0);
+    w->conf.outputs[0].plugin = &fake_output;
+    w->pipeline = agg_pipeline_new(&w->conf, w->loop, w->metrics);
+    w->listener = agg_listener_new(w->loop, &w->conf, w->metrics, w->pipeline);
+    CHECK(w->listener != NULL);
+}
+
+static void world_stop(struct world *w)
+{
+    agg_pipeline_free(w->pipeline);
+    agg_listener_free(w->listener);
+    agg_conf_free(&w->conf);
+    sl_metrics_free(w->metrics);
+    sl_loop_free(w->loop);
+}
+
+static bool (*until_cond)(void);
+static uint64_t until_deadline;
+
+static void until_poll(struct sl_loop *loop, void *arg)
+{
+    if ((until_cond && until_cond()) || sl_now_ms() >= until_deadline) {
+        sl_loop_stop(loop);
+    }
+}
+
+/* Runs the loop until cond() holds (true) or ms pass (false). cond NULL: just ms. */
+static bool run_until(struct world *w, bool (*cond)(void), uint64_t ms)
+{
+    until_cond = cond;
+    until_deadline = sl_now_ms() + ms;
+    struct sl_timer *t = sl_loop_timer(w->loop, 2, true, until_poll, NULL);
+    sl_loop_run(w->loop);
+    sl_timer_cancel(t);
+    return cond ? cond() : true;
+}
+
+static size_t want_held;
+static bool have_held(void)
+{
+    return nheld >= want_held;
+}
+
+static int client(struct world *w)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(
+                                 (uint16_t)agg_listener_port(w->listener)),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK_INT(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    return fd;
+}
+
+/* Sends a window of n events (seq 1..n), bare J frames. */
+static void send_window(int fd, uint32_t n)
+{
+    struct sl_buf b;
+    sl_buf_init(&b, 0);
+    sl_lj_put_window(&b, SL_LJ_V2, n);
+    for (uint32_t i = 1; i <= n; i++) {
+        sl_lj_put_json(&b, i, "{\"message\":\"x\"}", 15);
+    }
+    CHECK_INT(send(fd, b.data, b.len, 0), (long long)b.len);
+    sl_buf_free(&b);
+}
+
+/* Whatever the server sent so far, as "A<seq> A<seq> ..." (or "" / "EOF"). */
+static const char *acks(struct world *w, int fd)
+{
+    static char out[512];
+    unsigned char buf[600];
+    size_t len = 0;
+    out[0] = '\0';
+    run_until(w, NULL, 30);  /* let the loop write */
+    for (;;) {
+        ssize_t r = recv(fd, buf + len, sizeof(buf) - len, MSG_DONTWAIT);
+        if (r == 0 || (r < 0 && errno == ECONNRESET)) {
+            strcat(out, "EOF");
+            break;
+        }
+        if (r < 0) {
+            break;
+        }
+        len += (size_t)r;
+    }
+    char acked[512] = "";
+    for (size_t i = 0; i + 6 <= len; i += 6) {
+        size_t o = strlen(acked);
+        snprintf(acked + o, sizeof(acked) - o, "%c%c%u ", buf[i], buf[i + 1],
+                 sl_get_u32be(buf + i + 2));
+    }
+    bool eof = out[0] != '\0';
+    memcpy(out, acked, sizeof(acked));
+    if (eof) {
+        strcat(out, "EOF");  /* ACKs first, then EOF */
+    }
+    return out;
+}
+
+/* A series' value, read from the rendered page ("name{labels} value"). */
+static double metric(struct world *w, const char *series)
+{
+    struct sl_buf b;
+    sl_buf_init(&b, 0);
+    sl_metrics_render(w->metrics, &b);
+    char key[256];
+    snprintf(key, sizeof(key), "\n%s ", series);
+    const char *p = strstr(sl_buf_cstr(&b), key);
+    double v = p ? strtod(p + strlen(key), NULL) : -1;
+    sl_buf_free(&b);
+    return v;
+}
+
+/* ---- tests ---- */
+
+TEST(acks_in_window_order_and_pending_window_limit)
+{
+    struct world w = {0};
+    world_start(&w, "  max_pending_windows: 2\n");
+    int fd = client(&w);
+    send_window(fd, 1);
+    send_window(fd, 2);
+    send_window(fd, 3);
+    want_held = 2;
+    CHECK(run_until(&w, have_held, 2000));
+    run_until(&w, NULL, 50);
+    CHECK_INT(nheld, 2);  /* the third window waits in the socket: backpressure */
+    answer(1, SL_OK);     /* the second window finishes first ... */
+    CHECK_STR(acks(&w, fd), "");  /* ... but its ACK must wait for the first */
+    answer(0, SL_OK);
+    want_held = 3;
+    CHECK(run_until(&w, have_held, 2000));
+    CHECK_INT(held[2].n, 3);
+    answer(2, SL_OK);
+    CHECK_STR(acks(&w, fd), "2A1 2A2 2A3 ");
+    close(fd);
+    world_stop(&w);
+}
+
+static struct world *cur_world;
+static bool no_connections(void)
+{
+    return metric(cur_world, "sluice_aggregator_connections") == 0;
+}
+
+TEST(reset_while_in_flight_then_completion)
+{
+    struct world w = {0};
+    world_start(&w, "");
+    cur_world = &w;
+    int fd = client(&w);
+    send_window(fd, 2);
+    want_held = 1;
+    CHECK(run_until(&w, have_held, 2000));
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    close(fd);  /* RST: the server closes the connection with the window in flight */
+    CHECK(run_until(&w, no_connections, 2000));
+    answer(0, SL_OK);  /* the output answers after the connection is gone */
+    CHECK_INT(metric(&w, "sluice_aggregator_events_acked_total"), 0);
+    CHECK_INT(agg_listener_pending(w.listener), 0);
+    world_stop(&w);
+}
+
+TEST(exit_with_windows_in_flight_frees_them)
+{
+    struct world w = {0};
+    world_start(&w, "");
+    int fd = client(&w);
+    send_window(fd, 3);
+    want_held = 1;
+    CHECK(run_until(&w, have_held, 2000));
+    world_stop(&w);  /* never answered: pipeline and listener free everything */
+    close(fd);
+}
+
+TEST(failed_delivery_closes_without_ack)
+{
+    struct world w = {0};
+    world_start(&w, "");
+    int fd = client(&w);
+    send_window(fd, 2);
+    want_held = 1;
+    CHECK(run_until(&w, have_held, 2000));
+    answer(0, SL_EIO);
+    CHECK_STR(acks(&w, fd), "EOF");
+    CHECK_INT(metric(&w, "sluice_aggregator_windows_failed_total"), 1);
+    close(fd);
+    world_stop(&w);
+}
+
+TEST(keepalive_ack_zero_while_pending)
+{
+    struct world w = {0};
+    world_start(&w, "  keepalive: 100ms\n");
+    int fd = client(&w);
+    send_window(fd, 1);
+    want_held = 1;
+    CHECK(run_until(&w, have_held, 2000));
+    run_until(&w, NULL, 260);  /* two keepalive periods */
+    answer(0, SL_OK);
+    const char *got = acks(&w, fd);
+    CHECK(strncmp(got, "2A0 2A0 ", 8) == 0);
+    CHECK(strstr(got, "2A1 ") != NULL && strstr(got, "2A1 ")[4] == '\0');
+    close(fd);
+    world_stop(&w);
+}
+
+TEST(global_pending_events_limit)
+{
+    struct world w = {0};
+    world_start(&w, "");
+    w.conf.max_pending_events = 2;
+    agg_listener_apply(w.listener, &w.conf);
+    int a = client(&w);
+    int b = client(&w);
+    send_window(a, 2);
+    want_held = 1;
+    CHECK(run_until(&w, have_held, 2000));
+    send_window(b, 2);
+    run_until(&w, NULL, 80);
+    CHECK_INT(nheld, 1);  /* the pipeline is full: b is not read */
+    answer(0, SL_OK);
+    want_held = 2;
+    CHECK(run_until(&w, have_held, 2000));
+    answer(1, SL_OK);
+    CHECK_STR(acks(&w, a), "2A2 ");
+    CHECK_STR(acks(&w, b), "2A2 ");
+    close(a);
+    close(b);
+    world_stop(&w);
+}
+
+int main(void)
+{
+    sl_log_init("agg_listener_test", SL_LOG_ERROR, SL_LOG_TEXT);
+    RUN(acks_in_window_order_and_pending_window_limit);
+    RUN(reset_while_in_flight_then_completion);
+    RUN(exit_with_windows_in_flight_frees_them);
+    RUN(failed_delivery_closes_without_ack);
+    RUN(keepalive_ack_zero_while_pending);
+    RUN(global_pending_events_limit);
+    return TEST_SUMMARY();
+}

@@ -1,0 +1,212 @@
+/*
+ * shipper_core_test.c - the shipper's event writer, registry and queue,
+ * driven in-process with exact expectations.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "event.h"
+#include "queue.h"
+#include "registry.h"
+#include "sluice/buf.h"
+#include "sluice/lumberjack.h"
+#include "test.h"
+
+static char tmpdir[64];
+
+static void make_tmpdir(void)
+{
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/sluice-test-XXXXXX");
+    if (!mkdtemp(tmpdir)) {
+        perror("mkdtemp");
+        exit(1);
+    }
+}
+
+TEST(event_has_the_beats_shape)
+{
+    struct input_conf in = {0};
+    in.fields_json = "\"service\":\"web\"";
+    in.tags_json = "[\"a\"]";
+    struct event_tmpl t;
+    event_tmpl_init(&t, &in, "h1");
+    struct sl_buf b;
+    sl_buf_init(&b, 0);
+    CHECK_INT(event_encode(&b, &t, "2026-11-27T06:00:00.123Z", "\"/l/a.log\"", 10,
+                           "say \"hi\"\n", 9, 1234, EVENT_FLAG_TRUNCATED), 0);
+    CHECK_MEM(b.data, b.len,
+              "{\"@timestamp\":\"2026-11-27T06:00:00.123Z\",\"@metadata\":{\"beat\":\"sluice\","
+              "\"type\":\"_doc\",\"version\":\"0.1.0\"},\"message\":\"say \\\"hi\\\"\\n\","
+              "\"log\":{\"file\":{\"path\":\"/l/a.log\"},\"offset\":1234,\"flags\":[\"truncated\"]},"
+              "\"input\":{\"type\":\"filestream\"},\"host\":{\"name\":\"h1\"},\"agent\":{\"type\":"
+              "\"sluice-shipper\",\"version\":\"0.1.0\",\"name\":\"h1\"},\"ecs\":{\"version\":"
+              "\"8.0.0\"},\"fields\":{\"service\":\"web\"},\"tags\":[\"a\"]}");
+    event_tmpl_free(&t);
+
+    in.fields_under_root = true;
+    in.tags_json = NULL;
+    event_tmpl_init(&t, &in, "h1");
+    sl_buf_reset(&b);
+    event_encode(&b, &t, "2026-11-27T06:00:00.123Z", "\"p\"", 3, "m", 1, 0, 0);
+    const char *tail = ",\"ecs\":{\"version\":\"8.0.0\"},\"service\":\"web\"}";
+    CHECK(b.len > strlen(tail) && memcmp(b.data + b.len - strlen(tail), tail, strlen(tail)) == 0);
+    event_tmpl_free(&t);
+    sl_buf_free(&b);
+}
+
+TEST(registry_round_trips_offsets_and_fingerprints)
+{
+    struct registry *r;
+    char dir[128];
+    snprintf(dir, sizeof(dir), "%s/reg1/sub", tmpdir);
+    CHECK_INT(registry_open(dir, &r), 0);
+    struct registry_entry *e = registry_add(r, 7, 42, "/var/log/a.log");
+    e->fp = 0xdeadbeef;
+    e->fp_len = 100;
+    registry_ack(r, e, 0, 500);
+    registry_ack(r, e, 0, 400);   /* never backwards */
+    registry_ack(r, e, 1, 900);   /* stale generation */
+    CHECK_INT(e->offset, 500);
+    struct registry_entry *g = registry_add(r, 7, 43, "/var/log/gone.log");
+    g->gone = true;
+    CHECK_INT(registry_flush(r), 0);
+    registry_close(r);
+
+    CHECK_INT(registry_open(dir, &r), 0);
+    CHECK_INT(registry_count(r), 1);
+    e = registry_find(r, 7, 42);
+    CHECK(e != NULL);
+    if (e) {
+        CHECK_INT(e->offset, 500);
+        CHECK_INT(e->fp, 0xdeadbeef);
+        CHECK_INT(e->fp_len, 100);
+        CHECK_STR(e->path, "/var/log/a.log");
+    }
+    CHECK(registry_find(r, 7, 43) == NULL);
+    registry_close(r);
+}
+
+TEST(corrupt_registry_is_refused)
+{
+    char dir[128], file[160];
+    snprintf(dir, sizeof(dir), "%s/reg2", tmpdir);
+    struct registry *r;
+    CHECK_INT(registry_open(dir, &r), 0);
+    registry_close(r);
+    snprintf(file, sizeof(file), "%s/registry.json", dir);
+    int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    CHECK(write(fd, "{\"version\":1,\"entries\":[{\"dev\":1", 32) == 32);
+    close(fd);
+    CHECK_INT(registry_open(dir, &r), SL_EINVAL);
+    CHECK(r == NULL);
+}
+
+static void add_event(struct queue *q, struct registry_entry *e, const char *msg, uint64_t end)
+{
+    struct sl_buf *b = queue_begin_event(q);
+    sl_buf_puts(b, msg);
+    queue_end_event(q, e, e->gen, end);
+}
+
+TEST(queue_encodes_frames_and_commits_in_order)
+{
+    char dir[128];
+    snprintf(dir, sizeof(dir), "%s/reg3", tmpdir);
+    struct registry *r;
+    CHECK_INT(registry_open(dir, &r), 0);
+    struct sl_metrics *m = sl_metrics_new();
+    struct queue q;
+    queue_init(&q, 10, 2, r, m);
+    struct registry_entry *e = registry_add(r, 1, 1, "/a");
+    add_event(&q, e, "{\"a\":1}", 10);
+    add_event(&q, e, "{\"a\":2}", 20);   /* fills batch 1 (bulk_max 2) */
+    add_event(&q, e, "{\"a\":3}", 30);
+    CHECK_INT(q.events, 3);
+    CHECK_INT(e->refs, 3);
+    struct batch *b1 = queue_next_unsent(&q);
+    CHECK(b1 != NULL && b1->n == 2 && b1->sealed);
+    /* Frame 2 of batch 1: 2J, seq 2, len 7, JSON. */
+    CHECK(memcmp(b1->frames.data + b1->ev[1].frame_off, "2J\0\0\0\2\0\0\0\7{\"a\":2}", 17) == 0);
+    CHECK(queue_open_batch(&q) != NULL);
+    queue_seal(&q);
+    struct batch *b2 = b1->next;
+    CHECK(b2 != NULL && b2->sealed && b2->n == 1);
+    b1->inflight = true;
+    CHECK(queue_next_unsent(&q) == b2);
+
+    queue_ack(&q, b2, 1);            /* later batch first: offset must not move */
+    CHECK_INT(e->offset, 0);
+    queue_ack(&q, b1, 1);            /* partial ACK of the head */
+    CHECK_INT(e->offset, 10);
+    queue_ack(&q, b1, 2);            /* completes batch 1, then batch 2 commits too */
+    CHECK_INT(e->offset, 30);
+    CHECK_INT(q.events, 0);
+    CHECK(q.head == NULL);
+    CHECK_INT(e->refs, 0);
+    CHECK(sl_metric_value(q.m_acked) == 3);
+    queue_free(&q);
+    sl_metrics_free(m);
+    registry_close(r);
+}
+
+TEST(queue_frames_decode_with_the_codec)
+{
+    char dir[128];
+    snprintf(dir, sizeof(dir), "%s/reg4", tmpdir);
+    struct registry *r;
+    CHECK_INT(registry_open(dir, &r), 0);
+    struct sl_metrics *m = sl_metrics_new();
+    struct queue q;
+    queue_init(&q, 100, 100, r, m);
+    struct registry_entry *e = registry_add(r, 1, 2, "/b");
+    for (int i = 0; i < 5; i++) {
+        char msg[32];
+        snprintf(msg, sizeof(msg), "{\"i\":%d}", i);
+        add_event(&q, e, msg, (uint64_t)(i + 1) * 10);
+    }
+    queue_seal(&q);
+    struct batch *b = queue_next_unsent(&q);
+    struct sl_buf wire;
+    sl_buf_init(&wire, 0);
+    sl_lj_put_window(&wire, '2', b->n);
+    CHECK_INT(sl_lj_put_compressed(&wire, SL_LJ_ZSTDC, 3, b->frames.data, b->frames.len), 0);
+    struct sl_lj_decoder *d = sl_lj_decoder_new(NULL);
+    CHECK_INT(sl_lj_decoder_feed(d, wire.data, wire.len), 0);
+    struct sl_lj_frame f;
+    CHECK_INT(sl_lj_decoder_next(d, &f), 1);
+    CHECK(f.type == SL_LJ_WINDOW && f.value == 5);
+    for (uint32_t i = 0; i < 5; i++) {
+        CHECK_INT(sl_lj_decoder_next(d, &f), 1);
+        CHECK(f.type == SL_LJ_JSON && f.value == i + 1 && f.compressed);
+        char want[32];
+        snprintf(want, sizeof(want), "{\"i\":%u}", i);
+        CHECK_MEM(f.data, f.len, want);
+    }
+    CHECK_INT(sl_lj_decoder_next(d, &f), 0);
+    sl_lj_decoder_free(d);
+    sl_buf_free(&wire);
+    queue_free(&q);
+    CHECK_INT(e->refs, 0);
+    sl_metrics_free(m);
+    registry_close(r);
+}
+
+int main(void)
+{
+    make_tmpdir();
+    RUN(event_has_the_beats_shape);
+    RUN(registry_round_trips_offsets_and_fingerprints);
+    RUN(corrupt_registry_is_refused);
+    RUN(queue_encodes_frames_and_commits_in_order);
+    RUN(queue_frames_decode_with_the_codec);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "cleanup failed\n");
+    }
+    return TEST_SUMMARY();
+}
