@@ -543,7 +543,9 @@ static void conn_read(struct conn *c)
     char buf[READ_CHUNK];
     size_t feed_max = (size_t)c->l->limits.max_frame + 16;
     for (int i = 0; i < READS_PER_WAKE && can_read(c); i++) {
-        size_t buffered = sl_lj_decoder_buffered(c->dec);
+        /* Only raw input counts against the feed limit; inflated frames still
+         * waiting inside the decoder are bounded by max_inflated instead. */
+        size_t buffered = sl_lj_decoder_input(c->dec);
         size_t want = buffered < feed_max ? SL_MIN(sizeof(buf), feed_max - buffered) : 0;
         if (want == 0) {
             /* Cannot happen with a decoder that returns every whole frame. */

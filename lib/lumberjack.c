@@ -149,6 +149,11 @@ size_t sl_lj_decoder_buffered(const struct sl_lj_decoder *d)
     return n;
 }
 
+size_t sl_lj_decoder_input(const struct sl_lj_decoder *d)
+{
+    return d->in.len - d->off;
+}
+
 int sl_lj_decoder_feed(struct sl_lj_decoder *d, const void *p, size_t n)
 {
     if (d->failed) {

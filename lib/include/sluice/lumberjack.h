@@ -61,6 +61,8 @@ int sl_lj_decoder_next(struct sl_lj_decoder *d, struct sl_lj_frame *f);
 const char *sl_lj_decoder_error(const struct sl_lj_decoder *d);
 /* Bytes buffered but not yet decoded (for memory accounting). */
 size_t sl_lj_decoder_buffered(const struct sl_lj_decoder *d);
+/* Raw input bytes fed but not yet decoded (what counts against max_frame + 16 in feed). */
+size_t sl_lj_decoder_input(const struct sl_lj_decoder *d);
 
 /* Encoding (appends to out; each returns 0 or SL_ELIMIT from the buffer). */
 int sl_lj_put_window(struct sl_buf *out, char version, uint32_t count);
