@@ -64,9 +64,15 @@ int event_encode(struct sl_buf *out, const struct event_tmpl *t, const char *ts,
     }
     sl_buf_append(out, ",\"log\":{\"file\":{\"path\":", 23);
     sl_buf_append(out, path_json, path_json_len);
-    char num[48];
-    int n = snprintf(num, sizeof(num), "},\"offset\":%llu", (unsigned long long)offset);
-    sl_buf_append(out, num, (size_t)n);
+    /* Digits by hand: snprintf showed up in profiles at a million lines a second. */
+    char num[32];
+    char *p = num + sizeof(num);
+    do {
+        *--p = (char)('0' + offset % 10);
+        offset /= 10;
+    } while (offset);
+    sl_buf_append(out, "},\"offset\":", 11);
+    sl_buf_append(out, p, (size_t)(num + sizeof(num) - p));
     if (flags & (EVENT_FLAG_TRUNCATED | EVENT_FLAG_MULTILINE)) {
         sl_buf_puts(out, ",\"flags\":[");
         bool comma = false;

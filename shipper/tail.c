@@ -187,14 +187,15 @@ static void unlink_ready(struct tail *t, struct harvester *h)
     h->ready = false;
 }
 
-static const char *timestamp(struct tail *t)
+/* @timestamp is the time a chunk was read: every line in it shares one stamp,
+ * which keeps clock reads and formatting off the per-line path. */
+static void stamp_now(struct tail *t)
 {
     uint64_t now = sl_wall_ms();
     if (now != t->ts_ms) {
         t->ts_ms = now;
         sl_format_timestamp(now, t->ts, sizeof(t->ts));
     }
-    return t->ts;
 }
 
 /* Queues one event; its file offset range is [off, end). */
@@ -215,7 +216,7 @@ static void emit(struct harvester *h, const char *line, size_t len, uint64_t off
         sl_counter_inc(t->m_truncated);
     }
     struct sl_buf *out = queue_begin_event(t->q);
-    if (event_encode(out, &h->in->tmpl, timestamp(t), h->path_json, h->path_json_len, line, len,
+    if (event_encode(out, &h->in->tmpl, t->ts, h->path_json, h->path_json_len, line, len,
                      off, flags) != 0) {
         queue_cancel_event(t->q);
         return;
@@ -228,6 +229,7 @@ static void ml_flush(struct harvester *h)
     if (h->ml_lines == 0) {
         return;
     }
+    stamp_now(h->t);
     unsigned flags = h->ml_flags | (h->ml_lines > 1 ? EVENT_FLAG_MULTILINE : 0);
     emit(h, h->ml.data, h->ml.len, h->ml_off, h->ml_end, flags);
     sl_buf_reset(&h->ml);
@@ -458,6 +460,7 @@ static ssize_t harvester_read(struct harvester *h)
     }
     h->buf.len += (size_t)n;
     h->last_data = sl_now_ms();
+    stamp_now(t);
     sl_counter_add(t->m_bytes, (uint64_t)n);
     split_lines(h);
     return n;
@@ -800,6 +803,7 @@ struct tail *tail_new(struct sl_loop *loop, const struct shipper_conf *conf, str
                                            "Lines not shipped, by reason.", exc);
     t->m_truncated = sl_metrics_counter(metrics, "sluice_shipper_lines_truncated_total",
                                         "Lines cut at max_line_bytes.", NULL);
+    stamp_now(t);
     t->ninputs = conf->ninputs;
     t->inputs = sl_calloc(t->ninputs, sizeof(*t->inputs));
     for (size_t i = 0; i < t->ninputs; i++) {
