@@ -32,9 +32,8 @@ typedef void (*agg_batch_done)(void *arg, int status);
 
 /* Help text of sluice_aggregator_output_events_total: an output plugin that
  * counts its own retry / dead_letter results must register the same text. */
-#define AGG_OUTPUT_EVENTS_NAME "sluice_aggregator_output_events_total"
-#define AGG_OUTPUT_EVENTS_HELP \
-    "Events handled by each output, by result (ok|retry|failed|dead_letter)."
+#define AGG_OUTPUT_EVENTS_NAME SL_OUTPUT_EVENTS_NAME
+#define AGG_OUTPUT_EVENTS_HELP SL_OUTPUT_EVENTS_HELP
 
 /*
  * Instantiates conf's filters and outputs (each plugin's init() reads and checks

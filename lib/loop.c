@@ -305,6 +305,53 @@ void sl_loop_wake(struct sl_loop *loop)
     SL_UNUSED(w);
 }
 
+struct sl_async {
+    struct sl_loop *loop;
+    int fd;
+    sl_hook_cb cb;
+    void *arg;
+};
+
+static void on_async(struct sl_loop *loop, int fd, unsigned events, void *arg)
+{
+    struct sl_async *a = arg;
+    uint64_t v;
+    ssize_t r = read(fd, &v, sizeof(v));
+    SL_UNUSED(r);
+    a->cb(loop, a->arg);
+}
+
+struct sl_async *sl_async_new(struct sl_loop *loop, sl_hook_cb cb, void *arg)
+{
+    struct sl_async *a = sl_calloc(1, sizeof(*a));
+    a->loop = loop;
+    a->cb = cb;
+    a->arg = arg;
+    a->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (a->fd < 0 || sl_loop_add_fd(loop, a->fd, SL_READ, on_async, a) != 0) {
+        sl_error("eventfd: %s", strerror(errno));
+        abort();
+    }
+    return a;
+}
+
+void sl_async_send(struct sl_async *a)
+{
+    uint64_t one = 1;
+    ssize_t w = write(a->fd, &one, sizeof(one));
+    SL_UNUSED(w);
+}
+
+void sl_async_free(struct sl_async *a)
+{
+    if (!a) {
+        return;
+    }
+    sl_loop_del_fd(a->loop, a->fd);
+    close(a->fd);
+    free(a);
+}
+
 static int next_timeout(struct sl_loop *loop)
 {
     if (!loop->timers) {

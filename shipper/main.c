@@ -201,13 +201,16 @@ int main(int argc, char **argv)
     if (!s.loop || sl_loop_signals(s.loop, on_signal, &s) != 0) {
         goto out;
     }
-    s.http = sl_http_start(s.loop, s.conf.metrics_listen, s.metrics, health, &s);
-    if (!s.http) {
-        goto out;
-    }
     queue_init(&s.q, (size_t)s.conf.queue_max_events, (uint32_t)s.conf.output.bulk_max_events,
                s.reg, s.metrics);
     start_io(&s);
+    /* Serving /metrics last makes it a readiness signal: the initial scan (which
+     * applies start_position) is done by the time it answers. */
+    s.http = sl_http_start(s.loop, s.conf.metrics_listen, s.metrics, health, &s);
+    if (!s.http) {
+        stop_io(&s);
+        goto out;
+    }
     if (s.conf.registry_flush_ms) {
         s.reg_timer = sl_loop_timer(s.loop, s.conf.registry_flush_ms, true, on_registry_timer, &s);
     }

@@ -44,6 +44,17 @@ void sl_timer_cancel(struct sl_timer *t);
 int sl_loop_signals(struct sl_loop *loop, sl_signal_cb cb, void *arg);
 /* Runs cb each time before the loop sleeps. */
 void sl_loop_before_sleep(struct sl_loop *loop, sl_hook_cb cb, void *arg);
+/*
+ * Async handles, as libuv's: any thread may call sl_async_send(); the loop
+ * then runs cb once (several sends before it runs coalesce into one call).
+ * Each handle is an eventfd, so modules (outputs, workers) have their own.
+ */
+struct sl_async;
+struct sl_async *sl_async_new(struct sl_loop *loop, sl_hook_cb cb, void *arg);
+void sl_async_send(struct sl_async *a);
+/* Loop thread only; NULL is a no-op. */
+void sl_async_free(struct sl_async *a);
+
 /* Thread-safe: makes a sleeping loop run its callbacks (wake_cb) promptly. */
 void sl_loop_on_wake(struct sl_loop *loop, sl_hook_cb cb, void *arg);
 void sl_loop_wake(struct sl_loop *loop);

@@ -41,6 +41,13 @@ struct sl_batch {
  */
 typedef void (*sl_output_done)(void *done_arg, int status);
 
+/* sluice_aggregator_output_events_total{output,result}: the core counts ok and
+ * failed; an output that counts its own retry / dead_letter results registers
+ * the series with exactly this name and help. */
+#define SL_OUTPUT_EVENTS_NAME "sluice_aggregator_output_events_total"
+#define SL_OUTPUT_EVENTS_HELP \
+    "Events handled by each output, by result (ok|retry|failed|dead_letter)."
+
 /* Filter result. */
 enum { SL_FILTER_KEEP = 0, SL_FILTER_DROP = 1 };
 
