@@ -261,9 +261,17 @@ static int put_double(struct sl_buf *b, double d)
         return sl_buf_append(b, "null", 4);
     }
     char tmp[48];
-    int n = snprintf(tmp, sizeof(tmp) - 2, "%.17g", d);
-    if (n < 0 || (size_t)n >= sizeof(tmp) - 2) {
-        return SL_EINVAL;
+    int n = 0;
+    /* The shortest of 15, 16, 17 digits that reads back exactly: 0.1 stays
+     * "0.1" instead of "0.10000000000000001", and nothing is lost. */
+    for (int prec = 15; prec <= 17; prec++) {
+        n = snprintf(tmp, sizeof(tmp) - 2, "%.*g", prec, d);
+        if (n < 0 || (size_t)n >= sizeof(tmp) - 2) {
+            return SL_EINVAL;
+        }
+        if (prec == 17 || strtod(tmp, NULL) == d) {
+            break;
+        }
     }
     /* A double must read back as a double: "2" would come back an integer.
      * A locale's decimal comma is turned back into a point. */

@@ -14,8 +14,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <fnmatch.h>
-#include <glob.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +23,7 @@
 #include <unistd.h>
 
 #include "event.h"
+#include "glob.h"
 #include "sluice/json.h"
 #include "sluice/log.h"
 
@@ -81,7 +80,8 @@ struct tail {
     struct watch *watches;
     size_t nwatches;
     struct sl_timer *timer;
-    bool first_scan;
+    bool rescan;               /* a directory appeared: scan on the next pump */
+    bool watch_warned;
     bool stopped;
     char ts[32];
     uint64_t ts_ms;
@@ -466,9 +466,15 @@ static ssize_t harvester_read(struct harvester *h)
     return n;
 }
 
+static void scan_all(struct tail *t, bool initial);
+
 bool tail_pump(struct tail *t, size_t budget)
 {
     size_t done = 0;
+    if (t->rescan && !t->stopped) {
+        t->rescan = false;
+        scan_all(t, false);
+    }
     while (!t->stopped && done < budget && queue_has_room(t->q)) {
         struct harvester *h = pop_ready(t);
         if (!h) {
@@ -611,19 +617,37 @@ static void consider(struct tail *t, struct input *in, const char *path, bool in
     open_file(t, in, path, initial);
 }
 
+struct scan_ctx {
+    struct tail *t;
+    struct input *in;
+    bool initial;
+};
+
+static void watch_dir(struct tail *t, const char *dir);
+static void forget_watch(struct tail *t, int wd);
+
+static void scan_file(void *arg, const char *path)
+{
+    struct scan_ctx *c = arg;
+    consider(c->t, c->in, path, c->initial);
+}
+
+static void scan_dir(void *arg, const char *dir)
+{
+    struct scan_ctx *c = arg;
+    if (c->t->ifd >= 0) {
+        watch_dir(c->t, dir);
+    }
+}
+
+/* Evaluates in's globs: harvests matching files and watches every directory the
+ * walk read, so files and subdirectories created there later are seen at once. */
 static void scan_input(struct tail *t, struct input *in, bool initial)
 {
+    struct scan_ctx c = {.t = t, .in = in, .initial = initial};
+    struct glob_visitor v = {.file = scan_file, .dir = scan_dir, .arg = &c};
     for (size_t j = 0; j < in->conf->npaths; j++) {
-        glob_t g;
-        int rc = glob(in->conf->paths[j], GLOB_NOSORT, NULL, &g);
-        if (rc == 0) {
-            for (size_t k = 0; k < g.gl_pathc; k++) {
-                consider(t, in, g.gl_pathv[k], initial);
-            }
-        }
-        if (rc != GLOB_NOMATCH) {
-            globfree(&g);
-        }
+        glob_walk(in->conf->paths[j], &v);
     }
 }
 
@@ -633,7 +657,7 @@ static struct input *input_for(struct tail *t, const char *path)
     for (size_t i = 0; i < t->ninputs; i++) {
         const struct input_conf *ic = t->inputs[i].conf;
         for (size_t j = 0; j < ic->npaths; j++) {
-            if (fnmatch(ic->paths[j], path, FNM_PATHNAME) == 0) {
+            if (glob_match(ic->paths[j], path)) {
                 return &t->inputs[i];
             }
         }
@@ -660,6 +684,10 @@ static void on_inotify(struct sl_loop *loop, int fd, unsigned events, void *arg)
                 }
                 continue;
             }
+            if (ev->mask & IN_IGNORED) {
+                forget_watch(t, ev->wd);
+                continue;
+            }
             if (ev->len == 0) {
                 continue;
             }
@@ -671,6 +699,14 @@ static void on_inotify(struct sl_loop *loop, int fd, unsigned events, void *arg)
                 }
             }
             if (!dir) {
+                continue;
+            }
+            if ((ev->mask & IN_ISDIR) && (ev->mask & (IN_CREATE | IN_MOVED_TO))) {
+                /* A new subdirectory may hold matches (globs with ** or a wildcard directory). */
+                for (size_t i = 0; i < t->ninputs; i++) {
+                    t->inputs[i].next_scan = 0;
+                }
+                t->rescan = true;
                 continue;
             }
             char path[PATH_MAX];
@@ -691,6 +727,17 @@ static void on_inotify(struct sl_loop *loop, int fd, unsigned events, void *arg)
     }
 }
 
+static void forget_watch(struct tail *t, int wd)
+{
+    for (size_t i = 0; i < t->nwatches; i++) {
+        if (t->watches[i].wd == wd) {
+            free(t->watches[i].dir);
+            t->watches[i] = t->watches[--t->nwatches];
+            return;
+        }
+    }
+}
+
 static void watch_dir(struct tail *t, const char *dir)
 {
     for (size_t i = 0; i < t->nwatches; i++) {
@@ -702,40 +749,20 @@ static void watch_dir(struct tail *t, const char *dir)
                                IN_MODIFY | IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE |
                                    IN_CLOSE_WRITE | IN_ATTRIB);
     if (wd < 0) {
-        sl_warn("cannot watch %s (%s): relying on the periodic scan", dir, strerror(errno));
+        if (!t->watch_warned) {
+            sl_warn("cannot watch %s (%s): relying on scan_frequency polling", dir,
+                    strerror(errno));
+            t->watch_warned = true;
+        }
         return;
+    }
+    for (size_t i = 0; i < t->nwatches; i++) {
+        if (t->watches[i].wd == wd) {
+            return;  /* the same directory under another spelling */
+        }
     }
     t->watches = sl_realloc(t->watches, (t->nwatches + 1) * sizeof(*t->watches));
     t->watches[t->nwatches++] = (struct watch){.wd = wd, .dir = sl_strdup(dir)};
-}
-
-/* Watches the literal directory part of each glob (the part before any wildcard). */
-static void watch_inputs(struct tail *t)
-{
-    for (size_t i = 0; i < t->ninputs; i++) {
-        const struct input_conf *ic = t->inputs[i].conf;
-        for (size_t j = 0; j < ic->npaths; j++) {
-            const char *p = ic->paths[j];
-            const char *slash = strrchr(p, '/');
-            if (!slash) {
-                watch_dir(t, ".");
-                continue;
-            }
-            size_t dlen = (size_t)(slash - p);
-            char dir[PATH_MAX];
-            if (dlen == 0) {
-                dlen = 1;
-            }
-            if (dlen >= sizeof(dir)) {
-                continue;
-            }
-            memcpy(dir, p, dlen);
-            dir[dlen] = '\0';
-            if (strpbrk(dir, "*?[") == NULL) {
-                watch_dir(t, dir);
-            }
-        }
-    }
 }
 
 static void close_inactive(struct tail *t)
@@ -760,6 +787,15 @@ void tail_tick(struct tail *t)
             queue_has_room(t->q)) {
             ml_flush(h);
         }
+    }
+}
+
+static void scan_all(struct tail *t, bool initial)
+{
+    uint64_t now = sl_now_ms();
+    for (size_t i = 0; i < t->ninputs; i++) {
+        scan_input(t, &t->inputs[i], initial);
+        t->inputs[i].next_scan = now + t->inputs[i].conf->scan_frequency_ms;
     }
 }
 
@@ -815,13 +851,8 @@ struct tail *tail_new(struct sl_loop *loop, const struct shipper_conf *conf, str
         sl_warn("inotify unavailable (%s): polling every scan_frequency", strerror(errno));
     } else {
         sl_loop_add_fd(loop, t->ifd, SL_READ, on_inotify, t);
-        watch_inputs(t);
     }
-    uint64_t now = sl_now_ms();
-    for (size_t i = 0; i < t->ninputs; i++) {
-        scan_input(t, &t->inputs[i], true);
-        t->inputs[i].next_scan = now + t->inputs[i].conf->scan_frequency_ms;
-    }
+    scan_all(t, true);
     t->timer = sl_loop_timer(loop, 1000, true, on_timer, t);
     return t;
 }
