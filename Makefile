@@ -7,7 +7,7 @@ PREFIX      ?= /usr/local
 DESTDIR     ?=
 CC          ?= cc
 PKGS        := yaml-0.1 libcurl rdkafka libzstd oniguruma zlib openssl
-PLUGINS     := out_file out_stdout
+PLUGINS     := out_file out_stdout filter_date filter_mutate filter_json filter_kv filter_drop
 
 ifeq ($(SANITIZE),1)
 BUILD       := build/asan

@@ -12,10 +12,12 @@
  */
 #include "pipeline.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "sluice/condition.h"
 #include "sluice/log.h"
 
 #define FILTER_EVENTS_NAME "sluice_aggregator_filter_events_total"
@@ -32,6 +34,7 @@ struct stage {
     struct sl_metric *dropped; /* filters */
     struct sl_metric *error;   /* filters */
     struct sl_metric *seconds; /* outputs */
+    struct sl_condition *when; /* filters: run only on events it accepts */
 };
 
 struct job;
@@ -81,6 +84,8 @@ static void stage_free(struct stage *s)
         s->plugin->free(s->inst);
     }
     s->inst = NULL;
+    sl_condition_free(s->when);
+    s->when = NULL;
     free(s->id);
     s->id = NULL;
 }
@@ -91,7 +96,20 @@ static void *stage_init(struct stage *s, struct agg_conf *conf, struct agg_plugi
     struct sl_plugin_env env = {.loop = loop, .metrics = metrics, .id = pc->id};
     s->plugin = pc->plugin;
     s->id = sl_strdup(pc->id);
+    struct sl_cfg_node *when = sl_cfg_get(pc->opts, "when");
+    bool bad_when = false;
+    if (when && pc->plugin->kind == SL_PLUGIN_FILTER) {
+        /* The core, not each plugin, owns conditions: one grammar everywhere. */
+        char where[128];
+        snprintf(where, sizeof(where), "%s: when", pc->id);
+        s->when = sl_condition_new(&conf->cfg, when, where);
+        bad_when = s->when == NULL;
+    }
     s->inst = pc->plugin->init(&conf->cfg, pc->opts, &env);
+    if (bad_when && s->inst) {
+        pc->plugin->free(s->inst);
+        s->inst = NULL;
+    }
     return s->inst;
 }
 
@@ -241,7 +259,7 @@ static void run_filters(struct agg_pipeline *p, struct sl_batch *b)
         struct stage *s = &p->filters[f];
         for (size_t i = 0; i < b->n; i++) {
             struct sl_value *ev = &b->events[i];
-            if (ev->type == SL_V_NULL) {
+            if (ev->type == SL_V_NULL || (s->when && !sl_condition_eval(s->when, ev))) {
                 continue;
             }
             int rc = s->plugin->filter(s->inst, ev);

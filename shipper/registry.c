@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,8 @@ struct registry {
     char *dir;
     char *file;
     char *tmp;
+    char *bak;
+    bool corrupt;
     struct registry_entry *head;
     size_t count;
     bool dirty;
@@ -116,29 +119,42 @@ static int load_entry(struct registry *r, const struct sl_value *o)
     return 0;
 }
 
-static int load(struct registry *r)
+/* Drops every loaded entry (a failed load must not leave half a registry). */
+static void clear_entries(struct registry *r)
+{
+    while (r->head) {
+        struct registry_entry *e = r->head;
+        r->head = e->next;
+        free(e->path);
+        free(e);
+    }
+    r->count = 0;
+}
+
+/* Loads path: 0, SL_ENOENT when it does not exist, SL_EINVAL when corrupt, SL_EIO. */
+static int load_file(struct registry *r, const char *path)
 {
     int rc = SL_EINVAL;
     struct sl_value doc = {0};
     struct sl_buf b;
     sl_buf_init(&b, REGISTRY_MAX_BYTES);
-    int fd = open(r->file, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         sl_buf_free(&b);
         if (errno == ENOENT) {
-            return 0;
+            return SL_ENOENT;
         }
-        sl_error("registry: cannot open %s: %s", r->file, strerror(errno));
+        sl_error("registry: cannot open %s: %s", path, strerror(errno));
         return SL_EIO;
     }
     for (;;) {
         if (sl_buf_reserve(&b, 65536) != 0) {
-            sl_error("registry: %s is larger than %u bytes", r->file, REGISTRY_MAX_BYTES);
+            sl_error("registry: %s is larger than %u bytes", path, REGISTRY_MAX_BYTES);
             goto out;
         }
         ssize_t n = read(fd, b.data + b.len, 65536);
         if (n < 0) {
-            sl_error("registry: cannot read %s: %s", r->file, strerror(errno));
+            sl_error("registry: cannot read %s: %s", path, strerror(errno));
             rc = SL_EIO;
             goto out;
         }
@@ -149,28 +165,68 @@ static int load(struct registry *r)
     }
     char err[128];
     if (sl_json_parse(b.data, b.len, &doc, NULL, err, sizeof(err)) != 0) {
-        sl_error("registry: %s is corrupt (%s); move it aside to start over, knowing that "
-                 "files will then be read per start_position", r->file, err);
+        sl_error("registry: %s is corrupt (%s)", path, err);
         goto out;
     }
     const struct sl_value *entries = sl_obj_getc(&doc, "entries");
     if (doc.type != SL_V_OBJECT || !entries || entries->type != SL_V_ARRAY) {
-        sl_error("registry: %s is corrupt (no \"entries\" array)", r->file);
+        sl_error("registry: %s is corrupt (no \"entries\" array)", path);
         goto out;
     }
     for (size_t i = 0; i < entries->u.a.len; i++) {
         if (load_entry(r, &entries->u.a.items[i]) != 0) {
-            sl_error("registry: %s is corrupt (entry %zu is malformed)", r->file, i);
+            sl_error("registry: %s is corrupt (entry %zu is malformed)", path, i);
+            clear_entries(r);
             goto out;
         }
     }
-    sl_info("registry: loaded %zu entries from %s", r->count, r->file);
+    sl_info("registry: loaded %zu entries from %s", r->count, path);
     rc = 0;
 out:
     close(fd);
     sl_value_clear(&doc);
     sl_buf_free(&b);
     return rc;
+}
+
+/*
+ * registry.json, else the previous generation kept as registry.json.bak (a
+ * crash between the two renames of a flush leaves only the backup). A corrupt
+ * file is moved aside, never silently overwritten, and the backup is used: it
+ * is at most one registry.flush older, so what is re-sent stays bounded.
+ */
+static int load(struct registry *r)
+{
+    int rc = load_file(r, r->file);
+    if (rc == 0 || rc == SL_EIO) {
+        return rc;
+    }
+    if (rc == SL_EINVAL) {
+        char aside[PATH_MAX];
+        snprintf(aside, sizeof(aside), "%s.corrupt-%llu", r->file,
+                 (unsigned long long)(sl_wall_ms() / 1000));
+        if (rename(r->file, aside) == 0) {
+            sl_error("registry: moved the corrupt registry to %s", aside);
+        }
+        r->corrupt = true;
+    }
+    int brc = load_file(r, r->bak);
+    if (brc == 0) {
+        if (r->corrupt) {
+            sl_warn("registry: resuming from the backup %s; events after it are sent again",
+                    r->bak);
+        }
+        r->dirty = true;
+        return 0;
+    }
+    if (brc == SL_EIO) {
+        return brc;
+    }
+    if (r->corrupt) {
+        sl_error("registry: no usable backup either: every file is treated as never seen "
+                 "(start_position applies to each)");
+    }
+    return 0;
 }
 
 int registry_open(const char *dir, struct registry **out)
@@ -183,6 +239,7 @@ int registry_open(const char *dir, struct registry **out)
     r->dir = sl_strdup(dir);
     r->file = path_join(dir, "registry.json");
     r->tmp = path_join(dir, "registry.json.tmp");
+    r->bak = path_join(dir, "registry.json.bak");
     int rc = load(r);
     if (rc != 0) {
         registry_close(r);
@@ -192,18 +249,19 @@ int registry_open(const char *dir, struct registry **out)
     return 0;
 }
 
+bool registry_was_corrupt(const struct registry *r)
+{
+    return r->corrupt;
+}
+
 void registry_close(struct registry *r)
 {
     if (!r) {
         return;
     }
-    while (r->head) {
-        struct registry_entry *e = r->head;
-        r->head = e->next;
-        free(e->path);
-        free(e);
-    }
+    clear_entries(r);
     free(r->dir);
+    free(r->bak);
     free(r->file);
     free(r->tmp);
     free(r);
@@ -308,6 +366,11 @@ int registry_flush(struct registry *r)
         goto out;
     }
     close(fd);
+    /* Keep the previous generation: if this one is ever found corrupt, the
+     * backup is at most one flush older. */
+    if (rename(r->file, r->bak) != 0 && errno != ENOENT) {
+        sl_warn("registry: cannot keep a backup as %s: %s", r->bak, strerror(errno));
+    }
     if (rename(r->tmp, r->file) != 0) {
         sl_error("registry: cannot rename %s: %s", r->tmp, strerror(errno));
         goto out;

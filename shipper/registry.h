@@ -30,11 +30,15 @@ struct registry_entry {
 struct registry;
 
 /*
- * Opens the registry directory (created if missing) and loads registry.json.
- * A corrupt file is an error (SL_EINVAL, reason logged): the caller stops
- * rather than re-shipping or skipping every file silently.
+ * Opens the registry directory (created if missing) and loads registry.json,
+ * or the backup of the previous flush (registry.json.bak) when the main file is
+ * missing or corrupt. A corrupt file is moved aside (registry.json.corrupt-TIME)
+ * and reported; with no usable backup the registry starts empty, loudly.
+ * Returns 0, or SL_EIO when the directory or a file cannot be read at all.
  */
 int registry_open(const char *dir, struct registry **out);
+/* True when registry.json was found corrupt at open (for a metric and tests). */
+bool registry_was_corrupt(const struct registry *r);
 void registry_close(struct registry *r);
 
 struct registry_entry *registry_find(struct registry *r, uint64_t dev, uint64_t ino);

@@ -90,19 +90,47 @@ TEST(registry_round_trips_offsets_and_fingerprints)
     registry_close(r);
 }
 
-TEST(corrupt_registry_is_refused)
+static void corrupt(const char *dir)
 {
-    char dir[128], file[160];
-    snprintf(dir, sizeof(dir), "%s/reg2", tmpdir);
-    struct registry *r;
-    CHECK_INT(registry_open(dir, &r), 0);
-    registry_close(r);
+    char file[192];
     snprintf(file, sizeof(file), "%s/registry.json", dir);
     int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     CHECK(write(fd, "{\"version\":1,\"entries\":[{\"dev\":1", 32) == 32);
     close(fd);
-    CHECK_INT(registry_open(dir, &r), SL_EINVAL);
-    CHECK(r == NULL);
+}
+
+TEST(corrupt_registry_falls_back_to_the_backup)
+{
+    char dir[128], cmd[256];
+    snprintf(dir, sizeof(dir), "%s/reg2", tmpdir);
+    struct registry *r;
+    CHECK_INT(registry_open(dir, &r), 0);
+    struct registry_entry *e = registry_add(r, 1, 10, "/a");
+    registry_ack(r, e, 0, 100);
+    CHECK_INT(registry_flush(r), 0);            /* generation 1 */
+    registry_ack(r, e, 0, 200);
+    CHECK_INT(registry_flush(r), 0);            /* generation 2; generation 1 is the backup */
+    registry_close(r);
+
+    corrupt(dir);
+    CHECK_INT(registry_open(dir, &r), 0);
+    CHECK(r != NULL);
+    if (r) {
+        CHECK(registry_was_corrupt(r));
+        e = registry_find(r, 1, 10);
+        CHECK(e != NULL && e->offset == 100);
+        registry_close(r);
+    }
+    snprintf(cmd, sizeof(cmd), "ls %s/registry.json.corrupt-* >/dev/null 2>&1", dir);
+    CHECK(system(cmd) == 0);
+
+    /* Corrupt with no backup: starts empty, and says so. */
+    snprintf(cmd, sizeof(cmd), "rm -f %s/registry.json.bak", dir);
+    CHECK(system(cmd) == 0);
+    corrupt(dir);
+    CHECK_INT(registry_open(dir, &r), 0);
+    CHECK(r != NULL && registry_was_corrupt(r) && registry_count(r) == 0);
+    registry_close(r);
 }
 
 static void add_event(struct queue *q, struct registry_entry *e, const char *msg, uint64_t end)
@@ -200,7 +228,7 @@ int main(void)
     make_tmpdir();
     RUN(event_has_the_beats_shape);
     RUN(registry_round_trips_offsets_and_fingerprints);
-    RUN(corrupt_registry_is_refused);
+    RUN(corrupt_registry_falls_back_to_the_backup);
     RUN(queue_encodes_frames_and_commits_in_order);
     RUN(queue_frames_decode_with_the_codec);
     char cmd[128];

@@ -1,0 +1,725 @@
+/*
+ * filter_date_test.c - the date filter driven in-process: the exact
+ * @timestamp (to the millisecond) for every pattern letter and keyword, time
+ * zones (TZif tables, the POSIX footer rule past them, DST gaps and overlaps,
+ * fixed offsets, zones inside the text), year guessing around new year,
+ * failure tags, the target option, and config errors with FILE:LINE:COL.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sluice/json.h"
+#include "sluice/plugin.h"
+#include "test.h"
+
+extern const struct sl_plugin sl_plugin_filter_date;
+
+static struct sl_cfg g_cfg;
+
+/* Instantiates the filter from the options map under "f:" in yaml. */
+static void *make(const char *yaml)
+{
+    sl_cfg_free(&g_cfg);
+    if (sl_cfg_load_string(&g_cfg, "agg.yml", yaml, strlen(yaml)) != 0) {
+        fprintf(stderr, "bad test YAML: %s\n%s", yaml, sl_buf_cstr(&g_cfg.errors));
+        abort();
+    }
+    struct sl_plugin_env env = {NULL, NULL, "filters[1] (date)"};
+    return sl_plugin_filter_date.init(&g_cfg, sl_cfg_get(g_cfg.root, "f"), &env);
+}
+
+static const char *errs(void)
+{
+    return g_cfg.errors.data ? sl_buf_cstr(&g_cfg.errors) : "";
+}
+
+/* The errors of a config that must not load ("(loaded)" if it did). */
+static const char *error_of(const char *yaml)
+{
+    void *f = make(yaml);
+    if (f) {
+        sl_plugin_filter_date.free(f);
+        return "(loaded)";
+    }
+    return errs();
+}
+
+static struct sl_value ev_from(const char *json)
+{
+    struct sl_value v;
+    memset(&v, 0, sizeof(v));
+    char err[128];
+    if (sl_json_parse(json, strlen(json), &v, NULL, err, sizeof(err)) != 0) {
+        fprintf(stderr, "bad test JSON: %s: %s\n", json, err);
+        abort();
+    }
+    return v;
+}
+
+/* The whole event after the filter, as compact JSON (static storage). */
+static const char *run_json(void *f, const char *json)
+{
+    static char out[1024];
+    struct sl_value ev = ev_from(json);
+    int rc = sl_plugin_filter_date.filter(f, &ev);
+    struct sl_buf b;
+    sl_buf_init(&b, 0);
+    sl_json_write(&b, &ev, NULL);
+    snprintf(out, sizeof(out), "%s%s", rc == SL_FILTER_KEEP ? "" : "DROPPED ", sl_buf_cstr(&b));
+    sl_buf_free(&b);
+    sl_value_clear(&ev);
+    return out;
+}
+
+/*
+ * Parses text (a JSON value) with the filter made from opts ("{...}" options);
+ * returns the resulting @timestamp, or "FAIL" + tags when the filter tagged it.
+ * The event's own @timestamp (the reference for year guessing) is ref.
+ */
+static const char *parse_ref(const char *opts, const char *value, const char *ref)
+{
+    static char out[256];
+    char yaml[1024];
+    snprintf(yaml, sizeof(yaml), "f: %s\n", opts);
+    void *f = make(yaml);
+    if (!f) {
+        snprintf(out, sizeof(out), "CONFIG %s", errs());
+        return out;
+    }
+    char json[512];
+    snprintf(json, sizeof(json), "{\"@timestamp\":\"%s\",\"t\":%s}", ref, value);
+    struct sl_value ev = ev_from(json);
+    sl_plugin_filter_date.filter(f, &ev);
+    const struct sl_value *tags = sl_obj_getc(&ev, "tags");
+    const struct sl_value *ts = sl_obj_getc(&ev, "@timestamp");
+    if (tags) {
+        struct sl_buf b;
+        sl_buf_init(&b, 0);
+        sl_json_write(&b, tags, NULL);
+        snprintf(out, sizeof(out), "FAIL %s", sl_buf_cstr(&b));
+        sl_buf_free(&b);
+    } else if (ts && ts->type == SL_V_STRING) {
+        snprintf(out, sizeof(out), "%s", ts->u.s.ptr);
+    } else {
+        snprintf(out, sizeof(out), "NO TIMESTAMP");
+    }
+    sl_value_clear(&ev);
+    sl_plugin_filter_date.free(f);
+    return out;
+}
+
+#define REF "2026-11-27T10:00:00.000Z"
+
+static const char *parse(const char *opts, const char *value)
+{
+    return parse_ref(opts, value, REF);
+}
+
+/* s as the inside of a YAML single-quoted scalar (quotes doubled). */
+static const char *yaml_sq(const char *s)
+{
+    static char out[256];
+    size_t n = 0;
+    for (; *s && n + 2 < sizeof(out); s++) {
+        if (*s == '\'') {
+            out[n++] = '\'';
+        }
+        out[n++] = *s;
+    }
+    out[n] = '\0';
+    return out;
+}
+
+/* parse() with one format and a string value. */
+static const char *fmt(const char *format, const char *text)
+{
+    char opts[256], value[256];
+    snprintf(opts, sizeof(opts), "{field: t, formats: ['%s']}", yaml_sq(format));
+    snprintf(value, sizeof(value), "\"%s\"", text);
+    return parse(opts, value);
+}
+
+static const char *fmt_tz(const char *format, const char *tz, const char *text)
+{
+    char opts[256], value[256];
+    snprintf(opts, sizeof(opts), "{field: t, formats: ['%s'], timezone: '%s'}", yaml_sq(format),
+             tz);
+    snprintf(value, sizeof(value), "\"%s\"", text);
+    return parse(opts, value);
+}
+
+TEST(joda_patterns)
+{
+    CHECK_STR(fmt("dd/MMM/yyyy:HH:mm:ss Z", "27/Nov/2026:07:00:00 +0100"),
+              "2026-11-27T06:00:00.000Z");
+    CHECK_STR(fmt("dd/MMM/yyyy:HH:mm:ss Z", "27/Nov/2026:07:00:00 -0130"),
+              "2026-11-27T08:30:00.000Z");
+    CHECK_STR(fmt("yyyy-MM-dd HH:mm:ss,SSS", "2026-11-27 06:00:00,123"),
+              "2026-11-27T06:00:00.123Z");
+    CHECK_STR(fmt("yyyy-MM-dd'T'HH:mm:ss.SSSZZ", "2026-11-27T07:00:00.123+01:00"),
+              "2026-11-27T06:00:00.123Z");
+    CHECK_STR(fmt("yyyy-MM-dd'T'HH:mm:ss.SSSZZ", "2026-11-27T06:00:00.123Z"),
+              "2026-11-27T06:00:00.123Z");
+    CHECK_STR(fmt("yyyy-MM-dd'T'HH:mm:ssZ", "2026-11-27T07:00:00+01:00"),
+              "2026-11-27T06:00:00.000Z");
+    CHECK_STR(fmt("yyyy-MM-dd HH:mm:ss ZZ", "2026-11-27 01:00:00 -05"),
+              "2026-11-27T06:00:00.000Z");
+    /* Lenient widths where the next token is not a number. */
+    CHECK_STR(fmt("d/M/yyyy H:m:s", "5/3/2026 6:7:8"), "2026-03-05T06:07:08.000Z");
+    CHECK_STR(fmt("dd/MM/yyyy HH:mm:ss", "5/3/2026 6:7:8"), "2026-03-05T06:07:08.000Z");
+    /* Adjacent numbers are read with their pattern's exact width. */
+    CHECK_STR(fmt("yyyyMMddHHmmss", "20261127060009"), "2026-11-27T06:00:09.000Z");
+    CHECK_STR(fmt("yyyyMMddHHmmssSSS", "20261127060009123"), "2026-11-27T06:00:09.123Z");
+    CHECK_STR(fmt("yyMMdd HHmm", "261127 0600"), "2026-11-27T06:00:00.000Z");
+    /* Fractions: up to 9 digits, truncated to the millisecond. */
+    CHECK_STR(fmt("HH:mm:ss.SSSSSS yyyy-MM-dd", "06:00:00.123456 2026-11-27"),
+              "2026-11-27T06:00:00.123Z");
+    CHECK_STR(fmt("yyyy-MM-dd HH:mm:ss.S", "2026-11-27 06:00:00.987654321"),
+              "2026-11-27T06:00:00.987Z");
+    CHECK_STR(fmt("yyyy-MM-dd HH:mm:ss.S", "2026-11-27 06:00:00.5"), "2026-11-27T06:00:00.500Z");
+    CHECK_STR(fmt("yyyy-MM-dd HH:mm:ss.S", "2026-11-27 06:00:00.0123456789"),
+              "FAIL [\"_dateparsefailure\"]");
+    /* Month and day names: English, any case, short or long for either width. */
+    CHECK_STR(fmt("MMMM d, yyyy HH:mm", "November 27, 2026 06:00"), "2026-11-27T06:00:00.000Z");
+    CHECK_STR(fmt("MMMM d, yyyy HH:mm", "Nov 27, 2026 06:00"), "2026-11-27T06:00:00.000Z");
+    CHECK_STR(fmt("dd MMM yyyy HH:mm", "27 NOVEMBER 2026 06:00"), "2026-11-27T06:00:00.000Z");
+    CHECK_STR(fmt("dd MMM yyyy HH:mm", "27 nov 2026 06:00"), "2026-11-27T06:00:00.000Z");
+    CHECK_STR(fmt("dd MMM yyyy HH:mm", "27 Sep 2026 06:00"), "2026-09-27T06:00:00.000Z");
+    CHECK_STR(fmt("dd MMM yyyy HH:mm", "27 Xyz 2026 06:00"), "FAIL [\"_dateparsefailure\"]");
+    CHECK_STR(fmt("EEE, dd MMM yyyy HH:mm:ss z", "Fri, 27 Nov 2026 06:00:00 GMT"),
+              "2026-11-27T06:00:00.000Z");
+    CHECK_STR(fmt("EEEE, dd MMM yyyy HH:mm:ss z", "friday, 27 Nov 2026 01:00:00 EST"),
+              "2026-11-27T06:00:00.000Z");
+    CHECK_STR(fmt("EEE dd MMM yyyy HH:mm:ss z", "Fri 27 Nov 2026 23:00:00 PDT"),
+              "2026-11-28T06:00:00.000Z");
+    CHECK_STR(fmt("EEE dd MMM yyyy HH:mm:ss z", "Fri 27 Nov 2026 23:00:00 XYZ"),
+              "FAIL [\"_dateparsefailure\"]");
+    /* 12-hour clocks. */
+    CHECK_STR(fmt("MM/dd/yyyy hh:mm:ss a", "11/27/2026 06:00:00 PM"), "2026-11-27T18:00:00.000Z");
+    CHECK_STR(fmt("MM/dd/yyyy hh:mm:ss a", "11/27/2026 12:00:00 am"), "2026-11-27T00:00:00.000Z");
+    CHECK_STR(fmt("MM/dd/yyyy hh:mm:ss a", "11/27/2026 12:30:00 PM"), "2026-11-27T12:30:00.000Z");
+    CHECK_STR(fmt("MM/dd/yyyy h:mm a", "11/27/2026 6:05 AM"), "2026-11-27T06:05:00.000Z");
+    CHECK_STR(fmt("MM/dd/yyyy hh:mm:ss", "11/27/2026 12:00:00"), "2026-11-27T00:00:00.000Z");
+    CHECK_STR(fmt("MM/dd/yyyy K:mm a", "11/27/2026 0:15 PM"), "2026-11-27T12:15:00.000Z");
+    CHECK_STR(fmt("MM/dd/yyyy kk:mm", "11/27/2026 24:15"), "2026-11-27T00:15:00.000Z");
+    CHECK_STR(fmt("MM/dd/yyyy HH:mm a", "11/27/2026 18:00 PM"), "2026-11-27T18:00:00.000Z");
+    CHECK_STR(fmt("MM/dd/yyyy HH:mm a", "11/27/2026 06:00 PM"), "FAIL [\"_dateparsefailure\"]");
+    CHECK_STR(fmt("MM/dd/yyyy hh:mm:ss a", "11/27/2026 13:00:00 PM"),
+              "FAIL [\"_dateparsefailure\"]");
+    /* Literals: quoted text, '' for a quote, case-insensitive like Joda. */
+    CHECK_STR(fmt("''yyyy-MM-dd' at 'HH:mm''", "'2026-11-27 AT 06:00'"),
+              "2026-11-27T06:00:00.000Z");
+    /* Missing fields default to the start of the unit. */
+    CHECK_STR(fmt("yyyy-MM", "2026-11"), "2026-11-01T00:00:00.000Z");
+    CHECK_STR(fmt("yyyy", "2026"), "2026-01-01T00:00:00.000Z");
+}
+
+TEST(joda_rejects)
+{
+    const char *bad[][2] = {
+        {"yyyy-MM-dd", "2026-02-29"},         /* not a leap year */
+        {"yyyy-MM-dd", "2024-13-01"},
+        {"yyyy-MM-dd", "2024-00-01"},
+        {"yyyy-MM-dd", "2024-11-31"},
+        {"yyyy-MM-dd HH:mm", "2026-11-27 24:00"},
+        {"yyyy-MM-dd HH:mm", "2026-11-27 06:60"},
+        {"yyyy-MM-dd HH:mm:ss", "2026-11-27 06:00:60"},
+        {"yyyy-MM-dd", "2026-11-27 "},         /* trailing text */
+        {"yyyy-MM-dd", "2026-11-2"},           /* lenient 'dd' takes 1 digit... */
+        {"yyyy-MM-dd", "x2026-11-27"},
+        {"yyyy-MM-dd", ""},
+        {"yyyy-MM-dd HH:mm Z", "2026-11-27 06:00 +2500"},
+        {"yyyy-MM-dd HH:mm Z", "2026-11-27 06:00 +1"},
+        {"yyyy-MM-dd HH:mm Z", "2026-11-27 06:00 UTC"},
+        {"yyyyMMdd", "202611"},
+        {"MMM d HH:mm:ss", "Nov  5 06:00:00"},  /* double space needs "MMM  d" */
+    };
+    for (size_t i = 0; i < SL_ARRAY_LEN(bad); i++) {
+        const char *got = fmt(bad[i][0], bad[i][1]);
+        /* ...and "2026-11-2" is the 2nd: Joda accepts it, so does this filter. */
+        const char *want = i == 8 ? "2026-11-02T00:00:00.000Z" : "FAIL [\"_dateparsefailure\"]";
+        if (strcmp(got, want) != 0) {
+            fprintf(stderr, "format '%s' text '%s'\n", bad[i][0], bad[i][1]);
+        }
+        CHECK_STR(got, want);
+    }
+}
+
+TEST(iso8601)
+{
+    CHECK_STR(fmt("ISO8601", "2026-11-27T06:00:00.123Z"), "2026-11-27T06:00:00.123Z");
+    CHECK_STR(fmt("ISO8601", "2026-11-27T07:00:00.123+01:00"), "2026-11-27T06:00:00.123Z");
+    CHECK_STR(fmt("ISO8601", "2026-11-27T01:00:00-0500"), "2026-11-27T06:00:00.000Z");
+    CHECK_STR(fmt("ISO8601", "2026-11-27 06:00:00,5"), "2026-11-27T06:00:00.500Z");
+    CHECK_STR(fmt("ISO8601", "2026-11-27T06:00:00.123456789Z"), "2026-11-27T06:00:00.123Z");
+    CHECK_STR(fmt("ISO8601", "2026-11-27T06:00"), "2026-11-27T06:00:00.000Z");
+    CHECK_STR(fmt("ISO8601", "2026-11-27"), "2026-11-27T00:00:00.000Z");
+    CHECK_STR(fmt("ISO8601", "27/11/2026"), "FAIL [\"_dateparsefailure\"]");
+    /* No zone in the text: the timezone option applies; a zone in the text wins. */
+    CHECK_STR(fmt_tz("ISO8601", "Europe/Paris", "2026-11-27T07:00:00.250"),
+              "2026-11-27T06:00:00.250Z");
+    CHECK_STR(fmt_tz("ISO8601", "Europe/Paris", "2026-11-27T07:00:00.250Z"),
+              "2026-11-27T07:00:00.250Z");
+    CHECK_STR(fmt_tz("ISO8601", "+05:30", "2026-11-27T11:30:00"), "2026-11-27T06:00:00.000Z");
+}
+
+TEST(unix_keywords)
+{
+    CHECK_STR(fmt("UNIX", "1700000000"), "2023-11-14T22:13:20.000Z");
+    CHECK_STR(fmt("UNIX", "1700000000.123"), "2023-11-14T22:13:20.123Z");
+    CHECK_STR(fmt("UNIX", "1700000000.1239"), "2023-11-14T22:13:20.123Z");
+    CHECK_STR(fmt("UNIX", "1700000000.5"), "2023-11-14T22:13:20.500Z");
+    CHECK_STR(fmt("UNIX", "-1.5"), "1969-12-31T23:59:58.500Z");
+    CHECK_STR(fmt("UNIX", "0"), "1970-01-01T00:00:00.000Z");
+    CHECK_STR(fmt("UNIX", "1700000000."), "FAIL [\"_dateparsefailure\"]");
+    CHECK_STR(fmt("UNIX", "17000x"), "FAIL [\"_dateparsefailure\"]");
+    CHECK_STR(fmt("UNIX", ""), "FAIL [\"_dateparsefailure\"]");
+    CHECK_STR(fmt("UNIX", "99999999999999"), "FAIL [\"_dateparsefailure\"]");
+    CHECK_STR(parse("{field: t, formats: [UNIX]}", "1700000000"), "2023-11-14T22:13:20.000Z");
+    CHECK_STR(parse("{field: t, formats: [UNIX]}", "1700000000.123"), "2023-11-14T22:13:20.123Z");
+    CHECK_STR(fmt("UNIX_MS", "1700000000123"), "2023-11-14T22:13:20.123Z");
+    CHECK_STR(fmt("UNIX_MS", "1700000000123.5"), "FAIL [\"_dateparsefailure\"]");
+    CHECK_STR(parse("{field: t, formats: [UNIX_MS]}", "1700000000123"),
+              "2023-11-14T22:13:20.123Z");
+    CHECK_STR(fmt("TAI64N", "@4000000037c219bf2ef02e94"), "1999-08-24T04:04:05.787Z");
+    CHECK_STR(fmt("TAI64N", "4000000037c219bf2ef02e94"), "1999-08-24T04:04:05.787Z");
+    CHECK_STR(fmt("TAI64N", "@4000000037c219bf2ef02e9"), "FAIL [\"_dateparsefailure\"]");
+    CHECK_STR(fmt("TAI64N", "@4000000037c219bfzef02e94"), "FAIL [\"_dateparsefailure\"]");
+    /* The timezone option never applies to epoch formats. */
+    CHECK_STR(fmt_tz("UNIX", "Europe/Paris", "1700000000"), "2023-11-14T22:13:20.000Z");
+    /* Numbers in a Joda pattern are read as their decimal text. */
+    CHECK_STR(parse("{field: t, formats: [yyyyMMdd]}", "20261127"), "2026-11-27T00:00:00.000Z");
+}
+
+TEST(timezones)
+{
+    const char *f = "yyyy-MM-dd HH:mm:ss";
+    CHECK_STR(fmt_tz(f, "Europe/Paris", "2026-07-01 12:00:00"), "2026-07-01T10:00:00.000Z");
+    CHECK_STR(fmt_tz(f, "Europe/Paris", "2026-01-15 12:00:00"), "2026-01-15T11:00:00.000Z");
+    CHECK_STR(fmt_tz(f, "America/New_York", "2026-07-01 12:00:00"), "2026-07-01T16:00:00.000Z");
+    CHECK_STR(fmt_tz(f, "America/New_York", "2026-01-15 12:00:00"), "2026-01-15T17:00:00.000Z");
+    CHECK_STR(fmt_tz(f, "Europe/Paris", "1950-07-01 12:00:00"), "1950-07-01T11:00:00.000Z");
+    /* Past the table (2037 in fat files): the footer's POSIX rule. */
+    CHECK_STR(fmt_tz(f, "Europe/Paris", "2040-07-01 12:00:00"), "2040-07-01T10:00:00.000Z");
+    CHECK_STR(fmt_tz(f, "Europe/Paris", "2040-12-01 12:00:00"), "2040-12-01T11:00:00.000Z");
+    CHECK_STR(fmt_tz(f, "America/New_York", "2045-03-12 12:00:00"), "2045-03-12T16:00:00.000Z");
+    CHECK_STR(fmt_tz(f, "Australia/Sydney", "2040-01-10 12:00:00"), "2040-01-10T01:00:00.000Z");
+    CHECK_STR(fmt_tz(f, "Australia/Sydney", "2040-07-10 12:00:00"), "2040-07-10T02:00:00.000Z");
+    /* The hour that happens twice is its first occurrence (summer time)... */
+    CHECK_STR(fmt_tz(f, "Europe/Paris", "2026-10-25 02:30:00"), "2026-10-25T00:30:00.000Z");
+    CHECK_STR(fmt_tz(f, "Europe/Paris", "2026-10-25 03:00:00"), "2026-10-25T02:00:00.000Z");
+    /* ...and the hour that is skipped moves forward by the gap. */
+    CHECK_STR(fmt_tz(f, "Europe/Paris", "2026-03-29 02:30:00"), "2026-03-29T01:30:00.000Z");
+    CHECK_STR(fmt_tz(f, "Europe/Paris", "2026-03-29 03:00:00"), "2026-03-29T01:00:00.000Z");
+    CHECK_STR(fmt_tz(f, "Europe/Paris", "2026-03-29 01:59:59"), "2026-03-29T00:59:59.000Z");
+    /* Fixed offsets. */
+    CHECK_STR(fmt_tz(f, "+02:00", "2026-11-27 08:00:00"), "2026-11-27T06:00:00.000Z");
+    CHECK_STR(fmt_tz(f, "-0530", "2026-11-27 00:30:00"), "2026-11-27T06:00:00.000Z");
+    CHECK_STR(fmt_tz(f, "+01", "2026-11-27 07:00:00"), "2026-11-27T06:00:00.000Z");
+    CHECK_STR(fmt_tz(f, "UTC", "2026-11-27 06:00:00"), "2026-11-27T06:00:00.000Z");
+    CHECK_STR(fmt_tz(f, "Etc/UTC", "2026-11-27 06:00:00"), "2026-11-27T06:00:00.000Z");
+    /* A zone in the text overrides the option. */
+    CHECK_STR(fmt_tz("yyyy-MM-dd HH:mm:ss Z", "Europe/Paris", "2026-07-01 12:00:00 +0000"),
+              "2026-07-01T12:00:00.000Z");
+    CHECK_STR(fmt_tz("yyyy-MM-dd HH:mm:ssZZ", "Europe/Paris", "2026-07-01 12:00:00Z"),
+              "2026-07-01T12:00:00.000Z");
+    CHECK_STR(fmt_tz("yyyy-MM-dd HH:mm:ss ZZZ", "Europe/Paris",
+                     "2026-07-01 12:00:00 America/New_York"),
+              "2026-07-01T16:00:00.000Z");
+    CHECK_STR(fmt_tz("yyyy-MM-dd HH:mm:ss ZZZ", "Europe/Paris", "2026-07-01 12:00:00 UTC"),
+              "2026-07-01T12:00:00.000Z");
+    CHECK_STR(fmt("yyyy-MM-dd HH:mm:ss ZZZ", "2026-01-15 12:00:00 Europe/Paris"),
+              "2026-01-15T11:00:00.000Z");
+    CHECK_STR(fmt("yyyy-MM-dd HH:mm:ss ZZZ", "2026-01-15 12:00:00 Mars/Olympus"),
+              "FAIL [\"_dateparsefailure\"]");
+    CHECK_STR(fmt("yyyy-MM-dd HH:mm:ss ZZZ", "2026-01-15 12:00:00 ../../etc/passwd"),
+              "FAIL [\"_dateparsefailure\"]");
+    CHECK_STR(fmt("yyyy-MM-dd HH:mm:ss ZZZ", "2026-01-15 12:00:00 zone.tab"),
+              "FAIL [\"_dateparsefailure\"]");
+}
+
+/* A v2 TZif file with no transitions, only a footer rule: what slim builds look like. */
+static void write_slim_zone(const char *path, const char *rule)
+{
+    unsigned char h[44];
+    memset(h, 0, sizeof(h));
+    memcpy(h, "TZif2", 5);
+    h[39] = 1;  /* typecnt */
+    h[43] = 4;  /* charcnt */
+    const unsigned char type[6] = {0, 0, 0x0e, 0x10, 0, 0};  /* +3600, std, "CET" */
+    FILE *fp = fopen(path, "wb");
+    for (int pass = 0; pass < 2; pass++) {
+        fwrite(h, 1, sizeof(h), fp);
+        fwrite(type, 1, sizeof(type), fp);
+        fwrite("CET", 1, 4, fp);
+    }
+    fprintf(fp, "\n%s\n", rule);
+    fclose(fp);
+}
+
+TEST(footer_rules)
+{
+    char dir[] = "/tmp/sluice-tz-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char path[128], sub[128];
+    snprintf(path, sizeof(path), "%s/Slim", dir);
+    write_slim_zone(path, "CET-1CEST,M3.5.0,M10.5.0/3");
+    snprintf(sub, sizeof(sub), "%s/Test", dir);
+    mkdir(sub, 0700);
+    char south[160], julian[160], fixed[160], bad[160];
+    snprintf(south, sizeof(south), "%s/South", sub);
+    write_slim_zone(south, "<+1030>-10:30<+11>-11,M10.1.0,M4.1.0");
+    snprintf(julian, sizeof(julian), "%s/Julian", sub);
+    write_slim_zone(julian, "XST5XDT,J60/0,300/-1");
+    snprintf(fixed, sizeof(fixed), "%s/Fixed", sub);
+    write_slim_zone(fixed, "<-03>3");
+    snprintf(bad, sizeof(bad), "%s/BadRule", sub);
+    write_slim_zone(bad, "what is this");
+    /* Filters read TZDIR at init only (the environment is not touched per event). */
+    setenv("TZDIR", dir, 1);
+    const char *f = "yyyy-MM-dd HH:mm:ss";
+    CHECK_STR(fmt_tz(f, "Slim", "2026-07-01 12:00:00"), "2026-07-01T10:00:00.000Z");
+    CHECK_STR(fmt_tz(f, "Slim", "2026-01-15 12:00:00"), "2026-01-15T11:00:00.000Z");
+    CHECK_STR(fmt_tz(f, "Slim", "1990-07-01 12:00:00"), "1990-07-01T10:00:00.000Z");
+    CHECK_STR(fmt_tz(f, "Slim", "2026-03-29 01:59:59"), "2026-03-29T00:59:59.000Z");
+    CHECK_STR(fmt_tz(f, "Slim", "2026-03-29 03:00:00"), "2026-03-29T01:00:00.000Z");
+    CHECK_STR(fmt_tz(f, "Slim", "2026-10-25 02:59:59"), "2026-10-25T00:59:59.000Z");
+    CHECK_STR(fmt_tz(f, "Slim", "2026-10-25 03:00:00"), "2026-10-25T02:00:00.000Z");
+    /* Southern hemisphere: summer time spans new year; half-hour offsets. */
+    CHECK_STR(fmt_tz(f, "Test/South", "2026-01-10 12:00:00"), "2026-01-10T01:00:00.000Z");
+    CHECK_STR(fmt_tz(f, "Test/South", "2026-07-10 12:00:00"), "2026-07-10T01:30:00.000Z");
+    /* Jn (day 60 = Mar 1 even in leap years) and n (0-based, counts Feb 29: day 300 of
+     * 2024 is Oct 27, the /-1 makes it Oct 26 23:00); 00:30 on Mar 1 is in the gap. */
+    CHECK_STR(fmt_tz(f, "Test/Julian", "2024-03-01 00:30:00"), "2024-03-01T05:30:00.000Z");
+    CHECK_STR(fmt_tz(f, "Test/Julian", "2024-03-01 01:30:00"), "2024-03-01T05:30:00.000Z");
+    CHECK_STR(fmt_tz(f, "Test/Julian", "2024-02-29 23:30:00"), "2024-03-01T04:30:00.000Z");
+    CHECK_STR(fmt_tz(f, "Test/Julian", "2024-10-26 12:00:00"), "2024-10-26T16:00:00.000Z");
+    CHECK_STR(fmt_tz(f, "Test/Julian", "2024-10-27 12:00:00"), "2024-10-27T17:00:00.000Z");
+    CHECK_STR(fmt_tz(f, "Test/Julian", "2024-10-25 12:00:00"), "2024-10-25T16:00:00.000Z");
+    CHECK_STR(fmt_tz(f, "Test/Fixed", "2026-07-01 12:00:00"), "2026-07-01T15:00:00.000Z");
+    /* An unreadable footer: the last known offset holds (type 0 here). */
+    CHECK_STR(fmt_tz(f, "Test/BadRule", "2026-07-01 12:00:00"), "2026-07-01T11:00:00.000Z");
+    CHECK_STR(fmt("yyyy-MM-dd HH:mm:ss ZZZ", "2026-07-01 12:00:00 Test/South"),
+              "2026-07-01T01:30:00.000Z");
+    unsetenv("TZDIR");
+    remove(path);
+    remove(south);
+    remove(julian);
+    remove(fixed);
+    remove(bad);
+    rmdir(sub);
+    rmdir(dir);
+}
+
+TEST(year_guessing)
+{
+    const char *o = "{field: t, formats: ['MMM d HH:mm:ss', 'MMM  d HH:mm:ss']}";
+    /* The reference is the event's @timestamp: when the shipper read the line. */
+    CHECK_STR(parse_ref(o, "\"Nov 27 06:00:00\"", "2026-11-27T10:00:00.000Z"),
+              "2026-11-27T06:00:00.000Z");
+    CHECK_STR(parse_ref(o, "\"Nov  5 06:00:00\"", "2026-11-27T10:00:00.000Z"),
+              "2026-11-05T06:00:00.000Z");
+    CHECK_STR(parse_ref(o, "\"Dec 31 23:59:59\"", "2027-01-01T00:00:05.000Z"),
+              "2026-12-31T23:59:59.000Z");
+    CHECK_STR(parse_ref(o, "\"Jan  1 00:00:01\"", "2026-12-31T23:59:50.000Z"),
+              "2027-01-01T00:00:01.000Z");
+    CHECK_STR(parse_ref(o, "\"Jul  1 00:00:00\"", "2026-06-15T00:00:00.000Z"),
+              "2026-07-01T00:00:00.000Z");  /* 16 days ahead: still this year */
+    CHECK_STR(parse_ref(o, "\"Aug  1 00:00:00\"", "2026-06-15T00:00:00.000Z"),
+              "2025-08-01T00:00:00.000Z");  /* 47 days ahead: last year */
+    CHECK_STR(parse_ref(o, "\"Jun 14 00:00:00\"", "2026-06-15T00:00:00.000Z"),
+              "2026-06-14T00:00:00.000Z");
+    CHECK_STR(parse_ref(o, "\"Feb 29 12:00:00\"", "2026-03-01T00:00:00.000Z"),
+              "2024-02-29T12:00:00.000Z");
+    CHECK_STR(parse_ref(o, "\"Feb 29 12:00:00\"", "2028-02-20T00:00:00.000Z"),
+              "2028-02-29T12:00:00.000Z");
+    CHECK_STR(parse_ref(o, "\"Feb 30 12:00:00\"", "2028-02-20T00:00:00.000Z"),
+              "FAIL [\"_dateparsefailure\"]");
+    /* With a zone, the guess compares instants. */
+    CHECK_STR(parse_ref("{field: t, formats: ['MMM dd HH:mm:ss'], timezone: Europe/Paris}",
+                        "\"Jan 01 00:30:00\"", "2026-12-31T23:00:00.000Z"),
+              "2026-12-31T23:30:00.000Z");
+    /* Two-digit years: within 50 years of the reference year - 30 (Joda's pivot). */
+    const char *yy = "{field: t, formats: ['dd/MM/yy HH:mm']}";
+    CHECK_STR(parse_ref(yy, "\"27/11/26 06:00\"", REF), "2026-11-27T06:00:00.000Z");
+    CHECK_STR(parse_ref(yy, "\"27/11/45 06:00\"", REF), "2045-11-27T06:00:00.000Z");
+    CHECK_STR(parse_ref(yy, "\"27/11/46 06:00\"", REF), "1946-11-27T06:00:00.000Z");
+    CHECK_STR(parse_ref(yy, "\"27/11/99 06:00\"", REF), "1999-11-27T06:00:00.000Z");
+    CHECK_STR(parse_ref(yy, "\"27/11/2026 06:00\"", REF), "2026-11-27T06:00:00.000Z");
+    CHECK_STR(parse_ref(yy, "\"27/11/45 06:00\"", "2060-01-01T00:00:00.000Z"),
+              "2045-11-27T06:00:00.000Z");
+    CHECK_STR(parse_ref(yy, "\"27/11/80 06:00\"", "2060-01-01T00:00:00.000Z"),
+              "1980-11-27T06:00:00.000Z");
+    CHECK_STR(parse_ref(yy, "\"27/11/79 06:00\"", "2060-01-01T00:00:00.000Z"),
+              "2079-11-27T06:00:00.000Z");
+
+    /* Without an @timestamp the wall clock is the reference: Jan 1 is never ahead. */
+    void *f = make("f: {field: t, formats: ['MMM d HH:mm:ss']}\n");
+    char now[32];
+    sl_format_timestamp(sl_wall_ms(), now, sizeof(now));
+    char want[128];
+    snprintf(want, sizeof(want),
+             "{\"t\":\"Jan 1 00:00:00\",\"@timestamp\":\"%.4s-01-01T00:00:00.000Z\"}", now);
+    CHECK_STR(run_json(f, "{\"t\":\"Jan 1 00:00:00\"}"), want);
+    sl_plugin_filter_date.free(f);
+}
+
+TEST(failures_and_target)
+{
+    void *f = make("f: {field: t, formats: [ISO8601]}\n");
+    /* Failure: tags added, nothing else touched. */
+    CHECK_STR(run_json(f, "{\"@timestamp\":\"2026-01-01T00:00:00.000Z\",\"t\":\"junk\"}"),
+              "{\"@timestamp\":\"2026-01-01T00:00:00.000Z\",\"t\":\"junk\","
+              "\"tags\":[\"_dateparsefailure\"]}");
+    CHECK_STR(run_json(f, "{\"t\":\"junk\",\"tags\":[\"web\",\"_dateparsefailure\"]}"),
+              "{\"t\":\"junk\",\"tags\":[\"web\",\"_dateparsefailure\"]}");
+    CHECK_STR(run_json(f, "{\"t\":\"junk\",\"tags\":\"web\"}"),
+              "{\"t\":\"junk\",\"tags\":[\"web\",\"_dateparsefailure\"]}");
+    CHECK_STR(run_json(f, "{\"t\":{\"a\":1}}"),
+              "{\"t\":{\"a\":1},\"tags\":[\"_dateparsefailure\"]}");
+    CHECK_STR(run_json(f, "{\"t\":true}"), "{\"t\":true,\"tags\":[\"_dateparsefailure\"]}");
+    CHECK_STR(run_json(f, "{\"t\":null}"), "{\"t\":null,\"tags\":[\"_dateparsefailure\"]}");
+    /* A year past 9999 cannot be written as @timestamp: a failure. */
+    CHECK_STR(run_json(f, "{\"t\":\"9999-12-31T23:00:00-05:00\"}"),
+              "{\"t\":\"9999-12-31T23:00:00-05:00\",\"tags\":[\"_dateparsefailure\"]}");
+    /* A missing field is not a failure. */
+    CHECK_STR(run_json(f, "{\"message\":\"x\"}"), "{\"message\":\"x\"}");
+    CHECK_STR(run_json(f, "{\"t\":[]}"), "{\"t\":[]}");
+    /* An array: its first item. */
+    CHECK_STR(run_json(f, "{\"t\":[\"2026-11-27T06:00:00Z\",\"junk\"]}"),
+              "{\"t\":[\"2026-11-27T06:00:00Z\",\"junk\"],"
+              "\"@timestamp\":\"2026-11-27T06:00:00.000Z\"}");
+    /* Success replaces @timestamp in place. */
+    CHECK_STR(run_json(f, "{\"@timestamp\":\"2020-01-01T00:00:00.000Z\","
+                          "\"t\":\"2026-11-27T06:00:00Z\"}"),
+              "{\"@timestamp\":\"2026-11-27T06:00:00.000Z\",\"t\":\"2026-11-27T06:00:00Z\"}");
+    sl_plugin_filter_date.free(f);
+
+    f = make("f: {field: '[log][time]', formats: [UNIX, ISO8601], target: '[event][created]',\n"
+             "    tag_on_failure: [bad_time, _dateparsefailure]}\n");
+    CHECK(f != NULL);
+    CHECK_STR(run_json(f, "{\"@timestamp\":\"2020-01-01T00:00:00.000Z\","
+                          "\"log\":{\"time\":\"2026-11-27T06:00:00Z\"}}"),
+              "{\"@timestamp\":\"2020-01-01T00:00:00.000Z\","
+              "\"log\":{\"time\":\"2026-11-27T06:00:00Z\"},"
+              "\"event\":{\"created\":\"2026-11-27T06:00:00.000Z\"}}");
+    CHECK_STR(run_json(f, "{\"log\":{\"time\":\"1700000000.5\"},\"event\":{\"kind\":\"x\"}}"),
+              "{\"log\":{\"time\":\"1700000000.5\"},\"event\":{\"kind\":\"x\","
+              "\"created\":\"2023-11-14T22:13:20.500Z\"}}");
+    CHECK_STR(run_json(f, "{\"log\":{\"time\":\"no\"}}"),
+              "{\"log\":{\"time\":\"no\"},\"tags\":[\"bad_time\",\"_dateparsefailure\"]}");
+    sl_plugin_filter_date.free(f);
+
+    f = make("f: {field: t, formats: [ISO8601], tag_on_failure: []}\n");
+    CHECK_STR(run_json(f, "{\"t\":\"junk\"}"), "{\"t\":\"junk\"}");
+    sl_plugin_filter_date.free(f);
+
+    /* Logstash's match: [field, formats...]; formats are tried in order. */
+    f = make("f:\n  match: [ts, 'dd/MMM/yyyy:HH:mm:ss Z', UNIX_MS, ISO8601]\n  locale: en\n"
+             "  when: {field: type, equals: access}\n");
+    CHECK(f != NULL);
+    CHECK_STR(run_json(f, "{\"ts\":\"27/Nov/2026:07:00:00 +0100\"}"),
+              "{\"ts\":\"27/Nov/2026:07:00:00 +0100\","
+              "\"@timestamp\":\"2026-11-27T06:00:00.000Z\"}");
+    CHECK_STR(run_json(f, "{\"ts\":1700000000123}"),
+              "{\"ts\":1700000000123,\"@timestamp\":\"2023-11-14T22:13:20.123Z\"}");
+    CHECK_STR(run_json(f, "{\"ts\":\"2026-11-27\"}"),
+              "{\"ts\":\"2026-11-27\",\"@timestamp\":\"2026-11-27T00:00:00.000Z\"}");
+    sl_plugin_filter_date.free(f);
+
+    /* A single format may be written as a scalar. */
+    f = make("f: {field: t, formats: UNIX}\n");
+    CHECK_STR(run_json(f, "{\"t\":1.5}"),
+              "{\"t\":1.5,\"@timestamp\":\"1970-01-01T00:00:01.500Z\"}");
+    sl_plugin_filter_date.free(f);
+}
+
+TEST(config_errors)
+{
+    CHECK_STR(error_of("f: {formats: [ISO8601]}\n"),
+              "agg.yml:1:4: filters[1] (date): option 'field' is required "
+              "(or match: [field, format, ...])\n");
+    CHECK_STR(error_of("f: {field: t}\n"),
+              "agg.yml:1:4: filters[1] (date): option 'formats' is required\n");
+    CHECK_STR(error_of("f: {field: t, formats: []}\n"),
+              "agg.yml:1:24: filters[1] (date): option 'formats' is required\n");
+    CHECK_STR(error_of("f: {field: t, formats: {a: b}}\n"),
+              "agg.yml:1:24: filters[1] (date): option 'formats' must be a list of formats, "
+              "got a map\n");
+    CHECK_STR(error_of("f: {field: t, formats: [ISO8601, 'yyyy-qq', [x]]}\n"),
+              "agg.yml:1:34: filters[1] (date): format 'yyyy-qq' has an unsupported pattern "
+              "letter 'q'\n"
+              "agg.yml:1:45: filters[1] (date): a format must be a pattern or ISO8601, UNIX, "
+              "UNIX_MS, TAI64N\n");
+    CHECK_STR(error_of("f: {field: t, formats: [\"yyyy-MM-dd'T\"]}\n"),
+              "agg.yml:1:25: filters[1] (date): format 'yyyy-MM-dd'T' has an unterminated "
+              "quote\n");
+    CHECK_STR(error_of("f: {field: t, formats: ['xxxx-ww']}\n"),
+              "agg.yml:1:25: filters[1] (date): format 'xxxx-ww' has an unsupported pattern "
+              "letter 'x'\n");
+    CHECK_STR(error_of("f: {match: [t, ISO8601], formats: [UNIX]}\n"),
+              "agg.yml:1:12: filters[1] (date): use either 'match' or 'field' with 'formats', "
+              "not both\n");
+    CHECK_STR(error_of("f: {match: [t]}\n"),
+              "agg.yml:1:12: filters[1] (date): option 'match' must be a list "
+              "[field, format, ...]\n");
+    CHECK_STR(error_of("f: {match: '[t, ISO8601]'}\n"),
+              "agg.yml:1:12: filters[1] (date): option 'match' must be a list "
+              "[field, format, ...]\n");
+    CHECK_STR(error_of("f: {field: 'a..b', formats: [UNIX]}\n"),
+              "agg.yml:1:12: filters[1] (date): 'a..b' is not a valid field reference\n");
+    CHECK_STR(error_of("f: {field: t, formats: [UNIX], target: '[x'}\n"),
+              "agg.yml:1:40: filters[1] (date): option 'target' is not a valid field "
+              "reference: '[x'\n");
+    CHECK_STR(error_of("f: {field: t, formats: [UNIX], timezone: Europe/Pariss}\n"),
+              "agg.yml:1:42: filters[1] (date): option 'timezone' is not a time zone: "
+              "'Europe/Pariss' (cannot open /usr/share/zoneinfo/Europe/Pariss: No such file or "
+              "directory)\n");
+    CHECK_STR(error_of("f: {field: t, formats: [UNIX], timezone: ../etc/passwd}\n"),
+              "agg.yml:1:42: filters[1] (date): option 'timezone' is not a time zone: "
+              "'../etc/passwd' (not a time zone name)\n");
+    CHECK_STR(error_of("f: {field: t, formats: [UNIX], timezone: zone.tab}\n"),
+              "agg.yml:1:42: filters[1] (date): option 'timezone' is not a time zone: "
+              "'zone.tab' (/usr/share/zoneinfo/zone.tab is not a valid TZif file)\n");
+    CHECK_STR(error_of("f: {field: t, formats: [UNIX], timezone: +25:00}\n"),
+              "agg.yml:1:42: filters[1] (date): option 'timezone' is not a time zone: "
+              "'+25:00' (not a time zone name)\n");
+    CHECK_STR(error_of("f: {field: t, formats: [UNIX], timezone: [UTC]}\n"),
+              "agg.yml:1:42: filters[1] (date): option 'timezone' must be a string, got a list\n");
+    CHECK_STR(error_of("f: {field: t, formats: [UNIX], tag_on_failure: {a: b}}\n"),
+              "agg.yml:1:48: filters[1] (date): option 'tag_on_failure' must be a string or a "
+              "list of strings, got a map\n");
+    CHECK_STR(error_of("f: {field: t, formats: [UNIX], locale: fr}\n"),
+              "agg.yml:1:40: filters[1] (date): option 'locale' 'fr' is not supported: month "
+              "and day names are English\n");
+    CHECK_STR(error_of("f: {field: t, formats: [UNIX], tagets: x, remove_field: [t]}\n"),
+              "agg.yml:1:32: filters[1] (date): unknown option 'tagets'\n"
+              "agg.yml:1:43: filters[1] (date): unknown option 'remove_field'\n");
+    CHECK_STR(error_of("f: {field: t, formats: [UNIX], when: {field: x, exists: true}}\n"),
+              "(loaded)");
+    sl_cfg_free(&g_cfg);
+}
+
+/* Hostile text never crashes the parser (run under ASan/UBSan) and never half-changes
+ * the event: either a valid @timestamp or the failure tag. */
+TEST(random_input)
+{
+    void *f = make("f:\n  field: t\n  timezone: Europe/Paris\n  formats:\n"
+                   "    - \"EEE MMM dd HH:mm:ss.SSS yyyy Z\"\n"
+                   "    - \"yyyyMMddHHmmssSSS\"\n"
+                   "    - \"MMM  d hh:mm:ss a ZZZ\"\n"
+                   "    - \"dd/MM/yy kk:mm:ss,S z ZZ\"\n"
+                   "    - \"yyyy-MM-dd'T'HH:mm:ss.SSSZZ\"\n"
+                   "    - ISO8601\n    - UNIX\n    - UNIX_MS\n    - TAI64N\n");
+    CHECK(f != NULL);
+    static const char alphabet[] = "0123456789000111222:::---+++.../ ,TZzAPMamNovFriEuropeParis@";
+    unsigned seed = 12345;
+    int ok = 0, failed = 0, odd = 0;
+    for (int i = 0; i < 20000; i++) {
+        char text[48];
+        seed = seed * 1103515245u + 12345u;
+        size_t n = (seed >> 16) % (sizeof(text) - 1);
+        for (size_t k = 0; k < n; k++) {
+            seed = seed * 1103515245u + 12345u;
+            text[k] = alphabet[(seed >> 16) % (sizeof(alphabet) - 1)];
+        }
+        struct sl_value ev;
+        memset(&ev, 0, sizeof(ev));
+        sl_value_set_object(&ev);
+        sl_value_set_str(sl_obj_putc(&ev, "t"), text, n);
+        sl_plugin_filter_date.filter(f, &ev);
+        const struct sl_value *ts = sl_obj_getc(&ev, "@timestamp");
+        const struct sl_value *tags = sl_obj_getc(&ev, "tags");
+        if (ts && !tags && ts->type == SL_V_STRING && ts->u.s.len == 24) {
+            ok++;
+        } else if (!ts && tags) {
+            failed++;
+        } else {
+            odd++;
+        }
+        sl_value_clear(&ev);
+    }
+    CHECK_INT(odd, 0);
+    CHECK(ok > 0 && failed > 0);
+    sl_plugin_filter_date.free(f);
+    /* Nine-digit years parse but cannot be a @timestamp. */
+    CHECK_STR(fmt("yyyy-MM-dd", "999999999-01-01"), "FAIL [\"_dateparsefailure\"]");
+    CHECK_STR(fmt("yyyy-MM-dd", "9999-12-31"), "9999-12-31T00:00:00.000Z");
+    CHECK_STR(fmt("yyyy-MM-dd", "0001-01-01"), "0001-01-01T00:00:00.000Z");
+    sl_cfg_free(&g_cfg);
+}
+
+struct thread_arg {
+    void *f;
+    const char *zone;
+    const char *want;
+    int wrong;
+};
+
+static void *hammer(void *p)
+{
+    struct thread_arg *a = p;
+    char json[128];
+    snprintf(json, sizeof(json), "{\"t\":\"2026-07-01 12:00:00 %s\"}", a->zone);
+    for (int i = 0; i < 2000; i++) {
+        struct sl_value ev = ev_from(json);
+        sl_plugin_filter_date.filter(a->f, &ev);
+        const struct sl_value *ts = sl_obj_getc(&ev, "@timestamp");
+        if (!ts || ts->type != SL_V_STRING || strcmp(ts->u.s.ptr, a->want) != 0) {
+            a->wrong++;
+        }
+        sl_value_clear(&ev);
+    }
+    return NULL;
+}
+
+/* One instance on several threads, with zones loaded into its cache concurrently. */
+TEST(threads)
+{
+    void *f = make("f: {field: t, formats: ['yyyy-MM-dd HH:mm:ss ZZZ']}\n");
+    struct thread_arg args[4] = {
+        {f, "Europe/Paris", "2026-07-01T10:00:00.000Z", 0},
+        {f, "America/New_York", "2026-07-01T16:00:00.000Z", 0},
+        {f, "Asia/Tokyo", "2026-07-01T03:00:00.000Z", 0},
+        {f, "Europe/Paris", "2026-07-01T10:00:00.000Z", 0},
+    };
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        pthread_create(&th[i], NULL, hammer, &args[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        CHECK_INT(args[i].wrong, 0);
+    }
+    sl_plugin_filter_date.free(f);
+    sl_cfg_free(&g_cfg);
+}
+
+TEST(descriptor)
+{
+    CHECK_STR(sl_plugin_filter_date.name, "date");
+    CHECK(sl_plugin_filter_date.kind == SL_PLUGIN_FILTER);
+    CHECK(sl_plugin_filter_date.submit == NULL);
+    sl_plugin_filter_date.free(NULL);
+}
+
+int main(void)
+{
+    RUN(joda_patterns);
+    RUN(joda_rejects);
+    RUN(iso8601);
+    RUN(unix_keywords);
+    RUN(timezones);
+    RUN(footer_rules);
+    RUN(year_guessing);
+    RUN(failures_and_target);
+    RUN(config_errors);
+    RUN(random_input);
+    RUN(threads);
+    RUN(descriptor);
+    sl_cfg_free(&g_cfg);
+    return TEST_SUMMARY();
+}

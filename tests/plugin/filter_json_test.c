@@ -1,0 +1,289 @@
+/*
+ * filter_json_test.c - the `json` filter driven in-process: decoding into a
+ * target or the root, failure tags, skip_on_invalid_json, the field/source
+ * aliases, and config errors with their exact FILE:LINE:COL text.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "sluice/json.h"
+#include "sluice/plugin.h"
+#include "test.h"
+
+extern const struct sl_plugin sl_plugin_filter_json;
+#define P sl_plugin_filter_json
+
+static const char *errs(struct sl_cfg *cfg)
+{
+    return cfg->errors.data ? sl_buf_cstr(&cfg->errors) : "";
+}
+
+/* Loads text (a map whose key "json" holds the options) and initialises the filter. */
+static void *load(struct sl_cfg *cfg, const char *text)
+{
+    struct sl_plugin_env env = {.id = "pipeline.filters[0] (json)"};
+    memset(cfg, 0, sizeof(*cfg));
+    if (sl_cfg_load_string(cfg, "t.yml", text, strlen(text)) != 0) {
+        return NULL;
+    }
+    return P.init(cfg, sl_cfg_get(cfg->root, "json"), &env);
+}
+
+/* Runs the filter on the event `in` and compares the event, as compact JSON, and the result. */
+#define EXPECT(inst, in, out, rc) expect_(inst, in, out, rc, __LINE__)
+static void expect_(void *inst, const char *in, const char *out, int want_rc, int line)
+{
+    struct sl_value ev = {0};
+    struct sl_buf b;
+    char err[128];
+    if (sl_json_parse(in, strlen(in), &ev, NULL, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s:%d: bad test input: %s\n", __FILE__, line, err);
+        t_failed_checks++;
+        return;
+    }
+    int rc = P.filter(inst, &ev);
+    sl_buf_init(&b, 0);
+    sl_json_write(&b, &ev, NULL);
+    const char *got = sl_buf_cstr(&b);
+    if (strcmp(got, out) != 0 || rc != want_rc) {
+        fprintf(stderr, "%s:%d: got %s (rc %d)\n%*sexpected %s (rc %d)\n", __FILE__, line, got,
+                rc, (int)strlen(__FILE__) + 5, "", out, want_rc);
+        t_failed_checks++;
+    }
+    sl_buf_free(&b);
+    sl_value_clear(&ev);
+}
+
+TEST(test_descriptor)
+{
+    CHECK_STR(P.name, "json");
+    CHECK_INT(P.kind, SL_PLUGIN_FILTER);
+}
+
+TEST(test_merge_at_root_by_default)
+{
+    struct sl_cfg cfg;
+    void *j = load(&cfg, "json: {}\n");
+    CHECK(j != NULL);
+    EXPECT(j, "{\"message\":\"{\\\"a\\\":1,\\\"b\\\":{\\\"c\\\":[true,null]}}\"}",
+           "{\"message\":\"{\\\"a\\\":1,\\\"b\\\":{\\\"c\\\":[true,null]}}\",\"a\":1,"
+           "\"b\":{\"c\":[true,null]}}",
+           SL_FILTER_KEEP);
+    /* Existing keys are replaced, not deep-merged; new ones are appended in order. */
+    EXPECT(j,
+           "{\"x\":{\"keep\":1},\"message\":\"{\\\"x\\\":{\\\"new\\\":2},"
+           "\\\"y\\\":\\\"z\\\"}\"}",
+           "{\"x\":{\"new\":2},\"message\":\"{\\\"x\\\":{\\\"new\\\":2},\\\"y\\\":\\\"z\\\"}\","
+           "\"y\":\"z\"}",
+           SL_FILTER_KEEP);
+    /* Decoded keys are literal names: "a.b" does not reach into "a". */
+    EXPECT(j, "{\"a\":{\"b\":1},\"message\":\"{\\\"a.b\\\":2}\"}",
+           "{\"a\":{\"b\":1},\"message\":\"{\\\"a.b\\\":2}\",\"a.b\":2}", SL_FILTER_KEEP);
+    /* The message itself can be overwritten by the decoded object. */
+    EXPECT(j, "{\"message\":\"{\\\"message\\\":\\\"inner\\\"}\"}", "{\"message\":\"inner\"}",
+           SL_FILTER_KEEP);
+    /* No source field: nothing to do, no tag. */
+    EXPECT(j, "{\"other\":1}", "{\"other\":1}", SL_FILTER_KEEP);
+    P.free(j);
+    sl_cfg_free(&cfg);
+
+    /* target: "" is the root too. */
+    j = load(&cfg, "json: {target: \"\"}\n");
+    CHECK(j != NULL);
+    EXPECT(j, "{\"message\":\"{\\\"k\\\":\\\"v\\\"}\"}",
+           "{\"message\":\"{\\\"k\\\":\\\"v\\\"}\",\"k\":\"v\"}", SL_FILTER_KEEP);
+    P.free(j);
+    sl_cfg_free(&cfg);
+}
+
+TEST(test_root_needs_an_object)
+{
+    struct sl_cfg cfg;
+    void *j = load(&cfg, "json:\n");
+    CHECK(j != NULL);
+    EXPECT(j, "{\"message\":\"[1,2]\"}",
+           "{\"message\":\"[1,2]\",\"tags\":[\"_jsonparsefailure\"]}", SL_EINVAL);
+    EXPECT(j, "{\"message\":\"42\"}", "{\"message\":\"42\",\"tags\":[\"_jsonparsefailure\"]}",
+           SL_EINVAL);
+    P.free(j);
+    sl_cfg_free(&cfg);
+}
+
+TEST(test_timestamp_guard)
+{
+    struct sl_cfg cfg;
+    void *j = load(&cfg, "json: {}\n");
+    CHECK(j != NULL);
+    EXPECT(j,
+           "{\"@timestamp\":\"2026-01-01T00:00:00.000Z\",\"message\":\"{\\\"@timestamp\\\":5}\"}",
+           "{\"@timestamp\":\"2026-01-01T00:00:00.000Z\",\"message\":\"{\\\"@timestamp\\\":5}\","
+           "\"_@timestamp\":5,\"tags\":[\"_timestampparsefailure\"]}",
+           SL_FILTER_KEEP);
+    EXPECT(j, "{\"message\":\"{\\\"@timestamp\\\":\\\"2027-02-02T00:00:00Z\\\"}\"}",
+           "{\"message\":\"{\\\"@timestamp\\\":\\\"2027-02-02T00:00:00Z\\\"}\","
+           "\"@timestamp\":\"2027-02-02T00:00:00Z\"}",
+           SL_FILTER_KEEP);
+    P.free(j);
+    sl_cfg_free(&cfg);
+}
+
+TEST(test_target)
+{
+    struct sl_cfg cfg;
+    void *j = load(&cfg, "json: {field: raw, target: \"[parsed][doc]\"}\n");
+    CHECK(j != NULL);
+    EXPECT(j, "{\"raw\":\"{\\\"a\\\":[1,2.5]}\"}",
+           "{\"raw\":\"{\\\"a\\\":[1,2.5]}\",\"parsed\":{\"doc\":{\"a\":[1,2.5]}}}",
+           SL_FILTER_KEEP);
+    /* Any JSON value can go to a target, and replaces what was there. */
+    EXPECT(j, "{\"parsed\":{\"doc\":\"old\",\"keep\":1},\"raw\":\"[\\\"x\\\",null]\"}",
+           "{\"parsed\":{\"doc\":[\"x\",null],\"keep\":1},\"raw\":\"[\\\"x\\\",null]\"}",
+           SL_FILTER_KEEP);
+    EXPECT(j, "{\"raw\":\" \\\"s\\\" \"}", "{\"raw\":\" \\\"s\\\" \",\"parsed\":{\"doc\":\"s\"}}",
+           SL_FILTER_KEEP);
+    P.free(j);
+    sl_cfg_free(&cfg);
+
+    /* Decoding a field onto itself, with the Logstash name `source` and a dotted ref. */
+    j = load(&cfg, "json: {source: a.b, target: a.b}\n");
+    CHECK(j != NULL);
+    EXPECT(j, "{\"a\":{\"b\":\"{\\\"n\\\":1}\"}}", "{\"a\":{\"b\":{\"n\":1}}}", SL_FILTER_KEEP);
+    P.free(j);
+    sl_cfg_free(&cfg);
+}
+
+TEST(test_failures)
+{
+    struct sl_cfg cfg;
+    void *j = load(&cfg, "json: {target: out}\n");
+    CHECK(j != NULL);
+    EXPECT(j, "{\"message\":\"{bad\"}", "{\"message\":\"{bad\",\"tags\":[\"_jsonparsefailure\"]}",
+           SL_EINVAL);
+    EXPECT(j, "{\"message\":\"\"}", "{\"message\":\"\",\"tags\":[\"_jsonparsefailure\"]}",
+           SL_EINVAL);
+    EXPECT(j, "{\"message\":\"{} x\"}", "{\"message\":\"{} x\",\"tags\":[\"_jsonparsefailure\"]}",
+           SL_EINVAL);
+    /* A source that is not text cannot be decoded. */
+    EXPECT(j, "{\"message\":{\"a\":1}}", "{\"message\":{\"a\":1},\"tags\":[\"_jsonparsefailure\"]}",
+           SL_EINVAL);
+    /* The tag joins existing tags once. */
+    EXPECT(j, "{\"message\":\"x\",\"tags\":[\"web\",\"_jsonparsefailure\"]}",
+           "{\"message\":\"x\",\"tags\":[\"web\",\"_jsonparsefailure\"]}", SL_EINVAL);
+    P.free(j);
+    sl_cfg_free(&cfg);
+
+    j = load(&cfg, "json:\n  tag_on_failure: [bad_json, also]\n");
+    CHECK(j != NULL);
+    EXPECT(j, "{\"message\":\"nope\"}", "{\"message\":\"nope\",\"tags\":[\"bad_json\",\"also\"]}",
+           SL_EINVAL);
+    P.free(j);
+    sl_cfg_free(&cfg);
+
+    j = load(&cfg, "json:\n  tag_on_failure: []\n");
+    CHECK(j != NULL);
+    EXPECT(j, "{\"message\":\"nope\"}", "{\"message\":\"nope\"}", SL_EINVAL);
+    P.free(j);
+    sl_cfg_free(&cfg);
+}
+
+TEST(test_depth_limit)
+{
+    struct sl_cfg cfg;
+    void *j = load(&cfg, "json: {target: t}\n");
+    CHECK(j != NULL);
+    char in[400], out[500];
+    /* 65 nested arrays: one past sl_json_parse's default depth. */
+    size_t n = 0;
+    n += (size_t)snprintf(in + n, sizeof(in) - n, "{\"message\":\"");
+    for (int i = 0; i < 65; i++) {
+        in[n++] = '[';
+    }
+    for (int i = 0; i < 65; i++) {
+        in[n++] = ']';
+    }
+    snprintf(in + n, sizeof(in) - n, "\"}");
+    snprintf(out, sizeof(out), "%.*s,\"tags\":[\"_jsonparsefailure\"]}", (int)strlen(in) - 1, in);
+    EXPECT(j, in, out, SL_EINVAL);
+    P.free(j);
+    sl_cfg_free(&cfg);
+}
+
+TEST(test_skip_on_invalid_json)
+{
+    struct sl_cfg cfg;
+    void *j = load(&cfg, "json: {skip_on_invalid_json: true}\n");
+    CHECK(j != NULL);
+    EXPECT(j, "{\"message\":\"plain text\"}", "{\"message\":\"plain text\"}", SL_FILTER_KEEP);
+    EXPECT(j, "{\"message\":7}", "{\"message\":7}", SL_FILTER_KEEP);
+    /* Valid JSON that cannot be merged is still a failure. */
+    EXPECT(j, "{\"message\":\"1\"}", "{\"message\":\"1\",\"tags\":[\"_jsonparsefailure\"]}",
+           SL_EINVAL);
+    EXPECT(j, "{\"message\":\"{\\\"ok\\\":1}\"}", "{\"message\":\"{\\\"ok\\\":1}\",\"ok\":1}",
+           SL_FILTER_KEEP);
+    P.free(j);
+    sl_cfg_free(&cfg);
+}
+
+TEST(test_when_is_accepted)
+{
+    struct sl_cfg cfg;
+    void *j = load(&cfg, "json:\n  when: {field: x, equals: y}\n");
+    CHECK(j != NULL);
+    CHECK_STR(errs(&cfg), "");
+    P.free(j);
+    sl_cfg_free(&cfg);
+}
+
+TEST(test_config_errors)
+{
+    struct sl_cfg cfg;
+    CHECK(load(&cfg, "json:\n"
+                     "  field: a\n"
+                     "  source: b\n"
+                     "  target: \"[x]y\"\n"
+                     "  tag_on_failure: {a: 1}\n"
+                     "  skip_on_invalid_json: sometimes\n"
+                     "  fields: x\n") == NULL);
+    CHECK_STR(errs(&cfg),
+              "t.yml:3:11: pipeline.filters[0] (json): options 'field' and 'source' name the "
+              "same thing; give one\n"
+              "t.yml:4:11: pipeline.filters[0] (json): option 'target' is not a valid field "
+              "reference\n"
+              "t.yml:5:19: pipeline.filters[0] (json): option 'tag_on_failure' must be a string "
+              "or a list of strings, got a map\n"
+              "t.yml:6:25: pipeline.filters[0] (json): option 'skip_on_invalid_json' must be "
+              "true or false, got 'sometimes'\n"
+              "t.yml:7:3: pipeline.filters[0] (json): unknown option 'fields'\n");
+    sl_cfg_free(&cfg);
+
+    CHECK(load(&cfg, "json: {field: \"a..b\"}\n") == NULL);
+    CHECK_STR(errs(&cfg), "t.yml:1:15: pipeline.filters[0] (json): option 'field' is not a "
+                          "valid field reference\n");
+    sl_cfg_free(&cfg);
+
+    CHECK(load(&cfg, "json: {source: [a]}\n") == NULL);
+    CHECK_STR(errs(&cfg), "t.yml:1:16: pipeline.filters[0] (json): option 'source' must be a "
+                          "string, got a list\n");
+    sl_cfg_free(&cfg);
+}
+
+TEST(test_free_null)
+{
+    P.free(NULL);
+}
+
+int main(void)
+{
+    RUN(test_descriptor);
+    RUN(test_merge_at_root_by_default);
+    RUN(test_root_needs_an_object);
+    RUN(test_timestamp_guard);
+    RUN(test_target);
+    RUN(test_failures);
+    RUN(test_depth_limit);
+    RUN(test_skip_on_invalid_json);
+    RUN(test_when_is_accepted);
+    RUN(test_config_errors);
+    RUN(test_free_null);
+    return TEST_SUMMARY();
+}

@@ -1,0 +1,316 @@
+/*
+ * filter_kv_test.c - the `kv` filter driven in-process: the scan (quotes,
+ * brackets, escapes, lenient/strict whitespace), every option, duplicates,
+ * targets, and config errors with their exact FILE:LINE:COL text.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "sluice/json.h"
+#include "sluice/plugin.h"
+#include "test.h"
+
+extern const struct sl_plugin sl_plugin_filter_kv;
+#define P sl_plugin_filter_kv
+
+static const char *errs(struct sl_cfg *cfg)
+{
+    return cfg->errors.data ? sl_buf_cstr(&cfg->errors) : "";
+}
+
+/* Loads text (a map whose key "kv" holds the options) and initialises the filter. */
+static void *load(struct sl_cfg *cfg, const char *text)
+{
+    struct sl_plugin_env env = {.id = "pipeline.filters[2] (kv)"};
+    memset(cfg, 0, sizeof(*cfg));
+    if (sl_cfg_load_string(cfg, "t.yml", text, strlen(text)) != 0) {
+        return NULL;
+    }
+    return P.init(cfg, sl_cfg_get(cfg->root, "kv"), &env);
+}
+
+/* Runs the filter on the event `in` and compares the event, as compact JSON, and the result. */
+#define EXPECT(inst, in, out) expect_(inst, in, out, __LINE__)
+static void expect_(void *inst, const char *in, const char *out, int line)
+{
+    struct sl_value ev = {0};
+    struct sl_buf b;
+    char err[128];
+    if (sl_json_parse(in, strlen(in), &ev, NULL, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s:%d: bad test input: %s\n", __FILE__, line, err);
+        t_failed_checks++;
+        return;
+    }
+    int rc = P.filter(inst, &ev);
+    sl_buf_init(&b, 0);
+    sl_json_write(&b, &ev, NULL);
+    const char *got = sl_buf_cstr(&b);
+    if (strcmp(got, out) != 0 || rc != SL_FILTER_KEEP) {
+        fprintf(stderr, "%s:%d: got %s (rc %d)\n%*sexpected %s\n", __FILE__, line, got, rc,
+                (int)strlen(__FILE__) + 5, "", out);
+        t_failed_checks++;
+    }
+    sl_buf_free(&b);
+    sl_value_clear(&ev);
+}
+
+/* One filter instance from yaml for the EXPECTs in a block: WITH(yaml) { ... w.k ... } */
+struct with {
+    struct sl_cfg cfg;  /* copied by value: nothing points at the struct itself */
+    void *k;
+};
+
+static struct with with_begin(const char *yaml, int line)
+{
+    struct with w;
+    w.k = load(&w.cfg, yaml);
+    if (!w.k) {
+        fprintf(stderr, "%s:%d: init failed: %s", __FILE__, line, errs(&w.cfg));
+        t_failed_checks++;
+        sl_cfg_free(&w.cfg);
+    }
+    return w;
+}
+
+static void with_end(struct with *w)
+{
+    P.free(w->k);
+    sl_cfg_free(&w->cfg);
+    w->k = NULL;
+}
+
+#define WITH(yaml) for (struct with w = with_begin(yaml, __LINE__); w.k; with_end(&w))
+
+TEST(test_descriptor)
+{
+    CHECK_STR(P.name, "kv");
+    CHECK_INT(P.kind, SL_PLUGIN_FILTER);
+}
+
+TEST(test_defaults)
+{
+    WITH("kv:\n") {
+        EXPECT(w.k, "{\"message\":\"a=1 b=two c=\\\"x y\\\" d='p q'\"}",
+               "{\"message\":\"a=1 b=two c=\\\"x y\\\" d='p q'\",\"a\":\"1\",\"b\":\"two\","
+               "\"c\":\"x y\",\"d\":\"p q\"}");
+        /* Words without a separator are skipped; the rest of the line still parses. */
+        EXPECT(w.k, "{\"message\":\"GET /x user=bob  status=200 end\"}",
+               "{\"message\":\"GET /x user=bob  status=200 end\",\"user\":\"bob\","
+               "\"status\":\"200\"}");
+        /* Brackets wrap values by default. */
+        EXPECT(w.k, "{\"message\":\"a=(1 2) b=[x] c=<y z>\"}",
+               "{\"message\":\"a=(1 2) b=[x] c=<y z>\",\"a\":\"1 2\",\"b\":\"x\",\"c\":\"y z\"}");
+        /* A value may hold the value separator; a lone "=" or "k=" is no pair. */
+        EXPECT(w.k, "{\"message\":\"=x q==1 e=\"}", "{\"message\":\"=x q==1 e=\",\"q\":\"=1\"}");
+        /* Empty quotes are no value either. */
+        EXPECT(w.k, "{\"message\":\"a=\\\"\\\" b=1\"}",
+               "{\"message\":\"a=\\\"\\\" b=1\",\"b\":\"1\"}");
+        /* An unterminated or trailing-garbage quote is read unquoted, up to the separator. */
+        EXPECT(w.k, "{\"message\":\"a=\\\"x y b=\\\"q\\\"z\"}",
+               "{\"message\":\"a=\\\"x y b=\\\"q\\\"z\",\"a\":\"\\\"x\",\"b\":\"\\\"q\\\"z\"}");
+        /* Backslash-escaped separators stay inside keys and values, escapes and all. */
+        EXPECT(w.k, "{\"message\":\"my\\\\ key=a\\\\ b c=\\\"q\\\\\\\"r\\\"\"}",
+               "{\"message\":\"my\\\\ key=a\\\\ b c=\\\"q\\\\\\\"r\\\"\","
+               "\"my\\\\ key\":\"a\\\\ b\","
+               "\"c\":\"q\\\\\\\"r\"}");
+        /* Repeated keys collect their values, duplicates included. */
+        EXPECT(w.k, "{\"message\":\"t=a t=b t=a\"}",
+               "{\"message\":\"t=a t=b t=a\",\"t\":[\"a\",\"b\",\"a\"]}");
+        /* Keys are literal top-level names; parsed fields replace existing ones. */
+        EXPECT(w.k, "{\"a\":{\"b\":1},\"x\":9,\"message\":\"a.b=2 x=3\"}",
+               "{\"a\":{\"b\":1},\"x\":\"3\",\"message\":\"a.b=2 x=3\",\"a.b\":\"2\"}");
+        /* No source, or one that is not text: nothing happens. */
+        EXPECT(w.k, "{\"other\":\"a=1\"}", "{\"other\":\"a=1\"}");
+        EXPECT(w.k, "{\"message\":42}", "{\"message\":42}");
+        EXPECT(w.k, "{\"message\":\"no pairs here\"}", "{\"message\":\"no pairs here\"}");
+        /* An array of strings is parsed item by item into one set of pairs. */
+        EXPECT(w.k, "{\"message\":[\"a=1\",5,\"a=2 b=3\"]}",
+               "{\"message\":[\"a=1\",5,\"a=2 b=3\"],\"a\":[\"1\",\"2\"],\"b\":\"3\"}");
+    }
+}
+
+TEST(test_whitespace)
+{
+    /* lenient (the default): spaces around the separator are allowed, so "a= b=2" is a: "b=2". */
+    WITH("kv: {whitespace: lenient}\n") {
+        EXPECT(w.k, "{\"message\":\"a = 1 b= 2 c =3\"}",
+               "{\"message\":\"a = 1 b= 2 c =3\",\"a\":\"1\",\"b\":\"2\",\"c\":\"3\"}");
+        EXPECT(w.k, "{\"message\":\"a= b=2\"}", "{\"message\":\"a= b=2\",\"a\":\"b=2\"}");
+    }
+    WITH("kv: {whitespace: strict}\n") {
+        EXPECT(w.k, "{\"message\":\"a = 1 b= 2 c=3\"}",
+               "{\"message\":\"a = 1 b= 2 c=3\",\"c\":\"3\"}");
+        EXPECT(w.k, "{\"message\":\"a= b=2\"}", "{\"message\":\"a= b=2\",\"b\":\"2\"}");
+    }
+}
+
+TEST(test_separators)
+{
+    WITH("kv:\n  field_split: \"&?\"\n  value_split: \":=\"\n") {
+        EXPECT(w.k, "{\"message\":\"?a=1&b:2&&c=x y?d\"}",
+               "{\"message\":\"?a=1&b:2&&c=x y?d\",\"a\":\"1\",\"b\":\"2\",\"c\":\"x y\"}");
+        /* Spaces belong to keys and values when they are not separators. */
+        EXPECT(w.k, "{\"message\":\"my key=v 1&k2=v\"}",
+               "{\"message\":\"my key=v 1&k2=v\",\"my key\":\"v 1\",\"k2\":\"v\"}");
+    }
+    WITH("kv:\n  field_split: \"\\t\"\n") {
+        EXPECT(w.k, "{\"message\":\"a=1 2\\tb=3\"}",
+               "{\"message\":\"a=1 2\\tb=3\",\"a\":\"1 2\",\"b\":\"3\"}");
+    }
+}
+
+TEST(test_include_brackets_off)
+{
+    WITH("kv: {include_brackets: false}\n") {
+        EXPECT(w.k, "{\"message\":\"a=[x] b=(y) c=<z> d=\\\"q\\\"\"}",
+               "{\"message\":\"a=[x] b=(y) c=<z> d=\\\"q\\\"\",\"a\":\"[x]\",\"b\":\"(y)\","
+               "\"c\":\"<z>\",\"d\":\"q\"}");
+    }
+}
+
+TEST(test_trim_and_remove)
+{
+    WITH("kv:\n  trim_key: \"<>\"\n  trim_value: \",;\"\n") {
+        EXPECT(w.k, "{\"message\":\"<a>=1, <<b=x;y;\"}",
+               "{\"message\":\"<a>=1, <<b=x;y;\",\"a\":\"1\",\"b\":\"x;y\"}");
+    }
+    WITH("kv:\n  remove_char_key: \"-_\"\n  remove_char_value: \"'\"\n") {
+        EXPECT(w.k, "{\"message\":\"user-name=o'brien x_y_=a'b'\"}",
+               "{\"message\":\"user-name=o'brien x_y_=a'b'\",\"username\":\"obrien\","
+               "\"xy\":\"ab\"}");
+    }
+    /* A key trimmed to nothing names no field. */
+    WITH("kv: {trim_key: \"-\"}\n") {
+        EXPECT(w.k, "{\"message\":\"--=1 k=2\"}", "{\"message\":\"--=1 k=2\",\"k\":\"2\"}");
+    }
+}
+
+TEST(test_include_exclude_prefix)
+{
+    /* include/exclude compare the trimmed key, before the prefix is added. */
+    WITH("kv:\n  include_keys: [a, b, c]\n  exclude_keys: [c]\n  prefix: \"kv_\"\n"
+         "  trim_key: \"*\"\n") {
+        EXPECT(w.k, "{\"message\":\"a=1 *b*=2 c=3 d=4\"}",
+               "{\"message\":\"a=1 *b*=2 c=3 d=4\",\"kv_a\":\"1\",\"kv_b\":\"2\"}");
+    }
+    WITH("kv:\n  exclude_keys: secret\n") {
+        EXPECT(w.k, "{\"message\":\"user=a secret=pw\"}",
+               "{\"message\":\"user=a secret=pw\",\"user\":\"a\"}");
+    }
+}
+
+TEST(test_allow_duplicate_values)
+{
+    WITH("kv: {allow_duplicate_values: false}\n") {
+        EXPECT(w.k, "{\"message\":\"f=me f=me t=a t=b t=a t=b t=c\"}",
+               "{\"message\":\"f=me f=me t=a t=b t=a t=b t=c\",\"f\":\"me\","
+               "\"t\":[\"a\",\"b\",\"c\"]}");
+    }
+}
+
+TEST(test_target_and_source)
+{
+    WITH("kv:\n  source: raw\n  target: \"[kv][pairs]\"\n") {
+        EXPECT(w.k, "{\"raw\":\"a=1 b=2\"}",
+               "{\"raw\":\"a=1 b=2\",\"kv\":{\"pairs\":{\"a\":\"1\",\"b\":\"2\"}}}");
+        /* The target is replaced by what was found... */
+        EXPECT(w.k, "{\"kv\":{\"pairs\":{\"old\":1},\"keep\":1},\"raw\":\"a=1\"}",
+               "{\"kv\":{\"pairs\":{\"a\":\"1\"},\"keep\":1},\"raw\":\"a=1\"}");
+        /* ...and left alone when nothing was. */
+        EXPECT(w.k, "{\"kv\":{\"pairs\":{\"old\":1}},\"raw\":\"none\"}",
+               "{\"kv\":{\"pairs\":{\"old\":1}},\"raw\":\"none\"}");
+    }
+    /* field with a dotted reference; "" target is the root. */
+    WITH("kv: {field: log.line, target: \"\"}\n") {
+        EXPECT(w.k, "{\"log\":{\"line\":\"k=v\"}}", "{\"log\":{\"line\":\"k=v\"},\"k\":\"v\"}");
+    }
+}
+
+TEST(test_default_keys)
+{
+    WITH("kv:\n  default_keys: {level: info, user: \"-\"}\n  target: t\n") {
+        EXPECT(w.k, "{\"message\":\"user=bob x=1\"}",
+               "{\"message\":\"user=bob x=1\",\"t\":{\"level\":\"info\",\"user\":\"bob\","
+               "\"x\":\"1\"}}");
+        EXPECT(w.k, "{\"message\":\"nothing\"}",
+               "{\"message\":\"nothing\",\"t\":{\"level\":\"info\",\"user\":\"-\"}}");
+    }
+}
+
+TEST(test_when_is_accepted)
+{
+    WITH("kv:\n  when: {field: a, equals: b}\n") {
+        CHECK_STR(errs(&w.cfg), "");
+    }
+}
+
+TEST(test_config_errors)
+{
+    struct sl_cfg cfg;
+    CHECK(load(&cfg, "kv:\n"
+                     "  field: a\n"
+                     "  source: b\n"
+                     "  target: \"x..y\"\n"
+                     "  field_split: \"\"\n"
+                     "  value_split: \"\xc3\xa9\"\n"
+                     "  trim_key: [a]\n"
+                     "  include_keys: {a: 1}\n"
+                     "  allow_duplicate_values: 2\n"
+                     "  include_brackets: maybe\n"
+                     "  whitespace: loose\n"
+                     "  default_keys: [a]\n"
+                     "  prefx: x\n") == NULL);
+    CHECK_STR(errs(&cfg),
+              "t.yml:3:11: pipeline.filters[2] (kv): options 'field' and 'source' name the same "
+              "thing; give one\n"
+              "t.yml:4:11: pipeline.filters[2] (kv): option 'target' is not a valid field "
+              "reference\n"
+              "t.yml:5:16: pipeline.filters[2] (kv): option 'field_split' must not be empty\n"
+              "t.yml:6:16: pipeline.filters[2] (kv): option 'value_split' must list ASCII "
+              "characters\n"
+              "t.yml:7:13: pipeline.filters[2] (kv): option 'trim_key' must be a string, got a "
+              "list\n"
+              "t.yml:8:17: pipeline.filters[2] (kv): option 'include_keys' must be a string or a "
+              "list of strings, got a map\n"
+              "t.yml:9:27: pipeline.filters[2] (kv): option 'allow_duplicate_values' must be "
+              "true or false, got '2'\n"
+              "t.yml:10:21: pipeline.filters[2] (kv): option 'include_brackets' must be true or "
+              "false, got 'maybe'\n"
+              "t.yml:11:15: pipeline.filters[2] (kv): option 'whitespace' must be one of "
+              "lenient, strict, got 'loose'\n"
+              "t.yml:12:17: pipeline.filters[2] (kv): option 'default_keys' must be a map of "
+              "key: value\n"
+              "t.yml:13:3: pipeline.filters[2] (kv): unknown option 'prefx'\n");
+    sl_cfg_free(&cfg);
+
+    CHECK(load(&cfg, "kv:\n  default_keys: {a: [1]}\n  source: \"[a\"\n") == NULL);
+    CHECK_STR(errs(&cfg),
+              "t.yml:3:11: pipeline.filters[2] (kv): option 'source' is not a valid field "
+              "reference\n"
+              "t.yml:2:21: pipeline.filters[2] (kv): option 'default_keys': value of 'a' must "
+              "be a string\n");
+    sl_cfg_free(&cfg);
+}
+
+TEST(test_free_null)
+{
+    P.free(NULL);
+}
+
+int main(void)
+{
+    RUN(test_descriptor);
+    RUN(test_defaults);
+    RUN(test_whitespace);
+    RUN(test_separators);
+    RUN(test_include_brackets_off);
+    RUN(test_trim_and_remove);
+    RUN(test_include_exclude_prefix);
+    RUN(test_allow_duplicate_values);
+    RUN(test_target_and_source);
+    RUN(test_default_keys);
+    RUN(test_when_is_accepted);
+    RUN(test_config_errors);
+    RUN(test_free_null);
+    return TEST_SUMMARY();
+}

@@ -1,0 +1,456 @@
+/*
+ * filter_mutate_test.c - the `mutate` filter driven in-process: every option,
+ * Logstash's conversions, gsub with back-references, nested references,
+ * templates, the fixed order of operations, failure tags, and config errors
+ * with their exact FILE:LINE:COL text.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sluice/json.h"
+#include "sluice/plugin.h"
+#include "test.h"
+
+extern const struct sl_plugin sl_plugin_filter_mutate;
+#define P sl_plugin_filter_mutate
+
+static const char *errs(struct sl_cfg *cfg)
+{
+    return cfg->errors.data ? sl_buf_cstr(&cfg->errors) : "";
+}
+
+/* Loads text (a map whose key "mutate" holds the options) and initialises the filter. */
+static void *load(struct sl_cfg *cfg, const char *text)
+{
+    struct sl_plugin_env env = {.id = "pipeline.filters[1] (mutate)"};
+    memset(cfg, 0, sizeof(*cfg));
+    if (sl_cfg_load_string(cfg, "t.yml", text, strlen(text)) != 0) {
+        return NULL;
+    }
+    return P.init(cfg, sl_cfg_get(cfg->root, "mutate"), &env);
+}
+
+/* Runs the filter on the event `in`; compares the event (compact JSON) and the result. */
+#define EXPECT_RC(inst, in, out, rc) expect_(inst, in, out, rc, __LINE__)
+#define EXPECT(inst, in, out) expect_(inst, in, out, SL_FILTER_KEEP, __LINE__)
+static void expect_(void *inst, const char *in, const char *out, int want_rc, int line)
+{
+    struct sl_value ev = {0};
+    struct sl_buf b;
+    char err[128];
+    if (sl_json_parse(in, strlen(in), &ev, NULL, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s:%d: bad test input: %s\n", __FILE__, line, err);
+        t_failed_checks++;
+        return;
+    }
+    int rc = P.filter(inst, &ev);
+    sl_buf_init(&b, 0);
+    sl_json_write(&b, &ev, NULL);
+    const char *got = sl_buf_cstr(&b);
+    if (strcmp(got, out) != 0 || rc != want_rc) {
+        fprintf(stderr, "%s:%d: got %s (rc %d)\n%*sexpected %s (rc %d)\n", __FILE__, line, got,
+                rc, (int)strlen(__FILE__) + 5, "", out, want_rc);
+        t_failed_checks++;
+    }
+    sl_buf_free(&b);
+    sl_value_clear(&ev);
+}
+
+/* One filter instance from yaml for the EXPECTs in a block: WITH(yaml) { ... w.k ... } */
+struct with {
+    struct sl_cfg cfg;  /* copied by value: nothing points at the struct itself */
+    void *k;
+};
+
+static struct with with_begin(const char *yaml, int line)
+{
+    struct with w;
+    w.k = load(&w.cfg, yaml);
+    if (!w.k) {
+        fprintf(stderr, "%s:%d: init failed: %s", __FILE__, line, errs(&w.cfg));
+        t_failed_checks++;
+        sl_cfg_free(&w.cfg);
+    }
+    return w;
+}
+
+static void with_end(struct with *w)
+{
+    P.free(w->k);
+    sl_cfg_free(&w->cfg);
+    w->k = NULL;
+}
+
+#define WITH(yaml) for (struct with w = with_begin(yaml, __LINE__); w.k; with_end(&w))
+
+TEST(test_descriptor)
+{
+    CHECK_STR(P.name, "mutate");
+    CHECK_INT(P.kind, SL_PLUGIN_FILTER);
+}
+
+TEST(test_empty)
+{
+    WITH("mutate:\n") {
+        EXPECT(w.k, "{\"a\":1}", "{\"a\":1}");
+    }
+    WITH("mutate:\n  rename: {}\n  gsub: []\n  lowercase: []\n  when: {field: a, equals: 1}\n") {
+        EXPECT(w.k, "{\"a\":1}", "{\"a\":1}");
+    }
+}
+
+TEST(test_rename)
+{
+    WITH("mutate:\n  rename:\n    a: b\n    \"[n][x]\": top\n    flat: \"[deep][er][y]\"\n"
+         "    missing: z\n    p: p.child\n") {
+        EXPECT(w.k, "{\"a\":1,\"n\":{\"x\":[1],\"k\":2},\"flat\":\"f\",\"b\":\"old\",\"p\":7}",
+               "{\"n\":{\"k\":2},\"b\":1,\"top\":[1],\"deep\":{\"er\":{\"y\":\"f\"}},"
+               "\"p\":{\"child\":7}}");
+        /* A null value is a value: it is moved too. */
+        EXPECT(w.k, "{\"a\":null}", "{\"b\":null}");
+    }
+    /* A parent can take its own child's value. */
+    WITH("mutate: {rename: {\"a.b\": a}}\n") {
+        EXPECT(w.k, "{\"a\":{\"b\":{\"c\":1},\"d\":2}}", "{\"a\":{\"c\":1}}");
+    }
+}
+
+TEST(test_update_replace)
+{
+    WITH("mutate:\n  update: {a: \"new %{b}\", \"[x][y]\": u}\n"
+         "  replace: {c: \"%{[n][m]}-%{missing}\", \"[r][s]\": 5}\n") {
+        EXPECT(w.k, "{\"a\":1,\"b\":\"B\",\"n\":{\"m\":[1,2]}}",
+               "{\"a\":\"new B\",\"b\":\"B\",\"n\":{\"m\":[1,2]},\"c\":\"1,2-%{missing}\","
+               "\"r\":{\"s\":\"5\"}}");
+        EXPECT(w.k, "{\"x\":{\"y\":null},\"c\":{\"o\":1}}",
+               "{\"x\":{\"y\":\"u\"},\"c\":\"%{[n][m]}-%{missing}\",\"r\":{\"s\":\"5\"}}");
+    }
+}
+
+TEST(test_convert_integer)
+{
+    WITH("mutate:\n  convert: {a: integer, b: integer, c: integer, d: integer, e: integer,\n"
+         "            f: integer, g: integer, h: integer, i: integer, j: integer}\n") {
+        EXPECT(w.k, "{\"a\":\"12.7\",\"b\":\" 1,234 \",\"c\":\"0x1A\",\"d\":\"1.5e3\","
+                    "\"e\":\"12abc\",\"f\":true,\"g\":-3.9,\"h\":7,\"i\":\"-0x10\",\"j\":false}",
+               "{\"a\":12,\"b\":1234,\"c\":26,\"d\":1500,\"e\":12,\"f\":1,\"g\":-3,\"h\":7,"
+               "\"i\":-16,\"j\":0}");
+        /* Text without a number is left as it was, and the event tagged. */
+        EXPECT_RC(w.k, "{\"a\":\"abc\",\"b\":\"\",\"c\":\"9223372036854775808\",\"d\":1e30}",
+                  "{\"a\":\"abc\",\"b\":\"\",\"c\":\"9223372036854775808\",\"d\":1e+30,"
+                  "\"tags\":[\"_mutate_error\"]}",
+                  SL_EINVAL);
+        /* Missing fields, nulls and objects are left alone, without a tag. */
+        EXPECT(w.k, "{\"a\":null,\"b\":{\"x\":\"1\"}}", "{\"a\":null,\"b\":{\"x\":\"1\"}}");
+    }
+    /* Arrays are converted item by item; nulls stay; one bad item tags the event. */
+    WITH("mutate: {convert: {\"[n][list]\": integer}}\n") {
+        EXPECT_RC(w.k, "{\"n\":{\"list\":[\"1\",\"2.5\",null,\"x\",3]}}",
+                  "{\"n\":{\"list\":[1,2,null,\"x\",3]},\"tags\":[\"_mutate_error\"]}", SL_EINVAL);
+    }
+}
+
+TEST(test_convert_float)
+{
+    WITH("mutate:\n  convert: {a: float, b: float, c: float, d: float, e: float, f: float,\n"
+         "            g: float}\n") {
+        EXPECT(w.k, "{\"a\":\"1.5\",\"b\":\"3\",\"c\":2,\"d\":true,\"e\":\"-2.5e-1\","
+                    "\"f\":\" 1,000.25\",\"g\":\"0x10\"}",
+               "{\"a\":1.5,\"b\":3.0,\"c\":2.0,\"d\":1.0,\"e\":-0.25,\"f\":1000.25,\"g\":16.0}");
+        EXPECT_RC(w.k, "{\"a\":\"1.\",\"b\":\"abc\",\"c\":\"1.5x\",\"d\":\"inf\",\"e\":[\"nan\"]}",
+                  "{\"a\":\"1.\",\"b\":\"abc\",\"c\":\"1.5x\",\"d\":\"inf\",\"e\":[\"nan\"],"
+                  "\"tags\":[\"_mutate_error\"]}",
+                  SL_EINVAL);
+    }
+}
+
+TEST(test_convert_boolean)
+{
+    WITH("mutate:\n  convert: {a: boolean, b: boolean, c: boolean, d: boolean, e: boolean,\n"
+         "            f: boolean, g: boolean, h: boolean, i: boolean, j: boolean}\n") {
+        EXPECT(w.k, "{\"a\":\"yes\",\"b\":\"T\",\"c\":\"1.0\",\"d\":1,\"e\":0,\"f\":\"\","
+                    "\"g\":\"No\",\"h\":1.0,\"i\":false,\"j\":[\"y\",\"FALSE\",\"0.0\"]}",
+               "{\"a\":true,\"b\":true,\"c\":true,\"d\":true,\"e\":false,\"f\":false,"
+               "\"g\":false,\"h\":true,\"i\":false,\"j\":[true,false,false]}");
+        /* Anything else passes through unchanged and untagged, as in Logstash. */
+        EXPECT(w.k, "{\"a\":\"maybe\",\"b\":2,\"c\":\"truth\"}",
+               "{\"a\":\"maybe\",\"b\":2,\"c\":\"truth\"}");
+    }
+}
+
+TEST(test_convert_string)
+{
+    WITH("mutate:\n  convert: {a: string, b: string, c: string, d: string, e: string,\n"
+         "            f: string, g: string, h: string, i: string}\n") {
+        EXPECT(w.k, "{\"a\":5,\"b\":1.5,\"c\":3.0,\"d\":1e20,\"e\":0.00001,\"f\":true,"
+                    "\"g\":[1,false,null,[2,3]],\"h\":\"s\",\"i\":{\"o\":1}}",
+               "{\"a\":\"5\",\"b\":\"1.5\",\"c\":\"3.0\",\"d\":\"1.0e+20\",\"e\":\"1.0e-05\","
+               "\"f\":\"true\",\"g\":[\"1\",\"false\",null,\"2,3\"],\"h\":\"s\",\"i\":{\"o\":1}}");
+        EXPECT(w.k, "{\"a\":-0.5,\"b\":123456789012345.6,\"c\":1e16,\"d\":0.0001,\"e\":-1e-7}",
+               "{\"a\":\"-0.5\",\"b\":\"123456789012345.6\",\"c\":\"1.0e+16\",\"d\":\"0.0001\","
+               "\"e\":\"-1.0e-07\"}");
+    }
+}
+
+TEST(test_gsub)
+{
+    WITH("mutate:\n  gsub:\n"
+         "    - a\n    - \"-\"\n    - \"_\"\n"
+         "    - \"[n][mail]\"\n    - '(\\w+)@(\\w+)'\n    - '\\2 at \\1 (\\0)'\n"
+         "    - b\n    - '(?<user>\\w+)=(?<v>\\d+)'\n    - '\\k<v>:\\k<user>\\\\'\n"
+         "    - c\n    - 'x*'\n    - '-'\n"
+         "    - list\n    - '^\\s+|\\s+$'\n    - ''\n"
+         "    - d\n    - '.'\n    - '<%{tag}\\&>'\n"
+         "    - a\n    - '_b'\n    - '\\9\\z'\n") {
+        EXPECT(w.k, "{\"a\":\"a-b-c\",\"n\":{\"mail\":\"bob@example, al@host\"},"
+                    "\"b\":\"x=1 y=22\",\"c\":\"abc\",\"list\":[\" p \",7,\"q \"],"
+                    "\"d\":\"\xc3\xa9t\",\"tag\":\"T\"}",
+               "{\"a\":\"a\\\\z_c\",\"n\":{\"mail\":\"example at bob (bob@example), host at al "
+               "(al@host)\"},\"b\":\"1:x\\\\ 22:y\\\\\",\"c\":\"-a-b-c-\",\"list\":[\"p\",7,\"q\"],"
+               "\"d\":\"<T\xc3\xa9><Tt>\",\"tag\":\"T\"}");
+        /* Not strings: left alone. */
+        EXPECT(w.k, "{\"a\":5,\"c\":{\"x\":\"abc\"}}", "{\"a\":5,\"c\":{\"x\":\"abc\"}}");
+    }
+    /* Ruby's ^ and $ are line anchors. */
+    WITH("mutate: {gsub: [m, '^', '> ']}\n") {
+        EXPECT(w.k, "{\"m\":\"one\\ntwo\"}", "{\"m\":\"> one\\n> two\"}");
+    }
+}
+
+TEST(test_case_and_strip)
+{
+    WITH("mutate:\n  uppercase: [a, \"[n][b]\"]\n  lowercase: c\n  strip: [d, e, f]\n") {
+        EXPECT(w.k, "{\"a\":\"Get \xc3\xa9t\xc3\xa9\",\"n\":{\"b\":[\"x\",1,\"y\"]},"
+                    "\"c\":\"MiXeD \xc3\x80\xce\xa3\",\"d\":\" \\t a b \\n\",\"e\":[\" x \",2],"
+                    "\"f\":3}",
+               "{\"a\":\"GET \xc3\x89T\xc3\x89\",\"n\":{\"b\":[\"X\",1,\"Y\"]},"
+               "\"c\":\"mixed \xc3\xa0\xcf\x83\",\"d\":\"a b\",\"e\":[\"x\",2],\"f\":3}");
+        EXPECT(w.k, "{\"a\":true,\"c\":null}", "{\"a\":true,\"c\":null}");
+    }
+}
+
+TEST(test_remove_fields)
+{
+    WITH("mutate:\n  remove_fields: [a, \"[n][x]\", \"[q][%{which}]\", missing, \"o.p.q\"]\n") {
+        EXPECT(w.k, "{\"a\":1,\"n\":{\"x\":1,\"y\":2},\"q\":{\"k\":1,\"j\":2},\"which\":\"k\","
+                    "\"o\":{\"p\":3}}",
+               "{\"n\":{\"y\":2},\"q\":{\"j\":2},\"which\":\"k\",\"o\":{\"p\":3}}");
+    }
+}
+
+TEST(test_split_join)
+{
+    WITH("mutate:\n  split: {a: \",\", b: \" \", c: \"::\", d: \",\", e: \",\"}\n"
+         "  join: {j: \"|\", k: \", \"}\n") {
+        EXPECT(w.k, "{\"a\":\",x,,y,,\",\"b\":\"  p  q\\tr \",\"c\":\"1::2::\",\"d\":\"\","
+                    "\"e\":5,\"j\":[\"a\",1,true,null,[\"x\",2.5],{\"o\":1}],\"k\":\"s\"}",
+               "{\"a\":[\"\",\"x\",\"\",\"y\"],\"b\":[\"p\",\"q\",\"r\"],\"c\":[\"1\",\"2\"],"
+               "\"d\":[],\"e\":5,\"j\":\"a|1|true||x|2.5|{\\\"o\\\":1}\",\"k\":\"s\"}");
+    }
+}
+
+TEST(test_add_fields)
+{
+    WITH("mutate:\n  add_fields:\n    greeting: \"hello %{[user][name]}\"\n"
+         "    \"[meta][tags]\": \"%{tags}\"\n    \"%{kind}_seen\": \"yes\"\n"
+         "    count: 5\n    day: \"%{+yyyy.MM.dd}\"\n    existing: new\n") {
+        EXPECT(w.k, "{\"@timestamp\":\"2026-11-27T06:00:00.123Z\",\"user\":{\"name\":\"ann\"},"
+                    "\"tags\":[\"a\",\"b\"],\"kind\":\"login\",\"existing\":{\"old\":1}}",
+               "{\"@timestamp\":\"2026-11-27T06:00:00.123Z\",\"user\":{\"name\":\"ann\"},"
+               "\"tags\":[\"a\",\"b\"],\"kind\":\"login\",\"existing\":\"new\","
+               "\"greeting\":\"hello ann\",\"meta\":{\"tags\":\"a,b\"},\"login_seen\":\"yes\","
+               "\"count\":\"5\",\"day\":\"2026.11.27\"}");
+    }
+}
+
+TEST(test_tags)
+{
+    WITH("mutate:\n  add_tag: [seen, \"from_%{src}\"]\n  remove_tag: [old, \"%{drop}\"]\n") {
+        EXPECT(w.k, "{\"src\":\"web\",\"drop\":\"x\",\"tags\":[\"old\",\"keep\",\"x\",\"old\"]}",
+               "{\"src\":\"web\",\"drop\":\"x\",\"tags\":[\"keep\",\"seen\",\"from_web\"]}");
+        EXPECT(w.k, "{}", "{\"tags\":[\"seen\",\"from_%{src}\"]}");
+    }
+}
+
+TEST(test_order)
+{
+    /* Written backwards; run as rename, update, replace, convert, gsub, uppercase,
+     * lowercase, strip, remove_fields, split, join, add_fields, add_tag, remove_tag. */
+    WITH("mutate:\n"
+         "  remove_tag: [t1]\n"
+         "  add_tag: [t1, t2]\n"
+         "  add_fields: {summary: \"%{n}|%{parts}|%{gone}|%{word}\"}\n"
+         "  join: {parts: \"+\"}\n"
+         "  split: {parts: \",\"}\n"
+         "  remove_fields: [gone]\n"
+         "  strip: [word]\n"
+         "  lowercase: [word]\n"
+         "  uppercase: [word]\n"
+         "  gsub: [n, '0', '9']\n"
+         "  convert: {n: string}\n"
+         "  replace: {word: \" MiX \"}\n"
+         "  update: {n: \"1%{n}\"}\n"
+         "  rename: {old: n}\n") {
+        EXPECT(w.k, "{\"old\":100,\"parts\":\"a,b\",\"gone\":1}",
+               "{\"parts\":\"a+b\",\"n\":\"1199\",\"word\":\"mix\","
+               "\"summary\":\"1199|a+b|%{gone}|mix\",\"tags\":[\"t2\"]}");
+    }
+}
+
+TEST(test_tag_on_failure)
+{
+    WITH("mutate:\n  convert: {a: integer}\n  tag_on_failure: [bad, worse]\n") {
+        EXPECT_RC(w.k, "{\"a\":\"x\",\"tags\":[\"bad\"]}",
+                  "{\"a\":\"x\",\"tags\":[\"bad\",\"worse\"]}", SL_EINVAL);
+    }
+    WITH("mutate:\n  convert: {a: float}\n  tag_on_failure: []\n") {
+        EXPECT_RC(w.k, "{\"a\":\"x\"}", "{\"a\":\"x\"}", SL_EINVAL);
+    }
+}
+
+TEST(test_config_errors)
+{
+    struct sl_cfg cfg;
+    CHECK(load(&cfg, "mutate:\n"
+                     "  rename: [a]\n"
+                     "  update: {\"a..b\": x, c: [1]}\n"
+                     "  replace: {d: \"%{unterminated\"}\n"
+                     "  convert: {e: int, \"[f\": float, g: ~}\n"
+                     "  gsub: [a, b]\n"
+                     "  uppercase: [\"x.\"]\n"
+                     "  lowercase: {a: 1}\n"
+                     "  strip: [\"[]\"]\n"
+                     "  remove_fields: [\"%{}\"]\n"
+                     "  split: {h: \"\"}\n"
+                     "  join: j\n"
+                     "  add_fields: {\"[k\": v}\n"
+                     "  add_tag: [[x]]\n"
+                     "  tag_on_failure: {a: b}\n"
+                     "  renam: {a: b}\n") == NULL);
+    CHECK_STR(errs(&cfg),
+              "t.yml:2:11: pipeline.filters[1] (mutate): option 'rename' must be a map, got a "
+              "list\n"
+              "t.yml:3:12: pipeline.filters[1] (mutate): option 'update': 'a..b' is not a valid "
+              "field reference\n"
+              "t.yml:3:26: pipeline.filters[1] (mutate): option 'update': value of 'c' must be "
+              "a string, got a list\n"
+              "t.yml:4:16: pipeline.filters[1] (mutate): option 'replace': '%{unterminated': "
+              "unterminated '%{' at offset 0\n"
+              "t.yml:5:16: pipeline.filters[1] (mutate): option 'convert': type of 'e' must be "
+              "one of integer, float, boolean, string, got 'int'\n"
+              "t.yml:5:21: pipeline.filters[1] (mutate): option 'convert': '[f' is not a valid "
+              "field reference\n"
+              "t.yml:5:37: pipeline.filters[1] (mutate): option 'convert': value of 'g' must be "
+              "a string, got nothing\n"
+              "t.yml:6:9: pipeline.filters[1] (mutate): option 'gsub' must be a list of field, "
+              "pattern, replacement triples, got 2 items\n"
+              "t.yml:7:15: pipeline.filters[1] (mutate): option 'uppercase': 'x.' is not a "
+              "valid field reference\n"
+              "t.yml:8:14: pipeline.filters[1] (mutate): option 'lowercase' must be a string or "
+              "a list of strings, got a map\n"
+              "t.yml:9:11: pipeline.filters[1] (mutate): option 'strip': '[]' is not a valid "
+              "field reference\n"
+              "t.yml:10:19: pipeline.filters[1] (mutate): option 'remove_fields': '%{}': empty "
+              "'%{}' at offset 0\n"
+              "t.yml:11:14: pipeline.filters[1] (mutate): option 'split': separator of 'h' must "
+              "not be empty\n"
+              "t.yml:12:9: pipeline.filters[1] (mutate): option 'join' must be a map, got a "
+              "string\n"
+              "t.yml:13:16: pipeline.filters[1] (mutate): option 'add_fields': '[k' is not a "
+              "valid field reference\n"
+              "t.yml:14:13: pipeline.filters[1] (mutate): option 'add_tag[0]' must be a string, "
+              "got a list\n"
+              "t.yml:15:19: pipeline.filters[1] (mutate): option 'tag_on_failure' must be a "
+              "string or a list of strings, got a map\n"
+              "t.yml:16:3: pipeline.filters[1] (mutate): unknown option 'renam'\n");
+    sl_cfg_free(&cfg);
+
+    /* gsub: item types, a bad field and a pattern Oniguruma refuses. */
+    CHECK(load(&cfg, "mutate:\n  gsub: [a, {x: 1}, c]\n") == NULL);
+    CHECK_STR(errs(&cfg), "t.yml:2:13: pipeline.filters[1] (mutate): option 'gsub': item 1 must "
+                          "be a string, got a map\n");
+    sl_cfg_free(&cfg);
+    CHECK(load(&cfg, "mutate:\n  gsub: [\"a.\", x, y, b, \"(x\", y, c, z, \"%{\"]\n") == NULL);
+    CHECK_STR(errs(&cfg),
+              "t.yml:2:10: pipeline.filters[1] (mutate): option 'gsub': 'a.' is not a valid "
+              "field reference\n"
+              "t.yml:2:25: pipeline.filters[1] (mutate): option 'gsub': pattern '(x' does not "
+              "compile: end pattern with unmatched parenthesis\n"
+              "t.yml:2:40: pipeline.filters[1] (mutate): option 'gsub': '%{': "
+              "unterminated '%{' at offset 0\n");
+    sl_cfg_free(&cfg);
+    CHECK(load(&cfg, "mutate: {gsub: x}\n") == NULL);
+    CHECK_STR(errs(&cfg), "t.yml:1:16: pipeline.filters[1] (mutate): option 'gsub' must be a "
+                          "list of field, pattern, replacement triples, got a string\n");
+    sl_cfg_free(&cfg);
+    CHECK(load(&cfg, "mutate: {rename: {a: \"b..\"}}\n") == NULL);
+    CHECK_STR(errs(&cfg), "t.yml:1:22: pipeline.filters[1] (mutate): option 'rename': 'b..' is "
+                          "not a valid field reference\n");
+    sl_cfg_free(&cfg);
+}
+
+TEST(test_gsub_backtracking_is_bounded)
+{
+    /* A catastrophic pattern gives up (value kept, event tagged) instead of stalling. */
+    WITH("mutate: {gsub: [m, '^(\\w+\\s?)*$', x]}\n") {
+        EXPECT_RC(w.k, "{\"m\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!\"}",
+                  "{\"m\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!\","
+                  "\"tags\":[\"_mutate_error\"]}",
+                  SL_EINVAL);
+    }
+}
+
+/* One instance, several threads at once: filter() keeps no state in the instance. */
+static void *hammer(void *inst)
+{
+    for (int i = 0; i < 300; i++) {
+        EXPECT(inst, "{\"m\":\" A-B-\xc3\x89 \",\"n\":\"7\"}",
+               "{\"m\":\"a_b_\xc3\xa9\",\"n\":7,\"k\":\"7/a_b_\xc3\xa9\"}");
+    }
+    return NULL;
+}
+
+TEST(test_threads)
+{
+    WITH("mutate:\n  gsub: [m, '(\\w)-', '\\1_']\n  lowercase: [m]\n  strip: [m]\n"
+         "  convert: {n: integer}\n  add_fields: {k: \"%{n}/%{m}\"}\n") {
+        pthread_t th[4];
+        for (int i = 0; i < 4; i++) {
+            pthread_create(&th[i], NULL, hammer, w.k);
+        }
+        for (int i = 0; i < 4; i++) {
+            pthread_join(th[i], NULL);
+        }
+    }
+}
+
+TEST(test_free_null)
+{
+    P.free(NULL);
+}
+
+int main(void)
+{
+    RUN(test_descriptor);
+    RUN(test_empty);
+    RUN(test_rename);
+    RUN(test_update_replace);
+    RUN(test_convert_integer);
+    RUN(test_convert_float);
+    RUN(test_convert_boolean);
+    RUN(test_convert_string);
+    RUN(test_gsub);
+    RUN(test_case_and_strip);
+    RUN(test_remove_fields);
+    RUN(test_split_join);
+    RUN(test_add_fields);
+    RUN(test_tags);
+    RUN(test_order);
+    RUN(test_tag_on_failure);
+    RUN(test_config_errors);
+    RUN(test_gsub_backtracking_is_bounded);
+    RUN(test_threads);
+    RUN(test_free_null);
+    return TEST_SUMMARY();
+}
