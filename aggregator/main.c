@@ -214,6 +214,7 @@ int main(int argc, char **argv)
     sl_cli_parse(argc, argv, PROGRAM, DEFAULT_CONFIG, &cli);
     a.config_path = cli.config;
     a.loop = sl_loop_new();
+    sl_raise_nofile();
     a.metrics = sl_metrics_new();
     if (!a.loop) {
         goto out;

@@ -243,6 +243,7 @@ static int parse_input(struct sl_cfg *cfg, struct sl_cfg_node *map, size_t idx,
                           &in->close_inactive_ms);
     rc |= sl_cfg_duration(cfg, map, where, "scan_frequency", 10000, 100, 3600000,
                           &in->scan_frequency_ms);
+    rc |= sl_cfg_int(cfg, map, where, "harvester_limit", 0, 0, 1000000, &in->harvester_limit);
     /* Filebeat spells the input type; only filestream-like tailing exists here. */
     char *type = NULL;
     rc |= sl_cfg_str(cfg, map, where, "type", "filestream", &type);

@@ -42,6 +42,7 @@ struct input_conf {
     uint64_t max_line_bytes;
     uint64_t close_inactive_ms;
     uint64_t scan_frequency_ms;
+    int64_t harvester_limit;    /* files open at once for this input; 0 = no limit */
     struct multiline_conf multiline;
 };
 

@@ -193,6 +193,7 @@ int main(int argc, char **argv)
         return 0;
     }
     s.exit_code = 1;
+    sl_raise_nofile();
     s.metrics = sl_metrics_new();
     if (registry_open(s.conf.registry_path, &s.reg) != 0) {
         goto out;

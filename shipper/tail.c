@@ -34,6 +34,9 @@ struct input {
     const struct input_conf *conf;
     struct event_tmpl tmpl;
     uint64_t next_scan;
+    size_t open;               /* harvesters of this input */
+    char **waiting;            /* paths held back by harvester_limit, FIFO */
+    size_t nwaiting;
 };
 
 struct harvester {
@@ -48,6 +51,7 @@ struct harvester {
     struct sl_buf buf;
     struct registry_entry *entry;
     bool skipping;             /* inside an over-long line, after its cut */
+    bool backlog;              /* complete lines wait in buf for room in the queue */
     bool ready;
     uint64_t last_data;        /* monotonic ms of the last byte read */
     /* multiline */
@@ -293,6 +297,7 @@ static void on_line(struct harvester *h, const char *line, size_t len, uint64_t 
 /* Splits buffered bytes into lines; keeps a trailing partial line. */
 static void split_lines(struct harvester *h)
 {
+    h->backlog = false;
     size_t max = (size_t)h->in->conf->max_line_bytes;
     char *p = h->buf.data;
     size_t n = h->buf.len;
@@ -307,6 +312,11 @@ static void split_lines(struct harvester *h)
             h->skipping = false;
             start = (size_t)(nl - p) + 1;
             continue;
+        }
+        if (!queue_has_room(h->t->q)) {
+            /* Backpressure: leave the rest in buf until ACKs free the queue. */
+            h->backlog = true;
+            break;
         }
         if (!nl) {
             if (n - start > max) {
@@ -362,6 +372,7 @@ static void harvester_close(struct harvester *h, bool gone)
         registry_touch(t->reg);
     }
     h->entry->refs--;
+    h->in->open--;
     sl_debug("closed %s%s", h->path, gone ? " (deleted)" : "");
     free(h->path);
     free(h->path_json);
@@ -438,10 +449,34 @@ static bool check_file(struct harvester *h)
     return true;
 }
 
+static void open_file(struct tail *t, struct input *in, const char *path, bool initial);
+static bool at_limit(const struct input *in);
+static bool excluded(const struct input *in, const char *path);
+
+/* Opens waiting files of in while it has free slots. */
+static void open_waiting(struct tail *t, struct input *in)
+{
+    while (in->nwaiting > 0 && !at_limit(in)) {
+        char *path = in->waiting[0];
+        memmove(in->waiting, in->waiting + 1, (in->nwaiting - 1) * sizeof(*in->waiting));
+        in->nwaiting--;
+        if (!excluded(in, path) && !find_by_path(t, path)) {
+            open_file(t, in, path, false);
+        }
+        free(path);
+    }
+}
+
 /* Reads one chunk. Returns bytes read (0 at EOF), or -1 when h was closed. */
 static ssize_t harvester_read(struct harvester *h)
 {
     struct tail *t = h->t;
+    if (h->backlog) {
+        size_t before = h->buf.len;
+        split_lines(h);
+        /* Report progress (or a still-blocked backlog) so h stays ready. */
+        return h->backlog ? 1 : (ssize_t)(before - h->buf.len) + 1;
+    }
     size_t want = CHUNK;
     if (sl_buf_reserve(&h->buf, want) != 0) {
         want = h->buf.max - h->buf.len;
@@ -456,7 +491,19 @@ static ssize_t harvester_read(struct harvester *h)
         return -1;
     }
     if (n == 0) {
-        return check_file(h) ? 0 : -1;
+        if (!check_file(h)) {
+            return -1;
+        }
+        if (h->in->nwaiting > 0 && h->buf.len == 0 && h->ml_lines == 0) {
+            /* harvester_limit: at EOF, hand the slot to a waiting file; this one
+             * is queued again by its next write (inotify) or the next scan. */
+            struct input *in = h->in;
+            struct tail *tt = h->t;
+            harvester_close(h, false);
+            open_waiting(tt, in);
+            return -1;
+        }
+        return 0;
     }
     h->buf.len += (size_t)n;
     h->last_data = sl_now_ms();
@@ -474,6 +521,9 @@ bool tail_pump(struct tail *t, size_t budget)
     if (t->rescan && !t->stopped) {
         t->rescan = false;
         scan_all(t, false);
+    }
+    for (size_t i = 0; i < t->ninputs && !t->stopped; i++) {
+        open_waiting(t, &t->inputs[i]);
     }
     while (!t->stopped && done < budget && queue_has_room(t->q)) {
         struct harvester *h = pop_ready(t);
@@ -543,8 +593,28 @@ static struct registry_entry *resume(struct tail *t, struct input *in, int fd,
     return e;
 }
 
+static bool at_limit(const struct input *in)
+{
+    return in->conf->harvester_limit > 0 && in->open >= (size_t)in->conf->harvester_limit;
+}
+
+static void wait_for_slot(struct input *in, const char *path)
+{
+    for (size_t i = 0; i < in->nwaiting; i++) {
+        if (strcmp(in->waiting[i], path) == 0) {
+            return;
+        }
+    }
+    in->waiting = sl_realloc(in->waiting, (in->nwaiting + 1) * sizeof(*in->waiting));
+    in->waiting[in->nwaiting++] = sl_strdup(path);
+}
+
 static void open_file(struct tail *t, struct input *in, const char *path, bool initial)
 {
+    if (at_limit(in)) {
+        wait_for_slot(in, path);
+        return;
+    }
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         if (errno != ENOENT) {
@@ -588,6 +658,7 @@ static void open_file(struct tail *t, struct input *in, const char *path, bool i
     update_fingerprint(h, (uint64_t)st.st_size);
     h->next = t->all;
     t->all = h;
+    in->open++;
     t->open_files++;
     sl_gauge_set(t->m_files_open, (double)t->open_files);
     sl_info("harvesting %s from offset %llu", path, (unsigned long long)offset);
@@ -776,6 +847,9 @@ static void close_inactive(struct tail *t)
             harvester_close(h, false);
         }
     }
+    for (size_t i = 0; i < t->ninputs; i++) {
+        open_waiting(t, &t->inputs[i]);
+    }
 }
 
 void tail_tick(struct tail *t)
@@ -880,6 +954,10 @@ void tail_free(struct tail *t)
     free(t->watches);
     for (size_t i = 0; i < t->ninputs; i++) {
         event_tmpl_free(&t->inputs[i].tmpl);
+        for (size_t j = 0; j < t->inputs[i].nwaiting; j++) {
+            free(t->inputs[i].waiting[j]);
+        }
+        free(t->inputs[i].waiting);
     }
     free(t->inputs);
     sl_timer_cancel(t->timer);
