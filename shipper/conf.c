@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "sluice/json.h"
+#include "sluice/tls.h"
 
 bool regex_list_match(const struct regex_list *l, const char *s, size_t len)
 {
@@ -294,6 +295,21 @@ static int parse_host(struct sl_cfg *cfg, struct sl_cfg_node *n, size_t idx,
     return 0;
 }
 
+struct sl_tls_ctx *shipper_tls_ctx(const struct ssl_conf *ssl, char *err, size_t errlen)
+{
+    struct sl_tls_opts o = {
+        .certificate_authorities = (const char *const *)ssl->cas,
+        .n_certificate_authorities = ssl->ncas,
+        .certificate = ssl->certificate[0] ? ssl->certificate : NULL,
+        .key = ssl->key[0] ? ssl->key : NULL,
+        .key_passphrase = ssl->key_passphrase[0] ? ssl->key_passphrase : NULL,
+        .verification_mode = (enum sl_tls_verify)ssl->verification_mode,
+        .supported_protocols = (const char *const *)ssl->protocols,
+        .n_supported_protocols = ssl->nprotocols,
+    };
+    return sl_tls_client_ctx(&o, err, errlen);
+}
+
 static int parse_ssl(struct sl_cfg *cfg, struct sl_cfg_node *map, struct ssl_conf *ssl)
 {
     struct sl_cfg_node *m = sl_cfg_get(map, "ssl");
@@ -301,18 +317,26 @@ static int parse_ssl(struct sl_cfg *cfg, struct sl_cfg_node *map, struct ssl_con
     if (!sl_cfg_is_map(cfg, m, w)) {
         return SL_EINVAL;
     }
-    static const char *const modes[] = {"full", "certificate", "none", NULL};
-    size_t n;
+    /* The same order as enum sl_tls_verify. */
+    static const char *const modes[] = {"full", "certificate", "none", "strict", NULL};
     int rc = 0;
     rc |= sl_cfg_bool(cfg, m, w, "enabled", false, &ssl->enabled);
-    rc |= sl_cfg_strlist(cfg, m, w, "certificate_authorities", &ssl->cas, &n);
+    rc |= sl_cfg_strlist(cfg, m, w, "certificate_authorities", &ssl->cas, &ssl->ncas);
     rc |= sl_cfg_str(cfg, m, w, "certificate", "", &ssl->certificate);
     rc |= sl_cfg_str(cfg, m, w, "key", "", &ssl->key);
+    rc |= sl_cfg_str(cfg, m, w, "key_passphrase", "", &ssl->key_passphrase);
     rc |= sl_cfg_enum(cfg, m, w, "verification_mode", modes, 0, &ssl->verification_mode);
+    rc |= sl_cfg_strlist(cfg, m, w, "supported_protocols", &ssl->protocols, &ssl->nprotocols);
     sl_cfg_check_unknown(cfg, m, w);
     if (rc == 0 && ssl->enabled) {
-        sl_cfg_error(cfg, sl_cfg_get(m, "enabled"), "%s: TLS is not supported yet", w);
-        rc = SL_EINVAL;
+        /* Load every file now: a bad path is a configuration error (and -t says so). */
+        char err[512];
+        struct sl_tls_ctx *ctx = shipper_tls_ctx(ssl, err, sizeof(err));
+        if (!ctx) {
+            sl_cfg_error(cfg, m, "%s: %s", w, err);
+            rc = SL_EINVAL;
+        }
+        sl_tls_ctx_free(ctx);
     }
     return rc ? SL_EINVAL : 0;
 }
@@ -476,6 +500,8 @@ void shipper_conf_free(struct shipper_conf *c)
     sl_cfg_strv_free(c->output.ssl.cas);
     free(c->output.ssl.certificate);
     free(c->output.ssl.key);
+    free(c->output.ssl.key_passphrase);
+    sl_cfg_strv_free(c->output.ssl.protocols);
     free(c->registry_path);
     free(c->metrics_listen);
     free(c->hostname);

@@ -55,10 +55,18 @@ struct host_conf {
 struct ssl_conf {
     bool enabled;
     char **cas;
+    size_t ncas;
     char *certificate;
     char *key;
-    int verification_mode;      /* 0 full, 1 certificate, 2 none */
+    char *key_passphrase;
+    int verification_mode;      /* enum sl_tls_verify: full, certificate, none, strict */
+    char **protocols;
+    size_t nprotocols;
 };
+
+struct sl_tls_ctx;
+/* The client TLS context for ssl (NULL with a message in err). */
+struct sl_tls_ctx *shipper_tls_ctx(const struct ssl_conf *ssl, char *err, size_t errlen);
 
 struct output_conf {
     struct host_conf *hosts;

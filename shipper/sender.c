@@ -12,6 +12,7 @@
 #include "sender.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -20,11 +21,12 @@
 #include "sluice/log.h"
 #include "sluice/lumberjack.h"
 #include "sluice/net.h"
+#include "sluice/tls.h"
 
 #define MAX_PIPELINE 16
 #define TICK_MS 100
 
-enum conn_state { C_DOWN, C_CONNECTING, C_UP };
+enum conn_state { C_DOWN, C_CONNECTING, C_HANDSHAKE, C_UP };
 
 struct inflight {
     struct batch *b;
@@ -38,6 +40,7 @@ struct conn {
     const struct host_conf *host;
     int fd;
     enum conn_state state;
+    struct sl_tls *tls;      /* NULL for plain TCP */
     struct sl_buf wbuf;
     size_t woff;
     unsigned char rbuf[4096];
@@ -60,6 +63,7 @@ struct sender {
     struct conn *conns;
     size_t n;
     struct sl_timer *tick;
+    struct sl_tls_ctx *tls;  /* NULL unless output.ssl.enabled */
     uint64_t last_ack_wall;
     struct sl_metric *m_sent;
     struct sl_metric *m_wire;
@@ -84,6 +88,8 @@ static void conn_fail(struct conn *c, const char *why)
     sl_warn("output %s: %s%s", c->host->addr, why,
             c->nfl ? "; unACKed events will be resent" : "");
     sl_counter_inc(c->m_errors);
+    sl_tls_free(c->tls);
+    c->tls = NULL;
     if (c->fd >= 0) {
         sl_loop_del_fd(s->loop, c->fd);
         close(c->fd);
@@ -108,13 +114,52 @@ static void conn_want(struct conn *c)
     if (c->state == C_CONNECTING || c->woff < c->wbuf.len) {
         ev |= SL_WRITE;
     }
+    if (c->tls) {
+        /* TLS may need the opposite direction to make progress (a handshake
+         * or renegotiation record): listen for what OpenSSL asked for. */
+        ev |= sl_tls_want(c->tls);
+    }
     sl_loop_mod_fd(c->s->loop, c->fd, ev);
+}
+
+static ssize_t conn_send_bytes(struct conn *c, const char *p, size_t n)
+{
+    if (c->tls) {
+        ssize_t w = sl_tls_write(c->tls, p, n);
+        if (w == SL_EAGAIN) {
+            errno = EAGAIN;
+            return -1;
+        }
+        if (w < 0) {
+            errno = EIO;
+            return -1;
+        }
+        return w;
+    }
+    return send(c->fd, p, n, MSG_NOSIGNAL);
+}
+
+static ssize_t conn_recv_bytes(struct conn *c, void *p, size_t n)
+{
+    if (c->tls) {
+        ssize_t r = sl_tls_read(c->tls, p, n);
+        if (r == SL_EAGAIN) {
+            errno = EAGAIN;
+            return -1;
+        }
+        if (r < 0) {
+            errno = r == SL_ECLOSED ? ECONNRESET : EIO;
+            return -1;
+        }
+        return r;
+    }
+    return recv(c->fd, p, n, 0);
 }
 
 static int conn_flush(struct conn *c)
 {
     while (c->woff < c->wbuf.len) {
-        ssize_t w = send(c->fd, c->wbuf.data + c->woff, c->wbuf.len - c->woff, MSG_NOSIGNAL);
+        ssize_t w = conn_send_bytes(c, c->wbuf.data + c->woff, c->wbuf.len - c->woff);
         if (w < 0) {
             if (errno == EINTR) {
                 continue;
@@ -217,7 +262,7 @@ static void handle_ack(struct conn *c, uint32_t seq)
 static void conn_read(struct conn *c)
 {
     for (;;) {
-        ssize_t r = recv(c->fd, c->rbuf + c->rlen, sizeof(c->rbuf) - c->rlen, 0);
+        ssize_t r = conn_recv_bytes(c, c->rbuf + c->rlen, sizeof(c->rbuf) - c->rlen);
         if (r == 0) {
             conn_fail(c, "connection closed by the aggregator");
             return;
@@ -255,6 +300,20 @@ static void conn_read(struct conn *c)
     }
 }
 
+static void conn_up(struct conn *c)
+{
+    c->state = C_UP;
+    sl_gauge_set(c->m_up, 1);
+    if (c->tls) {
+        sl_info("output: connected to %s (%s, %s)", c->host->addr, sl_tls_protocol(c->tls),
+                sl_tls_cipher(c->tls));
+    } else {
+        sl_info("output: connected to %s", c->host->addr);
+    }
+    conn_want(c);
+    sender_pump(c->s);
+}
+
 static void conn_io(struct sl_loop *loop, int fd, unsigned events, void *arg)
 {
     struct conn *c = arg;
@@ -265,14 +324,39 @@ static void conn_io(struct sl_loop *loop, int fd, unsigned events, void *arg)
             conn_fail(c, err ? strerror(err) : "connect failed");
             return;
         }
-        c->state = C_UP;
-        sl_gauge_set(c->m_up, 1);
-        sl_info("output: connected to %s", c->host->addr);
-        conn_want(c);
-        sender_pump(c->s);
+        if (c->s->tls) {
+            char host[256], msg[256];
+            int port;
+            sl_net_split(c->host->addr, host, sizeof(host), &port);
+            c->tls = sl_tls_new(c->s->tls, fd, host[0] ? host : NULL, msg, sizeof(msg));
+            if (!c->tls) {
+                conn_fail(c, msg);
+                return;
+            }
+            c->state = C_HANDSHAKE;
+        } else {
+            conn_up(c);
+            return;
+        }
+    }
+    if (c->state == C_HANDSHAKE) {
+        int rc = sl_tls_handshake(c->tls);
+        if (rc == SL_EAGAIN) {
+            conn_want(c);
+            return;
+        }
+        if (rc != 0) {
+            char why[512];
+            snprintf(why, sizeof(why), "TLS handshake failed: %s", sl_tls_error(c->tls));
+            conn_fail(c, why);
+            return;
+        }
+        conn_up(c);
         return;
     }
-    if (events & SL_READ) {
+    if (events & (SL_READ | SL_WRITE)) {
+        /* With TLS a write may be waiting for a read and the other way round,
+         * so either readiness tries both directions. */
         conn_read(c);
         if (c->state != C_UP) {
             return;
@@ -309,6 +393,7 @@ static void on_tick(struct sl_loop *loop, void *arg)
             }
             break;
         case C_CONNECTING:
+        case C_HANDSHAKE:
             if (now - c->since > s->conf->timeout_ms) {
                 conn_fail(c, "connect timed out");
             }
@@ -332,6 +417,13 @@ struct sender *sender_new(struct sl_loop *loop, const struct output_conf *conf, 
     s->q = q;
     s->n = conf->nhosts;
     s->conns = sl_calloc(s->n, sizeof(*s->conns));
+    if (conf->ssl.enabled) {
+        char err[512];
+        s->tls = shipper_tls_ctx(&conf->ssl, err, sizeof(err));
+        if (!s->tls) {
+            sl_error("output.ssl: %s", err);
+        }
+    }
     s->m_sent = sl_metrics_counter(metrics, "sluice_shipper_events_sent_total",
                                    "Events sent in windows (resends included).", NULL);
     s->m_wire = sl_metrics_counter(metrics, "sluice_shipper_wire_bytes_total",
@@ -366,6 +458,7 @@ void sender_free(struct sender *s)
     }
     for (size_t i = 0; i < s->n; i++) {
         struct conn *c = &s->conns[i];
+        sl_tls_free(c->tls);
         if (c->fd >= 0) {
             sl_loop_del_fd(s->loop, c->fd);
             close(c->fd);
@@ -376,6 +469,7 @@ void sender_free(struct sender *s)
         sl_buf_free(&c->wbuf);
     }
     sl_timer_cancel(s->tick);
+    sl_tls_ctx_free(s->tls);
     free(s->conns);
     free(s);
 }

@@ -12,6 +12,8 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -89,6 +91,9 @@ func runServer(args []string) error {
 	maxWindow := fs.Uint("max-window", 10000, "go-lumber MaxWindowSize: max events per W frame (0 = no limit)")
 	raw := fs.Bool("raw", false, "write each event's JSON as received (compacted, key order kept) instead of decoding and re-encoding it")
 	quiet := fs.Bool("quiet", false, "silence go-lumber's internal log on stderr")
+	tlsCert := fs.String("tls-cert", "", "serve TLS with this PEM certificate (needs -tls-key)")
+	tlsKey := fs.String("tls-key", "", "PEM key of -tls-cert")
+	tlsCA := fs.String("tls-client-ca", "", "require client certificates signed by this PEM CA (mutual TLS)")
 	_ = fs.Parse(args)
 	if *out == "" {
 		return errors.New("-out FILE is required")
@@ -138,6 +143,29 @@ func runServer(args []string) error {
 	l, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return err
+	}
+	if *tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(*tlsCert, *tlsKey)
+		if err != nil {
+			l.Close()
+			return err
+		}
+		cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		if *tlsCA != "" {
+			pem, err := os.ReadFile(*tlsCA)
+			if err != nil {
+				l.Close()
+				return err
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				l.Close()
+				return errors.New("no certificate in -tls-client-ca")
+			}
+			cfg.ClientCAs = pool
+			cfg.ClientAuth = tls.RequireAndVerifyClientCert
+		}
+		l = tls.NewListener(l, cfg)
 	}
 
 	// Own channel: go-lumber never closes a caller-provided channel, which
