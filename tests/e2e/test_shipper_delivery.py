@@ -1,0 +1,164 @@
+"""Delivery across several aggregators: load balancing by weight, failover
+when one dies mid-stream, backup hosts used only while every primary is down,
+and pipelined windows. The union of what the aggregators wrote must hold every
+line; duplicates are allowed only for windows in flight on a killed connection."""
+
+import os
+
+from conftest import AGGREGATOR, SHIPPER, free_port, metrics_of, read_ndjson, wait_for, wait_port
+from conftest import write_config
+from stack import append_lines
+
+
+class Aggregator:
+    def __init__(self, procs, tmp_path, name):
+        self.port, self.mport = free_port(), free_port()
+        self.out = tmp_path / f"{name}.ndjson"
+        self.cfg = write_config(tmp_path / f"{name}.yml", f"""
+input: {{listen: "127.0.0.1:{self.port}"}}
+outputs: [{{file: {{path: "{self.out}"}}}}]
+metrics: {{listen: "127.0.0.1:{self.mport}"}}
+""")
+        self.procs, self.log = procs, str(tmp_path / f"{name}.log")
+        self.proc = None
+
+    def start(self):
+        self.proc = self.procs([AGGREGATOR, "-c", str(self.cfg)], self.log)
+        wait_port(self.port, self.proc)
+        return self
+
+    def events(self):
+        return read_ndjson(self.out)
+
+
+def start_shipper(procs, tmp_path, hosts_yaml, extra=""):
+    logs = tmp_path / "logs"
+    logs.mkdir(exist_ok=True)
+    mport = free_port()
+    cfg = write_config(tmp_path / "shipper.yml", f"""
+inputs:
+  - paths: ["{logs}/*.log"]
+    start_position: beginning
+output:
+  hosts: {hosts_yaml}
+  bulk_max_events: 100
+  flush_interval: 50ms
+  timeout: 5s
+  backoff: {{init: 100ms, max: 500ms}}
+{extra}
+registry: {{path: "{tmp_path}/registry", flush: 100ms}}
+metrics: {{listen: "127.0.0.1:{mport}"}}
+""")
+    p = procs([SHIPPER, "-c", str(cfg)], str(tmp_path / "shipper.log"))
+    wait_port(mport, p)
+    return p, mport, logs
+
+
+def union(aggs):
+    got = []
+    for a in aggs:
+        got += [e["message"] for e in a.events()]
+    return got
+
+
+def test_loadbalance_by_weight_and_failover_when_one_dies(tmp_path, procs):
+    aggs = [Aggregator(procs, tmp_path, f"agg{i}").start() for i in range(3)]
+    hosts = ("[" + ", ".join(f'{{host: "127.0.0.1:{a.port}", weight: {w}}}'
+                             for a, w in zip(aggs, (1, 1, 2))) + "]")
+    ship, mport, logs = start_shipper(procs, tmp_path, hosts)
+    n1 = 4000
+    append_lines(logs / "app.log", [f"first {i}" for i in range(n1)])
+    wait_for(lambda: len(set(union(aggs))) >= n1, what="first part everywhere")
+    counts = [len(a.events()) for a in aggs]
+    assert all(c > 0 for c in counts), counts
+    # weight 2 gets about twice the share of weight 1
+    assert counts[2] > counts[0] and counts[2] > counts[1], counts
+    aggs[1].proc.kill9()
+    n2 = 4000
+    append_lines(logs / "app.log", [f"second {i}" for i in range(n2)])
+    want = {f"first {i}" for i in range(n1)} | {f"second {i}" for i in range(n2)}
+    wait_for(lambda: want <= set(union(aggs)), what="every line after the kill")
+    assert len(aggs[1].events()) == counts[1]  # nothing reached the dead one
+    m = metrics_of(mport)
+    assert m[f'sluice_shipper_connection_errors_total{{host="127.0.0.1:{aggs[1].port}"}}'] >= 1
+    assert m[f'sluice_shipper_connection_up{{host="127.0.0.1:{aggs[1].port}"}}'] == 0
+    wait_for(lambda: metrics_of(mport)["sluice_shipper_events_acked_total"] == n1 + n2,
+             what="every event ACKed once")
+    got = union(aggs)
+    assert len(got) - len(set(got)) <= 2 * 100  # at most the windows in flight on the dead one
+
+
+def test_backup_host_only_while_every_primary_is_down(tmp_path, procs):
+    primary, backup = Aggregator(procs, tmp_path, "primary"), Aggregator(procs, tmp_path, "backup")
+    primary.start()
+    backup.start()
+    hosts = (f'[{{host: "127.0.0.1:{primary.port}"}}, '
+             f'{{host: "127.0.0.1:{backup.port}", backup: true}}]')
+    ship, mport, logs = start_shipper(procs, tmp_path, hosts)
+    append_lines(logs / "app.log", [f"a {i}" for i in range(500)])
+    wait_for(lambda: len(primary.events()) == 500, what="primary gets everything")
+    assert backup.events() == []
+    assert primary.proc.stop() == 0
+    append_lines(logs / "app.log", [f"b {i}" for i in range(300)])
+    wait_for(lambda: {f"b {i}" for i in range(300)} <= set(union([backup])),
+             what="backup takes over")
+    primary.start()
+    wait_for(lambda: metrics_of(mport).get(
+        f'sluice_shipper_connection_up{{host="127.0.0.1:{primary.port}"}}') == 1,
+        what="primary back")
+    before = len(backup.events())
+    append_lines(logs / "app.log", [f"c {i}" for i in range(200)])
+    wait_for(lambda: {f"c {i}" for i in range(200)} <= set(union([primary])),
+             what="primary again")
+    assert len(backup.events()) == before
+
+
+def test_failover_mode_sends_to_the_first_live_host(tmp_path, procs):
+    a, b = Aggregator(procs, tmp_path, "a").start(), Aggregator(procs, tmp_path, "b").start()
+    hosts = f'["127.0.0.1:{a.port}", "127.0.0.1:{b.port}"]'
+    ship, mport, logs = start_shipper(procs, tmp_path, hosts, extra="  loadbalance: false")
+    append_lines(logs / "app.log", [f"x {i}" for i in range(300)])
+    wait_for(lambda: len(a.events()) == 300, what="all on the first host")
+    assert b.events() == []
+    assert a.proc.stop() == 0
+    append_lines(logs / "app.log", [f"y {i}" for i in range(100)])
+    wait_for(lambda: len(b.events()) == 100, what="all on the second host")
+
+
+def test_ack_timeout_reconnects_and_resends(tmp_path, procs):
+    """A server that never ACKs: after `timeout` the shipper reconnects elsewhere."""
+    import socket
+    import threading
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(4)
+    held = []
+    stop = threading.Event()
+
+    def accept():
+        silent.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                c, _ = silent.accept()
+                held.append(c)  # read nothing, ACK nothing
+            except OSError:
+                pass
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    good = Aggregator(procs, tmp_path, "good")
+    hosts = (f'[{{host: "127.0.0.1:{silent.getsockname()[1]}"}}, '
+             f'{{host: "127.0.0.1:{good.port}", backup: true}}]')
+    try:
+        ship, mport, logs = start_shipper(procs, tmp_path, hosts, extra="  loadbalance: false")
+        append_lines(logs / "app.log", [f"t {i}" for i in range(50)])
+        wait_for(lambda: metrics_of(mport)["sluice_shipper_events_sent_total"] >= 50,
+                 what="sent to the silent host")
+        # silent host is "up": backups stay unused until it times out and goes down
+        good.start()
+        wait_for(lambda: len(good.events()) == 50, timeout=60, what="resent to the backup")
+        assert "no ACK within the timeout" in ship.logtext()
+    finally:
+        stop.set()
+        for c in held:
+            c.close()
+        silent.close()
