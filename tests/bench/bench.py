@@ -5,8 +5,9 @@ Ships a generated corpus of Apache combined lines (~200 bytes each) from the
 start of the file through sluice-shipper into sluice-aggregator (file output to
 /dev/null), once per compression, and reports lines/s, MB/s, CPU seconds per
 million lines and peak RSS of each daemon. Peers (rsyslog imfile, syslog-ng
-file source) move the same file to a local TCP sink in the same run, when
-they are installed, so the figures come with ratios.
+file source) move the same file to a local TCP sink in the same run, so the
+figures come with ratios: peers.py fetches their Debian packages once into
+.cache/peers (unpacked, never installed) and runs them from there.
 """
 
 import argparse
@@ -19,9 +20,10 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
+
+from peers import describe, run_peer
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.environ.get("SLUICE_BUILD", os.path.join(ROOT, "build"))
@@ -84,23 +86,40 @@ def wait(cond, timeout, what):
     raise RuntimeError(f"timed out waiting for {what}")
 
 
-def run_sluice(path, lines, compression, workdir):
+def ljsink():
+    """Builds (once) and starts the minimal Lumberjack sink; returns (proc, port)."""
+    exe = os.path.join(BUILD, "ljsink")
+    src = os.path.join(ROOT, "tests", "bench", "ljsink.c")
+    if not os.path.exists(exe) or os.path.getmtime(exe) < os.path.getmtime(src):
+        subprocess.run(["cc", "-O2", "-o", exe, src], check=True)
+    p = subprocess.Popen([exe, "0"], stdout=subprocess.PIPE, text=True)
+    port = int(p.stdout.readline().split()[1])
+    return p, port
+
+
+def run_sluice(path, lines, compression, workdir, target):
+    """Ships the corpus into the aggregator (file output to /dev/null) or the sink."""
     lj, am, sm = free_port(), free_port(), free_port()
-    agg_cfg = os.path.join(workdir, f"agg-{compression}.yml")
-    ship_cfg = os.path.join(workdir, f"ship-{compression}.yml")
+    tag = f"{target}-{compression}"
+    agg_cfg = os.path.join(workdir, f"agg-{tag}.yml")
+    ship_cfg = os.path.join(workdir, f"ship-{tag}.yml")
     with open(agg_cfg, "w") as f:
         f.write(f'input: {{listen: "127.0.0.1:{lj}"}}\noutputs:\n  - file: {{path: /dev/null}}\n'
                 f'metrics: {{listen: "127.0.0.1:{am}"}}\n')
-    reg = os.path.join(workdir, f"reg-{compression}")
+    log = open(os.path.join(workdir, f"{tag}.log"), "wb")
+    if target == "sink":
+        agg, lj = ljsink()
+    else:
+        agg = subprocess.Popen([os.path.join(BUILD, "sluice-aggregator"), "-c", agg_cfg],
+                               stderr=log)
+    reg = os.path.join(workdir, f"reg-{tag}")
     with open(ship_cfg, "w") as f:
         f.write(f'inputs:\n  - paths: ["{path}"]\n    start_position: beginning\n'
                 f'output:\n  hosts: ["127.0.0.1:{lj}"]\n  compression: {compression}\n'
                 f'queue: {{max_events: 8192}}\n'
                 f'registry: {{path: "{reg}"}}\nmetrics: {{listen: "127.0.0.1:{sm}"}}\n')
-    log = open(os.path.join(workdir, f"{compression}.log"), "wb")
-    agg = subprocess.Popen([os.path.join(BUILD, "sluice-aggregator"), "-c", agg_cfg], stderr=log)
     try:
-        wait(lambda: socket.socket().connect_ex(("127.0.0.1", lj)) == 0, 30, "aggregator")
+        wait(lambda: socket.socket().connect_ex(("127.0.0.1", lj)) == 0, 30, "receiver")
         t0 = time.monotonic()
         ship = subprocess.Popen([os.path.join(BUILD, "sluice-shipper"), "-c", ship_cfg], stderr=log)
         try:
@@ -121,80 +140,6 @@ def run_sluice(path, lines, compression, workdir):
     return dict(seconds=dt, ship_cpu=scpu, ship_rss=srss, agg_cpu=acpu, agg_rss=arss, wire=wire)
 
 
-class Sink:
-    """A TCP server counting newline-terminated records, for the peers."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.lines = 0
-        self.lock = threading.Lock()
-        threading.Thread(target=self.accept, daemon=True).start()
-
-    def accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self.read, args=(c,), daemon=True).start()
-
-    def read(self, c):
-        while True:
-            b = c.recv(1 << 20)
-            if not b:
-                return
-            with self.lock:
-                self.lines += b.count(b"\n")
-
-
-def run_peer(name, path, lines, workdir):
-    sink = Sink()
-    if name == "rsyslog":
-        exe = shutil.which("rsyslogd")
-        conf = os.path.join(workdir, "rsyslog.conf")
-        with open(conf, "w") as f:
-            f.write(f'global(workDirectory="{workdir}")\n'
-                    'module(load="imfile" mode="inotify")\n'
-                    f'input(type="imfile" File="{path}" Tag="bench" freshStartTail="off")\n'
-                    f'action(type="omfwd" target="127.0.0.1" port="{sink.port}" protocol="tcp" '
-                    'template="RSYSLOG_FileFormat")\n')
-        argv = [exe, "-n", "-f", conf, "-i", os.path.join(workdir, "rsyslog.pid")]
-    else:
-        exe = shutil.which("syslog-ng")
-        conf = os.path.join(workdir, "syslog-ng.conf")
-        with open(conf, "w") as f:
-            f.write('@version: 3.38\n@include "scl.conf"\n'
-                    f'source s {{ file("{path}" flags(no-parse) follow-freq(1) log-fetch-limit(1000)); }};\n'
-                    f'destination d {{ network("127.0.0.1" port({sink.port}) transport("tcp")); }};\n'
-                    'log { source(s); destination(d); };\n')
-        argv = [exe, "-F", "-f", conf, "-R", os.path.join(workdir, "syslog-ng.persist"),
-                "-c", os.path.join(workdir, "syslog-ng.ctl"), "-p", os.path.join(workdir, "syslog-ng.pid")]
-    if not exe:
-        return None
-    log = open(os.path.join(workdir, f"{name}.log"), "wb")
-    t0 = time.monotonic()
-    p = subprocess.Popen(argv, stdout=log, stderr=log)
-    try:
-        wait(lambda: sink.lines >= lines or p.poll() is not None, 900, f"{name} to deliver")
-        if p.poll() is not None:
-            return None
-        dt = time.monotonic() - t0
-        cpu, rss = proc_stat(p.pid)
-    finally:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        log.close()
-    return dict(seconds=dt, cpu=cpu, rss=rss)
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--lines", type=int, default=int(os.environ.get("BENCH_LINES", "1000000")))
@@ -209,30 +154,42 @@ def main():
     results = {}
     print(f"{'pipeline':28} {'lines/s':>12} {'MB/s':>8} {'shipper cpu s/M':>16} "
           f"{'shipper RSS MB':>15} {'aggr cpu s/M':>13} {'aggr RSS MB':>12} {'wire MB':>8}")
-    for comp in ("zstd", "zlib", "none"):
-        r = run_sluice(path, args.lines, comp, work)
-        results[comp] = r
+    runs = [("sink", c) for c in ("zstd", "zlib", "none")] + [("aggregator", "zstd")]
+    for target, comp in runs:
+        r = run_sluice(path, args.lines, comp, work, target)
+        results[(target, comp)] = r
         m = args.lines / 1e6
-        print(f"{'sluice ' + comp:28} {args.lines / r['seconds']:12,.0f} {size / r['seconds'] / 1e6:8.1f} "
-              f"{r['ship_cpu'] / m:16.2f} {r['ship_rss'] / 1e6:15.1f} {r['agg_cpu'] / m:13.2f} "
-              f"{r['agg_rss'] / 1e6:12.1f} {r['wire'] / 1e6:8.1f}")
+        name = f"shipper {comp} -> {'ljsink' if target == 'sink' else 'aggregator'}"
+        recv = "" if target == "sink" else f"{r['agg_cpu'] / m:13.2f} {r['agg_rss'] / 1e6:12.1f}"
+        print(f"{name:28} {args.lines / r['seconds']:12,.0f} {size / r['seconds'] / 1e6:8.1f} "
+              f"{r['ship_cpu'] / m:16.2f} {r['ship_rss'] / 1e6:15.1f} "
+              f"{recv or ' ' * 26} {r['wire'] / 1e6:8.1f}")
     best_peer = None
+    keep = False
+    notes = []
     if not args.no_peers:
         for name in ("rsyslog", "syslog-ng"):
             r = run_peer(name, path, args.lines, work)
             if r is None:
-                print(f"{name + ' -> tcp sink':28} (not installed or failed; see {work})")
+                print(f"{name + ' -> tcp sink':28} (unavailable or failed; see {work}/{name})")
+                keep = True
                 continue
             m = args.lines / 1e6
             print(f"{name + ' -> tcp sink':28} {args.lines / r['seconds']:12,.0f} "
                   f"{size / r['seconds'] / 1e6:8.1f} {r['cpu'] / m:16.2f} {r['rss'] / 1e6:15.1f}")
+            notes.append(describe(r["version"], r, args.lines))
             rate = args.lines / r["seconds"]
             if best_peer is None or rate > best_peer[1]:
                 best_peer = (name, rate)
+        for n in notes:
+            print("  " + n)
     if best_peer:
-        rate = args.lines / results["zstd"]["seconds"]
-        print(f"\nratio sluice zstd / best peer ({best_peer[0]}): {rate / best_peer[1]:.2f}x lines/s")
-    shutil.rmtree(work, ignore_errors=True)
+        for key in (("sink", "zstd"), ("aggregator", "zstd")):
+            rate = args.lines / results[key]["seconds"]
+            print(f"ratio shipper zstd -> {key[0]} / best peer ({best_peer[0]}): "
+                  f"{rate / best_peer[1]:.2f}x lines/s")
+    if not keep:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
