@@ -7,7 +7,7 @@ PREFIX      ?= /usr/local
 DESTDIR     ?=
 CC          ?= cc
 PKGS        := yaml-0.1 libcurl rdkafka libzstd oniguruma zlib openssl
-PLUGINS     := out_file out_stdout filter_date filter_mutate filter_json filter_kv filter_drop
+PLUGINS     := out_file out_stdout filter_date filter_mutate filter_json filter_kv filter_drop filter_grok
 
 ifeq ($(SANITIZE),1)
 BUILD       := build/asan
@@ -36,7 +36,7 @@ FUZZ_SRC    := $(wildcard tests/fuzz/*_fuzz.c)
 
 LIB_OBJ     := $(LIB_SRC:%.c=$(OBJ)/%.o)
 SHIP_OBJ    := $(SHIP_SRC:%.c=$(OBJ)/%.o)
-AGG_OBJ     := $(AGG_SRC:%.c=$(OBJ)/%.o) $(OBJ)/gen/plugins.o
+AGG_OBJ     := $(AGG_SRC:%.c=$(OBJ)/%.o) $(OBJ)/gen/plugins.o $(OBJ)/gen/grok_patterns.o
 # Unit tests may link the daemons' modules too (everything but their main.c).
 SHIP_MOD    := $(filter-out $(OBJ)/shipper/main.o,$(SHIP_OBJ))
 AGG_MOD     := $(filter-out $(OBJ)/aggregator/main.o,$(AGG_OBJ))
@@ -69,6 +69,16 @@ $(OBJ)/gen/plugins.c: Makefile
 	   echo 'const struct sl_plugin *const sl_plugins[] = {'; \
 	   $(foreach p,$(PLUGINS),echo '    &sl_plugin_$(p),';) \
 	   echo '    0,'; echo '};'; } > $@
+
+# The grok pattern library is compiled into the binary: no install path to find.
+$(OBJ)/gen/grok_patterns.c: scripts/embed-patterns $(wildcard config/patterns/*)
+	@mkdir -p $(dir $@)
+	scripts/embed-patterns config/patterns > $@
+
+$(OBJ)/gen/grok_patterns.o: $(OBJ)/gen/grok_patterns.c
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/plugin/filter_grok_test: $(OBJ)/gen/grok_patterns.o
 
 $(OBJ)/gen/plugins.o: $(OBJ)/gen/plugins.c
 	$(CC) $(CFLAGS) -Iaggregator -c -o $@ $<

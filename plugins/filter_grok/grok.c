@@ -1,0 +1,711 @@
+/*
+ * grok.c - the grok engine: pattern dictionary, %{} expansion into one
+ * Oniguruma regex, and matching within a retry (and, where Oniguruma has
+ * one, time) budget. Events and configuration are filter_grok.c's business.
+ *
+ * Expansion is a small scanner over the regex text rather than a textual
+ * substitution, because it must know where it is: a "%{" or "(?<" inside a
+ * character class or after a backslash is not ours to rewrite, and a
+ * look-behind "(?<=" is not a named group.
+ */
+#include "grok.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sluice/buf.h"
+#include "sluice/value.h"
+
+/* ---- the dictionary ---------------------------------------------------- */
+
+struct grok_def {
+    char *name;
+    char *regex;
+    char *origin;
+    int line;
+};
+
+struct sl_grok_lib {
+    struct grok_def *defs;
+    size_t n, cap;
+};
+
+static pthread_once_t onig_once = PTHREAD_ONCE_INIT;
+
+static void onig_setup(void)
+{
+    OnigEncoding enc = ONIG_ENCODING_UTF8;
+    onig_initialize(&enc, 1);
+}
+
+static bool is_name_char(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+           c == '_';
+}
+
+static bool valid_name(const char *s, size_t len)
+{
+    if (len == 0) {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (!is_name_char(s[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+struct sl_grok_lib *sl_grok_lib_new(void)
+{
+    return sl_calloc(1, sizeof(struct sl_grok_lib));
+}
+
+void sl_grok_lib_free(struct sl_grok_lib *lib)
+{
+    if (!lib) {
+        return;
+    }
+    for (size_t i = 0; i < lib->n; i++) {
+        free(lib->defs[i].name);
+        free(lib->defs[i].regex);
+        free(lib->defs[i].origin);
+    }
+    free(lib->defs);
+    free(lib);
+}
+
+static struct grok_def *lib_find(const struct sl_grok_lib *lib, const char *name, size_t len)
+{
+    for (size_t i = 0; i < lib->n; i++) {
+        if (strncmp(lib->defs[i].name, name, len) == 0 && lib->defs[i].name[len] == '\0') {
+            return &lib->defs[i];
+        }
+    }
+    return NULL;
+}
+
+static void lib_put(struct sl_grok_lib *lib, const char *name, size_t nlen, const char *regex,
+                    size_t rlen, const char *origin, int line)
+{
+    struct grok_def *d = lib_find(lib, name, nlen);
+    if (d) {
+        free(d->regex);
+        free(d->origin);
+    } else {
+        if (lib->n == lib->cap) {
+            lib->cap = lib->cap ? lib->cap * 2 : 64;
+            lib->defs = sl_realloc(lib->defs, lib->cap * sizeof(*lib->defs));
+        }
+        d = &lib->defs[lib->n++];
+        d->name = sl_strndup(name, nlen);
+    }
+    d->regex = sl_strndup(regex, rlen);
+    d->origin = sl_strdup(origin ? origin : "?");
+    d->line = line;
+}
+
+int sl_grok_lib_add(struct sl_grok_lib *lib, const char *name, const char *regex,
+                    const char *origin, int line)
+{
+    if (!name || !regex || !valid_name(name, strlen(name))) {
+        return SL_EINVAL;
+    }
+    lib_put(lib, name, strlen(name), regex, strlen(regex), origin, line);
+    return 0;
+}
+
+const char *sl_grok_lib_get(const struct sl_grok_lib *lib, const char *name)
+{
+    const struct grok_def *d = lib_find(lib, name, strlen(name));
+    return d ? d->regex : NULL;
+}
+
+int sl_grok_lib_add_text(struct sl_grok_lib *lib, const char *origin, const char *text,
+                         size_t len, char *err, size_t errlen)
+{
+    const char *p = text, *end = text + len;
+    for (int line = 1; p < end; line++) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        const char *next = eol ? eol + 1 : end;
+        if (!eol) {
+            eol = end;
+        }
+        if (eol > p && eol[-1] == '\r') {
+            eol--;
+        }
+        const char *s = p;
+        while (s < eol && (*s == ' ' || *s == '\t')) {
+            s++;
+        }
+        if (s < eol && *s != '#') {
+            const char *n = s;
+            while (s < eol && is_name_char(*s)) {
+                s++;
+            }
+            const char *nend = s;
+            while (s < eol && (*s == ' ' || *s == '\t')) {
+                s++;
+            }
+            if (nend == n || s == nend || s == eol || memchr(p, '\0', (size_t)(eol - p))) {
+                snprintf(err, errlen, "%s:%d: expected 'NAME regex' (NAME of A-Z a-z 0-9 _)",
+                         origin, line);
+                return SL_EINVAL;
+            }
+            lib_put(lib, n, (size_t)(nend - n), s, (size_t)(eol - s), origin, line);
+        }
+        p = next;
+    }
+    return 0;
+}
+
+/* ---- expansion ---------------------------------------------------------- */
+
+struct expand {
+    const struct sl_grok_lib *lib;
+    bool named_only;
+    struct sl_buf out;
+    struct sl_grok_capture *caps;
+    size_t ncaps, capcap;
+    const struct grok_def *stack[SL_GROK_MAX_DEPTH];
+    int depth;
+    char *err;
+    size_t errlen;
+    bool failed;
+    bool caret_as_a;   /* write '^' as '\A' */
+    int carets;        /* '^' seen outside classes */
+};
+
+/* Control characters of a pattern shown in a message become '?': one line. */
+static void one_line(char *s)
+{
+    for (; *s; s++) {
+        if ((unsigned char)*s < 0x20 || *s == 0x7f) {
+            *s = '?';
+        }
+    }
+}
+
+/* Records the first error, saying in which definition it was found. */
+static void SL_PRINTF(2, 3) fail(struct expand *x, const char *fmt, ...)
+{
+    if (x->failed) {
+        return;
+    }
+    x->failed = true;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    one_line(msg);
+    if (x->depth > 0) {
+        const struct grok_def *d = x->stack[x->depth - 1];
+        snprintf(x->err, x->errlen, "in definition of '%s' (%s:%d): %s", d->name, d->origin,
+                 d->line, msg);
+    } else {
+        snprintf(x->err, x->errlen, "%s", msg);
+    }
+}
+
+static void emit(struct expand *x, const char *p, size_t n)
+{
+    if (!x->failed && sl_buf_append(&x->out, p, n) != 0) {
+        fail(x, "expands to more than %u bytes", SL_GROK_MAX_EXPANDED);
+    }
+}
+
+static bool valid_field(const char *f)
+{
+    struct sl_value scratch = {0};
+    sl_value_set_object(&scratch);
+    bool ok = sl_field_put(&scratch, f) != NULL;
+    sl_value_clear(&scratch);
+    return ok;
+}
+
+/* Opens the named group of a new capture: "(?<g7>". */
+static void open_capture(struct expand *x, const char *field, size_t flen, enum sl_grok_type type)
+{
+    if (x->ncaps >= SL_GROK_MAX_CAPTURES) {
+        fail(x, "more than %d captures", SL_GROK_MAX_CAPTURES);
+        return;
+    }
+    if (x->ncaps == x->capcap) {
+        x->capcap = x->capcap ? x->capcap * 2 : 16;
+        x->caps = sl_realloc(x->caps, x->capcap * sizeof(*x->caps));
+    }
+    struct sl_grok_capture *c = &x->caps[x->ncaps++];
+    c->field = sl_strndup(field, flen);
+    c->type = type;
+    c->group = 0;
+    char gname[32];
+    int n = snprintf(gname, sizeof(gname), "(?<g%zu>", x->ncaps);
+    emit(x, gname, (size_t)n);
+}
+
+static void expand_text(struct expand *x, const char *text);
+
+/* Shows at most 60 bytes of a reference in a message. */
+#define REF_FMT "%.*s%s"
+#define REF_ARG(p, n) (int)SL_MIN((n), 60), (p), (n) > 60 ? "..." : ""
+
+/* p points at "%{"; returns the position after the reference. */
+static const char *expand_ref(struct expand *x, const char *p)
+{
+    const char *close = strchr(p, '}');
+    size_t reflen = close ? (size_t)(close - p) + 1 : strlen(p);
+    if (!close) {
+        fail(x, "unterminated '%%{' in '" REF_FMT "'", REF_ARG(p, reflen));
+        return p + reflen;
+    }
+    const char *name = p + 2, *s = name;
+    while (is_name_char(*s)) {
+        s++;
+    }
+    size_t nlen = (size_t)(s - name);
+    const char *field = NULL, *type = NULL;
+    size_t flen = 0, tlen = 0;
+    if (*s == ':') {
+        field = ++s;
+        while (s < close && *s != ':') {
+            s++;
+        }
+        flen = (size_t)(s - field);
+        if (*s == ':') {
+            type = ++s;
+            tlen = (size_t)(close - s);
+            s = close;
+        }
+    }
+    if (nlen == 0 || s != close || (field && flen == 0) || (type && tlen == 0)) {
+        fail(x, "malformed reference '" REF_FMT "' (expected %%{NAME}, %%{NAME:field} or "
+             "%%{NAME:field:int|float})", REF_ARG(p, reflen));
+        return close + 1;
+    }
+    enum sl_grok_type t = SL_GROK_STRING;
+    if (type) {
+        if (tlen == 3 && memcmp(type, "int", 3) == 0) {
+            t = SL_GROK_INT;
+        } else if (tlen == 5 && memcmp(type, "float", 5) == 0) {
+            t = SL_GROK_FLOAT;
+        } else {
+            fail(x, "unknown type '%.*s' in '" REF_FMT "' (int or float)", (int)tlen, type,
+                 REF_ARG(p, reflen));
+            return close + 1;
+        }
+    }
+    if (field) {
+        char *f = sl_strndup(field, flen);
+        bool ok = valid_field(f);
+        free(f);
+        if (!ok) {
+            fail(x, "invalid field reference '%.*s' in '" REF_FMT "'", (int)flen, field,
+                 REF_ARG(p, reflen));
+            return close + 1;
+        }
+    }
+    const struct grok_def *d = lib_find(x->lib, name, nlen);
+    if (!d) {
+        fail(x, "unknown pattern '%.*s' in '" REF_FMT "'", (int)nlen, name, REF_ARG(p, reflen));
+        return close + 1;
+    }
+    for (int i = 0; i < x->depth; i++) {
+        if (x->stack[i] == d) {
+            char chain[256] = "";
+            size_t used = 0;
+            for (int j = i; j < x->depth && used < sizeof(chain); j++) {
+                int n = snprintf(chain + used, sizeof(chain) - used, "%s -> ", x->stack[j]->name);
+                used += n > 0 ? (size_t)n : 0;
+            }
+            fail(x, "pattern '%s' refers to itself: %s%s", d->name, chain, d->name);
+            return close + 1;
+        }
+    }
+    if (x->depth >= SL_GROK_MAX_DEPTH) {
+        fail(x, "patterns nested more than %d deep at '%s'", SL_GROK_MAX_DEPTH, d->name);
+        return close + 1;
+    }
+    if (field) {
+        open_capture(x, field, flen, t);
+    } else if (!x->named_only) {
+        open_capture(x, name, nlen, SL_GROK_STRING);
+    } else {
+        emit(x, "(?:", 3);
+    }
+    x->stack[x->depth++] = d;
+    expand_text(x, d->regex);
+    x->depth--;
+    emit(x, ")", 1);
+    return close + 1;
+}
+
+/* Copies a character class starting at p ('['), nested classes included. */
+static const char *copy_class(struct expand *x, const char *p)
+{
+    const char *start = p;
+    int nest = 0;
+    while (*p) {
+        if (*p == '\\' && p[1]) {
+            p += 2;
+            continue;
+        }
+        if (*p == '[') {
+            nest++;
+            p++;
+            /* A ']' right after '[' or '[^' is a literal, not the end. */
+            if (*p == '^') {
+                p++;
+            }
+            if (*p == ']') {
+                p++;
+            }
+            continue;
+        }
+        if (*p == ']') {
+            p++;
+            if (--nest == 0) {
+                break;
+            }
+            continue;
+        }
+        p++;
+    }
+    emit(x, start, (size_t)(p - start));  /* unterminated: Oniguruma will say so */
+    return p;
+}
+
+/* The capture a back-reference \k<name> or call \g<name> means: the last one so named. */
+static const struct sl_grok_capture *capture_named(struct expand *x, const char *n, size_t len)
+{
+    for (size_t i = x->ncaps; i-- > 0;) {
+        if (strncmp(x->caps[i].field, n, len) == 0 && x->caps[i].field[len] == '\0') {
+            return &x->caps[i];
+        }
+    }
+    return NULL;
+}
+
+/* p points at '\\'; returns the position after the escape. */
+static const char *copy_escape(struct expand *x, const char *p)
+{
+    if ((p[1] == 'k' || p[1] == 'g') && (p[2] == '<' || p[2] == '\'')) {
+        char close = p[2] == '<' ? '>' : '\'';
+        const char *n = p + 3, *e = strchr(n, close);
+        if (e && e > n && !(*n >= '0' && *n <= '9') && *n != '-' && *n != '+') {
+            /* A name may carry a nest level: \k<name+1>. */
+            const char *lvl = n;
+            while (lvl < e && *lvl != '+' && *lvl != '-') {
+                lvl++;
+            }
+            const struct sl_grok_capture *c = capture_named(x, n, (size_t)(lvl - n));
+            if (c) {
+                char buf[48];
+                int len = snprintf(buf, sizeof(buf), "\\%c%c", p[1], p[2]);
+                emit(x, buf, (size_t)len);
+                len = snprintf(buf, sizeof(buf), "g%zu", (size_t)(c - x->caps) + 1);
+                emit(x, buf, (size_t)len);
+                emit(x, lvl, (size_t)(e - lvl) + 1);
+                return e + 1;
+            }
+        }
+    }
+    size_t n = p[1] ? 2 : 1;
+    emit(x, p, n);
+    return p + n;
+}
+
+static void expand_text(struct expand *x, const char *text)
+{
+    const char *p = text, *lit = text;
+    while (*p && !x->failed) {
+        const char *next = NULL;
+        if (*p == '\\') {
+            emit(x, lit, (size_t)(p - lit));
+            next = copy_escape(x, p);
+        } else if (*p == '[') {
+            emit(x, lit, (size_t)(p - lit));
+            next = copy_class(x, p);
+        } else if (*p == '^') {
+            emit(x, lit, (size_t)(p - lit));
+            emit(x, x->caret_as_a ? "\\A" : "^", x->caret_as_a ? 2 : 1);
+            x->carets++;
+            next = p + 1;
+        } else if (*p == '%' && p[1] == '{') {
+            emit(x, lit, (size_t)(p - lit));
+            next = expand_ref(x, p);
+        } else if (p[0] == '(' && p[1] == '?' && p[2] == '#') {
+            const char *e = strchr(p, ')');
+            emit(x, lit, (size_t)(p - lit));
+            next = e ? e + 1 : p + strlen(p);
+            emit(x, p, (size_t)(next - p));
+        } else if (p[0] == '(' && p[1] == '?' &&
+                   ((p[2] == '<' && p[3] != '=' && p[3] != '!') || p[2] == '\'')) {
+            char close = p[2] == '<' ? '>' : '\'';
+            const char *f = p + 3, *e = strchr(f, close);
+            if (!e || e == f) {
+                fail(x, "malformed named group '%.*s'", (int)SL_MIN(strlen(p), 40), p);
+                return;
+            }
+            char *field = sl_strndup(f, (size_t)(e - f));
+            bool ok = valid_field(field);
+            free(field);
+            if (!ok) {
+                fail(x, "invalid field reference '%.*s' in named group", (int)(e - f), f);
+                return;
+            }
+            emit(x, lit, (size_t)(p - lit));
+            open_capture(x, f, (size_t)(e - f), SL_GROK_STRING);
+            next = e + 1;
+        }
+        if (next) {
+            p = lit = next;
+        } else {
+            p++;
+        }
+    }
+    emit(x, lit, (size_t)(p - lit));
+}
+
+static void free_caps(struct sl_grok_capture *caps, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(caps[i].field);
+    }
+    free(caps);
+}
+
+void sl_grok_free(struct sl_grok *g)
+{
+    if (!g) {
+        return;
+    }
+    if (g->re) {
+        onig_free(g->re);
+    }
+    if (g->re_line) {
+        onig_free(g->re_line);
+    }
+    free(g->source);
+    free(g->expanded);
+    free_caps(g->caps, g->ncaps);
+    free(g);
+}
+
+static int compile_regex(const struct sl_buf *b, OnigRegex *re, char *err, size_t errlen)
+{
+    OnigErrorInfo einfo;
+    const OnigUChar *s = (const OnigUChar *)b->data;
+    int rc = onig_new(re, s, s + b->len, ONIG_OPTION_NONE, ONIG_ENCODING_UTF8, ONIG_SYNTAX_RUBY,
+                      &einfo);
+    if (rc != ONIG_NORMAL) {
+        OnigUChar msg[ONIG_MAX_ERROR_MESSAGE_LEN];
+        onig_error_code_to_str(msg, rc, &einfo);
+        snprintf(err, errlen, "invalid regex: %s", (const char *)msg);
+        one_line(err);
+        return SL_EINVAL;
+    }
+    return 0;
+}
+
+static void expand_init(struct expand *x, const struct sl_grok_lib *lib, bool named_only,
+                        char *err, size_t errlen)
+{
+    memset(x, 0, sizeof(*x));
+    x->lib = lib;
+    x->named_only = named_only;
+    x->err = err;
+    x->errlen = errlen;
+    sl_buf_init(&x->out, SL_GROK_MAX_EXPANDED);
+}
+
+static void expand_done(struct expand *x)
+{
+    free_caps(x->caps, x->ncaps);
+    sl_buf_free(&x->out);
+}
+
+struct sl_grok *sl_grok_compile(const struct sl_grok_lib *lib, const char *pattern,
+                                bool named_only, char *err, size_t errlen)
+{
+    pthread_once(&onig_once, onig_setup);
+    struct expand x, xa;
+    struct sl_grok *g = sl_calloc(1, sizeof(*g));
+    expand_init(&x, lib, named_only, err, errlen);
+    expand_init(&xa, lib, named_only, err, errlen);
+    expand_text(&x, pattern);
+    if (x.failed || compile_regex(&x.out, &g->re, err, errlen) != 0) {
+        goto fail;
+    }
+    if (x.carets > 0) {
+        /* Ruby's '^' is a line anchor, and Oniguruma tries it at every offset
+         * of the subject. In a subject without '\n' it can only mean the
+         * start, so a second regex with '\A' (tried once) serves those. */
+        xa.caret_as_a = true;
+        expand_text(&xa, pattern);
+        if (xa.failed || compile_regex(&xa.out, &g->re_line, err, errlen) != 0) {
+            goto fail;
+        }
+    }
+    for (size_t i = 0; i < x.ncaps; i++) {
+        char gname[32];
+        int n = snprintf(gname, sizeof(gname), "g%zu", i + 1);
+        int *nums = NULL;
+        int k = onig_name_to_group_numbers(g->re, (const OnigUChar *)gname,
+                                           (const OnigUChar *)gname + n, &nums);
+        if (k != 1) {
+            /* Cannot happen: every generated name is unique. */
+            snprintf(err, errlen, "internal error: group %s not found", gname);
+            goto fail;
+        }
+        x.caps[i].group = nums[0];
+    }
+    g->source = sl_strdup(pattern);
+    g->expanded = sl_strndup(x.out.data, x.out.len);
+    g->caps = x.caps;
+    g->ncaps = x.ncaps;
+    x.caps = NULL;
+    x.ncaps = 0;
+    expand_done(&x);
+    expand_done(&xa);
+    return g;
+fail:
+    expand_done(&x);
+    expand_done(&xa);
+    sl_grok_free(g);
+    return NULL;
+}
+
+/* ---- matching ----------------------------------------------------------- */
+
+/* What one thread needs to match: kept per thread, freed when it exits. */
+struct match_tls {
+    OnigRegion *region;
+    OnigMatchParam *mp;
+};
+
+static pthread_key_t tls_key;
+static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
+
+static void tls_destroy(void *p)
+{
+    struct match_tls *t = p;
+    onig_region_free(t->region, 1);
+    onig_free_match_param(t->mp);
+    free(t);
+}
+
+static void tls_setup(void)
+{
+    if (pthread_key_create(&tls_key, tls_destroy) != 0) {
+        abort();
+    }
+}
+
+static struct match_tls *tls_get(void)
+{
+    pthread_once(&tls_once, tls_setup);
+    struct match_tls *t = pthread_getspecific(tls_key);
+    if (!t) {
+        t = sl_malloc(sizeof(*t));
+        t->region = onig_region_new();
+        t->mp = onig_new_match_param();
+        if (!t->region || !t->mp) {
+            abort();
+        }
+        pthread_setspecific(tls_key, t);
+    }
+    return t;
+}
+
+int sl_grok_match(const struct sl_grok *g, const char *s, size_t len,
+                  const struct sl_grok_limits *lim, const OnigRegion **region)
+{
+    struct match_tls *t = tls_get();
+    OnigMatchParam *mp = t->mp;
+    if (lim && lim->retries) {
+        onig_set_retry_limit_in_match_of_match_param(mp, lim->retries);
+        onig_set_retry_limit_in_search_of_match_param(mp, lim->retries);
+    } else {
+        onig_set_retry_limit_in_match_of_match_param(mp, onig_get_retry_limit_in_match());
+        onig_set_retry_limit_in_search_of_match_param(mp, 0);
+    }
+    onig_set_match_stack_limit_size_of_match_param(mp, lim ? lim->stack : 0);
+#if ONIGURUMA_VERSION_INT >= 60909
+    onig_set_time_limit_of_match_param(mp, lim ? (unsigned long)lim->time_ms : 0);
+#endif
+    const OnigUChar *start = (const OnigUChar *)s, *end = start + len;
+    OnigRegex re = g->re_line && !memchr(s, '\n', len) ? g->re_line : g->re;
+    int rc = onig_search_with_param(re, start, end, start, end, t->region, ONIG_OPTION_NONE, mp);
+    if (region) {
+        *region = t->region;
+    }
+    if (rc >= 0) {
+        return 1;
+    }
+    return rc == ONIG_MISMATCH ? 0 : SL_ELIMIT;
+}
+
+/* ---- calibration -------------------------------------------------------- */
+
+static pthread_once_t calib_once = PTHREAD_ONCE_INIT;
+static unsigned long calib_rate;
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void calibrate(void)
+{
+    enum { PROBE = 40000 };
+    static const char pat[] = "^(a+)+$";
+    char line[48];
+    memset(line, 'a', sizeof(line) - 1);
+    line[sizeof(line) - 2] = 'b';
+    line[sizeof(line) - 1] = '\0';
+    calib_rate = 50000;  /* typical of a 2020s x86 core, if measuring fails */
+    pthread_once(&onig_once, onig_setup);
+    OnigRegex re;
+    OnigErrorInfo einfo;
+    if (onig_new(&re, (const OnigUChar *)pat, (const OnigUChar *)pat + strlen(pat),
+                 ONIG_OPTION_NONE, ONIG_ENCODING_UTF8, ONIG_SYNTAX_RUBY, &einfo) != ONIG_NORMAL) {
+        return;
+    }
+    struct match_tls *t = tls_get();
+    onig_set_retry_limit_in_match_of_match_param(t->mp, PROBE);
+    onig_set_retry_limit_in_search_of_match_param(t->mp, PROBE);
+    onig_set_match_stack_limit_size_of_match_param(t->mp, 0);
+#if ONIGURUMA_VERSION_INT >= 60909
+    onig_set_time_limit_of_match_param(t->mp, 0);
+#endif
+    const OnigUChar *s = (const OnigUChar *)line, *e = s + strlen(line);
+    uint64_t best = UINT64_MAX;
+    for (int i = 0; i < 3; i++) {  /* the fastest of three: least disturbed */
+        uint64_t t0 = mono_ns();
+        int rc = onig_search_with_param(re, s, e, s, e, t->region, ONIG_OPTION_NONE, t->mp);
+        uint64_t dt = mono_ns() - t0;
+        if (rc >= 0 || rc == ONIG_MISMATCH) {
+            break;  /* the probe did not exhaust its budget: keep the default */
+        }
+        best = SL_MIN(best, dt);
+    }
+    onig_free(re);
+    if (best != UINT64_MAX && best > 0) {
+        uint64_t rate = (uint64_t)PROBE * 1000000u / best;
+        calib_rate = (unsigned long)SL_MAX(10000u, SL_MIN(rate, 10000000u));
+    }
+}
+
+unsigned long sl_grok_retries_per_ms(void)
+{
+    pthread_once(&calib_once, calibrate);
+    return calib_rate;
+}

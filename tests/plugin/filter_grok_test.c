@@ -1,0 +1,1008 @@
+/*
+ * filter_grok_test.c - the grok filter driven in-process: options, exact
+ * captures (values and types), Logstash's capture semantics (arrays,
+ * overwrite, empty captures), tags, several patterns in order, the pattern
+ * sources (built-in, patterns_dir, pattern_definitions), every config error
+ * with its exact FILE:LINE:COL text, the match budget (_groktimeout), four
+ * threads on one instance, and every pattern of the built-in library on
+ * real-world lines.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "grok.h"
+#include "sluice/config.h"
+#include "sluice/json.h"
+#include "sluice/metrics.h"
+#include "sluice/plugin.h"
+#include "test.h"
+
+extern const struct sl_plugin sl_plugin_filter_grok;
+#define P (&sl_plugin_filter_grok)
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static struct sl_cfg cfg;
+static struct sl_metrics *metrics;
+
+/* Loads "grok:\n<opts>" (opts indented by two spaces) and inits the filter. */
+static void *mk(const char *opts)
+{
+    char yml[8192];
+    snprintf(yml, sizeof(yml), "grok:\n%s", opts);
+    sl_cfg_free(&cfg);
+    memset(&cfg, 0, sizeof(cfg));
+    if (sl_cfg_load_string(&cfg, "t.yml", yml, strlen(yml)) != 0) {
+        fprintf(stderr, "YAML: %s", sl_buf_cstr(&cfg.errors));
+        return NULL;
+    }
+    struct sl_plugin_env env = {.metrics = metrics, .id = "filters[0] (grok)"};
+    return P->init(&cfg, sl_cfg_get(cfg.root, "grok"), &env);
+}
+
+static const char *errs(void)
+{
+    return cfg.errors.data ? sl_buf_cstr(&cfg.errors) : "";
+}
+
+/* An event from JSON text. */
+static struct sl_value ev_json(const char *json)
+{
+    struct sl_value v = {0};
+    char err[128];
+    if (sl_json_parse(json, strlen(json), &v, NULL, err, sizeof(err)) != 0) {
+        fprintf(stderr, "bad test JSON: %s\n", err);
+    }
+    return v;
+}
+
+static struct sl_value ev_msg(const char *msg)
+{
+    struct sl_value v = {0};
+    sl_value_set_object(&v);
+    sl_value_set_cstr(sl_obj_putc(&v, "message"), msg);
+    return v;
+}
+
+/* The event as compact JSON (static buffer: one at a time). */
+static const char *js(const struct sl_value *v)
+{
+    static struct sl_buf b;
+    if (b.max == 0) {
+        sl_buf_init(&b, 0);
+    }
+    sl_buf_reset(&b);
+    sl_json_write(&b, v, NULL);
+    return sl_buf_cstr(&b);
+}
+
+/* Runs opts on a JSON event; returns the event's JSON after filtering and the
+ * filter's return code in *rc. */
+static const char *run(const char *opts, const char *event_json, int *rc)
+{
+    void *f = mk(opts);
+    if (!f) {
+        fprintf(stderr, "init failed: %s", errs());
+        *rc = 99;
+        return "(init failed)";
+    }
+    struct sl_value ev = ev_json(event_json);
+    *rc = P->filter(f, &ev);
+    const char *out = js(&ev);
+    sl_value_clear(&ev);
+    P->free(f);
+    return out;
+}
+
+/* Expects init to fail with exactly this error text. */
+static void expect_error(const char *opts, const char *want, int line)
+{
+    void *f = mk(opts);
+    if (f) {
+        fprintf(stderr, "%s:%d: init succeeded, expected: %s", __FILE__, line, want);
+        t_failed_checks++;
+        P->free(f);
+        return;
+    }
+    if (strcmp(errs(), want) != 0) {
+        fprintf(stderr, "%s:%d: errors:\n%s\nexpected:\n%s", __FILE__, line, errs(), want);
+        t_failed_checks++;
+    }
+}
+#define EXPECT_ERROR(opts, want) expect_error(opts, want, __LINE__)
+
+/* ---- options and capture semantics -------------------------------------- */
+
+TEST(captures_and_types)
+{
+    int rc;
+    CHECK_STR(run("  patterns: ['%{IP:client} %{WORD:verb} %{NUMBER:bytes:int} "
+                  "%{NUMBER:secs:float} %{NUMBER:raw}']\n",
+                  "{\"message\":\"10.0.0.1 GET 512 0.25 7\"}", &rc),
+              "{\"message\":\"10.0.0.1 GET 512 0.25 7\",\"client\":\"10.0.0.1\",\"verb\":\"GET\","
+              "\"bytes\":512,\"secs\":0.25,\"raw\":\"7\"}");
+    CHECK_INT(rc, SL_FILTER_KEEP);
+    /* A value that does not convert stays a string; ints beyond int64 too. */
+    CHECK_STR(run("  patterns: ['^%{NOTSPACE:a:int} %{NOTSPACE:b:float} %{NOTSPACE:c:int} "
+                  "%{NOTSPACE:d:float} %{NOTSPACE:e:int}$']\n",
+                  "{\"message\":\"12x 1.5.2 99999999999999999999 1e3 -0\"}", &rc),
+              "{\"message\":\"12x 1.5.2 99999999999999999999 1e3 -0\",\"a\":\"12x\",\"b\":\"1.5.2"
+              "\","
+              "\"c\":\"99999999999999999999\",\"d\":1000.0,\"e\":0}");
+}
+
+TEST(named_groups_and_nested_targets)
+{
+    int rc;
+    CHECK_STR(run("  patterns: ['^(?<[http][verb]>\\w+) (?<url.path>/\\S*) "
+                  "%{INT:[http][status]:int}(?<@tail>.*)$']\n",
+                  "{\"message\":\"GET /x 404!\"}", &rc),
+              "{\"message\":\"GET /x 404!\",\"http\":{\"verb\":\"GET\",\"status\":404},"
+              "\"url\":{\"path\":\"/x\"},\"@tail\":\"!\"}");
+    /* A back-reference to a named group, which the engine renames. */
+    CHECK_STR(run("  patterns: ['^(?<q>[\"'']).*?\\k<q> (?<rest>.+)$']\n",
+                  "{\"message\":\"'a\\\"b' tail\"}", &rc),
+              "{\"message\":\"'a\\\"b' tail\",\"q\":\"'\",\"rest\":\"tail\"}");
+    /* (?<= and (?<! are look-behinds, not names; (?# comments ) pass through. */
+    CHECK_STR(run("  patterns: ['(?<=id=)(?<id>\\d+)(?#the id)\\b(?<!0)']\n",
+                  "{\"message\":\"x id=120 id=42\"}", &rc),
+              "{\"message\":\"x id=120 id=42\",\"id\":\"42\"}");
+    /* "%{" and "(?<" inside a character class are plain characters. */
+    CHECK_STR(run("  patterns: ['^(?<a>[%{(?<]+)$']\n", "{\"message\":\"{%<(?\"}", &rc),
+              "{\"message\":\"{%<(?\",\"a\":\"{%<(?\"}");
+}
+
+TEST(existing_fields_and_overwrite)
+{
+    int rc;
+    /* Without overwrite: a string becomes [old, new], an array grows, a
+     * number (or object) wins and the capture is dropped. */
+    CHECK_STR(run("  patterns: ['%{WORD:s} %{WORD:a} %{WORD:n} %{WORD:o}']\n",
+                  "{\"message\":\"w1 w2 w3 w4\",\"s\":\"old\",\"a\":[\"x\"],\"n\":5,\"o\":{\"k\":"
+                  "1}}",
+                  &rc),
+              "{\"message\":\"w1 w2 w3 w4\",\"s\":[\"old\",\"w1\"],\"a\":[\"x\",\"w2\"],\"n\":5,"
+              "\"o\":{\"k\":1}}");
+    /* Capturing into the source field itself: Logstash's [original, capture]. */
+    CHECK_STR(run("  patterns: ['^%{WORD:level} %{GREEDYDATA:message}$']\n",
+                  "{\"message\":\"WARN disk 91% full\"}", &rc),
+              "{\"message\":[\"WARN disk 91% full\",\"disk 91% full\"],\"level\":\"WARN\"}");
+    CHECK_STR(run("  patterns: ['^%{WORD:level} %{GREEDYDATA:message}$']\n"
+                  "  overwrite: [message, n]\n",
+                  "{\"message\":\"WARN disk 91% full\",\"n\":5}", &rc),
+              "{\"message\":\"disk 91% full\",\"n\":5,\"level\":\"WARN\"}");
+    CHECK_STR(run("  patterns: ['^%{WORD:[n]:int}$']\n  overwrite: n\n",
+                  "{\"message\":\"7\",\"n\":{\"deep\":[1]}}", &rc),
+              "{\"message\":\"7\",\"n\":7}");
+    /* Two groups for one field in one pattern: both values, in order. */
+    CHECK_STR(run("  patterns: ['%{INT:port} -> %{INT:port}']\n",
+                  "{\"message\":\"80 -> 8080\"}", &rc),
+              "{\"message\":\"80 -> 8080\",\"port\":[\"80\",\"8080\"]}");
+    /* Nested source field, captured into a sibling and into itself. */
+    CHECK_STR(run("  field: '[log][line]'\n  patterns: ['^%{WORD:[log][level]} "
+                  "%{GREEDYDATA:[log][line]}$']\n  overwrite: ['[log][line]']\n",
+                  "{\"log\":{\"line\":\"INFO up\"}}", &rc),
+              "{\"log\":{\"line\":\"up\",\"level\":\"INFO\"}}");
+}
+
+TEST(empty_captures)
+{
+    int rc;
+    const char *pat = "  patterns: ['^%{WORD:a}:(?<b>\\d*):(?:%{WORD:c}|-)$']\n";
+    CHECK_STR(run(pat, "{\"message\":\"x::-\"}", &rc), "{\"message\":\"x::-\",\"a\":\"x\"}");
+    char opts[256];
+    snprintf(opts, sizeof(opts), "%s  keep_empty_captures: true\n", pat);
+    CHECK_STR(run(opts, "{\"message\":\"x::-\"}", &rc),
+              "{\"message\":\"x::-\",\"a\":\"x\",\"b\":\"\",\"c\":null}");
+}
+
+TEST(failure_tags)
+{
+    int rc;
+    CHECK_STR(run("  patterns: ['^%{INT:n}$']\n", "{\"message\":\"abc\"}", &rc),
+              "{\"message\":\"abc\",\"tags\":[\"_grokparsefailure\"]}");
+    CHECK(rc < 0);
+    CHECK_STR(run("  patterns: ['^%{INT:n}$']\n  tag_on_failure: [bad, _grokparsefailure]\n",
+                  "{\"message\":\"abc\",\"tags\":[\"bad\"]}", &rc),
+              "{\"message\":\"abc\",\"tags\":[\"bad\",\"_grokparsefailure\"]}");
+    CHECK_STR(run("  patterns: ['^%{INT:n}$']\n  tag_on_failure: []\n", "{\"message\":\"abc\"}",
+                  &rc),
+              "{\"message\":\"abc\"}");
+    CHECK(rc < 0);
+    /* A missing field is matched as "" (Logstash), numbers as their text. */
+    CHECK_STR(run("  patterns: ['^$']\n", "{\"other\":1}", &rc), "{\"other\":1}");
+    CHECK_INT(rc, SL_FILTER_KEEP);
+    CHECK_STR(run("  field: n\n  patterns: ['^%{INT:i:int}$']\n", "{\"n\":42}", &rc),
+              "{\"n\":42,\"i\":42}");
+}
+
+TEST(several_patterns_in_order)
+{
+    int rc;
+    const char *opts = "  patterns:\n    - '^%{INT:num:int}$'\n    - '^%{WORD:word}$'\n"
+                       "    - '^%{NOTSPACE:any}$'\n";
+    CHECK_STR(run(opts, "{\"message\":\"12\"}", &rc), "{\"message\":\"12\",\"num\":12}");
+    CHECK_STR(run(opts, "{\"message\":\"ab\"}", &rc), "{\"message\":\"ab\",\"word\":\"ab\"}");
+    CHECK_STR(run(opts, "{\"message\":\"a-b\"}", &rc), "{\"message\":\"a-b\",\"any\":\"a-b\"}");
+    /* break_on_match: false - every pattern is tried, on the original text
+     * even when an earlier one captured into the source field. */
+    CHECK_STR(run("  patterns: ['^%{WORD:message}', '%{INT:n}$', 'nomatch']\n"
+                  "  break_on_match: false\n  overwrite: [message]\n",
+                  "{\"message\":\"abc 12\"}", &rc),
+              "{\"message\":\"abc\",\"n\":\"12\"}");
+    CHECK_INT(rc, SL_FILTER_KEEP);
+    /* An array field: each element is matched. A typed capture is not
+     * appended to an earlier number (Logstash keeps the first). */
+    CHECK_STR(run("  patterns: ['^%{INT:n}$']\n", "{\"message\":[\"1\",\"x\",\"3\"]}", &rc),
+              "{\"message\":[\"1\",\"x\",\"3\"],\"n\":[\"1\",\"3\"]}");
+    CHECK_INT(rc, SL_FILTER_KEEP);
+    CHECK_STR(run("  patterns: ['^%{INT:n:int}$']\n", "{\"message\":[\"1\",\"x\",\"3\"]}", &rc),
+              "{\"message\":[\"1\",\"x\",\"3\"],\"n\":1}");
+}
+
+TEST(match_option)
+{
+    int rc;
+    CHECK_STR(run("  match: {a: '^%{INT:ai}$', b: ['^%{WORD:bw}[.]$', '^%{INT:bi}$']}\n",
+                  "{\"a\":\"x\",\"b\":\"7\"}", &rc),
+              "{\"a\":\"x\",\"b\":\"7\",\"bi\":\"7\"}");
+    CHECK_INT(rc, SL_FILTER_KEEP);
+}
+
+TEST(named_captures_only)
+{
+    int rc;
+    CHECK_STR(run("  patterns: ['%{WORD} %{INT:n}']\n  named_captures_only: false\n",
+                  "{\"message\":\"ab 12\"}", &rc),
+              "{\"message\":\"ab 12\",\"WORD\":\"ab\",\"n\":\"12\"}");
+}
+
+TEST(pattern_definitions_and_dir)
+{
+    char dir[] = "/tmp/grok_test_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char path[300];
+    snprintf(path, sizeof(path), "%s/a-app", dir);
+    FILE *fp = fopen(path, "w");
+    fputs("# my patterns\n\nAPPID app-[0-9]+\n  \tINDENTED x\nWORD override-me\r\n", fp);
+    fclose(fp);
+    snprintf(path, sizeof(path), "%s/b-later", dir);
+    fp = fopen(path, "w");
+    fputs("WORD [a-z]+\nREQ %{APPID:app} %{WORD:word}", fp);  /* no final newline */
+    fclose(fp);
+    snprintf(path, sizeof(path), "%s/.hidden", dir);
+    fp = fopen(path, "w");
+    fputs("this is not a pattern file\n", fp);
+    fclose(fp);
+
+    char opts[1024];
+    int rc;
+    snprintf(opts, sizeof(opts),
+             "  patterns: ['^%%{REQ} %%{HEX:h} %%{INDENTED:i}$']\n"
+             "  patterns_dir: ['%s']\n"
+             "  pattern_definitions: {HEX: '[0-9a-f]+', APPID: 'svc-[0-9]+'}\n", dir);
+    /* b-later's WORD overrides a-app's and the built-in; the definitions
+     * override the directory's APPID. */
+    CHECK_STR(run(opts, "{\"message\":\"svc-7 abc ff x\"}", &rc),
+              "{\"message\":\"svc-7 abc ff x\",\"app\":\"svc-7\",\"word\":\"abc\",\"h\":\"ff\","
+              "\"i\":\"x\"}");
+    CHECK_STR(run(opts, "{\"message\":\"svc-7 ABC ff x\"}", &rc),
+              "{\"message\":\"svc-7 ABC ff x\",\"tags\":[\"_grokparsefailure\"]}");
+
+    /* A single file is accepted too; a malformed line is an error. */
+    snprintf(path, sizeof(path), "%s/c-bad", dir);
+    fp = fopen(path, "w");
+    fputs("GOOD x\nBAD-NAME y\n", fp);
+    fclose(fp);
+    snprintf(opts, sizeof(opts), "  patterns: ['%%{GOOD}']\n  patterns_dir: ['%s']\n", path);
+    char want[600];
+    snprintf(want, sizeof(want),
+             "t.yml:3:18: filters[0] (grok): patterns_dir[0]: %s:2: expected 'NAME regex' "
+             "(NAME of A-Z a-z 0-9 _)\n", path);
+    EXPECT_ERROR(opts, want);
+    snprintf(opts, sizeof(opts), "  patterns: ['%%{GOOD}']\n  patterns_dir: ['%s/none']\n", dir);
+    snprintf(want, sizeof(want),
+             "t.yml:3:18: filters[0] (grok): patterns_dir[0]: cannot open '%s/none': "
+             "No such file or directory\n", dir);
+    EXPECT_ERROR(opts, want);
+
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/a-app", dir);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/b-later", dir);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/.hidden", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
+TEST(config_errors)
+{
+    EXPECT_ERROR("  patterns: ['%{IP:ip} %{NOPE:x}']\n",
+                 "t.yml:2:14: filters[0] (grok): patterns[0]: unknown pattern 'NOPE' in "
+                 "'%{NOPE:x}'\n");
+    EXPECT_ERROR("  patterns:\n    - '%{INT}'\n    - '(unclosed'\n",
+                 "t.yml:4:7: filters[0] (grok): patterns[1]: invalid regex: end pattern with "
+                 "unmatched parenthesis\n");
+    /* An error inside a definition says which one, and where it is. */
+    EXPECT_ERROR("  patterns: ['%{A}']\n  pattern_definitions:\n    A: 'x%{B}'\n    B: '%{A}y'\n",
+                 "t.yml:2:14: filters[0] (grok): patterns[0]: in definition of 'B' (t.yml:5): "
+                 "pattern 'A' refers to itself: A -> B -> A\n");
+    EXPECT_ERROR("  patterns: ['%{A}']\n  pattern_definitions: {A: '%{MISSING}'}\n",
+                 "t.yml:2:14: filters[0] (grok): patterns[0]: in definition of 'A' (t.yml:3): "
+                 "unknown pattern 'MISSING' in '%{MISSING}'\n");
+    EXPECT_ERROR("  patterns: ['%{INT:n:long}']\n",
+                 "t.yml:2:14: filters[0] (grok): patterns[0]: unknown type 'long' in "
+                 "'%{INT:n:long}' (int or float)\n");
+    EXPECT_ERROR("  patterns: ['%{INT:[a]b}']\n",
+                 "t.yml:2:14: filters[0] (grok): patterns[0]: invalid field reference '[a]b' in "
+                 "'%{INT:[a]b}'\n");
+    EXPECT_ERROR("  patterns: ['%{INT:x']\n",
+                 "t.yml:2:14: filters[0] (grok): patterns[0]: unterminated '%{' in '%{INT:x'\n");
+    EXPECT_ERROR("  patterns: ['%{ INT }']\n",
+                 "t.yml:2:14: filters[0] (grok): patterns[0]: malformed reference '%{ INT }' "
+                 "(expected %{NAME}, %{NAME:field} or %{NAME:field:int|float})\n");
+    EXPECT_ERROR("  patterns: ['(?<>x)']\n",
+                 "t.yml:2:14: filters[0] (grok): patterns[0]: malformed named group '(?<>x)'\n");
+    EXPECT_ERROR("  pattern_definitions: {'BAD NAME': x}\n  patterns: x\n",
+                 "t.yml:2:25: filters[0] (grok): pattern_definitions: invalid pattern name "
+                 "'BAD NAME' (A-Z a-z 0-9 _)\n");
+    EXPECT_ERROR("  field: message\n",
+                 "t.yml:2:3: filters[0] (grok): option 'patterns' is required\n");
+    EXPECT_ERROR("  patterns: []\n",
+                 "t.yml:2:13: filters[0] (grok): option 'patterns' must be a pattern or a "
+                 "non-empty list of them\n");
+    EXPECT_ERROR("  patterns: x\n  match: {message: x}\n",
+                 "t.yml:3:10: filters[0] (grok): give either 'patterns' (with 'field') or "
+                 "'match', not both\n");
+    EXPECT_ERROR("  patterns: x\n  timeout: 2h\n  overwrit: [a]\n",
+                 "t.yml:3:12: filters[0] (grok): option 'timeout' must be at most 1h, got '2h'\n"
+                 "t.yml:4:3: filters[0] (grok): unknown option 'overwrit'\n");
+    EXPECT_ERROR("  field: '[a'\n  patterns: x\n  match: {'b]': x}\n",
+                 "t.yml:2:10: filters[0] (grok): option 'field' must be a field reference like "
+                 "message, [a][b] or a.b, got '[a'\n"
+                 "t.yml:4:10: filters[0] (grok): give either 'patterns' (with 'field') or "
+                 "'match', not both\n");
+    EXPECT_ERROR("  match: {'b]': x}\n",
+                 "t.yml:2:11: filters[0] (grok): match: 'b]' is not a field reference\n");
+    /* `when` belongs to the core and is never reported as unknown. */
+    void *f = mk("  patterns: x\n  when: {field: a, equals: b}\n");
+    CHECK(f != NULL);
+    P->free(f);
+}
+
+TEST(timeout)
+{
+    struct sl_metrics *saved = metrics;
+    metrics = sl_metrics_new();
+    char line[64];
+    memset(line, 'a', 40);
+    strcpy(line + 40, "b");
+    char ev[128];
+    snprintf(ev, sizeof(ev), "{\"message\":\"%s\"}", line);
+    /* Catastrophic backtracking: (a+)+ on a's followed by b is 2^40 steps. */
+    void *f = mk("  patterns: ['^(?<x>a+)+$', '%{GREEDYDATA:never}']\n  timeout: 5ms\n");
+    CHECK(f != NULL);
+    struct sl_value e = ev_json(ev);
+    uint64_t t0 = sl_now_ms();
+    int rc = P->filter(f, &e);
+    uint64_t took = sl_now_ms() - t0;
+    CHECK_INT(rc, SL_ELIMIT);
+    char want[160];
+    snprintf(want, sizeof(want), "{\"message\":\"%s\",\"tags\":[\"_groktimeout\"]}", line);
+    CHECK_STR(js(&e), want);
+    CHECK(took < 2000);  /* a budget of ~5 ms; generous for sanitizers and busy hosts */
+    sl_value_clear(&e);
+    struct sl_buf b;
+    sl_buf_init(&b, 0);
+    sl_metrics_render(metrics, &b);
+    CHECK(strstr(sl_buf_cstr(&b), "sluice_aggregator_grok_timeouts_total{filter=\"filters[0] "
+                                  "(grok)\"} 1\n") != NULL);
+    sl_buf_free(&b);
+    P->free(f);
+
+    f = mk("  patterns: ['^(?<x>a+)+$']\n  timeout: 1ms\n  tag_on_timeout: slow\n");
+    e = ev_json(ev);
+    CHECK_INT(P->filter(f, &e), SL_ELIMIT);
+    snprintf(want, sizeof(want), "{\"message\":\"%s\",\"tags\":[\"slow\"]}", line);
+    CHECK_STR(js(&e), want);
+    sl_value_clear(&e);
+    /* The same pattern on a short line just fails. */
+    e = ev_msg("aaab");
+    CHECK_INT(P->filter(f, &e), SL_EINVAL);
+    CHECK_STR(js(&e), "{\"message\":\"aaab\",\"tags\":[\"_grokparsefailure\"]}");
+    sl_value_clear(&e);
+    P->free(f);
+    sl_cfg_free(&cfg);
+    memset(&cfg, 0, sizeof(cfg));
+    sl_metrics_free(metrics);
+    metrics = saved;
+    CHECK(sl_grok_retries_per_ms() >= 10000);
+}
+
+/* A line that spans lines: '^' must still be a line anchor (Ruby syntax). */
+TEST(caret_is_a_line_anchor)
+{
+    int rc;
+    const char *opts = "  patterns: ['^%{INT:n}$']\n";
+    CHECK_STR(run(opts, "{\"message\":\"x\\n42\"}", &rc), "{\"message\":\"x\\n42\",\"n\":\"42\"}");
+    CHECK_STR(run(opts, "{\"message\":\"x 42\"}", &rc),
+              "{\"message\":\"x 42\",\"tags\":[\"_grokparsefailure\"]}");
+    CHECK_STR(run("  patterns: ['[^^]+(?<c>\\^)']\n", "{\"message\":\"ab^\"}", &rc),
+              "{\"message\":\"ab^\",\"c\":\"^\"}");
+}
+
+/* ---- four threads on one instance --------------------------------------- */
+
+static void *grok_thread_inst;
+
+static void *worker(void *arg)
+{
+    long id = (long)arg;
+    int bad = 0;
+    for (int i = 0; i < 300; i++) {
+        char line[256];
+        struct sl_value e;
+        if ((i + id) % 3 == 0) {
+            e = ev_msg("not an access log line at all");
+            bad += P->filter(grok_thread_inst, &e) != SL_EINVAL;
+            struct sl_value *tags = sl_obj_getc(&e, "tags");
+            bad += !(tags && tags->type == SL_V_ARRAY && tags->u.a.len == 1);
+        } else {
+            snprintf(line, sizeof(line),
+                     "10.0.%ld.%d - - [07/Mar/2024:09:15:22 +0000] \"GET /p/%d HTTP/1.1\" %d %d "
+                     "\"-\" \"t%ld\"", id, i % 250, i, 200 + i % 3, i * 10, id);
+            e = ev_msg(line);
+            P->filter(grok_thread_inst, &e);
+            char want[64];
+            snprintf(want, sizeof(want), "/p/%d", i);
+            struct sl_value *r = sl_obj_getc(&e, "request");
+            bad += !(r && r->type == SL_V_STRING && strcmp(r->u.s.ptr, want) == 0);
+            struct sl_value *b = sl_obj_getc(&e, "bytes");
+            bad += !(b && b->type == SL_V_INT && b->u.i == i * 10);
+            snprintf(want, sizeof(want), "\"t%ld\"", id);
+            struct sl_value *a = sl_obj_getc(&e, "agent");
+            bad += !(a && a->type == SL_V_STRING && strcmp(a->u.s.ptr, want) == 0);
+        }
+        sl_value_clear(&e);
+    }
+    return (void *)(long)bad;
+}
+
+TEST(threads)
+{
+    grok_thread_inst = mk("  patterns: ['^%{IPORHOST:clientip} %{HTTPDUSER:ident} "
+                          "%{HTTPDUSER:auth} \\[%{HTTPDATE:timestamp}\\] \"%{HTTPD_REQUEST}\" "
+                          "%{INT:response:int} %{INT:bytes:int} %{QS:referrer} %{QS:agent}$']\n");
+    CHECK(grok_thread_inst != NULL);
+    pthread_t th[4];
+    for (long i = 0; i < 4; i++) {
+        CHECK_INT(pthread_create(&th[i], NULL, worker, (void *)i), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        void *bad;
+        pthread_join(th[i], &bad);
+        CHECK_INT((long)bad, 0);
+    }
+    P->free(grok_thread_inst);
+}
+
+/* ---- the engine directly -------------------------------------------------- */
+
+TEST(engine)
+{
+    struct sl_grok_lib *lib = sl_grok_lib_new();
+    char err[256];
+    CHECK_INT(sl_grok_lib_add(lib, "A", "a+", "x", 1), 0);
+    CHECK_INT(sl_grok_lib_add(lib, "bad-name", "a", "x", 1), SL_EINVAL);
+    CHECK_INT(sl_grok_lib_add(lib, "A", "b+", "y", 2), 0);  /* redefined: later wins */
+    CHECK_STR(sl_grok_lib_get(lib, "A"), "b+");
+    CHECK(sl_grok_lib_get(lib, "B") == NULL);
+    struct sl_grok *g = sl_grok_compile(lib, "%{A:x}-%{A}-(?<y>c)", true, err, sizeof(err));
+    CHECK(g != NULL);
+    CHECK_STR(g->expanded, "(?<g1>b+)-(?:b+)-(?<g2>c)");
+    CHECK_INT(g->ncaps, 2);
+    CHECK_STR(g->caps[1].field, "y");
+    const OnigRegion *r;
+    CHECK_INT(sl_grok_match(g, "zbb-b-c", 7, NULL, &r), 1);
+    CHECK_INT(r->beg[g->caps[0].group], 1);
+    CHECK_INT(r->end[g->caps[0].group], 3);
+    CHECK_INT(sl_grok_match(g, "bb-b-d", 6, NULL, &r), 0);
+    sl_grok_free(g);
+    /* Depth limit: A0 -> A1 -> ... -> A70. */
+    for (int i = 0; i < 70; i++) {
+        char name[16], def[32];
+        snprintf(name, sizeof(name), "D%d", i);
+        snprintf(def, sizeof(def), "%%{D%d}", i + 1);
+        sl_grok_lib_add(lib, name, def, "deep", i + 1);
+    }
+    sl_grok_lib_add(lib, "D70", "x", "deep", 71);
+    CHECK(sl_grok_compile(lib, "%{D0}", true, err, sizeof(err)) == NULL);
+    CHECK_STR(err, "in definition of 'D63' (deep:64): patterns nested more than 64 deep at 'D64'");
+    g = sl_grok_compile(lib, "%{D10}", true, err, sizeof(err));
+    CHECK(g != NULL);
+    sl_grok_free(g);
+    sl_grok_free(NULL);
+    sl_grok_lib_free(lib);
+    sl_grok_lib_free(NULL);
+}
+
+/* ---- the built-in library on real-world lines --------------------------- */
+
+struct lib_case {
+    const char *pattern;
+    const char *line;
+    const char *want;  /* the event after the filter, without its source field */
+};
+
+static const struct lib_case lib_cases[] = {
+    {"%{COMMONAPACHELOG}",
+     "127.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] \"GET /apache_pb.gif HTTP/1.0\" 200 2326",
+     "{\"clientip\":\"127.0.0.1\",\"ident\":\"-\",\"auth\":\"frank\",\"timestamp\":\"10/Oct/2000"
+     ":13:55:36 -0700\",\"verb\":\"GET\",\"request\":\"/apache_pb.gif\",\"httpversion\":\"1.0\","
+     "\"response\":\"200\",\"bytes\":\"2326\"}"},
+    {"%{HTTPD_COMMONLOG}",
+     "192.168.1.20 - - [28/Jul/2006:10:27:10 -0300] \"-\" 408 -",
+     "{\"clientip\":\"192.168.1.20\",\"ident\":\"-\",\"auth\":\"-\",\"timestamp\":\"28/Jul/2006:"
+     "10:27:10 -0300\",\"rawrequest\":\"-\",\"response\":\"408\"}"},
+    {"%{COMBINEDAPACHELOG}",
+     "83.149.9.216 - - [17/May/2015:10:05:03 +0000] \"GET /presentations/logstash-monitorama-2013"
+     "/images/kibana-search.png HTTP/1.1\" 200 203023 \"http://semicomplete.com/presentations/log"
+     "stash-monitorama-2013/\" \"Mozilla/5.0 (Macintosh; Intel Mac OS X 10_9_1) AppleWebKit/537.3"
+     "6 (KHTML, like Gecko) Chrome/32.0.1700.77 Safari/537.36\"",
+     "{\"clientip\":\"83.149.9.216\",\"ident\":\"-\",\"auth\":\"-\",\"timestamp\":\"17/May/2015:"
+     "10:05:03 +0000\",\"verb\":\"GET\",\"request\":\"/presentations/logstash-monitorama-2013/im"
+     "ages/kibana-search.png\",\"httpversion\":\"1.1\",\"response\":\"200\",\"bytes\":\"203023\""
+     ",\"referrer\":\"\\\"http://semicomplete.com/presentations/logstash-monitorama-2013/\\\"\","
+     "\"agent\":\"\\\"Mozilla/5.0 (Macintosh; Intel Mac OS X 10_9_1) AppleWebKit/537.36 (KHTML, "
+     "like Gecko) Chrome/32.0.1700.77 Safari/537.36\\\"\"}"},
+    {"%{HTTPD_COMBINEDLOG}",
+     "2001:db8::1 - alice@example.com [05/Mar/2024:08:01:02 +0100] \"POST /api/v1/items\?id=5 HTT"
+     "P/2.0\" 201 - \"-\" \"curl/8.4.0\"",
+     "{\"clientip\":\"2001:db8::1\",\"ident\":\"-\",\"auth\":\"alice@example.com\",\"timestamp\""
+     ":\"05/Mar/2024:08:01:02 +0100\",\"verb\":\"POST\",\"request\":\"/api/v1/items\?id=5\",\"ht"
+     "tpversion\":\"2.0\",\"response\":\"201\",\"referrer\":\"\\\"-\\\"\",\"agent\":\"\\\"curl/8"
+     ".4.0\\\"\"}"},
+    {"^%{HTTPDUSER:a} %{HTTPDUSER:b}$",
+     "frank ops@example.org",
+     "{\"a\":\"frank\",\"b\":\"ops@example.org\"}"},
+    {"^\"%{HTTPD_REQUEST}\"$",
+     "\"OPTIONS * HTTP/1.1\"",
+     "{\"verb\":\"OPTIONS\",\"request\":\"*\",\"httpversion\":\"1.1\"}"},
+    {"^%{HTTPDERROR_DATE:d}$",
+     "Fri Sep 09 10:42:29.902022 2011",
+     "{\"d\":\"Fri Sep 09 10:42:29.902022 2011\"}"},
+    {"%{HTTPD20_ERRORLOG}",
+     "[Wed Oct 11 14:32:52 2000] [error] [client 127.0.0.1] client denied by server configuration"
+     ": /export/home/live/ap/htdocs/test",
+     "{\"timestamp\":\"Wed Oct 11 14:32:52 2000\",\"loglevel\":\"error\",\"clientip\":\"127.0.0."
+     "1\",\"message\":\"client denied by server configuration: /export/home/live/ap/htdocs/test"
+     "\"}"},
+    {"%{HTTPD24_ERRORLOG}",
+     "[Fri Sep 09 10:42:29.902022 2011] [core:error] [pid 35708:tid 4328636416] [client 72.15.99."
+     "187:48220] AH00128: File does not exist: /usr/local/apache2/htdocs/favicon.ico",
+     "{\"timestamp\":\"Fri Sep 09 10:42:29.902022 2011\",\"module\":\"core\",\"loglevel\":\"erro"
+     "r\",\"pid\":\"35708\",\"tid\":\"4328636416\",\"clientip\":\"72.15.99.187\",\"clientport\":"
+     "\"48220\",\"errorcode\":\"AH00128\",\"message\":\"File does not exist: /usr/local/apache2/"
+     "htdocs/favicon.ico\"}"},
+    {"%{HTTPD_ERRORLOG}",
+     "[Tue Mar 05 08:00:01.000001 2024] [proxy:error] [pid 4321:tid 139] (111)Connection refused:"
+     " AH00957: http: attempt to connect to 127.0.0.1:8080 (localhost) failed",
+     "{\"timestamp\":\"Tue Mar 05 08:00:01.000001 2024\",\"module\":\"proxy\",\"loglevel\":\"err"
+     "or\",\"pid\":\"4321\",\"tid\":\"139\",\"proxy_errorcode\":\"111\",\"proxy_message\":\"Conn"
+     "ection refused\",\"errorcode\":\"AH00957\",\"message\":\"http: attempt to connect to 127.0"
+     ".0.1:8080 (localhost) failed\"}"},
+    {"%{HTTPD_ERRORLOG}",
+     "[Mon Mar 04 10:11:12.345678 2024] [mpm_event:notice] [pid 1234:tid 140398] AH00489: Apache/"
+     "2.4.58 (Unix) configured -- resuming normal operations",
+     "{\"timestamp\":\"Mon Mar 04 10:11:12.345678 2024\",\"module\":\"mpm_event\",\"loglevel\":"
+     "\"notice\",\"pid\":\"1234\",\"tid\":\"140398\",\"errorcode\":\"AH00489\",\"message\":\"Apa"
+     "che/2.4.58 (Unix) configured -- resuming normal operations\"}"},
+    {"%{SYSLOGLINE}",
+     "Mar  7 09:15:22 bastion sshd[20871]: Accepted publickey for deploy from 203.0.113.45 port 5"
+     "2144 ssh2: ED25519 SHA256:Hk3aP0yq",
+     "{\"timestamp\":\"Mar  7 09:15:22\",\"logsource\":\"bastion\",\"program\":\"sshd\",\"pid\":"
+     "\"20871\",\"message\":\"Accepted publickey for deploy from 203.0.113.45 port 52144 ssh2: E"
+     "D25519 SHA256:Hk3aP0yq\"}"},
+    {"%{SYSLOGLINE}",
+     "Feb 28 23:59:59 fw01 kernel: [1234567.890123] IN=eth0 OUT= MAC=00:16:3e:5e:6c:00 SRC=198.51"
+     ".100.7 DST=192.0.2.1",
+     "{\"timestamp\":\"Feb 28 23:59:59\",\"logsource\":\"fw01\",\"program\":\"kernel\",\"message"
+     "\":\"[1234567.890123] IN=eth0 OUT= MAC=00:16:3e:5e:6c:00 SRC=198.51.100.7 DST=192.0.2.1\"}"},
+    {"%{SYSLOGLINE}",
+     "2024-03-07T09:15:22.123456+01:00 db2 postgres[911]: LOG:  checkpoint starting: time",
+     "{\"timestamp8601\":\"2024-03-07T09:15:22.123456+01:00\",\"logsource\":\"db2\",\"program\":"
+     "\"postgres\",\"pid\":\"911\",\"message\":\"LOG:  checkpoint starting: time\"}"},
+    {"^%{SYSLOGBASE2} %{GREEDYDATA:message}$",
+     "Mar  7 09:15:22 host2 systemd[1]: Started Session 42 of User alice.",
+     "{\"timestamp\":\"Mar  7 09:15:22\",\"logsource\":\"host2\",\"program\":\"systemd\",\"pid\""
+     ":\"1\",\"message\":\"Started Session 42 of User alice.\"}"},
+    {"^%{SYSLOGBASE} %{GREEDYDATA:message}$",
+     "Mar  7 09:15:22 <4.3> gw1 dhclient[812]: DHCPACK of 10.0.0.12 from 10.0.0.1",
+     "{\"timestamp\":\"Mar  7 09:15:22\",\"facility\":\"4\",\"priority\":\"3\",\"logsource\":\"g"
+     "w1\",\"program\":\"dhclient\",\"pid\":\"812\",\"message\":\"DHCPACK of 10.0.0.12 from 10.0"
+     ".0.1\"}"},
+    {"%{SYSLOGPAMSESSION}",
+     "Jun 13 21:54:28 web1 sshd[5211]: pam_unix(sshd:session): session opened for user alice(uid="
+     "1000) by (uid=0)",
+     "{\"timestamp\":\"Jun 13 21:54:28\",\"logsource\":\"web1\",\"program\":\"sshd\",\"pid\":\"5"
+     "211\",\"message\":\"pam_unix(sshd:session): session opened for user alice(uid=1000) by (ui"
+     "d=0)\",\"pam_module\":\"pam_unix\",\"pam_caller\":\"sshd:session\",\"pam_session_state\":"
+     "\"opened\",\"username\":\"alice\",\"pam_by\":\"(uid=0)\"}"},
+    {"%{SYSLOGPAMSESSION}",
+     "Jun 13 22:10:03 web1 sshd[5211]: pam_unix(sshd:session): session closed for user alice",
+     "{\"timestamp\":\"Jun 13 22:10:03\",\"logsource\":\"web1\",\"program\":\"sshd\",\"pid\":\"5"
+     "211\",\"message\":\"pam_unix(sshd:session): session closed for user alice\",\"pam_module\""
+     ":\"pam_unix\",\"pam_caller\":\"sshd:session\",\"pam_session_state\":\"closed\",\"username"
+     "\":\"alice\"}"},
+    {"%{CRONLOG}",
+     "Jan 12 06:25:01 web1 CRON[1234]: (root) CMD (command -v debian-sa1 > /dev/null && debian-sa"
+     "1 1 1)",
+     "{\"timestamp\":\"Jan 12 06:25:01\",\"logsource\":\"web1\",\"program\":\"CRON\",\"pid\":\"1"
+     "234\",\"user\":\"root\",\"action\":\"CMD\",\"message\":\"command -v debian-sa1 > /dev/null"
+     " && debian-sa1 1 1\"}"},
+    {"^%{CRON_ACTION:a}$",
+     "CMD",
+     "{\"a\":\"CMD\"}"},
+    {"%{SYSLOG5424LINE}",
+     "<34>1 2003-10-11T22:14:15.003Z mymachine.example.com su - ID47 - 'su root' failed for lonvi"
+     "ck on /dev/pts/8",
+     "{\"syslog5424_pri\":\"34\",\"syslog5424_ver\":\"1\",\"syslog5424_ts\":\"2003-10-11T22:14:1"
+     "5.003Z\",\"syslog5424_host\":\"mymachine.example.com\",\"syslog5424_app\":\"su\",\"syslog5"
+     "424_msgid\":\"ID47\",\"syslog5424_msg\":\"'su root' failed for lonvick on /dev/pts/8\"}"},
+    {"%{SYSLOG5424LINE}",
+     "<165>1 2003-10-11T22:14:15.003000-07:00 192.0.2.1 myproc 8710 - [exampleSDID@32473 iut=\"3"
+     "\" eventSource=\"Application\" eventID=\"1011\"] An application event log entry...",
+     "{\"syslog5424_pri\":\"165\",\"syslog5424_ver\":\"1\",\"syslog5424_ts\":\"2003-10-11T22:14:"
+     "15.003000-07:00\",\"syslog5424_host\":\"192.0.2.1\",\"syslog5424_app\":\"myproc\",\"syslog"
+     "5424_proc\":\"8710\",\"syslog5424_sd\":\"[exampleSDID@32473 iut=\\\"3\\\" eventSource=\\\""
+     "Application\\\" eventID=\\\"1011\\\"]\",\"syslog5424_msg\":\"An application event log entr"
+     "y...\"}"},
+    {"^%{SYSLOG5424PRI}%{NONNEGINT:v} %{SYSLOG5424PRINTASCII:a} %{SYSLOG5424SD:sd}$",
+     "<13>1 app-1 [a@1 x=\"y\\\"z\"][b@2]",
+     "{\"syslog5424_pri\":\"13\",\"v\":\"1\",\"a\":\"app-1\",\"sd\":\"[a@1 x=\\\"y\\\\\\\"z\\\"]"
+     "[b@2]\"}"},
+    {"^%{SYSLOG5424BASE}$",
+     "<14>1 - - - - - -",
+     "{\"syslog5424_pri\":\"14\",\"syslog5424_ver\":\"1\"}"},
+    {"%{NGINXACCESS}",
+     "192.0.2.7 - - [11/Oct/2023:12:34:56 +0000] \"GET /index.html HTTP/1.1\" 200 612 \"-\" \"cur"
+     "l/8.4.0\" \"-\"",
+     "{\"clientip\":\"192.0.2.7\",\"ident\":\"-\",\"auth\":\"-\",\"timestamp\":\"11/Oct/2023:12:"
+     "34:56 +0000\",\"verb\":\"GET\",\"request\":\"/index.html\",\"httpversion\":\"1.1\",\"respo"
+     "nse\":\"200\",\"bytes\":\"612\",\"referrer\":\"\\\"-\\\"\",\"agent\":\"\\\"curl/8.4.0\\\""
+     "\",\"x_forwarded_for\":\"\\\"-\\\"\"}"},
+    {"%{NGINXACCESS}",
+     "2001:db8:85a3::8a2e:370:7334 - - [07/Mar/2024:09:15:22 +0000] \"GET /health HTTP/1.1\" 200 "
+     "2 \"-\" \"kube-probe/1.29\" \"203.0.113.9, 10.0.0.1\" rt=0.003 uct=\"0.001\"",
+     "{\"clientip\":\"2001:db8:85a3::8a2e:370:7334\",\"ident\":\"-\",\"auth\":\"-\",\"timestamp"
+     "\":\"07/Mar/2024:09:15:22 +0000\",\"verb\":\"GET\",\"request\":\"/health\",\"httpversion\""
+     ":\"1.1\",\"response\":\"200\",\"bytes\":\"2\",\"referrer\":\"\\\"-\\\"\",\"agent\":\"\\\"k"
+     "ube-probe/1.29\\\"\",\"x_forwarded_for\":\"\\\"203.0.113.9, 10.0.0.1\\\"\",\"extra\":\"rt="
+     "0.003 uct=\\\"0.001\\\"\"}"},
+    {"^%{NGUSER:u} %{NGUSERNAME:n}$",
+     "j.doe%40corp user@host",
+     "{\"u\":\"j.doe%40corp\",\"n\":\"user@host\"}"},
+    {"%{NGINXERROR}",
+     "2023/10/11 12:34:56 [error] 1234#1234: *5 open() \"/usr/share/nginx/html/favicon.ico\" fail"
+     "ed (2: No such file or directory), client: 192.0.2.7, server: localhost, request: \"GET /fa"
+     "vicon.ico HTTP/1.1\", host: \"example.com\", referrer: \"http://example.com/\"",
+     "{\"timestamp\":\"2023/10/11 12:34:56\",\"loglevel\":\"error\",\"pid\":\"1234\",\"tid\":\"1"
+     "234\",\"connection_id\":\"5\",\"message\":\"open() \\\"/usr/share/nginx/html/favicon.ico\\"
+     "\" failed (2: No such file or directory)\",\"clientip\":\"192.0.2.7\",\"server\":\"localho"
+     "st\",\"verb\":\"GET\",\"request\":\"/favicon.ico\",\"httpversion\":\"1.1\",\"host\":\"exam"
+     "ple.com\",\"referrer\":\"http://example.com/\"}"},
+    {"%{NGINX_ERRORLOG}",
+     "2024/03/07 09:15:23 [error] 31#31: *7 connect() failed (111: Connection refused) while conn"
+     "ecting to upstream, client: 10.0.0.5, server: api.example.com, request: \"POST /v1/jobs HTT"
+     "P/1.1\", upstream: \"http://127.0.0.1:9000/v1/jobs\", host: \"api.example.com\"",
+     "{\"timestamp\":\"2024/03/07 09:15:23\",\"loglevel\":\"error\",\"pid\":\"31\",\"tid\":\"31"
+     "\",\"connection_id\":\"7\",\"message\":\"connect() failed (111: Connection refused) while "
+     "connecting to upstream\",\"clientip\":\"10.0.0.5\",\"server\":\"api.example.com\",\"verb\""
+     ":\"POST\",\"request\":\"/v1/jobs\",\"httpversion\":\"1.1\",\"upstream\":\"http://127.0.0.1"
+     ":9000/v1/jobs\",\"host\":\"api.example.com\"}"},
+    {"%{NGINXERROR}",
+     "2024/03/07 09:15:22 [notice] 1#1: start worker processes",
+     "{\"timestamp\":\"2024/03/07 09:15:22\",\"loglevel\":\"notice\",\"pid\":\"1\",\"tid\":\"1\""
+     ",\"message\":\"start worker processes\"}"},
+    {"^%{NGINX_ERROR_DATE:d}%{NGINX_ERROR_CONTEXT}$",
+     "2024/03/07 09:15:22, client: 10.0.0.6, server: _",
+     "{\"d\":\"2024/03/07 09:15:22\",\"clientip\":\"10.0.0.6\",\"server\":\"_\"}"},
+    {"%{JAVASTACKTRACEPART}",
+     "\tat org.example.App.main(App.java:42)",
+     "{\"class\":\"org.example.App\",\"method\":\"main\",\"file\":\"App.java\",\"line\":\"42\"}"},
+    {"%{JAVASTACKTRACEPART}",
+     "\tat java.base/java.lang.Thread.run(Thread.java:833)",
+     "{\"class\":\"java.lang.Thread\",\"method\":\"run\",\"file\":\"Thread.java\",\"line\":\"833"
+     "\"}"},
+    {"%{JAVASTACKTRACEPART}",
+     "\tat sun.reflect.NativeMethodAccessorImpl.invoke0(Native Method)",
+     "{\"class\":\"sun.reflect.NativeMethodAccessorImpl\",\"method\":\"invoke0\",\"file\":\"Nati"
+     "ve Method\"}"},
+    {"%{JAVASTACKTRACEPART}",
+     "\tat com.example.Outer$Inner.<init>(Outer.java:10)",
+     "{\"class\":\"com.example.Outer$Inner\",\"method\":\"<init>\",\"file\":\"Outer.java\",\"lin"
+     "e\":\"10\"}"},
+    {"%{JAVASTACKTRACEPART}",
+     "\tat app//org.example.Svc.lambda$run$0(Svc.java:77)",
+     "{\"class\":\"org.example.Svc\",\"method\":\"lambda$run$0\",\"file\":\"Svc.java\",\"line\":"
+     "\"77\"}"},
+    {"^Exception in thread \"%{DATA:thread}\" %{JAVACLASS:exception}: %{JAVALOGMESSAGE:reason}$",
+     "Exception in thread \"main\" java.lang.IllegalStateException: queue full",
+     "{\"thread\":\"main\",\"exception\":\"java.lang.IllegalStateException\",\"reason\":\"queue "
+     "full\"}"},
+    {"^%{JAVAMETHOD:m} %{JAVAFILE:f} %{JAVATHREAD:t}$",
+     "<clinit> Unknown Source TP-Processor3",
+     "{\"m\":\"<clinit>\",\"f\":\"Unknown Source\",\"t\":\"TP-Processor3\"}"},
+    {"%{JAVATHREAD:t}",
+     "[TP-Processor12] INFO",
+     "{\"t\":\"TP-Processor12\"}"},
+    {"%{CATALINALOG}",
+     "Oct 11, 2023 12:34:56 PM org.apache.catalina.startup.Catalina start",
+     "{\"timestamp\":\"Oct 11, 2023 12:34:56 PM\",\"class\":\"org.apache.catalina.startup.Catali"
+     "na\",\"logmessage\":\"start\"}"},
+    {"^%{CATALINA_DATESTAMP:d}$",
+     "Mar 7, 2024 9:15:22 AM",
+     "{\"d\":\"Mar 7, 2024 9:15:22 AM\"}"},
+    {"%{TOMCATLOG}",
+     "2014-01-09 20:03:28,269 -0800 | ERROR | com.example.service.ExampleService - something comp"
+     "eletely unexpected happened...",
+     "{\"timestamp\":\"2014-01-09 20:03:28,269 -0800\",\"level\":\"ERROR\",\"class\":\"com.examp"
+     "le.service.ExampleService\",\"logmessage\":\"something compeletely unexpected happened..."
+     "\"}"},
+    {"^%{TOMCAT_DATESTAMP:d}$",
+     "2024-03-07 09:15:22 +0100",
+     "{\"d\":\"2024-03-07 09:15:22 +0100\"}"},
+    {"^%{IPV4:a} > %{IPV4:b}$",
+     "10.0.0.255 > 192.168.001.010",
+     "{\"a\":\"10.0.0.255\",\"b\":\"192.168.001.010\"}"},
+    {"^%{IPV4_OCTET:o}$",
+     "250",
+     "{\"o\":\"250\"}"},
+    {"^%{IPV6:a}$",
+     "2001:0db8:85a3:0000:0000:8a2e:0370:7334",
+     "{\"a\":\"2001:0db8:85a3:0000:0000:8a2e:0370:7334\"}"},
+    {"^%{IPV6:a} %{IPV6:b} %{IPV6:c} %{IPV6:d}$",
+     "::1 fe80::1ff:fe23:4567:890a%eth0 ::ffff:192.0.2.128 64:ff9b::192.0.2.33",
+     "{\"a\":\"::1\",\"b\":\"fe80::1ff:fe23:4567:890a%eth0\",\"c\":\"::ffff:192.0.2.128\",\"d\":"
+     "\"64:ff9b::192.0.2.33\"}"},
+    {"^%{IPV6_GROUP:g}$",
+     "db8",
+     "{\"g\":\"db8\"}"},
+    {"from %{IP:src} to %{IP:dst}",
+     "DROP from 203.0.113.45 to 2001:db8::8:800:200c:417a proto=tcp",
+     "{\"src\":\"203.0.113.45\",\"dst\":\"2001:db8::8:800:200c:417a\"}"},
+    {"^%{IP:ip}$",
+     "256.1.1.1",
+     "{\"tags\":[\"_grokparsefailure\"]}"},
+    {"^%{MAC:a} %{MAC:b} %{MAC:c}$",
+     "00:16:3e:5e:6c:00 00-16-3E-5E-6C-00 0016.3e5e.6c00",
+     "{\"a\":\"00:16:3e:5e:6c:00\",\"b\":\"00-16-3E-5E-6C-00\",\"c\":\"0016.3e5e.6c00\"}"},
+    {"^%{COMMONMAC:a} %{WINDOWSMAC:b} %{CISCOMAC:c}$",
+     "a4:5e:60:e2:1f:7b A4-5E-60-E2-1F-7B a45e.60e2.1f7b",
+     "{\"a\":\"a4:5e:60:e2:1f:7b\",\"b\":\"A4-5E-60-E2-1F-7B\",\"c\":\"a45e.60e2.1f7b\"}"},
+    {"^%{HOSTNAME:h}$",
+     "web-01.prod.example.com",
+     "{\"h\":\"web-01.prod.example.com\"}"},
+    {"^%{HOSTNAME_LABEL:l}$",
+     "xn--bcher-kva",
+     "{\"l\":\"xn--bcher-kva\"}"},
+    {"^%{IPORHOST:a} %{IPORHOST:b}$",
+     "db.internal 10.1.2.3",
+     "{\"a\":\"db.internal\",\"b\":\"10.1.2.3\"}"},
+    {"^%{HOSTPORT:a} %{HOSTPORT:b}$",
+     "db.example.com:5432 10.0.0.1:80",
+     "{\"a\":\"db.example.com:5432\",\"b\":\"10.0.0.1:80\"}"},
+    {"^%{URI:u}$",
+     "https://user:pa55@example.com:8443/a/b.html\?x=1&y=%20z#frag",
+     "{\"u\":\"https://user:pa55@example.com:8443/a/b.html\?x=1&y=%20z#frag\",\"port\":\"8443\"}"},
+    {"^%{URI:u}$",
+     "http://[2001:db8::1]:8080/metrics",
+     "{\"u\":\"http://[2001:db8::1]:8080/metrics\",\"port\":\"8080\"}"},
+    {"^%{URIPROTO:p}://%{URIHOST:h}%{URIPATH:path}%{URIPARAM:param}$",
+     "svn+ssh://repo.example.org:2222/trunk/src\?rev=42",
+     "{\"p\":\"svn+ssh\",\"h\":\"repo.example.org:2222\",\"port\":\"2222\",\"path\":\"/trunk/src"
+     "\",\"param\":\"\?rev=42\"}"},
+    {"^%{URIPATHPARAM:p} %{URIQUERY:q}$",
+     "/search\?q=grok+patterns&page=2 a=1&b[]=2",
+     "{\"p\":\"/search\?q=grok+patterns&page=2\",\"q\":\"a=1&b[]=2\"}"},
+    {"^%{PATH:a} %{PATH:b}$",
+     "/var/log/nginx/access.log C:\\Windows\\System32\\drivers\\etc\\hosts",
+     "{\"a\":\"/var/log/nginx/access.log\",\"b\":\"C:\\\\Windows\\\\System32\\\\drivers\\\\etc\\"
+     "\\hosts\"}"},
+    {"^%{UNIXPATH:a} %{WINPATH:b}$",
+     "/home/a\\ b/x.txt \\\\fileserver\\share\\q3.xlsx",
+     "{\"a\":\"/home/a\\\\ b/x.txt\",\"b\":\"\\\\\\\\fileserver\\\\share\\\\q3.xlsx\"}"},
+    {"^%{TTY:t} %{TTY:u}$",
+     "/dev/pts/8 /dev/tty1",
+     "{\"t\":\"/dev/pts/8\",\"u\":\"/dev/tty1\"}"},
+    {"^%{EMAILADDRESS:e}$",
+     "first.last+tag@mail.example.co.uk",
+     "{\"e\":\"first.last+tag@mail.example.co.uk\"}"},
+    {"^%{EMAILLOCALPART:l}@",
+     "o'brien@example.ie",
+     "{\"l\":\"o'brien\"}"},
+    {"^%{USER:u} %{USERNAME:n}$",
+     "www-data j.doe_1",
+     "{\"u\":\"www-data\",\"n\":\"j.doe_1\"}"},
+    {"^%{UUID:u}$",
+     "123e4567-e89b-12d3-a456-426614174000",
+     "{\"u\":\"123e4567-e89b-12d3-a456-426614174000\"}"},
+    {"^%{URN:u} %{URN:v}$",
+     "urn:isbn:0451450523 urn:uuid:6e8bc430-9c3a-11d9-9669-0800200c9a66",
+     "{\"u\":\"urn:isbn:0451450523\",\"v\":\"urn:uuid:6e8bc430-9c3a-11d9-9669-0800200c9a66\"}"},
+    {"^%{NUMBER:n:float} %{INT:i:int} %{BASE10NUM:b} %{NUMBER:s}$",
+     "-3.25 -42 .5 +7",
+     "{\"n\":-3.25,\"i\":-42,\"b\":\".5\",\"s\":\"+7\"}"},
+    {"^%{BASE16NUM:h} %{BASE16FLOAT:f} %{POSINT:p:int} %{NONNEGINT:z:int}$",
+     "0x1F 0x1.8 7 0",
+     "{\"h\":\"0x1F\",\"f\":\"0x1.8\",\"p\":7,\"z\":0}"},
+    {"^%{WORD:w} %{NOTSPACE:ns}%{SPACE}%{DATA:d}: %{GREEDYDATA:rest}$",
+     "hello a=b,c   key: value: more",
+     "{\"w\":\"hello\",\"ns\":\"a=b,c\",\"d\":\"key\",\"rest\":\"value: more\"}"},
+    {"^%{QS:a} %{QUOTEDSTRING:b} %{QS:c}$",
+     "\"quoted \\\"inner\\\" text\" 'single' `back`",
+     "{\"a\":\"\\\"quoted \\\\\\\"inner\\\\\\\" text\\\"\",\"b\":\"'single'\",\"c\":\"`back`\"}"},
+    {"^%{TIMESTAMP_ISO8601:a} %{TIMESTAMP_ISO8601:b} %{TIMESTAMP_ISO8601:c}$",
+     "2024-03-07T09:15:22Z 2024-03-07T09:15:22.123456+01:00 2024-03-07 09:15:22,123",
+     "{\"a\":\"2024-03-07T09:15:22Z\",\"b\":\"2024-03-07T09:15:22.123456+01:00\",\"c\":\"2024-03"
+     "-07 09:15:22,123\"}"},
+    {"^%{HTTPDATE:ts}$",
+     "07/Mar/2024:09:15:22 +0000",
+     "{\"ts\":\"07/Mar/2024:09:15:22 +0000\"}"},
+    {"^%{SYSLOGTIMESTAMP:a}, %{SYSLOGTIMESTAMP:b}$",
+     "Mar  7 09:15:22, Dec 31 23:59:59",
+     "{\"a\":\"Mar  7 09:15:22\",\"b\":\"Dec 31 23:59:59\"}"},
+    {"^%{DATESTAMP_RFC822:ts}$",
+     "Thu Mar  7 2024 09:15:22 UTC",
+     "{\"ts\":\"Thu Mar  7 2024 09:15:22 UTC\"}"},
+    {"^%{DATESTAMP_RFC2822:ts}$",
+     "Thu, 07 Mar 2024 09:15:22 +0000",
+     "{\"ts\":\"Thu, 07 Mar 2024 09:15:22 +0000\"}"},
+    {"^%{DATESTAMP_OTHER:ts}$",
+     "Thu Mar  7 09:15:22 CET 2024",
+     "{\"ts\":\"Thu Mar  7 09:15:22 CET 2024\"}"},
+    {"^%{DATESTAMP_EVENTLOG:ts}$",
+     "20240307091522",
+     "{\"ts\":\"20240307091522\"}"},
+    {"^%{DATESTAMP:a} / %{DATESTAMP:b}$",
+     "03/07/2024 09:15:22 / 07.03.2024-09:15:22",
+     "{\"a\":\"03/07/2024 09:15:22\",\"b\":\"07.03.2024-09:15:22\"}"},
+    {"^%{DATE:a} %{DATE_US:b} %{DATE_EU:c}$",
+     "1/2/24 12/31/2023 31.12.2023",
+     "{\"a\":\"1/2/24\",\"b\":\"12/31/2023\",\"c\":\"31.12.2023\"}"},
+    {"^%{TIME:t} %{MONTH:m} %{MONTHNUM:mn} %{MONTHNUM2:m2} %{MONTHDAY:md} %{DAY:d} %{YEAR:y} %{TZ"
+     ":z}$",
+     "23:59:60 September 9 09 31 Wednesday 2024 CEST",
+     "{\"t\":\"23:59:60\",\"m\":\"September\",\"mn\":\"9\",\"m2\":\"09\",\"md\":\"31\",\"d\":\"W"
+     "ednesday\",\"y\":\"2024\",\"z\":\"CEST\"}"},
+    {"^%{HOUR:h}:%{MINUTE:m}:%{SECOND:s} %{ISO8601_TIMEZONE:z} %{ISO8601_SECOND:s2}$",
+     "9:05:07.250 +05:30 59,5",
+     "{\"h\":\"9\",\"m\":\"05\",\"s\":\"07.250\",\"z\":\"+05:30\",\"s2\":\"59,5\"}"},
+    {"^%{SYSLOGPROG} %{SYSLOGFACILITY} %{PROG:p2}$",
+     "postfix/smtpd[4242] <13.6> kernel",
+     "{\"program\":\"postfix/smtpd\",\"pid\":\"4242\",\"facility\":\"13\",\"priority\":\"6\",\"p"
+     "2\":\"kernel\"}"},
+    {"^%{SYSLOGHOST:h}$",
+     "mail-gw.example.net",
+     "{\"h\":\"mail-gw.example.net\"}"},
+    {"^%{LOGLEVEL:a} %{LOGLEVEL:b} %{LOGLEVEL:c} %{LOGLEVEL:d} %{LOGLEVEL:e} %{LOGLEVEL:f}$",
+     "INFO warn WARNING Error CRIT emerg",
+     "{\"a\":\"INFO\",\"b\":\"warn\",\"c\":\"WARNING\",\"d\":\"Error\",\"e\":\"CRIT\",\"f\":\"em"
+     "erg\"}"},
+    {"^%{LOGLEVEL:a} %{LOGLEVEL:b} %{LOGLEVEL:c} %{LOGLEVEL:d} %{LOGLEVEL:e}$",
+     "debug TRACE FATAL notice Informational",
+     "{\"a\":\"debug\",\"b\":\"TRACE\",\"c\":\"FATAL\",\"d\":\"notice\",\"e\":\"Informational\"}"},
+    {"^%{LOGLEVEL:l}$",
+     "verbose",
+     "{\"tags\":[\"_grokparsefailure\"]}"},
+};
+
+TEST(library_patterns)
+{
+    for (size_t i = 0; i < SL_ARRAY_LEN(lib_cases); i++) {
+        const struct lib_case *c = &lib_cases[i];
+        char opts[1024];
+        struct sl_buf pat;
+        sl_buf_init(&pat, 0);
+        for (const char *p = c->pattern; *p; p++) {  /* YAML single quotes: ' -> '' */
+            sl_buf_append(&pat, p, *p == '\'' ? 1 : 0);
+            sl_buf_putc(&pat, *p);
+        }
+        snprintf(opts, sizeof(opts), "  field: __line\n  patterns: ['%s']\n", sl_buf_cstr(&pat));
+        sl_buf_free(&pat);
+        void *f = mk(opts);
+        if (!f) {
+            fprintf(stderr, "lib_cases[%zu] %s: %s", i, c->pattern, errs());
+            t_failed_checks++;
+            continue;
+        }
+        struct sl_value e = {0};
+        sl_value_set_object(&e);
+        sl_value_set_cstr(sl_obj_putc(&e, "__line"), c->line);
+        P->filter(f, &e);
+        sl_obj_del(&e, "__line", 6);
+        if (strcmp(js(&e), c->want) != 0) {
+            fprintf(stderr, "lib_cases[%zu] %s on\n  %s\ngave     %s\nexpected %s\n", i,
+                    c->pattern, c->line, js(&e), c->want);
+            t_failed_checks++;
+        }
+        sl_value_clear(&e);
+        P->free(f);
+    }
+}
+
+/* Every pattern of the built-in library appears in lib_cases, and every
+ * built-in pattern compiles on its own. */
+TEST(library_coverage)
+{
+    struct sl_grok_lib *lib = sl_grok_lib_new();
+    char err[512];
+    size_t names = 0;
+    for (size_t i = 0; sl_grok_builtin_patterns[i]; i += 2) {
+        const char *text = sl_grok_builtin_patterns[i + 1];
+        CHECK_INT(sl_grok_lib_add_text(lib, sl_grok_builtin_patterns[i], text, strlen(text), err,
+                                       sizeof(err)), 0);
+    }
+    for (size_t i = 0; sl_grok_builtin_patterns[i]; i += 2) {
+        const char *p = sl_grok_builtin_patterns[i + 1];
+        while (*p) {
+            const char *eol = strchr(p, '\n');
+            size_t n = eol ? (size_t)(eol - p) : strlen(p);
+            size_t nl = strspn(p, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                  "abcdefghijklmnopqrstuvwxyz0123456789_");
+            if (nl > 0 && nl < n && *p != '#') {
+                char name[64], ref[72];
+                snprintf(name, sizeof(name), "%.*s", (int)nl, p);
+                names++;
+                snprintf(ref, sizeof(ref), "%%{%s", name);
+                bool found = false;
+                for (size_t k = 0; k < SL_ARRAY_LEN(lib_cases) && !found; k++) {
+                    const char *hit = strstr(lib_cases[k].pattern, ref);
+                    found = hit && (hit[strlen(ref)] == '}' || hit[strlen(ref)] == ':');
+                }
+                if (!found) {
+                    fprintf(stderr, "library pattern %s (%s) has no test line\n", name,
+                            sl_grok_builtin_patterns[i]);
+                    t_failed_checks++;
+                }
+                snprintf(ref, sizeof(ref), "%%{%s}", name);
+                struct sl_grok *g = sl_grok_compile(lib, ref, true, err, sizeof(err));
+                if (!g) {
+                    fprintf(stderr, "library pattern %s: %s\n", name, err);
+                    t_failed_checks++;
+                }
+                sl_grok_free(g);
+            }
+            p += n + (eol ? 1 : 0);
+        }
+    }
+    CHECK(names > 100);
+    sl_grok_lib_free(lib);
+}
+
+int main(void)
+{
+    RUN(captures_and_types);
+    RUN(named_groups_and_nested_targets);
+    RUN(existing_fields_and_overwrite);
+    RUN(empty_captures);
+    RUN(failure_tags);
+    RUN(several_patterns_in_order);
+    RUN(match_option);
+    RUN(named_captures_only);
+    RUN(pattern_definitions_and_dir);
+    RUN(config_errors);
+    RUN(timeout);
+    RUN(caret_is_a_line_anchor);
+    RUN(threads);
+    RUN(engine);
+    RUN(library_patterns);
+    RUN(library_coverage);
+    sl_cfg_free(&cfg);
+    return TEST_SUMMARY();
+}
