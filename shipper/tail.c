@@ -35,6 +35,7 @@ struct input {
     struct event_tmpl tmpl;
     uint64_t next_scan;
     size_t open;               /* harvesters of this input */
+    struct sl_metric *m_open;  /* sluice_shipper_input_files_open{input} */
     char **waiting;            /* paths held back by harvester_limit, FIFO */
     size_t nwaiting;
 };
@@ -373,6 +374,7 @@ static void harvester_close(struct harvester *h, bool gone)
     }
     h->entry->refs--;
     h->in->open--;
+    sl_gauge_set(h->in->m_open, (double)h->in->open);
     sl_debug("closed %s%s", h->path, gone ? " (deleted)" : "");
     free(h->path);
     free(h->path_json);
@@ -659,6 +661,7 @@ static void open_file(struct tail *t, struct input *in, const char *path, bool i
     h->next = t->all;
     t->all = h;
     in->open++;
+    sl_gauge_set(in->m_open, (double)in->open);
     t->open_files++;
     sl_gauge_set(t->m_files_open, (double)t->open_files);
     sl_info("harvesting %s from offset %llu", path, (unsigned long long)offset);
@@ -918,6 +921,10 @@ struct tail *tail_new(struct sl_loop *loop, const struct shipper_conf *conf, str
     t->inputs = sl_calloc(t->ninputs, sizeof(*t->inputs));
     for (size_t i = 0; i < t->ninputs; i++) {
         t->inputs[i].conf = &conf->inputs[i];
+        const char *lbl[] = {"input", conf->inputs[i].id, NULL};
+        t->inputs[i].m_open = sl_metrics_gauge(metrics, "sluice_shipper_input_files_open",
+                                               "Files held open, per input.", lbl);
+        sl_gauge_set(t->inputs[i].m_open, 0);
         event_tmpl_init(&t->inputs[i].tmpl, &conf->inputs[i], conf->hostname);
     }
     t->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
@@ -953,6 +960,7 @@ void tail_free(struct tail *t)
     }
     free(t->watches);
     for (size_t i = 0; i < t->ninputs; i++) {
+        sl_gauge_set(t->inputs[i].m_open, 0);
         event_tmpl_free(&t->inputs[i].tmpl);
         for (size_t j = 0; j < t->inputs[i].nwaiting; j++) {
             free(t->inputs[i].waiting[j]);

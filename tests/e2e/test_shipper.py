@@ -46,6 +46,7 @@ def test_lines_before_and_after_start_arrive_exactly_once(tmp_path, procs, compr
     assert ship["sluice_shipper_events_sent_total"] == 700
     assert ship["sluice_shipper_wire_bytes_total"] > 0
     assert ship["sluice_shipper_files_open"] == 2
+    assert ship['sluice_shipper_input_files_open{input="app"}'] == 2
     agg = metrics_of(s.agg_metrics)
     assert agg["sluice_aggregator_events_received_total"] == 700
     assert agg["sluice_aggregator_events_acked_total"] == 700
