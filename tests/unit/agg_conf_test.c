@@ -123,14 +123,14 @@ TEST(unknown_plugins)
     struct agg_conf c;
     CHECK_STR(errors_of(&c, "pipeline:\n"
                             "  filters:\n"
-                            "    - grok: {field: message}\n"
+                            "    - grokk: {field: message}\n"
                             "outputs:\n"
                             "  - file: {path: /tmp/a}\n"
-                            "  - kafka: {brokers: [a]}\n"
+                            "  - kafkaa: {brokers: [a]}\n"
                             "  - {stdout: {}, file: {}}\n"
                             "  - stdout\n"),
-              "t.yml:3:7: pipeline.filters[0]: unknown filter 'grok'\n"
-              "t.yml:6:5: outputs[1]: unknown output 'kafka'\n"
+              "t.yml:3:7: pipeline.filters[0]: unknown filter 'grokk'\n"
+              "t.yml:6:5: outputs[1]: unknown output 'kafkaa'\n"
               "t.yml:7:5: outputs[2]: each output is a map with one key, the output's name "
               "(e.g. '- file: {...}')\n"
               "t.yml:8:5: outputs[3]: each output is a map with one key, the output's name "
