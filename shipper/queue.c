@@ -29,8 +29,30 @@ static void batch_free(struct batch *b)
     free(b);
 }
 
+/* A window is ~1 MB of frames: growing a fresh buffer to that size for every
+ * batch cost as much copying as the events themselves, so settled batches are
+ * kept (a few, as many as can be in the queue at once) with their buffers. */
+#define POOL_MAX 8
+
+static void batch_recycle(struct queue *q, struct batch *b)
+{
+    if (q->npool >= POOL_MAX) {
+        batch_free(b);
+        return;
+    }
+    b->next = q->pool;
+    q->pool = b;
+    q->npool++;
+}
+
 void queue_free(struct queue *q)
 {
+    while (q->pool) {
+        struct batch *b = q->pool;
+        q->pool = b->next;
+        batch_free(b);
+    }
+    q->npool = 0;
     while (q->head) {
         struct batch *b = q->head;
         q->head = b->next;
@@ -47,11 +69,25 @@ static struct batch *open_batch(struct queue *q)
     if (q->tail && !q->tail->sealed) {
         return q->tail;
     }
-    struct batch *b = sl_calloc(1, sizeof(*b));
+    struct batch *b = q->pool;
+    if (b) {
+        q->pool = b->next;
+        q->npool--;
+        struct sl_buf frames = b->frames;
+        struct batch_event *ev = b->ev;
+        uint32_t cap = b->cap;
+        memset(b, 0, sizeof(*b));
+        b->frames = frames;
+        sl_buf_reset(&b->frames);
+        b->ev = ev;
+        b->cap = cap;
+    } else {
+        b = sl_calloc(1, sizeof(*b));
+        sl_buf_init(&b->frames, 0);
+        b->cap = 64;
+        b->ev = sl_malloc(b->cap * sizeof(*b->ev));
+    }
     b->id = q->next_id++;
-    sl_buf_init(&b->frames, 0);
-    b->cap = 64;
-    b->ev = sl_malloc(b->cap * sizeof(*b->ev));
     b->created_ms = sl_now_ms();
     if (q->tail) {
         q->tail->next = b;
@@ -148,7 +184,7 @@ static void commit(struct queue *q)
         if (q->tail == b) {
             q->tail = NULL;
         }
-        batch_free(b);
+        batch_recycle(q, b);
     }
     sl_gauge_set(q->m_queue_events, (double)q->events);
 }

@@ -40,6 +40,8 @@ struct queue {
     uint32_t bulk_max;
     uint64_t next_id;
     struct registry *registry;
+    struct batch *pool;           /* settled batches kept for reuse, with their buffers */
+    size_t npool;
     struct sl_metric *m_queue_events;
     struct sl_metric *m_acked;
 };
