@@ -162,3 +162,89 @@ def test_ack_timeout_reconnects_and_resends(tmp_path, procs):
         for c in held:
             c.close()
         silent.close()
+
+
+class FakePartialAckServer:
+    """A FAKE Lumberjack server, for the one fault real servers do not produce on
+    demand: it ACKs only part of the first window, sends a keepalive ACK 0, then
+    drops the connection. Later connections are served normally (full ACKs).
+    It decodes frames with the project's Python client helpers."""
+
+    def __init__(self, partial):
+        import socket
+        import threading
+        self.partial = partial
+        self.windows = []          # per window: list of event messages received
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.port = self.sock.getsockname()[1]
+        self.first = True
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    @staticmethod
+    def read_exact(c, n):
+        b = b""
+        while len(b) < n:
+            chunk = c.recv(n - len(b))
+            if not chunk:
+                raise EOFError
+            b += chunk
+        return b
+
+    def read_window(self, c):
+        import json
+        import struct
+        import zlib
+        hdr = self.read_exact(c, 6)
+        assert hdr[1:2] == b"W"
+        n = struct.unpack(">I", hdr[2:])[0]
+        kind = self.read_exact(c, 2)
+        if kind[1:2] == b"C":
+            body = zlib.decompress(self.read_exact(c, struct.unpack(">I", self.read_exact(c, 4))[0]))
+        else:
+            raise AssertionError(f"unexpected frame {kind!r}")
+        msgs, off = [], 0
+        while off < len(body):
+            seq, ln = struct.unpack(">II", body[off + 2:off + 10])
+            msgs.append(json.loads(body[off + 10:off + 10 + ln])["message"])
+            off += 10 + ln
+        assert len(msgs) == n
+        return msgs
+
+    def serve(self):
+        import struct
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                while True:
+                    msgs = self.read_window(c)
+                    self.windows.append(msgs)
+                    if self.first:
+                        self.first = False
+                        c.sendall(b"2A" + struct.pack(">I", 0))            # keepalive
+                        c.sendall(b"2A" + struct.pack(">I", self.partial))  # partial ACK
+                        c.close()
+                        break
+                    c.sendall(b"2A" + struct.pack(">I", len(msgs)))
+            except (EOFError, OSError):
+                c.close()
+
+
+def test_partial_ack_resends_only_the_unacked_tail(tmp_path, procs):
+    fake = FakePartialAckServer(partial=30)
+    (tmp_path / "logs").mkdir()
+    # Written before the shipper starts, so the first window holds all 100 lines.
+    append_lines(tmp_path / "logs" / "app.log", [f"p {i}" for i in range(100)])
+    ship, mport, logs = start_shipper(procs, tmp_path, f'["127.0.0.1:{fake.port}"]',
+                                      extra="  compression: zlib")
+    wait_for(lambda: sum(len(w) for w in fake.windows) >= 170, what="resent tail")
+    first, second = fake.windows[0], fake.windows[1]
+    assert first == [f"p {i}" for i in range(100)]
+    assert second == [f"p {i}" for i in range(30, 100)]  # only the unACKed 70, renumbered
+    wait_for(lambda: metrics_of(mport)["sluice_shipper_events_acked_total"] == 100,
+             what="all ACKed")
+    assert metrics_of(mport)["sluice_shipper_events_sent_total"] == 170
