@@ -64,9 +64,11 @@ def read_ndjson(path):
         return []
     events = []
     with open(path, "rb") as f:
-        for line in f.read().split(b"\n"):
-            if line:
-                events.append(json.loads(line))
+        data = f.read()
+    # A line still being written has no newline yet: it is read next time.
+    for line in data[:data.rfind(b"\n") + 1].split(b"\n"):
+        if line:
+            events.append(json.loads(line))
     return events
 
 

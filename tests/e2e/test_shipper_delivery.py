@@ -65,14 +65,20 @@ def test_loadbalance_by_weight_and_failover_when_one_dies(tmp_path, procs):
     aggs = [Aggregator(procs, tmp_path, f"agg{i}").start() for i in range(3)]
     hosts = ("[" + ", ".join(f'{{host: "127.0.0.1:{a.port}", weight: {w}}}'
                              for a, w in zip(aggs, (1, 1, 2))) + "]")
-    ship, mport, logs = start_shipper(procs, tmp_path, hosts)
-    n1 = 4000
+    # Enough window slots that every host can always take one: then the smooth
+    # weighted round robin alone decides, and it is exact (pattern c a b c ...).
+    ship, mport, logs = start_shipper(procs, tmp_path, hosts, extra="  pipelining: 16")
+    for a in aggs:
+        wait_for(lambda a=a: metrics_of(mport).get(
+            f'sluice_shipper_connection_up{{host="127.0.0.1:{a.port}"}}') == 1, what="all up")
+    n1 = 800  # few windows: no host ever has 16 in flight, so none is skipped
     append_lines(logs / "app.log", [f"first {i}" for i in range(n1)])
     wait_for(lambda: len(set(union(aggs))) >= n1, what="first part everywhere")
     counts = [len(a.events()) for a in aggs]
+    windows = [metrics_of(a.mport)["sluice_aggregator_windows_total"] for a in aggs]
     assert all(c > 0 for c in counts), counts
-    # weight 2 gets about twice the share of weight 1
-    assert counts[2] > counts[0] and counts[2] > counts[1], counts
+    # weight 2 gets twice the windows of weight 1 (within one round)
+    assert abs(windows[2] - 2 * windows[0]) <= 2 and abs(windows[0] - windows[1]) <= 1, windows
     aggs[1].proc.kill9()
     n2 = 4000
     append_lines(logs / "app.log", [f"second {i}" for i in range(n2)])
