@@ -1,0 +1,1206 @@
+/*
+ * out_kafka.c - the `kafka` output: each event as one Kafka message (value =
+ * the event's JSON without "@metadata", key and topic rendered from
+ * templates), produced with librdkafka's idempotent producer.
+ *
+ * Delivery is what makes this output: a batch's verdict is SL_OK only once
+ * librdkafka has reported every one of its messages delivered (or the event
+ * was dead-lettered after a permanent error). Retriable failures never reach
+ * us: message.timeout.ms defaults to 0 (retry forever), so a broker outage
+ * simply holds the verdict - and with it the shipper's ACK - until the broker
+ * is back. A full local queue (QUEUE_FULL) pauses producing; events are
+ * never dropped.
+ *
+ * Threads: librdkafka runs its own threads, but every callback that touches
+ * our state (delivery reports, errors) is served by rd_kafka_poll(), which
+ * only the loop thread calls: when librdkafka's main queue becomes non-empty
+ * it writes to an eventfd the loop watches, and a slow timer polls too in
+ * case a wake-up raced with a poll. So done() is always called on the loop
+ * thread, as plugin.h requires. Only log_cb runs on librdkafka's threads
+ * (sl_log is thread-safe).
+ *
+ * Not here: transactions, message headers, explicit partitions, consuming.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <librdkafka/rdkafka.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sluice/buf.h"
+#include "sluice/json.h"
+#include "sluice/log.h"
+#include "sluice/plugin.h"
+#include "sluice/template.h"
+
+#define POLL_MS 100             /* safety net under the eventfd wake-ups */
+#define TOPIC_CACHE 64          /* topic handles kept (dynamic topics beyond are re-created) */
+#define TOPIC_MAX 249           /* Kafka's limit on a topic name */
+#define ERROR_LOG_MS 1000       /* per-event error lines: at most one a second */
+#define DELIVERY_ERRORS_NAME "sluice_aggregator_kafka_delivery_errors_total"
+#define DELIVERY_ERRORS_HELP \
+    "Kafka messages whose produce call or delivery report failed, by librdkafka error name."
+#define CLIENT_ERRORS_NAME "sluice_aggregator_kafka_client_errors_total"
+#define CLIENT_ERRORS_HELP \
+    "Errors librdkafka reported about the client (connections, brokers), by error name."
+#define OUTQ_NAME "sluice_aggregator_kafka_queue_messages"
+#define OUTQ_HELP "Messages in librdkafka's queues waiting to be delivered (all kafka outputs)."
+
+static const char *const COMPRESSIONS[] = {"none", "gzip", "snappy", "lz4", "zstd", NULL};
+static const char *const ACKS[] = {"all", "-1", "1", "0", NULL};
+
+/*
+ * librdkafka properties that have an option of their own: setting them under
+ * `properties` too would make two places disagree, so it is an error that
+ * names the option. delivery.report.only.error would starve the batch
+ * accounting of the success reports it counts down with.
+ */
+static const struct {
+    const char *prop, *option;
+} RESERVED[] = {
+    {"bootstrap.servers", "brokers"},
+    {"metadata.broker.list", "brokers"},
+    {"client.id", "client_id"},
+    {"compression.codec", "compression"},
+    {"compression.type", "compression"},
+    {"compression.level", "compression_level"},
+    {"acks", "acks"},
+    {"request.required.acks", "acks"},
+    {"enable.idempotence", "idempotent"},
+    {"message.max.bytes", "message_max_bytes"},
+    {"linger.ms", "linger"},
+    {"queue.buffering.max.ms", "linger"},
+    {"batch.num.messages", "batch_max_events"},
+    {"batch.size", "batch_max_bytes"},
+    {"message.timeout.ms", "timeout"},
+    {"delivery.timeout.ms", "timeout"},
+    {"queue.buffering.max.messages", "queue_max_events"},
+    {"queue.buffering.max.kbytes", "queue_max_bytes"},
+    {"delivery.report.only.error", NULL},
+    {"transactional.id", NULL},
+};
+
+struct out_kafka;
+
+/* One submit(): its events are produced in order; librdkafka's per-message opaque
+ * points here so delivery reports count down `outstanding`. */
+struct kbatch {
+    struct out_kafka *k;
+    struct sl_batch *batch;  /* borrowed until the verdict; NULL afterwards */
+    sl_output_done done;
+    void *done_arg;
+    size_t next;             /* next event to produce */
+    size_t outstanding;      /* messages in librdkafka (or our retry list), not yet reported */
+    int status;              /* SL_OK, or the first permanent failure */
+    bool verdict;            /* done() was called */
+    struct kbatch *prev, *nextb;
+};
+
+/* A message whose delivery failed retriably (only with a finite `timeout`): produced
+ * again from this copy, ahead of new events. */
+struct retry {
+    struct kbatch *kb;
+    char *topic;
+    char *key;               /* NULL: no key */
+    size_t klen;
+    char *payload;
+    size_t plen;
+    struct retry *next;
+};
+
+struct topic_slot {
+    char *name;
+    rd_kafka_topic_t *rkt;
+};
+
+struct err_metric {
+    rd_kafka_resp_err_t err;
+    struct sl_metric *m;
+};
+
+struct out_kafka {
+    char *id;
+    struct sl_loop *loop;
+    struct sl_metrics *metrics;
+
+    /* options */
+    char **brokers;
+    size_t nbrokers;
+    struct sl_template *topic;
+    struct sl_template *key;  /* NULL: messages have no key */
+    char *dlq_dir;            /* NULL: no dead letter queue */
+    rd_kafka_conf_t *conf;    /* complete configuration; each producer gets a dup */
+
+    /* the producer */
+    rd_kafka_t *rk;
+    rd_kafka_queue_t *mainq;
+    int evfd;
+    struct sl_timer *poll_timer;
+    struct sl_timer *restart_timer;  /* after a fatal (idempotence) error */
+    struct sl_timer *deadline_timer;
+    struct topic_slot topics[TOPIC_CACHE];
+    size_t ntopics, last_topic;
+
+    /* batches, oldest first */
+    struct kbatch *head, *tail;
+    struct retry *retries, *retries_tail;
+    bool stopping;            /* shutdown() was called */
+    bool closed;              /* the shutdown deadline passed: no more verdicts but ECLOSED */
+    bool settling, resettle;
+    bool restarting;          /* on_restart() is tearing the old producer down */
+
+    /* scratch buffers, reused for every event */
+    struct sl_buf value, topic_buf, key_buf;
+
+    int dlq_fd;
+    char dlq_day[16];         /* "2026.11.27": the day of the open dead letter file */
+    uint64_t last_error_log;
+    uint64_t errors_unlogged;
+
+    struct sl_metric *m_dead_letter;
+    struct sl_metric *m_retry;
+    struct sl_metric *m_outq;
+    double outq_reported;      /* this instance's share of the shared gauge */
+    struct sl_metrics *own_metrics;  /* when the environment has none (tests) */
+    struct err_metric *delivery_errs, *client_errs;
+    size_t ndelivery_errs, nclient_errs;
+};
+
+/* ---- metrics and logging ------------------------------------------------- */
+
+/* The series for one error code, created on first use (errors are rare; the registry's
+ * mutex is taken only then). Called on the loop thread only. */
+static struct sl_metric *err_metric(struct out_kafka *k, struct err_metric **arr, size_t *n,
+                                    const char *name, const char *help, rd_kafka_resp_err_t err)
+{
+    for (size_t i = 0; i < *n; i++) {
+        if ((*arr)[i].err == err) {
+            return (*arr)[i].m;
+        }
+    }
+    const char *labels[] = {"error", rd_kafka_err2name(err), NULL};
+    *arr = sl_realloc(*arr, (*n + 1) * sizeof(**arr));
+    (*arr)[*n].err = err;
+    (*arr)[*n].m = sl_metrics_counter(k->metrics, name, help, labels);
+    return (*arr)[(*n)++].m;
+}
+
+static void count_delivery_error(struct out_kafka *k, rd_kafka_resp_err_t err)
+{
+    sl_counter_inc(err_metric(k, &k->delivery_errs, &k->ndelivery_errs, DELIVERY_ERRORS_NAME,
+                              DELIVERY_ERRORS_HELP, err));
+}
+
+/* Per-event failures can come by the thousand (a topic that does not exist, a
+ * size limit): one line a second, saying how many were not logged. */
+static void event_error(struct out_kafka *k, const char *topic, rd_kafka_resp_err_t err,
+                        const char *reason, const char *what)
+{
+    uint64_t now = sl_now_ms();
+    if (k->last_error_log && now - k->last_error_log < ERROR_LOG_MS) {
+        k->errors_unlogged++;
+        return;
+    }
+    char more[64] = "";
+    if (k->errors_unlogged) {
+        snprintf(more, sizeof(more), " (and %llu more error(s) not logged)",
+                 (unsigned long long)k->errors_unlogged);
+    }
+    sl_error("%s: topic %s: %s (%s); the event was %s%s", k->id, topic,
+             reason ? reason : rd_kafka_err2str(err), rd_kafka_err2name(err), what, more);
+    k->last_error_log = now;
+    k->errors_unlogged = 0;
+}
+
+/* librdkafka's own log lines, from its threads: syslog levels mapped onto ours. Connection
+ * failures are level 3; during an outage they are the interesting lines, so they are kept. */
+static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    struct out_kafka *k = rd_kafka_opaque(rk);
+    const char *id = k ? k->id : "kafka";
+    if (level <= 4) {
+        sl_warn("%s: librdkafka %s: %s", id, fac, buf);
+    } else if (level <= 6) {
+        sl_info("%s: librdkafka %s: %s", id, fac, buf);
+    } else {
+        sl_debug("%s: librdkafka %s: %s", id, fac, buf);
+    }
+}
+
+/* ---- dead letter queue ----------------------------------------------------- */
+
+static int mkdir_p(const char *dir)
+{
+    char tmp[PATH_MAX];
+    size_t n = strlen(dir);
+    if (n == 0 || n >= sizeof(tmp)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(tmp, dir, n + 1);
+    for (char *p = tmp + 1;; p++) {
+        if (*p == '/' || *p == '\0') {
+            char c = *p;
+            *p = '\0';
+            if (mkdir(tmp, 0755) != 0 && errno != EEXIST) {
+                return -1;
+            }
+            *p = c;
+            if (c == '\0') {
+                return 0;
+            }
+        }
+    }
+}
+
+/*
+ * Appends one NDJSON line for an event Kafka refused for good and fsyncs it: the
+ * line is what lets the batch be ACKed, so it must survive a crash as the Kafka
+ * message would have. 0, or SL_ENOENT (no dead_letter_path) / SL_EIO.
+ */
+static int dead_letter(struct out_kafka *k, const char *topic, const char *key, size_t klen,
+                       const char *payload, size_t plen, rd_kafka_resp_err_t err,
+                       const char *reason)
+{
+    if (!k->dlq_dir) {
+        return SL_ENOENT;
+    }
+    char path[PATH_MAX], day[16], ts[32];
+    int rc = SL_EIO;
+    struct sl_buf line;
+    sl_buf_init(&line, 0);
+    /* One file per UTC day, like the elasticsearch output's, so old ones can be expired. */
+    sl_format_timestamp(sl_wall_ms(), ts, sizeof(ts));
+    snprintf(day, sizeof(day), "%.4s.%.2s.%.2s", ts, ts + 5, ts + 8);
+    snprintf(path, sizeof(path), "%s/kafka-%s.ndjson", k->dlq_dir, day);
+    if (k->dlq_fd >= 0 && strcmp(day, k->dlq_day) != 0) {
+        close(k->dlq_fd);
+        k->dlq_fd = -1;
+    }
+    if (k->dlq_fd < 0) {
+        if (mkdir_p(k->dlq_dir) != 0) {
+            sl_error("%s: cannot create dead_letter_path %s: %s", k->id, k->dlq_dir,
+                     strerror(errno));
+            goto out;
+        }
+        k->dlq_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+        if (k->dlq_fd < 0) {
+            sl_error("%s: cannot open %s: %s", k->id, path, strerror(errno));
+            goto out;
+        }
+        memcpy(k->dlq_day, day, sizeof(day));
+    }
+    sl_buf_printf(&line, "{\"@timestamp\":\"%s\",\"output\":", ts);
+    sl_json_put_str(&line, k->id, strlen(k->id));
+    sl_buf_puts(&line, ",\"error\":");
+    sl_json_put_str(&line, rd_kafka_err2name(err), strlen(rd_kafka_err2name(err)));
+    sl_buf_puts(&line, ",\"reason\":");
+    reason = reason ? reason : rd_kafka_err2str(err);
+    sl_json_put_str(&line, reason, strlen(reason));
+    sl_buf_puts(&line, ",\"topic\":");
+    sl_json_put_str(&line, topic, strlen(topic));
+    sl_buf_puts(&line, ",\"key\":");
+    if (key) {
+        sl_json_put_str(&line, key, klen);
+    } else {
+        sl_buf_puts(&line, "null");
+    }
+    /* The payload is JSON this output wrote itself: embedded as is. */
+    sl_buf_puts(&line, ",\"event\":");
+    sl_buf_append(&line, payload, plen);
+    sl_buf_puts(&line, "}\n");
+    const char *p = line.data;
+    size_t n = line.len;
+    while (n > 0) {
+        ssize_t w = write(k->dlq_fd, p, n);
+        if (w < 0 && errno == EINTR) {
+            continue;
+        }
+        if (w < 0) {
+            sl_error("%s: cannot write %s: %s", k->id, path, strerror(errno));
+            close(k->dlq_fd);
+            k->dlq_fd = -1;
+            goto out;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    if (fdatasync(k->dlq_fd) != 0) {
+        sl_error("%s: cannot fsync %s: %s", k->id, path, strerror(errno));
+        goto out;
+    }
+    sl_counter_inc(k->m_dead_letter);
+    rc = SL_OK;
+out:
+    sl_buf_free(&line);
+    return rc;
+}
+
+/* ---- batches ------------------------------------------------------------ */
+
+/* Gives kb its verdict (once). The batch is the pipeline's again afterwards. */
+static void verdict(struct kbatch *kb, int status)
+{
+    if (kb->verdict) {
+        return;
+    }
+    kb->verdict = true;
+    kb->batch = NULL;
+    kb->done(kb->done_arg, status);
+}
+
+/* A permanent failure with no dead letter queue to take it: the batch is not ACKed
+ * (the shipper resends it). The verdict is given now; messages of the batch still
+ * in librdkafka keep kb alive until they report. */
+static void batch_fail(struct kbatch *kb, int status)
+{
+    if (kb->status == SL_OK) {
+        kb->status = status;
+    }
+    verdict(kb, status);
+}
+
+static void kbatch_unlink(struct out_kafka *k, struct kbatch *kb)
+{
+    if (kb->prev) {
+        kb->prev->nextb = kb->nextb;
+    } else {
+        k->head = kb->nextb;
+    }
+    if (kb->nextb) {
+        kb->nextb->prev = kb->prev;
+    } else {
+        k->tail = kb->prev;
+    }
+    free(kb);
+}
+
+/*
+ * An event (or message) was refused for good: dead-letter it, or fail its batch.
+ * topic may be a rendering that is not a valid topic name.
+ */
+static void permanent_error(struct out_kafka *k, struct kbatch *kb, const char *topic,
+                            const char *key, size_t klen, const char *payload, size_t plen,
+                            rd_kafka_resp_err_t err, const char *reason)
+{
+    count_delivery_error(k, err);
+    if (kb->verdict) {
+        return;  /* already failed or closed: nothing more to decide */
+    }
+    int rc = dead_letter(k, topic, key, klen, payload, plen, err, reason);
+    event_error(k, topic, err, reason,
+                rc == SL_OK ? "dead-lettered"
+                            : "not delivered and its batch will not be acknowledged");
+    if (rc != SL_OK) {
+        batch_fail(kb, SL_EIO);
+    }
+}
+
+/* ---- producing ---------------------------------------------------------- */
+
+static bool valid_topic(const char *s, size_t n)
+{
+    if (n == 0 || n > TOPIC_MAX || (n == 1 && s[0] == '.') ||
+        (n == 2 && s[0] == '.' && s[1] == '.')) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The cached handle for topic, created on a miss (the oldest slot is recycled). */
+static rd_kafka_topic_t *topic_get(struct out_kafka *k, const char *name)
+{
+    if (k->ntopics && strcmp(k->topics[k->last_topic].name, name) == 0) {
+        return k->topics[k->last_topic].rkt;
+    }
+    for (size_t i = 0; i < k->ntopics; i++) {
+        if (strcmp(k->topics[i].name, name) == 0) {
+            k->last_topic = i;
+            return k->topics[i].rkt;
+        }
+    }
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(k->rk, name, NULL);
+    if (!rkt) {
+        return NULL;
+    }
+    size_t i = k->ntopics < TOPIC_CACHE ? k->ntopics++ : (k->last_topic + 1) % TOPIC_CACHE;
+    if (k->topics[i].rkt) {
+        /* librdkafka keeps its own reference for messages still queued on it. */
+        rd_kafka_topic_destroy(k->topics[i].rkt);
+        free(k->topics[i].name);
+    }
+    k->topics[i].name = sl_strdup(name);
+    k->topics[i].rkt = rkt;
+    k->last_topic = i;
+    return rkt;
+}
+
+static void topics_clear(struct out_kafka *k)
+{
+    for (size_t i = 0; i < k->ntopics; i++) {
+        rd_kafka_topic_destroy(k->topics[i].rkt);
+        free(k->topics[i].name);
+        k->topics[i] = (struct topic_slot){0};
+    }
+    k->ntopics = 0;
+    k->last_topic = 0;
+}
+
+static void schedule_restart(struct out_kafka *k);
+
+/*
+ * Produces one message (librdkafka copies payload and key). Returns 0 when queued,
+ * SL_EAGAIN when librdkafka's queue is full (try again later), SL_ECLOSED after a
+ * fatal producer error (a restart is scheduled) or SL_EINVAL for a permanent
+ * refusal, with its code in *err.
+ */
+static int produce(struct out_kafka *k, struct kbatch *kb, const char *topic, const char *key,
+                   size_t klen, const char *payload, size_t plen, rd_kafka_resp_err_t *err)
+{
+    rd_kafka_topic_t *rkt = topic_get(k, topic);
+    if (!rkt) {
+        *err = rd_kafka_last_error();
+        return SL_EINVAL;
+    }
+    if (rd_kafka_produce(rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, (void *)payload, plen,
+                         key, key ? klen : 0, kb) == 0) {
+        kb->outstanding++;
+        return SL_OK;
+    }
+    *err = rd_kafka_last_error();
+    if (*err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+        return SL_EAGAIN;
+    }
+    if (*err == RD_KAFKA_RESP_ERR__FATAL) {
+        schedule_restart(k);
+        return SL_ECLOSED;
+    }
+    return SL_EINVAL;
+}
+
+/* Renders and produces event i of kb. SL_EAGAIN / SL_ECLOSED stop the pump. */
+static int produce_event(struct out_kafka *k, struct kbatch *kb, const struct sl_value *ev)
+{
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    const char *reason = NULL;
+    const char *key = NULL;
+    int rc;
+
+    sl_buf_reset(&k->value);
+    sl_json_write(&k->value, ev, "@metadata");
+    sl_buf_reset(&k->topic_buf);
+    rc = sl_template_render(k->topic, ev, &k->topic_buf);
+    const char *topic = sl_buf_cstr(&k->topic_buf);
+    if (k->key) {
+        sl_buf_reset(&k->key_buf);
+        sl_template_render(k->key, ev, &k->key_buf);
+        if (k->key_buf.len > 0) {
+            key = sl_buf_cstr(&k->key_buf);  /* an empty rendering: no key at all */
+        }
+    }
+    /* A static topic was checked at init. */
+    if (rc != 0 || (!sl_template_is_static(k->topic) && !valid_topic(topic, k->topic_buf.len))) {
+        /* Checked here: the broker's answer to a bad name is slow and version-dependent. */
+        err = RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION;
+        reason = "invalid topic name (1-249 of [a-zA-Z0-9._-], not '.' or '..')";
+        rc = SL_EINVAL;
+    } else {
+        rc = produce(k, kb, topic, key, k->key_buf.len, k->value.data, k->value.len, &err);
+        if (rc == SL_EINVAL && err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
+            reason = "the event is larger than message_max_bytes";  /* refused locally */
+        }
+    }
+    if (rc == SL_EINVAL) {
+        permanent_error(k, kb, topic, key, k->key_buf.len, k->value.data, k->value.len, err,
+                        reason);
+        rc = SL_OK;  /* handled: go on with the next event */
+    }
+    return rc;
+}
+
+/* Produces what waits: retried messages first, then the batches' events in order.
+ * Stops at the first QUEUE_FULL; the next poll resumes. */
+static void pump(struct out_kafka *k)
+{
+    if (!k->rk || k->restart_timer || k->closed) {
+        return;
+    }
+    while (k->retries) {
+        struct retry *r = k->retries;
+        rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+        int rc = SL_OK;
+        if (!r->kb->verdict) {
+            r->kb->outstanding--;  /* produce() counts it again */
+            rc = produce(k, r->kb, r->topic, r->key, r->klen, r->payload, r->plen, &err);
+            if (rc == SL_EAGAIN || rc == SL_ECLOSED) {
+                r->kb->outstanding++;
+                return;
+            }
+            if (rc == SL_EINVAL) {
+                permanent_error(k, r->kb, r->topic, r->key, r->klen, r->payload, r->plen, err,
+                                NULL);
+            }
+        } else {
+            r->kb->outstanding--;
+        }
+        k->retries = r->next;
+        if (!k->retries) {
+            k->retries_tail = NULL;
+        }
+        free(r->topic);
+        free(r->key);
+        free(r->payload);
+        free(r);
+    }
+    for (struct kbatch *kb = k->head; kb; kb = kb->nextb) {
+        while (!kb->verdict && kb->next < kb->batch->n) {
+            const struct sl_value *ev = &kb->batch->events[kb->next];
+            if (ev->type != SL_V_NULL) {
+                int rc = produce_event(k, kb, ev);
+                if (rc == SL_EAGAIN || rc == SL_ECLOSED) {
+                    return;
+                }
+            }
+            kb->next++;
+        }
+    }
+}
+
+/* Verdicts for the batches whose every message reported; frees finished ones. */
+static void complete(struct out_kafka *k)
+{
+    struct kbatch *nx;
+    for (struct kbatch *kb = k->head; kb; kb = nx) {
+        nx = kb->nextb;
+        if (!kb->verdict && kb->outstanding == 0 && kb->next == kb->batch->n) {
+            verdict(kb, kb->status);  /* may re-enter submit(): see settle() */
+            nx = kb->nextb;
+        }
+        if (kb->verdict && kb->outstanding == 0) {
+            kbatch_unlink(k, kb);
+        }
+    }
+}
+
+/*
+ * pump + complete, safe against re-entry: a done() may lead the pipeline to submit
+ * another batch from inside complete(); that nested call only asks for one more
+ * round instead of walking the list being walked.
+ */
+static void settle(struct out_kafka *k)
+{
+    if (k->settling) {
+        k->resettle = true;
+        return;
+    }
+    k->settling = true;
+    do {
+        k->resettle = false;
+        pump(k);
+        complete(k);
+    } while (k->resettle);
+    k->settling = false;
+}
+
+/* ---- delivery reports and polling ------------------------------------------- */
+
+static bool retriable(rd_kafka_resp_err_t err)
+{
+    switch (err) {
+    case RD_KAFKA_RESP_ERR__MSG_TIMED_OUT:
+    case RD_KAFKA_RESP_ERR__TIMED_OUT:
+    case RD_KAFKA_RESP_ERR__TIMED_OUT_QUEUE:
+    case RD_KAFKA_RESP_ERR__TRANSPORT:
+    case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
+    case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
+    case RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS:
+    case RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND:
+    case RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE:
+    case RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION:
+    case RD_KAFKA_RESP_ERR_NETWORK_EXCEPTION:
+    case RD_KAFKA_RESP_ERR_KAFKA_STORAGE_ERROR:
+    case RD_KAFKA_RESP_ERR__PURGE_QUEUE:     /* only purged when restarting or closing, */
+    case RD_KAFKA_RESP_ERR__PURGE_INFLIGHT:  /* and then kb->verdict is already set */
+    case RD_KAFKA_RESP_ERR__FATAL:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Delivery report, on the loop thread (inside rd_kafka_poll). Only counts; verdicts
+ * are given by complete() once the poll returned. */
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    struct out_kafka *k = opaque;
+    struct kbatch *kb = m->_private;
+    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR || kb->verdict) {
+        kb->outstanding--;
+        return;
+    }
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    if (m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT ||
+        m->err == RD_KAFKA_RESP_ERR__FATAL) {
+        /* A restart fails every open batch before purging; this is not reached then. */
+        count_delivery_error(k, m->err);
+        kb->outstanding--;
+        batch_fail(kb, SL_EIO);
+        return;
+    }
+    if (retriable(m->err) && !k->stopping) {
+        /* Only with a finite `timeout`: produce it again rather than lose it. */
+        count_delivery_error(k, m->err);
+        struct retry *r = sl_calloc(1, sizeof(*r));
+        r->kb = kb;
+        r->topic = sl_strdup(topic);
+        if (m->key) {
+            r->key = sl_strndup(m->key, m->key_len);
+            r->klen = m->key_len;
+        }
+        r->payload = sl_strndup(m->payload, m->len);
+        r->plen = m->len;
+        if (k->retries_tail) {
+            k->retries_tail->next = r;
+        } else {
+            k->retries = r;
+        }
+        k->retries_tail = r;
+        sl_counter_inc(k->m_retry);
+        return;  /* still outstanding: the retry list holds it */
+    }
+    kb->outstanding--;
+    if (retriable(m->err)) {
+        count_delivery_error(k, m->err);
+        batch_fail(kb, SL_ECLOSED);  /* stopping: no more retries */
+        return;
+    }
+    permanent_error(k, kb, topic, m->key, m->key_len, m->payload, m->len, m->err, NULL);
+}
+
+/* Errors about the client (not a message): counted; a fatal one restarts the producer. */
+static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    struct out_kafka *k = opaque;
+    sl_counter_inc(err_metric(k, &k->client_errs, &k->nclient_errs, CLIENT_ERRORS_NAME,
+                              CLIENT_ERRORS_HELP, (rd_kafka_resp_err_t)err));
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char buf[512];
+        rd_kafka_resp_err_t ferr = rd_kafka_fatal_error(rk, buf, sizeof(buf));
+        sl_error("%s: fatal producer error %s: %s; failing the batches in flight (they will "
+                 "be resent) and starting a new producer", k->id, rd_kafka_err2name(ferr), buf);
+        schedule_restart(k);
+    } else if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
+        sl_warn("%s: all brokers are down (%s); holding %zu message(s) until one is back",
+                k->id, reason, (size_t)rd_kafka_outq_len(rk));
+    } else {
+        sl_debug("%s: %s: %s", k->id, rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+    }
+}
+
+static void poll_now(struct out_kafka *k)
+{
+    if (!k->rk) {
+        return;
+    }
+    /* Reports only count during the poll; verdicts (and the done() calls that may
+     * re-enter submit) wait for settle(). */
+    bool was = k->settling;
+    k->settling = true;
+    rd_kafka_poll(k->rk, 0);
+    k->settling = was;
+    settle(k);
+    if (k->rk) {
+        double q = (double)rd_kafka_outq_len(k->rk);
+        sl_gauge_add(k->m_outq, q - k->outq_reported);
+        k->outq_reported = q;
+    }
+}
+
+static void on_eventfd(struct sl_loop *loop, int fd, unsigned events, void *arg)
+{
+    uint64_t v;
+    /* Drain first: a report queued during the poll below writes again. */
+    while (read(fd, &v, sizeof(v)) == (ssize_t)sizeof(v)) {
+    }
+    poll_now(arg);
+}
+
+static void on_poll_timer(struct sl_loop *loop, void *arg)
+{
+    poll_now(arg);
+}
+
+/* ---- the producer ------------------------------------------------------- */
+
+static int producer_start(struct out_kafka *k, char *errstr, size_t errlen)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_dup(k->conf);
+    k->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errlen);
+    if (!k->rk) {
+        rd_kafka_conf_destroy(conf);  /* rd_kafka_new() took it only on success */
+        return SL_EINVAL;
+    }
+    k->mainq = rd_kafka_queue_get_main(k->rk);
+    if (k->evfd >= 0) {
+        static const uint64_t one = 1;
+        rd_kafka_queue_io_event_enable(k->mainq, k->evfd, &one, sizeof(one));
+    }
+    return SL_OK;
+}
+
+static void producer_stop(struct out_kafka *k)
+{
+    if (!k->rk) {
+        return;
+    }
+    rd_kafka_queue_io_event_enable(k->mainq, -1, NULL, 0);
+    rd_kafka_queue_destroy(k->mainq);
+    k->mainq = NULL;
+    topics_clear(k);
+    /* Every batch has its verdict by now: what librdkafka still holds is dropped
+     * (and reported, if at all, to batches that no longer wait). */
+    rd_kafka_purge(k->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT |
+                              RD_KAFKA_PURGE_F_NON_BLOCKING);
+    rd_kafka_poll(k->rk, 0);
+    rd_kafka_destroy(k->rk);
+    k->rk = NULL;
+    /* Reports that destroy() dropped will never come: nothing waits on them now. */
+    while (k->retries) {
+        struct retry *r = k->retries;
+        k->retries = r->next;
+        free(r->topic);
+        free(r->key);
+        free(r->payload);
+        free(r);
+    }
+    k->retries_tail = NULL;
+    while (k->head) {
+        kbatch_unlink(k, k->head);
+    }
+}
+
+/* Gives every batch without a verdict the verdict status (no more delivery for them).
+ * A done() that re-enters submit() must not free batches under this walk: hence the
+ * settling flag, as in poll_now(). */
+static void fail_open_batches(struct out_kafka *k, int status)
+{
+    bool was = k->settling;
+    k->settling = true;
+    for (struct kbatch *kb = k->head; kb; kb = kb->nextb) {
+        batch_fail(kb, status);
+    }
+    k->settling = was;
+}
+
+static void on_restart(struct sl_loop *loop, void *arg)
+{
+    struct out_kafka *k = arg;
+    char errstr[512];
+    k->restart_timer = NULL;  /* one-shot: the loop frees it */
+    fail_open_batches(k, SL_EIO);
+    k->restarting = true;     /* the old producer's last errors must not schedule another */
+    producer_stop(k);
+    k->restarting = false;
+    if (k->closed) {
+        return;
+    }
+    if (producer_start(k, errstr, sizeof(errstr)) != 0) {
+        /* The configuration worked before: retry rather than stay without a producer. */
+        sl_error("%s: cannot start a new producer: %s; retrying in 1s", k->id, errstr);
+        k->restart_timer = sl_loop_timer(k->loop, 1000, false, on_restart, k);
+        return;
+    }
+    sl_info("%s: new producer started", k->id);
+    settle(k);
+}
+
+static void schedule_restart(struct out_kafka *k)
+{
+    if (!k->restart_timer && !k->restarting && !k->closed && k->loop) {
+        k->restart_timer = sl_loop_timer(k->loop, 0, false, on_restart, k);
+    }
+}
+
+/* ---- the plugin --------------------------------------------------------- */
+
+static void kafka_submit(void *inst, struct sl_batch *batch, sl_output_done done, void *done_arg)
+{
+    struct out_kafka *k = inst;
+    if (k->closed) {
+        done(done_arg, SL_ECLOSED);
+        return;
+    }
+    struct kbatch *kb = sl_calloc(1, sizeof(*kb));
+    kb->k = k;
+    kb->batch = batch;
+    kb->done = done;
+    kb->done_arg = done_arg;
+    kb->status = SL_OK;
+    kb->prev = k->tail;
+    if (k->tail) {
+        k->tail->nextb = kb;
+    } else {
+        k->head = kb;
+    }
+    k->tail = kb;
+    settle(k);
+}
+
+static void on_deadline(struct sl_loop *loop, void *arg)
+{
+    struct out_kafka *k = arg;
+    k->deadline_timer = NULL;
+    k->closed = true;
+    if (!k->head) {
+        return;
+    }
+    size_t n = 0;
+    for (struct kbatch *kb = k->head; kb; kb = kb->nextb) {
+        n += !kb->verdict;
+    }
+    if (n) {
+        sl_warn("%s: shutdown deadline reached with %zu batch(es) not delivered (%d "
+                "message(s) queued); they will not be acknowledged", k->id, n,
+                k->rk ? rd_kafka_outq_len(k->rk) : 0);
+    }
+    fail_open_batches(k, SL_ECLOSED);
+    if (k->rk) {
+        rd_kafka_purge(k->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT |
+                                  RD_KAFKA_PURGE_F_NON_BLOCKING);
+    }
+    poll_now(k);
+}
+
+static void kafka_shutdown(void *inst, uint64_t deadline_ms)
+{
+    struct out_kafka *k = inst;
+    if (k->stopping) {
+        return;
+    }
+    k->stopping = true;
+    if (k->rk) {
+        /* Sends what linger holds now instead of after it; returns at once (it serves
+         * delivery reports too, hence the settling flag). */
+        bool was = k->settling;
+        k->settling = true;
+        rd_kafka_flush(k->rk, 0);
+        k->settling = was;
+    }
+    poll_now(k);
+    uint64_t now = sl_now_ms();
+    k->deadline_timer = sl_loop_timer(k->loop, deadline_ms > now ? deadline_ms - now : 0, false,
+                                      on_deadline, k);
+}
+
+static void kafka_reopen(void *inst)
+{
+    struct out_kafka *k = inst;
+    if (k->dlq_fd >= 0) {
+        close(k->dlq_fd);  /* logrotate: the next dead letter opens the file anew */
+        k->dlq_fd = -1;
+    }
+}
+
+static void kafka_free(void *inst)
+{
+    struct out_kafka *k = inst;
+    if (!k) {
+        return;
+    }
+    sl_timer_cancel(k->poll_timer);
+    sl_timer_cancel(k->restart_timer);
+    sl_timer_cancel(k->deadline_timer);
+    k->closed = true;
+    /* Exiting before everything was delivered: the pipeline still waits for verdicts. */
+    fail_open_batches(k, SL_ECLOSED);
+    producer_stop(k);
+    if (k->m_outq) {
+        sl_gauge_add(k->m_outq, -k->outq_reported);  /* the gauge is shared with reloads */
+    }
+    if (k->evfd >= 0) {
+        if (k->loop) {
+            sl_loop_del_fd(k->loop, k->evfd);
+        }
+        close(k->evfd);
+    }
+    if (k->conf) {
+        rd_kafka_conf_destroy(k->conf);
+    }
+    kafka_reopen(k);
+    sl_cfg_strv_free(k->brokers);
+    sl_template_free(k->topic);
+    sl_template_free(k->key);
+    sl_buf_free(&k->value);
+    sl_buf_free(&k->topic_buf);
+    sl_buf_free(&k->key_buf);
+    free(k->delivery_errs);
+    free(k->client_errs);
+    free(k->dlq_dir);
+    free(k->id);
+    sl_metrics_free(k->own_metrics);
+    free(k);
+}
+
+/* ---- configuration ------------------------------------------------------ */
+
+/* Sets one librdkafka property we derived from an option; a refusal means our own
+ * range checks let through something librdkafka does not take. */
+static void conf_set(struct sl_cfg *cfg, struct out_kafka *k, struct sl_cfg_node *at,
+                     const char *option, const char *prop, const char *value)
+{
+    char err[512];
+    if (rd_kafka_conf_set(k->conf, prop, value, err, sizeof(err)) != RD_KAFKA_CONF_OK) {
+        sl_cfg_error(cfg, at, "%s: option '%s': %s", k->id, option, err);
+    }
+}
+
+static void conf_setu(struct sl_cfg *cfg, struct out_kafka *k, struct sl_cfg_node *opts,
+                      const char *option, const char *prop, uint64_t v)
+{
+    char buf[32];
+    snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);
+    conf_set(cfg, k, sl_cfg_get(opts, option), option, prop, buf);
+}
+
+/* `properties`: handed to librdkafka as given, errors at the key's position. */
+static void read_properties(struct sl_cfg *cfg, struct out_kafka *k, struct sl_cfg_node *props)
+{
+    if (!props) {
+        return;
+    }
+    if (props->type != SL_CFG_MAP) {
+        sl_cfg_error(cfg, props, "%s: option 'properties' must be a map of librdkafka "
+                     "properties", k->id);
+        return;
+    }
+    for (size_t i = 0; i < props->n; i++) {
+        const char *key = props->keys[i];
+        struct sl_cfg_node *at = props->key_nodes[i];
+        struct sl_cfg_node *v = props->items[i];
+        props->used[i] = true;
+        bool reserved = false;
+        for (size_t r = 0; r < SL_ARRAY_LEN(RESERVED); r++) {
+            if (strcmp(key, RESERVED[r].prop) != 0) {
+                continue;
+            }
+            reserved = true;
+            if (RESERVED[r].option) {
+                sl_cfg_error(cfg, at, "%s: properties: '%s' is set by option '%s'; use that",
+                             k->id, key, RESERVED[r].option);
+            } else {
+                sl_cfg_error(cfg, at, "%s: properties: '%s' is not supported by this output",
+                             k->id, key);
+            }
+        }
+        if (reserved) {
+            continue;
+        }
+        if (v->type != SL_CFG_SCALAR || !v->scalar) {
+            sl_cfg_error(cfg, at, "%s: properties: '%s' must be a scalar value", k->id, key);
+            continue;
+        }
+        char err[512];
+        if (rd_kafka_conf_set(k->conf, key, v->scalar, err, sizeof(err)) != RD_KAFKA_CONF_OK) {
+            sl_cfg_error(cfg, at, "%s: properties: %s", k->id, err);
+        }
+    }
+}
+
+static struct sl_template *read_template(struct sl_cfg *cfg, struct out_kafka *k,
+                                         struct sl_cfg_node *opts, const char *option,
+                                         bool required)
+{
+    char *src = NULL;
+    char err[256];
+    struct sl_template *t = NULL;
+    if (sl_cfg_str(cfg, opts, k->id, option, NULL, &src) != 0) {
+        goto out;
+    }
+    if (!src || !src[0]) {
+        if (required) {
+            sl_cfg_error(cfg, src ? sl_cfg_get(opts, option) : opts,
+                         "%s: option '%s' is required", k->id, option);
+        }
+        goto out;
+    }
+    t = sl_template_new(src, err, sizeof(err));
+    if (!t) {
+        sl_cfg_error(cfg, sl_cfg_get(opts, option), "%s: option '%s': %s", k->id, option, err);
+    }
+out:
+    free(src);
+    return t;
+}
+
+static void *kafka_init(struct sl_cfg *cfg, struct sl_cfg_node *opts, struct sl_plugin_env *env)
+{
+    struct out_kafka *k = sl_calloc(1, sizeof(*k));
+    int errors = cfg->nerrors;
+    int compression = 4, acks = 0;
+    int64_t level = -1, batch_events = 10000, queue_events = 1000000;
+    uint64_t max_bytes = 1000000, linger = 5, batch_bytes = 1000000, timeout = 0;
+    uint64_t queue_bytes = 1024ull * 1024 * 1024;
+    bool idempotent = true;
+    char *client_id = NULL;
+    char errstr[512];
+    struct sl_buf list;
+
+    sl_buf_init(&list, 0);
+    k->id = sl_strdup(env->id);
+    k->loop = env->loop;
+    k->metrics = env->metrics;
+    if (!k->metrics) {
+        k->metrics = k->own_metrics = sl_metrics_new();
+    }
+    k->evfd = -1;
+    k->dlq_fd = -1;
+    k->conf = rd_kafka_conf_new();
+    sl_buf_init(&k->value, 0);  /* its input is one event, bounded by the listener */
+    sl_buf_init(&k->topic_buf, 4096);
+    sl_buf_init(&k->key_buf, 0);
+
+    if (opts && opts->type != SL_CFG_MAP) {
+        sl_cfg_error(cfg, opts, "%s: options must be a map", k->id);
+        goto out;
+    }
+    if (sl_cfg_strlist(cfg, opts, k->id, "brokers", &k->brokers, &k->nbrokers) == 0 &&
+        k->nbrokers == 0) {
+        sl_cfg_error(cfg, sl_cfg_get(opts, "brokers") ? sl_cfg_get(opts, "brokers") : opts,
+                     "%s: option 'brokers' is required (a list of host:port)", k->id);
+    }
+    for (size_t i = 0; i < k->nbrokers; i++) {
+        if (!k->brokers[i][0] || strpbrk(k->brokers[i], ", \t")) {
+            sl_cfg_error(cfg, sl_cfg_get(opts, "brokers"),
+                         "%s: option 'brokers': '%s' is not a host:port", k->id, k->brokers[i]);
+        }
+        sl_buf_printf(&list, "%s%s", i ? "," : "", k->brokers[i]);
+    }
+    k->topic = read_template(cfg, k, opts, "topic", true);
+    if (k->topic && sl_template_is_static(k->topic)) {
+        const char *t = sl_template_source(k->topic);
+        if (!valid_topic(t, strlen(t))) {
+            sl_cfg_error(cfg, sl_cfg_get(opts, "topic"),
+                         "%s: option 'topic': '%s' is not a valid Kafka topic name (1-249 of "
+                         "[a-zA-Z0-9._-], not '.' or '..')", k->id, t);
+        }
+    }
+    k->key = read_template(cfg, k, opts, "key", false);
+    sl_cfg_enum(cfg, opts, k->id, "compression", COMPRESSIONS, 4, &compression);
+    sl_cfg_int(cfg, opts, k->id, "compression_level", -1, -1, 12, &level);
+    sl_cfg_enum(cfg, opts, k->id, "acks", ACKS, 0, &acks);
+    bool acks_all = acks <= 1;
+    struct sl_cfg_node *idem_node = sl_cfg_get(opts, "idempotent");
+    sl_cfg_bool(cfg, opts, k->id, "idempotent", acks_all, &idempotent);
+    if (idempotent && !acks_all) {
+        sl_cfg_error(cfg, idem_node, "%s: option 'idempotent: true' needs 'acks: all'", k->id);
+    }
+    sl_cfg_str(cfg, opts, k->id, "client_id", "sluice-aggregator", &client_id);
+    sl_cfg_size(cfg, opts, k->id, "message_max_bytes", 1000000, 1000, 1000000000, &max_bytes);
+    sl_cfg_duration(cfg, opts, k->id, "linger", 5, 0, 900000, &linger);
+    sl_cfg_int(cfg, opts, k->id, "batch_max_events", 10000, 1, 1000000, &batch_events);
+    sl_cfg_size(cfg, opts, k->id, "batch_max_bytes", 1000000, 1, INT32_MAX, &batch_bytes);
+    sl_cfg_duration(cfg, opts, k->id, "timeout", 0, 0, INT32_MAX, &timeout);
+    sl_cfg_int(cfg, opts, k->id, "queue_max_events", 1000000, 1, INT32_MAX, &queue_events);
+    sl_cfg_size(cfg, opts, k->id, "queue_max_bytes", queue_bytes, 1024,
+                (uint64_t)INT32_MAX * 1024, &queue_bytes);
+    sl_cfg_str(cfg, opts, k->id, "dead_letter_path", NULL, &k->dlq_dir);
+    if (k->dlq_dir && !k->dlq_dir[0]) {
+        free(k->dlq_dir);
+        k->dlq_dir = NULL;
+    }
+
+    /* Our defaults first, then the options, then `properties` (checked for overlap). */
+    conf_set(cfg, k, opts, "brokers", "bootstrap.servers", list.len ? sl_buf_cstr(&list) : "");
+    conf_set(cfg, k, sl_cfg_get(opts, "client_id"), "client_id", "client.id",
+             client_id ? client_id : "sluice-aggregator");
+    conf_set(cfg, k, sl_cfg_get(opts, "compression"), "compression", "compression.codec",
+             COMPRESSIONS[compression]);
+    if (level >= 0) {
+        conf_setu(cfg, k, opts, "compression_level", "compression.level", (uint64_t)level);
+    }
+    conf_set(cfg, k, sl_cfg_get(opts, "acks"), "acks", "acks", acks_all ? "all" : ACKS[acks]);
+    conf_set(cfg, k, idem_node, "idempotent", "enable.idempotence",
+             idempotent ? "true" : "false");
+    conf_setu(cfg, k, opts, "message_max_bytes", "message.max.bytes", max_bytes);
+    conf_setu(cfg, k, opts, "linger", "linger.ms", linger);
+    conf_setu(cfg, k, opts, "batch_max_events", "batch.num.messages", (uint64_t)batch_events);
+    conf_setu(cfg, k, opts, "batch_max_bytes", "batch.size", batch_bytes);
+    conf_setu(cfg, k, opts, "timeout", "message.timeout.ms", timeout);
+    conf_setu(cfg, k, opts, "queue_max_events", "queue.buffering.max.messages",
+              (uint64_t)queue_events);
+    conf_setu(cfg, k, opts, "queue_max_bytes", "queue.buffering.max.kbytes",
+              (queue_bytes + 1023) / 1024);
+    /* Idle connections closed by the broker are routine, not news. */
+    conf_set(cfg, k, opts, "properties", "log.connection.close", "false");
+    read_properties(cfg, k, sl_cfg_get(opts, "properties"));
+    sl_cfg_check_unknown(cfg, opts, k->id);
+    if (cfg->nerrors != errors) {
+        goto out;
+    }
+
+    rd_kafka_conf_set_opaque(k->conf, k);
+    rd_kafka_conf_set_dr_msg_cb(k->conf, on_delivery);
+    rd_kafka_conf_set_error_cb(k->conf, on_error);
+    rd_kafka_conf_set_log_cb(k->conf, on_log);
+    if (k->loop) {
+        k->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (k->evfd < 0) {
+            sl_cfg_error(cfg, opts, "%s: eventfd: %s", k->id, strerror(errno));
+            goto out;
+        }
+    }
+    /* The producer is made now so that what only rd_kafka_new() checks (idempotence
+     * rules, TLS files, SASL mechanisms) is a configuration error, also under -t. */
+    if (producer_start(k, errstr, sizeof(errstr)) != 0) {
+        sl_cfg_error(cfg, sl_cfg_get(opts, "properties") ? sl_cfg_get(opts, "properties") : opts,
+                     "%s: librdkafka refused the configuration: %s", k->id, errstr);
+        goto out;
+    }
+    if (k->loop) {
+        if (sl_loop_add_fd(k->loop, k->evfd, SL_READ, on_eventfd, k) != 0) {
+            sl_cfg_error(cfg, opts, "%s: cannot watch the producer's eventfd", k->id);
+            goto out;
+        }
+        k->poll_timer = sl_loop_timer(k->loop, POLL_MS, true, on_poll_timer, k);
+    }
+    {
+        const char *dl[] = {"output", "kafka", "result", "dead_letter", NULL};
+        const char *rt[] = {"output", "kafka", "result", "retry", NULL};
+        k->m_dead_letter = sl_metrics_counter(k->metrics, SL_OUTPUT_EVENTS_NAME,
+                                              SL_OUTPUT_EVENTS_HELP, dl);
+        k->m_retry = sl_metrics_counter(k->metrics, SL_OUTPUT_EVENTS_NAME,
+                                        SL_OUTPUT_EVENTS_HELP, rt);
+        k->m_outq = sl_metrics_gauge(k->metrics, OUTQ_NAME, OUTQ_HELP, NULL);
+    }
+
+out:
+    free(client_id);
+    sl_buf_free(&list);
+    if (cfg->nerrors != errors) {
+        kafka_free(k);
+        return NULL;
+    }
+    return k;
+}
+
+const struct sl_plugin sl_plugin_out_kafka = {
+    .name = "kafka",
+    .kind = SL_PLUGIN_OUTPUT,
+    .init = kafka_init,
+    .free = kafka_free,
+    .submit = kafka_submit,
+    .shutdown = kafka_shutdown,
+    .reopen = kafka_reopen,
+};
