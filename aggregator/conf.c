@@ -55,32 +55,88 @@ static void check_listen(struct sl_cfg *cfg, struct sl_cfg_node *map, const char
     }
 }
 
+/*
+ * Loads the TLS files now, so that `-t`, startup and a reload all refuse a
+ * missing file, a key that does not match or an unknown protocol, with the
+ * position of the option the message is about.
+ */
+static void check_ssl_files(struct sl_cfg *cfg, struct sl_cfg_node *ssl, struct agg_conf *c)
+{
+    struct sl_tls_opts o;
+    char err[512] = "";
+    agg_conf_tls_opts(c, &o);
+    struct sl_tls_ctx *ctx = sl_tls_server_ctx(&o, err, sizeof(err));
+    if (ctx) {
+        sl_tls_ctx_free(ctx);
+        return;
+    }
+    const char *key = "enabled";
+    if (strncmp(err, "cannot load certificate authorities", 35) == 0 ||
+        strncmp(err, "certificate_authorities", 23) == 0) {
+        key = "certificate_authorities";
+    } else if (strncmp(err, "cannot load certificate", 23) == 0) {
+        key = "certificate";
+    } else if (strncmp(err, "cannot load key", 15) == 0 || strncmp(err, "key ", 4) == 0) {
+        key = "key";
+    } else if (strncmp(err, "unsupported protocol", 20) == 0) {
+        key = "supported_protocols";
+    } else if (strncmp(err, "client_authentication", 21) == 0) {
+        key = "client_authentication";
+    }
+    struct sl_cfg_node *at = sl_cfg_get(ssl, key);
+    sl_cfg_error(cfg, at ? at : ssl, "input.ssl: %s", err);
+}
+
 static void read_ssl(struct sl_cfg *cfg, struct sl_cfg_node *input, struct agg_conf *c)
 {
     static const char *const auth[] = {"none", "optional", "required", NULL};
+    struct agg_ssl_conf *s = &c->ssl;
     struct sl_cfg_node *ssl = sl_cfg_get(input, "ssl");
+    int idx = 0;
+    s->handshake_timeout_ms = 10000;
     if (is_null(ssl) || !sl_cfg_is_map(cfg, ssl, "input.ssl")) {
         return;
     }
-    char *s = NULL;
-    char **v = NULL;
-    size_t nv = 0;
-    int idx = 0;
-    sl_cfg_bool(cfg, ssl, "input.ssl", "enabled", false, &c->ssl_enabled);
-    sl_cfg_str(cfg, ssl, "input.ssl", "certificate", "", &s);
-    free(s);
-    s = NULL;
-    sl_cfg_str(cfg, ssl, "input.ssl", "key", "", &s);
-    free(s);
-    sl_cfg_strlist(cfg, ssl, "input.ssl", "certificate_authorities", &v, &nv);
-    sl_cfg_strv_free(v);
+    sl_cfg_bool(cfg, ssl, "input.ssl", "enabled", false, &s->enabled);
+    sl_cfg_str(cfg, ssl, "input.ssl", "certificate", "", &s->certificate);
+    sl_cfg_str(cfg, ssl, "input.ssl", "key", "", &s->key);
+    sl_cfg_str(cfg, ssl, "input.ssl", "key_passphrase", "", &s->key_passphrase);
+    sl_cfg_strlist(cfg, ssl, "input.ssl", "certificate_authorities",
+                   &s->certificate_authorities, &s->ncertificate_authorities);
     sl_cfg_enum(cfg, ssl, "input.ssl", "client_authentication", auth, 0, &idx);
+    s->client_authentication = (enum sl_tls_client_auth)idx;
+    sl_cfg_strlist(cfg, ssl, "input.ssl", "supported_protocols", &s->supported_protocols,
+                   &s->nsupported_protocols);
+    sl_cfg_duration(cfg, ssl, "input.ssl", "handshake_timeout", 10000, 100, 600000,
+                    &s->handshake_timeout_ms);
     sl_cfg_check_unknown(cfg, ssl, "input.ssl");
-    if (c->ssl_enabled) {
-        /* TLS on the listener is issue #4; refusing beats silently serving plaintext. */
-        sl_cfg_error(cfg, sl_cfg_get(ssl, "enabled"),
-                     "input.ssl: option 'enabled': TLS is not supported yet");
+    if (!s->enabled) {
+        return;
     }
+    if (!s->certificate || !s->certificate[0]) {
+        sl_cfg_error(cfg, sl_cfg_get(ssl, "enabled"),
+                     "input.ssl: option 'certificate' is required when TLS is enabled");
+    } else if (!s->key || !s->key[0]) {
+        sl_cfg_error(cfg, sl_cfg_get(ssl, "enabled"),
+                     "input.ssl: option 'key' is required when TLS is enabled");
+    } else if (cfg->nerrors == 0) {
+        /* Only once the options themselves are right: their errors say more. */
+        check_ssl_files(cfg, ssl, c);
+    }
+}
+
+void agg_conf_tls_opts(const struct agg_conf *c, struct sl_tls_opts *o)
+{
+    const struct agg_ssl_conf *s = &c->ssl;
+    memset(o, 0, sizeof(*o));
+    o->certificate_authorities = (const char *const *)s->certificate_authorities;
+    o->n_certificate_authorities = s->ncertificate_authorities;
+    o->certificate = s->certificate;
+    o->key = s->key;
+    o->key_passphrase = s->key_passphrase && s->key_passphrase[0] ? s->key_passphrase : NULL;
+    o->client_authentication = s->client_authentication;
+    o->supported_protocols = (const char *const *)s->supported_protocols;
+    o->n_supported_protocols = s->nsupported_protocols;
 }
 
 static void read_input(struct sl_cfg *cfg, struct sl_cfg_node *root, struct agg_conf *c)
@@ -98,10 +154,16 @@ static void read_input(struct sl_cfg *cfg, struct sl_cfg_node *root, struct agg_
     c->max_window_events = (uint32_t)mwe;
     sl_cfg_size(cfg, in, "input", "max_frame_bytes", 64 * MIB, 1 * KIB, 1 * GIB,
                 &c->max_frame_bytes);
-    sl_cfg_size(cfg, in, "input", "max_window_bytes", 256 * MIB, 1 * KIB, 16 * GIB,
+    /* 64 MiB of JSON is 32 KiB per event in a 2048-event Filebeat window; a zip
+     * bomb costs at most this much memory per connection before it is refused. */
+    sl_cfg_size(cfg, in, "input", "max_window_bytes", 64 * MIB, 1 * KIB, 16 * GIB,
                 &c->max_window_bytes);
     sl_cfg_int(cfg, in, "input", "max_pending_windows", mpw, 1, 1024, &c->max_pending_windows);
     sl_cfg_duration(cfg, in, "input", "keepalive", 5000, 100, 30000, &c->keepalive_ms);
+    /* go-lumber gives a client 30 s to send a window after its W frame. */
+    sl_cfg_duration(cfg, in, "input", "frame_timeout", 30000, 0, 86400000ull,
+                    &c->frame_timeout_ms);
+    sl_cfg_int(cfg, in, "input", "max_json_depth", 64, 1, 512, &c->max_json_depth);
     sl_cfg_check_unknown(cfg, in, "input");
 }
 
@@ -239,6 +301,11 @@ void agg_conf_free(struct agg_conf *c)
         return;
     }
     free(c->listen);
+    free(c->ssl.certificate);
+    free(c->ssl.key);
+    free(c->ssl.key_passphrase);
+    sl_cfg_strv_free(c->ssl.certificate_authorities);
+    sl_cfg_strv_free(c->ssl.supported_protocols);
     free(c->filters);
     free(c->outputs);
     free(c->queue_path);

@@ -12,6 +12,7 @@
 
 #include "sluice/config.h"
 #include "sluice/plugin.h"
+#include "sluice/tls.h"
 
 /* One entry of `pipeline.filters` or `outputs`: a single-key map {name: {options}}. */
 struct agg_plugin_conf {
@@ -24,12 +25,26 @@ struct agg_plugin_conf {
 
 enum agg_queue_type { AGG_QUEUE_MEMORY = 0, AGG_QUEUE_PERSISTED };
 
+/* input.ssl, as the Logstash beats input's ssl_* options. */
+struct agg_ssl_conf {
+    bool enabled;
+    char *certificate;             /* path or inline PEM */
+    char *key;
+    char *key_passphrase;          /* NULL: none */
+    char **certificate_authorities;
+    size_t ncertificate_authorities;
+    enum sl_tls_client_auth client_authentication;
+    char **supported_protocols;    /* empty: TLSv1.2 and TLSv1.3 */
+    size_t nsupported_protocols;
+    uint64_t handshake_timeout_ms; /* extension, Logstash's ssl_handshake_timeout */
+};
+
 struct agg_conf {
     struct sl_cfg cfg;             /* the parsed file; errors accumulate in cfg.errors */
 
     /* input */
     char *listen;                  /* "0.0.0.0:5044" */
-    bool ssl_enabled;              /* always false in this release (true is an error) */
+    struct agg_ssl_conf ssl;       /* when enabled, its files were loaded and checked */
     int64_t max_connections;
     uint64_t client_inactivity_ms;
     uint32_t max_window_events;    /* extension: events one W frame may announce */
@@ -37,6 +52,8 @@ struct agg_conf {
     uint64_t max_window_bytes;     /* extension: a window's JSON bytes (after inflating) */
     int64_t max_pending_windows;   /* extension: windows of one connection in the pipeline */
     uint64_t keepalive_ms;         /* extension: ACK 0 period while a window is pending */
+    uint64_t frame_timeout_ms;     /* extension: time a started window may take; 0 = none */
+    int64_t max_json_depth;        /* extension: nesting of one event */
 
     /* pipeline */
     int64_t workers;
@@ -64,5 +81,7 @@ int agg_conf_load(struct agg_conf *c, const char *path);
 /* Same from memory (tests); name appears in messages. */
 int agg_conf_load_string(struct agg_conf *c, const char *name, const char *text);
 void agg_conf_free(struct agg_conf *c);
+/* c->ssl as options for sl_tls_server_ctx(); o borrows c's strings. */
+void agg_conf_tls_opts(const struct agg_conf *c, struct sl_tls_opts *o);
 
 #endif

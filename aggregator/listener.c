@@ -14,10 +14,26 @@
  * too many windows pending, or the pipeline too many events, its fd loses
  * SL_READ and its decoder is not asked for more frames. When completions bring
  * the counts down, the connections are resumed, and frames the decoder already
- * holds are decoded from a zero-delay timer (not from inside the completion,
- * which may itself run inside a submit from a decode loop).
+ * holds (or bytes OpenSSL decrypted) are decoded from a zero-delay timer (not
+ * from inside the completion, which may itself run inside a submit from a
+ * decode loop).
  *
- * Not here: TLS (issue #4), event enrichment (peer address in @metadata).
+ * TLS. With input.ssl each connection gets an sl_tls: the handshake runs on
+ * the loop, bounded by input.ssl.handshake_timeout; reads and writes go
+ * through sl_tls_read/write, whose "want" (a read may need the fd writable
+ * and a write readable) decides the fd's interest. A SIGHUP reloads the
+ * context in place: open connections keep the certificate they started with.
+ *
+ * Hostile clients. Every cap (window events, frame bytes, inflated bytes,
+ * window bytes, JSON depth, connections) and every malformed input closes that
+ * one connection with a log line and sluice_aggregator_protocol_errors_total
+ * {reason}. A client that starts a window (or a frame) and then trickles has
+ * input.frame_timeout to finish it; an idle one has client_inactivity_timeout.
+ * Memory per idle connection is its struct and socket only: the decoder (and
+ * its inflate buffers) is created with the first byte and dropped after
+ * IDLE_RELEASE_MS without traffic.
+ *
+ * Not here: event enrichment (peer address in @metadata).
  */
 #include "listener.h"
 
@@ -37,28 +53,38 @@
 #include "sluice/log.h"
 #include "sluice/lumberjack.h"
 #include "sluice/net.h"
+#include "sluice/tls.h"
 
 #define READ_CHUNK 65536
 #define READS_PER_WAKE 16       /* then let other connections have a turn */
 #define ACCEPTS_PER_WAKE 64
 #define OUT_MAX 65536           /* ACK bytes queued for a client that does not read */
 #define ACCEPT_PAUSE_MS 100     /* after EMFILE: level-triggered accept would spin */
-#define JSON_MAX_DEPTH 64
+#define IDLE_RELEASE_MS 2000 /* no traffic for that long: the decoder's buffers go */
 
+/* The label values of sluice_aggregator_protocol_errors_total (docs/aggregator.md). */
 enum reason {
-    R_FRAME,        /* decoder: bad version/type/length, bad zlib/zstd */
-    R_LIMIT,        /* decoder: window, frame or inflated size cap */
-    R_JSON,         /* a J frame that is not one JSON object */
-    R_JSON_DEPTH,   /* nesting deeper than JSON_MAX_DEPTH */
-    R_WINDOW_BYTES, /* a window's JSON bytes over input.max_window_bytes */
-    R_UNEXPECTED,   /* a data frame outside any window */
-    R_ACK_BACKLOG,  /* the client does not read its ACKs */
+    R_FRAME,         /* decoder: bad version/type/length, bad zlib/zstd */
+    R_WINDOW_EVENTS, /* W announces more than input.max_window_events */
+    R_FRAME_BYTES,   /* one frame over input.max_frame_bytes */
+    R_INFLATED,      /* a compressed frame inflates past input.max_window_bytes */
+    R_LIMIT,         /* another decoder cap (not expected; kept apart to notice it) */
+    R_JSON,          /* a J frame that is not one JSON object */
+    R_JSON_DEPTH,    /* nesting deeper than input.max_json_depth */
+    R_WINDOW_BYTES,  /* a window's JSON bytes over input.max_window_bytes */
+    R_UNEXPECTED,    /* a data frame outside any window */
+    R_ACK_BACKLOG,   /* the client does not read its ACKs */
+    R_FRAME_TIMEOUT, /* a window or frame started and not finished within frame_timeout */
+    R_TLS,           /* the TLS handshake failed (bad certificate, not TLS, ...) */
+    R_TLS_TIMEOUT,   /* the TLS handshake took longer than ssl.handshake_timeout */
+    R_MAX_CONN,      /* refused at accept: input.max_connections reached */
     R_COUNT
 };
 
 static const char *const reason_names[R_COUNT] = {
-    "invalid_frame", "limit", "invalid_json", "json_depth", "window_bytes",
-    "unexpected_frame", "ack_backlog",
+    "invalid_frame", "window_events", "frame_bytes", "inflated_bytes", "limit",
+    "invalid_json", "json_depth", "window_bytes", "unexpected_frame", "ack_backlog",
+    "frame_timeout", "tls_handshake", "tls_handshake_timeout", "max_connections",
 };
 
 struct conn;
@@ -82,7 +108,12 @@ struct conn {
     struct conn *prev, *next;
     int fd;
     char peer[INET6_ADDRSTRLEN + 8];
-    struct sl_lj_decoder *dec;
+    struct sl_lj_decoder *dec;  /* NULL until bytes arrive, and again once idle */
+    struct sl_tls *tls;         /* NULL: plaintext */
+    bool handshaking;
+    unsigned tls_rwant;         /* readiness the last TLS read (or handshake) waits for */
+    unsigned tls_wwant;         /* readiness the last TLS write waits for */
+    struct agg_order order;     /* keeps this connection's windows in order in the outputs */
     struct sl_buf out;       /* ACK bytes not yet written */
     struct window *cur;      /* being assembled */
     struct window *head;     /* handed to the pipeline, in arrival order */
@@ -94,6 +125,9 @@ struct conn {
     bool zombie;             /* closed, on l->zombies until its windows come back */
     bool eof;                /* the client finished sending; answer, then close */
     bool kick;               /* resumed with frames already in the decoder */
+    bool paused;             /* not reading (backpressure): frame_timeout does not run */
+    uint64_t accepted_ms;
+    uint64_t busy_since;     /* a window or frame is open since then (0: none) */
     uint64_t last_io;
     uint64_t last_write;
 };
@@ -118,7 +152,11 @@ struct agg_listener {
     size_t max_pending_windows;
     uint64_t max_pending_events;
     uint64_t max_window_bytes;
+    uint64_t frame_timeout_ms;
+    int max_json_depth;
     struct sl_lj_limits limits;
+    struct sl_tls_ctx *tls_ctx;  /* NULL: plaintext */
+    uint64_t handshake_ms;
 
     uint64_t pending_events;  /* in pipelines, not yet answered */
     size_t pending_windows;
@@ -135,6 +173,7 @@ struct agg_listener {
 };
 
 static void conn_process(struct conn *c);
+static void conn_read(struct conn *c);
 static void conn_update(struct conn *c);
 
 /* ---- windows ---- */
@@ -254,6 +293,14 @@ static void conn_close(struct conn *c)
     struct agg_listener *l = c->l;
     c->closed = true;
     sl_loop_del_fd(l->loop, c->fd);
+    if (c->tls) {
+        /* Best effort: a client that stopped reading does not get to block us. */
+        if (!c->handshaking) {
+            (void)sl_tls_shutdown(c->tls);
+        }
+        sl_tls_free(c->tls);
+        c->tls = NULL;
+    }
     close(c->fd);
     c->fd = -1;
     sl_lj_decoder_free(c->dec);
@@ -283,15 +330,8 @@ static void conn_close(struct conn *c)
     conn_unref(c);
 }
 
-SL_PRINTF(3, 4)
-static void protocol_error(struct conn *c, enum reason r, const char *fmt, ...)
+static void count_error(struct agg_listener *l, enum reason r)
 {
-    struct agg_listener *l = c->l;
-    char msg[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
     if (!l->m_proto[r]) {
         const char *labels[] = {"reason", reason_names[r], NULL};
         l->m_proto[r] = sl_metrics_counter(l->metrics, "sluice_aggregator_protocol_errors_total",
@@ -299,6 +339,33 @@ static void protocol_error(struct conn *c, enum reason r, const char *fmt, ...)
                                            "its connection.", labels);
     }
     sl_counter_inc(l->m_proto[r]);
+}
+
+/* Which cap a decoder SL_ELIMIT is about, from its message (lumberjack.c's wording). */
+static enum reason limit_reason(const char *msg)
+{
+    if (strstr(msg, "max_window (")) {
+        return R_WINDOW_EVENTS;
+    }
+    if (strstr(msg, "max_inflated")) {
+        return R_INFLATED;
+    }
+    if (strstr(msg, "max_frame")) {
+        return R_FRAME_BYTES;
+    }
+    return R_LIMIT;
+}
+
+SL_PRINTF(3, 4)
+static void protocol_error(struct conn *c, enum reason r, const char *fmt, ...)
+{
+    struct agg_listener *l = c->l;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    count_error(l, r);
     sl_warn("%s: protocol error (%s): %s; closing the connection without ACK", c->peer,
             reason_names[r], msg);
     conn_close(c);
@@ -320,8 +387,33 @@ static void maybe_finish(struct conn *c)
     }
 }
 
+/* Writes ACKs through TLS; after SL_EAGAIN the same bytes are offered again (they only grow). */
+static void conn_flush_tls(struct conn *c)
+{
+    while (!c->closed && !c->handshaking && c->out.len > 0) {
+        ssize_t r = sl_tls_write(c->tls, c->out.data, c->out.len);
+        if (r == SL_EAGAIN) {
+            c->tls_wwant = sl_tls_want(c->tls);
+            return;
+        }
+        c->tls_wwant = 0;
+        if (r < 0) {
+            sl_info("%s: TLS write failed: %s; closing the connection", c->peer,
+                    sl_tls_error(c->tls));
+            conn_close(c);
+            return;
+        }
+        sl_buf_consume(&c->out, (size_t)r);
+        c->last_io = c->last_write = sl_now_ms();
+    }
+}
+
 static void conn_flush(struct conn *c)
 {
+    if (c->tls) {
+        conn_flush_tls(c);
+        return;
+    }
     while (!c->closed && c->out.len > 0) {
         ssize_t r = send(c->fd, c->out.data, c->out.len, MSG_NOSIGNAL);
         if (r < 0 && errno == EINTR) {
@@ -382,7 +474,12 @@ static void kick_fire(struct sl_loop *loop, void *arg)
         conn_ref(c);
         if (c->kick && can_read(c)) {
             c->kick = false;
-            conn_process(c);
+            if (c->dec) {
+                conn_process(c);
+            }
+            if (c->tls && can_read(c) && sl_tls_pending(c->tls)) {
+                conn_read(c);  /* epoll does not report bytes OpenSSL already decrypted */
+            }
             conn_update(c);
         }
         next = c->next;  /* read after processing: c may have closed (it keeps next) */
@@ -390,19 +487,25 @@ static void kick_fire(struct sl_loop *loop, void *arg)
     }
 }
 
+static void schedule_kick(struct conn *c)
+{
+    struct agg_listener *l = c->l;
+    c->kick = true;
+    if (!l->kick_timer) {
+        l->kick_timer = sl_loop_timer(l->loop, 0, false, kick_fire, l);
+    }
+}
+
 /* Re-arms reading when the connection may read again, and decodes what is buffered. */
 static void conn_resume(struct conn *c)
 {
-    struct agg_listener *l = c->l;
     if (c->closed) {
         return;
     }
     conn_update(c);
-    if (can_read(c) && c->dec && sl_lj_decoder_buffered(c->dec) > 0) {
-        c->kick = true;
-        if (!l->kick_timer) {
-            l->kick_timer = sl_loop_timer(l->loop, 0, false, kick_fire, l);
-        }
+    if (can_read(c) && ((c->dec && sl_lj_decoder_buffered(c->dec) > 0) ||
+                        (c->tls && !c->handshaking && sl_tls_pending(c->tls)))) {
+        schedule_kick(c);
     }
 }
 
@@ -458,7 +561,7 @@ static void submit_window(struct conn *c)
     l->pending_events += w->batch.n;
     sl_gauge_add(l->m_queue, (double)w->batch.n);
     conn_ref(c);
-    agg_pipeline_submit(l->pipeline, &w->batch, window_done, w);
+    agg_pipeline_submit(l->pipeline, &w->batch, &c->order, window_done, w);
 }
 
 static void on_window(struct conn *c, const struct sl_lj_frame *f)
@@ -495,7 +598,7 @@ static void on_json(struct conn *c, const struct sl_lj_frame *f)
         return;
     }
     struct sl_value ev = {0};
-    struct sl_json_limits lim = {.max_depth = JSON_MAX_DEPTH};
+    struct sl_json_limits lim = {.max_depth = l->max_json_depth};
     char err[128] = "";
     int rc = sl_json_parse(f->data, f->len, &ev, &lim, err, sizeof(err));
     if (rc != 0) {
@@ -526,8 +629,8 @@ static void conn_process(struct conn *c)
             return;
         }
         if (rc < 0) {
-            protocol_error(c, rc == SL_ELIMIT ? R_LIMIT : R_FRAME, "%s",
-                           sl_lj_decoder_error(c->dec));
+            const char *msg = sl_lj_decoder_error(c->dec);
+            protocol_error(c, rc == SL_ELIMIT ? limit_reason(msg) : R_FRAME, "%s", msg);
             return;
         }
         if (f.type == SL_LJ_WINDOW) {
@@ -538,10 +641,48 @@ static void conn_process(struct conn *c)
     }
 }
 
+/* recv(2) or sl_tls_read: > 0 bytes, 0 at the end of the stream, SL_EAGAIN, or < 0 (logged). */
+static ssize_t conn_recv(struct conn *c, void *buf, size_t n)
+{
+    if (c->tls) {
+        c->tls_rwant = 0;
+        ssize_t r = sl_tls_read(c->tls, buf, n);
+        if (r == SL_EAGAIN) {
+            c->tls_rwant = sl_tls_want(c->tls);
+        } else if (r == SL_ECLOSED) {
+            /* TCP FIN without close_notify: as with plaintext, the client may
+             * still read the ACKs of what it sent. */
+            r = 0;
+        } else if (r < 0) {
+            sl_info("%s: TLS read failed: %s; closing the connection", c->peer,
+                    sl_tls_error(c->tls));
+        }
+        return r;
+    }
+    for (;;) {
+        ssize_t r = recv(c->fd, buf, n, 0);
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            return SL_EAGAIN;
+        }
+        if (r < 0) {
+            sl_info("%s: read failed: %s; closing the connection", c->peer, strerror(errno));
+            return SL_EIO;
+        }
+        return r;
+    }
+}
+
 static void conn_read(struct conn *c)
 {
     char buf[READ_CHUNK];
-    size_t feed_max = (size_t)c->l->limits.max_frame + 16;
+    struct agg_listener *l = c->l;
+    size_t feed_max = (size_t)l->limits.max_frame + 16;
+    if (!c->dec) {
+        c->dec = sl_lj_decoder_new(&l->limits);
+    }
     for (int i = 0; i < READS_PER_WAKE && can_read(c); i++) {
         /* Only raw input counts against the feed limit; inflated frames still
          * waiting inside the decoder are bounded by max_inflated instead. */
@@ -549,19 +690,15 @@ static void conn_read(struct conn *c)
         size_t want = buffered < feed_max ? SL_MIN(sizeof(buf), feed_max - buffered) : 0;
         if (want == 0) {
             /* Cannot happen with a decoder that returns every whole frame. */
-            protocol_error(c, R_LIMIT, "decoder holds %zu bytes without a whole frame",
+            protocol_error(c, R_FRAME_BYTES, "decoder holds %zu bytes without a whole frame",
                            buffered);
             return;
         }
-        ssize_t r = recv(c->fd, buf, want, 0);
-        if (r < 0 && errno == EINTR) {
-            continue;
-        }
-        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        ssize_t r = conn_recv(c, buf, want);
+        if (r == SL_EAGAIN) {
             return;
         }
         if (r < 0) {
-            sl_info("%s: read failed: %s; closing the connection", c->peer, strerror(errno));
             conn_close(c);
             return;
         }
@@ -577,40 +714,105 @@ static void conn_read(struct conn *c)
         c->last_io = sl_now_ms();
         int rc = sl_lj_decoder_feed(c->dec, buf, (size_t)r);
         if (rc < 0) {
-            protocol_error(c, R_LIMIT, "%s", sl_lj_decoder_error(c->dec));
+            const char *msg = sl_lj_decoder_error(c->dec);
+            protocol_error(c, limit_reason(msg), "%s", msg);
             return;
         }
         conn_process(c);
-        if ((size_t)r < want) {
-            return;  /* the socket is drained */
+        if (!c->tls && (size_t)r < want) {
+            return;  /* the socket is drained (a short TLS read only ends a record) */
         }
+    }
+    if (c->tls && can_read(c) && sl_tls_pending(c->tls)) {
+        schedule_kick(c);  /* out of turns with plaintext left inside OpenSSL */
     }
 }
 
-/* Sets the fd's interest from the connection's state. */
+/* Advances the TLS handshake; logs who connected once it is done. */
+static void conn_handshake(struct conn *c)
+{
+    int rc = sl_tls_handshake(c->tls);
+    if (rc == SL_EAGAIN) {
+        c->tls_rwant = sl_tls_want(c->tls);
+        return;
+    }
+    if (rc == SL_ECLOSED) {
+        /* Connect-and-close (a load balancer's health check) is not an attack. */
+        sl_debug("%s: closed during the TLS handshake: %s", c->peer, sl_tls_error(c->tls));
+        conn_close(c);
+        return;
+    }
+    if (rc < 0) {
+        protocol_error(c, R_TLS, "TLS handshake failed: %s", sl_tls_error(c->tls));
+        return;
+    }
+    c->handshaking = false;
+    c->tls_rwant = 0;
+    c->last_io = sl_now_ms();
+    const char *subject = sl_tls_peer_subject(c->tls);
+    sl_info("%s: TLS established (%s, %s), client certificate: %s", c->peer,
+            sl_tls_protocol(c->tls), sl_tls_cipher(c->tls), subject ? subject : "none");
+}
+
+/* Sets the fd's interest from the connection's state; starts or stops the frame clock. */
 static void conn_update(struct conn *c)
 {
     if (c->closed) {
         return;
     }
-    unsigned want = (can_read(c) ? SL_READ : 0) | (c->out.len ? SL_WRITE : 0);
+    bool readable = can_read(c);
+    unsigned want;
+    if (c->tls && c->handshaking) {
+        want = c->tls_rwant ? c->tls_rwant : SL_READ;
+    } else if (c->tls) {
+        want = (readable ? (c->tls_rwant ? c->tls_rwant : SL_READ) : 0) |
+               (c->out.len ? (c->tls_wwant ? c->tls_wwant : SL_WRITE) : 0);
+    } else {
+        want = (readable ? SL_READ : 0) | (c->out.len ? SL_WRITE : 0);
+    }
     if (want != c->interest && sl_loop_mod_fd(c->l->loop, c->fd, want) == 0) {
         c->interest = want;
     }
+    /* frame_timeout measures the client, not us: time spent paused by
+     * backpressure does not count, the clock restarts on resume. */
+    uint64_t now = sl_now_ms();
+    bool busy = c->cur || (c->dec && sl_lj_decoder_buffered(c->dec) > 0);
+    if (!busy) {
+        c->busy_since = 0;
+    } else if (!c->busy_since || (c->paused && readable)) {
+        c->busy_since = now;
+    }
+    c->paused = !readable;
 }
 
 static void on_conn_io(struct sl_loop *loop, int fd, unsigned events, void *arg)
 {
     struct conn *c = arg;
     conn_ref(c);
-    if (events & SL_WRITE) {
-        conn_flush(c);
-    }
-    if (events & SL_READ) {
-        if (can_read(c)) {
+    if (c->tls) {
+        /* Either readiness may be what a TLS read or write waits for: try both. */
+        if (c->handshaking) {
+            conn_handshake(c);
+        }
+        if (!c->closed && !c->handshaking) {
+            conn_flush(c);
+            if (can_read(c)) {
+                conn_read(c);
+                events |= SL_READ;  /* the read saw any reset */
+            }
+        }
+        if (c->handshaking) {
+            events |= SL_READ;
+        }
+    } else {
+        if (events & SL_WRITE) {
+            conn_flush(c);
+        }
+        if ((events & SL_READ) && can_read(c)) {
             conn_read(c);
         }
-    } else if ((events & SL_HUP) && !c->closed) {
+    }
+    if (!(events & SL_READ) && (events & SL_HUP) && !c->closed) {
         /* Reset or error with no read interest: nothing more can be said on it. */
         sl_info("%s: connection reset; closing it", c->peer);
         conn_close(c);
@@ -649,14 +851,23 @@ static void conn_new(struct agg_listener *l, int fd)
     c->fd = fd;
     c->refs = 1;
     peer_name(fd, c->peer, sizeof(c->peer));
-    c->dec = sl_lj_decoder_new(&l->limits);
-    sl_buf_init(&c->out, OUT_MAX);
-    c->last_io = c->last_write = sl_now_ms();
+    sl_buf_init(&c->out, OUT_MAX);  /* allocates nothing until the first ACK */
+    c->accepted_ms = c->last_io = c->last_write = sl_now_ms();
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));  /* ACKs are tiny and urgent */
+    if (l->tls_ctx) {
+        char err[256];
+        c->tls = sl_tls_new(l->tls_ctx, fd, NULL, err, sizeof(err));
+        if (!c->tls) {
+            sl_error("%s: %s; closing the connection", c->peer, err);
+            close(fd);
+            free(c);
+            return;
+        }
+        c->handshaking = true;
+    }
     if (sl_loop_add_fd(l->loop, fd, SL_READ, on_conn_io, c) != 0) {
-        sl_lj_decoder_free(c->dec);
-        sl_buf_free(&c->out);
+        sl_tls_free(c->tls);
         close(fd);
         free(c);
         return;
@@ -705,6 +916,7 @@ static void on_accept(struct sl_loop *loop, int fd, unsigned events, void *arg)
             sl_warn("%s: refused: max_connections (%lld) reached", peer,
                     (long long)l->max_connections);
             sl_counter_inc(l->m_rejected);
+            count_error(l, R_MAX_CONN);
             close(cfd);
             continue;
         }
@@ -720,6 +932,32 @@ static void on_tick(struct sl_loop *loop, void *arg)
     struct conn *next;
     for (struct conn *c = l->conns; c; c = next) {
         next = c->next;
+        if (c->handshaking) {
+            if (now - c->accepted_ms >= l->handshake_ms) {
+                protocol_error(c, R_TLS_TIMEOUT, "no TLS handshake within %llu ms "
+                               "(ssl.handshake_timeout)", (unsigned long long)l->handshake_ms);
+            }
+            continue;
+        }
+        if (l->frame_timeout_ms && c->busy_since && can_read(c) &&
+            now - c->busy_since >= l->frame_timeout_ms) {
+            protocol_error(c, R_FRAME_TIMEOUT, "a %s started %llu ms ago is still incomplete "
+                           "(frame_timeout %llu ms)", c->cur ? "window" : "frame",
+                           (unsigned long long)(now - c->busy_since),
+                           (unsigned long long)l->frame_timeout_ms);
+            continue;
+        }
+        if (c->dec && !c->cur && sl_lj_decoder_buffered(c->dec) == 0 &&
+            now - c->last_io >= IDLE_RELEASE_MS) {
+            /* Between windows a decoder holds no state, only buffers that may have
+             * grown to a whole inflated window: an idle connection gives them back. */
+            sl_lj_decoder_free(c->dec);
+            c->dec = NULL;
+        }
+        if (c->out.len == 0 && c->out.cap > 0 && now - c->last_io >= IDLE_RELEASE_MS) {
+            sl_buf_free(&c->out);
+            sl_buf_init(&c->out, OUT_MAX);
+        }
         if (c->npending > 0 && c->out.len == 0) {
             uint64_t since = SL_MAX(c->last_write, c->head ? c->head->submit_ms : 0);
             if (now - since >= l->keepalive_ms) {
@@ -746,18 +984,59 @@ static uint64_t tick_ms(const struct agg_listener *l)
     if (l->inactivity_ms) {
         t = SL_MIN(t, l->inactivity_ms / 4);
     }
+    if (l->frame_timeout_ms) {
+        t = SL_MIN(t, l->frame_timeout_ms / 4);
+    }
+    if (l->tls_ctx) {
+        t = SL_MIN(t, l->handshake_ms / 4);
+    }
     return SL_MAX(t, (uint64_t)20);
+}
+
+/* Builds, reloads or drops the TLS context for input.ssl. */
+static void apply_tls(struct agg_listener *l, const struct agg_conf *conf)
+{
+    char err[512];
+    struct sl_tls_opts o;
+    l->handshake_ms = conf->ssl.handshake_timeout_ms;
+    if (!conf->ssl.enabled) {
+        if (l->tls_ctx) {
+            sl_warn("input.ssl disabled: new connections are plaintext (open ones keep TLS)");
+            sl_tls_ctx_free(l->tls_ctx);
+            l->tls_ctx = NULL;
+        }
+        return;
+    }
+    agg_conf_tls_opts(conf, &o);
+    if (!l->tls_ctx) {
+        l->tls_ctx = sl_tls_server_ctx(&o, err, sizeof(err));
+        if (!l->tls_ctx) {
+            sl_error("input.ssl: %s", err);
+        }
+        return;
+    }
+    /* The certbot case: renewed files, same paths. Open connections keep theirs. */
+    if (sl_tls_ctx_reload(l->tls_ctx, &o, err, sizeof(err)) != 0) {
+        sl_error("input.ssl: cannot reload the certificates (%s); keeping the previous ones",
+                 err);
+    } else {
+        sl_info("input.ssl: certificates reloaded; new connections use them");
+    }
 }
 
 void agg_listener_apply(struct agg_listener *l, const struct agg_conf *conf)
 {
+    apply_tls(l, conf);
     l->max_connections = conf->max_connections;
     l->inactivity_ms = conf->client_inactivity_ms;
     l->keepalive_ms = conf->keepalive_ms;
     l->max_pending_windows = (size_t)conf->max_pending_windows;
     l->max_pending_events = (uint64_t)conf->max_pending_events;
     l->max_window_bytes = conf->max_window_bytes;
-    /* Decoder limits apply to connections accepted from now on. */
+    l->frame_timeout_ms = conf->frame_timeout_ms;
+    l->max_json_depth = (int)conf->max_json_depth;
+    /* Decoder limits apply to decoders created from now on (a connection's first
+     * bytes, or its first bytes after an idle period). */
     l->limits.max_window = conf->max_window_events;
     l->limits.max_frame = (uint32_t)SL_MIN(conf->max_frame_bytes, (uint64_t)UINT32_MAX - 64);
     l->limits.max_inflated = conf->max_window_bytes;
@@ -800,7 +1079,9 @@ struct agg_listener *agg_listener_new(struct sl_loop *loop, const struct agg_con
                                      "Windows an output did not accept (not ACKed; the client "
                                      "resends them).", NULL);
     agg_listener_apply(l, conf);
-    if (sl_loop_add_fd(loop, fd, SL_READ, on_accept, l) != 0) {
+    if ((conf->ssl.enabled && !l->tls_ctx) ||
+        sl_loop_add_fd(loop, fd, SL_READ, on_accept, l) != 0) {
+        sl_tls_ctx_free(l->tls_ctx);
         close(fd);
         free(l);
         return NULL;
@@ -886,5 +1167,6 @@ void agg_listener_free(struct agg_listener *l)
     sl_timer_cancel(l->tick);
     sl_timer_cancel(l->kick_timer);
     sl_timer_cancel(l->accept_timer);
+    sl_tls_ctx_free(l->tls_ctx);
     free(l);
 }

@@ -4,6 +4,9 @@
  * pipeline as one batch and ACKs it (the seq of its last frame) only once the
  * pipeline reports every output accepted it, in window order per connection.
  *
+ * Hostile input (malformed frames, caps, timeouts) closes only the offending
+ * connection, counted in sluice_aggregator_protocol_errors_total{reason}.
+ *
  * Backpressure is by not reading: a connection stops being read while it has
  * input.max_pending_windows windows in the pipeline, and every connection
  * stops while the pipeline holds pipeline.max_pending_events events.
@@ -19,9 +22,10 @@
 struct agg_listener;
 
 /*
- * Listens on conf->listen and starts accepting. pipeline is borrowed: windows
- * are submitted to it until agg_listener_set_pipeline(). Returns NULL (logged)
- * when the address cannot be bound.
+ * Listens on conf->listen and starts accepting, over TLS when conf->ssl is
+ * enabled. pipeline is borrowed: windows are submitted to it until
+ * agg_listener_set_pipeline(). Returns NULL (logged) when the address cannot
+ * be bound or the TLS files cannot be loaded.
  */
 struct agg_listener *agg_listener_new(struct sl_loop *loop, const struct agg_conf *conf,
                                       struct sl_metrics *metrics, struct agg_pipeline *pipeline);
@@ -29,7 +33,10 @@ struct agg_listener *agg_listener_new(struct sl_loop *loop, const struct agg_con
 int agg_listener_port(const struct agg_listener *l);
 /* Windows completed from now on go to p; those in flight finish where they are. */
 void agg_listener_set_pipeline(struct agg_listener *l, struct agg_pipeline *p);
-/* Takes the limits and timeouts of a reloaded configuration (not the address). */
+/* Takes the limits and timeouts of a reloaded configuration (not the address),
+ * and re-reads input.ssl's files for connections accepted from now on (open
+ * ones keep their certificate); a file that does not load is logged and the
+ * previous certificate stays. */
 void agg_listener_apply(struct agg_listener *l, const struct agg_conf *conf);
 /*
  * Graceful stop: closes the listening socket, stops reading, drops windows not

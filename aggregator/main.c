@@ -1,14 +1,16 @@
 /*
  * main.c - sluice-aggregator: reads the configuration, builds the pipeline
- * (filters and outputs), serves Lumberjack on input.listen and Prometheus
- * metrics on metrics.listen, all on one event loop.
+ * (filters and outputs), serves Lumberjack (optionally over TLS) on
+ * input.listen and Prometheus metrics on metrics.listen, all on one event
+ * loop; only the filters run elsewhere, on each pipeline's worker threads.
  *
  * Signals: SIGTERM/SIGINT drain (stop reading, let pending windows be
  * delivered and ACKed within shutdown_timeout, then exit 0); a second one
  * exits at once. SIGHUP reopens output files and reloads the configuration:
  * a valid one gets a new pipeline for new windows while windows in flight
- * finish on the old one (freed once idle); an invalid one is logged and the
- * running configuration stays.
+ * finish on the old one (freed, its workers joined, once idle) and the TLS
+ * certificates are re-read for new connections; an invalid one is logged
+ * and the running configuration stays.
  */
 #include <signal.h>
 #include <stdio.h>

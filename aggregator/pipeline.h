@@ -4,10 +4,12 @@
  * completion runs once all outputs have given their verdict.
  *
  * A batch moves through two steps:
- *   1. filtering (today on the loop thread; issue #5 moves it onto
- *      `pipeline.workers` threads fed by a bounded queue), ending in
- *   2. "filtered batch ready" (always on the loop thread): the batch is
- *      submitted to each output; outputs run on the loop thread.
+ *   1. filtering, on `pipeline.workers` threads: a batch larger than
+ *      pipeline.batch_size is cut into slices filtered in parallel; the loop
+ *      thread never runs a filter (unless no worker thread could start);
+ *   2. "filtered batch ready" (always on the loop thread): the whole batch is
+ *      submitted to each output; outputs run on the loop thread. Batches
+ *      submitted with the same agg_order reach this step in submit order.
  *
  * A pipeline is built from one configuration and never changes; a reload
  * builds a new one and the old one finishes the batches it holds. The owner
@@ -22,6 +24,18 @@
 #include "sluice/plugin.h"
 
 struct agg_pipeline;
+struct agg_job;
+
+/*
+ * Keeps the batches of one source (a connection) in order: those submitted
+ * with the same agg_order reach the outputs in submit order, even when a later
+ * one finishes filtering first, and even across pipelines (a reload). The
+ * caller zero-initialises it and keeps it valid until every batch submitted
+ * with it has completed. The pipeline's business inside.
+ */
+struct agg_order {
+    struct agg_job *head, *tail;
+};
 
 /*
  * Called once per submitted batch, on the loop thread, possibly from inside
@@ -45,11 +59,12 @@ struct agg_pipeline *agg_pipeline_new(struct agg_conf *conf, struct sl_loop *loo
 
 /*
  * Runs batch through the filters and the outputs. The pipeline borrows batch
- * (and its events) until done is called; filters change events in place and
- * set dropped ones to null.
+ * (and its events) until done is called; filters change events in place (on
+ * worker threads: the caller must not touch the batch meanwhile) and set
+ * dropped ones to null. order may be NULL (no ordering constraint).
  */
-void agg_pipeline_submit(struct agg_pipeline *p, struct sl_batch *batch, agg_batch_done done,
-                         void *arg);
+void agg_pipeline_submit(struct agg_pipeline *p, struct sl_batch *batch, struct agg_order *order,
+                         agg_batch_done done, void *arg);
 
 /* Batches submitted and not yet completed. */
 size_t agg_pipeline_inflight(const struct agg_pipeline *p);
@@ -63,7 +78,8 @@ void agg_pipeline_reopen(struct agg_pipeline *p);
 /* The process is stopping: outputs flush and stop retrying after deadline_ms
  * (monotonic). Batches submitted afterwards complete with SL_ECLOSED. */
 void agg_pipeline_shutdown(struct agg_pipeline *p, uint64_t deadline_ms);
-/* Frees the plugins, then any batch still in flight without calling its
+/* Stops and joins the workers (a slice being filtered is finished first),
+ * frees the plugins, then any batch still in flight without calling its
  * completion (only at exit, after the shutdown deadline). NULL is a no-op. */
 void agg_pipeline_free(struct agg_pipeline *p);
 

@@ -50,8 +50,14 @@ def encode_window(events, compress=None, first_seq=1):
 
 
 class LJClient:
-    def __init__(self, port, host="127.0.0.1", timeout=30):
+    """ssl_context (an ssl.SSLContext) makes it a TLS client; the handshake runs here."""
+
+    def __init__(self, port, host="127.0.0.1", timeout=30, ssl_context=None,
+                 server_hostname=None):
         self.sock = socket.create_connection((host, port), timeout=timeout)
+        if ssl_context is not None:
+            self.sock = ssl_context.wrap_socket(self.sock,
+                                                server_hostname=server_hostname or host)
         self.timeout = timeout
         self.buf = b""
 

@@ -204,7 +204,7 @@ def test_window_over_max_window_events_is_refused(start_agg, tmp_path):
     c = LJClient(a.port)
     c.send(window_frame(11))
     assert c.wait_closed() == b""
-    assert a.metric('sluice_aggregator_protocol_errors_total{reason="limit"}') == 1
+    assert a.metric('sluice_aggregator_protocol_errors_total{reason="window_events"}') == 1
     c2 = LJClient(a.port)
     sent = events(10)
     c2.send_window(sent)
@@ -292,11 +292,11 @@ def test_sighup_reload_swaps_outputs_and_rejects_bad_config(start_agg, tmp_path)
     assert a.out("reloaded.ndjson") == second
     assert a.out() == first
 
-    write_config(cfg, base_config(tmp_path, output="    - kafka: {}\n"))
+    write_config(cfg, base_config(tmp_path, output="    - kafkaa: {}\n"))
     a.proc.send(signal.SIGHUP)
     wait_for(lambda: a.metric('sluice_aggregator_reloads_total{result="failed"}') == 1,
              what="reload failed")
-    assert f"{cfg}:7:7: outputs[0]: unknown output 'kafka'" in a.proc.logtext()
+    assert f"{cfg}:7:7: outputs[0]: unknown output 'kafkaa'" in a.proc.logtext()
     third = events(1, "still")
     c.send_window(third)
     assert c.read_raw(6) == ack(1)
@@ -335,13 +335,13 @@ def test_test_config_reports_every_error_with_position(tmp_path):
         "  max_conections: 5\n"
         "outputs:\n"
         "  - file: {}\n"
-        "  - kafka: {brokers: [a]}\n"
+        "  - kafkaa: {brokers: [a]}\n"
         "queue: {type: persisted}\n"))
     r = run(["-t", "-c", cfg])
     assert r.returncode == 2
     lines = r.stderr.splitlines()
     assert f"{cfg}:3:3: input: unknown option 'max_conections'" in lines
-    assert f"{cfg}:6:5: outputs[1]: unknown output 'kafka'" in lines
+    assert f"{cfg}:6:5: outputs[1]: unknown output 'kafkaa'" in lines
     assert f"{cfg}:5:11: outputs[0] (file): option 'path' is required" in lines
     assert (f"{cfg}:7:15: queue: option 'type': 'persisted' is not supported yet "
             "(use 'memory')") in lines

@@ -36,12 +36,15 @@ TEST(defaults)
     struct agg_conf c;
     CHECK_INT(agg_conf_load_string(&c, "t.yml", "outputs:\n  - stdout: {}\n"), 0);
     CHECK_STR(c.listen, "0.0.0.0:5044");
-    CHECK(!c.ssl_enabled);
+    CHECK(!c.ssl.enabled);
+    CHECK_INT(c.ssl.handshake_timeout_ms, 10000);
+    CHECK_INT(c.frame_timeout_ms, 30000);
+    CHECK_INT(c.max_json_depth, 64);
     CHECK_INT(c.max_connections, 10000);
     CHECK_INT(c.client_inactivity_ms, 60000);
     CHECK_INT(c.max_window_events, 10000);
     CHECK_INT(c.max_frame_bytes, 64ll * 1024 * 1024);
-    CHECK_INT(c.max_window_bytes, 256ll * 1024 * 1024);
+    CHECK_INT(c.max_window_bytes, 64ll * 1024 * 1024);
     CHECK_INT(c.max_pending_windows, 4);
     CHECK_INT(c.keepalive_ms, 5000);
     CHECK(c.workers >= 1);
@@ -164,9 +167,31 @@ TEST(not_supported_yet)
                             "queue:\n"
                             "  type: persisted\n"
                             "outputs: [stdout: {}]\n"),
-              "t.yml:2:18: input.ssl: option 'enabled': TLS is not supported yet\n"
+              "t.yml:2:18: input.ssl: option 'certificate' is required when TLS is enabled\n"
               "t.yml:4:9: queue: option 'type': 'persisted' is not supported yet "
               "(use 'memory')\n");
+    agg_conf_free(&c);
+}
+
+TEST(ssl_files_are_loaded_and_errors_point_at_the_option)
+{
+    struct agg_conf c;
+    CHECK_STR(errors_of(&c, "input:\n"
+                            "  ssl:\n"
+                            "    enabled: true\n"
+                            "    certificate: /nonexistent/agg.pem\n"
+                            "    key: /nonexistent/agg.key\n"
+                            "outputs: [stdout: {}]\n"),
+              "t.yml:4:18: input.ssl: cannot load certificate /nonexistent/agg.pem: "
+              "error:80000002:system library::No such file or directory; "
+              "error:10000080:BIO routines::no such file\n");
+    agg_conf_free(&c);
+    CHECK_STR(errors_of(&c, "input:\n"
+                            "  ssl: {enabled: true, certificate: /x.pem, key: /x.key,\n"
+                            "        supported_protocols: [TLSv1.9], handshake_timeout: 1ms}\n"
+                            "outputs: [stdout: {}]\n"),
+              "t.yml:3:60: input.ssl: option 'handshake_timeout' must be between 100ms and "
+              "10m, got '1ms'\n");
     agg_conf_free(&c);
 }
 
@@ -235,6 +260,7 @@ int main(void)
     RUN(unknown_plugins);
     RUN(outputs_required);
     RUN(not_supported_yet);
+    RUN(ssl_files_are_loaded_and_errors_point_at_the_option);
     RUN(bad_values);
     RUN(plugin_option_errors);
     RUN(env_expansion);

@@ -3,9 +3,14 @@
  * later (as Elasticsearch and Kafka will): ACK order across pipelined windows,
  * per-connection and global backpressure, keepalives while a window is
  * pending, failed delivery, and a connection reset while its windows are in
- * flight (run under ASan: any use-after-free or leak fails the build).
+ * flight (run under ASan: any use-after-free or leak fails the build); with
+ * filter worker threads: per-connection order in the outputs whatever
+ * finishes filtering first, windows cut into batch_size slices; hostile
+ * clients: frame_timeout (slow loris), caps counted by reason.
  */
 #include <errno.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -24,6 +29,8 @@ struct held {
     sl_output_done done;
     void *arg;
     size_t n;
+    int64_t w;                /* the "w" field of its first event: which window */
+    struct sl_batch *batch;   /* borrowed until answered */
     bool answered;
 };
 
@@ -42,12 +49,40 @@ static void fake_free(void *inst)
 
 static void fake_submit(void *inst, struct sl_batch *batch, sl_output_done done, void *arg)
 {
-    held[nheld++] = (struct held){.done = done, .arg = arg, .n = batch->n};
+    struct sl_value *w = batch->n ? sl_obj_getc(&batch->events[0], "w") : NULL;
+    held[nheld++] = (struct held){.done = done, .arg = arg, .n = batch->n, .batch = batch,
+                                  .w = w && w->type == SL_V_INT ? w->u.i : -1};
 }
 
 static const struct sl_plugin fake_output = {
     .name = "fake", .kind = SL_PLUGIN_OUTPUT, .init = fake_init, .free = fake_free,
     .submit = fake_submit,
+};
+
+/* ---- a filter that is slow on events with "slow": true (runs on the workers) ---- */
+
+static atomic_int filtered_count;  /* events the fake filter finished */
+
+static void *ffilter_init(struct sl_cfg *cfg, struct sl_cfg_node *opts, struct sl_plugin_env *env)
+{
+    return &fake_inst;
+}
+
+static int ffilter(void *inst, struct sl_value *ev)
+{
+    struct sl_value *slow = sl_obj_getc(ev, "slow");
+    if (slow && slow->type == SL_V_BOOL && slow->u.b) {
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = 150 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    sl_value_set_bool(sl_obj_putc(ev, "filtered"), true);
+    atomic_fetch_add(&filtered_count, 1);
+    return SL_FILTER_KEEP;
+}
+
+static const struct sl_plugin fake_filter = {
+    .name = "fakefilter", .kind = SL_PLUGIN_FILTER, .init = ffilter_init, .free = fake_free,
+    .filter = ffilter,
 };
 
 static void answer(size_t i, int status)
@@ -66,22 +101,34 @@ struct world {
     struct agg_listener *listener;
 };
 
-static void world_start(struct world *w, const char *input_extra)
+/* pipeline: the pipeline section, NULL for one without filters. With filters,
+ * each is the fake filter above. */
+static void world_start2(struct world *w, const char *input_extra, const char *pipeline)
 {
     char text[1024];
     snprintf(text, sizeof(text),
              "input:\n  listen: 127.0.0.1:0\n%s"
-             "pipeline: {workers: 1, batch_size: 1, max_pending_events: 1000}\n"
-             "outputs: [stdout: {}]\n", input_extra);
+             "pipeline: %s\n"
+             "outputs: [stdout: {}]\n", input_extra,
+             pipeline ? pipeline : "{workers: 1, batch_size: 1, max_pending_events: 1000}");
     memset(held, 0, sizeof(held));
     nheld = 0;
+    atomic_store(&filtered_count, 0);
     w->loop = sl_loop_new();
     w->metrics = sl_metrics_new();
     CHECK_INT(agg_conf_load_string(&w->conf, "t.yml", text), 0);
     w->conf.outputs[0].plugin = &fake_output;
+    for (size_t i = 0; i < w->conf.nfilters; i++) {
+        w->conf.filters[i].plugin = &fake_filter;
+    }
     w->pipeline = agg_pipeline_new(&w->conf, w->loop, w->metrics);
     w->listener = agg_listener_new(w->loop, &w->conf, w->metrics, w->pipeline);
     CHECK(w->listener != NULL);
+}
+
+static void world_start(struct world *w, const char *input_extra)
+{
+    world_start2(w, input_extra, NULL);
 }
 
 static void world_stop(struct world *w)
@@ -141,6 +188,27 @@ static void send_window(int fd, uint32_t n)
     }
     CHECK_INT(send(fd, b.data, b.len, 0), (long long)b.len);
     sl_buf_free(&b);
+}
+
+/* A window of n events {"w": tag, "i": 1..n, "slow": slow}, bare J frames. */
+static void send_tagged(int fd, int tag, uint32_t n, bool slow)
+{
+    struct sl_buf b;
+    sl_buf_init(&b, 0);
+    sl_lj_put_window(&b, SL_LJ_V2, n);
+    for (uint32_t i = 1; i <= n; i++) {
+        char js[96];
+        int len = snprintf(js, sizeof(js), "{\"w\":%d,\"i\":%u,\"slow\":%s}", tag, i,
+                           slow ? "true" : "false");
+        sl_lj_put_json(&b, i, js, (size_t)len);
+    }
+    CHECK_INT(send(fd, b.data, b.len, 0), (long long)b.len);
+    sl_buf_free(&b);
+}
+
+static void send_raw(int fd, const void *p, size_t n)
+{
+    CHECK_INT(send(fd, p, n, 0), (long long)n);
 }
 
 /* Whatever the server sent so far, as "A<seq> A<seq> ..." (or "" / "EOF"). */
@@ -310,6 +378,132 @@ TEST(global_pending_events_limit)
     world_stop(&w);
 }
 
+static bool filtered_one(void)
+{
+    return atomic_load(&filtered_count) >= 1;
+}
+
+TEST(workers_keep_each_connections_window_order)
+{
+    struct world w = {0};
+    world_start2(&w, "", "{workers: 2, batch_size: 100, filters: [drop: {}]}");
+    int a = client(&w);
+    int b = client(&w);
+    send_tagged(a, 1, 1, true);   /* slow to filter */
+    run_until(&w, NULL, 20);      /* let a worker take it */
+    send_tagged(a, 2, 1, false);  /* filtered first, by the other worker ... */
+    CHECK(run_until(&w, filtered_one, 2000));
+    run_until(&w, NULL, 20);
+    CHECK_INT(atomic_load(&filtered_count), 1);  /* window 1 is still in its filter */
+    CHECK_INT(nheld, 0);          /* ... but window 2 waits for window 1 of its connection */
+    send_tagged(b, 3, 2, false);  /* another connection is not held up by a's slow window */
+    want_held = 1;
+    CHECK(run_until(&w, have_held, 2000));
+    CHECK_INT(held[0].w, 3);
+    want_held = 3;
+    CHECK(run_until(&w, have_held, 2000));
+    CHECK_INT(held[1].w, 1);
+    CHECK_INT(held[2].w, 2);
+    for (size_t i = 0; i < 3; i++) {
+        answer(i, SL_OK);
+    }
+    CHECK_STR(acks(&w, a), "2A1 2A1 ");
+    CHECK_STR(acks(&w, b), "2A2 ");
+    CHECK_INT(metric(&w, "sluice_aggregator_filter_events_total{filter=\"fakefilter\","
+                         "result=\"ok\"}"), 4);
+    close(a);
+    close(b);
+    world_stop(&w);
+}
+
+TEST(big_window_filtered_in_slices_and_delivered_whole)
+{
+    struct world w = {0};
+    world_start2(&w, "", "{workers: 2, batch_size: 2, filters: [drop: {}, drop: {}]}");
+    int fd = client(&w);
+    send_tagged(fd, 7, 7, false);
+    want_held = 1;
+    CHECK(run_until(&w, have_held, 2000));
+    CHECK_INT(held[0].n, 7);  /* four slices, one batch for the outputs */
+    for (size_t i = 0; i < 7; i++) {
+        struct sl_value *ev = &held[0].batch->events[i];
+        CHECK_INT(sl_obj_getc(ev, "i")->u.i, (long long)i + 1);
+        CHECK(sl_obj_getc(ev, "filtered") != NULL);
+    }
+    CHECK_INT(atomic_load(&filtered_count), 14);  /* two filters, each event once */
+    answer(0, SL_OK);
+    CHECK_STR(acks(&w, fd), "2A7 ");
+    close(fd);
+    world_stop(&w);
+}
+
+TEST(exit_while_workers_filter)
+{
+    struct world w = {0};
+    world_start2(&w, "", "{workers: 2, batch_size: 1, filters: [drop: {}]}");
+    int fd = client(&w);
+    send_tagged(fd, 1, 3, true);
+    run_until(&w, NULL, 30);
+    world_stop(&w);  /* joins the workers: slices in hand finish, queued ones are dropped */
+    close(fd);
+}
+
+TEST(frame_timeout_closes_a_trickling_client)
+{
+    struct world w = {0};
+    world_start(&w, "  frame_timeout: 200ms\n");
+    int loris = client(&w);
+    int half = client(&w);
+    int good = client(&w);
+    /* A window announced and one of its two events sent; a frame header cut short. */
+    send_raw(loris, "2W\0\0\0\2" "2J\0\0\0\1\0\0\0\2{}", 18);
+    send_raw(half, "2J\0", 3);
+    run_until(&w, NULL, 450);
+    CHECK_STR(acks(&w, loris), "EOF");
+    CHECK_STR(acks(&w, half), "EOF");
+    send_window(good, 1);  /* idle until now: no window open, no timeout */
+    want_held = 1;
+    CHECK(run_until(&w, have_held, 2000));
+    answer(0, SL_OK);
+    CHECK_STR(acks(&w, good), "2A1 ");
+    CHECK_INT(metric(&w, "sluice_aggregator_protocol_errors_total{reason=\"frame_timeout\"}"),
+              2);
+    close(loris);
+    close(half);
+    close(good);
+    world_stop(&w);
+}
+
+TEST(caps_are_counted_by_reason)
+{
+    struct world w = {0};
+    world_start(&w, "  max_window_events: 5\n  max_frame_bytes: 1kb\n  max_json_depth: 3\n");
+    int a = client(&w);
+    int b = client(&w);
+    int c = client(&w);
+    int d = client(&w);
+    send_raw(a, "2W\0\0\0\6", 6);                          /* 6 > max_window_events */
+    send_raw(b, "2W\0\0\0\1" "2J\0\0\0\1\xff\xff\xff\xff", 16);  /* 4 GiB frame */
+    send_raw(c, "2W\0\0\0\1" "2J\0\0\0\1\0\0\0\x0d{\"a\":[[[1]]]}", 29);
+    send_raw(d, "2Q\0\0\0\0", 6);                          /* unknown frame type */
+    run_until(&w, NULL, 60);
+    CHECK_STR(acks(&w, a), "EOF");
+    CHECK_STR(acks(&w, b), "EOF");
+    CHECK_STR(acks(&w, c), "EOF");
+    CHECK_STR(acks(&w, d), "EOF");
+    CHECK_INT(metric(&w, "sluice_aggregator_protocol_errors_total{reason=\"window_events\"}"),
+              1);
+    CHECK_INT(metric(&w, "sluice_aggregator_protocol_errors_total{reason=\"frame_bytes\"}"), 1);
+    CHECK_INT(metric(&w, "sluice_aggregator_protocol_errors_total{reason=\"json_depth\"}"), 1);
+    CHECK_INT(metric(&w, "sluice_aggregator_protocol_errors_total{reason=\"invalid_frame\"}"),
+              1);
+    close(a);
+    close(b);
+    close(c);
+    close(d);
+    world_stop(&w);
+}
+
 int main(void)
 {
     sl_log_init("agg_listener_test", SL_LOG_ERROR, SL_LOG_TEXT);
@@ -319,5 +513,10 @@ int main(void)
     RUN(failed_delivery_closes_without_ack);
     RUN(keepalive_ack_zero_while_pending);
     RUN(global_pending_events_limit);
+    RUN(workers_keep_each_connections_window_order);
+    RUN(big_window_filtered_in_slices_and_delivered_whole);
+    RUN(exit_while_workers_filter);
+    RUN(frame_timeout_closes_a_trickling_client);
+    RUN(caps_are_counted_by_reason);
     return TEST_SUMMARY();
 }
