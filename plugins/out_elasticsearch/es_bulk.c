@@ -1,0 +1,259 @@
+/*
+ * es_bulk.c - the Elasticsearch output's encoding and reply parsing (see
+ * es_bulk.h). Nothing here does I/O, takes locks or keeps state, so the
+ * sender thread can call all of it freely and the tests can pin the bytes.
+ */
+#include "es_bulk.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "sluice/json.h"
+
+int es_bulk_encode(struct sl_buf *out, const struct sl_template *index, enum es_op op,
+                   const struct sl_value *event, struct sl_buf *scratch, struct es_item *it)
+{
+    size_t start = out->len;
+    int rc = 0;
+
+    sl_buf_reset(scratch);
+    if (sl_template_render(index, event, scratch) != 0) {
+        return SL_ELIMIT;
+    }
+    for (size_t i = 0; i < scratch->len; i++) {
+        char c = scratch->data[i];
+        if (c >= 'A' && c <= 'Z') {
+            scratch->data[i] = (char)(c - 'A' + 'a');
+        }
+    }
+    rc |= sl_buf_puts(out, op == ES_OP_CREATE ? "{\"create\":{\"_index\":"
+                                              : "{\"index\":{\"_index\":");
+    rc |= sl_json_put_str(out, scratch->data ? scratch->data : "", scratch->len);
+    const struct sl_value *meta = sl_obj_getc(event, "@metadata");
+    const struct sl_value *id = meta && meta->type == SL_V_OBJECT ? sl_obj_getc(meta, "_id")
+                                                                  : NULL;
+    if (id && id->type == SL_V_STRING && id->u.s.len > 0) {
+        rc |= sl_buf_puts(out, ",\"_id\":");
+        rc |= sl_json_put_str(out, id->u.s.ptr, id->u.s.len);
+    }
+    rc |= sl_buf_puts(out, "}}\n");
+    size_t doc = out->len - start;
+    rc |= sl_json_write(out, event, "@metadata");
+    rc |= sl_buf_putc(out, '\n');
+    if (rc != 0) {
+        out->len = start;
+        return SL_ELIMIT;
+    }
+    it->off = start;
+    it->len = out->len - start;
+    it->doc = doc;
+    return 0;
+}
+
+enum es_verdict es_bulk_verdict(int status, bool is_create)
+{
+    if (status >= 200 && status < 300) {
+        return ES_V_OK;
+    }
+    if (status == 409 && is_create) {
+        return ES_V_OK;  /* create of an _id that exists: it was indexed before */
+    }
+    if (status == 429 || status >= 500 || status <= 0) {
+        return ES_V_RETRY;
+    }
+    return ES_V_REJECT;
+}
+
+/* Matches {"took":<digits>,"errors":false, at the start of body (whitespace allowed
+ * only before it: the servers we know write compact replies). */
+static bool all_ok_prefix(const char *p, size_t len)
+{
+    const char *end = p + len;
+    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) {
+        p++;
+    }
+    static const char took[] = "{\"took\":";
+    static const char errors[] = ",\"errors\":false,";
+    if ((size_t)(end - p) < sizeof(took) - 1 || memcmp(p, took, sizeof(took) - 1) != 0) {
+        return false;
+    }
+    p += sizeof(took) - 1;
+    const char *digits = p;
+    while (p < end && *p >= '0' && *p <= '9') {
+        p++;
+    }
+    if (p == digits) {
+        return false;
+    }
+    return (size_t)(end - p) >= sizeof(errors) - 1 &&
+           memcmp(p, errors, sizeof(errors) - 1) == 0;
+}
+
+int es_bulk_parse_reply(const char *body, size_t len, size_t n, struct es_result *res,
+                        struct sl_buf *errs, char *err, size_t errlen)
+{
+    struct sl_value v = {0};
+    char jerr[128];
+    int rc = SL_EINVAL;
+
+    if (all_ok_prefix(body, len)) {
+        for (size_t i = 0; i < n; i++) {
+            res[i] = (struct es_result){.v = ES_V_OK, .status = 200};
+        }
+        return 0;
+    }
+    if (sl_json_parse(body, len, &v, NULL, jerr, sizeof(jerr)) != 0) {
+        snprintf(err, errlen, "reply is not JSON (%s)", jerr);
+        goto out;
+    }
+    const struct sl_value *items = sl_obj_getc(&v, "items");
+    if (!items || items->type != SL_V_ARRAY) {
+        snprintf(err, errlen, "reply has no \"items\" array");
+        goto out;
+    }
+    if (items->u.a.len != n) {
+        snprintf(err, errlen, "reply has %zu items for %zu sent", items->u.a.len, n);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct sl_value *item = &items->u.a.items[i];
+        res[i] = (struct es_result){.v = ES_V_RETRY};
+        if (item->type != SL_V_OBJECT || item->u.o.len != 1 ||
+            item->u.o.items[0].v.type != SL_V_OBJECT) {
+            continue;  /* unusable: sending it again is the safe side */
+        }
+        const struct sl_member *m = &item->u.o.items[0];
+        const struct sl_value *st = sl_obj_getc(&m->v, "status");
+        int status = st && st->type == SL_V_INT && st->u.i > 0 && st->u.i < 1000
+                         ? (int)st->u.i : 0;
+        res[i].status = status;
+        res[i].v = es_bulk_verdict(status, strcmp(m->key, "create") == 0);
+        if (res[i].v != ES_V_REJECT) {
+            continue;
+        }
+        const struct sl_value *e = sl_obj_getc(&m->v, "error");
+        res[i].err_off = errs->len;
+        if (e && e->type == SL_V_OBJECT) {
+            sl_json_write(errs, e, NULL);
+        } else if (e && e->type == SL_V_STRING) {
+            sl_buf_puts(errs, "{\"reason\":");
+            sl_json_put_str(errs, e->u.s.ptr, e->u.s.len);
+            sl_buf_putc(errs, '}');
+        } else {
+            sl_buf_puts(errs, "null");
+        }
+        res[i].err_len = errs->len - res[i].err_off;
+    }
+    rc = 0;
+out:
+    sl_value_clear(&v);
+    return rc;
+}
+
+int es_gzip(const char *in, size_t len, int level, struct sl_buf *out)
+{
+    z_stream zs;
+    memset(&zs, 0, sizeof(zs));
+    /* 15 + 16: a gzip wrapper (Content-Encoding: gzip), not zlib's. */
+    if (deflateInit2(&zs, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+        return SL_EIO;
+    }
+    int rc = 0;
+    size_t start = out->len;
+    zs.next_in = (Bytef *)(uintptr_t)in;
+    zs.avail_in = (uInt)len;  /* bodies are capped far below 4 GiB */
+    for (;;) {
+        size_t room = deflateBound(&zs, (uLong)zs.avail_in) + 64;
+        if (sl_buf_reserve(out, room) != 0) {
+            rc = SL_ELIMIT;
+            break;
+        }
+        zs.next_out = (Bytef *)out->data + out->len;
+        zs.avail_out = (uInt)room;
+        int z = deflate(&zs, Z_FINISH);
+        out->len += room - zs.avail_out;
+        if (z == Z_STREAM_END) {
+            break;
+        }
+        if (z != Z_OK && z != Z_BUF_ERROR) {
+            rc = SL_EIO;
+            break;
+        }
+    }
+    deflateEnd(&zs);
+    if (rc != 0) {
+        out->len = start;
+    }
+    return rc;
+}
+
+uint64_t es_backoff_ms(uint64_t init_ms, uint64_t max_ms, unsigned attempt, uint32_t rnd)
+{
+    uint64_t d = init_ms ? init_ms : 1;
+    for (unsigned i = 0; i < attempt && d < max_ms; i++) {
+        d *= 2;
+    }
+    if (d > max_ms) {
+        d = max_ms;
+    }
+    uint64_t half = d / 2;
+    return d - half + (half ? rnd % (half + 1) : 0);
+}
+
+void es_dead_letter_line(struct sl_buf *out, const char *lines, const struct es_item *item,
+                         const char *error, size_t error_len, int status, uint64_t wall_ms)
+{
+    const char *action = lines + item->off;
+    const char *doc = action + item->doc;
+    size_t doc_len = item->len - item->doc - 1;  /* without its newline */
+    struct sl_value a = {0};
+    char jerr[64], ts[32];
+
+    sl_buf_puts(out, "{\"event\":");
+    sl_buf_append(out, doc, doc_len);
+    sl_buf_puts(out, ",\"error\":");
+    if (error && error_len) {
+        sl_buf_append(out, error, error_len);
+    } else {
+        sl_buf_puts(out, "null");
+    }
+    sl_buf_printf(out, ",\"status\":%d,\"index\":", status);
+    /* The action line is ours ({"index":{"_index":...}}): read the name back
+     * rather than keep a copy per event for this rare path. */
+    const struct sl_value *idx = NULL;
+    if (sl_json_parse(action, item->doc - 1, &a, NULL, jerr, sizeof(jerr)) == 0 &&
+        a.type == SL_V_OBJECT && a.u.o.len == 1) {
+        idx = sl_obj_getc(&a.u.o.items[0].v, "_index");
+    }
+    if (idx && idx->type == SL_V_STRING) {
+        sl_json_put_str(out, idx->u.s.ptr, idx->u.s.len);
+    } else {
+        sl_buf_puts(out, "null");
+    }
+    sl_format_timestamp(wall_ms, ts, sizeof(ts));
+    sl_buf_printf(out, ",\"time\":\"%s\"}\n", ts);
+    sl_value_clear(&a);
+}
+
+void es_base64(const char *in, size_t len, struct sl_buf *out)
+{
+    static const char tab[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const unsigned char *p = (const unsigned char *)in;
+    size_t i = 0;
+    for (; i + 3 <= len; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+        char q[4] = {tab[v >> 18], tab[(v >> 12) & 63], tab[(v >> 6) & 63], tab[v & 63]};
+        sl_buf_append(out, q, 4);
+    }
+    if (len - i == 1) {
+        uint32_t v = (uint32_t)p[i] << 16;
+        char q[4] = {tab[v >> 18], tab[(v >> 12) & 63], '=', '='};
+        sl_buf_append(out, q, 4);
+    } else if (len - i == 2) {
+        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8;
+        char q[4] = {tab[v >> 18], tab[(v >> 12) & 63], tab[(v >> 6) & 63], '='};
+        sl_buf_append(out, q, 4);
+    }
+}

@@ -1,0 +1,96 @@
+/*
+ * es_bulk.h - the Elasticsearch output's pure parts, kept apart from libcurl
+ * and threads so tests/plugin/out_elasticsearch_test.c can check them byte
+ * for byte: the _bulk NDJSON encoding of an event, the parsing of a _bulk
+ * reply into one verdict per item, gzip, the backoff schedule, and the
+ * dead-letter line.
+ *
+ * Plugin-internal: only out_elasticsearch.c and the plugin test include this
+ * (the symbols are es_-prefixed because the aggregator links them statically,
+ * as Fluent Bit's out_es does with es_bulk.c).
+ */
+#ifndef SLUICE_ES_BULK_H
+#define SLUICE_ES_BULK_H
+
+#include "sluice/buf.h"
+#include "sluice/template.h"
+#include "sluice/value.h"
+
+/* The bulk action; `create` fails with 409 on an existing _id and is the only
+ * one data streams accept. */
+enum es_op { ES_OP_INDEX, ES_OP_CREATE };
+
+/* One event's slice of its batch buffer: "<action>\n<document>\n". */
+struct es_item {
+    size_t off;      /* first byte of the action line */
+    size_t len;      /* both lines, both newlines included */
+    size_t doc;      /* first byte of the document line, relative to off */
+};
+
+/*
+ * Appends the action line and the document line of event to out and
+ * describes them in *it. The index is index rendered for the event, ASCII
+ * lowercased (Elasticsearch rejects upper case; Beats lowercases too). A
+ * string "@metadata._id" becomes the action's "_id" (Beats' convention:
+ * with op create, a re-sent event is then answered 409 and not duplicated).
+ * The document is the event without "@metadata". scratch is a work buffer.
+ * Returns 0, or SL_ELIMIT when out's maximum would be exceeded (out is then
+ * restored to its previous length).
+ */
+int es_bulk_encode(struct sl_buf *out, const struct sl_template *index, enum es_op op,
+                   const struct sl_value *event, struct sl_buf *scratch, struct es_item *it);
+
+/* What a _bulk reply says about one item. */
+enum es_verdict {
+    ES_V_OK,       /* 2xx, or 409 on create: the document is in the index */
+    ES_V_RETRY,    /* 429 or 5xx (or no usable status): send again after backoff */
+    ES_V_REJECT,   /* any other status: will never succeed, goes to the dead letters */
+};
+
+struct es_result {
+    enum es_verdict v;
+    int status;       /* the item's HTTP status; 0 when the item had none */
+    size_t err_off;   /* REJECT: the item's "error" as compact JSON in errs */
+    size_t err_len;
+};
+
+/* The verdict for an item status (op: "index" or "create" as answered). */
+enum es_verdict es_bulk_verdict(int status, bool is_create);
+
+/*
+ * Parses the body of a 200 reply to a _bulk request of n items into res[0..n),
+ * in request order. The error object of each rejected item is appended to
+ * errs (compact JSON; the object itself, or {"reason":...} when the server
+ * sent a string) and located by err_off/err_len.
+ * A reply starting {"took":N,"errors":false, says every item succeeded: it is
+ * not parsed further (the big replies are the successful ones).
+ * Returns 0, or SL_EINVAL with a reason in err when the body is not a bulk
+ * reply for exactly n items (the caller then retries the whole request).
+ */
+int es_bulk_parse_reply(const char *body, size_t len, size_t n, struct es_result *res,
+                        struct sl_buf *errs, char *err, size_t errlen);
+
+/* gzip (RFC 1952) of in[0..len) at level 1-9, appended to out. 0 or SL_ELIMIT/SL_EIO. */
+int es_gzip(const char *in, size_t len, int level, struct sl_buf *out);
+
+/*
+ * Backoff before retry number attempt (0 = first retry): init * 2^attempt,
+ * capped at max, with "equal jitter" so that many outputs (or aggregators)
+ * retrying the same cluster spread out: a uniform pick in [d/2, d] where d is
+ * that capped delay. rnd is any 32-bit random number.
+ */
+uint64_t es_backoff_ms(uint64_t init_ms, uint64_t max_ms, unsigned attempt, uint32_t rnd);
+
+/*
+ * Appends one dead-letter line to out:
+ *   {"event":<doc>,"error":<error>,"status":N,"index":"<index>","time":"<now>"}\n
+ * item is the event's slice of lines (the action line names the index), error
+ * compact JSON (NULL: null), wall_ms the time written.
+ */
+void es_dead_letter_line(struct sl_buf *out, const char *lines, const struct es_item *item,
+                         const char *error, size_t error_len, int status, uint64_t wall_ms);
+
+/* Standard base64 of in[0..len), appended to out (for api_key "id:key"). */
+void es_base64(const char *in, size_t len, struct sl_buf *out);
+
+#endif
