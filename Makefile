@@ -4,6 +4,8 @@
 # aggregator links is generated from that list.
 
 PREFIX      ?= /usr/local
+SYSTEMD_UNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR     ?= $(PREFIX)/lib/sysusers.d
 DESTDIR     ?=
 CC          ?= cc
 PKGS        := yaml-0.1 libcurl rdkafka libzstd oniguruma zlib openssl
@@ -133,7 +135,8 @@ demo: setup
 test: setup
 	$(MAKE) all
 	$(MAKE) SANITIZE=1 all unit
-	SLUICE_BUILD=$(CURDIR)/build/asan python3 -m pytest -q tests/e2e
+	tests/deploy/setup
+	SLUICE_BUILD=$(CURDIR)/build/asan python3 -m pytest -q tests/e2e tests/deploy
 
 unit: $(UNIT_BIN) $(PLUGIN_TEST_BIN)
 	@fail=0; for t in $(UNIT_BIN) $(PLUGIN_TEST_BIN); do ./$$t || fail=1; done; exit $$fail
@@ -153,6 +156,12 @@ install: all
 	install -m 644 config/shipper.yml config/aggregator.yml $(DESTDIR)$(PREFIX)/etc/sluice/
 	if ls config/patterns/* >/dev/null 2>&1; then \
 	    install -m 644 config/patterns/* $(DESTDIR)$(PREFIX)/etc/sluice/patterns/; fi
+	install -d $(DESTDIR)$(SYSTEMD_UNITDIR) $(DESTDIR)$(SYSUSERSDIR)
+	for u in sluice-shipper sluice-aggregator; do \
+	    sed 's|/usr/local/bin/|$(PREFIX)/bin/|g' deploy/systemd/$$u.service \
+	        > $(DESTDIR)$(SYSTEMD_UNITDIR)/$$u.service && \
+	    chmod 644 $(DESTDIR)$(SYSTEMD_UNITDIR)/$$u.service || exit 1; done
+	install -m 644 deploy/systemd/sluice.sysusers $(DESTDIR)$(SYSUSERSDIR)/sluice.conf
 
 clean:
 	rm -rf build/obj build/asan build/tests build/sluice-shipper build/sluice-aggregator

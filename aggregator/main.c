@@ -20,6 +20,7 @@
 #include "conf.h"
 #include "listener.h"
 #include "pipeline.h"
+#include "sluice/notify.h"
 #include "sluice/cli.h"
 #include "sluice/http.h"
 #include "sluice/log.h"
@@ -184,6 +185,7 @@ static void start_stop(struct agg *a, int signo)
         return;
     }
     a->stopping = true;
+    sl_notify("STOPPING=1");
     a->deadline = sl_now_ms() + a->conf.shutdown_timeout_ms;
     sl_info("signal %d: stopping (waiting up to %llu ms for pending windows)", signo,
             (unsigned long long)a->conf.shutdown_timeout_ms);
@@ -201,7 +203,9 @@ static void on_signal(struct sl_loop *loop, int signo, void *arg)
     struct agg *a = arg;
     if (signo == SIGHUP) {
         if (!a->stopping) {
+            sl_notify("RELOADING=1");
             reload(a);
+            sl_notify("READY=1");
         }
         return;
     }
@@ -266,6 +270,7 @@ int main(int argc, char **argv)
     sl_info("metrics on http://%s/metrics", where);
     a.gc_timer = sl_loop_timer(a.loop, GC_MS, true, on_gc, &a);
 
+    sl_notify("READY=1");  /* systemd Type=notify: listeners and /metrics are bound */
     rc = sl_loop_run(a.loop) == 0 ? 0 : 1;
     sl_info("stopped");
 

@@ -263,7 +263,9 @@ static void output_done(void *done_arg, int status)
     o->done = true;
     sl_hist_observe(s->seconds, now_seconds() - o->start);
     if (status == SL_OK) {
-        sl_counter_add(s->ok, j->nkept);
+        if (!(s->plugin->flags & SL_PLUGIN_COUNTS_OK)) {
+            sl_counter_add(s->ok, j->nkept);
+        }
     } else {
         sl_counter_add(s->failed, j->nkept);
         sl_warn("%s: could not deliver a batch of %zu events (error %d); it will not be "

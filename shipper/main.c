@@ -19,6 +19,7 @@
 #include "sluice/log.h"
 #include "sluice/loop.h"
 #include "sluice/metrics.h"
+#include "sluice/notify.h"
 #include "tail.h"
 
 #define PUMP_BUDGET (4u << 20)
@@ -152,7 +153,9 @@ static void on_signal(struct sl_loop *loop, int signo, void *arg)
     struct shipper *s = arg;
     if (signo == SIGHUP) {
         if (!s->stopping) {
+            sl_notify("RELOADING=1");
             reload(s);
+            sl_notify("READY=1");
         }
         return;
     }
@@ -162,6 +165,7 @@ static void on_signal(struct sl_loop *loop, int signo, void *arg)
     sl_info("signal %d: stopping (up to %llu ms to deliver %zu events in flight)", signo,
             (unsigned long long)s->conf.shutdown_timeout_ms, s->q.events);
     s->stopping = true;
+    sl_notify("STOPPING=1");
     s->deadline = sl_now_ms() + s->conf.shutdown_timeout_ms;
     tail_stop(s->tail);
 }
@@ -218,6 +222,7 @@ int main(int argc, char **argv)
     sl_loop_before_sleep(s.loop, before_sleep, &s);
     sl_info("sluice-shipper %s started: %zu inputs, metrics on port %d", SL_VERSION,
             s.conf.ninputs, sl_http_port(s.http));
+    sl_notify("READY=1");  /* systemd Type=notify: initial scan done, /metrics bound */
     if (sl_loop_run(s.loop) == 0) {
         s.exit_code = 0;
     }

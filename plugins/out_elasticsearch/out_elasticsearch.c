@@ -172,6 +172,7 @@ struct out_es {
 
     struct sl_metrics *metrics;
     struct sl_metric *m_retry, *m_dead, *m_dropped, *m_req_seconds;
+    struct sl_metric *m_ok;    /* indexed: counted here, not by the core (SL_PLUGIN_COUNTS_OK) */
 };
 
 static double now_seconds(void)
@@ -653,6 +654,7 @@ static void finish_bulk(struct out_es *o, struct slot *s, CURLcode code, long ht
         for (size_t i = 0; i < s->nrefs; i++) {
             struct es_result *r = &o->res[i];
             if (r->v == ES_V_OK) {
+                sl_counter_inc(o->m_ok);
                 resolve(o, s->refs[i].b, SL_OK);
             } else if (r->v == ES_V_RETRY) {
                 refq_push(&o->retry, s->refs[i]);
@@ -1275,6 +1277,8 @@ static void *es_init(struct sl_cfg *cfg, struct sl_cfg_node *opts, struct sl_plu
     o->metrics = env->metrics;
     const char *retry[] = {"output", PLUGIN_NAME, "result", "retry", NULL};
     const char *dead[] = {"output", PLUGIN_NAME, "result", "dead_letter", NULL};
+    const char *okl[] = {"output", PLUGIN_NAME, "result", "ok", NULL};
+    o->m_ok = sl_metrics_counter(o->metrics, SL_OUTPUT_EVENTS_NAME, SL_OUTPUT_EVENTS_HELP, okl);
     const char *dropped[] = {"output", PLUGIN_NAME, "result", "dropped", NULL};
     const char *lbl[] = {"output", PLUGIN_NAME, NULL};
     o->m_retry = sl_metrics_counter(o->metrics, SL_OUTPUT_EVENTS_NAME, SL_OUTPUT_EVENTS_HELP,
@@ -1296,6 +1300,7 @@ static void *es_init(struct sl_cfg *cfg, struct sl_cfg_node *opts, struct sl_plu
 const struct sl_plugin sl_plugin_out_elasticsearch = {
     .name = PLUGIN_NAME,
     .kind = SL_PLUGIN_OUTPUT,
+    .flags = SL_PLUGIN_COUNTS_OK,
     .init = es_init,
     .free = es_free,
     .submit = es_submit,

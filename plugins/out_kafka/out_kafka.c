@@ -163,6 +163,7 @@ struct out_kafka {
     uint64_t errors_unlogged;
 
     struct sl_metric *m_dead_letter;
+    struct sl_metric *m_ok;           /* delivered: counted here, not by the core */
     struct sl_metric *m_retry;
     struct sl_metric *m_outq;
     double outq_reported;      /* this instance's share of the shared gauge */
@@ -647,6 +648,9 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     struct out_kafka *k = opaque;
     struct kbatch *kb = m->_private;
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR || kb->verdict) {
+        if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            sl_counter_inc(k->m_ok);
+        }
         kb->outstanding--;
         return;
     }
@@ -1177,6 +1181,9 @@ static void *kafka_init(struct sl_cfg *cfg, struct sl_cfg_node *opts, struct sl_
     }
     {
         const char *dl[] = {"output", "kafka", "result", "dead_letter", NULL};
+        const char *okl[] = {"output", "kafka", "result", "ok", NULL};
+        k->m_ok = sl_metrics_counter(k->metrics, SL_OUTPUT_EVENTS_NAME, SL_OUTPUT_EVENTS_HELP,
+                                     okl);
         const char *rt[] = {"output", "kafka", "result", "retry", NULL};
         k->m_dead_letter = sl_metrics_counter(k->metrics, SL_OUTPUT_EVENTS_NAME,
                                               SL_OUTPUT_EVENTS_HELP, dl);
@@ -1198,6 +1205,7 @@ out:
 const struct sl_plugin sl_plugin_out_kafka = {
     .name = "kafka",
     .kind = SL_PLUGIN_OUTPUT,
+    .flags = SL_PLUGIN_COUNTS_OK,
     .init = kafka_init,
     .free = kafka_free,
     .submit = kafka_submit,

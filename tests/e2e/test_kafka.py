@@ -360,6 +360,7 @@ def test_oversized_event_is_dead_lettered_and_the_rest_delivered(tmp_path, procs
     assert d["event"]["message"] == "B" * 5000 and "@metadata" not in d["event"]
     m = s.agg()
     assert m['sluice_aggregator_output_events_total{output="kafka",result="dead_letter"}'] == 1
+    assert m[KAFKA_OK] == 100  # delivered only: the dead-lettered event is not ok
     assert m['sluice_aggregator_kafka_delivery_errors_total{error="MSG_SIZE_TOO_LARGE"}'] == 1
     assert s.shipper.stop() == 0
     assert s.aggregator.stop() == 0

@@ -51,9 +51,15 @@ typedef void (*sl_output_done)(void *done_arg, int status);
 /* Filter result. */
 enum { SL_FILTER_KEEP = 0, SL_FILTER_DROP = 1 };
 
+/* sl_plugin.flags */
+/* The output counts result="ok" itself, per event really delivered (so dead-lettered
+ * or dropped events are not counted ok); the core then counts only failed batches. */
+#define SL_PLUGIN_COUNTS_OK 0x1u
+
 struct sl_plugin {
     const char *name;            /* config key: "grok", "file" ... */
     enum sl_plugin_kind kind;
+    unsigned flags;              /* SL_PLUGIN_* */
     /* Reads opts (a map, possibly NULL) through the sl_cfg getters, checking
      * unknown keys; returns the instance, or NULL after recording errors. */
     void *(*init)(struct sl_cfg *cfg, struct sl_cfg_node *opts, struct sl_plugin_env *env);
