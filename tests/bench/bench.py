@@ -144,6 +144,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--lines", type=int, default=int(os.environ.get("BENCH_LINES", "1000000")))
     ap.add_argument("--no-peers", action="store_true")
+    ap.add_argument("--no-pipeline", action="store_true",
+                    help="skip the aggregator pipeline benchmark (pipeline_bench.py)")
     args = ap.parse_args()
     path = corpus(args.lines)
     size = os.path.getsize(path)
@@ -190,6 +192,10 @@ def main():
                   f"{rate / best_peer[1]:.2f}x lines/s")
     if not keep:
         shutil.rmtree(work, ignore_errors=True)
+    if not args.no_pipeline:
+        import pipeline_bench  # issue #5: grok + date + mutate, workers 1 and 2, go-grok peer
+        pipeline_bench.main(["--lines", str(args.lines)]
+                            + (["--no-peer"] if args.no_peers else []))
 
 
 if __name__ == "__main__":
