@@ -48,6 +48,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "sluice/arena.h"
 #include "sluice/buf.h"
 #include "sluice/json.h"
 #include "sluice/log.h"
@@ -89,6 +90,11 @@ static const char *const reason_names[R_COUNT] = {
 
 struct conn;
 
+/* First chunk of a window's arena (it doubles as the window fills): small,
+ * because every pending window of every connection holds one, and a window
+ * of a few events should not pin 64 KiB. */
+#define WINDOW_ARENA_CHUNK (16u * 1024)
+
 struct window {
     struct conn *c;
     struct window *next;
@@ -97,6 +103,8 @@ struct window {
     uint32_t last_seq;      /* seq of the last J frame: what the ACK says */
     uint64_t bytes;         /* JSON bytes so far, for max_window_bytes */
     struct sl_batch batch;  /* events[0..n), owned */
+    struct sl_arena arena;  /* the events' parsed strings, keys and vectors: lives as long
+                             * as the window, so every event is cleared before it goes */
     size_t cap;
     uint64_t submit_ms;
     bool done;
@@ -184,6 +192,7 @@ static struct window *window_new(struct conn *c, char version, uint32_t expected
     w->c = c;
     w->version = version;
     w->expected = expected;
+    sl_arena_init(&w->arena, WINDOW_ARENA_CHUNK);
     return w;
 }
 
@@ -192,10 +201,12 @@ static void window_free(struct window *w)
     if (!w) {
         return;
     }
+    /* Clearing frees what filters added on the heap; the arena goes after. */
     for (size_t i = 0; i < w->batch.n; i++) {
         sl_value_clear(&w->batch.events[i]);
     }
     free(w->batch.events);
+    sl_arena_free(&w->arena);
     free(w);
 }
 
@@ -600,7 +611,9 @@ static void on_json(struct conn *c, const struct sl_lj_frame *f)
     struct sl_value ev = {0};
     struct sl_json_limits lim = {.max_depth = l->max_json_depth};
     char err[128] = "";
-    int rc = sl_json_parse(f->data, f->len, &ev, &lim, err, sizeof(err));
+    /* Into the window's arena: one bump per key, string and vector instead of
+     * a malloc each, and all of it freed at once with the window. */
+    int rc = sl_json_parse_arena(f->data, f->len, &ev, &w->arena, &lim, err, sizeof(err));
     if (rc != 0) {
         protocol_error(c, rc == SL_ELIMIT ? R_JSON_DEPTH : R_JSON, "event seq %u: %s", f->value,
                        err);

@@ -10,10 +10,18 @@
  * Both directions treat bytes the same way: invalid UTF-8 becomes U+FFFD, one
  * replacement per "maximal subpart" (Unicode 15, section 3.9, Table 3-7), so a
  * line that is read, stored and written again always comes out as valid UTF-8.
+ *
+ * The parser is on the aggregator's hot path (every received event). It
+ * gathers the members and items of open containers on a stack of its own and
+ * copies them, when the container closes, into one vector of the exact size:
+ * one allocation per container, and none for growing. Where that allocation
+ * and those of strings and keys come from is the only difference between
+ * sl_json_parse (the heap) and sl_json_parse_arena (an arena, value.h).
  */
 #include "sluice/json.h"
 
 #include <math.h>
+#include <stdalign.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +34,13 @@
 /* Objects with more members than this get a hash index while being parsed, so
  * hostile input with many keys cannot make duplicate detection quadratic. */
 #define OBJ_INDEX_MIN 16u
+/* Members/items of open containers held on the C stack before the parser's
+ * stack moves to the heap: a typical event (a dozen keys, a few levels) fits. */
+#define STACK_INLINE 32u
+/* Spare member slots in the vector of an arena tree's root object: filters
+ * typically add a few fields to an event, and these take them without the
+ * vector moving to the heap (new keys and values are heap, as always). */
+#define ROOT_SLACK 4u
 
 static const char k_replacement[3] = {'\xEF', '\xBF', '\xBD'};  /* U+FFFD */
 static const char k_hex[] = "0123456789abcdef";
@@ -369,6 +384,16 @@ struct parser {
     char *err;
     size_t errlen;
     struct sl_buf scratch;  /* decoded strings that are not a plain slice of the input */
+    struct sl_arena *arena; /* NULL: strings, keys and vectors come from the heap */
+    /* Members of the objects being parsed, innermost last: each open object
+     * owns ms[its base, mtop). vs/vtop/vcap: the same for array items. They
+     * start in the inline arrays and move to the heap only for big input. */
+    struct sl_member *ms;
+    size_t mtop, mcap;
+    struct sl_value *vs;
+    size_t vtop, vcap;
+    struct sl_member ms_inline[STACK_INLINE];
+    struct sl_value vs_inline[STACK_INLINE];
 };
 
 static int fail_at(struct parser *ps, const unsigned char *at, int rc, const char *why)
@@ -622,6 +647,93 @@ static int parse_number(struct parser *ps, struct sl_value *v)
 
 static int parse_value(struct parser *ps, struct sl_value *v, unsigned depth);
 
+/* ---- where the parsed tree's memory comes from ---- */
+
+/*
+ * A NUL-terminated copy of s[0..n), with the flag that says who owns it. A
+ * string without escapes is a slice of the input, so this is its only copy.
+ */
+static char *tree_str(struct parser *ps, const char *s, size_t n, uint8_t *flags)
+{
+    if (ps->arena) {
+        *flags = SL_VF_ARENA;
+        return sl_arena_strndup(ps->arena, s, n);
+    }
+    *flags = 0;
+    char *p = sl_malloc(n + 1);
+    if (n) {
+        memcpy(p, s, n);
+    }
+    p[n] = '\0';
+    return p;
+}
+
+/*
+ * The items vector of a container being parsed. A heap tree's is allocated
+ * when its first member or item arrives, with the capacity sl_obj_put and
+ * sl_arr_push would start with: the heap then sees the order and sizes it
+ * saw before the parser had a stack - vector, then children - which matters
+ * when a window of events is freed at once (children-then-vector order makes
+ * glibc coalesce and consolidate on nearly every free), and a filter adding
+ * a field does not realloc straight away. An arena vector is allocated once,
+ * exact, when the container closes: growing it later moves it to the heap
+ * anyway - except at an event's root, where filters add most fields, which
+ * gets ROOT_SLACK spare slots.
+ */
+struct vec {
+    void *items;  /* heap trees only: allocated at the first element */
+    size_t cap;
+};
+
+static void vec_start(struct parser *ps, struct vec *vec, size_t first_cap, size_t elem)
+{
+    if (!ps->arena && !vec->items) {
+        vec->items = sl_malloc(first_cap * elem);
+        vec->cap = first_cap;
+    }
+}
+
+/* Fills the vector with the n elements at src; returns it, sets flags and *cap. */
+static void *vec_finish(struct parser *ps, struct vec *vec, const void *src, size_t n,
+                        size_t elem, size_t align, bool root, uint8_t *flags, size_t *cap)
+{
+    void *p;
+    if (ps->arena) {
+        *cap = root ? n + ROOT_SLACK : n;
+        *flags = SL_VF_ARENA;
+        p = sl_arena_alloc_aligned(ps->arena, *cap * elem, align);
+    } else {
+        size_t c = vec->cap;
+        while (c < n) {
+            c *= 2;
+        }
+        if (c != vec->cap) {
+            vec->items = sl_realloc(vec->items, c * elem);
+        }
+        *cap = c;
+        *flags = 0;
+        p = vec->items;
+        vec->items = NULL;  /* the tree owns it now */
+    }
+    memcpy(p, src, n * elem);
+    return p;
+}
+
+/* Doubles a parser stack; the first time, it leaves the inline array. */
+static void *stack_grow(void *stack, const void *inline_buf, size_t *cap, size_t elem)
+{
+    size_t ncap = *cap * 2;
+    void *p;
+    if (stack == inline_buf) {
+        p = sl_malloc(ncap * elem);
+        memcpy(p, stack, *cap * elem);
+    } else {
+        p = sl_realloc(stack, ncap * elem);
+    }
+    *cap = ncap;
+    return p;
+}
+
 /* Open-addressing index of member positions, for big objects only. */
 struct key_index {
     uint32_t *slot;  /* member index + 1; 0 is empty */
@@ -637,8 +749,8 @@ static inline uint64_t key_hash(const char *k, size_t n)
     return h;
 }
 
-/* Finds key, or the empty slot where it belongs. */
-static uint32_t *index_find(const struct key_index *ix, const struct sl_value *obj, const char *k,
+/* Finds key among ms[], or the empty slot where it belongs. */
+static uint32_t *index_find(const struct key_index *ix, const struct sl_member *ms, const char *k,
                             size_t n)
 {
     size_t i = (size_t)key_hash(k, n) & ix->mask;
@@ -647,7 +759,7 @@ static uint32_t *index_find(const struct key_index *ix, const struct sl_value *o
         if (*s == 0) {
             return s;
         }
-        const struct sl_member *m = &obj->u.o.items[*s - 1];
+        const struct sl_member *m = &ms[*s - 1];
         if (m->klen == n && memcmp(m->key, k, n) == 0) {
             return s;
         }
@@ -655,97 +767,107 @@ static uint32_t *index_find(const struct key_index *ix, const struct sl_value *o
     }
 }
 
-static void index_rebuild(struct key_index *ix, const struct sl_value *obj)
+static void index_rebuild(struct key_index *ix, const struct sl_member *ms, size_t len)
 {
     size_t cap = 64;
-    while (cap < obj->u.o.len * 2 + 2) {
+    while (cap < len * 2 + 2) {
         cap *= 2;
     }
     free(ix->slot);
     ix->slot = sl_calloc(cap, sizeof(uint32_t));
     ix->mask = cap - 1;
-    for (size_t i = 0; i < obj->u.o.len; i++) {
-        const struct sl_member *m = &obj->u.o.items[i];
-        *index_find(ix, obj, m->key, m->klen) = (uint32_t)(i + 1);
+    for (size_t i = 0; i < len; i++) {
+        *index_find(ix, ms, ms[i].key, ms[i].klen) = (uint32_t)(i + 1);
     }
 }
 
-/* Returns the slot for key: the existing member (cleared: last one wins) or a new one. */
-static struct sl_value *object_slot(struct sl_value *obj, struct key_index *ix, const char *k,
-                                    size_t n)
+/*
+ * The position (from base) of the member for key k in the object being
+ * parsed: the existing one, its value cleared (the last duplicate wins, in
+ * the first one's place), or a new one appended. SIZE_MAX: too many members.
+ * Positions, not pointers: the stack may move while the value is parsed.
+ */
+static size_t object_slot(struct parser *ps, size_t base, struct key_index *ix, const char *k,
+                          size_t n)
 {
+    struct sl_member *ms = ps->ms + base;
+    size_t len = ps->mtop - base;
     if (!ix->slot) {
-        struct sl_value *old = sl_obj_get(obj, k, n);
-        if (old) {
-            sl_value_clear(old);
-            return old;
+        for (size_t i = 0; i < len; i++) {
+            if (ms[i].klen == n && (n == 0 || memcmp(ms[i].key, k, n) == 0)) {
+                sl_value_clear(&ms[i].v);
+                return i;
+            }
         }
-        if (obj->u.o.len < OBJ_INDEX_MIN) {
-            return sl_obj_put(obj, k, n);
+        if (len >= OBJ_INDEX_MIN) {
+            index_rebuild(ix, ms, len);
         }
-        index_rebuild(ix, obj);
-    } else if ((obj->u.o.len + 1) * 2 > ix->mask + 1) {
-        index_rebuild(ix, obj);
+    } else if ((len + 1) * 2 > ix->mask + 1) {
+        index_rebuild(ix, ms, len);
     }
-    uint32_t *s = index_find(ix, obj, k, n);
-    if (*s) {
-        struct sl_value *old = &obj->u.o.items[*s - 1].v;
-        sl_value_clear(old);
-        return old;
+    if (ix->slot) {
+        uint32_t *s = index_find(ix, ms, k, n);
+        if (*s) {
+            sl_value_clear(&ms[*s - 1].v);
+            return *s - 1;
+        }
+        if (len >= UINT32_MAX - 1) {
+            return SIZE_MAX;
+        }
+        *s = (uint32_t)(len + 1);
     }
-    if (obj->u.o.len >= UINT32_MAX - 1) {
-        return NULL;
+    if (ps->mtop == ps->mcap) {
+        ps->ms = stack_grow(ps->ms, ps->ms_inline, &ps->mcap, sizeof(struct sl_member));
     }
-    *s = (uint32_t)(obj->u.o.len + 1);
-    /* The index says the key is new, so append without sl_obj_put's linear search. */
-    if (obj->u.o.len == obj->u.o.cap) {
-        size_t cap = obj->u.o.cap * 2;
-        obj->u.o.items = sl_realloc(obj->u.o.items, cap * sizeof(struct sl_member));
-        obj->u.o.cap = cap;
-    }
-    struct sl_member *m = &obj->u.o.items[obj->u.o.len++];
-    m->key = sl_strndup(k, n);
+    struct sl_member *m = &ps->ms[ps->mtop++];
+    m->key = tree_str(ps, k, n, &m->kflags);  /* now: k may be in scratch, reused next */
     m->klen = n;
     memset(&m->v, 0, sizeof(m->v));
-    return &m->v;
+    return len;
 }
 
+/* ps->p is at '{'; v is null. On error v stays null and nothing is left allocated. */
 static int parse_object(struct parser *ps, struct sl_value *v, unsigned depth)
 {
     struct key_index ix = {NULL, 0};
-    int rc = 0;
-    sl_value_set_object(v);
+    struct vec vec = {NULL, 0};
+    size_t base = ps->mtop;
+    int rc;
     ps->p++;  /* '{' */
     skip_ws(ps);
     if (ps->p < ps->end && *ps->p == '}') {
         ps->p++;
+        v->type = SL_V_OBJECT;
         return 0;
     }
     for (;;) {
         if (ps->p == ps->end || *ps->p != '"') {
             rc = fail_at(ps, ps->p, SL_EINVAL, "expected object key");
-            goto out;
+            goto fail;
         }
         const char *k;
         size_t klen;
         if ((rc = parse_string(ps, &k, &klen)) != 0) {
-            goto out;
+            goto fail;
         }
-        struct sl_value *slot = object_slot(v, &ix, k, klen);
-        if (!slot) {
+        vec_start(ps, &vec, 8, sizeof(struct sl_member));
+        size_t at = object_slot(ps, base, &ix, k, klen);
+        if (at == SIZE_MAX) {
             rc = fail_at(ps, ps->p, SL_ELIMIT, "too many object members");
-            goto out;
+            goto fail;
         }
         skip_ws(ps);
         if (ps->p == ps->end || *ps->p != ':') {
             rc = fail_at(ps, ps->p, SL_EINVAL, "expected ':'");
-            goto out;
+            goto fail;
         }
         ps->p++;
         skip_ws(ps);
-        if ((rc = parse_value(ps, slot, depth)) != 0) {
-            goto out;
+        struct sl_value item = {0};
+        if ((rc = parse_value(ps, &item, depth)) != 0) {
+            goto fail;
         }
+        ps->ms[base + at].v = item;
         skip_ws(ps);
         if (ps->p < ps->end && *ps->p == ',') {
             ps->p++;
@@ -754,30 +876,56 @@ static int parse_object(struct parser *ps, struct sl_value *v, unsigned depth)
         }
         if (ps->p < ps->end && *ps->p == '}') {
             ps->p++;
-            goto out;
+            break;
         }
         rc = fail_at(ps, ps->p, SL_EINVAL, "expected ',' or '}'");
-        goto out;
+        goto fail;
     }
-out:
+    size_t n = ps->mtop - base;
+    v->type = SL_V_OBJECT;
+    v->u.o.items = vec_finish(ps, &vec, ps->ms + base, n, sizeof(struct sl_member),
+                              alignof(struct sl_member), depth == 1, &v->flags, &v->u.o.cap);
+    v->u.o.len = n;
+    ps->mtop = base;
     free(ix.slot);
+    return 0;
+fail:
+    for (size_t i = base; i < ps->mtop; i++) {
+        struct sl_member *m = &ps->ms[i];
+        if (!(m->kflags & SL_VF_ARENA)) {
+            free(m->key);
+        }
+        sl_value_clear(&m->v);
+    }
+    ps->mtop = base;
+    free(ix.slot);
+    free(vec.items);
     return rc;
 }
 
+/* ps->p is at '['; v is null. On error v stays null and nothing is left allocated. */
 static int parse_array(struct parser *ps, struct sl_value *v, unsigned depth)
 {
+    struct vec vec = {NULL, 0};
+    size_t base = ps->vtop;
     int rc;
-    sl_value_set_array(v);
     ps->p++;  /* '[' */
     skip_ws(ps);
     if (ps->p < ps->end && *ps->p == ']') {
         ps->p++;
+        v->type = SL_V_ARRAY;
         return 0;
     }
     for (;;) {
-        if ((rc = parse_value(ps, sl_arr_push(v), depth)) != 0) {
-            return rc;
+        struct sl_value item = {0};
+        vec_start(ps, &vec, 4, sizeof(struct sl_value));
+        if ((rc = parse_value(ps, &item, depth)) != 0) {
+            goto fail;
         }
+        if (ps->vtop == ps->vcap) {
+            ps->vs = stack_grow(ps->vs, ps->vs_inline, &ps->vcap, sizeof(struct sl_value));
+        }
+        ps->vs[ps->vtop++] = item;
         skip_ws(ps);
         if (ps->p < ps->end && *ps->p == ',') {
             ps->p++;
@@ -786,10 +934,25 @@ static int parse_array(struct parser *ps, struct sl_value *v, unsigned depth)
         }
         if (ps->p < ps->end && *ps->p == ']') {
             ps->p++;
-            return 0;
+            break;
         }
-        return fail_at(ps, ps->p, SL_EINVAL, "expected ',' or ']'");
+        rc = fail_at(ps, ps->p, SL_EINVAL, "expected ',' or ']'");
+        goto fail;
     }
+    size_t n = ps->vtop - base;
+    v->type = SL_V_ARRAY;
+    v->u.a.items = vec_finish(ps, &vec, ps->vs + base, n, sizeof(struct sl_value),
+                              alignof(struct sl_value), false, &v->flags, &v->u.a.cap);
+    v->u.a.len = n;
+    ps->vtop = base;
+    return 0;
+fail:
+    for (size_t i = base; i < ps->vtop; i++) {
+        sl_value_clear(&ps->vs[i]);
+    }
+    ps->vtop = base;
+    free(vec.items);
+    return rc;
 }
 
 static int literal(struct parser *ps, const char *word, size_t n)
@@ -821,7 +984,9 @@ static int parse_value(struct parser *ps, struct sl_value *v, unsigned depth)
         if ((rc = parse_string(ps, &s, &n)) != 0) {
             return rc;
         }
-        sl_value_set_str(v, s, n);
+        v->u.s.ptr = tree_str(ps, s, n, &v->flags);
+        v->u.s.len = n;
+        v->type = SL_V_STRING;
         return 0;
     }
     case 't':
@@ -848,8 +1013,9 @@ static int parse_value(struct parser *ps, struct sl_value *v, unsigned depth)
     }
 }
 
-int sl_json_parse(const char *p, size_t len, struct sl_value *out,
-                  const struct sl_json_limits *limits, char *err, size_t errlen)
+static int parse_document(const char *p, size_t len, struct sl_value *out,
+                          struct sl_arena *arena, const struct sl_json_limits *limits, char *err,
+                          size_t errlen)
 {
     struct parser ps;
     int rc;
@@ -867,6 +1033,13 @@ int sl_json_parse(const char *p, size_t len, struct sl_value *out,
     ps.err = err;
     ps.errlen = errlen;
     sl_buf_init(&ps.scratch, 0);  /* bounded by the input: at most 3 bytes per input byte */
+    ps.arena = arena;
+    ps.ms = ps.ms_inline;
+    ps.mtop = 0;
+    ps.mcap = STACK_INLINE;
+    ps.vs = ps.vs_inline;
+    ps.vtop = 0;
+    ps.vcap = STACK_INLINE;
 
     skip_ws(&ps);
     rc = parse_value(&ps, out, 0);
@@ -877,8 +1050,26 @@ int sl_json_parse(const char *p, size_t len, struct sl_value *out,
         }
     }
     sl_buf_free(&ps.scratch);
+    if (ps.ms != ps.ms_inline) {
+        free(ps.ms);
+    }
+    if (ps.vs != ps.vs_inline) {
+        free(ps.vs);
+    }
     if (rc != 0) {
         sl_value_clear(out);
     }
     return rc;
+}
+
+int sl_json_parse(const char *p, size_t len, struct sl_value *out,
+                  const struct sl_json_limits *limits, char *err, size_t errlen)
+{
+    return parse_document(p, len, out, NULL, limits, err, errlen);
+}
+
+int sl_json_parse_arena(const char *p, size_t len, struct sl_value *out, struct sl_arena *a,
+                        const struct sl_json_limits *limits, char *err, size_t errlen)
+{
+    return parse_document(p, len, out, a, limits, err, errlen);
 }

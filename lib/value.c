@@ -5,30 +5,53 @@
  *
  * Objects are searched linearly: events have a handful of keys, and a plain
  * array keeps their order and their memory compact.
+ *
+ * A tree may mix heap and arena memory (value.h): a value's SL_VF_ARENA flag
+ * covers its own buffer only (string bytes or items vector), a member's
+ * kflags its key, so each buffer is freed - or not - on its own account.
  */
 #include "sluice/value.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+/* The flag lives in the padding after type; arrays of values would grow by a
+ * quarter if it did not. (LP64 only: elsewhere the layout differs anyway.) */
+#if UINTPTR_MAX == UINT64_MAX
+_Static_assert(sizeof(struct sl_value) == 32, "struct sl_value grew");
+#endif
+
+static inline bool is_arena(uint8_t flags)
+{
+    return (flags & SL_VF_ARENA) != 0;
+}
+
 static void value_free_children(struct sl_value *v)
 {
     switch (v->type) {
     case SL_V_STRING:
-        free(v->u.s.ptr);
+        if (!is_arena(v->flags)) {
+            free(v->u.s.ptr);
+        }
         break;
     case SL_V_ARRAY:
         for (size_t i = 0; i < v->u.a.len; i++) {
             value_free_children(&v->u.a.items[i]);
         }
-        free(v->u.a.items);
+        if (!is_arena(v->flags)) {
+            free(v->u.a.items);
+        }
         break;
     case SL_V_OBJECT:
         for (size_t i = 0; i < v->u.o.len; i++) {
-            free(v->u.o.items[i].key);
+            if (!is_arena(v->u.o.items[i].kflags)) {
+                free(v->u.o.items[i].key);
+            }
             value_free_children(&v->u.o.items[i].v);
         }
-        free(v->u.o.items);
+        if (!is_arena(v->flags)) {
+            free(v->u.o.items);
+        }
         break;
     default:
         break;
@@ -91,6 +114,7 @@ static void value_copy_raw(struct sl_value *dst, const struct sl_value *src)
             const struct sl_member *m = &src->u.o.items[i];
             dst->u.o.items[i].key = dup_bytes(m->key, m->klen);
             dst->u.o.items[i].klen = m->klen;
+            dst->u.o.items[i].kflags = 0;
             value_copy_raw(&dst->u.o.items[i].v, &m->v);
         }
         dst->u.o.len = dst->u.o.cap = n;
@@ -190,6 +214,24 @@ void sl_value_set_array(struct sl_value *v)
 
 /* ---- objects and arrays ---- */
 
+/*
+ * A full items vector grows: a heap one by realloc, an arena one by copying
+ * its elements to a new heap vector. The elements move (their own buffers and
+ * flags go with them); the old arena vector is simply abandoned.
+ */
+static void *grow_items(struct sl_value *v, void *items, size_t len, size_t cap, size_t elem)
+{
+    if (!is_arena(v->flags)) {
+        return sl_realloc(items, cap * elem);
+    }
+    void *p = sl_malloc(cap * elem);
+    if (len) {
+        memcpy(p, items, len * elem);
+    }
+    v->flags &= (uint8_t)~SL_VF_ARENA;
+    return p;
+}
+
 static struct sl_member *obj_find(const struct sl_value *obj, const char *key, size_t klen)
 {
     if (!obj || obj->type != SL_V_OBJECT || (!key && klen)) {
@@ -236,12 +278,14 @@ struct sl_value *sl_obj_put(struct sl_value *obj, const char *key, size_t klen)
     }
     if (obj->u.o.len == obj->u.o.cap) {
         size_t cap = obj->u.o.cap ? obj->u.o.cap * 2 : 8;
-        obj->u.o.items = sl_realloc(obj->u.o.items, cap * sizeof(struct sl_member));
+        obj->u.o.items = grow_items(obj, obj->u.o.items, obj->u.o.len, cap,
+                                    sizeof(struct sl_member));
         obj->u.o.cap = cap;
     }
     m = &obj->u.o.items[obj->u.o.len++];
     m->key = dup_bytes(key, klen);
     m->klen = klen;
+    m->kflags = 0;
     memset(&m->v, 0, sizeof(m->v));
     return &m->v;
 }
@@ -257,8 +301,11 @@ int sl_obj_del(struct sl_value *obj, const char *key, size_t klen)
     if (!m) {
         return SL_ENOENT;
     }
-    free(m->key);
+    if (!is_arena(m->kflags)) {
+        free(m->key);
+    }
     sl_value_clear(&m->v);
+    /* In place, arena vector or not: the slot at the end is just unused. */
     size_t i = (size_t)(m - obj->u.o.items);
     memmove(m, m + 1, (obj->u.o.len - i - 1) * sizeof(*m));
     obj->u.o.len--;
@@ -279,7 +326,8 @@ struct sl_value *sl_arr_push(struct sl_value *arr)
     }
     if (arr->u.a.len == arr->u.a.cap) {
         size_t cap = arr->u.a.cap ? arr->u.a.cap * 2 : 4;
-        arr->u.a.items = sl_realloc(arr->u.a.items, cap * sizeof(struct sl_value));
+        arr->u.a.items = grow_items(arr, arr->u.a.items, arr->u.a.len, cap,
+                                    sizeof(struct sl_value));
         arr->u.a.cap = cap;
     }
     struct sl_value *v = &arr->u.a.items[arr->u.a.len++];

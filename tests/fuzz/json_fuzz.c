@@ -1,17 +1,22 @@
 /*
  * json_fuzz.c - libFuzzer target for lib/json.c. Build with
  *   clang -fsanitize=fuzzer,address,undefined -Ilib/include tests/fuzz/json_fuzz.c \
- *         lib/json.c lib/value.c lib/buf.c lib/common.c -lm -o json_fuzz
+ *         lib/json.c lib/value.c lib/buf.c lib/common.c lib/arena.c -lm -o json_fuzz
  *
  * Properties checked, each an abort() when broken:
  *  - whatever parses writes out as valid UTF-8 that parses again, and writing
  *    that second tree gives the very same bytes (the round trip is stable);
  *  - the input escaped as one string is valid UTF-8 JSON that parses back to
  *    a string, equal to the input when the input was valid UTF-8;
- *  - a tight buffer maximum yields SL_ELIMIT and leaves the buffer unchanged.
+ *  - a tight buffer maximum yields SL_ELIMIT and leaves the buffer unchanged;
+ *  - sl_json_parse_arena agrees with sl_json_parse (code, message, written
+ *    tree), the same edits on both trees give the same text, a heap copy of
+ *    the arena tree survives the arena's reset (ASan poisons reset memory),
+ *    and clearing the arena tree frees exactly what the edits put on the heap.
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "sluice/json.h"
 
@@ -67,6 +72,77 @@ out:
     sl_buf_free(&w2);
 }
 
+/* One arena for every input, reset after each: like the aggregator's reuse. */
+static struct sl_arena g_arena;
+
+/* What filters do to an event, applied the same way to both trees. */
+static void edit(struct sl_value *v)
+{
+    if (v->type == SL_V_OBJECT) {
+        sl_value_set_cstr(sl_field_put(v, "[fuzz][added]"), "x");
+        if (v->u.o.len > 1) {
+            struct sl_value tmp = {0};
+            sl_value_move(&tmp, &v->u.o.items[0].v);  /* an arena subtree, moved */
+            sl_value_move(sl_obj_putc(v, "moved"), &tmp);
+            char key[64];
+            snprintf(key, sizeof(key), "%s", v->u.o.items[1].key);
+            sl_obj_del(v, key, strlen(key));
+        }
+        sl_event_add_tag(v, "fuzzed");
+    } else if (v->type == SL_V_ARRAY) {
+        sl_value_set_int(sl_arr_push(v), 1);
+        if (v->u.a.len > 1) {
+            sl_value_copy(&v->u.a.items[v->u.a.len - 1], &v->u.a.items[0]);
+        }
+    } else if (v->type == SL_V_STRING && v->u.s.len > 1) {
+        sl_value_set_str(v, v->u.s.ptr + 1, v->u.s.len - 1);
+    }
+}
+
+static void arena_vs_heap(const char *in, size_t len)
+{
+    struct sl_value h = {0}, a = {0}, copy = {0};
+    struct sl_buf wh, wa;
+    char eh[128], ea[128];
+    sl_buf_init(&wh, 0);
+    sl_buf_init(&wa, 0);
+    int rh = sl_json_parse(in, len, &h, NULL, eh, sizeof(eh));
+    int ra = sl_json_parse_arena(in, len, &a, &g_arena, NULL, ea, sizeof(ea));
+    check(rh == ra, "arena and heap parse results differ");
+    check(strcmp(eh, ea) == 0, "arena and heap error messages differ");
+    if (rh != 0) {
+        check(a.type == SL_V_NULL && a.flags == 0, "arena value not null after a failed parse");
+        goto out;
+    }
+    for (int round = 0; round < 2; round++) {
+        sl_buf_reset(&wh);
+        sl_buf_reset(&wa);
+        check(sl_json_write(&wh, &h, NULL) == 0 && sl_json_write(&wa, &a, NULL) == 0,
+              "write failed");
+        check(wh.len == wa.len && memcmp(wh.data, wa.data, wh.len) == 0,
+              "arena tree differs from heap tree");
+        edit(&h);
+        edit(&a);
+    }
+    sl_value_copy(&copy, &a);
+out:
+    sl_value_clear(&a);  /* before the reset, as the lifetime rule says */
+    sl_arena_reset(&g_arena);
+    if (rh == 0) {
+        /* The copy is heap: writing it now reads no reset (poisoned) memory. */
+        sl_buf_reset(&wa);
+        check(sl_json_write(&wa, &copy, NULL) == 0, "copy write failed");
+        sl_buf_reset(&wh);
+        check(sl_json_write(&wh, &h, NULL) == 0, "heap write failed");
+        check(wh.len == wa.len && memcmp(wh.data, wa.data, wh.len) == 0,
+              "copy of the arena tree differs");
+    }
+    sl_value_clear(&copy);
+    sl_value_clear(&h);
+    sl_buf_free(&wh);
+    sl_buf_free(&wa);
+}
+
 static void escape_string(const char *in, size_t len)
 {
     struct sl_buf w;
@@ -95,6 +171,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     round_trip(in, size);
     escape_string(in, size);
+    arena_vs_heap(in, size);
     free(in);
     return 0;
 }

@@ -3,6 +3,8 @@
  * exact output bytes for every escape and every class of invalid UTF-8, the
  * parser's strictness, numbers at the int64 edges, the depth limit, and a
  * randomized comparison of the fast escaper with a slow reference one.
+ * sl_json_parse_arena must agree with sl_json_parse on every input, valid or
+ * not (code, message, tree), with the whole tree in the arena.
  */
 #include "sluice/json.h"
 
@@ -69,7 +71,7 @@ static const char *rt(const char *in)
 /* Parse error code and message for in. */
 static int perr(const char *in, char *err, size_t errlen)
 {
-    struct sl_value v;
+    struct sl_value v = {0};  /* set_int clears first: v must be a valid value */
     sl_value_set_int(&v, 7);  /* must come back null */
     int rc = parse_n(in, strlen(in), &v, 0, err, errlen);
     if (rc != 0 && v.type != SL_V_NULL) {
@@ -832,6 +834,284 @@ TEST(test_write_limit)
     sl_value_clear(&v);
 }
 
+/* ---- sl_json_parse_arena: the same parser, arena memory ---- */
+
+static struct sl_arena g_arena;
+
+/* Every string, key and non-empty vector of v is flagged arena and lies in
+ * g_arena (want_arena), or none is flagged and none lies there. */
+static bool memory_is(const struct sl_value *v, bool want_arena)
+{
+    uint8_t want = want_arena ? SL_VF_ARENA : 0;
+    switch (v->type) {
+    case SL_V_STRING:
+        return v->flags == want && sl_arena_contains(&g_arena, v->u.s.ptr) == want_arena;
+    case SL_V_ARRAY:
+        if (v->u.a.len && (v->flags != want ||
+                           sl_arena_contains(&g_arena, v->u.a.items) != want_arena)) {
+            return false;
+        }
+        for (size_t i = 0; i < v->u.a.len; i++) {
+            if (!memory_is(&v->u.a.items[i], want_arena)) {
+                return false;
+            }
+        }
+        return true;
+    case SL_V_OBJECT:
+        if (v->u.o.len && (v->flags != want ||
+                           sl_arena_contains(&g_arena, v->u.o.items) != want_arena)) {
+            return false;
+        }
+        for (size_t i = 0; i < v->u.o.len; i++) {
+            const struct sl_member *m = &v->u.o.items[i];
+            if (m->kflags != want || sl_arena_contains(&g_arena, m->key) != want_arena ||
+                !memory_is(&m->v, want_arena)) {
+                return false;
+            }
+        }
+        return true;
+    default:
+        return v->flags == 0;
+    }
+}
+
+/*
+ * Parses s[0..n) to the heap and into g_arena, each from an exact-size copy
+ * that is freed before the trees are written (so ASan catches a tree that
+ * points into its input), and checks that both agree on the result code, the
+ * error text and the tree. Returns the result code.
+ */
+static int both(const char *s, size_t n, unsigned depth)
+{
+    struct sl_value h = {0}, a = {0};
+    char eh[128], ea[128];
+    struct sl_json_limits lim = {depth};
+    char *copy = malloc(n ? n : 1);
+    memcpy(copy, s, n);
+    int rh = sl_json_parse(copy, n, &h, &lim, eh, sizeof(eh));
+    int ra = sl_json_parse_arena(copy, n, &a, &g_arena, &lim, ea, sizeof(ea));
+    free(copy);
+    CHECK_INT(ra, rh);
+    CHECK_STR(ea, eh);
+    if (rh != 0) {
+        CHECK(h.type == SL_V_NULL && a.type == SL_V_NULL && a.flags == 0);
+    } else {
+        struct sl_buf wh, wa;
+        sl_buf_init(&wh, 0);
+        sl_buf_init(&wa, 0);
+        CHECK_INT(sl_json_write(&wh, &h, NULL), 0);
+        CHECK_INT(sl_json_write(&wa, &a, NULL), 0);
+        if (wh.len != wa.len || memcmp(wh.data, wa.data, wh.len) != 0) {
+            fprintf(stderr, "  heap %.*s\n  arena %.*s\n", (int)SL_MIN(wh.len, 300), wh.data,
+                    (int)SL_MIN(wa.len, 300), wa.data);
+            CHECK(!"heap and arena trees differ");
+        }
+        CHECK(memory_is(&h, false));
+        CHECK(memory_is(&a, true));
+        sl_buf_free(&wh);
+        sl_buf_free(&wa);
+    }
+    sl_value_clear(&h);
+    sl_value_clear(&a);
+    return rh;
+}
+
+#define BOTH(lit) both(lit, sizeof(lit) - 1, 0)
+
+TEST(test_arena_parse_same_as_heap)
+{
+    /* Valid documents: every kind of value, escape and number edge. */
+    const char *good[] = {
+        "null", "true", "false", "0", "-0", "1.5", "-1e400", "9223372036854775807",
+        "-9223372036854775808", "9223372036854775808", "\"\"", "\"plain\"",
+        "\"\\u0000\\u001F\\n\\\"\\\\\\/\\u00e9\\ud83d\\ude00\\ud800\\udc00x\"",
+        "\"bad \xFF\xC0\x80 utf8 \xED\xA0\x80\"", "[]", "{}", "[[],{},[{}]]",
+        " { \"b\" : 1 , \"a\" : [ true , false , null , -1.5 , \"x\" ] , \"c\" : {} } ",
+        "{\"a\":1,\"b\":2,\"a\":3}", "{\"a\":{\"x\":[1,2]},\"a\":true}", "{\"\\u0061\":1,\"a\":2}",
+        "{\"\":\"\",\"k\\ney\":\"v\\u0000\"}", "[\"\\u0061\",\"a\"]",
+        "{\"@timestamp\":\"2026-11-27T06:00:00.123Z\",\"@metadata\":{\"beat\":\"sluice\"},"
+        "\"message\":\"127.0.0.1 - - \\\"GET / HTTP/1.1\\\" 200\",\"log\":{\"offset\":1}}",
+    };
+    for (size_t i = 0; i < SL_ARRAY_LEN(good); i++) {
+        CHECK_INT(both(good[i], strlen(good[i]), 0), 0);
+    }
+    /* Errors: the same code and message, and nothing left behind. */
+    const char *bad[] = {"", "   ", "[", "{", "]", "}", "[1,]", "[,1]", "[1 2]", "{\"a\":1,}",
+                         "{,}", "{\"a\"}", "{\"a\" 1}", "{\"a\":}", "{1:2}", "{a:1}", "['a']",
+                         "[1]]", "{}x", "1 2", "truex", "tru", "nul", "True", "NULL", "[true,",
+                         "{\"a\":1", "\v1", "/*c*/1", "01", "[1,2,x]", "\"\\x\"", "\"\\u12\"",
+                         "\"ab", "\"a\x01\"", "{\"a\":[1,{\"b\":\"c\",\"d\":[\"e\",}]}",
+                         "{\"k\":\"v\",\"k2\":{\"x\":\"esc\\n\",\"y\":[\"s\",\"t\"", "-", "1.",
+                         "1e", "[\"unterminated"};
+    for (size_t i = 0; i < SL_ARRAY_LEN(bad); i++) {
+        int rc = both(bad[i], strlen(bad[i]), 0);
+        CHECK(rc == SL_EINVAL);
+    }
+    CHECK_INT(both("1\0", 2, 0), SL_EINVAL);
+    CHECK_INT(both("123", 2, 0), 0);
+    /* A NULL input, and a NULL arena (which parses to the heap). */
+    struct sl_value v = {0};
+    CHECK_INT(sl_json_parse_arena(NULL, 0, &v, &g_arena, NULL, NULL, 0), SL_EINVAL);
+    CHECK_INT(sl_json_parse_arena("[\"x\"]", 5, &v, NULL, NULL, NULL, 0), 0);
+    CHECK(memory_is(&v, false));
+    /* out holding a heap tree, then an arena tree, is cleared first. */
+    CHECK_INT(sl_json_parse_arena("{\"a\":\"b\"}", 9, &v, &g_arena, NULL, NULL, 0), 0);
+    CHECK(memory_is(&v, true));
+    CHECK_INT(sl_json_parse_arena("[\"c\"]", 5, &v, &g_arena, NULL, NULL, 0), 0);
+    CHECK_INT(sl_json_parse_arena("[\"c\"", 4, &v, &g_arena, NULL, NULL, 0), SL_EINVAL);
+    CHECK(v.type == SL_V_NULL && v.flags == 0);
+    sl_value_clear(&v);
+    sl_arena_reset(&g_arena);
+}
+
+TEST(test_arena_parse_depth_and_big)
+{
+    char *s = nested(64, "[", "\"s\"", "]");
+    CHECK_INT(both(s, strlen(s), 0), 0);
+    free(s);
+    s = nested(65, "{\"a\":", "{}", "}");
+    CHECK_INT(both(s, strlen(s), 0), SL_ELIMIT);
+    free(s);
+    s = nested(100000, "[", "", "]");
+    CHECK_INT(both(s, strlen(s), 0), SL_ELIMIT);
+    free(s);
+    CHECK_INT(BOTH("[{\"a\":[{}]}]"), 0);
+    CHECK_INT(both("[{\"a\":[{}]}]", 12, 3), SL_ELIMIT);
+
+    /* Past the parser's inline stacks (32 members / items of open containers):
+     * 40 objects of 40 members, arrays of 40 arrays of 40, then the same cut
+     * short at many places, so that an error unwinds heap-grown stacks. */
+    struct sl_buf in;
+    sl_buf_init(&in, 0);
+    sl_buf_putc(&in, '{');
+    for (int i = 0; i < 40; i++) {
+        sl_buf_printf(&in, "%s\"o%d\":{", i ? "," : "", i);
+        for (int k = 0; k < 40; k++) {
+            sl_buf_printf(&in, "%s\"k%d\":[\"v%d\",%d,[%d,\"w\"]]", k ? "," : "", k, k, k, k);
+        }
+        sl_buf_putc(&in, '}');
+    }
+    sl_buf_puts(&in, ",\"arr\":[");
+    for (int i = 0; i < 40; i++) {
+        sl_buf_printf(&in, "%s[", i ? "," : "");
+        for (int k = 0; k < 40; k++) {
+            sl_buf_printf(&in, "%s\"x\\n%d\"", k ? "," : "", k);
+        }
+        sl_buf_putc(&in, ']');
+    }
+    sl_buf_puts(&in, "]}");
+    CHECK_INT(both(in.data, in.len, 0), 0);
+    for (size_t cut = 1; cut < in.len; cut += in.len / 97 + 1) {
+        CHECK_INT(both(in.data, cut, 0), SL_EINVAL);
+    }
+    /* Duplicates in a big object (the hashed path), in both memories. */
+    sl_buf_reset(&in);
+    sl_buf_putc(&in, '{');
+    for (int i = 0; i < 3000; i++) {
+        sl_buf_printf(&in, "%s\"k%d\":\"v%d\"", i ? "," : "", i, i);
+    }
+    sl_buf_puts(&in, ",\"k50\":{\"dup\":[1]},\"k2999\":[],\"k0\":null,\"new\":1}");
+    CHECK_INT(both(in.data, in.len, 0), 0);
+    CHECK_INT(both(in.data, in.len - 3, 0), SL_EINVAL);
+    sl_buf_free(&in);
+    sl_arena_reset(&g_arena);
+}
+
+/* ---- randomized: documents and corruptions of them, heap vs arena ---- */
+
+static uint64_t g_doc_rng;
+
+static unsigned drnd(unsigned n)
+{
+    g_doc_rng = g_doc_rng * 6364136223846793005ull + 1442695040888963407ull;
+    return (unsigned)((g_doc_rng >> 33) % n);
+}
+
+static void gen_doc(struct sl_buf *b, unsigned depth)
+{
+    static const char *const strs[] = {
+        "\"\"", "\"plain text\"", "\"esc\\n\\t\\\"q\\\"\\\\\"", "\"caf\\u00e9\"",
+        "\"\\ud83d\\ude00\"", "\"\\ud800 lone\"", "\"bad\xFF\xFE utf8\"", "\"caf\xC3\xA9 raw\"",
+        "\"a longer string that goes past one eight-byte word several times over\""};
+    static const char *const keys[] = {"\"a\"", "\"b\"", "\"a\"", "\"@timestamp\"", "\"k\\u0065y\"",
+                                       "\"key\"", "\"\"", "\"x.y\"", "\"\xFF\""};
+    static const char *const scalars[] = {"null", "true", "false", "0", "-0", "12345",
+                                          "-9223372036854775808", "1.5e3", "-0.001", "1e400"};
+    static const char *const ws[] = {"", "", "", " ", "\n\t", "\r\n  "};
+    sl_buf_puts(b, ws[drnd(SL_ARRAY_LEN(ws))]);
+    unsigned k = drnd(depth > 5 ? 4 : 8);
+    if (k < 2) {
+        sl_buf_puts(b, scalars[drnd(SL_ARRAY_LEN(scalars))]);
+    } else if (k < 4) {
+        sl_buf_puts(b, strs[drnd(SL_ARRAY_LEN(strs))]);
+    } else if (k < 6) {
+        unsigned n = drnd(8);
+        sl_buf_putc(b, '{');
+        for (unsigned i = 0; i < n; i++) {
+            sl_buf_puts(b, i ? "," : "");
+            sl_buf_puts(b, keys[drnd(SL_ARRAY_LEN(keys))]);
+            sl_buf_puts(b, ws[drnd(SL_ARRAY_LEN(ws))]);
+            sl_buf_putc(b, ':');
+            gen_doc(b, depth + 1);
+        }
+        sl_buf_putc(b, '}');
+    } else {
+        unsigned n = drnd(8);
+        sl_buf_putc(b, '[');
+        for (unsigned i = 0; i < n; i++) {
+            sl_buf_puts(b, i ? "," : "");
+            gen_doc(b, depth + 1);
+        }
+        sl_buf_putc(b, ']');
+    }
+    sl_buf_puts(b, ws[drnd(SL_ARRAY_LEN(ws))]);
+}
+
+TEST(test_arena_parse_randomized)
+{
+    static const char junk[] = "{}[],:\"\\ 0123456789.eE+-tfnulx\xFF\x01";
+    struct sl_buf doc;
+    sl_buf_init(&doc, 0);
+    g_doc_rng = 424242;
+    unsigned ok = 0, failed = 0;
+    for (int i = 0; i < 3000; i++) {
+        sl_buf_reset(&doc);
+        gen_doc(&doc, 0);
+        if (both(doc.data, doc.len, drnd(4) ? 0 : 4) == 0) {
+            ok++;
+        } else {
+            failed++;  /* only the depth limit of 4 can fail a generated document */
+        }
+        /* Corruptions: a byte replaced, a byte dropped, the document cut. */
+        for (int c = 0; c < 3 && doc.len > 1; c++) {
+            size_t at = drnd((unsigned)doc.len);
+            switch (c) {
+            case 0:
+                doc.data[at] = junk[drnd(sizeof(junk) - 1)];
+                break;
+            case 1:
+                memmove(doc.data + at, doc.data + at + 1, doc.len - at - 1);
+                doc.len--;
+                break;
+            default:
+                doc.len = at;
+                break;
+            }
+            if (both(doc.data, doc.len, 0) == 0) {
+                ok++;
+            } else {
+                failed++;
+            }
+        }
+        if ((i & 255) == 255) {
+            sl_arena_reset(&g_arena);
+        }
+    }
+    CHECK(ok > 3000 && failed > 3000);  /* both outcomes well covered */
+    sl_buf_free(&doc);
+    sl_arena_reset(&g_arena);
+}
+
 int main(void)
 {
     sl_buf_init(&g_out, 0);
@@ -855,6 +1135,11 @@ int main(void)
     RUN(test_write_numbers);
     RUN(test_write_tree_and_skip_key);
     RUN(test_write_limit);
+    sl_arena_init(&g_arena, 0);
+    RUN(test_arena_parse_same_as_heap);
+    RUN(test_arena_parse_depth_and_big);
+    RUN(test_arena_parse_randomized);
+    sl_arena_free(&g_arena);
     sl_buf_free(&g_out);
     return TEST_SUMMARY();
 }

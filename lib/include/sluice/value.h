@@ -1,10 +1,26 @@
 /*
  * value.h - the event model: a JSON-like tree. An event is an object value.
  * Objects keep insertion order (linear search: events have few keys, and order
- * makes outputs readable and deterministic). Every string is owned by the tree.
+ * makes outputs readable and deterministic). Every string is owned by the tree
+ * (or by the arena the tree was parsed into: see below).
  *
  * Values are stored inline in their parent's arrays, so a pointer returned by
  * a lookup is valid only until the parent object/array is next modified.
+ *
+ * Arena trees. sl_json_parse_arena (json.h) builds a tree whose strings, keys
+ * and items vectors live in a struct sl_arena (arena.h) instead of the heap;
+ * SL_VF_ARENA in a value's flags (and in a member's kflags, for its key) says
+ * so. Every function here keeps the semantics it has on heap trees and knows
+ * which memory it may free: clearing never frees arena memory but still frees
+ * the heap parts (what filters added) below it; set_* and take_str replace an
+ * arena buffer by a heap one; sl_obj_put/sl_arr_push move the items of a full
+ * arena vector to a new heap vector (the old one is abandoned to the arena);
+ * deletes work in place; copies are always heap; moves carry the flags along.
+ * The rule that comes with it: such a tree must be cleared (sl_value_clear)
+ * before its arena is reset or freed, and no part of it may outlive the arena
+ * (moving a subtree into a longer-lived tree breaks that: copy it instead).
+ * Code outside value.c and json.c must not free, realloc or steal a tree's
+ * buffers itself; it may read them and move values with plain assignment.
  */
 #ifndef SLUICE_VALUE_H
 #define SLUICE_VALUE_H
@@ -23,8 +39,12 @@ enum sl_vtype {
 
 struct sl_member;
 
+/* sl_value.flags and sl_member.kflags. */
+#define SL_VF_ARENA 0x01u  /* the buffer (string bytes, items vector, or key) is not heap-owned */
+
 struct sl_value {
     enum sl_vtype type;
+    uint8_t flags;  /* SL_VF_*; in the padding after type: the struct stays 32 bytes */
     union {
         bool b;
         int64_t i;
@@ -36,16 +56,19 @@ struct sl_value {
 };
 
 struct sl_member {
-    char *key;  /* NUL-terminated, owned */
+    char *key;  /* NUL-terminated, owned (by the heap, or by an arena when kflags says so) */
     size_t klen;
+    uint8_t kflags;  /* SL_VF_ARENA: key is arena memory */
     struct sl_value v;
 };
 
-/* Frees what v owns and leaves it null. v itself is not freed. */
+/* Frees what v owns and leaves it null (flags cleared). v itself is not freed.
+ * Arena memory is left alone; heap-owned children below it are freed. */
 void sl_value_clear(struct sl_value *v);
-/* Deep copy into dst (dst's old content is cleared). */
+/* Deep copy into dst (dst's old content is cleared). The copy is all heap. */
 void sl_value_copy(struct sl_value *dst, const struct sl_value *src);
-/* Moves src into dst (dst cleared first); src becomes null. */
+/* Moves src into dst (dst cleared first); src becomes null. Flags move along:
+ * an arena subtree moved into a heap tree is still arena memory. */
 void sl_value_move(struct sl_value *dst, struct sl_value *src);
 
 void sl_value_set_null(struct sl_value *v);
