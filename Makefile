@@ -147,8 +147,12 @@ e2e: all
 fuzz:
 	tests/fuzz/run
 
+# Figures only, never a verdict. The output stage starts the real OpenSearch and
+# Kafka (tests/servers); BENCH_OUTPUTS=0 skips it.
 bench: all
 	python3 tests/bench/bench.py
+	if [ "$${BENCH_OUTPUTS:-1}" != 0 ]; then \
+	    python3 tests/bench/es_bench.py && python3 tests/bench/kafka_bench.py; fi
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/etc/sluice/patterns
