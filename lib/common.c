@@ -6,11 +6,13 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 
 static void oom(size_t n)
@@ -179,4 +181,28 @@ uint64_t sl_raise_nofile(void)
         getrlimit(RLIMIT_NOFILE, &rl);
     }
     return (uint64_t)rl.rlim_cur;
+}
+
+int sl_mkdir_p(const char *dir, unsigned mode)
+{
+    char tmp[PATH_MAX];
+    size_t n = strlen(dir);
+    if (n == 0 || n >= sizeof(tmp)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(tmp, dir, n + 1);
+    for (char *p = tmp + 1;; p++) {
+        if (*p == '/' || *p == '\0') {
+            char c = *p;
+            *p = '\0';
+            if (mkdir(tmp, (mode_t)mode) != 0 && errno != EEXIST) {
+                return -1;
+            }
+            if (c == '\0') {
+                return 0;
+            }
+            *p = c;
+        }
+    }
 }

@@ -51,29 +51,6 @@ static char *path_join(const char *dir, const char *name)
     return p;
 }
 
-static int mkdir_p(const char *dir)
-{
-    char *p = sl_strdup(dir);
-    int rc = 0;
-    for (char *s = p + 1; ; s++) {
-        if (*s == '/' || *s == '\0') {
-            char c = *s;
-            *s = '\0';
-            if (mkdir(p, 0750) != 0 && errno != EEXIST) {
-                sl_error("registry: cannot create %s: %s", p, strerror(errno));
-                rc = SL_EIO;
-                break;
-            }
-            *s = c;
-            if (c == '\0') {
-                break;
-            }
-        }
-    }
-    free(p);
-    return rc;
-}
-
 static struct registry_entry *entry_new(struct registry *r, uint64_t dev, uint64_t ino,
                                         const char *path)
 {
@@ -232,7 +209,8 @@ static int load(struct registry *r)
 int registry_open(const char *dir, struct registry **out)
 {
     *out = NULL;
-    if (mkdir_p(dir) != 0) {
+    if (sl_mkdir_p(dir, 0750) != 0) {
+        sl_error("registry: cannot create %s: %s", dir, strerror(errno));
         return SL_EIO;
     }
     struct registry *r = sl_calloc(1, sizeof(*r));

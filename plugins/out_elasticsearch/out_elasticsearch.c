@@ -298,30 +298,6 @@ static void abort_all(struct out_es *o, int status)
 
 /* ---- sender thread: the dead-letter file ------------------------------------- */
 
-static int mkdir_parents(const char *dir)
-{
-    char tmp[PATH_MAX];
-    size_t n = strlen(dir);
-    if (n >= sizeof(tmp)) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    memcpy(tmp, dir, n + 1);
-    for (char *p = tmp + 1;; p++) {
-        if (*p == '/' || *p == '\0') {
-            char c = *p;
-            *p = '\0';
-            if (mkdir(tmp, 0755) != 0 && errno != EEXIST) {
-                return -1;
-            }
-            if (c == '\0') {
-                return 0;
-            }
-            *p = c;
-        }
-    }
-}
-
 /* Appends o->dlq to today's file (UTC) in dead_letter_path. 0 or SL_EIO. */
 static int dlq_write(struct out_es *o)
 {
@@ -336,7 +312,7 @@ static int dlq_write(struct out_es *o)
         return SL_EIO;
     }
     fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0 && errno == ENOENT && mkdir_parents(o->dlq_dir) == 0) {
+    if (fd < 0 && errno == ENOENT && sl_mkdir_p(o->dlq_dir, 0755) == 0) {
         fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
     }
     if (fd < 0) {

@@ -333,26 +333,22 @@ static void render_path(const struct out_file *o, const struct sl_value *ev, str
 
 /* ---- files ---- */
 
-static int mkdir_parents(const char *path)
+/* Creates the directories a file path needs. */
+static int mkdir_parent_of(const char *path)
 {
-    char tmp[PATH_MAX];
-    size_t n = strlen(path);
-    if (n >= sizeof(tmp)) {
+    const char *slash = strrchr(path, '/');
+    if (!slash || slash == path) {
+        return 0;
+    }
+    char dir[PATH_MAX];
+    size_t n = (size_t)(slash - path);
+    if (n >= sizeof(dir)) {
         errno = ENAMETOOLONG;
         return -1;
     }
-    memcpy(tmp, path, n + 1);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/') {
-            continue;
-        }
-        *p = '\0';
-        if (mkdir(tmp, 0755) != 0 && errno != EEXIST) {
-            return -1;
-        }
-        *p = '/';
-    }
-    return 0;
+    memcpy(dir, path, n);
+    dir[n] = '\0';
+    return sl_mkdir_p(dir, 0755);
 }
 
 static void file_close(struct out_file *o, size_t i)
@@ -378,7 +374,7 @@ static int file_get(struct out_file *o, const char *path, uint64_t now)
         }
     }
     int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0 && errno == ENOENT && mkdir_parents(path) == 0) {
+    if (fd < 0 && errno == ENOENT && mkdir_parent_of(path) == 0) {
         fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
     }
     if (fd < 0) {

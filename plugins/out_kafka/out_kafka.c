@@ -235,30 +235,6 @@ static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char 
 
 /* ---- dead letter queue ----------------------------------------------------- */
 
-static int mkdir_p(const char *dir)
-{
-    char tmp[PATH_MAX];
-    size_t n = strlen(dir);
-    if (n == 0 || n >= sizeof(tmp)) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    memcpy(tmp, dir, n + 1);
-    for (char *p = tmp + 1;; p++) {
-        if (*p == '/' || *p == '\0') {
-            char c = *p;
-            *p = '\0';
-            if (mkdir(tmp, 0755) != 0 && errno != EEXIST) {
-                return -1;
-            }
-            *p = c;
-            if (c == '\0') {
-                return 0;
-            }
-        }
-    }
-}
-
 /*
  * Appends one NDJSON line for an event Kafka refused for good and fsyncs it: the
  * line is what lets the batch be ACKed, so it must survive a crash as the Kafka
@@ -284,7 +260,7 @@ static int dead_letter(struct out_kafka *k, const char *topic, const char *key, 
         k->dlq_fd = -1;
     }
     if (k->dlq_fd < 0) {
-        if (mkdir_p(k->dlq_dir) != 0) {
+        if (sl_mkdir_p(k->dlq_dir, 0755) != 0) {
             sl_error("%s: cannot create dead_letter_path %s: %s", k->id, k->dlq_dir,
                      strerror(errno));
             goto out;

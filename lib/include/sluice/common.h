@@ -51,6 +51,10 @@ int sl_parse_size(const char *s, uint64_t *out);
 /* Parses "500ms", "10s", "5m", "1h", "0" into milliseconds. Returns 0 or SL_EINVAL. */
 int sl_parse_duration(const char *s, uint64_t *out_ms);
 
+/* mkdir -p: creates dir and its missing parents with mode. 0, or -1 with errno
+ * (ENAMETOOLONG past PATH_MAX). */
+int sl_mkdir_p(const char *dir, unsigned mode);
+
 /* Raises the soft RLIMIT_NOFILE to the hard limit (a shipper may hold thousands
  * of files, an aggregator thousands of connections). Returns the new soft limit. */
 uint64_t sl_raise_nofile(void);
