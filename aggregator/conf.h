@@ -41,6 +41,7 @@ struct agg_ssl_conf {
 
 struct agg_conf {
     struct sl_cfg cfg;             /* the parsed file; errors accumulate in cfg.errors */
+    bool check_only;               /* set by main for -t: plugins open no connection */
 
     /* input */
     char *listen;                  /* "0.0.0.0:5044" */

@@ -46,6 +46,7 @@ struct agg {
     struct agg_pipeline **retired;    /* replaced by reloads, finishing their batches */
     size_t nretired;
     bool stopping;
+    bool check_only;                  /* -t */
     uint64_t deadline;
     struct sl_timer *stop_timer;
     struct sl_timer *gc_timer;
@@ -61,6 +62,7 @@ static struct agg_pipeline *load(struct agg *a, const char *path, struct agg_con
     if (rc != 0 && !conf->cfg.root) {
         return NULL;
     }
+    conf->check_only = a->check_only;
     return agg_pipeline_new(conf, a->loop, a->metrics);
 }
 
@@ -226,6 +228,7 @@ int main(int argc, char **argv)
         goto out;
     }
 
+    a.check_only = cli.test_config;
     a.pipeline = load(&a, cli.config, &a.conf);
     if (!a.pipeline) {
         fwrite(a.conf.cfg.errors.data, 1, a.conf.cfg.errors.len, stderr);

@@ -137,7 +137,8 @@ static void stage_free(struct stage *s)
 static void *stage_init(struct stage *s, struct agg_conf *conf, struct agg_plugin_conf *pc,
                         struct sl_loop *loop, struct sl_metrics *metrics)
 {
-    struct sl_plugin_env env = {.loop = loop, .metrics = metrics, .id = pc->id};
+    struct sl_plugin_env env = {.loop = loop, .metrics = metrics, .id = pc->id,
+                                .check_only = conf->check_only};
     s->plugin = pc->plugin;
     s->id = sl_strdup(pc->id);
     struct sl_cfg_node *when = sl_cfg_get(pc->opts, "when");

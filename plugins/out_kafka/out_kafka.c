@@ -164,6 +164,7 @@ struct out_kafka {
 
     struct sl_metric *m_dead_letter;
     struct sl_metric *m_ok;           /* delivered: counted here, not by the core */
+    bool check_only;                  /* -t: a producer with no brokers, so no connection */
     struct sl_metric *m_retry;
     struct sl_metric *m_outq;
     double outq_reported;      /* this instance's share of the shared gauge */
@@ -727,6 +728,14 @@ static void on_poll_timer(struct sl_loop *loop, void *arg)
 static int producer_start(struct out_kafka *k, char *errstr, size_t errlen)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_dup(k->conf);
+    /* Under -t the producer is built only for librdkafka's own checks: no brokers
+     * (so no connection) and no warning about having none. */
+    if (k->check_only &&
+        (rd_kafka_conf_set(conf, "bootstrap.servers", "", errstr, errlen) != RD_KAFKA_CONF_OK ||
+         rd_kafka_conf_set(conf, "log_level", "3", errstr, errlen) != RD_KAFKA_CONF_OK)) {
+        rd_kafka_conf_destroy(conf);
+        return SL_EINVAL;
+    }
     k->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errlen);
     if (!k->rk) {
         rd_kafka_conf_destroy(conf);  /* rd_kafka_new() took it only on success */
@@ -1040,6 +1049,7 @@ static void *kafka_init(struct sl_cfg *cfg, struct sl_cfg_node *opts, struct sl_
     sl_buf_init(&list, 0);
     k->id = sl_strdup(env->id);
     k->loop = env->loop;
+    k->check_only = env->check_only;
     k->metrics = env->metrics;
     if (!k->metrics) {
         k->metrics = k->own_metrics = sl_metrics_new();

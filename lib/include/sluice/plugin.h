@@ -24,6 +24,7 @@ struct sl_plugin_env {
     struct sl_loop *loop;        /* the aggregator's I/O loop (outputs may add fds/timers) */
     struct sl_metrics *metrics;
     const char *id;              /* "outputs[1] (kafka)", for messages and labels */
+    bool check_only;             /* -t: check the options, open no connection */
 };
 
 /* A batch: consecutive events of one window, in order. */
