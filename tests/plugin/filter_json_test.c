@@ -10,49 +10,10 @@
 #include "sluice/plugin.h"
 #include "test.h"
 
-extern const struct sl_plugin sl_plugin_filter_json;
-#define P sl_plugin_filter_json
-
-static const char *errs(struct sl_cfg *cfg)
-{
-    return cfg->errors.data ? sl_buf_cstr(&cfg->errors) : "";
-}
-
-/* Loads text (a map whose key "json" holds the options) and initialises the filter. */
-static void *load(struct sl_cfg *cfg, const char *text)
-{
-    struct sl_plugin_env env = {.id = "pipeline.filters[0] (json)"};
-    memset(cfg, 0, sizeof(*cfg));
-    if (sl_cfg_load_string(cfg, "t.yml", text, strlen(text)) != 0) {
-        return NULL;
-    }
-    return P.init(cfg, sl_cfg_get(cfg->root, "json"), &env);
-}
-
-/* Runs the filter on the event `in` and compares the event, as compact JSON, and the result. */
-#define EXPECT(inst, in, out, rc) expect_(inst, in, out, rc, __LINE__)
-static void expect_(void *inst, const char *in, const char *out, int want_rc, int line)
-{
-    struct sl_value ev = {0};
-    struct sl_buf b;
-    char err[128];
-    if (sl_json_parse(in, strlen(in), &ev, NULL, err, sizeof(err)) != 0) {
-        fprintf(stderr, "%s:%d: bad test input: %s\n", __FILE__, line, err);
-        t_failed_checks++;
-        return;
-    }
-    int rc = P.filter(inst, &ev);
-    sl_buf_init(&b, 0);
-    sl_json_write(&b, &ev, NULL);
-    const char *got = sl_buf_cstr(&b);
-    if (strcmp(got, out) != 0 || rc != want_rc) {
-        fprintf(stderr, "%s:%d: got %s (rc %d)\n%*sexpected %s (rc %d)\n", __FILE__, line, got,
-                rc, (int)strlen(__FILE__) + 5, "", out, want_rc);
-        t_failed_checks++;
-    }
-    sl_buf_free(&b);
-    sl_value_clear(&ev);
-}
+#define FILTER_PLUGIN sl_plugin_filter_json
+#define FILTER_KEY "json"
+#define FILTER_ID "pipeline.filters[0] (json)"
+#include "filter_harness.h"
 
 TEST(test_descriptor)
 {
@@ -65,32 +26,32 @@ TEST(test_merge_at_root_by_default)
     struct sl_cfg cfg;
     void *j = load(&cfg, "json: {}\n");
     CHECK(j != NULL);
-    EXPECT(j, "{\"message\":\"{\\\"a\\\":1,\\\"b\\\":{\\\"c\\\":[true,null]}}\"}",
+    EXPECT_RC(j, "{\"message\":\"{\\\"a\\\":1,\\\"b\\\":{\\\"c\\\":[true,null]}}\"}",
            "{\"message\":\"{\\\"a\\\":1,\\\"b\\\":{\\\"c\\\":[true,null]}}\",\"a\":1,"
            "\"b\":{\"c\":[true,null]}}",
            SL_FILTER_KEEP);
     /* Existing keys are replaced, not deep-merged; new ones are appended in order. */
-    EXPECT(j,
+    EXPECT_RC(j,
            "{\"x\":{\"keep\":1},\"message\":\"{\\\"x\\\":{\\\"new\\\":2},"
            "\\\"y\\\":\\\"z\\\"}\"}",
            "{\"x\":{\"new\":2},\"message\":\"{\\\"x\\\":{\\\"new\\\":2},\\\"y\\\":\\\"z\\\"}\","
            "\"y\":\"z\"}",
            SL_FILTER_KEEP);
     /* Decoded keys are literal names: "a.b" does not reach into "a". */
-    EXPECT(j, "{\"a\":{\"b\":1},\"message\":\"{\\\"a.b\\\":2}\"}",
+    EXPECT_RC(j, "{\"a\":{\"b\":1},\"message\":\"{\\\"a.b\\\":2}\"}",
            "{\"a\":{\"b\":1},\"message\":\"{\\\"a.b\\\":2}\",\"a.b\":2}", SL_FILTER_KEEP);
     /* The message itself can be overwritten by the decoded object. */
-    EXPECT(j, "{\"message\":\"{\\\"message\\\":\\\"inner\\\"}\"}", "{\"message\":\"inner\"}",
+    EXPECT_RC(j, "{\"message\":\"{\\\"message\\\":\\\"inner\\\"}\"}", "{\"message\":\"inner\"}",
            SL_FILTER_KEEP);
     /* No source field: nothing to do, no tag. */
-    EXPECT(j, "{\"other\":1}", "{\"other\":1}", SL_FILTER_KEEP);
+    EXPECT_RC(j, "{\"other\":1}", "{\"other\":1}", SL_FILTER_KEEP);
     P.free(j);
     sl_cfg_free(&cfg);
 
     /* target: "" is the root too. */
     j = load(&cfg, "json: {target: \"\"}\n");
     CHECK(j != NULL);
-    EXPECT(j, "{\"message\":\"{\\\"k\\\":\\\"v\\\"}\"}",
+    EXPECT_RC(j, "{\"message\":\"{\\\"k\\\":\\\"v\\\"}\"}",
            "{\"message\":\"{\\\"k\\\":\\\"v\\\"}\",\"k\":\"v\"}", SL_FILTER_KEEP);
     P.free(j);
     sl_cfg_free(&cfg);
@@ -101,9 +62,9 @@ TEST(test_root_needs_an_object)
     struct sl_cfg cfg;
     void *j = load(&cfg, "json:\n");
     CHECK(j != NULL);
-    EXPECT(j, "{\"message\":\"[1,2]\"}",
+    EXPECT_RC(j, "{\"message\":\"[1,2]\"}",
            "{\"message\":\"[1,2]\",\"tags\":[\"_jsonparsefailure\"]}", SL_EINVAL);
-    EXPECT(j, "{\"message\":\"42\"}", "{\"message\":\"42\",\"tags\":[\"_jsonparsefailure\"]}",
+    EXPECT_RC(j, "{\"message\":\"42\"}", "{\"message\":\"42\",\"tags\":[\"_jsonparsefailure\"]}",
            SL_EINVAL);
     P.free(j);
     sl_cfg_free(&cfg);
@@ -114,12 +75,12 @@ TEST(test_timestamp_guard)
     struct sl_cfg cfg;
     void *j = load(&cfg, "json: {}\n");
     CHECK(j != NULL);
-    EXPECT(j,
+    EXPECT_RC(j,
            "{\"@timestamp\":\"2026-01-01T00:00:00.000Z\",\"message\":\"{\\\"@timestamp\\\":5}\"}",
            "{\"@timestamp\":\"2026-01-01T00:00:00.000Z\",\"message\":\"{\\\"@timestamp\\\":5}\","
            "\"_@timestamp\":5,\"tags\":[\"_timestampparsefailure\"]}",
            SL_FILTER_KEEP);
-    EXPECT(j, "{\"message\":\"{\\\"@timestamp\\\":\\\"2027-02-02T00:00:00Z\\\"}\"}",
+    EXPECT_RC(j, "{\"message\":\"{\\\"@timestamp\\\":\\\"2027-02-02T00:00:00Z\\\"}\"}",
            "{\"message\":\"{\\\"@timestamp\\\":\\\"2027-02-02T00:00:00Z\\\"}\","
            "\"@timestamp\":\"2027-02-02T00:00:00Z\"}",
            SL_FILTER_KEEP);
@@ -132,14 +93,14 @@ TEST(test_target)
     struct sl_cfg cfg;
     void *j = load(&cfg, "json: {field: raw, target: \"[parsed][doc]\"}\n");
     CHECK(j != NULL);
-    EXPECT(j, "{\"raw\":\"{\\\"a\\\":[1,2.5]}\"}",
+    EXPECT_RC(j, "{\"raw\":\"{\\\"a\\\":[1,2.5]}\"}",
            "{\"raw\":\"{\\\"a\\\":[1,2.5]}\",\"parsed\":{\"doc\":{\"a\":[1,2.5]}}}",
            SL_FILTER_KEEP);
     /* Any JSON value can go to a target, and replaces what was there. */
-    EXPECT(j, "{\"parsed\":{\"doc\":\"old\",\"keep\":1},\"raw\":\"[\\\"x\\\",null]\"}",
+    EXPECT_RC(j, "{\"parsed\":{\"doc\":\"old\",\"keep\":1},\"raw\":\"[\\\"x\\\",null]\"}",
            "{\"parsed\":{\"doc\":[\"x\",null],\"keep\":1},\"raw\":\"[\\\"x\\\",null]\"}",
            SL_FILTER_KEEP);
-    EXPECT(j, "{\"raw\":\" \\\"s\\\" \"}", "{\"raw\":\" \\\"s\\\" \",\"parsed\":{\"doc\":\"s\"}}",
+    EXPECT_RC(j, "{\"raw\":\" \\\"s\\\" \"}", "{\"raw\":\" \\\"s\\\" \",\"parsed\":{\"doc\":\"s\"}}",
            SL_FILTER_KEEP);
     P.free(j);
     sl_cfg_free(&cfg);
@@ -147,7 +108,7 @@ TEST(test_target)
     /* Decoding a field onto itself, with the Logstash name `source` and a dotted ref. */
     j = load(&cfg, "json: {source: a.b, target: a.b}\n");
     CHECK(j != NULL);
-    EXPECT(j, "{\"a\":{\"b\":\"{\\\"n\\\":1}\"}}", "{\"a\":{\"b\":{\"n\":1}}}", SL_FILTER_KEEP);
+    EXPECT_RC(j, "{\"a\":{\"b\":\"{\\\"n\\\":1}\"}}", "{\"a\":{\"b\":{\"n\":1}}}", SL_FILTER_KEEP);
     P.free(j);
     sl_cfg_free(&cfg);
 }
@@ -157,31 +118,31 @@ TEST(test_failures)
     struct sl_cfg cfg;
     void *j = load(&cfg, "json: {target: out}\n");
     CHECK(j != NULL);
-    EXPECT(j, "{\"message\":\"{bad\"}", "{\"message\":\"{bad\",\"tags\":[\"_jsonparsefailure\"]}",
+    EXPECT_RC(j, "{\"message\":\"{bad\"}", "{\"message\":\"{bad\",\"tags\":[\"_jsonparsefailure\"]}",
            SL_EINVAL);
-    EXPECT(j, "{\"message\":\"\"}", "{\"message\":\"\",\"tags\":[\"_jsonparsefailure\"]}",
+    EXPECT_RC(j, "{\"message\":\"\"}", "{\"message\":\"\",\"tags\":[\"_jsonparsefailure\"]}",
            SL_EINVAL);
-    EXPECT(j, "{\"message\":\"{} x\"}", "{\"message\":\"{} x\",\"tags\":[\"_jsonparsefailure\"]}",
+    EXPECT_RC(j, "{\"message\":\"{} x\"}", "{\"message\":\"{} x\",\"tags\":[\"_jsonparsefailure\"]}",
            SL_EINVAL);
     /* A source that is not text cannot be decoded. */
-    EXPECT(j, "{\"message\":{\"a\":1}}", "{\"message\":{\"a\":1},\"tags\":[\"_jsonparsefailure\"]}",
+    EXPECT_RC(j, "{\"message\":{\"a\":1}}", "{\"message\":{\"a\":1},\"tags\":[\"_jsonparsefailure\"]}",
            SL_EINVAL);
     /* The tag joins existing tags once. */
-    EXPECT(j, "{\"message\":\"x\",\"tags\":[\"web\",\"_jsonparsefailure\"]}",
+    EXPECT_RC(j, "{\"message\":\"x\",\"tags\":[\"web\",\"_jsonparsefailure\"]}",
            "{\"message\":\"x\",\"tags\":[\"web\",\"_jsonparsefailure\"]}", SL_EINVAL);
     P.free(j);
     sl_cfg_free(&cfg);
 
     j = load(&cfg, "json:\n  tag_on_failure: [bad_json, also]\n");
     CHECK(j != NULL);
-    EXPECT(j, "{\"message\":\"nope\"}", "{\"message\":\"nope\",\"tags\":[\"bad_json\",\"also\"]}",
+    EXPECT_RC(j, "{\"message\":\"nope\"}", "{\"message\":\"nope\",\"tags\":[\"bad_json\",\"also\"]}",
            SL_EINVAL);
     P.free(j);
     sl_cfg_free(&cfg);
 
     j = load(&cfg, "json:\n  tag_on_failure: []\n");
     CHECK(j != NULL);
-    EXPECT(j, "{\"message\":\"nope\"}", "{\"message\":\"nope\"}", SL_EINVAL);
+    EXPECT_RC(j, "{\"message\":\"nope\"}", "{\"message\":\"nope\"}", SL_EINVAL);
     P.free(j);
     sl_cfg_free(&cfg);
 }
@@ -203,7 +164,7 @@ TEST(test_depth_limit)
     }
     snprintf(in + n, sizeof(in) - n, "\"}");
     snprintf(out, sizeof(out), "%.*s,\"tags\":[\"_jsonparsefailure\"]}", (int)strlen(in) - 1, in);
-    EXPECT(j, in, out, SL_EINVAL);
+    EXPECT_RC(j, in, out, SL_EINVAL);
     P.free(j);
     sl_cfg_free(&cfg);
 }
@@ -213,12 +174,12 @@ TEST(test_skip_on_invalid_json)
     struct sl_cfg cfg;
     void *j = load(&cfg, "json: {skip_on_invalid_json: true}\n");
     CHECK(j != NULL);
-    EXPECT(j, "{\"message\":\"plain text\"}", "{\"message\":\"plain text\"}", SL_FILTER_KEEP);
-    EXPECT(j, "{\"message\":7}", "{\"message\":7}", SL_FILTER_KEEP);
+    EXPECT_RC(j, "{\"message\":\"plain text\"}", "{\"message\":\"plain text\"}", SL_FILTER_KEEP);
+    EXPECT_RC(j, "{\"message\":7}", "{\"message\":7}", SL_FILTER_KEEP);
     /* Valid JSON that cannot be merged is still a failure. */
-    EXPECT(j, "{\"message\":\"1\"}", "{\"message\":\"1\",\"tags\":[\"_jsonparsefailure\"]}",
+    EXPECT_RC(j, "{\"message\":\"1\"}", "{\"message\":\"1\",\"tags\":[\"_jsonparsefailure\"]}",
            SL_EINVAL);
-    EXPECT(j, "{\"message\":\"{\\\"ok\\\":1}\"}", "{\"message\":\"{\\\"ok\\\":1}\",\"ok\":1}",
+    EXPECT_RC(j, "{\"message\":\"{\\\"ok\\\":1}\"}", "{\"message\":\"{\\\"ok\\\":1}\",\"ok\":1}",
            SL_FILTER_KEEP);
     P.free(j);
     sl_cfg_free(&cfg);

@@ -12,77 +12,10 @@
 #include "sluice/plugin.h"
 #include "test.h"
 
-extern const struct sl_plugin sl_plugin_filter_mutate;
-#define P sl_plugin_filter_mutate
-
-static const char *errs(struct sl_cfg *cfg)
-{
-    return cfg->errors.data ? sl_buf_cstr(&cfg->errors) : "";
-}
-
-/* Loads text (a map whose key "mutate" holds the options) and initialises the filter. */
-static void *load(struct sl_cfg *cfg, const char *text)
-{
-    struct sl_plugin_env env = {.id = "pipeline.filters[1] (mutate)"};
-    memset(cfg, 0, sizeof(*cfg));
-    if (sl_cfg_load_string(cfg, "t.yml", text, strlen(text)) != 0) {
-        return NULL;
-    }
-    return P.init(cfg, sl_cfg_get(cfg->root, "mutate"), &env);
-}
-
-/* Runs the filter on the event `in`; compares the event (compact JSON) and the result. */
-#define EXPECT_RC(inst, in, out, rc) expect_(inst, in, out, rc, __LINE__)
-#define EXPECT(inst, in, out) expect_(inst, in, out, SL_FILTER_KEEP, __LINE__)
-static void expect_(void *inst, const char *in, const char *out, int want_rc, int line)
-{
-    struct sl_value ev = {0};
-    struct sl_buf b;
-    char err[128];
-    if (sl_json_parse(in, strlen(in), &ev, NULL, err, sizeof(err)) != 0) {
-        fprintf(stderr, "%s:%d: bad test input: %s\n", __FILE__, line, err);
-        t_failed_checks++;
-        return;
-    }
-    int rc = P.filter(inst, &ev);
-    sl_buf_init(&b, 0);
-    sl_json_write(&b, &ev, NULL);
-    const char *got = sl_buf_cstr(&b);
-    if (strcmp(got, out) != 0 || rc != want_rc) {
-        fprintf(stderr, "%s:%d: got %s (rc %d)\n%*sexpected %s (rc %d)\n", __FILE__, line, got,
-                rc, (int)strlen(__FILE__) + 5, "", out, want_rc);
-        t_failed_checks++;
-    }
-    sl_buf_free(&b);
-    sl_value_clear(&ev);
-}
-
-/* One filter instance from yaml for the EXPECTs in a block: WITH(yaml) { ... w.k ... } */
-struct with {
-    struct sl_cfg cfg;  /* copied by value: nothing points at the struct itself */
-    void *k;
-};
-
-static struct with with_begin(const char *yaml, int line)
-{
-    struct with w;
-    w.k = load(&w.cfg, yaml);
-    if (!w.k) {
-        fprintf(stderr, "%s:%d: init failed: %s", __FILE__, line, errs(&w.cfg));
-        t_failed_checks++;
-        sl_cfg_free(&w.cfg);
-    }
-    return w;
-}
-
-static void with_end(struct with *w)
-{
-    P.free(w->k);
-    sl_cfg_free(&w->cfg);
-    w->k = NULL;
-}
-
-#define WITH(yaml) for (struct with w = with_begin(yaml, __LINE__); w.k; with_end(&w))
+#define FILTER_PLUGIN sl_plugin_filter_mutate
+#define FILTER_KEY "mutate"
+#define FILTER_ID "pipeline.filters[1] (mutate)"
+#include "filter_harness.h"
 
 TEST(test_descriptor)
 {
