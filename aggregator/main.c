@@ -12,6 +12,7 @@
  * certificates are re-read for new connections; an invalid one is logged
  * and the running configuration stays.
  */
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,13 +21,13 @@
 #include "conf.h"
 #include "listener.h"
 #include "pipeline.h"
-#include "sluice/notify.h"
 #include "sluice/cli.h"
 #include "sluice/http.h"
 #include "sluice/log.h"
 #include "sluice/loop.h"
 #include "sluice/metrics.h"
 #include "sluice/net.h"
+#include "sluice/notify.h"
 
 #define PROGRAM "sluice-aggregator"
 #define DEFAULT_CONFIG "/etc/sluice/aggregator.yml"
@@ -220,6 +221,14 @@ int main(int argc, char **argv)
     struct agg a = {0};
     int rc = 1;
     sl_cli_parse(argc, argv, PROGRAM, DEFAULT_CONFIG, &cli);
+    /* Every window allocates and frees megabyte-sized buffers (its arena, the
+     * inflated block, output batches). Left to glibc's defaults these go to mmap
+     * and back to the kernel each time, and page faults cost ~12% of the CPU.
+     * Up to 4 MB they now stay in the heap; larger ones (a zip bomb's inflate
+     * buffer on its way to max_window_bytes) still use mmap, so mremap grows them
+     * without a copy and the memory goes back when they are freed. */
+    mallopt(M_MMAP_THRESHOLD, 4 << 20);
+    mallopt(M_TRIM_THRESHOLD, 32 << 20);
     a.config_path = cli.config;
     a.loop = sl_loop_new();
     sl_raise_nofile();

@@ -27,7 +27,7 @@ static void *make(const char *yaml)
         fprintf(stderr, "bad test YAML: %s\n%s", yaml, sl_buf_cstr(&g_cfg.errors));
         abort();
     }
-    struct sl_plugin_env env = {NULL, NULL, "filters[1] (date)"};
+    struct sl_plugin_env env = {.id = "filters[1] (date)"};
     return sl_plugin_filter_date.init(&g_cfg, sl_cfg_get(g_cfg.root, "f"), &env);
 }
 
