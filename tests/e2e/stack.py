@@ -9,7 +9,10 @@ class Stack:
     """One aggregator (file output) and a shipper pointed at it, in tmp_path."""
 
     def __init__(self, tmp_path, procs, compression="zstd", start_position="beginning",
-                 extra_input="", extra_output="", paths=None, extra_top=""):
+                 extra_input="", extra_output="", paths=None, extra_top="", outputs=None,
+                 shutdown_timeout="10s", flush_interval="100ms", ship_timeout="30s"):
+        """outputs: the aggregator's `outputs:` items as YAML (default: a file output
+        to self.out); the rest shapes the shipper's config."""
         self.tmp = tmp_path
         self.procs = procs
         self.logs = tmp_path / "logs"
@@ -18,14 +21,7 @@ class Stack:
         self.agg_port = free_port()
         self.agg_metrics = free_port()
         self.ship_metrics = free_port()
-        self.agg_cfg = write_config(tmp_path / "aggregator.yml", f"""
-input:
-  listen: 127.0.0.1:{self.agg_port}
-outputs:
-  - file: {{path: "{self.out}"}}
-metrics:
-  listen: 127.0.0.1:{self.agg_metrics}
-""")
+        self.write_aggregator(outputs or f'  - file: {{path: "{self.out}"}}\n', shutdown_timeout)
         self.ship_cfg = write_config(tmp_path / "shipper.yml", f"""
 inputs:
   - id: app
@@ -35,7 +31,8 @@ inputs:
 output:
   hosts: ["127.0.0.1:{self.agg_port}"]
   compression: {compression}
-  flush_interval: 100ms
+  flush_interval: {flush_interval}
+  timeout: {ship_timeout}
   backoff: {{init: 100ms, max: 1s}}
 {extra_output}
 registry:
@@ -47,6 +44,17 @@ metrics:
 """)
         self.aggregator = None
         self.shipper = None
+
+    def write_aggregator(self, outputs, shutdown_timeout="10s"):
+        self.agg_cfg = write_config(self.tmp / "aggregator.yml", f"""
+input:
+  listen: 127.0.0.1:{self.agg_port}
+outputs:
+{outputs}
+metrics:
+  listen: 127.0.0.1:{self.agg_metrics}
+shutdown_timeout: {shutdown_timeout}
+""")
 
     def start_aggregator(self):
         self.aggregator = self.procs([AGGREGATOR, "-c", str(self.agg_cfg)],
@@ -62,6 +70,22 @@ metrics:
 
     def ship_metric(self, name):
         return metrics_of(self.ship_metrics).get(name, 0)
+
+    def agg(self):
+        """The aggregator's metrics."""
+        return metrics_of(self.agg_metrics)
+
+    metrics = agg
+
+    def acked(self):
+        return metrics_of(self.ship_metrics)["sluice_shipper_events_acked_total"]
+
+    def stop_all(self):
+        """Stops shipper then aggregator; both must exit 0 (ASan/UBSan clean)."""
+        for p in (self.shipper, self.aggregator):
+            if p is not None:
+                rc = p.stop()
+                assert rc == 0, f"exit {rc}:\n{p.logtext()[-4000:]}"
 
     def events(self):
         return read_ndjson(self.out)
@@ -86,6 +110,11 @@ def append_lines(path, lines, newline="\n"):
             f.write(data)
             off += len(data)
     return out
+
+
+def append_origins(path, lines):
+    """Appends lines; returns {(path, offset): text}."""
+    return {(str(path), off): text for off, text in append_lines(path, lines)}
 
 
 def by_origin(events):

@@ -27,8 +27,9 @@ import uuid
 
 import pytest
 
-from conftest import (AGGREGATOR, DEADLINE, ROOT, SHIPPER, free_port, metrics_of, read_ndjson,
-                      wait_for, wait_port, write_config)
+from conftest import (AGGREGATOR, DEADLINE, ROOT, free_port, metrics_of, read_ndjson,
+                      wait_for, write_config)
+from stack import Stack as BaseStack, append_origins
 from fake_es import FakeES
 from ljclient import LJClient
 
@@ -114,30 +115,21 @@ def closed_port():
     return free_port()
 
 
-class Stack:
+class Stack(BaseStack):
     """An aggregator with the elasticsearch output (and optionally the file
     output beside it), and a shipper pointed at it, all in tmp_path."""
 
     def __init__(self, tmp_path, procs, hosts, name, es_extra="", file_output=False,
                  ship_timeout="30s", shutdown_timeout="5s", template=True, index=None):
-        self.tmp = tmp_path
-        self.procs = procs
-        self.logs = tmp_path / "logs"
-        self.logs.mkdir(exist_ok=True)
         self.dlq = tmp_path / "dlq"
-        self.out = tmp_path / "events.ndjson"
         # Unique per run: the server keeps its data between runs.
         self.prefix = f"sluice-e2e-{name}-{uuid.uuid4().hex[:8]}"
         self.pattern = self.prefix + "-*"
-        self.agg_port, self.agg_metrics, self.ship_metrics = free_port(), free_port(), free_port()
+        out = tmp_path / "events.ndjson"
         hosts_yaml = json.dumps(hosts)
-        file_out = f'  - file: {{path: "{self.out}"}}\n' if file_output else ""
+        file_out = f'  - file: {{path: "{out}"}}\n' if file_output else ""
         tmpl = f'template: {{name: sluice-test, file: "{TEMPLATE}"}}' if template else ""
-        self.agg_cfg = write_config(tmp_path / "aggregator.yml", f"""
-input:
-  listen: 127.0.0.1:{self.agg_port}
-outputs:
-  - elasticsearch:
+        outputs = f"""  - elasticsearch:
       hosts: {hosts_yaml}
       index: "{index or self.prefix + '-%{+yyyy.MM.dd}'}"
       {tmpl}
@@ -145,51 +137,9 @@ outputs:
       backoff: {{init: 100ms, max: 1s}}
       timeout: 20s
 {es_extra}
-{file_out}
-metrics:
-  listen: 127.0.0.1:{self.agg_metrics}
-shutdown_timeout: {shutdown_timeout}
-""")
-        self.ship_cfg = write_config(tmp_path / "shipper.yml", f"""
-inputs:
-  - id: app
-    paths: ["{self.logs}/*.log"]
-    start_position: beginning
-output:
-  hosts: ["127.0.0.1:{self.agg_port}"]
-  flush_interval: 50ms
-  timeout: {ship_timeout}
-  backoff: {{init: 100ms, max: 1s}}
-registry:
-  path: {tmp_path}/registry
-  flush: 100ms
-metrics:
-  listen: 127.0.0.1:{self.ship_metrics}
-""")
-        self.aggregator = None
-        self.shipper = None
-
-    def start_aggregator(self):
-        self.aggregator = self.procs([AGGREGATOR, "-c", str(self.agg_cfg)],
-                                     str(self.tmp / "aggregator.log"))
-        wait_port(self.agg_port, self.aggregator)
-        return self.aggregator
-
-    def start_shipper(self):
-        self.shipper = self.procs([SHIPPER, "-c", str(self.ship_cfg)],
-                                  str(self.tmp / "shipper.log"))
-        wait_port(self.ship_metrics, self.shipper)
-        return self.shipper
-
-    def metrics(self):
-        return metrics_of(self.agg_metrics)
-
-    def stop_all(self):
-        """Stops shipper then aggregator; both must exit 0 (ASan/UBSan clean)."""
-        for p in (self.shipper, self.aggregator):
-            if p is not None:
-                rc = p.stop()
-                assert rc == 0, f"exit {rc}:\n{p.logtext()[-4000:]}"
+{file_out}"""
+        super().__init__(tmp_path, procs, outputs=outputs, shutdown_timeout=shutdown_timeout,
+                         ship_timeout=ship_timeout, flush_interval="50ms")
 
 
 def acks(c, n):
@@ -203,17 +153,7 @@ def acks(c, n):
     return out
 
 
-def append_lines(path, lines):
-    """Appends lines; returns {(path, offset): text}."""
-    out = {}
-    with open(path, "ab") as f:
-        off = f.tell()
-        for line in lines:
-            data = (line + "\n").encode()
-            out[(str(path), off)] = line
-            f.write(data)
-            off += len(data)
-    return out
+append_lines = append_origins
 
 
 def origins(docs):

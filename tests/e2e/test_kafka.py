@@ -21,8 +21,9 @@ import uuid
 
 import pytest
 
-from conftest import (AGGREGATOR, DEADLINE, ROOT, SHIPPER, free_port, metrics_of, read_ndjson,
-                      wait_for, wait_port, write_config)
+from conftest import (AGGREGATOR, DEADLINE, ROOT, free_port, read_ndjson, wait_for,
+                      write_config)
+from stack import Stack as BaseStack, append_origins
 
 KAFKA = os.path.join(ROOT, "tests", "servers", "kafka")
 
@@ -107,81 +108,18 @@ def origins(msgs):
     return seen
 
 
-def append_lines(path, lines):
-    """Appends lines; returns {(path, offset): text}."""
-    out = {}
-    with open(path, "ab") as f:
-        off = f.tell()
-        for line in lines:
-            out[(str(path), off)] = line
-            data = (line + "\n").encode()
-            f.write(data)
-            off += len(data)
-    return out
+append_lines = append_origins
 
 
-class Stack:
-    """A shipper and an aggregator whose outputs are `outputs` (YAML list items)."""
+class Stack(BaseStack):
+    """A shipper and an aggregator whose outputs are `outputs` (YAML list items).
+    A long shipper timeout: the aggregator's held ACK is what is under test, not the
+    shipper giving up on it and resending (which would duplicate by design)."""
 
     def __init__(self, tmp_path, procs, outputs, shutdown_timeout="10s", ship_timeout="5m"):
-        self.tmp = tmp_path
-        self.procs = procs
-        self.logs = tmp_path / "logs"
-        self.logs.mkdir(exist_ok=True)
-        self.agg_port = free_port()
-        self.agg_metrics = free_port()
-        self.ship_metrics = free_port()
-        self.write_aggregator(outputs, shutdown_timeout)
-        # A long shipper timeout: the aggregator's held ACK is what is under test, not the
-        # shipper giving up on it and resending (which would duplicate by design).
-        self.ship_cfg = write_config(tmp_path / "shipper.yml", f"""
-inputs:
-  - id: app
-    paths: ["{self.logs}/*.log"]
-    start_position: beginning
-    fields: {{service: web}}
-output:
-  hosts: ["127.0.0.1:{self.agg_port}"]
-  flush_interval: 50ms
-  timeout: {ship_timeout}
-  backoff: {{init: 100ms, max: 1s}}
-registry:
-  path: {tmp_path}/registry
-  flush: 100ms
-metrics:
-  listen: 127.0.0.1:{self.ship_metrics}
-""")
-        self.aggregator = None
-        self.shipper = None
-
-    def write_aggregator(self, outputs, shutdown_timeout="10s"):
-        self.agg_cfg = write_config(self.tmp / "aggregator.yml", f"""
-input:
-  listen: 127.0.0.1:{self.agg_port}
-outputs:
-{outputs}
-metrics:
-  listen: 127.0.0.1:{self.agg_metrics}
-shutdown_timeout: {shutdown_timeout}
-""")
-
-    def start_aggregator(self):
-        self.aggregator = self.procs([AGGREGATOR, "-c", str(self.agg_cfg)],
-                                     str(self.tmp / "aggregator.log"))
-        wait_port(self.agg_port, self.aggregator)
-        return self.aggregator
-
-    def start_shipper(self):
-        self.shipper = self.procs([SHIPPER, "-c", str(self.ship_cfg)],
-                                  str(self.tmp / "shipper.log"))
-        wait_port(self.ship_metrics, self.shipper)
-        return self.shipper
-
-    def acked(self):
-        return metrics_of(self.ship_metrics)["sluice_shipper_events_acked_total"]
-
-    def agg(self):
-        return metrics_of(self.agg_metrics)
+        super().__init__(tmp_path, procs, outputs=outputs, shutdown_timeout=shutdown_timeout,
+                         ship_timeout=ship_timeout, flush_interval="50ms",
+                         extra_input="    fields: {service: web}")
 
 
 def kafka_output(broker, topic, extra=""):

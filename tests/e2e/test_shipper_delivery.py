@@ -3,7 +3,6 @@ when one dies mid-stream, backup hosts used only while every primary is down,
 and pipelined windows. The union of what the aggregators wrote must hold every
 line; duplicates are allowed only for windows in flight on a killed connection."""
 
-import os
 
 from conftest import AGGREGATOR, SHIPPER, free_port, metrics_of, read_ndjson, wait_for, wait_port
 from conftest import write_config
