@@ -49,7 +49,7 @@ PLUGIN_TEST_BIN := $(PLUGIN_TEST_SRC:tests/plugin/%.c=$(BUILD)/tests/plugin/%)
 SHIPPER     := $(BUILD)/sluice-shipper
 AGGREGATOR  := $(BUILD)/sluice-aggregator
 
-.PHONY: all asan deps setup demo test unit e2e bench fuzz install clean format
+.PHONY: all asan deps setup demo test unit unit-bins datesweep e2e bench fuzz install clean format
 all: $(SHIPPER) $(AGGREGATOR)
 
 asan:
@@ -119,7 +119,7 @@ deps:
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends build-essential pkg-config \
 	    libyaml-dev libcurl4-openssl-dev librdkafka-dev libzstd-dev libonig-dev zlib1g-dev \
-	    libssl-dev python3 python3-pytest openssl procps curl
+	    libssl-dev python3 python3-pytest openssl procps curl faketime
 	python3 -m pip install -q pytest zstandard 2>/dev/null || true
 
 # Unit tests run under ASan + UBSan; the end-to-end tests run the sanitized
@@ -138,8 +138,14 @@ test: setup
 	tests/deploy/setup
 	SLUICE_BUILD=$(CURDIR)/build/asan python3 -m pytest -q tests/e2e tests/deploy
 
+unit-bins: $(UNIT_BIN) $(PLUGIN_TEST_BIN)
+
 unit: $(UNIT_BIN) $(PLUGIN_TEST_BIN)
 	@fail=0; for t in $(UNIT_BIN) $(PLUGIN_TEST_BIN); do ./$$t || fail=1; done; exit $$fail
+
+# The tests again with the wall clock faked to new year's eve, just after, and a leap day.
+datesweep: setup
+	tests/datesweep
 
 e2e: all
 	SLUICE_BUILD=$(CURDIR)/$(BUILD) python3 -m pytest -q tests/e2e

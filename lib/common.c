@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -73,9 +74,28 @@ uint64_t sl_now_ms(void)
     return clock_ms(CLOCK_MONOTONIC);
 }
 
+/* Tests pin the wall clock so that what depends on "now" (year guessing,
+ * date-named files) has one right answer on any day. */
+static _Atomic(uint64_t) wall_pinned_ms;
+static _Atomic(bool) wall_pinned;
+
 uint64_t sl_wall_ms(void)
 {
+    if (atomic_load_explicit(&wall_pinned, memory_order_acquire)) {
+        return atomic_load_explicit(&wall_pinned_ms, memory_order_relaxed);
+    }
     return clock_ms(CLOCK_REALTIME);
+}
+
+void sl_wall_pin(uint64_t epoch_ms)
+{
+    atomic_store_explicit(&wall_pinned_ms, epoch_ms, memory_order_relaxed);
+    atomic_store_explicit(&wall_pinned, true, memory_order_release);
+}
+
+void sl_wall_unpin(void)
+{
+    atomic_store_explicit(&wall_pinned, false, memory_order_release);
 }
 
 size_t sl_format_timestamp(uint64_t epoch_ms, char *out, size_t outlen)

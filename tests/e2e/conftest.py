@@ -17,6 +17,11 @@ BUILD = os.environ.get("SLUICE_BUILD", os.path.join(ROOT, "build"))
 SHIPPER = os.path.join(BUILD, "sluice-shipper")
 AGGREGATOR = os.path.join(BUILD, "sluice-aggregator")
 
+# "@2026-12-31 23:59:59": the wall clock the daemons start at (libfaketime).
+FAKETIME = os.environ.get("SLUICE_TEST_FAKETIME")
+FAKETIME_LIB = os.environ.get("SLUICE_TEST_FAKETIME_LIB",
+                              "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
+
 # Sanitized binaries are slower, and CI machines are loaded: deadlines are generous.
 DEADLINE = float(os.environ.get("SLUICE_TEST_DEADLINE", "60"))
 
@@ -84,6 +89,11 @@ class Proc:
         e.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1:exitcode=87")
         if env:
             e.update(env)
+        if FAKETIME:
+            # tests/datesweep: the daemons (not the test itself) run on a faked wall
+            # clock; monotonic time stays real, so deadlines hold.
+            e.update(LD_PRELOAD=FAKETIME_LIB, FAKETIME=FAKETIME, FAKETIME_DONT_FAKE_MONOTONIC="1",
+                     TZ="UTC", ASAN_OPTIONS=e["ASAN_OPTIONS"] + ":verify_asan_link_order=0")
         self.p = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, env=e)
         self.pid = self.p.pid
 
@@ -158,3 +168,14 @@ def wait_port(port, proc=None, timeout=DEADLINE):
             return False
 
     wait_for(up, timeout, what=f"port {port}")
+
+
+def utc_days(t0, t1, fmt="%Y.%m.%d"):
+    """The UTC day names (strftime fmt) of every instant in [t0, t1]: what a name
+    taken from the clock while a test ran may be, even across midnight."""
+    days, t = set(), t0
+    while t < t1:
+        days.add(time.strftime(fmt, time.gmtime(t)))
+        t += 3600
+    days.add(time.strftime(fmt, time.gmtime(t1)))
+    return days

@@ -15,7 +15,7 @@ from conftest import AGGREGATOR, DEADLINE, metrics_of, read_ndjson, wait_for, wr
 from ljclient import LJClient, encode_window, json_frame, window_frame, zstandard
 
 TS = "2026-11-27T06:00:00.000Z"
-OUT_NAME = "events-2026.11.27.ndjson"  # what %{+yyyy.MM.dd} makes of TS
+OUT_NAME = f"events-{TS[:10].replace('-', '.')}.ndjson"  # what %{+yyyy.MM.dd} makes of TS
 
 
 def ack(seq, version=b"2"):
@@ -254,8 +254,8 @@ def test_metadata_false_and_field_reference_in_path(start_agg, tmp_path):
     c.send_window([web, db, web])
     assert c.read_raw(6) == ack(3)
     strip = {k: v for k, v in web.items() if k != "@metadata"}
-    assert a.out("web/2026.ndjson") == [strip, strip]
-    assert a.out("db/2026.ndjson") == [{k: v for k, v in db.items() if k != "@metadata"}]
+    assert a.out(f"web/{TS[:4]}.ndjson") == [strip, strip]
+    assert a.out(f"db/{TS[:4]}.ndjson") == [{k: v for k, v in db.items() if k != "@metadata"}]
 
 
 def test_output_failure_is_not_acked_and_connection_closed(start_agg, tmp_path):

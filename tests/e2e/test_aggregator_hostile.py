@@ -18,7 +18,7 @@ import pytest
 
 from conftest import BUILD, DEADLINE, wait_for
 from ljclient import LJClient, compressed_frame, encode_window, json_frame, window_frame, zstandard
-from test_aggregator import base_config, events, start_agg  # noqa: F401 (fixture)
+from test_aggregator import TS, base_config, events, start_agg  # noqa: F401 (fixture)
 
 BOMB_BYTES = 1 << 30  # 1 GiB of zeros, compressed
 # Under ASan a realloc is malloc + copy + free (old and new buffers both live,
@@ -70,7 +70,10 @@ class GoodClient(threading.Thread):
             c = LJClient(self.port, timeout=DEADLINE)
             n = 0
             while not self.stop.is_set():
-                batch = [{"message": f"{self.tag}-{n + i}", "n": n + i} for i in range(10)]
+                # @timestamp names the output file: a fixed one keeps the name
+                # independent of the day (and of midnight during the test).
+                batch = [{"@timestamp": TS, "message": f"{self.tag}-{n + i}", "n": n + i}
+                         for i in range(10)]
                 t0 = time.monotonic()
                 c.send_window(batch, compress="zlib" if n % 20 == 0 else None)
                 got = c.read_raw(6)

@@ -456,14 +456,30 @@ TEST(year_guessing)
     CHECK_STR(parse_ref(yy, "\"27/11/79 06:00\"", "2060-01-01T00:00:00.000Z"),
               "2079-11-27T06:00:00.000Z");
 
-    /* Without an @timestamp the wall clock is the reference: Jan 1 is never ahead. */
+    /* Without an @timestamp the wall clock is the reference; pinned here, so the
+     * answer is the same on any day the test runs. */
     void *f = make("f: {field: t, formats: ['MMM d HH:mm:ss']}\n");
-    char now[32];
-    sl_format_timestamp(sl_wall_ms(), now, sizeof(now));
-    char want[128];
-    snprintf(want, sizeof(want),
-             "{\"t\":\"Jan 1 00:00:00\",\"@timestamp\":\"%.4s-01-01T00:00:00.000Z\"}", now);
-    CHECK_STR(run_json(f, "{\"t\":\"Jan 1 00:00:00\"}"), want);
+    static const struct {
+        uint64_t now_ms;
+        const char *text, *want;
+    } wall[] = {
+        {1795759200000ULL, "Jan 1 00:00:00", "2026-01-01T00:00:00.000Z"}, /* 2026-11-27: 35 d ahead */
+        {1796169600000ULL, "Jan 1 00:00:00", "2027-01-01T00:00:00.000Z"}, /* 2026-12-02: 30 d ahead */
+        {1798761599000ULL, "Jan 1 00:00:00", "2027-01-01T00:00:00.000Z"}, /* 2026-12-31 23:59:59 */
+        {1798761630000ULL, "Dec 31 23:59:59", "2026-12-31T23:59:59.000Z"}, /* 2027-01-01 00:00:30 */
+        {1798761630000ULL, "Jan 1 00:00:00", "2027-01-01T00:00:00.000Z"},
+        {1835438400000ULL, "Feb 29 11:00:00", "2028-02-29T11:00:00.000Z"}, /* 2028-02-29 12:00 */
+        {1781740800000ULL, "Jan 1 00:00:00", "2026-01-01T00:00:00.000Z"}, /* 2026-06-18 */
+    };
+    for (size_t i = 0; i < sizeof(wall) / sizeof(wall[0]); i++) {
+        sl_wall_pin(wall[i].now_ms);
+        char in[64], want[128];
+        snprintf(in, sizeof(in), "{\"t\":\"%s\"}", wall[i].text);
+        snprintf(want, sizeof(want), "{\"t\":\"%s\",\"@timestamp\":\"%s\"}", wall[i].text,
+                 wall[i].want);
+        CHECK_STR(run_json(f, in), want);
+    }
+    sl_wall_unpin();
     sl_plugin_filter_date.free(f);
 }
 

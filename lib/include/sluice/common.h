@@ -42,6 +42,9 @@ char *sl_strndup(const char *s, size_t n);
 /* Milliseconds from CLOCK_MONOTONIC (for timeouts) and CLOCK_REALTIME (for stamps). */
 uint64_t sl_now_ms(void);
 uint64_t sl_wall_ms(void);
+/* Tests only: sl_wall_ms() returns epoch_ms until sl_wall_unpin(). */
+void sl_wall_pin(uint64_t epoch_ms);
+void sl_wall_unpin(void);
 
 /* Formats epoch milliseconds as 2026-11-27T06:00:00.123Z into out (>= 25 bytes). */
 size_t sl_format_timestamp(uint64_t epoch_ms, char *out, size_t outlen);
