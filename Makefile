@@ -32,16 +32,26 @@ LDLIBS      += $(PKG_LIBS) -lm
 OBJ         := $(BUILD)/obj
 LIB_SRC     := $(wildcard lib/*.c)
 SHIP_SRC    := $(wildcard shipper/*.c)
-AGG_SRC     := $(wildcard aggregator/*.c) $(foreach p,$(PLUGINS),$(wildcard plugins/$(p)/*.c))
-UNIT_SRC    := $(wildcard tests/unit/*_test.c)
+# The aggregator's core (instance, options, templates, conditions) is an archive
+# of its own: a plugin's test links it and its one plugin, nothing else.
+AGG_CORE_SRC := aggregator/instance.c aggregator/options.c aggregator/template.c \
+                aggregator/condition.c
+AGG_SRC     := $(filter-out $(AGG_CORE_SRC),$(wildcard aggregator/*.c))
+PLUGIN_SRC  := $(foreach p,$(PLUGINS),$(wildcard plugins/$(p)/*.c))
 FUZZ_SRC    := $(wildcard tests/fuzz/*_fuzz.c)
 
 LIB_OBJ     := $(LIB_SRC:%.c=$(OBJ)/%.o)
 SHIP_OBJ    := $(SHIP_SRC:%.c=$(OBJ)/%.o)
-AGG_OBJ     := $(AGG_SRC:%.c=$(OBJ)/%.o) $(OBJ)/gen/plugins.o $(OBJ)/gen/grok_patterns.o
+AGG_CORE    := $(OBJ)/libsluice-agg.a
+AGG_OBJ     := $(AGG_SRC:%.c=$(OBJ)/%.o) $(PLUGIN_SRC:%.c=$(OBJ)/%.o) $(OBJ)/gen/plugins.o \
+               $(OBJ)/gen/grok_patterns.o
 # Unit tests may link the daemons' modules too (everything but their main.c).
 SHIP_MOD    := $(filter-out $(OBJ)/shipper/main.o,$(SHIP_OBJ))
 AGG_MOD     := $(filter-out $(OBJ)/aggregator/main.o,$(AGG_OBJ))
+# Unit tests live in one folder per module (tests/unit/lib, shipper, aggregator)
+# and see only that module's headers.
+UNIT_SRC    := $(wildcard tests/unit/lib/*_test.c tests/unit/shipper/*_test.c \
+                          tests/unit/aggregator/*_test.c)
 UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 PLUGIN_TEST_SRC := $(wildcard tests/plugin/*_test.c)
 PLUGIN_TEST_BIN := $(PLUGIN_TEST_SRC:tests/plugin/%.c=$(BUILD)/tests/plugin/%)
@@ -59,9 +69,14 @@ $(OBJ)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
+# Rebuilt whole: an object whose source moved away must not linger in the archive.
 $(OBJ)/libsluice.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	$(AR) rcs $@ $^
+	rm -f $@ && $(AR) rcs $@ $^
+
+$(AGG_CORE): $(AGG_CORE_SRC:%.c=$(OBJ)/%.o)
+	@mkdir -p $(dir $@)
+	rm -f $@ && $(AR) rcs $@ $^
 
 $(OBJ)/gen/plugins.c: Makefile
 	@mkdir -p $(dir $@)
@@ -83,37 +98,45 @@ $(OBJ)/gen/grok_patterns.o: $(OBJ)/gen/grok_patterns.c
 $(BUILD)/tests/plugin/filter_grok_test: $(OBJ)/gen/grok_patterns.o
 
 $(OBJ)/gen/plugins.o: $(OBJ)/gen/plugins.c
-	$(CC) $(CFLAGS) -Iaggregator -c -o $@ $<
+	$(CC) $(CFLAGS) -Iaggregator/include -c -o $@ $<
 
-$(OBJ)/aggregator/%.o $(OBJ)/plugins/%.o: CFLAGS += -Iaggregator
+# The boundary the build enforces: plugins see the public headers only
+# (lib/include, aggregator/include), never the core's own.
+$(OBJ)/aggregator/%.o: CFLAGS += -Iaggregator -Iaggregator/include
+$(OBJ)/plugins/%.o: CFLAGS += -Iaggregator/include
 
 $(SHIPPER): $(SHIP_OBJ) $(OBJ)/libsluice.a
 	$(CC) $(LDFLAGS) -o $@ $(filter %.o %.a,$^) $(LDLIBS)
 
-$(AGGREGATOR): $(AGG_OBJ) $(OBJ)/libsluice.a
+$(AGGREGATOR): $(AGG_OBJ) $(AGG_CORE) $(OBJ)/libsluice.a
 	$(CC) $(LDFLAGS) -o $@ $(filter %.o %.a,$^) $(LDLIBS)
 
-# A unit test links libsluice; shipper_*_test also links the shipper's
-# modules and agg_*_test the aggregator's (everything but their main.c).
-TEST_CFLAGS  = $(CFLAGS) -Iaggregator -Ishipper -Itests/unit
-$(BUILD)/tests/shipper_%_test: tests/unit/shipper_%_test.c $(SHIP_MOD) $(OBJ)/libsluice.a
+# tests/unit/lib/*_test.c link libsluice; tests/unit/shipper/* also the
+# shipper's modules, tests/unit/aggregator/* the aggregator's (everything but
+# their main.c). Each sees its module's headers and tests/unit/test.h.
+TEST_CFLAGS  = $(CFLAGS) -Itests/unit
+$(BUILD)/tests/lib/%_test: tests/unit/lib/%_test.c $(OBJ)/libsluice.a
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.o %.a,$^) $(LDLIBS)
 
-$(BUILD)/tests/agg_%_test: tests/unit/agg_%_test.c $(AGG_MOD) $(OBJ)/libsluice.a
+$(BUILD)/tests/shipper/%_test: tests/unit/shipper/%_test.c $(SHIP_MOD) $(OBJ)/libsluice.a
 	@mkdir -p $(dir $@)
-	$(CC) $(TEST_CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.o %.a,$^) $(LDLIBS)
+	$(CC) $(TEST_CFLAGS) -Ishipper $(LDFLAGS) -o $@ $(filter %.c %.o %.a,$^) $(LDLIBS)
 
-$(BUILD)/tests/%_test: tests/unit/%_test.c $(OBJ)/libsluice.a
+$(BUILD)/tests/aggregator/%_test: tests/unit/aggregator/%_test.c $(AGG_MOD) $(AGG_CORE) \
+        $(OBJ)/libsluice.a
 	@mkdir -p $(dir $@)
-	$(CC) $(TEST_CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.o %.a,$^) $(LDLIBS)
+	$(CC) $(TEST_CFLAGS) -Iaggregator -Iaggregator/include $(LDFLAGS) -o $@ \
+	    $(filter %.c %.o %.a,$^) $(LDLIBS)
 
-# tests/plugin/<plugin>_test.c links that plugin's objects (plugins/<plugin>/*.c).
+# tests/plugin/<plugin>_test.c links that plugin's objects (plugins/<plugin>/*.c)
+# and the aggregator's core, which it drives the plugin through, as the pipeline does.
 .SECONDEXPANSION:
 $(BUILD)/tests/plugin/%_test: tests/plugin/%_test.c \
-        $$(patsubst %.c,$(OBJ)/%.o,$$(wildcard plugins/$$*/*.c)) $(OBJ)/libsluice.a
+        $$(patsubst %.c,$(OBJ)/%.o,$$(wildcard plugins/$$*/*.c)) $(AGG_CORE) $(OBJ)/libsluice.a
 	@mkdir -p $(dir $@)
-	$(CC) $(TEST_CFLAGS) -Iplugins/$* $(LDFLAGS) -o $@ $(filter %.c %.o %.a,$^) $(LDLIBS)
+	$(CC) $(TEST_CFLAGS) -Iaggregator -Iaggregator/include -Iplugins/$* $(LDFLAGS) -o $@ \
+	    $(filter %.c %.o %.a,$^) $(LDLIBS)
 
 deps:
 	apt-get update -qq

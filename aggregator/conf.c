@@ -6,6 +6,8 @@
  */
 #include "conf.h"
 
+#include "instance.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,6 +169,26 @@ static void read_input(struct sl_cfg *cfg, struct sl_cfg_node *root, struct agg_
     sl_cfg_check_unknown(cfg, in, "input");
 }
 
+/* "unknown filter 'grk' (did you mean 'grok'? filters: grok, date, ...)" */
+static void unknown_plugin(struct sl_cfg *cfg, struct sl_cfg_node *at, const char *where,
+                           enum sl_plugin_kind kind, const char *name)
+{
+    const char *const *names = agg_plugin_names(kind);
+    struct sl_buf b;
+    sl_buf_init(&b, 0);
+    const char *near = sl_cfg_suggest(name, names);
+    if (near) {
+        sl_buf_printf(&b, "did you mean '%s'? ", near);
+    }
+    sl_buf_puts(&b, kind == SL_PLUGIN_OUTPUT ? "outputs:" : "filters:");
+    for (const char *const *n = names; *n; n++) {
+        sl_buf_printf(&b, "%s %s", n == names ? "" : ",", *n);
+    }
+    sl_cfg_error(cfg, at, "%s: unknown %s '%s' (%s)", where,
+                 kind == SL_PLUGIN_OUTPUT ? "output" : "filter", name, sl_buf_cstr(&b));
+    sl_buf_free(&b);
+}
+
 /*
  * Reads a list of single-key maps ({name: {options}}) into *out, resolving
  * each name among the plugins of kind. list_name is "outputs" or "filters".
@@ -199,9 +221,9 @@ static void read_plugins(struct sl_cfg *cfg, struct sl_cfg_node *list, const cha
         }
         const char *name = item->keys[0];
         struct sl_cfg_node *opts = sl_cfg_get(item, name);
-        const struct sl_plugin *p = sl_plugin_find(name, kind);
+        const struct sl_plugin *p = agg_plugin_find(name, kind);
         if (!p) {
-            sl_cfg_error(cfg, item->key_nodes[0], "%s: unknown %s '%s'", where, what, name);
+            unknown_plugin(cfg, item->key_nodes[0], where, kind, name);
             continue;
         }
         struct agg_plugin_conf *pc = &pcs[n];

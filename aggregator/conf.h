@@ -1,5 +1,5 @@
 /*
- * conf.h - the aggregator's configuration (SPEC §4): the input (Lumberjack
+ * conf.h - the aggregator's configuration (docs/aggregator.md, docs/configuration.md): the input (Lumberjack
  * listener), the pipeline (workers, filters), the outputs, the queue, metrics
  * and shutdown. This module checks structure, types, ranges and unknown keys,
  * and resolves each filter/output name to a compiled-in plugin; the plugins'
@@ -20,7 +20,7 @@ struct agg_plugin_conf {
     struct sl_cfg_node *opts;    /* the options map, borrowed from agg_conf.cfg; never NULL */
     struct sl_cfg_node nullmap;  /* stands in for options written as null (`- stdout:`), so
                                   * plugins still have a position to report errors at */
-    char id[96];                 /* "outputs[1] (kafka)": messages and sl_plugin_env.id */
+    char id[96];                 /* "outputs[1] (kafka)": messages and sl_plugin_ctx.id */
 };
 
 enum agg_queue_type { AGG_QUEUE_MEMORY = 0, AGG_QUEUE_PERSISTED };

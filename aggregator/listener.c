@@ -974,7 +974,7 @@ static void on_tick(struct sl_loop *loop, void *arg)
         if (c->npending > 0 && c->out.len == 0) {
             uint64_t since = SL_MAX(c->last_write, c->head ? c->head->submit_ms : 0);
             if (now - since >= l->keepalive_ms) {
-                /* ACK 0 only resets the client's timeout (PROTOCOL.md §2). */
+                /* ACK 0 only resets the client's timeout (docs/protocol.md §2). */
                 queue_ack(c, c->head ? c->head->version : SL_LJ_V2, 0);
                 conn_ref(c);
                 conn_flush(c);

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "conf.h"
+#include "instance.h"
 #include "listener.h"
 #include "pipeline.h"
 #include "sluice/cli.h"
@@ -215,11 +216,43 @@ static void on_signal(struct sl_loop *loop, int signo, void *arg)
     start_stop(a, signo);
 }
 
+/*
+ * --plugin-docs [NAME]: every plugin's options (or NAME's) as Markdown, from
+ * the plugins' own tables: the docs cannot drift from the code.
+ */
+static int plugin_docs(const char *only)
+{
+    struct sl_buf b;
+    sl_buf_init(&b, 0);
+    int found = 0;
+    for (const struct sl_plugin *const *p = sl_plugins; *p; p++) {
+        if (only && strcmp((*p)->name, only) != 0) {
+            continue;
+        }
+        if (found++) {
+            sl_buf_putc(&b, '\n');
+        }
+        agg_plugin_doc(&b, *p);
+    }
+    if (b.len) {
+        fwrite(b.data, 1, b.len, stdout);
+    }
+    sl_buf_free(&b);
+    if (!found) {
+        fprintf(stderr, "%s: no plugin named '%s'\n", PROGRAM, only);
+        return 2;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct sl_cli cli;
     struct agg a = {0};
     int rc = 1;
+    if (argc >= 2 && strcmp(argv[1], "--plugin-docs") == 0) {
+        return plugin_docs(argc >= 3 ? argv[2] : NULL);
+    }
     sl_cli_parse(argc, argv, PROGRAM, DEFAULT_CONFIG, &cli);
     /* Every window allocates and frees megabyte-sized buffers (its arena, the
      * inflated block, output batches). Left to glibc's defaults these go to mmap

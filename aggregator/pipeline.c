@@ -30,34 +30,17 @@
 #include <string.h>
 #include <time.h>
 
-#include "sluice/condition.h"
+#include "condition.h"
+#include "instance.h"
 #include "sluice/log.h"
-
-#define FILTER_EVENTS_NAME "sluice_aggregator_filter_events_total"
-#define FILTER_EVENTS_HELP "Events through each filter, by result (ok|dropped|error)."
-#define OUTPUT_SECONDS_NAME "sluice_aggregator_output_request_seconds"
-#define OUTPUT_SECONDS_HELP "Time from handing a batch to an output to its verdict."
-
-struct stage {
-    const struct sl_plugin *plugin;
-    void *inst;
-    char *id;                  /* "outputs[0] (file)" */
-    struct sl_metric *ok;      /* filters: result ok; outputs: result ok */
-    struct sl_metric *failed;  /* outputs: result failed */
-    struct sl_metric *dropped; /* filters */
-    struct sl_metric *error;   /* filters */
-    struct sl_metric *seconds; /* outputs */
-    struct sl_condition *when; /* filters: run only on events it accepts */
-};
 
 struct agg_job;
 
-/* One output's part of a job: done_arg for that output's done(). */
+/* One output's part of a job: its view of the batch and the core's bookkeeping. */
 struct job_out {
+    struct agg_batch_core core;  /* first: sl_batch.core points here */
+    struct sl_batch batch;
     struct agg_job *job;
-    size_t idx;
-    double start;       /* seconds, monotonic */
-    bool done;
 };
 
 /*
@@ -84,17 +67,18 @@ struct agg_job {
     bool filtered;      /* every slice is back: may go to the outputs when its turn comes */
     size_t waiting;     /* verdicts still to come, +1 while submit() runs */
     int status;         /* first non-OK verdict */
-    size_t nkept;       /* events not dropped by a filter */
+    uint8_t *take;      /* routing: noutputs rows of batch->n (NULL: every output takes all) */
     struct agg_job *prev, *next;
     struct job_out outs[];
 };
 
 struct agg_pipeline {
     struct sl_loop *loop;
-    struct stage *filters;
+    struct sl_instance **filters;
     size_t nfilters;
-    struct stage *outputs;
+    struct sl_instance **outputs;
     size_t noutputs;
+    bool routing;           /* some output has `when` or `else` */
     struct agg_job *jobs;   /* in flight (loop thread only) */
     size_t njobs;
     bool stopping;
@@ -114,71 +98,57 @@ struct agg_pipeline {
     bool quit;
 };
 
-/* Sub-millisecond: a file output answers in microseconds, sl_now_ms() would say 0. */
-static double now_seconds(void)
+/*
+ * Metric labels: an instance's `id:`, else its plugin's name, made unique
+ * by position ("grok", "grok_2") so two instances are never one series.
+ */
+static char *default_label(struct agg_plugin_conf *pcs, size_t n, size_t i)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void stage_free(struct stage *s)
-{
-    if (s->plugin && s->inst) {
-        s->plugin->free(s->inst);
+    const char *name = pcs[i].plugin->name;
+    size_t same = 0;
+    for (size_t k = 0; k < i; k++) {
+        same += strcmp(pcs[k].plugin->name, name) == 0 && !agg_instance_given_id(pcs[k].opts);
     }
-    s->inst = NULL;
-    sl_condition_free(s->when);
-    s->when = NULL;
-    free(s->id);
-    s->id = NULL;
-}
-
-static void *stage_init(struct stage *s, struct agg_conf *conf, struct agg_plugin_conf *pc,
-                        struct sl_loop *loop, struct sl_metrics *metrics)
-{
-    struct sl_plugin_env env = {.loop = loop, .metrics = metrics, .id = pc->id,
-                                .check_only = conf->check_only};
-    s->plugin = pc->plugin;
-    s->id = sl_strdup(pc->id);
-    struct sl_cfg_node *when = sl_cfg_get(pc->opts, "when");
-    bool bad_when = false;
-    if (when && pc->plugin->kind == SL_PLUGIN_FILTER) {
-        /* The core, not each plugin, owns conditions: one grammar everywhere. */
-        char where[128];
-        snprintf(where, sizeof(where), "%s: when", pc->id);
-        s->when = sl_condition_new(&conf->cfg, when, where);
-        bad_when = s->when == NULL;
+    char buf[96];
+    if (same == 0) {
+        snprintf(buf, sizeof(buf), "%s", name);
+    } else {
+        snprintf(buf, sizeof(buf), "%s_%zu", name, same + 1);
     }
-    s->inst = pc->plugin->init(&conf->cfg, pc->opts, &env);
-    if (bad_when && s->inst) {
-        pc->plugin->free(s->inst);
-        s->inst = NULL;
+    return sl_strdup(buf);
+}
+
+/* Two instances with one `id:` would merge their series: refused. */
+static void check_ids(struct sl_cfg *cfg, struct agg_plugin_conf *pcs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *id = agg_instance_given_id(pcs[i].opts);
+        for (size_t k = 0; id && k < i; k++) {
+            const char *other = agg_instance_given_id(pcs[k].opts);
+            if (other && strcmp(id, other) == 0) {
+                sl_cfg_error(cfg, sl_cfg_get(pcs[i].opts, "id"),
+                             "%s: id '%s' is already the id of %s", pcs[i].id, id, pcs[k].id);
+            }
+        }
     }
-    return s->inst;
 }
 
-static void output_metrics(struct stage *s, struct sl_metrics *m)
+static struct sl_instance **make_stages(struct agg_conf *conf, struct agg_plugin_conf *pcs,
+                                        size_t n, struct sl_loop *loop,
+                                        struct sl_metrics *metrics, bool *ok)
 {
-    const char *name = s->plugin->name;
-    const char *ok[] = {"output", name, "result", "ok", NULL};
-    const char *failed[] = {"output", name, "result", "failed", NULL};
-    const char *lbl[] = {"output", name, NULL};
-    s->ok = sl_metrics_counter(m, AGG_OUTPUT_EVENTS_NAME, AGG_OUTPUT_EVENTS_HELP, ok);
-    s->failed = sl_metrics_counter(m, AGG_OUTPUT_EVENTS_NAME, AGG_OUTPUT_EVENTS_HELP, failed);
-    s->seconds = sl_metrics_histogram(m, OUTPUT_SECONDS_NAME, OUTPUT_SECONDS_HELP, lbl,
-                                      sl_metrics_latency_buckets, sl_metrics_latency_nbuckets);
-}
-
-static void filter_metrics(struct stage *s, struct sl_metrics *m)
-{
-    const char *name = s->plugin->name;
-    const char *ok[] = {"filter", name, "result", "ok", NULL};
-    const char *dropped[] = {"filter", name, "result", "dropped", NULL};
-    const char *error[] = {"filter", name, "result", "error", NULL};
-    s->ok = sl_metrics_counter(m, FILTER_EVENTS_NAME, FILTER_EVENTS_HELP, ok);
-    s->dropped = sl_metrics_counter(m, FILTER_EVENTS_NAME, FILTER_EVENTS_HELP, dropped);
-    s->error = sl_metrics_counter(m, FILTER_EVENTS_NAME, FILTER_EVENTS_HELP, error);
+    struct sl_instance **v = sl_calloc(n ? n : 1, sizeof(*v));
+    check_ids(&conf->cfg, pcs, n);
+    /* Every plugin is initialised even after one failed, so -t reports all errors. */
+    for (size_t i = 0; i < n; i++) {
+        char *label = default_label(pcs, n, i);
+        struct agg_instance_args a = {.id = pcs[i].id, .label = label, .loop = loop,
+                                      .metrics = metrics, .check_only = conf->check_only};
+        v[i] = agg_instance_new(pcs[i].plugin, &conf->cfg, pcs[i].opts, &a);
+        *ok = *ok && v[i];
+        free(label);
+    }
+    return v;
 }
 
 struct agg_pipeline *agg_pipeline_new(struct agg_conf *conf, struct sl_loop *loop,
@@ -191,24 +161,12 @@ struct agg_pipeline *agg_pipeline_new(struct agg_conf *conf, struct sl_loop *loo
     p->want_workers = (size_t)(conf->workers > 0 ? conf->workers : 1);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
-    p->filters = sl_calloc(conf->nfilters ? conf->nfilters : 1, sizeof(*p->filters));
-    p->outputs = sl_calloc(conf->noutputs ? conf->noutputs : 1, sizeof(*p->outputs));
-    /* Every plugin is initialised even after one failed, so -t reports all errors. */
-    for (size_t i = 0; i < conf->nfilters; i++) {
-        if (stage_init(&p->filters[i], conf, &conf->filters[i], loop, metrics)) {
-            filter_metrics(&p->filters[i], metrics);
-        } else {
-            ok = false;
-        }
-        p->nfilters++;
-    }
-    for (size_t i = 0; i < conf->noutputs; i++) {
-        if (stage_init(&p->outputs[i], conf, &conf->outputs[i], loop, metrics)) {
-            output_metrics(&p->outputs[i], metrics);
-        } else {
-            ok = false;
-        }
-        p->noutputs++;
+    p->filters = make_stages(conf, conf->filters, conf->nfilters, loop, metrics, &ok);
+    p->nfilters = conf->nfilters;
+    p->outputs = make_stages(conf, conf->outputs, conf->noutputs, loop, metrics, &ok);
+    p->noutputs = conf->noutputs;
+    for (size_t i = 0; ok && i < p->noutputs; i++) {
+        p->routing = p->routing || p->outputs[i]->when || p->outputs[i]->is_else;
     }
     if (!ok || conf->cfg.nerrors) {
         agg_pipeline_free(p);
@@ -234,6 +192,7 @@ static void job_unlink(struct agg_job *j)
 static void job_free(struct agg_job *j)
 {
     free(j->tasks);
+    free(j->take);
     free(j);
 }
 
@@ -251,31 +210,47 @@ static void job_release(struct agg_job *j)
     done(arg, status);
 }
 
-static void output_done(void *done_arg, int status)
+static void output_done(struct agg_batch_core *c, int status)
 {
-    struct job_out *o = done_arg;
+    struct job_out *o = (struct job_out *)c;  /* core is its first member */
     struct agg_job *j = o->job;
-    struct stage *s = &j->p->outputs[o->idx];
-    if (o->done) {
-        /* A plugin bug; counting it twice would complete a job still in use. */
-        sl_error("%s: reported a verdict twice for one batch (ignored)", s->id);
-        return;
-    }
-    o->done = true;
-    sl_hist_observe(s->seconds, now_seconds() - o->start);
-    if (status == SL_OK) {
-        if (!(s->plugin->flags & SL_PLUGIN_COUNTS_OK)) {
-            sl_counter_add(s->ok, j->nkept);
-        }
-    } else {
-        sl_counter_add(s->failed, j->nkept);
-        sl_warn("%s: could not deliver a batch of %zu events (error %d); it will not be "
-                "acknowledged", s->id, j->nkept, status);
-        if (j->status == SL_OK) {
-            j->status = status;
-        }
+    if (status != SL_OK && j->status == SL_OK) {
+        j->status = status;
     }
     job_release(j);
+}
+
+/*
+ * Which output takes which event: an output with `when` the events its
+ * condition accepts, an `else` output those that no `when` output took, any
+ * other output every event. One row of batch->n bytes per output.
+ */
+static void route(struct agg_pipeline *p, struct agg_job *j)
+{
+    struct sl_batch *b = j->batch;
+    j->take = sl_calloc(p->noutputs, b->n ? b->n : 1);
+    for (size_t e = 0; e < b->n; e++) {
+        const struct sl_value *ev = &b->events[e];
+        if (ev->type == SL_V_NULL) {
+            continue;
+        }
+        bool taken = false;
+        for (size_t i = 0; i < p->noutputs; i++) {
+            const struct sl_instance *in = p->outputs[i];
+            if (in->when) {
+                bool yes = sl_condition_eval(in->when, ev);
+                j->take[i * b->n + e] = yes;
+                taken = taken || yes;
+            } else if (!in->is_else) {
+                j->take[i * b->n + e] = 1;
+            }
+        }
+        for (size_t i = 0; i < p->noutputs; i++) {
+            if (p->outputs[i]->is_else) {
+                j->take[i * b->n + e] = !taken;
+            }
+        }
+    }
 }
 
 /*
@@ -286,24 +261,35 @@ static void batch_filtered(struct agg_job *j)
 {
     struct agg_pipeline *p = j->p;
     struct sl_batch *b = j->batch;
-    j->nkept = 0;
+    size_t live = 0;
     for (size_t i = 0; i < b->n; i++) {
-        if (b->events[i].type != SL_V_NULL) {
-            j->nkept++;
-        }
+        live += b->events[i].type != SL_V_NULL;
     }
-    if (j->nkept == 0 || p->stopping) {
+    if (live == 0 || p->stopping) {
         /* Everything dropped: nothing to deliver, the window can be ACKed. Stopping:
          * outputs no longer take batches, so this one must not be ACKed. */
         j->status = p->stopping ? SL_ECLOSED : SL_OK;
         job_release(j);
         return;
     }
-    j->waiting += p->noutputs;
+    if (p->routing) {
+        route(p, j);
+    }
     for (size_t i = 0; i < p->noutputs; i++) {
-        struct stage *s = &p->outputs[i];
-        j->outs[i] = (struct job_out){.job = j, .idx = i, .start = now_seconds()};
-        s->plugin->submit(s->inst, b, output_done, &j->outs[i]);
+        struct job_out *o = &j->outs[i];
+        o->job = j;
+        agg_batch_prepare(&o->batch, &o->core, p->outputs[i], b->events, b->n,
+                          j->take ? j->take + i * b->n : NULL, output_done);
+    }
+    /* Counted before any submit: an output may give its verdict from inside submit(). */
+    for (size_t i = 0; i < p->noutputs; i++) {
+        j->waiting += j->outs[i].batch.count > 0;
+    }
+    for (size_t i = 0; i < p->noutputs; i++) {
+        struct job_out *o = &j->outs[i];
+        if (o->batch.count > 0) {
+            p->outputs[i]->plugin->submit(p->outputs[i]->inst, &o->batch);
+        }
     }
     job_release(j);  /* the submitting code's own hold */
 }
@@ -346,21 +332,10 @@ static void job_filtered(struct agg_job *j)
 static void run_filters(struct agg_pipeline *p, struct sl_value *events, size_t n)
 {
     for (size_t f = 0; f < p->nfilters; f++) {
-        struct stage *s = &p->filters[f];
+        struct sl_instance *in = p->filters[f];
         for (size_t i = 0; i < n; i++) {
-            struct sl_value *ev = &events[i];
-            if (ev->type == SL_V_NULL || (s->when && !sl_condition_eval(s->when, ev))) {
-                continue;
-            }
-            int rc = s->plugin->filter(s->inst, ev);
-            if (rc == SL_FILTER_DROP) {
-                sl_value_clear(ev);
-                sl_counter_inc(s->dropped);
-            } else if (rc < 0) {
-                /* The filter tagged the event (e.g. _grokparsefailure); it flows on. */
-                sl_counter_inc(s->error);
-            } else {
-                sl_counter_inc(s->ok);
+            if (events[i].type != SL_V_NULL) {
+                agg_instance_filter(in, &events[i]);
             }
         }
     }
@@ -551,9 +526,9 @@ size_t agg_pipeline_inflight(const struct agg_pipeline *p)
 void agg_pipeline_reopen(struct agg_pipeline *p)
 {
     for (size_t i = 0; i < p->noutputs; i++) {
-        struct stage *s = &p->outputs[i];
-        if (s->plugin->reopen) {
-            s->plugin->reopen(s->inst);
+        struct sl_instance *in = p->outputs[i];
+        if (in->plugin->reopen) {
+            in->plugin->reopen(in->inst);
         }
     }
 }
@@ -565,9 +540,9 @@ void agg_pipeline_shutdown(struct agg_pipeline *p, uint64_t deadline_ms)
     }
     p->stopping = true;
     for (size_t i = 0; i < p->noutputs; i++) {
-        struct stage *s = &p->outputs[i];
-        if (s->plugin->shutdown) {
-            s->plugin->shutdown(s->inst, deadline_ms);
+        struct sl_instance *in = p->outputs[i];
+        if (in->plugin->shutdown) {
+            in->plugin->shutdown(in->inst, deadline_ms);
         }
     }
 }
@@ -581,11 +556,11 @@ void agg_pipeline_free(struct agg_pipeline *p)
      * first (bounded by the filters' own time limits), queued ones are dropped. */
     stop_workers(p);
     /* Plugins first: one may still report verdicts while it tears down. */
-    for (size_t i = 0; i < p->noutputs; i++) {
-        stage_free(&p->outputs[i]);
+    for (size_t i = 0; p->outputs && i < p->noutputs; i++) {
+        agg_instance_free(p->outputs[i]);
     }
-    for (size_t i = 0; i < p->nfilters; i++) {
-        stage_free(&p->filters[i]);
+    for (size_t i = 0; p->filters && i < p->nfilters; i++) {
+        agg_instance_free(p->filters[i]);
     }
     while (p->jobs) {
         struct agg_job *j = p->jobs;

@@ -7,9 +7,12 @@
  *   1. filtering, on `pipeline.workers` threads: a batch larger than
  *      pipeline.batch_size is cut into slices filtered in parallel; the loop
  *      thread never runs a filter (unless no worker thread could start);
- *   2. "filtered batch ready" (always on the loop thread): the whole batch is
- *      submitted to each output; outputs run on the loop thread. Batches
- *      submitted with the same agg_order reach this step in submit order.
+ *   2. "filtered batch ready" (always on the loop thread): each output gets
+ *      the events it takes (all of them; those its `when` accepts; or, for an
+ *      `else` output, those no `when` output took); outputs run on the loop
+ *      thread. Batches submitted with the same agg_order reach this step in
+ *      submit order. The batch completes once every output that took an
+ *      event has given its verdict.
  *
  * A pipeline is built from one configuration and never changes; a reload
  * builds a new one and the old one finishes the batches it holds. The owner
@@ -43,11 +46,6 @@ struct agg_order {
  * every (non-dropped) event; anything else means the batch must not be ACKed.
  */
 typedef void (*agg_batch_done)(void *arg, int status);
-
-/* Help text of sluice_aggregator_output_events_total: an output plugin that
- * counts its own retry / dead_letter results must register the same text. */
-#define AGG_OUTPUT_EVENTS_NAME SL_OUTPUT_EVENTS_NAME
-#define AGG_OUTPUT_EVENTS_HELP SL_OUTPUT_EVENTS_HELP
 
 /*
  * Instantiates conf's filters and outputs (each plugin's init() reads and checks

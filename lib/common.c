@@ -7,6 +7,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 static void oom(size_t n)
 {
@@ -96,17 +98,6 @@ void sl_wall_pin(uint64_t epoch_ms)
 void sl_wall_unpin(void)
 {
     atomic_store_explicit(&wall_pinned, false, memory_order_release);
-}
-
-size_t sl_format_timestamp(uint64_t epoch_ms, char *out, size_t outlen)
-{
-    time_t secs = (time_t)(epoch_ms / 1000u);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    int n = snprintf(out, outlen, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900,
-                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                     (unsigned)(epoch_ms % 1000u));
-    return n < 0 ? 0 : (size_t)n;
 }
 
 /* Splits "12kb" into 12 and "kb"; rejects signs, blanks and empty numbers. */
@@ -225,4 +216,27 @@ int sl_mkdir_p(const char *dir, unsigned mode)
             *p = c;
         }
     }
+}
+
+int sl_write_all(int fd, const void *buf, size_t n)
+{
+    const char *p = buf;
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR) {
+            continue;
+        }
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            /* An fd inherited in non-blocking mode (stdout): wait for room, not fail. */
+            struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+            poll(&pfd, 1, 1000);
+            continue;
+        }
+        if (w < 0) {
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
 }

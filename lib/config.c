@@ -44,6 +44,46 @@ struct parser {
 
 /* ---- errors ------------------------------------------------------------ */
 
+/* Where an error line "FILE:LINE:COL: ..." points, from its known prefix length. */
+static void line_pos(const char *p, size_t prefix, long *line, long *col)
+{
+    char *end;
+    *line = strtol(p + prefix, &end, 10);
+    *col = *end == ':' ? strtol(end + 1, NULL, 10) : 0;
+}
+
+/*
+ * Keeps the error lines in file order, whatever order the modules check
+ * things in: `-t` reads top to bottom like the file. Equal positions keep
+ * the order they were reported in. Dropped when the buffer is full (still counted).
+ */
+static void insert_in_order(struct sl_cfg *cfg, int line, int col, struct sl_buf *text)
+{
+    struct sl_buf *e = &cfg->errors;
+    size_t prefix = strlen(cfg->file ? cfg->file : "<config>") + 1;
+    size_t at = e->len;
+    for (size_t off = 0; off < e->len;) {
+        const char *nl = memchr(e->data + off, '\n', e->len - off);
+        size_t next = nl ? (size_t)(nl - e->data) + 1 : e->len;
+        long l, c;
+        line_pos(e->data + off, prefix, &l, &c);
+        if (l > line || (l == line && c > col)) {
+            at = off;
+            break;
+        }
+        off = next;
+    }
+    if (at == e->len || sl_buf_append(e, text->data, text->len) != 0) {
+        if (at == e->len) {
+            sl_buf_append(e, text->data, text->len);
+        }
+        return;
+    }
+    /* Appended at the end: rotate it into place. */
+    memmove(e->data + at + text->len, e->data + at, e->len - text->len - at);
+    memcpy(e->data + at, text->data, text->len);
+}
+
 void sl_cfg_error(struct sl_cfg *cfg, const struct sl_cfg_node *n, const char *fmt, ...)
 {
     char msg[CFG_MAX_MSG];
@@ -81,7 +121,7 @@ void sl_cfg_error(struct sl_cfg *cfg, const struct sl_cfg_node *n, const char *f
         }
     }
     sl_buf_putc(&line, '\n');
-    sl_buf_append(&cfg->errors, line.data, line.len);  /* dropped when full; still counted */
+    insert_in_order(cfg, n ? n->line : 1, n ? n->col : 1, &line);
     sl_buf_free(&line);
 }
 
@@ -156,7 +196,7 @@ static bool is_null(const struct sl_cfg_node *n)
            strcmp(s, "Null") == 0 || strcmp(s, "NULL") == 0;
 }
 
-static const char *kind(const struct sl_cfg_node *n)
+const char *sl_cfg_kind(const struct sl_cfg_node *n)
 {
     switch (n->type) {
     case SL_CFG_MAP:
@@ -397,7 +437,7 @@ static struct sl_cfg_node *parse_map(struct parser *p, struct sl_cfg_node *n)
             goto out;
         }
         if (k->type != SL_CFG_SCALAR) {
-            sl_cfg_error(p->cfg, k, "a key must be a string, got %s", kind(k));
+            sl_cfg_error(p->cfg, k, "a key must be a string, got %s", sl_cfg_kind(k));
             node_free(k);
             node_free(v);
             continue;
@@ -510,7 +550,7 @@ static void parse_stream(struct parser *p)
         root = NULL;
     } else if (root->type != SL_CFG_MAP) {
         sl_cfg_error(cfg, root, "the configuration must be a map of options, got %s",
-                     kind(root));
+                     sl_cfg_kind(root));
         node_free(root);
         root = NULL;
     }
@@ -634,19 +674,81 @@ struct sl_cfg_node *sl_cfg_get(struct sl_cfg_node *map, const char *key)
     return NULL;
 }
 
-void sl_cfg_check_unknown(struct sl_cfg *cfg, struct sl_cfg_node *map, const char *where)
+bool sl_cfg_is_null(const struct sl_cfg_node *n)
+{
+    return is_null(n);
+}
+
+/* Levenshtein distance of a and b, or limit + 1 once it exceeds limit. */
+static size_t edit_distance(const char *a, const char *b, size_t limit)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 64 || lb > 64 || (la > lb ? la - lb : lb - la) > limit) {
+        return limit + 1;
+    }
+    size_t row[65];
+    for (size_t j = 0; j <= lb; j++) {
+        row[j] = j;
+    }
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t sub = diag + (tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]));
+            row[j] = SL_MIN(SL_MIN(row[j - 1] + 1, up + 1), sub);
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+const char *sl_cfg_suggest(const char *word, const char *const *known)
+{
+    if (!known) {
+        return NULL;
+    }
+    size_t wl = strlen(word);
+    size_t limit = wl <= 3 ? 1 : wl <= 6 ? 2 : 3;
+    const char *best = NULL;
+    size_t best_d = limit + 1;
+    for (const char *const *k = known; *k; k++) {
+        /* "verification" for "verification_mode": a prefix is as good as a typo. */
+        if (wl >= 4 && strncasecmp(*k, word, wl) == 0) {
+            return *k;
+        }
+        size_t d = edit_distance(word, *k, limit);
+        if (d < best_d) {
+            best_d = d;
+            best = *k;
+        }
+    }
+    return best;
+}
+
+void sl_cfg_check_unknown_in(struct sl_cfg *cfg, struct sl_cfg_node *map, const char *where,
+                             const char *const *known)
 {
     if (!map || map->type != SL_CFG_MAP) {
         return;
     }
     for (size_t i = 0; i < map->n; i++) {
         if (!map->used[i]) {
-            char tmp[CFG_SHOW_MAX + 4];
-            sl_cfg_error(cfg, map->key_nodes[i], "%s%sunknown option '%s'", where ? where : "",
-                         where && *where ? ": " : "", shown(map->keys[i], tmp, sizeof(tmp)));
+            char tmp[CFG_SHOW_MAX + 4], hint[CFG_SHOW_MAX + 24] = "";
+            const char *near = sl_cfg_suggest(map->keys[i], known);
+            if (near) {
+                snprintf(hint, sizeof(hint), " (did you mean '%s'?)", near);
+            }
+            sl_cfg_error(cfg, map->key_nodes[i], "%s%sunknown option '%s'%s", where ? where : "",
+                         where && *where ? ": " : "", shown(map->keys[i], tmp, sizeof(tmp)), hint);
             map->used[i] = true;  /* report each key once */
         }
     }
+}
+
+void sl_cfg_check_unknown(struct sl_cfg *cfg, struct sl_cfg_node *map, const char *where)
+{
+    sl_cfg_check_unknown_in(cfg, map, where, NULL);
 }
 
 bool sl_cfg_is_map(struct sl_cfg *cfg, struct sl_cfg_node *node, const char *where)
@@ -655,7 +757,7 @@ bool sl_cfg_is_map(struct sl_cfg *cfg, struct sl_cfg_node *node, const char *whe
         return true;
     }
     sl_cfg_error(cfg, node, "%s%smust be a map, got %s", where ? where : "",
-                 where && *where ? ": " : "", kind(node));
+                 where && *where ? ": " : "", sl_cfg_kind(node));
     return false;
 }
 
@@ -675,7 +777,7 @@ static void opt_error(struct sl_cfg *cfg, const struct sl_cfg_node *n, const cha
 }
 
 /* "must be <expect>, got 'value'" (or "got a map") at n. */
-static void bad_value(struct sl_cfg *cfg, const struct sl_cfg_node *n, const char *where,
+void sl_cfg_bad_value(struct sl_cfg *cfg, const struct sl_cfg_node *n, const char *where,
                       const char *key, const char *expect)
 {
     if (n->type == SL_CFG_SCALAR && !is_null(n)) {
@@ -683,8 +785,23 @@ static void bad_value(struct sl_cfg *cfg, const struct sl_cfg_node *n, const cha
         opt_error(cfg, n, where, key, "must be %s, got '%s'", expect,
                   shown(n->scalar, tmp, sizeof(tmp)));
     } else {
-        opt_error(cfg, n, where, key, "must be %s, got %s", expect, kind(n));
+        opt_error(cfg, n, where, key, "must be %s, got %s", expect, sl_cfg_kind(n));
     }
+}
+
+int sl_cfg_parse_bool(const char *s)
+{
+    static const char *const yes[] = {"true", "yes", "on"};
+    static const char *const no[] = {"false", "no", "off"};
+    for (size_t i = 0; i < SL_ARRAY_LEN(yes); i++) {
+        if (strcasecmp(s, yes[i]) == 0) {
+            return 1;
+        }
+        if (strcasecmp(s, no[i]) == 0) {
+            return 0;
+        }
+    }
+    return -1;
 }
 
 /* The value of key when it is present and not null; NULL means "use def". */
@@ -699,7 +816,7 @@ int sl_cfg_str(struct sl_cfg *cfg, struct sl_cfg_node *map, const char *where, c
 {
     struct sl_cfg_node *n = lookup(map, key);
     if (n && n->type != SL_CFG_SCALAR) {
-        bad_value(cfg, n, where, key, "a string");
+        sl_cfg_bad_value(cfg, n, where, key, "a string");
         *out = def ? sl_strdup(def) : NULL;
         return SL_EINVAL;
     }
@@ -711,26 +828,17 @@ int sl_cfg_str(struct sl_cfg *cfg, struct sl_cfg_node *map, const char *where, c
 int sl_cfg_bool(struct sl_cfg *cfg, struct sl_cfg_node *map, const char *where, const char *key,
                 bool def, bool *out)
 {
-    static const char *const yes[] = {"true", "yes", "on"};
-    static const char *const no[] = {"false", "no", "off"};
     *out = def;
     struct sl_cfg_node *n = lookup(map, key);
     if (!n) {
         return 0;
     }
-    if (n->type == SL_CFG_SCALAR) {
-        for (size_t i = 0; i < SL_ARRAY_LEN(yes); i++) {
-            if (strcasecmp(n->scalar, yes[i]) == 0) {
-                *out = true;
-                return 0;
-            }
-            if (strcasecmp(n->scalar, no[i]) == 0) {
-                *out = false;
-                return 0;
-            }
-        }
+    int b = n->type == SL_CFG_SCALAR ? sl_cfg_parse_bool(n->scalar) : -1;
+    if (b >= 0) {
+        *out = b == 1;
+        return 0;
     }
-    bad_value(cfg, n, where, key, "true or false");
+    sl_cfg_bad_value(cfg, n, where, key, "true or false");
     return SL_EINVAL;
 }
 
@@ -759,7 +867,7 @@ int sl_cfg_int(struct sl_cfg *cfg, struct sl_cfg_node *map, const char *where, c
         return 0;
     }
     if (n->type != SL_CFG_SCALAR) {
-        bad_value(cfg, n, where, key, "an integer");
+        sl_cfg_bad_value(cfg, n, where, key, "an integer");
         return SL_EINVAL;
     }
     const char *s = n->scalar;
@@ -770,7 +878,7 @@ int sl_cfg_int(struct sl_cfg *cfg, struct sl_cfg_node *map, const char *where, c
     if (!(isdigit((unsigned char)s[0]) || ((s[0] == '-' || s[0] == '+') &&
                                             isdigit((unsigned char)s[1]))) ||
         *end != '\0' || errno == ERANGE) {
-        bad_value(cfg, n, where, key, "an integer");
+        sl_cfg_bad_value(cfg, n, where, key, "an integer");
         return SL_EINVAL;
     }
     if (v < min || v > max) {
@@ -778,7 +886,7 @@ int sl_cfg_int(struct sl_cfg *cfg, struct sl_cfg_node *map, const char *where, c
         snprintf(lo, sizeof(lo), "%" PRId64, min);
         snprintf(hi, sizeof(hi), "%" PRId64, max);
         range_text(range, sizeof(range), min != INT64_MIN, max != INT64_MAX, lo, hi);
-        bad_value(cfg, n, where, key, range);
+        sl_cfg_bad_value(cfg, n, where, key, range);
         return SL_EINVAL;
     }
     *out = v;
@@ -832,7 +940,7 @@ static int get_u64(struct sl_cfg *cfg, struct sl_cfg_node *map, const char *wher
     }
     uint64_t v;
     if (n->type != SL_CFG_SCALAR || parse(n->scalar, &v) != 0) {
-        bad_value(cfg, n, where, key, like);
+        sl_cfg_bad_value(cfg, n, where, key, like);
         return SL_EINVAL;
     }
     if (v < min || v > max) {
@@ -840,7 +948,7 @@ static int get_u64(struct sl_cfg *cfg, struct sl_cfg_node *map, const char *wher
         format(min, lo, sizeof(lo));
         format(max, hi, sizeof(hi));
         range_text(range, sizeof(range), min != 0, max != UINT64_MAX, lo, hi);
-        bad_value(cfg, n, where, key, range);
+        sl_cfg_bad_value(cfg, n, where, key, range);
         return SL_EINVAL;
     }
     *out = v;
@@ -884,7 +992,7 @@ int sl_cfg_enum(struct sl_cfg *cfg, struct sl_cfg_node *map, const char *where, 
     for (int i = 0; choices[i]; i++) {
         sl_buf_printf(&list, "%s%s", i ? ", " : "", choices[i]);
     }
-    bad_value(cfg, n, where, key, sl_buf_cstr(&list));
+    sl_cfg_bad_value(cfg, n, where, key, sl_buf_cstr(&list));
     sl_buf_free(&list);
     return SL_EINVAL;
 }
@@ -905,7 +1013,7 @@ int sl_cfg_strlist(struct sl_cfg *cfg, struct sl_cfg_node *map, const char *wher
         return 0;
     }
     if (v->type != SL_CFG_SEQ) {
-        bad_value(cfg, v, where, key, "a string or a list of strings");
+        sl_cfg_bad_value(cfg, v, where, key, "a string or a list of strings");
         *out = sl_calloc(1, sizeof(**out));
         return SL_EINVAL;
     }
@@ -916,7 +1024,7 @@ int sl_cfg_strlist(struct sl_cfg *cfg, struct sl_cfg_node *map, const char *wher
         if (item->type != SL_CFG_SCALAR || is_null(item)) {
             char name[CFG_MAX_MSG / 2];
             snprintf(name, sizeof(name), "%s[%zu]", key, i);
-            bad_value(cfg, item, where, name, "a string");
+            sl_cfg_bad_value(cfg, item, where, name, "a string");
             rc = SL_EINVAL;
             continue;
         }

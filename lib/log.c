@@ -4,6 +4,7 @@
  * interleave. JSON records are escaped with the same writer as events.
  */
 #include "sluice/log.h"
+#include "sluice/time.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -60,7 +61,7 @@ void sl_log_write(enum sl_log_level level, const char *fmt, ...)
     size_t mlen = SL_MIN((size_t)n, sizeof(msg) - 1);
 
     char stamp[32];
-    sl_format_timestamp(sl_wall_ms(), stamp, sizeof(stamp));
+    sl_timestamp_format((int64_t)sl_wall_ms(), stamp, sizeof(stamp));
     struct sl_buf b;
     sl_buf_init(&b, 16384);
     if (log_format == SL_LOG_JSON) {

@@ -2,7 +2,7 @@
  * lumberjack.c - the Lumberjack (Beats) v1/v2 codec: an incremental decoder
  * for the server side and frame encoders for the client side. Pure codec: it
  * never touches a socket, a clock or a log; the caller decides what an error
- * means for the connection (PROTOCOL.md §5 and §7: close it, without ACK).
+ * means for the connection (docs/protocol.md §5 and §7: close it, without ACK).
  *
  * Decoder design, for ~1M events/s:
  *  - Received bytes go to one bounded buffer (in) that is consumed by offset;

@@ -514,3 +514,78 @@ void sl_event_add_tag(struct sl_value *event, const char *tag)
     }
     sl_value_set_str(sl_arr_push(tags), tag, tlen);
 }
+
+/* ---- compiled field references: the same grammar (ref_iter), split once ---- */
+
+int sl_fieldref_init(struct sl_fieldref *r, const char *ref)
+{
+    memset(r, 0, sizeof(*r));
+    int n = ref_validate(ref);
+    if (n <= 0) {
+        return SL_EINVAL;
+    }
+    r->text = sl_strdup(ref);
+    r->segs = sl_calloc((size_t)n, sizeof(*r->segs));
+    struct ref_iter it;
+    ref_init(&it, r->text);
+    for (int i = 0; i < n; i++) {
+        ref_next(&it, &r->segs[i].name, &r->segs[i].len);
+    }
+    r->nsegs = (size_t)n;
+    return 0;
+}
+
+void sl_fieldref_free(struct sl_fieldref *r)
+{
+    if (!r) {
+        return;
+    }
+    free(r->text);
+    free(r->segs);
+    memset(r, 0, sizeof(*r));
+}
+
+struct sl_value *sl_fieldref_get(const struct sl_fieldref *r, const struct sl_value *root)
+{
+    if (!root || r->nsegs == 0) {
+        return NULL;
+    }
+    const struct sl_value *cur = root;
+    for (size_t i = 0; i < r->nsegs; i++) {
+        cur = sl_obj_get(cur, r->segs[i].name, r->segs[i].len);
+        if (!cur) {
+            return NULL;
+        }
+    }
+    return (struct sl_value *)cur;
+}
+
+struct sl_value *sl_fieldref_put(const struct sl_fieldref *r, struct sl_value *root)
+{
+    if (!root || r->nsegs == 0 || (root->type != SL_V_NULL && root->type != SL_V_OBJECT)) {
+        return NULL;
+    }
+    struct sl_value *cur = root;
+    for (size_t i = 0; i < r->nsegs; i++) {
+        if (cur->type != SL_V_OBJECT) {
+            sl_value_set_object(cur);  /* intermediate non-object: replaced */
+        }
+        cur = sl_obj_put(cur, r->segs[i].name, r->segs[i].len);
+    }
+    return cur;
+}
+
+int sl_fieldref_del(const struct sl_fieldref *r, struct sl_value *root)
+{
+    if (!root || r->nsegs == 0) {
+        return SL_EINVAL;
+    }
+    struct sl_value *cur = root;
+    for (size_t i = 0; i + 1 < r->nsegs; i++) {
+        cur = sl_obj_get(cur, r->segs[i].name, r->segs[i].len);
+        if (!cur) {
+            return SL_ENOENT;
+        }
+    }
+    return sl_obj_del(cur, r->segs[r->nsegs - 1].name, r->segs[r->nsegs - 1].len);
+}

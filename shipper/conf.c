@@ -1,5 +1,5 @@
 /*
- * conf.c - reads the shipper's YAML (SPEC §2) into struct shipper_conf. Every
+ * conf.c - reads the shipper's YAML (docs/configuration.md) into struct shipper_conf. Every
  * map is finished with sl_cfg_check_unknown so that typos are errors. Static
  * parts of the event ("fields", "tags") are encoded to JSON here, once, so the
  * per-line path only copies bytes.

@@ -1,5 +1,5 @@
 /*
- * conf.h - the shipper's configuration (SPEC §2), parsed and checked from YAML.
+ * conf.h - the shipper's configuration (docs/configuration.md), parsed and checked from YAML.
  */
 #ifndef SHIPPER_CONF_H
 #define SHIPPER_CONF_H

@@ -1,5 +1,5 @@
 /*
- * event.h - builds the Beats-compatible event (SPEC §3) for one line, as JSON
+ * event.h - builds the Beats-compatible event (docs/configuration.md, The event) for one line, as JSON
  * text, straight into a buffer. Everything that does not change from line to
  * line (host, agent, fields, tags) is encoded once per input.
  */

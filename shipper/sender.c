@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "sluice/backoff.h"
 #include "sluice/log.h"
 #include "sluice/lumberjack.h"
 #include "sluice/net.h"
@@ -50,7 +51,7 @@ struct conn {
     uint64_t last_progress;  /* monotonic: last ACK (or keepalive) or the first send */
     uint64_t since;          /* monotonic: connect start */
     uint64_t retry_at;
-    uint64_t backoff;
+    struct sl_backoff backoff;  /* reset by an ACK: a connect alone proves little */
     int64_t cw;              /* smooth weighted round robin */
     struct sl_metric *m_errors;
     struct sl_metric *m_up;
@@ -72,15 +73,6 @@ struct sender {
 
 static void conn_connect(struct conn *c);
 static void conn_io(struct sl_loop *loop, int fd, unsigned events, void *arg);
-
-static uint64_t jitter(uint64_t d)
-{
-    /* Equal jitter: somewhere in [d/2, d), so reconnecting shippers spread out. */
-    if (d < 2) {
-        return d;
-    }
-    return d / 2 + (uint64_t)random() % (d / 2);
-}
 
 static void conn_fail(struct conn *c, const char *why)
 {
@@ -104,8 +96,7 @@ static void conn_fail(struct conn *c, const char *why)
     c->rlen = 0;
     c->state = C_DOWN;
     sl_gauge_set(c->m_up, 0);
-    c->retry_at = sl_now_ms() + jitter(c->backoff);
-    c->backoff = SL_MIN(c->backoff * 2, s->conf->backoff_max_ms);
+    c->retry_at = sl_now_ms() + sl_backoff_next(&c->backoff);
 }
 
 static void conn_want(struct conn *c)
@@ -248,7 +239,7 @@ static void handle_ack(struct conn *c, uint32_t seq)
     }
     struct inflight head = c->fl[0];
     s->last_ack_wall = sl_wall_ms();
-    c->backoff = s->conf->backoff_init_ms;
+    sl_backoff_reset(&c->backoff);
     if (seq == head.count) {
         memmove(&c->fl[0], &c->fl[1], (size_t)(c->nfl - 1) * sizeof(c->fl[0]));
         c->nfl--;
@@ -436,7 +427,11 @@ struct sender *sender_new(struct sl_loop *loop, const struct output_conf *conf, 
         c->s = s;
         c->host = &conf->hosts[i];
         c->fd = -1;
-        c->backoff = conf->backoff_init_ms;
+        /* Seeded per process and host, so that shippers restarted together
+         * (or reconnecting to the same aggregator) do not retry in step. */
+        uint32_t seed = ((uint32_t)getpid() * 2654435761u) ^ (uint32_t)sl_now_ms() ^
+                        ((uint32_t)(i + 1) * 0x85ebca6bu);
+        sl_backoff_init(&c->backoff, conf->backoff_init_ms, conf->backoff_max_ms, seed);
         sl_buf_init(&c->wbuf, 0);
         const char *labels[] = {"host", c->host->addr, NULL};
         c->m_errors = sl_metrics_counter(metrics, "sluice_shipper_connection_errors_total",

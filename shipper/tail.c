@@ -25,6 +25,7 @@
 #include "event.h"
 #include "glob.h"
 #include "sluice/json.h"
+#include "sluice/time.h"
 #include "sluice/log.h"
 
 #define CHUNK (64u * 1024u)
@@ -199,7 +200,7 @@ static void stamp_now(struct tail *t)
     uint64_t now = sl_wall_ms();
     if (now != t->ts_ms) {
         t->ts_ms = now;
-        sl_format_timestamp(now, t->ts, sizeof(t->ts));
+        sl_timestamp_format((int64_t)now, t->ts, sizeof(t->ts));
     }
 }
 

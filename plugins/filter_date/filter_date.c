@@ -22,6 +22,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "sluice/config.h"
 #include "sluice/plugin.h"
 #include "sluice/template.h"
 
@@ -534,14 +536,21 @@ struct format {
 };
 
 struct filter_date {
-    char *id;
+    /* Options. */
+    struct sl_cfg_node *match;   /* [field, format, ...]: read in init (valid then only) */
     struct sl_fieldref field;
-    char *target;
+    struct sl_strv formats;
+    struct sl_fieldref target;
+    char *timezone;
+    char *locale;
+
+    /* Derived in init. */
+    struct sl_fieldref match_field;  /* match's field */
+    const struct sl_fieldref *src;   /* field or match_field */
     struct format *fmts;
     size_t nfmts;
     struct zone zone;            /* the timezone option */
     struct tz *zone_tz;          /* owned when the option names a TZif zone */
-    char **tags;
     char *tzdir;
 
     /* Zones named inside events (ZZZ): loaded once each, then shared read-only. */
@@ -551,6 +560,29 @@ struct filter_date {
         struct tz *tz;           /* NULL: no such zone (remembered, not retried) */
     } cache[ZONE_CACHE_MAX];
     size_t ncache;
+};
+
+/*
+ * match is Logstash's [field, format, format...]: a list whose first item
+ * means something else than the rest, which no table type says; init reads
+ * it and reports its errors itself.
+ */
+static const struct sl_opt date_opts[] = {
+    {.name = "field", .type = SL_OPT_FIELD, .flags = SL_OPT_NONEMPTY,
+     .offset = offsetof(struct filter_date, field),
+     .doc = "the field holding the text (required, or match)"},
+    {.name = "formats", .type = SL_OPT_LIST, .offset = offsetof(struct filter_date, formats),
+     .doc = "formats tried in order: Joda-style patterns, ISO8601, UNIX, UNIX_MS, TAI64N "
+            "(required with field)"},
+    {.name = "match", .type = SL_OPT_NODE, .offset = offsetof(struct filter_date, match),
+     .doc = "Logstash's [field, format, ...], instead of field and formats"},
+    {.name = "target", .type = SL_OPT_FIELD, .def = "@timestamp", .flags = SL_OPT_NONEMPTY,
+     .offset = offsetof(struct filter_date, target), .doc = "the field the result is written to"},
+    {.name = "timezone", .type = SL_OPT_STRING, .offset = offsetof(struct filter_date, timezone),
+     .doc = "zone of texts that carry none: an IANA name or a fixed offset; default UTC"},
+    {.name = "locale", .type = SL_OPT_STRING, .offset = offsetof(struct filter_date, locale),
+     .doc = "accepted when English (en, en_US, C, POSIX): names are always English"},
+    {0},
 };
 
 static const char *const month_names[12] = {"january", "february", "march",     "april",
@@ -1219,10 +1251,10 @@ static bool parse_one(struct filter_date *fd, const struct format *f, const stru
     return false;
 }
 
-static int date_filter(void *inst, struct sl_value *event)
+static enum sl_filter_result date_filter(void *inst, struct sl_value *event)
 {
     struct filter_date *fd = inst;
-    const struct sl_value *v = sl_fieldref_get(&fd->field, event);
+    const struct sl_value *v = sl_fieldref_get(fd->src, event);
     if (!v) {
         return SL_FILTER_KEEP;  /* nothing to parse is not a failure (Logstash agrees) */
     }
@@ -1238,7 +1270,7 @@ static int date_filter(void *inst, struct sl_value *event)
         if (parse_one(fd, &fd->fmts[i], v, event, &ms) &&
             sl_timestamp_format(ms, out, sizeof(out)) > 0) {
             /* v points into the event: done with it before the event changes. */
-            struct sl_value *slot = sl_field_put(event, fd->target);
+            struct sl_value *slot = sl_field_put(event, fd->target.text);
             if (!slot) {
                 break;
             }
@@ -1246,61 +1278,37 @@ static int date_filter(void *inst, struct sl_value *event)
             return SL_FILTER_KEEP;
         }
     }
-    for (char **t = fd->tags; *t; t++) {
-        sl_event_add_tag(event, *t);
-    }
-    return SL_FILTER_KEEP;
+    return SL_FILTER_FAIL;
 }
 
 /* ---- configuration -------------------------------------------------------- */
 
-static void date_free(void *inst)
+/* Compiles one format (item i of the option opt) into fd->fmts[fd->nfmts]. */
+static bool add_format(struct sl_plugin_ctx *ctx, struct filter_date *fd, const char *opt,
+                       size_t i, const char *text)
 {
-    struct filter_date *fd = inst;
-    if (!fd) {
-        return;
-    }
-    free(fd->id);
-    sl_fieldref_free(&fd->field);
-    free(fd->target);
-    for (size_t i = 0; i < fd->nfmts; i++) {
-        format_free(&fd->fmts[i]);
-    }
-    free(fd->fmts);
-    tz_free(fd->zone_tz);
-    sl_cfg_strv_free(fd->tags);
-    free(fd->tzdir);
-    for (size_t i = 0; i < fd->ncache; i++) {
-        tz_free(fd->cache[i].tz);
-    }
-    pthread_mutex_destroy(&fd->cache_lock);
-    free(fd);
-}
-
-static bool add_format(struct sl_cfg *cfg, struct filter_date *fd, struct sl_cfg_node *n)
-{
-    if (n->type != SL_CFG_SCALAR || n->scalar[0] == '\0') {
-        sl_cfg_error(cfg, n, "%s: a format must be a pattern or ISO8601, UNIX, UNIX_MS, TAI64N",
-                     fd->id);
+    if (!text || !*text) {
+        sl_plugin_error_at(ctx, opt, NULL, i,
+                           "a format must be a pattern or ISO8601, UNIX, UNIX_MS, TAI64N");
         return false;
     }
     struct format *f = &fd->fmts[fd->nfmts];
     memset(f, 0, sizeof(*f));
-    f->text = sl_strdup(n->scalar);
-    if (strcmp(f->text, "ISO8601") == 0) {
+    f->text = sl_strdup(text);
+    if (strcmp(text, "ISO8601") == 0) {
         f->kind = FMT_ISO8601;
-    } else if (strcmp(f->text, "UNIX") == 0) {
+    } else if (strcmp(text, "UNIX") == 0) {
         f->kind = FMT_UNIX;
-    } else if (strcmp(f->text, "UNIX_MS") == 0) {
+    } else if (strcmp(text, "UNIX_MS") == 0) {
         f->kind = FMT_UNIX_MS;
-    } else if (strcmp(f->text, "TAI64N") == 0) {
+    } else if (strcmp(text, "TAI64N") == 0) {
         f->kind = FMT_TAI64N;
     } else {
         f->kind = FMT_JODA;
         char why[96];
         const char *err = compile_joda(f, f->text, why, sizeof(why));
         if (err) {
-            sl_cfg_error(cfg, n, "%s: format '%s' %s", fd->id, f->text, err);
+            sl_plugin_error_at(ctx, opt, NULL, i, "format '%s' %s", text, err);
             format_free(f);
             return false;
         }
@@ -1309,127 +1317,115 @@ static bool add_format(struct sl_cfg *cfg, struct filter_date *fd, struct sl_cfg
     return true;
 }
 
-/* The timezone option: a fixed offset or an IANA name read from the zoneinfo directory. */
-static bool set_timezone(struct sl_cfg *cfg, struct filter_date *fd, struct sl_cfg_node *opts)
+/* match: [field, format, ...] into match_field and the formats. */
+static void read_match(struct sl_plugin_ctx *ctx, struct filter_date *fd)
 {
-    char *tzname = NULL;
-    if (sl_cfg_str(cfg, opts, fd->id, "timezone", NULL, &tzname) != 0) {
-        return false;
+    struct sl_cfg_node *m = fd->match;
+    if (sl_plugin_given(ctx, "field") || sl_plugin_given(ctx, "formats")) {
+        sl_plugin_error(ctx, "match", "use either 'match' or 'field' with 'formats', not both");
+        return;
     }
-    bool ok = true;
-    if (tzname && !fixed_offset(tzname, strlen(tzname), &fd->zone.fixed)) {
-        char err[600];
-        fd->zone_tz = tz_load(fd->tzdir, tzname, strlen(tzname), err, sizeof(err));
-        if (fd->zone_tz) {
-            fd->zone.tz = fd->zone_tz;
-        } else {
-            sl_cfg_error(cfg, sl_cfg_get(opts, "timezone"),
-                         "%s: option 'timezone' is not a time zone: '%s' (%s)", fd->id, tzname,
-                         err);
-            ok = false;
-        }
+    if (m->type != SL_CFG_SEQ || m->n < 2 || m->items[0]->type != SL_CFG_SCALAR) {
+        sl_plugin_error(ctx, "match", "option 'match' must be a list [field, format, ...]");
+        return;
     }
-    free(tzname);
-    return ok;
+    const char *field = m->items[0]->scalar;
+    if (sl_fieldref_init(&fd->match_field, field) != 0) {
+        sl_plugin_error_at(ctx, "match", NULL, 0,
+                           "option 'match': '%s' is not a valid field reference", field);
+    }
+    fd->src = &fd->match_field;
+    fd->fmts = sl_calloc(m->n - 1, sizeof(*fd->fmts));
+    for (size_t i = 1; i < m->n; i++) {
+        struct sl_cfg_node *item = m->items[i];
+        add_format(ctx, fd, "match", i, item->type == SL_CFG_SCALAR ? item->scalar : NULL);
+    }
 }
 
-static void *date_init(struct sl_cfg *cfg, struct sl_cfg_node *opts, struct sl_plugin_env *env)
+/* field + formats: the cross-option rules the table cannot state. */
+static void read_field_formats(struct sl_plugin_ctx *ctx, struct filter_date *fd)
 {
-    struct filter_date *fd = sl_calloc(1, sizeof(*fd));
-    pthread_mutex_init(&fd->cache_lock, NULL);
-    fd->id = sl_strdup(env && env->id ? env->id : "date");
+    if (fd->field.nsegs == 0) {
+        sl_plugin_error(ctx, "field",
+                        "option 'field' is required (or match: [field, format, ...])");
+        return;
+    }
+    if (fd->formats.n == 0) {
+        sl_plugin_error(ctx, "formats", "option 'formats' is required");
+        return;
+    }
+    fd->src = &fd->field;
+    fd->fmts = sl_calloc(fd->formats.n, sizeof(*fd->fmts));
+    for (size_t i = 0; i < fd->formats.n; i++) {
+        add_format(ctx, fd, "formats", i, fd->formats.v[i]);
+    }
+}
+
+/* The timezone option: a fixed offset or an IANA name read from the zoneinfo directory. */
+static void set_timezone(struct sl_plugin_ctx *ctx, struct filter_date *fd)
+{
+    const char *name = fd->timezone;
+    if (!name || fixed_offset(name, strlen(name), &fd->zone.fixed)) {
+        return;
+    }
+    char err[600];
+    fd->zone_tz = tz_load(fd->tzdir, name, strlen(name), err, sizeof(err));
+    if (!fd->zone_tz) {
+        sl_plugin_error(ctx, "timezone", "option 'timezone' is not a time zone: '%s' (%s)", name,
+                        err);
+        return;
+    }
+    fd->zone.tz = fd->zone_tz;
+}
+
+static int date_init(void *inst, struct sl_plugin_ctx *ctx)
+{
+    struct filter_date *fd = inst;
+    pthread_mutex_init(&fd->cache_lock, NULL);  /* first: fini destroys it whatever fails */
     /* Read once here, not per zone load: environment reads are not thread-safe. */
     const char *dir = getenv("TZDIR");
     fd->tzdir = sl_strdup(dir && *dir ? dir : "/usr/share/zoneinfo");
-    int nerrors = cfg->nerrors;
-    sl_cfg_get(opts, "when");  /* the core evaluates it */
-
-    struct sl_cfg_node *match = sl_cfg_get(opts, "match");
-    struct sl_cfg_node *formats = sl_cfg_get(opts, "formats");
-    char *field = NULL;
-    sl_cfg_str(cfg, opts, fd->id, "field", NULL, &field);
-    struct sl_cfg_node *field_node = sl_cfg_get(opts, "field");
-    if (match && (field_node || formats)) {
-        sl_cfg_error(cfg, match, "%s: use either 'match' or 'field' with 'formats', not both",
-                     fd->id);
-    } else if (match) {
-        if (match->type != SL_CFG_SEQ || match->n < 2 || match->items[0]->type != SL_CFG_SCALAR) {
-            sl_cfg_error(cfg, match, "%s: option 'match' must be a list [field, format, ...]",
-                         fd->id);
-        } else {
-            field = sl_strdup(match->items[0]->scalar);
-            field_node = match->items[0];
-            fd->fmts = sl_calloc(match->n - 1, sizeof(*fd->fmts));
-            for (size_t i = 1; i < match->n; i++) {
-                add_format(cfg, fd, match->items[i]);
-            }
-        }
-    } else if (!field) {
-        sl_cfg_error(cfg, opts, "%s: option 'field' is required (or match: [field, format, ...])",
-                     fd->id);
-    } else if (!formats || (formats->type == SL_CFG_SEQ && formats->n == 0)) {
-        sl_cfg_error(cfg, formats ? formats : opts, "%s: option 'formats' is required", fd->id);
-    } else if (formats->type == SL_CFG_SCALAR) {
-        fd->fmts = sl_calloc(1, sizeof(*fd->fmts));
-        add_format(cfg, fd, formats);
-    } else if (formats->type == SL_CFG_SEQ) {
-        fd->fmts = sl_calloc(formats->n, sizeof(*fd->fmts));
-        for (size_t i = 0; i < formats->n; i++) {
-            add_format(cfg, fd, formats->items[i]);
-        }
+    if (fd->match) {
+        read_match(ctx, fd);
     } else {
-        sl_cfg_error(cfg, formats, "%s: option 'formats' must be a list of formats, got a map",
-                     fd->id);
+        read_field_formats(ctx, fd);
     }
-    if (field && sl_fieldref_init(&fd->field, field) != 0) {
-        sl_cfg_error(cfg, field_node, "%s: '%s' is not a valid field reference", fd->id, field);
-    }
-    free(field);
-
-    if (sl_cfg_str(cfg, opts, fd->id, "target", "@timestamp", &fd->target) == 0) {
-        struct sl_fieldref check;
-        if (sl_fieldref_init(&check, fd->target) != 0) {
-            sl_cfg_error(cfg, sl_cfg_get(opts, "target"),
-                         "%s: option 'target' is not a valid field reference: '%s'", fd->id,
-                         fd->target);
-        }
-        sl_fieldref_free(&check);
-    }
-    set_timezone(cfg, fd, opts);
-
-    /* Absent means Logstash's default; an explicit [] means "tag nothing". */
-    bool tags_given = sl_cfg_get(opts, "tag_on_failure") != NULL;
-    size_t ntags;
-    sl_cfg_strlist(cfg, opts, fd->id, "tag_on_failure", &fd->tags, &ntags);
-    if (!tags_given) {
-        sl_cfg_strv_free(fd->tags);
-        fd->tags = sl_calloc(2, sizeof(*fd->tags));
-        fd->tags[0] = sl_strdup("_dateparsefailure");
-    }
-
+    set_timezone(ctx, fd);
     /* Logstash configs often say locale: en; names are English here, always. */
-    char *locale = NULL;
-    if (sl_cfg_str(cfg, opts, fd->id, "locale", NULL, &locale) == 0 && locale &&
-        strncasecmp(locale, "en", 2) != 0 && strcmp(locale, "C") != 0 &&
-        strcmp(locale, "POSIX") != 0) {
-        sl_cfg_error(cfg, sl_cfg_get(opts, "locale"),
-                     "%s: option 'locale' '%s' is not supported: month and day names are English",
-                     fd->id, locale);
+    const char *loc = fd->locale;
+    if (loc && strncasecmp(loc, "en", 2) != 0 && strcmp(loc, "C") != 0 &&
+        strcmp(loc, "POSIX") != 0) {
+        sl_plugin_error(ctx, "locale",
+                        "option 'locale' '%s' is not supported: month and day names are English",
+                        loc);
     }
-    free(locale);
+    return 0;
+}
 
-    sl_cfg_check_unknown(cfg, opts, fd->id);
-    if (cfg->nerrors != nerrors) {
-        date_free(fd);
-        return NULL;
+static void date_fini(void *inst)
+{
+    struct filter_date *fd = inst;
+    sl_fieldref_free(&fd->match_field);
+    for (size_t i = 0; i < fd->nfmts; i++) {
+        format_free(&fd->fmts[i]);
     }
-    return fd;
+    free(fd->fmts);
+    tz_free(fd->zone_tz);
+    free(fd->tzdir);
+    for (size_t i = 0; i < fd->ncache; i++) {
+        tz_free(fd->cache[i].tz);
+    }
+    pthread_mutex_destroy(&fd->cache_lock);
 }
 
 const struct sl_plugin sl_plugin_filter_date = {
     .name = "date",
     .kind = SL_PLUGIN_FILTER,
+    .summary = "parses a timestamp out of a field into @timestamp (Logstash's formats)",
+    .options = date_opts,
+    .size = sizeof(struct filter_date),
+    .failure_tag = "_dateparsefailure",
     .init = date_init,
-    .free = date_free,
+    .fini = date_fini,
     .filter = date_filter,
 };

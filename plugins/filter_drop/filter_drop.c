@@ -4,12 +4,19 @@
  * condition; this plugin never looks at the event. `percentage` thins a
  * stream instead of cutting it (Logstash's drop { percentage => N }).
  */
-#include <stdlib.h>
+#include <stddef.h>
 
 #include "sluice/plugin.h"
 
 struct filter_drop {
     int64_t percentage;  /* 0..100: share of events dropped */
+};
+
+static const struct sl_opt drop_opts[] = {
+    {.name = "percentage", .type = SL_OPT_INT, .def = "100", .min = 0, .max = 100,
+     .offset = offsetof(struct filter_drop, percentage),
+     .doc = "share of the events reaching the filter that are dropped, at random; 0: none"},
+    {0},
 };
 
 /*
@@ -32,7 +39,7 @@ static uint64_t rng_next(void)
     return rng_state * 0x2545F4914F6CDD1Dull;
 }
 
-static int drop_filter(void *inst, struct sl_value *event)
+static enum sl_filter_result drop_filter(void *inst, struct sl_value *event)
 {
     const struct filter_drop *d = inst;
     SL_UNUSED(event);
@@ -47,29 +54,11 @@ static int drop_filter(void *inst, struct sl_value *event)
     return rng_next() % 10000 < (uint64_t)d->percentage * 100 ? SL_FILTER_DROP : SL_FILTER_KEEP;
 }
 
-static void drop_free(void *inst)
-{
-    free(inst);
-}
-
-static void *drop_init(struct sl_cfg *cfg, struct sl_cfg_node *opts, struct sl_plugin_env *env)
-{
-    struct filter_drop *d = sl_calloc(1, sizeof(*d));
-    int errors = cfg->nerrors;
-    sl_cfg_int(cfg, opts, env->id, "percentage", 100, 0, 100, &d->percentage);
-    sl_cfg_get(opts, "when");  /* evaluated by the core */
-    sl_cfg_check_unknown(cfg, opts, env->id);
-    if (cfg->nerrors != errors) {
-        drop_free(d);
-        return NULL;
-    }
-    return d;
-}
-
 const struct sl_plugin sl_plugin_filter_drop = {
     .name = "drop",
     .kind = SL_PLUGIN_FILTER,
-    .init = drop_init,
-    .free = drop_free,
+    .summary = "discards the events that reach it, or a random share of them",
+    .options = drop_opts,
+    .size = sizeof(struct filter_drop),
     .filter = drop_filter,
 };

@@ -2,13 +2,15 @@
  * filter_grok.c - the `grok` filter: parses a text field with Logstash-style
  * grok patterns and stores what they capture as event fields. The patterns
  * are expanded and compiled once, in init(); a typo in a pattern is a
- * configuration error at its line and column, never a runtime surprise.
+ * configuration error naming the pattern, never a runtime surprise.
  *
  * Capture semantics are Logstash's (legacy, non-ECS): a capture into a field
  * that already holds a string turns it into an array [old, new] unless the
  * field is listed in `overwrite`; empty captures are dropped unless
- * keep_empty_captures. A match that exhausts its budget (`timeout`) tags the
- * event _groktimeout and stops, as Logstash does.
+ * keep_empty_captures. No match is a failure (the core adds tag_on_failure,
+ * _grokparsefailure by default). A match that exhausts its budget (`timeout`)
+ * tags the event tag_on_timeout (_groktimeout) itself and stops, as Logstash
+ * does.
  *
  * The engine (expansion, compilation, bounded matching) is grok.c.
  */
@@ -17,6 +19,7 @@
 #include <limits.h>
 #include <math.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,9 +27,11 @@
 
 #include "grok.h"
 #include "sluice/buf.h"
+#include "sluice/config.h"
 #include "sluice/json.h"
 #include "sluice/log.h"
 #include "sluice/plugin.h"
+#include "sluice/value.h"
 
 #define GROK_MAX_PATTERN_FILE (4u << 20)  /* one patterns_dir file */
 #define GROK_STACK_LIMIT (1u << 22)       /* Oniguruma match stack entries */
@@ -47,45 +52,98 @@ struct fg_pattern {
 
 /* One source field and the patterns tried on it, in order. */
 struct fg_source {
-    char *field;
+    struct sl_fieldref ref;
     struct fg_pattern *pats;
     size_t npats;
 };
 
 struct filter_grok {
-    char *id;
-    struct fg_source *src;
-    size_t nsrc;
-    char **tag_on_failure;
+    /* Options (read by the core through grok_opts). */
+    struct sl_strv patterns;
+    struct sl_cfg_node *match;         /* during init only */
+    struct sl_fieldref field;
+    struct sl_strmap definitions;
+    struct sl_strv patterns_dir;
+    struct sl_fieldrefs overwrite;
     char *tag_on_timeout;
+    uint64_t timeout_ms;
     bool keep_empty;
     bool break_on_match;
+    bool named_only;
+
+    /* Derived in init. */
+    struct sl_plugin_ctx *ctx;
+    struct fg_source *src;
+    size_t nsrc;
     struct sl_grok_limits lim;
     struct sl_metric *m_timeouts;
+    /* The one thing filter() writes: a log-once latch, atomic so that any
+     * number of workers may race on it. */
     atomic_bool warned;
+};
+
+/*
+ * `match` is a map of field: pattern or [patterns] - values of two shapes,
+ * which SL_OPT_MAP (scalars only) cannot say - so it is a node that init()
+ * reads, with the field keys checked there.
+ */
+static const struct sl_opt grok_opts[] = {
+    {.name = "patterns", .type = SL_OPT_LIST, .flags = SL_OPT_NONEMPTY,
+     .offset = offsetof(struct filter_grok, patterns),
+     .doc = "a pattern or a list of them, tried in order on `field`; required unless `match`"},
+    {.name = "match", .type = SL_OPT_NODE, .offset = offsetof(struct filter_grok, match),
+     .doc = "instead of field + patterns: a map of field: pattern or [patterns]"},
+    {.name = "field", .type = SL_OPT_FIELD, .def = "message", .flags = SL_OPT_NONEMPTY,
+     .offset = offsetof(struct filter_grok, field),
+     .doc = "the field `patterns` parse; missing: \"\", number or boolean: its JSON text, "
+            "array: each element"},
+    {.name = "pattern_definitions", .type = SL_OPT_MAP,
+     .offset = offsetof(struct filter_grok, definitions),
+     .doc = "extra NAME: regex definitions; they override the built-in library and "
+            "patterns_dir"},
+    {.name = "patterns_dir", .type = SL_OPT_LIST,
+     .offset = offsetof(struct filter_grok, patterns_dir),
+     .doc = "directories (or files) of `NAME regex` lines, read in name order; later "
+            "override earlier"},
+    {.name = "overwrite", .type = SL_OPT_FIELDS, .offset = offsetof(struct filter_grok, overwrite),
+     .doc = "fields a capture replaces; elsewhere an existing string becomes [old, new]"},
+    {.name = "keep_empty_captures", .type = SL_OPT_BOOL, .def = "false",
+     .offset = offsetof(struct filter_grok, keep_empty),
+     .doc = "also store empty captures (as \"\") and groups that did not match (as null)"},
+    {.name = "break_on_match", .type = SL_OPT_BOOL, .def = "true",
+     .offset = offsetof(struct filter_grok, break_on_match),
+     .doc = "stop at the first matching pattern; false: try every one on the original text"},
+    {.name = "named_captures_only", .type = SL_OPT_BOOL, .def = "true",
+     .offset = offsetof(struct filter_grok, named_only),
+     .doc = "false: a bare %{NAME} also captures, into a field called NAME"},
+    {.name = "timeout", .type = SL_OPT_DURATION, .def = "30s", .max = 3600000,
+     .offset = offsetof(struct filter_grok, timeout_ms),
+     .doc = "budget of one pattern on one event (Logstash's timeout_millis); 0: Oniguruma's "
+            "own limit"},
+    {.name = "tag_on_timeout", .type = SL_OPT_STRING, .def = "_groktimeout",
+     .offset = offsetof(struct filter_grok, tag_on_timeout),
+     .doc = "tag added when a match runs out of its budget (instead of tag_on_failure)"},
+    {0},
 };
 
 /* ---- configuration ------------------------------------------------------ */
 
-static void grok_free(void *inst)
+/* Frees what init made; the core frees the options. Runs after a failed init too. */
+static void grok_fini(void *inst)
 {
     struct filter_grok *f = inst;
-    if (!f) {
-        return;
-    }
     for (size_t i = 0; i < f->nsrc; i++) {
-        for (size_t j = 0; j < f->src[i].npats; j++) {
-            sl_grok_free(f->src[i].pats[j].g);
-            free(f->src[i].pats[j].tgt);
+        struct fg_source *s = &f->src[i];
+        for (size_t j = 0; j < s->npats; j++) {
+            sl_grok_free(s->pats[j].g);
+            free(s->pats[j].tgt);
         }
-        free(f->src[i].pats);
-        free(f->src[i].field);
+        free(s->pats);
+        sl_fieldref_free(&s->ref);
     }
     free(f->src);
-    sl_cfg_strv_free(f->tag_on_failure);
-    free(f->tag_on_timeout);
-    free(f->id);
-    free(f);
+    f->src = NULL;
+    f->nsrc = 0;
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -179,50 +237,42 @@ static int load_pattern_dir(struct sl_grok_lib *lib, const char *dir, char *err,
     return rc;
 }
 
-static struct sl_grok_lib *build_library(struct sl_cfg *cfg, struct sl_cfg_node *opts,
-                                         const char *id)
+/*
+ * The dictionary: the built-in library, then patterns_dir, then
+ * pattern_definitions (each overrides what came before). Returns 0, or
+ * SL_EINVAL with the errors recorded; *out is set either way.
+ */
+static int build_library(const struct filter_grok *f, struct sl_grok_lib **out)
 {
     struct sl_grok_lib *lib = sl_grok_lib_new();
     char err[512];
+    int rc = 0;
+    *out = lib;
     for (size_t i = 0; sl_grok_builtin_patterns[i] && sl_grok_builtin_patterns[i + 1]; i += 2) {
         const char *text = sl_grok_builtin_patterns[i + 1];
         if (sl_grok_lib_add_text(lib, sl_grok_builtin_patterns[i], text, strlen(text), err,
                                  sizeof(err)) != 0) {
-            sl_cfg_error(cfg, opts, "%s: built-in patterns: %s", id, err);  /* a build bug */
+            sl_plugin_error(f->ctx, NULL, "built-in patterns: %s", err);  /* a build bug */
+            rc = SL_EINVAL;
         }
     }
-
-    char **dirs;
-    size_t ndirs;
-    sl_cfg_strlist(cfg, opts, id, "patterns_dir", &dirs, &ndirs);
-    struct sl_cfg_node *dn = sl_cfg_get(opts, "patterns_dir");
-    for (size_t i = 0; i < ndirs; i++) {
-        if (load_pattern_dir(lib, dirs[i], err, sizeof(err)) != 0) {
-            const struct sl_cfg_node *at = dn->type == SL_CFG_SEQ ? dn->items[i] : dn;
-            sl_cfg_error(cfg, at, "%s: patterns_dir[%zu]: %s", id, i, err);
+    for (size_t i = 0; i < f->patterns_dir.n; i++) {
+        if (load_pattern_dir(lib, f->patterns_dir.v[i], err, sizeof(err)) != 0) {
+            sl_plugin_error_at(f->ctx, "patterns_dir", NULL, i, "patterns_dir[%zu]: %s", i, err);
+            rc = SL_EINVAL;
         }
     }
-    sl_cfg_strv_free(dirs);
-
-    struct sl_cfg_node *defs = sl_cfg_get(opts, "pattern_definitions");
-    if (defs && defs->type == SL_CFG_MAP) {
-        for (size_t i = 0; i < defs->n; i++) {
-            const struct sl_cfg_node *v = defs->items[i];
-            if (v->type != SL_CFG_SCALAR) {
-                sl_cfg_error(cfg, v, "%s: pattern_definitions: '%s' must be a regex string", id,
-                             defs->keys[i]);
-            } else if (sl_grok_lib_add(lib, defs->keys[i], v->scalar, cfg->file ? cfg->file : "",
-                                       v->line) != 0) {
-                sl_cfg_error(cfg, defs->key_nodes[i],
-                             "%s: pattern_definitions: invalid pattern name '%s' (A-Z a-z 0-9 _)",
-                             id, defs->keys[i]);
-            }
+    const struct sl_strmap *defs = &f->definitions;
+    for (size_t i = 0; i < defs->n; i++) {
+        /* Line 0: the table hands over text, not positions; messages name the option. */
+        if (sl_grok_lib_add(lib, defs->keys[i], defs->vals[i], "pattern_definitions", 0) != 0) {
+            sl_plugin_error_at(f->ctx, "pattern_definitions", defs->keys[i], 0,
+                               "pattern_definitions: invalid pattern name '%s' (A-Z a-z 0-9 _)",
+                               defs->keys[i]);
+            rc = SL_EINVAL;
         }
-    } else if (defs && !(defs->type == SL_CFG_SCALAR && !defs->quoted && !*defs->scalar)) {
-        sl_cfg_error(cfg, defs, "%s: option 'pattern_definitions' must be a map of NAME: regex",
-                     id);
     }
-    return lib;
+    return rc;
 }
 
 /*
@@ -263,144 +313,152 @@ static int refs_overlap(const char *a, const char *b)
     return overlap;
 }
 
-static bool valid_ref(const char *ref)
+/*
+ * Compiles pattern (item i of what) for the source field into s->pats (room
+ * for it is there). Errors are filed at item i of `patterns`, or (key set) at
+ * the entry of `match` for that key.
+ */
+static int compile_one(const struct filter_grok *f, const struct sl_grok_lib *lib,
+                       const char *key, const char *what, size_t i, const char *pattern,
+                       const char *field, struct fg_source *s)
 {
-    struct sl_value scratch = {0};
-    sl_value_set_object(&scratch);
-    bool ok = sl_field_put(&scratch, ref) != NULL;
-    sl_value_clear(&scratch);
-    return ok;
-}
-
-/* Compiles the patterns of node (a string or a list) for field into s. */
-static void compile_source(struct sl_cfg *cfg, struct filter_grok *f, struct sl_grok_lib *lib,
-                           const char *field, struct sl_cfg_node *node, const char *what,
-                           bool named_only, char **overwrite, struct fg_source *s)
-{
-    s->field = sl_strdup(field);
-    size_t n = node->type == SL_CFG_SEQ ? node->n : 1;
-    s->pats = sl_calloc(n ? n : 1, sizeof(*s->pats));
-    if (node->type == SL_CFG_MAP || n == 0) {
-        sl_cfg_error(cfg, node, "%s: option '%s' must be a pattern or a non-empty list of them",
-                     f->id, what);
-        return;
+    char err[768];
+    struct sl_grok *g = sl_grok_compile(lib, pattern, f->named_only, err, sizeof(err));
+    if (!g) {
+        sl_plugin_error_at(f->ctx, key ? "match" : "patterns", key, i, "%s[%zu]: %s", what, i,
+                           err);
+        return SL_EINVAL;
     }
-    for (size_t i = 0; i < n; i++) {
-        struct sl_cfg_node *pn = node->type == SL_CFG_SEQ ? node->items[i] : node;
-        if (pn->type != SL_CFG_SCALAR) {
-            sl_cfg_error(cfg, pn, "%s: %s[%zu]: must be a pattern string", f->id, what, i);
-            continue;
-        }
-        char err[768];
-        struct sl_grok *g = sl_grok_compile(lib, pn->scalar, named_only, err, sizeof(err));
-        if (!g) {
-            sl_cfg_error(cfg, pn, "%s: %s[%zu]: %s", f->id, what, i, err);
-            continue;
-        }
-        struct fg_pattern *p = &s->pats[s->npats++];
-        p->g = g;
-        p->tgt = sl_calloc(g->ncaps ? g->ncaps : 1, sizeof(*p->tgt));
-        for (size_t c = 0; c < g->ncaps; c++) {
-            const char *fld = g->caps[c].field;
-            p->tgt[c].flen = strlen(fld);
-            p->tgt[c].simple = strpbrk(fld, ".[]") == NULL;
-            p->alias |= refs_overlap(fld, field) != 0;
-            for (char **o = overwrite; *o; o++) {
-                if (refs_overlap(*o, fld) == 2) {
-                    p->tgt[c].overwrite = true;  /* "[a][b]" and "a.b" alike */
-                }
+    struct fg_pattern *p = &s->pats[s->npats++];
+    p->g = g;
+    p->tgt = sl_calloc(g->ncaps ? g->ncaps : 1, sizeof(*p->tgt));
+    for (size_t c = 0; c < g->ncaps; c++) {
+        const char *fld = g->caps[c].field;
+        p->tgt[c].flen = strlen(fld);
+        p->tgt[c].simple = strpbrk(fld, ".[]") == NULL;
+        p->alias |= refs_overlap(fld, field) != 0;
+        for (size_t o = 0; o < f->overwrite.n; o++) {
+            if (refs_overlap(f->overwrite.v[o].text, fld) == 2) {
+                p->tgt[c].overwrite = true;  /* "[a][b]" and "a.b" alike */
             }
         }
     }
+    return 0;
 }
 
-static void *grok_init(struct sl_cfg *cfg, struct sl_cfg_node *opts, struct sl_plugin_env *env)
+/* `field` + `patterns`: one source. */
+static int compile_patterns(struct filter_grok *f, const struct sl_grok_lib *lib)
 {
-    struct filter_grok *f = sl_calloc(1, sizeof(*f));
-    int errors = cfg->nerrors;
-    char *field = NULL;
-    char **overwrite = NULL;
-    size_t n;
-    bool named_only;
-    uint64_t timeout_ms;
-    f->id = sl_strdup(env->id);
-    atomic_init(&f->warned, false);
-
-    sl_cfg_get(opts, "when");  /* the core's */
-    sl_cfg_str(cfg, opts, f->id, "field", "message", &field);
-    if (!valid_ref(field)) {
-        sl_cfg_error(cfg, sl_cfg_get(opts, "field"), "%s: option 'field' must be a field "
-                     "reference like message, [a][b] or a.b, got '%s'", f->id, field);
+    f->src = sl_calloc(1, sizeof(*f->src));
+    struct fg_source *s = &f->src[f->nsrc++];
+    sl_fieldref_init(&s->ref, f->field.text);  /* the core compiled the same text */
+    s->pats = sl_calloc(f->patterns.n, sizeof(*s->pats));
+    int rc = 0;
+    for (size_t i = 0; i < f->patterns.n; i++) {
+        if (compile_one(f, lib, NULL, "patterns", i, f->patterns.v[i], f->field.text, s) != 0) {
+            rc = SL_EINVAL;
+        }
     }
-    if (sl_cfg_get(opts, "tag_on_failure")) {
-        sl_cfg_strlist(cfg, opts, f->id, "tag_on_failure", &f->tag_on_failure, &n);
-    } else {
-        f->tag_on_failure = sl_calloc(2, sizeof(char *));
-        f->tag_on_failure[0] = sl_strdup("_grokparsefailure");
-    }
-    sl_cfg_str(cfg, opts, f->id, "tag_on_timeout", "_groktimeout", &f->tag_on_timeout);
-    sl_cfg_strlist(cfg, opts, f->id, "overwrite", &overwrite, &n);
-    sl_cfg_bool(cfg, opts, f->id, "keep_empty_captures", false, &f->keep_empty);
-    sl_cfg_bool(cfg, opts, f->id, "break_on_match", true, &f->break_on_match);
-    sl_cfg_bool(cfg, opts, f->id, "named_captures_only", true, &named_only);
-    sl_cfg_duration(cfg, opts, f->id, "timeout", 30000, 0, 3600000, &timeout_ms);
+    return rc;
+}
 
-    if (timeout_ms > 0) {
+/* One entry of `match`: field (the key) and a pattern or a list of them. */
+static int compile_match_entry(struct filter_grok *f, const struct sl_grok_lib *lib,
+                               const char *field, const struct sl_cfg_node *node,
+                               struct fg_source *s)
+{
+    char what[300];
+    snprintf(what, sizeof(what), "match.%s", field);
+    int rc = 0;
+    if (sl_fieldref_init(&s->ref, field) != 0) {
+        sl_plugin_error_at(f->ctx, "match", field, 0, "match: '%s' is not a field reference",
+                           field);
+        rc = SL_EINVAL;  /* its patterns are still checked */
+    }
+    size_t n = node->type == SL_CFG_SEQ ? node->n : 1;
+    if (node->type == SL_CFG_MAP || n == 0) {
+        sl_plugin_error_at(f->ctx, "match", field, 0,
+                           "option '%s' must be a pattern or a non-empty list of them", what);
+        return SL_EINVAL;
+    }
+    s->pats = sl_calloc(n, sizeof(*s->pats));
+    for (size_t i = 0; i < n; i++) {
+        const struct sl_cfg_node *pn = node->type == SL_CFG_SEQ ? node->items[i] : node;
+        if (pn->type != SL_CFG_SCALAR) {
+            sl_plugin_error_at(f->ctx, "match", field, 0, "%s[%zu]: must be a pattern string",
+                               what, i);
+            rc = SL_EINVAL;
+        } else if (compile_one(f, lib, field, what, i, pn->scalar, field, s) != 0) {
+            rc = SL_EINVAL;
+        }
+    }
+    return rc;
+}
+
+static int compile_match(struct filter_grok *f, const struct sl_grok_lib *lib)
+{
+    const struct sl_cfg_node *m = f->match;
+    if (m->type != SL_CFG_MAP || m->n == 0) {
+        sl_plugin_error(f->ctx, "match", "option 'match' must be a map of field: [patterns]");
+        return SL_EINVAL;
+    }
+    f->src = sl_calloc(m->n, sizeof(*f->src));
+    int rc = 0;
+    for (size_t i = 0; i < m->n; i++) {
+        if (compile_match_entry(f, lib, m->keys[i], m->items[i], &f->src[f->nsrc++]) != 0) {
+            rc = SL_EINVAL;
+        }
+    }
+    return rc;
+}
+
+/* The match budget: `timeout` as backtracking retries measured on this machine,
+ * and as a wall-clock limit where Oniguruma has one. */
+static void set_limits(struct filter_grok *f)
+{
+    if (f->timeout_ms > 0) {
         unsigned long rate = sl_grok_retries_per_ms();
         f->lim.retries =
-            timeout_ms > ULONG_MAX / rate ? ULONG_MAX : (unsigned long)timeout_ms * rate;
-        f->lim.time_ms = timeout_ms;
+            f->timeout_ms > ULONG_MAX / rate ? ULONG_MAX : (unsigned long)f->timeout_ms * rate;
+        f->lim.time_ms = f->timeout_ms;
     }
     f->lim.stack = GROK_STACK_LIMIT;
+}
 
-    int before_lib = cfg->nerrors;
-    struct sl_grok_lib *lib = build_library(cfg, opts, f->id);
-    struct sl_cfg_node *patterns = sl_cfg_get(opts, "patterns");
-    struct sl_cfg_node *match = sl_cfg_get(opts, "match");
-    if (cfg->nerrors != before_lib) {
+static int grok_init(void *inst, struct sl_plugin_ctx *ctx)
+{
+    struct filter_grok *f = inst;
+    f->ctx = ctx;
+    atomic_init(&f->warned, false);
+    set_limits(f);
+
+    struct sl_grok_lib *lib;
+    int rc = build_library(f, &lib);
+    if (rc != 0) {
         /* A broken pattern file would only cause "unknown pattern" noise. */
-    } else if (patterns && match) {
-        sl_cfg_error(cfg, match, "%s: give either 'patterns' (with 'field') or 'match', not both",
-                     f->id);
-    } else if (match) {
-        if (match->type != SL_CFG_MAP || match->n == 0) {
-            sl_cfg_error(cfg, match, "%s: option 'match' must be a map of field: [patterns]",
-                         f->id);
-        } else {
-            f->src = sl_calloc(match->n, sizeof(*f->src));
-            for (size_t i = 0; i < match->n; i++) {
-                if (!valid_ref(match->keys[i])) {
-                    sl_cfg_error(cfg, match->key_nodes[i], "%s: match: '%s' is not a field "
-                                 "reference", f->id, match->keys[i]);
-                }
-                char what[300];
-                snprintf(what, sizeof(what), "match.%s", match->keys[i]);
-                compile_source(cfg, f, lib, match->keys[i], match->items[i], what, named_only,
-                               overwrite, &f->src[f->nsrc++]);
-            }
-        }
-    } else if (patterns) {
-        f->src = sl_calloc(1, sizeof(*f->src));
-        compile_source(cfg, f, lib, field, patterns, "patterns", named_only, overwrite,
-                       &f->src[f->nsrc++]);
+    } else if (f->patterns.n && f->match) {
+        sl_plugin_error(ctx, "match", "give either 'patterns' (with 'field') or 'match', not "
+                        "both");
+        rc = SL_EINVAL;
+    } else if (f->match) {
+        rc = compile_match(f, lib);
+    } else if (f->patterns.n) {
+        rc = compile_patterns(f, lib);
     } else {
-        sl_cfg_error(cfg, opts, "%s: option 'patterns' is required", f->id);
+        sl_plugin_error(ctx, NULL, "option 'patterns' is required");
+        rc = SL_EINVAL;
     }
     sl_grok_lib_free(lib);
-    sl_cfg_strv_free(overwrite);
-    free(field);
-    sl_cfg_check_unknown(cfg, opts, f->id);
-    if (cfg->nerrors != errors) {
-        grok_free(f);
-        return NULL;
+    if (rc != 0) {
+        return rc;
     }
-    if (env->metrics) {
-        const char *labels[] = {"filter", f->id, NULL};
-        f->m_timeouts = sl_metrics_counter(env->metrics, "sluice_aggregator_grok_timeouts_total",
+    if (ctx->metrics) {
+        const char *labels[] = {"filter", ctx->label, NULL};
+        f->m_timeouts = sl_metrics_counter(ctx->metrics, "sluice_aggregator_grok_timeouts_total",
                                            "Events a grok filter gave up on (match budget spent).",
                                            labels);
     }
-    return f;
+    return 0;
 }
 
 /* ---- filtering ---------------------------------------------------------- */
@@ -553,7 +611,7 @@ static void as_text(const struct sl_value *v, struct sl_buf *b)
 static int match_source(const struct filter_grok *f, const struct fg_source *src,
                         struct sl_value *event)
 {
-    const struct sl_value *v = sl_field_get(event, src->field);
+    const struct sl_value *v = sl_fieldref_get(&src->ref, event);
     if (v && v->type == SL_V_STRING && (f->break_on_match || src->npats == 1)) {
         /* The common case: no copy unless something is captured. */
         return match_text(f, src, v->u.s.ptr, v->u.s.len, true, event);
@@ -565,7 +623,7 @@ static int match_source(const struct filter_grok *f, const struct fg_source *src
         /* Each element is matched; any match counts (Logstash). Captures may
          * change the array, so it is looked up again for every element. */
         for (size_t i = 0;; i++) {
-            const struct sl_value *arr = sl_field_get(event, src->field);
+            const struct sl_value *arr = sl_fieldref_get(&src->ref, event);
             if (!arr || arr->type != SL_V_ARRAY || i >= arr->u.a.len) {
                 break;
             }
@@ -585,22 +643,26 @@ static int match_source(const struct filter_grok *f, const struct fg_source *src
     return matched;
 }
 
-static int grok_filter(void *inst, struct sl_value *event)
+/* Out of budget: tag_on_timeout instead of tag_on_failure, counted and logged once. */
+static enum sl_filter_result timed_out(struct filter_grok *f, struct sl_value *event)
+{
+    sl_event_add_tag(event, f->tag_on_timeout);
+    sl_counter_inc(f->m_timeouts);
+    if (!atomic_exchange(&f->warned, true)) {
+        sl_warn("%s: a match ran out of its time budget; event tagged %s (logged once)",
+                f->ctx->id, f->tag_on_timeout);
+    }
+    return SL_FILTER_FAIL_TAGGED;
+}
+
+static enum sl_filter_result grok_filter(void *inst, struct sl_value *event)
 {
     struct filter_grok *f = inst;
     bool matched = false;
     for (size_t i = 0; i < f->nsrc; i++) {
         int rc = match_source(f, &f->src[i], event);
         if (rc < 0) {
-            sl_event_add_tag(event, f->tag_on_timeout);
-            if (f->m_timeouts) {
-                sl_counter_inc(f->m_timeouts);
-            }
-            if (!atomic_exchange(&f->warned, true)) {
-                sl_warn("%s: a match ran out of its time budget; event tagged %s (logged once)",
-                        f->id, f->tag_on_timeout);
-            }
-            return SL_ELIMIT;
+            return timed_out(f, event);
         }
         if (rc > 0) {
             matched = true;
@@ -609,19 +671,18 @@ static int grok_filter(void *inst, struct sl_value *event)
             }
         }
     }
-    if (!matched) {
-        for (char **t = f->tag_on_failure; *t; t++) {
-            sl_event_add_tag(event, *t);
-        }
-        return SL_EINVAL;  /* kept, and counted as result="error" by the core */
-    }
-    return SL_FILTER_KEEP;
+    /* No match: the core adds tag_on_failure (default _grokparsefailure). */
+    return matched ? SL_FILTER_KEEP : SL_FILTER_FAIL;
 }
 
 const struct sl_plugin sl_plugin_filter_grok = {
     .name = "grok",
     .kind = SL_PLUGIN_FILTER,
+    .summary = "parses a text field with Logstash-style grok patterns into event fields",
+    .options = grok_opts,
+    .size = sizeof(struct filter_grok),
+    .failure_tag = "_grokparsefailure",
     .init = grok_init,
-    .free = grok_free,
+    .fini = grok_fini,
     .filter = grok_filter,
 };

@@ -206,8 +206,13 @@ static void SL_PRINTF(2, 3) fail(struct expand *x, const char *fmt, ...)
     one_line(msg);
     if (x->depth > 0) {
         const struct grok_def *d = x->stack[x->depth - 1];
-        snprintf(x->err, x->errlen, "in definition of '%s' (%s:%d): %s", d->name, d->origin,
-                 d->line, msg);
+        if (d->line > 0) {
+            snprintf(x->err, x->errlen, "in definition of '%s' (%s:%d): %s", d->name,
+                     d->origin, d->line, msg);
+        } else {
+            snprintf(x->err, x->errlen, "in definition of '%s' (%s): %s", d->name, d->origin,
+                     msg);
+        }
     } else {
         snprintf(x->err, x->errlen, "%s", msg);
     }

@@ -41,8 +41,9 @@ void sl_grok_lib_free(struct sl_grok_lib *lib);
 
 /*
  * Defines (or redefines: the later definition wins) NAME as regex. origin and
- * line say where the definition comes from, for messages ("httpd", 12); origin
- * is copied. Returns 0, or SL_EINVAL when name is not [A-Za-z0-9_]+.
+ * line say where the definition comes from, for messages ("httpd", 12; line 0:
+ * origin alone, e.g. "pattern_definitions"); origin is copied. Returns 0, or
+ * SL_EINVAL when name is not [A-Za-z0-9_]+.
  */
 int sl_grok_lib_add(struct sl_grok_lib *lib, const char *name, const char *regex,
                     const char *origin, int line);

@@ -4,35 +4,28 @@
  * root (Logstash's json filter). It does not encode, and never removes the
  * source field: `mutate: {remove_fields: [...]}` does that.
  */
-#include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "sluice/json.h"
 #include "sluice/plugin.h"
-#include "sluice/template.h"
 
 struct filter_json {
-    char *source;         /* field reference holding the text */
-    char *target;         /* field reference, or NULL to merge at the root */
-    char **fail_tags;     /* NULL-terminated */
-    bool skip_invalid;    /* invalid text: leave the event untouched, untagged */
+    struct sl_fieldref source;  /* the field holding the text */
+    struct sl_fieldref target;  /* empty: merge at the root */
+    bool skip_invalid;          /* invalid text: leave the event untouched, untagged */
 };
 
-static bool ref_ok(const char *ref)
-{
-    struct sl_fieldref r;
-    int rc = sl_fieldref_init(&r, ref);
-    sl_fieldref_free(&r);
-    return rc == 0;
-}
-
-static int fail(const struct filter_json *j, struct sl_value *event)
-{
-    for (char **t = j->fail_tags; *t; t++) {
-        sl_event_add_tag(event, *t);
-    }
-    return SL_EINVAL;
-}
+static const struct sl_opt json_opts[] = {
+    {.name = "source", .alias = "field", .type = SL_OPT_FIELD, .def = "message",
+     .offset = offsetof(struct filter_json, source), .doc = "the field holding the JSON text"},
+    {.name = "target", .type = SL_OPT_FIELD, .offset = offsetof(struct filter_json, target),
+     .doc = "where the decoded value goes; absent or \"\": merged at the root (objects only)"},
+    {.name = "skip_on_invalid_json", .type = SL_OPT_BOOL, .def = "false",
+     .offset = offsetof(struct filter_json, skip_invalid),
+     .doc = "leave an event whose text is not JSON untouched and untagged"},
+    {0},
+};
 
 /*
  * Sets each key of obj at the root. Keys are literal names, not references: a
@@ -56,35 +49,35 @@ static void merge_root(struct sl_value *event, struct sl_value *obj, bool *bad_t
     }
 }
 
-static int json_filter(void *inst, struct sl_value *event)
+static enum sl_filter_result json_filter(void *inst, struct sl_value *event)
 {
     const struct filter_json *j = inst;
-    const struct sl_value *src = sl_field_get(event, j->source);
+    const struct sl_value *src = sl_fieldref_get(&j->source, event);
     if (!src) {
         return SL_FILTER_KEEP;  /* nothing to decode, as in Logstash */
     }
+    enum sl_filter_result invalid = j->skip_invalid ? SL_FILTER_KEEP : SL_FILTER_FAIL;
     if (src->type != SL_V_STRING) {
-        return j->skip_invalid ? SL_FILTER_KEEP : fail(j, event);
+        return invalid;
     }
     struct sl_value parsed = {0};
     char err[128];
     /* src points into the event: parse before anything in the event changes. */
     if (sl_json_parse(src->u.s.ptr, src->u.s.len, &parsed, NULL, err, sizeof(err)) != 0) {
-        return j->skip_invalid ? SL_FILTER_KEEP : fail(j, event);
+        return invalid;
     }
-    if (j->target) {
-        struct sl_value *slot = sl_field_put(event, j->target);
-        if (!slot) {
-            sl_value_clear(&parsed);
-            return fail(j, event);  /* the event root is not an object: cannot happen */
+    if (j->target.nsegs) {
+        struct sl_value *slot = sl_fieldref_put(&j->target, event);
+        if (slot) {
+            sl_value_move(slot, &parsed);
         }
-        sl_value_move(slot, &parsed);
-        return SL_FILTER_KEEP;
+        sl_value_clear(&parsed);  /* a no-op once moved */
+        return slot ? SL_FILTER_KEEP : SL_FILTER_FAIL;
     }
     if (parsed.type != SL_V_OBJECT) {
         /* Only an object has keys to merge; a bare value needs a target. */
         sl_value_clear(&parsed);
-        return fail(j, event);
+        return SL_FILTER_FAIL;
     }
     bool bad_ts = false;
     merge_root(event, &parsed, &bad_ts);
@@ -95,71 +88,12 @@ static int json_filter(void *inst, struct sl_value *event)
     return SL_FILTER_KEEP;
 }
 
-static void json_free(void *inst)
-{
-    struct filter_json *j = inst;
-    if (!j) {
-        return;
-    }
-    free(j->source);
-    free(j->target);
-    sl_cfg_strv_free(j->fail_tags);
-    free(j);
-}
-
-static void *json_init(struct sl_cfg *cfg, struct sl_cfg_node *opts, struct sl_plugin_env *env)
-{
-    struct filter_json *j = sl_calloc(1, sizeof(*j));
-    int errors = cfg->nerrors;
-    const char *id = env->id;
-    size_t n;
-
-    /* `field` is sluice's name, `source` Logstash's: either, not both. */
-    struct sl_cfg_node *f = sl_cfg_get(opts, "field");
-    struct sl_cfg_node *s = sl_cfg_get(opts, "source");
-    if (f && s) {
-        sl_cfg_error(cfg, s, "%s: options 'field' and 'source' name the same thing; give one",
-                     id);
-    }
-    const char *key = s && !f ? "source" : "field";
-    sl_cfg_str(cfg, opts, id, key, "message", &j->source);
-    if (j->source && !ref_ok(j->source)) {
-        sl_cfg_error(cfg, sl_cfg_get(opts, key), "%s: option '%s' is not a valid field reference",
-                     id, key);
-    }
-
-    sl_cfg_str(cfg, opts, id, "target", NULL, &j->target);
-    if (j->target && !*j->target) {
-        free(j->target);  /* "" merges at the root, like an absent target */
-        j->target = NULL;
-    }
-    if (j->target && !ref_ok(j->target)) {
-        sl_cfg_error(cfg, sl_cfg_get(opts, "target"),
-                     "%s: option 'target' is not a valid field reference", id);
-    }
-
-    /* An explicit [] turns tagging off; absent (or null) means the default tag. */
-    struct sl_cfg_node *t = sl_cfg_get(opts, "tag_on_failure");
-    sl_cfg_strlist(cfg, opts, id, "tag_on_failure", &j->fail_tags, &n);
-    if (n == 0 && !(t && t->type == SL_CFG_SEQ)) {
-        sl_cfg_strv_free(j->fail_tags);
-        j->fail_tags = sl_calloc(2, sizeof(*j->fail_tags));
-        j->fail_tags[0] = sl_strdup("_jsonparsefailure");
-    }
-    sl_cfg_bool(cfg, opts, id, "skip_on_invalid_json", false, &j->skip_invalid);
-    sl_cfg_get(opts, "when");  /* evaluated by the core */
-    sl_cfg_check_unknown(cfg, opts, id);
-    if (cfg->nerrors != errors) {
-        json_free(j);
-        return NULL;
-    }
-    return j;
-}
-
 const struct sl_plugin sl_plugin_filter_json = {
     .name = "json",
     .kind = SL_PLUGIN_FILTER,
-    .init = json_init,
-    .free = json_free,
+    .summary = "decodes JSON text held in a field into a target field or the event's root",
+    .options = json_opts,
+    .size = sizeof(struct filter_json),
+    .failure_tag = "_jsonparsefailure",
     .filter = json_filter,
 };

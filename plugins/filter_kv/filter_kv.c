@@ -10,6 +10,7 @@
  * Separators and trim sets are sets of single ASCII characters, as written in
  * Logstash's character classes; nothing here is a regular expression.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,20 +24,75 @@ struct charset {
 };
 
 struct filter_kv {
-    char *source;           /* field reference holding the text */
-    char *target;           /* field reference, or NULL for the root */
-    struct charset fs;      /* field_split */
-    struct charset vs;      /* value_split */
-    struct charset trim_key, trim_value;
-    struct charset rm_key, rm_value;
-    char **include;         /* NULL-terminated; empty: every key */
-    char **exclude;
-    size_t ninclude;
+    /* Options. */
+    struct sl_fieldref source;  /* the field holding the text */
+    struct sl_fieldref target;  /* empty: the root */
+    char *field_split, *value_split;
+    char *trim_key_s, *trim_value_s, *rm_key_s, *rm_value_s;
+    struct sl_strv include;     /* empty: every key */
+    struct sl_strv exclude;
     char *prefix;
     bool allow_dup;
-    bool brackets;          /* (), [] and <> wrap values like quotes */
-    bool lenient;           /* spaces allowed around the value separator */
-    struct sl_value defaults;  /* default_keys: an object (or null) */
+    bool brackets;              /* (), [] and <> wrap values like quotes */
+    int whitespace;             /* WS_LENIENT: spaces allowed around the value separator */
+    struct sl_strmap default_keys;
+
+    /* Derived in init. */
+    struct charset fs;          /* field_split */
+    struct charset vs;          /* value_split */
+    struct charset trim_key, trim_value;
+    struct charset rm_key, rm_value;
+    struct sl_value defaults;   /* default_keys as an object (null when none) */
+};
+
+enum { WS_LENIENT, WS_STRICT };
+static const char *const ws_modes[] = {"lenient", "strict", NULL};
+
+static const struct sl_opt kv_opts[] = {
+    {.name = "field", .alias = "source", .type = SL_OPT_FIELD, .def = "message",
+     .flags = SL_OPT_NONEMPTY, .offset = offsetof(struct filter_kv, source),
+     .doc = "the field holding the text; the strings of an array are parsed into one set"},
+    {.name = "target", .type = SL_OPT_FIELD, .offset = offsetof(struct filter_kv, target),
+     .doc = "field that receives an object of the pairs, replacing it; absent or \"\": the root"},
+    {.name = "field_split", .type = SL_OPT_STRING, .def = " ", .flags = SL_OPT_NONEMPTY,
+     .offset = offsetof(struct filter_kv, field_split),
+     .doc = "characters that separate pairs, each one a separator (ASCII)"},
+    {.name = "value_split", .type = SL_OPT_STRING, .def = "=", .flags = SL_OPT_NONEMPTY,
+     .offset = offsetof(struct filter_kv, value_split),
+     .doc = "characters that separate a key from its value (ASCII)"},
+    {.name = "trim_key", .type = SL_OPT_STRING,
+     .offset = offsetof(struct filter_kv, trim_key_s),
+     .doc = "characters removed from both ends of each key"},
+    {.name = "trim_value", .type = SL_OPT_STRING,
+     .offset = offsetof(struct filter_kv, trim_value_s),
+     .doc = "characters removed from both ends of each value"},
+    {.name = "remove_char_key", .type = SL_OPT_STRING,
+     .offset = offsetof(struct filter_kv, rm_key_s),
+     .doc = "characters removed anywhere in each key"},
+    {.name = "remove_char_value", .type = SL_OPT_STRING,
+     .offset = offsetof(struct filter_kv, rm_value_s),
+     .doc = "characters removed anywhere in each value"},
+    {.name = "include_keys", .type = SL_OPT_LIST, .def = "[]",
+     .offset = offsetof(struct filter_kv, include),
+     .doc = "when not empty, only these keys are kept (compared before the prefix)"},
+    {.name = "exclude_keys", .type = SL_OPT_LIST, .def = "[]",
+     .offset = offsetof(struct filter_kv, exclude),
+     .doc = "these keys are dropped (compared before the prefix)"},
+    {.name = "prefix", .type = SL_OPT_STRING, .offset = offsetof(struct filter_kv, prefix),
+     .doc = "prepended to every key"},
+    {.name = "allow_duplicate_values", .type = SL_OPT_BOOL, .def = "true",
+     .offset = offsetof(struct filter_kv, allow_dup),
+     .doc = "false: a repeated identical key/value pair is kept once"},
+    {.name = "include_brackets", .type = SL_OPT_BOOL, .def = "true",
+     .offset = offsetof(struct filter_kv, brackets),
+     .doc = "(...), [...] and <...> wrap a value like quotes"},
+    {.name = "whitespace", .type = SL_OPT_ENUM, .def = "lenient", .choices = ws_modes,
+     .offset = offsetof(struct filter_kv, whitespace),
+     .doc = "lenient: spaces around the value separator are ignored; strict: they are not"},
+    {.name = "default_keys", .type = SL_OPT_MAP,
+     .offset = offsetof(struct filter_kv, default_keys),
+     .doc = "key: value pairs set when the text does not have them"},
+    {0},
 };
 
 static inline bool in_set(const struct charset *cs, char c)
@@ -108,7 +164,7 @@ static size_t match_at(const struct filter_kv *k, const char *s, size_t n, size_
     }
     out->key = s + p;
     out->klen = q - p;
-    if (k->lenient) {
+    if (k->whitespace == WS_LENIENT) {
         while (q < n && s[q] == ' ') {
             q++;
         }
@@ -117,7 +173,7 @@ static size_t match_at(const struct filter_kv *k, const char *s, size_t n, size_
         return 0;
     }
     q++;
-    if (k->lenient) {
+    if (k->whitespace == WS_LENIENT) {
         while (q < n && s[q] == ' ') {
             q++;
         }
@@ -175,9 +231,9 @@ static void clean(struct sl_buf *b, const char *s, size_t n, const struct charse
     }
 }
 
-static bool listed(char **list, const char *s, size_t n)
+static bool listed(const struct sl_strv *list, const char *s, size_t n)
 {
-    for (char **p = list; *p; p++) {
+    for (char **p = list->v; p && *p; p++) {
         if (strlen(*p) == n && memcmp(*p, s, n) == 0) {
             return true;
         }
@@ -243,8 +299,8 @@ static void parse(const struct filter_kv *k, const char *s, size_t n, struct sl_
         if (key.len == 0) {
             continue;  /* nothing left to name a field with */
         }
-        if ((k->ninclude && !listed(k->include, key.data, key.len)) ||
-            listed(k->exclude, key.data, key.len)) {
+        if ((k->include.n && !listed(&k->include, key.data, key.len)) ||
+            listed(&k->exclude, key.data, key.len)) {
             continue;
         }
         if (plen) {
@@ -261,10 +317,10 @@ static void parse(const struct filter_kv *k, const char *s, size_t n, struct sl_
     sl_buf_free(&val);
 }
 
-static int kv_filter(void *inst, struct sl_value *event)
+static enum sl_filter_result kv_filter(void *inst, struct sl_value *event)
 {
     const struct filter_kv *k = inst;
-    const struct sl_value *src = sl_field_get(event, k->source);
+    const struct sl_value *src = sl_fieldref_get(&k->source, event);
     struct sl_value kv = {0};
     sl_value_set_object(&kv);
     /* src points into the event: everything is parsed before the event changes. */
@@ -292,9 +348,9 @@ static int kv_filter(void *inst, struct sl_value *event)
         sl_value_clear(&kv);
         return SL_FILTER_KEEP;
     }
-    if (k->target) {
+    if (k->target.nsegs) {
         /* As in Logstash, the target is replaced by the pairs found, not merged. */
-        struct sl_value *slot = sl_field_put(event, k->target);
+        struct sl_value *slot = sl_field_put(event, k->target.text);
         if (slot) {
             sl_value_move(slot, &kv);
         }
@@ -311,141 +367,58 @@ static int kv_filter(void *inst, struct sl_value *event)
 
 /* ---- configuration ---- */
 
-static bool ref_ok(const char *ref)
+/*
+ * A set of single ASCII characters, as Logstash's character classes hold
+ * them. The table reads the option as a string; what it may contain is
+ * checked here.
+ */
+static void make_set(struct sl_plugin_ctx *ctx, const char *opt, const char *s,
+                     struct charset *cs)
 {
-    struct sl_fieldref r;
-    int rc = sl_fieldref_init(&r, ref);
-    sl_fieldref_free(&r);
-    return rc == 0;
-}
-
-/* Reads a field reference option; `alias` is another accepted name (or NULL). */
-static char *get_ref(struct sl_cfg *cfg, struct sl_cfg_node *opts, const char *id,
-                     const char *key, const char *alias, const char *def)
-{
-    struct sl_cfg_node *a = sl_cfg_get(opts, key);
-    struct sl_cfg_node *b = alias ? sl_cfg_get(opts, alias) : NULL;
-    if (a && b) {
-        sl_cfg_error(cfg, b, "%s: options '%s' and '%s' name the same thing; give one", id,
-                     key, alias);
-    }
-    const char *name = b && !a ? alias : key;
-    char *ref;
-    sl_cfg_str(cfg, opts, id, name, def, &ref);
-    if (ref && !*ref && !def) {
-        free(ref);  /* "" means "not set" for an optional reference */
-        return NULL;
-    }
-    if (ref && !ref_ok(ref)) {
-        sl_cfg_error(cfg, sl_cfg_get(opts, name), "%s: option '%s' is not a valid field reference",
-                     id, name);
-    }
-    return ref;
-}
-
-/* Reads a set of single ASCII characters; empty allowed only when allow_empty. */
-static void get_set(struct sl_cfg *cfg, struct sl_cfg_node *opts, const char *id, const char *key,
-                    const char *def, bool allow_empty, struct charset *cs)
-{
-    char *s;
-    memset(cs, 0, sizeof(*cs));
-    if (sl_cfg_str(cfg, opts, id, key, def, &s) != 0 || !s) {
-        free(s);
-        return;
-    }
-    if (!*s && !allow_empty) {
-        sl_cfg_error(cfg, sl_cfg_get(opts, key), "%s: option '%s' must not be empty", id, key);
-    }
-    for (const char *p = s; *p; p++) {
+    for (const char *p = s; p && *p; p++) {
         unsigned char u = (unsigned char)*p;
         if (u >= 128) {
-            sl_cfg_error(cfg, sl_cfg_get(opts, key),
-                         "%s: option '%s' must list ASCII characters", id, key);
-            break;
+            sl_plugin_error(ctx, opt, "option '%s' must list ASCII characters", opt);
+            return;
         }
         cs->has[u] = true;
         cs->any = true;
     }
-    free(s);
 }
 
-/* default_keys: a map of key: string, kept as an object value. */
-static void get_defaults(struct sl_cfg *cfg, struct sl_cfg_node *opts, const char *id,
-                         struct sl_value *out)
-{
-    struct sl_cfg_node *m = sl_cfg_get(opts, "default_keys");
-    if (!m || (m->type == SL_CFG_SCALAR && !m->quoted && !*m->scalar)) {
-        return;
-    }
-    if (m->type != SL_CFG_MAP) {
-        sl_cfg_error(cfg, m, "%s: option 'default_keys' must be a map of key: value", id);
-        return;
-    }
-    sl_value_set_object(out);
-    for (size_t i = 0; i < m->n; i++) {
-        struct sl_cfg_node *v = m->items[i];
-        if (v->type != SL_CFG_SCALAR) {
-            sl_cfg_error(cfg, v, "%s: option 'default_keys': value of '%s' must be a string", id,
-                         m->keys[i]);
-            continue;
-        }
-        sl_value_set_cstr(sl_obj_putc(out, m->keys[i]), v->scalar);
-    }
-}
-
-static void kv_free(void *inst)
+static int kv_init(void *inst, struct sl_plugin_ctx *ctx)
 {
     struct filter_kv *k = inst;
-    if (!k) {
-        return;
+    make_set(ctx, "field_split", k->field_split, &k->fs);
+    make_set(ctx, "value_split", k->value_split, &k->vs);
+    make_set(ctx, "trim_key", k->trim_key_s, &k->trim_key);
+    make_set(ctx, "trim_value", k->trim_value_s, &k->trim_value);
+    make_set(ctx, "remove_char_key", k->rm_key_s, &k->rm_key);
+    make_set(ctx, "remove_char_value", k->rm_value_s, &k->rm_value);
+    if (k->default_keys.n) {
+        /* Built once: each event that needs them copies this object. */
+        sl_value_set_object(&k->defaults);
+        for (size_t i = 0; i < k->default_keys.n; i++) {
+            sl_value_set_cstr(sl_obj_putc(&k->defaults, k->default_keys.keys[i]),
+                              k->default_keys.vals[i]);
+        }
     }
-    free(k->source);
-    free(k->target);
-    sl_cfg_strv_free(k->include);
-    sl_cfg_strv_free(k->exclude);
-    free(k->prefix);
-    sl_value_clear(&k->defaults);
-    free(k);
+    return 0;
 }
 
-static void *kv_init(struct sl_cfg *cfg, struct sl_cfg_node *opts, struct sl_plugin_env *env)
+static void kv_fini(void *inst)
 {
-    static const char *const ws_modes[] = {"lenient", "strict", NULL};
-    struct filter_kv *k = sl_calloc(1, sizeof(*k));
-    int errors = cfg->nerrors;
-    const char *id = env->id;
-    size_t nexclude;
-    int ws;
-
-    k->source = get_ref(cfg, opts, id, "field", "source", "message");
-    k->target = get_ref(cfg, opts, id, "target", NULL, NULL);
-    get_set(cfg, opts, id, "field_split", " ", false, &k->fs);
-    get_set(cfg, opts, id, "value_split", "=", false, &k->vs);
-    get_set(cfg, opts, id, "trim_key", "", true, &k->trim_key);
-    get_set(cfg, opts, id, "trim_value", "", true, &k->trim_value);
-    get_set(cfg, opts, id, "remove_char_key", "", true, &k->rm_key);
-    get_set(cfg, opts, id, "remove_char_value", "", true, &k->rm_value);
-    sl_cfg_strlist(cfg, opts, id, "include_keys", &k->include, &k->ninclude);
-    sl_cfg_strlist(cfg, opts, id, "exclude_keys", &k->exclude, &nexclude);
-    sl_cfg_str(cfg, opts, id, "prefix", "", &k->prefix);
-    sl_cfg_bool(cfg, opts, id, "allow_duplicate_values", true, &k->allow_dup);
-    sl_cfg_bool(cfg, opts, id, "include_brackets", true, &k->brackets);
-    sl_cfg_enum(cfg, opts, id, "whitespace", ws_modes, 0, &ws);
-    k->lenient = ws == 0;
-    get_defaults(cfg, opts, id, &k->defaults);
-    sl_cfg_get(opts, "when");  /* evaluated by the core */
-    sl_cfg_check_unknown(cfg, opts, id);
-    if (cfg->nerrors != errors) {
-        kv_free(k);
-        return NULL;
-    }
-    return k;
+    struct filter_kv *k = inst;
+    sl_value_clear(&k->defaults);
 }
 
 const struct sl_plugin sl_plugin_filter_kv = {
     .name = "kv",
     .kind = SL_PLUGIN_FILTER,
+    .summary = "sets the key=value pairs found in a text field as fields",
+    .options = kv_opts,
+    .size = sizeof(struct filter_kv),
     .init = kv_init,
-    .free = kv_free,
+    .fini = kv_fini,
     .filter = kv_filter,
 };

@@ -3,14 +3,15 @@
  * removes fields, with Logstash's mutate semantics and its fixed order of
  * operations (rename, update, replace, convert, gsub, uppercase, lowercase,
  * strip, remove_fields, split, join, add_fields, add_tag, remove_tag), whatever
- * order the options are written in.
+ * order the options are written in: mutate_filter() calls them in that order.
  *
- * Everything is compiled at init (field references checked, gsub patterns
- * compiled, %{} templates parsed); filter() only reads the instance, so one
- * instance serves every worker thread. Per-call state (Oniguruma regions,
- * scratch buffers) lives on the caller's stack.
+ * The core reads the options through mutate_opts; init() compiles what they
+ * name (field references checked, gsub patterns compiled, %{} templates
+ * parsed). filter() only reads the instance, so one instance serves every
+ * worker thread. Per-call state (Oniguruma regions, scratch buffers) lives on
+ * the caller's stack.
  *
- * Not here: conditions (`when` is the core's), parsing (grok, kv, json).
+ * Not here: conditions and tag_on_failure (the core's), parsing (grok, kv, json).
  */
 #include <ctype.h>
 #include <errno.h>
@@ -18,6 +19,7 @@
 #include <math.h>
 #include <oniguruma.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,56 +41,72 @@
 enum conv { CONV_INTEGER, CONV_FLOAT, CONV_BOOLEAN, CONV_STRING };
 static const char *const conv_names[] = {"integer", "float", "boolean", "string", NULL};
 
-/* Option values that are two strings: rename {from: to}, split/join {field: separator}. */
-struct pair {
-    char *ref;
-    char *arg;
-};
-
 /* update/replace/add_fields: both sides may hold %{} (Logstash renders add_field keys too). */
 struct setter {
     struct sl_template *ref;
     struct sl_template *value;
 };
 
-struct convert {
-    char *ref;
-    enum conv to;
-};
-
 struct gsub {
-    char *ref;
+    const char *ref;  /* points into the gsub option */
     OnigRegex re;
     struct sl_template *repl;
 };
 
-/* A list of templates (remove_fields, add_tag, remove_tag) or of plain refs. */
-struct list {
-    struct sl_template **t;
-    size_t n;
-};
-
-struct strs {
-    char **v;  /* NULL-terminated */
-    size_t n;
-};
-
 struct filter_mutate {
-    struct pair *rename;
-    size_t nrename;
-    struct setter *update, *replace, *add;
-    size_t nupdate, nreplace, nadd;
-    struct convert *convert;
-    size_t nconvert;
+    /* Options, in the order they run. */
+    struct sl_strmap rename;           /* from -> to */
+    struct sl_strmap update, replace;  /* ref (template) -> value (template) */
+    struct sl_strmap convert;          /* ref -> one of conv_names */
+    struct sl_strv gsub_opt;           /* ref, pattern, replacement, ref, ... */
+    struct sl_fieldrefs upper, lower, strip;
+    struct sl_strv remove;             /* refs (templates) */
+    struct sl_strmap split, join;      /* ref -> separator */
+    struct sl_strmap add;              /* add_fields: as update */
+    struct sl_strv add_tag, remove_tag;  /* templates */
+
+    /* Made by init, item by item parallel to the options above. */
+    struct setter *update_t, *replace_t, *add_t;
+    enum conv *conv;
     struct gsub *gsub;
     size_t ngsub;
-    struct strs upper, lower, strip;
-    struct list remove;
-    struct pair *split, *join;
-    size_t nsplit, njoin;
-    struct list add_tag, remove_tag;
-    struct strs fail_tags;
+    struct sl_template **remove_t, **add_tag_t, **remove_tag_t;
     locale_t utf8;  /* for Unicode case mapping; (locale_t)0 -> ASCII only */
+};
+
+static const struct sl_opt mutate_opts[] = {
+    {.name = "rename", .type = SL_OPT_MAP, .offset = offsetof(struct filter_mutate, rename),
+     .doc = "`{old: new}` field references: moves each value (null too) to the new name"},
+    {.name = "update", .type = SL_OPT_MAP, .offset = offsetof(struct filter_mutate, update),
+     .doc = "`{field: template}`: sets the field to the rendered string, only if it exists"},
+    {.name = "replace", .type = SL_OPT_MAP, .offset = offsetof(struct filter_mutate, replace),
+     .doc = "`{field: template}`: sets the field to the rendered string, creating it if needed"},
+    {.name = "convert", .type = SL_OPT_MAP, .offset = offsetof(struct filter_mutate, convert),
+     .doc = "`{field: type}`: converts to integer, float, boolean or string (arrays item by item)"},
+    /* Logstash's flat list of triples: the table reads strings, init() groups them. */
+    {.name = "gsub", .type = SL_OPT_LIST, .offset = offsetof(struct filter_mutate, gsub_opt),
+     .doc = "`[field, regex, replacement, ...]`: replaces every match (Ruby regex syntax)"},
+    {.name = "uppercase", .type = SL_OPT_FIELDS, .offset = offsetof(struct filter_mutate, upper),
+     .doc = "fields whose strings (or strings in arrays) are upper-cased"},
+    {.name = "lowercase", .type = SL_OPT_FIELDS, .offset = offsetof(struct filter_mutate, lower),
+     .doc = "fields whose strings (or strings in arrays) are lower-cased"},
+    {.name = "strip", .type = SL_OPT_FIELDS, .offset = offsetof(struct filter_mutate, strip),
+     .doc = "fields whose strings (or strings in arrays) lose whitespace at both ends"},
+    {.name = "remove_fields", .type = SL_OPT_LIST,
+     .offset = offsetof(struct filter_mutate, remove),
+     .doc = "fields to remove; a name may hold `%{}` (rendered per event)"},
+    {.name = "split", .type = SL_OPT_MAP, .offset = offsetof(struct filter_mutate, split),
+     .doc = "`{field: separator}`: turns a string into an array, like Ruby's split"},
+    {.name = "join", .type = SL_OPT_MAP, .offset = offsetof(struct filter_mutate, join),
+     .doc = "`{field: separator}`: turns an array into a string, like Ruby's join"},
+    {.name = "add_fields", .type = SL_OPT_MAP, .offset = offsetof(struct filter_mutate, add),
+     .doc = "`{field: template}`: sets each field (its name may hold `%{}`), replacing any value"},
+    {.name = "add_tag", .type = SL_OPT_LIST, .offset = offsetof(struct filter_mutate, add_tag),
+     .doc = "tags (templates) added to `tags` unless present"},
+    {.name = "remove_tag", .type = SL_OPT_LIST,
+     .offset = offsetof(struct filter_mutate, remove_tag),
+     .doc = "tags (templates) removed from `tags`"},
+    {0},
 };
 
 /* Per-call state: nothing here is shared between threads. */
@@ -208,17 +226,17 @@ static void take_buf(struct sl_value *v, struct sl_buf *b)
 
 static void do_rename(struct call *c)
 {
-    for (size_t i = 0; i < c->m->nrename; i++) {
-        const struct pair *p = &c->m->rename[i];
-        struct sl_value *src = sl_field_get(c->event, p->ref);
+    const struct sl_strmap *r = &c->m->rename;
+    for (size_t i = 0; i < r->n; i++) {
+        struct sl_value *src = sl_field_get(c->event, r->keys[i]);
         if (!src) {
             continue;
         }
         /* Detach first: the destination may be the source's parent or child. */
         struct sl_value tmp = {0};
         sl_value_move(&tmp, src);
-        sl_field_del(c->event, p->ref);
-        struct sl_value *dst = sl_field_put(c->event, p->arg);
+        sl_field_del(c->event, r->keys[i]);
+        struct sl_value *dst = sl_field_put(c->event, r->vals[i]);
         if (dst) {
             sl_value_move(dst, &tmp);
         }
@@ -474,20 +492,20 @@ static bool convert_one(struct call *c, struct sl_value *v, enum conv to)
 
 static void do_convert(struct call *c)
 {
-    for (size_t k = 0; k < c->m->nconvert; k++) {
-        const struct convert *cv = &c->m->convert[k];
-        struct sl_value *v = sl_field_get(c->event, cv->ref);
+    for (size_t k = 0; k < c->m->convert.n; k++) {
+        enum conv to = c->m->conv[k];
+        struct sl_value *v = sl_field_get(c->event, c->m->convert.keys[k]);
         if (!v || v->type == SL_V_NULL || v->type == SL_V_OBJECT) {
             continue;  /* Logstash leaves nil and hashes alone */
         }
         if (v->type != SL_V_ARRAY) {
-            c->failed |= !convert_one(c, v, cv->to);
+            c->failed |= !convert_one(c, v, to);
             continue;
         }
         for (size_t i = 0; i < v->u.a.len; i++) {
             struct sl_value *item = &v->u.a.items[i];
             if (item->type != SL_V_NULL) {
-                c->failed |= !convert_one(c, item, cv->to);
+                c->failed |= !convert_one(c, item, to);
             }
         }
     }
@@ -732,10 +750,10 @@ static void str_op_one(struct call *c, struct sl_value *v, enum str_op op)
     }
 }
 
-static void do_str_op(struct call *c, const struct strs *refs, enum str_op op)
+static void do_str_op(struct call *c, const struct sl_fieldrefs *refs, enum str_op op)
 {
     for (size_t k = 0; k < refs->n; k++) {
-        struct sl_value *v = sl_field_get(c->event, refs->v[k]);
+        struct sl_value *v = sl_fieldref_get(&refs->v[k], c->event);
         if (!v) {
             continue;
         }
@@ -754,7 +772,7 @@ static void do_str_op(struct call *c, const struct strs *refs, enum str_op op)
 static void do_remove(struct call *c)
 {
     for (size_t k = 0; k < c->m->remove.n; k++) {
-        const char *ref = setter_ref(c, c->m->remove.t[k]);
+        const char *ref = setter_ref(c, c->m->remove_t[k]);
         if (ref) {
             sl_field_del(c->event, ref);
         }
@@ -804,23 +822,25 @@ static void split_str(struct sl_value *v, const char *sep)
 
 static void do_split(struct call *c)
 {
-    for (size_t k = 0; k < c->m->nsplit; k++) {
-        struct sl_value *v = sl_field_get(c->event, c->m->split[k].ref);
+    const struct sl_strmap *sp = &c->m->split;
+    for (size_t k = 0; k < sp->n; k++) {
+        struct sl_value *v = sl_field_get(c->event, sp->keys[k]);
         if (v && v->type == SL_V_STRING) {
-            split_str(v, c->m->split[k].arg);
+            split_str(v, sp->vals[k]);
         }
     }
 }
 
 static void do_join(struct call *c)
 {
-    for (size_t k = 0; k < c->m->njoin; k++) {
-        struct sl_value *v = sl_field_get(c->event, c->m->join[k].ref);
+    const struct sl_strmap *j = &c->m->join;
+    for (size_t k = 0; k < j->n; k++) {
+        struct sl_value *v = sl_field_get(c->event, j->keys[k]);
         if (!v || v->type != SL_V_ARRAY) {
             continue;
         }
         sl_buf_reset(&c->b);
-        if (put_text(&c->b, v, c->m->join[k].arg) != 0) {
+        if (put_text(&c->b, v, j->vals[k]) != 0) {
             c->failed = true;
             continue;
         }
@@ -849,18 +869,19 @@ static void remove_tag(struct sl_value *event, const char *tag, size_t len)
 static void do_tags(struct call *c)
 {
     for (size_t k = 0; k < c->m->add_tag.n; k++) {
-        if (render(c, c->m->add_tag.t[k])) {
+        if (render(c, c->m->add_tag_t[k])) {
             sl_event_add_tag(c->event, c->a.data);
         }
     }
     for (size_t k = 0; k < c->m->remove_tag.n; k++) {
-        if (render(c, c->m->remove_tag.t[k])) {
+        if (render(c, c->m->remove_tag_t[k])) {
             remove_tag(c->event, c->a.data, c->a.len);
         }
     }
 }
 
-static int mutate_filter(void *inst, struct sl_value *event)
+/* Logstash's fixed order, whatever order the options were written in. */
+static enum sl_filter_result mutate_filter(void *inst, struct sl_value *event)
 {
     const struct filter_mutate *m = inst;
     struct call c = {.m = m, .event = event};
@@ -872,8 +893,8 @@ static int mutate_filter(void *inst, struct sl_value *event)
         onig_set_retry_limit_in_search_of_match_param(c.mp, GSUB_RETRY_LIMIT);
     }
     do_rename(&c);
-    do_set(&c, m->update, m->nupdate, true);
-    do_set(&c, m->replace, m->nreplace, false);
+    do_set(&c, m->update_t, m->update.n, true);
+    do_set(&c, m->replace_t, m->replace.n, false);
     do_convert(&c);
     do_gsub(&c);
     do_str_op(&c, &m->upper, OP_UPPER);
@@ -882,231 +903,139 @@ static int mutate_filter(void *inst, struct sl_value *event)
     do_remove(&c);
     do_split(&c);
     do_join(&c);
-    do_set(&c, m->add, m->nadd, false);
+    do_set(&c, m->add_t, m->add.n, false);
     do_tags(&c);
-    if (c.failed) {
-        for (size_t i = 0; i < m->fail_tags.n; i++) {
-            sl_event_add_tag(event, m->fail_tags.v[i]);
-        }
-    }
     if (c.region) {
         onig_region_free(c.region, 1);
         onig_free_match_param(c.mp);
     }
     sl_buf_free(&c.a);
     sl_buf_free(&c.b);
-    return c.failed ? SL_EINVAL : SL_FILTER_KEEP;
+    return c.failed ? SL_FILTER_FAIL : SL_FILTER_KEEP;
 }
 
-/* ---- configuration ---- */
+/* ---- init: what the table cannot check ---- */
 
-/* What a node is, for messages (config.c's wording). */
-static const char *kind(const struct sl_cfg_node *n)
+/*
+ * One entry of an option, so an error stands at the entry at fault rather
+ * than at the whole option: the value of map entry key, or item index of a
+ * list (key NULL). The core knows no position for a key itself, so an error
+ * about a key stands at its value, on the same line; the message names the
+ * text at fault either way.
+ */
+struct entry {
+    const char *opt;
+    const char *key;
+    size_t index;
+};
+
+static struct entry map_entry(const char *opt, const char *key)
 {
-    if (n->type == SL_CFG_MAP) {
-        return "a map";
-    }
-    if (n->type == SL_CFG_SEQ) {
-        return "a list";
-    }
-    bool null = !n->quoted && (!*n->scalar || strcmp(n->scalar, "~") == 0 ||
-                               strcasecmp(n->scalar, "null") == 0);
-    return null ? "nothing" : "a string";
+    return (struct entry){.opt = opt, .key = key};
 }
 
-static bool is_null(const struct sl_cfg_node *n)
+static struct entry list_item(const char *opt, size_t index)
 {
-    return !n || (n->type == SL_CFG_SCALAR && strcmp(kind(n), "nothing") == 0);
+    return (struct entry){.opt = opt, .index = index};
 }
 
-static bool ref_ok(const char *ref)
+static bool check_ref(struct sl_plugin_ctx *ctx, struct entry at, const char *ref)
 {
     struct sl_fieldref r;
     int rc = sl_fieldref_init(&r, ref);
     sl_fieldref_free(&r);
+    if (rc != 0) {
+        sl_plugin_error_at(ctx, at.opt, at.key, at.index,
+                           "option '%s': '%s' is not a valid field reference", at.opt, ref);
+    }
     return rc == 0;
 }
 
-/* A ref option entry: records an error at n unless ref is a valid field reference. */
-static bool check_ref(struct sl_cfg *cfg, const struct sl_cfg_node *n, const char *id,
-                      const char *opt, const char *ref)
-{
-    if (ref_ok(ref)) {
-        return true;
-    }
-    sl_cfg_error(cfg, n, "%s: option '%s': '%s' is not a valid field reference", id, opt, ref);
-    return false;
-}
-
-/* Compiles a template, or records an error at n and returns NULL. */
-static struct sl_template *tmpl(struct sl_cfg *cfg, const struct sl_cfg_node *n, const char *id,
-                                const char *opt, const char *src)
+/* Compiles src; a ref (is_ref) without %{} must be valid now, a rendered one is
+ * checked per event. NULL, with the error recorded, when it does not compile. */
+static struct sl_template *compile(struct sl_plugin_ctx *ctx, struct entry at, const char *src,
+                                   bool is_ref)
 {
     char err[160];
     struct sl_template *t = sl_template_new(src, err, sizeof(err));
     if (!t) {
-        sl_cfg_error(cfg, n, "%s: option '%s': '%s': %s", id, opt, src, err);
+        sl_plugin_error_at(ctx, at.opt, at.key, at.index, "option '%s': '%s': %s", at.opt, src,
+                           err);
+    } else if (is_ref && sl_template_is_static(t) && !check_ref(ctx, at, src)) {
+        sl_template_free(t);
+        t = NULL;
     }
     return t;
 }
 
-/* The option's map node, or NULL when absent/null (an error when it is not a map). */
-static struct sl_cfg_node *get_map(struct sl_cfg *cfg, struct sl_cfg_node *opts, const char *id,
-                                   const char *opt)
+/* rename {ref: ref}; split, join {ref: separator}. */
+static bool check_pairs(struct sl_plugin_ctx *ctx, const char *opt, const struct sl_strmap *map,
+                        bool arg_is_ref)
 {
-    struct sl_cfg_node *n = sl_cfg_get(opts, opt);
-    if (is_null(n)) {
-        return NULL;
-    }
-    if (n->type != SL_CFG_MAP) {
-        sl_cfg_error(cfg, n, "%s: option '%s' must be a map, got %s", id, opt, kind(n));
-        return NULL;
-    }
-    return n;
-}
-
-/* The value of map entry i when it is a string; otherwise records an error. */
-static const char *map_str(struct sl_cfg *cfg, struct sl_cfg_node *map, size_t i, const char *id,
-                           const char *opt)
-{
-    struct sl_cfg_node *v = map->items[i];
-    if (v->type != SL_CFG_SCALAR || is_null(v)) {
-        sl_cfg_error(cfg, v, "%s: option '%s': value of '%s' must be a string, got %s", id, opt,
-                     map->keys[i], kind(v));
-        return NULL;
-    }
-    return v->scalar;
-}
-
-/* rename, split, join: {ref: string}; the value is a ref too for rename. */
-static void get_pairs(struct sl_cfg *cfg, struct sl_cfg_node *opts, const char *id,
-                      const char *opt, bool arg_is_ref, struct pair **out, size_t *nout)
-{
-    struct sl_cfg_node *map = get_map(cfg, opts, id, opt);
-    if (!map) {
-        return;
-    }
-    *out = sl_calloc(map->n ? map->n : 1, sizeof(**out));
+    bool ok = true;
     for (size_t i = 0; i < map->n; i++) {
-        const char *arg = map_str(cfg, map, i, id, opt);
-        bool ok = check_ref(cfg, map->key_nodes[i], id, opt, map->keys[i]) && arg;
-        if (ok && arg_is_ref) {
-            ok = check_ref(cfg, map->items[i], id, opt, arg);
-        }
-        if (ok && !arg_is_ref && !*arg) {
-            sl_cfg_error(cfg, map->items[i], "%s: option '%s': separator of '%s' must not be empty",
-                         id, opt, map->keys[i]);
+        struct entry at = map_entry(opt, map->keys[i]);
+        ok &= check_ref(ctx, at, map->keys[i]);
+        if (arg_is_ref) {
+            ok &= check_ref(ctx, at, map->vals[i]);
+        } else if (!*map->vals[i]) {
+            sl_plugin_error_at(ctx, opt, map->keys[i], 0,
+                               "option '%s': separator of '%s' must not be empty", opt,
+                               map->keys[i]);
             ok = false;
         }
-        if (ok) {
-            (*out)[*nout].ref = sl_strdup(map->keys[i]);
-            (*out)[(*nout)++].arg = sl_strdup(arg);
-        }
     }
+    return ok;
 }
 
-/* update, replace, add_fields: {ref-template: value-template}. */
-static void get_setters(struct sl_cfg *cfg, struct sl_cfg_node *opts, const char *id,
-                        const char *opt, struct setter **out, size_t *nout)
+/* update, replace, add_fields: {ref template: value template}. */
+static bool compile_setters(struct sl_plugin_ctx *ctx, const char *opt,
+                            const struct sl_strmap *map, struct setter **out)
 {
-    struct sl_cfg_node *map = get_map(cfg, opts, id, opt);
-    if (!map) {
-        return;
-    }
-    *out = sl_calloc(map->n ? map->n : 1, sizeof(**out));
+    bool ok = true;
+    *out = sl_calloc(map->n + 1, sizeof(**out));
     for (size_t i = 0; i < map->n; i++) {
-        const char *val = map_str(cfg, map, i, id, opt);
-        struct sl_template *k = tmpl(cfg, map->key_nodes[i], id, opt, map->keys[i]);
-        struct sl_template *v = val ? tmpl(cfg, map->items[i], id, opt, val) : NULL;
-        /* A key without %{} must be a valid reference now; a rendered one is checked per event. */
-        if (k && sl_template_is_static(k) &&
-            !check_ref(cfg, map->key_nodes[i], id, opt, map->keys[i])) {
-            sl_template_free(k);
-            k = NULL;
-        }
-        if (!k || !v) {
-            sl_template_free(k);
-            sl_template_free(v);
-            continue;
-        }
-        (*out)[*nout].ref = k;
-        (*out)[(*nout)++].value = v;
+        struct entry at = map_entry(opt, map->keys[i]);
+        (*out)[i].ref = compile(ctx, at, map->keys[i], true);
+        (*out)[i].value = compile(ctx, at, map->vals[i], false);
+        ok &= (*out)[i].ref && (*out)[i].value;
     }
+    return ok;
 }
 
-/* The node of item i of a strlist option (a sequence, or a single scalar). */
-static struct sl_cfg_node *list_item(struct sl_cfg_node *n, size_t i)
+/* remove_fields (refs that may hold %{}), add_tag, remove_tag. */
+static bool compile_list(struct sl_plugin_ctx *ctx, const char *opt, const struct sl_strv *v,
+                         bool refs, struct sl_template ***out)
 {
-    return n->type == SL_CFG_SEQ ? n->items[i] : n;
+    bool ok = true;
+    *out = sl_calloc(v->n + 1, sizeof(**out));
+    for (size_t i = 0; i < v->n; i++) {
+        (*out)[i] = compile(ctx, list_item(opt, i), v->v[i], refs);
+        ok &= (*out)[i] != NULL;
+    }
+    return ok;
 }
 
-/* uppercase, lowercase, strip: lists of refs. */
-static void get_refs(struct sl_cfg *cfg, struct sl_cfg_node *opts, const char *id,
-                     const char *opt, struct strs *out)
+static bool compile_convert(struct sl_plugin_ctx *ctx, struct filter_mutate *m)
 {
-    struct sl_cfg_node *n = sl_cfg_get(opts, opt);
-    if (sl_cfg_strlist(cfg, opts, id, opt, &out->v, &out->n) != 0) {
-        return;
-    }
-    for (size_t i = 0; i < out->n; i++) {
-        check_ref(cfg, list_item(n, i), id, opt, out->v[i]);
-    }
-}
-
-/* remove_fields (refs that may hold %{}), add_tag, remove_tag: lists of templates. */
-static void get_templates(struct sl_cfg *cfg, struct sl_cfg_node *opts, const char *id,
-                          const char *opt, bool refs, struct list *out)
-{
-    struct sl_cfg_node *n = sl_cfg_get(opts, opt);
-    char **v;
-    size_t nv;
-    if (sl_cfg_strlist(cfg, opts, id, opt, &v, &nv) != 0) {
-        sl_cfg_strv_free(v);
-        return;
-    }
-    out->t = sl_calloc(nv ? nv : 1, sizeof(*out->t));
-    for (size_t i = 0; i < nv; i++) {
-        struct sl_template *t = tmpl(cfg, list_item(n, i), id, opt, v[i]);
-        if (t && refs && sl_template_is_static(t) && !check_ref(cfg, list_item(n, i), id, opt,
-                                                                 v[i])) {
-            sl_template_free(t);
-            t = NULL;
-        }
-        if (t) {
-            out->t[out->n++] = t;
-        }
-    }
-    sl_cfg_strv_free(v);
-}
-
-static void get_convert(struct sl_cfg *cfg, struct sl_cfg_node *opts, const char *id,
-                        struct filter_mutate *m)
-{
-    struct sl_cfg_node *map = get_map(cfg, opts, id, "convert");
-    if (!map) {
-        return;
-    }
-    m->convert = sl_calloc(map->n ? map->n : 1, sizeof(*m->convert));
+    const struct sl_strmap *map = &m->convert;
+    bool ok = true;
+    m->conv = sl_calloc(map->n + 1, sizeof(*m->conv));
     for (size_t i = 0; i < map->n; i++) {
-        const char *type = map_str(cfg, map, i, id, "convert");
-        bool ok = check_ref(cfg, map->key_nodes[i], id, "convert", map->keys[i]) && type;
-        int to = -1;
-        for (int k = 0; type && conv_names[k]; k++) {
-            if (strcmp(type, conv_names[k]) == 0) {
-                to = k;
-            }
+        int to = 0;
+        while (conv_names[to] && strcmp(map->vals[i], conv_names[to]) != 0) {
+            to++;
         }
-        if (type && to < 0) {
-            sl_cfg_error(cfg, map->items[i],
-                         "%s: option 'convert': type of '%s' must be one of integer, float, "
-                         "boolean, string, got '%s'", id, map->keys[i], type);
+        ok &= check_ref(ctx, map_entry("convert", map->keys[i]), map->keys[i]);
+        if (!conv_names[to]) {
+            sl_plugin_error_at(ctx, "convert", map->keys[i], 0, "option 'convert': type of '%s' "
+                               "must be one of integer, float, boolean, string, got '%s'",
+                               map->keys[i], map->vals[i]);
             ok = false;
         }
-        if (ok) {
-            m->convert[m->nconvert].ref = sl_strdup(map->keys[i]);
-            m->convert[m->nconvert++].to = (enum conv)to;
-        }
+        m->conv[i] = (enum conv)to;
     }
+    return ok;
 }
 
 static pthread_once_t onig_once = PTHREAD_ONCE_INIT;
@@ -1117,173 +1046,121 @@ static void onig_setup(void)
     onig_initialize(&enc, 1);  /* idempotent: lib/regex.c may have done it already */
 }
 
-/* gsub: a flat list [field, pattern, replacement, ...], Logstash's form. */
-static void get_gsub(struct sl_cfg *cfg, struct sl_cfg_node *opts, const char *id,
-                     struct filter_mutate *m)
+/* Compiles gsub item index with Ruby's syntax: Logstash patterns are Ruby (Joni) regular
+ * expressions. */
+static OnigRegex compile_regex(struct sl_plugin_ctx *ctx, const struct sl_strv *v, size_t index)
 {
-    struct sl_cfg_node *n = sl_cfg_get(opts, "gsub");
-    if (is_null(n)) {
-        return;
+    const char *pat = v->v[index];
+    OnigRegex re = NULL;
+    OnigErrorInfo einfo;
+    int rc = onig_new(&re, (const OnigUChar *)pat, (const OnigUChar *)pat + strlen(pat),
+                      ONIG_OPTION_NONE, ONIG_ENCODING_UTF8, ONIG_SYNTAX_RUBY, &einfo);
+    if (rc != ONIG_NORMAL) {
+        OnigUChar msg[ONIG_MAX_ERROR_MESSAGE_LEN];
+        onig_error_code_to_str(msg, rc, &einfo);
+        sl_plugin_error_at(ctx, "gsub", NULL, index,
+                           "option 'gsub': pattern '%s' does not compile: %s", pat,
+                           (const char *)msg);
+        return NULL;
     }
-    if (n->type != SL_CFG_SEQ) {
-        sl_cfg_error(cfg, n, "%s: option 'gsub' must be a list of field, pattern, replacement "
-                     "triples, got %s", id, kind(n));
-        return;
-    }
-    if (n->n % 3 != 0) {
-        sl_cfg_error(cfg, n, "%s: option 'gsub' must be a list of field, pattern, replacement "
-                     "triples, got %zu items", id, n->n);
-        return;
-    }
-    for (size_t i = 0; i < n->n; i++) {
-        if (n->items[i]->type != SL_CFG_SCALAR || is_null(n->items[i])) {
-            sl_cfg_error(cfg, n->items[i], "%s: option 'gsub': item %zu must be a string, got %s",
-                         id, i, kind(n->items[i]));
-            return;
-        }
-    }
-    pthread_once(&onig_once, onig_setup);
-    m->gsub = sl_calloc(n->n / 3 + 1, sizeof(*m->gsub));
-    for (size_t i = 0; i < n->n; i += 3) {
-        const char *ref = n->items[i]->scalar, *pat = n->items[i + 1]->scalar;
-        bool ok = check_ref(cfg, n->items[i], id, "gsub", ref);
-        OnigRegex re = NULL;
-        OnigErrorInfo einfo;
-        /* Ruby syntax: Logstash patterns are Ruby (Joni) regular expressions. */
-        int rc = onig_new(&re, (const OnigUChar *)pat, (const OnigUChar *)pat + strlen(pat),
-                          ONIG_OPTION_NONE, ONIG_ENCODING_UTF8, ONIG_SYNTAX_RUBY, &einfo);
-        if (rc != ONIG_NORMAL) {
-            OnigUChar msg[ONIG_MAX_ERROR_MESSAGE_LEN];
-            onig_error_code_to_str(msg, rc, &einfo);
-            sl_cfg_error(cfg, n->items[i + 1], "%s: option 'gsub': pattern '%s' does not compile: "
-                         "%s", id, pat, (const char *)msg);
-            re = NULL;
-            ok = false;
-        }
-        struct sl_template *repl = tmpl(cfg, n->items[i + 2], id, "gsub", n->items[i + 2]->scalar);
-        if (!ok || !repl) {
-            if (re) {
-                onig_free(re);
-            }
-            sl_template_free(repl);
-            continue;
-        }
-        struct gsub *g = &m->gsub[m->ngsub++];
-        g->ref = sl_strdup(ref);
-        g->re = re;
-        g->repl = repl;
-    }
+    return re;
 }
 
-static void free_pairs(struct pair *p, size_t n)
+/* gsub: [field, pattern, replacement, ...] in threes. */
+static bool compile_gsub(struct sl_plugin_ctx *ctx, struct filter_mutate *m)
 {
-    for (size_t i = 0; i < n; i++) {
-        free(p[i].ref);
-        free(p[i].arg);
+    const struct sl_strv *v = &m->gsub_opt;
+    if (v->n % 3 != 0) {
+        /* At the first item of the incomplete triple: the ones before it are whole. */
+        sl_plugin_error_at(ctx, "gsub", NULL, v->n - v->n % 3, "option 'gsub' must be a list of "
+                           "field, pattern, replacement triples, got %zu item%s", v->n,
+                           v->n == 1 ? "" : "s");
+        return false;
     }
-    free(p);
+    bool ok = true;
+    pthread_once(&onig_once, onig_setup);
+    m->gsub = sl_calloc(v->n / 3 + 1, sizeof(*m->gsub));
+    for (size_t i = 0; i < v->n; i += 3) {
+        struct gsub *g = &m->gsub[m->ngsub++];
+        g->ref = v->v[i];
+        ok &= check_ref(ctx, list_item("gsub", i), g->ref);
+        g->re = compile_regex(ctx, v, i + 1);
+        g->repl = compile(ctx, list_item("gsub", i + 2), v->v[i + 2], false);
+        ok &= g->re && g->repl;
+    }
+    return ok;
+}
+
+static int mutate_init(void *inst, struct sl_plugin_ctx *ctx)
+{
+    struct filter_mutate *m = inst;
+    /* Each step runs whatever the others found, so one start reports every problem. */
+    bool ok = check_pairs(ctx, "rename", &m->rename, true);
+    ok &= compile_setters(ctx, "update", &m->update, &m->update_t);
+    ok &= compile_setters(ctx, "replace", &m->replace, &m->replace_t);
+    ok &= compile_convert(ctx, m);
+    ok &= compile_gsub(ctx, m);
+    ok &= compile_list(ctx, "remove_fields", &m->remove, true, &m->remove_t);
+    ok &= check_pairs(ctx, "split", &m->split, false);
+    ok &= check_pairs(ctx, "join", &m->join, false);
+    ok &= compile_setters(ctx, "add_fields", &m->add, &m->add_t);
+    ok &= compile_list(ctx, "add_tag", &m->add_tag, false, &m->add_tag_t);
+    ok &= compile_list(ctx, "remove_tag", &m->remove_tag, false, &m->remove_tag_t);
+    if (ok && (m->upper.n || m->lower.n)) {
+        /* Read-only once made, so the worker threads can share it. */
+        m->utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+    }
+    return ok ? 0 : SL_EINVAL;
 }
 
 static void free_setters(struct setter *s, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; s && i < n; i++) {
         sl_template_free(s[i].ref);
         sl_template_free(s[i].value);
     }
     free(s);
 }
 
-static void free_list(struct list *l)
+static void free_list(struct sl_template **t, size_t n)
 {
-    for (size_t i = 0; i < l->n; i++) {
-        sl_template_free(l->t[i]);
+    for (size_t i = 0; t && i < n; i++) {
+        sl_template_free(t[i]);
     }
-    free(l->t);
+    free(t);
 }
 
-static void mutate_free(void *inst)
+/* Frees what init made (it may have stopped half-way); the core frees the options. */
+static void mutate_fini(void *inst)
 {
     struct filter_mutate *m = inst;
-    if (!m) {
-        return;
-    }
-    free_pairs(m->rename, m->nrename);
-    free_setters(m->update, m->nupdate);
-    free_setters(m->replace, m->nreplace);
-    free_setters(m->add, m->nadd);
-    for (size_t i = 0; i < m->nconvert; i++) {
-        free(m->convert[i].ref);
-    }
-    free(m->convert);
+    free_setters(m->update_t, m->update.n);
+    free_setters(m->replace_t, m->replace.n);
+    free_setters(m->add_t, m->add.n);
+    free(m->conv);
     for (size_t i = 0; i < m->ngsub; i++) {
-        free(m->gsub[i].ref);
-        onig_free(m->gsub[i].re);
+        if (m->gsub[i].re) {
+            onig_free(m->gsub[i].re);
+        }
         sl_template_free(m->gsub[i].repl);
     }
     free(m->gsub);
-    sl_cfg_strv_free(m->upper.v);
-    sl_cfg_strv_free(m->lower.v);
-    sl_cfg_strv_free(m->strip.v);
-    free_list(&m->remove);
-    free_pairs(m->split, m->nsplit);
-    free_pairs(m->join, m->njoin);
-    free_list(&m->add_tag);
-    free_list(&m->remove_tag);
-    sl_cfg_strv_free(m->fail_tags.v);
+    free_list(m->remove_t, m->remove.n);
+    free_list(m->add_tag_t, m->add_tag.n);
+    free_list(m->remove_tag_t, m->remove_tag.n);
     if (m->utf8) {
         freelocale(m->utf8);
     }
-    free(m);
-}
-
-static void *mutate_init(struct sl_cfg *cfg, struct sl_cfg_node *opts, struct sl_plugin_env *env)
-{
-    struct filter_mutate *m = sl_calloc(1, sizeof(*m));
-    int errors = cfg->nerrors;
-    const char *id = env->id;
-
-    /* Read in the order they run, so errors come out in that order too. */
-    get_pairs(cfg, opts, id, "rename", true, &m->rename, &m->nrename);
-    get_setters(cfg, opts, id, "update", &m->update, &m->nupdate);
-    get_setters(cfg, opts, id, "replace", &m->replace, &m->nreplace);
-    get_convert(cfg, opts, id, m);
-    get_gsub(cfg, opts, id, m);
-    get_refs(cfg, opts, id, "uppercase", &m->upper);
-    get_refs(cfg, opts, id, "lowercase", &m->lower);
-    get_refs(cfg, opts, id, "strip", &m->strip);
-    get_templates(cfg, opts, id, "remove_fields", true, &m->remove);
-    get_pairs(cfg, opts, id, "split", false, &m->split, &m->nsplit);
-    get_pairs(cfg, opts, id, "join", false, &m->join, &m->njoin);
-    get_setters(cfg, opts, id, "add_fields", &m->add, &m->nadd);
-    get_templates(cfg, opts, id, "add_tag", false, &m->add_tag);
-    get_templates(cfg, opts, id, "remove_tag", false, &m->remove_tag);
-
-    /* An explicit [] turns tagging off; absent (or null) means the default tag. */
-    struct sl_cfg_node *t = sl_cfg_get(opts, "tag_on_failure");
-    sl_cfg_strlist(cfg, opts, id, "tag_on_failure", &m->fail_tags.v, &m->fail_tags.n);
-    if (m->fail_tags.n == 0 && !(t && t->type == SL_CFG_SEQ)) {
-        sl_cfg_strv_free(m->fail_tags.v);
-        m->fail_tags.v = sl_calloc(2, sizeof(char *));
-        m->fail_tags.v[0] = sl_strdup("_mutate_error");
-        m->fail_tags.n = 1;
-    }
-    sl_cfg_get(opts, "when");  /* evaluated by the core */
-    sl_cfg_check_unknown(cfg, opts, id);
-    if (cfg->nerrors != errors) {
-        mutate_free(m);
-        return NULL;
-    }
-    if (m->upper.n || m->lower.n) {
-        /* Read-only once made, so the worker threads can share it. */
-        m->utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
-    }
-    return m;
 }
 
 const struct sl_plugin sl_plugin_filter_mutate = {
     .name = "mutate",
     .kind = SL_PLUGIN_FILTER,
+    .summary = "renames, rewrites, converts and removes fields, in Logstash's fixed order",
+    .options = mutate_opts,
+    .size = sizeof(struct filter_mutate),
+    .failure_tag = "_mutate_error",
     .init = mutate_init,
-    .free = mutate_free,
+    .fini = mutate_fini,
     .filter = mutate_filter,
 };

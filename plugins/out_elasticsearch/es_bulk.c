@@ -188,31 +188,14 @@ int es_gzip(const char *in, size_t len, int level, struct sl_buf *out)
     return rc;
 }
 
-uint64_t es_backoff_ms(uint64_t init_ms, uint64_t max_ms, unsigned attempt, uint32_t rnd)
-{
-    uint64_t d = init_ms ? init_ms : 1;
-    for (unsigned i = 0; i < attempt && d < max_ms; i++) {
-        d *= 2;
-    }
-    if (d > max_ms) {
-        d = max_ms;
-    }
-    uint64_t half = d / 2;
-    return d - half + (half ? rnd % (half + 1) : 0);
-}
-
-void es_dead_letter_line(struct sl_buf *out, const char *lines, const struct es_item *item,
-                         const char *error, size_t error_len, int status, uint64_t wall_ms)
+void es_dead_letter_members(struct sl_buf *out, const char *lines, const struct es_item *item,
+                            const char *error, size_t error_len, int status)
 {
     const char *action = lines + item->off;
-    const char *doc = action + item->doc;
-    size_t doc_len = item->len - item->doc - 1;  /* without its newline */
     struct sl_value a = {0};
-    char jerr[64], ts[32];
+    char jerr[64];
 
-    sl_buf_puts(out, "{\"event\":");
-    sl_buf_append(out, doc, doc_len);
-    sl_buf_puts(out, ",\"error\":");
+    sl_buf_puts(out, "\"error\":");
     if (error && error_len) {
         sl_buf_append(out, error, error_len);
     } else {
@@ -231,8 +214,6 @@ void es_dead_letter_line(struct sl_buf *out, const char *lines, const struct es_
     } else {
         sl_buf_puts(out, "null");
     }
-    sl_format_timestamp(wall_ms, ts, sizeof(ts));
-    sl_buf_printf(out, ",\"time\":\"%s\"}\n", ts);
     sl_value_clear(&a);
 }
 

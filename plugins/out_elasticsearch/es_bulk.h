@@ -2,8 +2,9 @@
  * es_bulk.h - the Elasticsearch output's pure parts, kept apart from libcurl
  * and threads so tests/plugin/out_elasticsearch_test.c can check them byte
  * for byte: the _bulk NDJSON encoding of an event, the parsing of a _bulk
- * reply into one verdict per item, gzip, the backoff schedule, and the
- * dead-letter line.
+ * reply into one verdict per item, gzip, and the members a dead letter
+ * carries besides the event. (The retry schedule is lib's sluice/backoff.h,
+ * the dead-letter file the core's: sl_batch_dead_letter.)
  *
  * Plugin-internal: only out_elasticsearch.c and the plugin test include this
  * (the symbols are es_-prefixed because the aggregator links them statically,
@@ -73,22 +74,23 @@ int es_bulk_parse_reply(const char *body, size_t len, size_t n, struct es_result
 /* gzip (RFC 1952) of in[0..len) at level 1-9, appended to out. 0 or SL_ELIMIT/SL_EIO. */
 int es_gzip(const char *in, size_t len, int level, struct sl_buf *out);
 
-/*
- * Backoff before retry number attempt (0 = first retry): init * 2^attempt,
- * capped at max, with "equal jitter" so that many outputs (or aggregators)
- * retrying the same cluster spread out: a uniform pick in [d/2, d] where d is
- * that capped delay. rnd is any 32-bit random number.
- */
-uint64_t es_backoff_ms(uint64_t init_ms, uint64_t max_ms, unsigned attempt, uint32_t rnd);
+/* The document line of item (the event without @metadata), without its newline. */
+static inline const char *es_item_doc(const char *lines, const struct es_item *item,
+                                      size_t *len)
+{
+    *len = item->len - item->doc - 1;
+    return lines + item->off + item->doc;
+}
 
 /*
- * Appends one dead-letter line to out:
- *   {"event":<doc>,"error":<error>,"status":N,"index":"<index>","time":"<now>"}\n
- * item is the event's slice of lines (the action line names the index), error
- * compact JSON (NULL: null), wall_ms the time written.
+ * Appends the members a dead letter carries besides the event (the core's
+ * writer adds time, output and event around them):
+ *   "error":<error>,"status":N,"index":"<index>"
+ * item is the event's slice of lines (the action line names the index),
+ * error compact JSON (NULL: null).
  */
-void es_dead_letter_line(struct sl_buf *out, const char *lines, const struct es_item *item,
-                         const char *error, size_t error_len, int status, uint64_t wall_ms);
+void es_dead_letter_members(struct sl_buf *out, const char *lines, const struct es_item *item,
+                            const char *error, size_t error_len, int status);
 
 /* Standard base64 of in[0..len), appended to out (for api_key "id:key"). */
 void es_base64(const char *in, size_t len, struct sl_buf *out);

@@ -4,23 +4,25 @@
  *
  * Two threads, one hand-off each way:
  *   - the loop thread (submit) encodes a batch into NDJSON at once - the
- *     action line and the document of every event, in one buffer owned by
- *     the output - so nothing the pipeline owns is touched after submit()
- *     returns; the batch goes onto the inbox and the sender is woken;
+ *     action line and the document of every event it takes, in one buffer
+ *     owned by the output - so no event is read after submit() returns; the
+ *     batch goes onto the inbox and the sender is woken;
  *   - the sender thread runs libcurl's multi interface (curl_multi_poll):
  *     it cuts the queued items into _bulk requests of at most
  *     bulk_max_bytes, keeps up to `workers` of them in flight over
  *     keep-alive connections, gzips them, reads the per-item verdicts,
  *     re-queues only the items to retry (429/5xx) behind a jittered
- *     exponential backoff, writes rejected items to the dead-letter file, and
- *     when every item of a batch is indexed or dead-lettered moves the batch
- *     to the outbox and wakes the loop through an sl_async handle;
- *   - the loop thread then calls done() (the plugin contract wants it there).
+ *     exponential backoff, files rejected items as dead letters
+ *     (sl_batch_dead_letter: the batch is still borrowed then, as it is done
+ *     only after its last item), and when every item of a batch is indexed
+ *     or dead-lettered moves the batch to the outbox and wakes the loop
+ *     through an sl_async handle;
+ *   - the loop thread then gives the verdict (sl_batch_done wants it there).
  * Items of several batches share a request when they queue up while every
  * worker is busy; nothing waits to fill a request (the shipper is waiting for
  * the ACK, so holding events back only slows it down).
  *
- * Memory is bounded upstream: a batch is held until done(), and the
+ * Memory is bounded upstream: a batch is held until its verdict, and the
  * listener stops reading once max_pending_events are in the pipeline, so the
  * inbox, the retry queue and the outbox hold at most that many events.
  *
@@ -29,26 +31,27 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "es_bulk.h"
+#include "sluice/backoff.h"
 #include "sluice/json.h"
 #include "sluice/log.h"
 #include "sluice/plugin.h"
+#include "sluice/tls.h"
 
 #define PLUGIN_NAME "elasticsearch"
 #define REPLY_MAX ((size_t)64 << 20)       /* a _bulk reply larger than this is refused */
 #define MAX_ITEMS_PER_REQUEST 20000        /* keeps replies well under REPLY_MAX */
 #define TEMPLATE_FILE_MAX ((size_t)1 << 20)
-#define CA_FILE_MAX ((size_t)4 << 20)
+#define PEM_FILE_MAX ((size_t)4 << 20)
 #define POLL_MAX_MS 1000
 #define SHOW_MAX 300                       /* bytes of a server reply quoted in a log line */
 
@@ -57,15 +60,12 @@
 #define REQS_NAME "sluice_aggregator_es_bulk_requests_total"
 #define REQS_HELP "_bulk requests by HTTP status of the reply (error: no reply)."
 
-enum verify_mode { VERIFY_FULL, VERIFY_CERTIFICATE, VERIFY_NONE };
-
 /* A submitted batch, encoded. Loop thread until it is on the inbox, then the
  * sender's until it is on the outbox, then the loop thread's again. */
 struct es_batch {
     struct es_batch *next;     /* inbox / outbox / the sender's active list */
     struct es_batch *prev;     /* active list only */
-    sl_output_done done;
-    void *done_arg;
+    struct sl_batch *batch;    /* the pipeline's: borrowed until sl_batch_done */
     struct sl_buf lines;       /* every item's action and document lines */
     struct es_item *items;
     size_t n;
@@ -78,6 +78,14 @@ struct es_ref {
     size_t i;
 };
 
+/* An item the server refused for good, waiting to be filed (flush_rejected). */
+struct es_reject {
+    struct es_ref ref;
+    int status;                /* the item's HTTP status */
+    const char *err;           /* its error object (compact JSON), valid until the flush */
+    size_t elen;
+};
+
 /* A FIFO of items to send; the array is compacted when the head reaches the end. */
 struct refq {
     struct es_ref *v;
@@ -88,7 +96,7 @@ struct host {
     char *base;                /* "http://h:9200" (no trailing slash) */
     char *bulk_url;            /* base + "/_bulk" */
     uint64_t dead_until;       /* after a connection failure: skipped until then */
-    unsigned fails;
+    struct sl_backoff down;    /* how long it is skipped after consecutive failures */
 };
 
 enum slot_kind { SLOT_IDLE, SLOT_BULK, SLOT_TEMPLATE };
@@ -112,29 +120,46 @@ struct status_metric {
     struct sl_metric *m;
 };
 
+struct es_backoff_opts {
+    uint64_t init_ms, max_ms;
+};
+
+struct es_template_opts {
+    char *name;
+    char *file;
+};
+
 struct out_es {
-    /* Configuration: written by init, read-only afterwards (both threads). */
-    char *id;
+    /* Options, read by the core through es_opts (read-only after init, both threads). */
+    struct sl_strv host_urls;
+    struct sl_template *index;
+    int op;                    /* enum es_op; init settles it against data_stream */
+    bool data_stream;
+    uint64_t max_bytes;
+    uint64_t flush_ms;         /* accepted, unused: requests never wait */
+    int64_t workers;
+    char *username, *password, *api_key;
+    struct sl_plugin_tls ssl;
+    bool gzip;
+    int64_t level;
+    uint64_t timeout_ms;
+    struct es_backoff_opts backoff;
+    struct es_template_opts tmpl;
+
+    /* Derived by init; read-only afterwards (both threads). */
+    struct sl_plugin_ctx *ctx;
+    const char *id;            /* ctx->id */
     struct host *hosts;
     size_t nhosts;
-    struct sl_template *index;
-    enum es_op op;
-    size_t max_bytes;
-    size_t workers;
-    char *username, *password;
+    size_t nslots;             /* workers */
     char *auth_header;         /* "Authorization: ApiKey ..." */
     struct sl_buf ca_pem;      /* certificate_authorities, concatenated */
-    int verify;
-    bool gzip;
-    int level;
-    uint64_t timeout_ms, backoff_init, backoff_max;
-    char *dlq_dir;
-    char *tmpl_name;
+    struct sl_buf cert_pem, key_pem;
     struct sl_buf tmpl_body;
     struct curl_slist *headers, *headers_gz, *headers_json;
+    struct sl_metric *m_req_seconds;
 
     /* Loop thread. */
-    struct sl_loop *loop;
     struct sl_async *async;
     struct sl_timer *start_timer;
     struct sl_buf scratch;
@@ -155,24 +180,85 @@ struct out_es {
     struct es_batch *active;   /* taken from the inbox, not finished */
     struct refq fresh, retry;
     uint64_t paused_until;
-    unsigned attempt;          /* consecutive retry rounds, for the backoff */
+    struct sl_backoff pause;   /* consecutive retry rounds */
     size_t rr;                 /* round-robin position in hosts */
     bool tmpl_done;
     uint64_t tmpl_next;
-    unsigned tmpl_attempt;
+    struct sl_backoff tmpl_retry;
     size_t cur_max_bytes;      /* bulk_max_bytes, halved after each 413 */
-    uint32_t rng;
     struct es_result *res;
     size_t res_cap;
-    struct sl_buf errs, dlq;
-    struct es_ref *rejected;
+    struct sl_buf errs, members;
+    struct es_reject *rejected;
     size_t nrejected, rejected_cap;
     struct status_metric status_m[16];
     size_t nstatus_m;
+};
 
-    struct sl_metrics *metrics;
-    struct sl_metric *m_retry, *m_dead, *m_dropped, *m_req_seconds;
-    struct sl_metric *m_ok;    /* indexed: counted here, not by the core (SL_PLUGIN_COUNTS_OK) */
+/* ---- options ----------------------------------------------------------------- */
+
+static const char *const op_types[] = {"index", "create", NULL};
+
+static const struct sl_opt backoff_table[] = {
+    {.name = "init", .type = SL_OPT_DURATION, .offset = offsetof(struct es_backoff_opts, init_ms),
+     .def = "1s", .min = 1, .max = 3600000, .doc = "delay before the first retry"},
+    {.name = "max", .type = SL_OPT_DURATION, .offset = offsetof(struct es_backoff_opts, max_ms),
+     .def = "60s", .min = 1, .max = 3600000,
+     .doc = "longest delay between retries (not below init)"},
+    {0},
+};
+
+static const struct sl_opt template_table[] = {
+    {.name = "name", .type = SL_OPT_STRING, .offset = offsetof(struct es_template_opts, name),
+     .doc = "the index template's name (required with template)"},
+    {.name = "file", .type = SL_OPT_STRING, .offset = offsetof(struct es_template_opts, file),
+     .doc = "a JSON file with its body (required with template; checked at load)"},
+    {0},
+};
+
+static const struct sl_opt es_opts[] = {
+    {.name = "hosts", .type = SL_OPT_LIST, .offset = offsetof(struct out_es, host_urls),
+     .def = "[\"http://127.0.0.1:9200\"]", .flags = SL_OPT_NONEMPTY,
+     .doc = "base URLs (http:// or https://; bare host:port is http://), used round-robin"},
+    {.name = "index", .type = SL_OPT_TEMPLATE, .offset = offsetof(struct out_es, index),
+     .def = "logs-%{+yyyy.MM.dd}",
+     .doc = "index or data stream name, a template (%{[field]}, %{+yyyy.MM.dd}); lowercased"},
+    {.name = "op_type", .type = SL_OPT_ENUM, .offset = offsetof(struct out_es, op),
+     .choices = op_types,
+     .doc = "the bulk action: index (the default), or create (the default with data_stream)"},
+    {.name = "data_stream", .type = SL_OPT_BOOL, .offset = offsetof(struct out_es, data_stream),
+     .def = "false", .doc = "index names a data stream (which accepts only op_type create)"},
+    {.name = "bulk_max_bytes", .type = SL_OPT_SIZE, .offset = offsetof(struct out_es, max_bytes),
+     .def = "5mb", .min = 1024, .max = (int64_t)100 << 20,
+     .doc = "largest request body before compression (one larger event goes alone)"},
+    {.name = "flush_interval", .type = SL_OPT_DURATION, .offset = offsetof(struct out_es, flush_ms),
+     .def = "1s", .max = 3600000,
+     .doc = "accepted for Beats/Logstash configurations; requests never wait"},
+    {.name = "workers", .type = SL_OPT_INT, .offset = offsetof(struct out_es, workers),
+     .def = "2", .min = 1, .max = 64, .doc = "_bulk requests in flight"},
+    {.name = "username", .type = SL_OPT_STRING, .offset = offsetof(struct out_es, username),
+     .doc = "HTTP basic authentication user"},
+    {.name = "password", .type = SL_OPT_STRING, .offset = offsetof(struct out_es, password),
+     .doc = "HTTP basic authentication password"},
+    {.name = "api_key", .type = SL_OPT_STRING, .offset = offsetof(struct out_es, api_key),
+     .doc = "sent as Authorization: ApiKey; \"id:key\" is base64-encoded, else sent as given"},
+    {.name = "ssl", .type = SL_OPT_BLOCK, .offset = offsetof(struct out_es, ssl),
+     .sub = sl_plugin_tls_opts,
+     .doc = "TLS for https:// hosts (verification_mode strict is refused: libcurl lacks it)"},
+    {.name = "compression", .type = SL_OPT_BOOL, .offset = offsetof(struct out_es, gzip),
+     .def = "true", .doc = "gzip request bodies (Content-Encoding: gzip)"},
+    {.name = "compression_level", .type = SL_OPT_INT, .offset = offsetof(struct out_es, level),
+     .def = "1", .min = 1, .max = 9, .doc = "gzip level"},
+    {.name = "timeout", .type = SL_OPT_DURATION, .offset = offsetof(struct out_es, timeout_ms),
+     .def = "60s", .min = 100, .max = 3600000,
+     .doc = "whole-request timeout (connecting: at most 10s of it); then retried"},
+    {.name = "backoff", .type = SL_OPT_BLOCK, .offset = offsetof(struct out_es, backoff),
+     .sub = backoff_table,
+     .doc = "delay before a retry: init * 2^n capped at max, with equal jitter"},
+    {.name = "template", .type = SL_OPT_BLOCK, .offset = offsetof(struct out_es, tmpl),
+     .sub = template_table,
+     .doc = "an index template PUT at start-up; no event is sent before it is installed"},
+    {0},
 };
 
 static double now_seconds(void)
@@ -180,15 +266,6 @@ static double now_seconds(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static uint32_t rnd(struct out_es *o)
-{
-    uint32_t x = o->rng;  /* xorshift32: jitter needs spread, not secrecy */
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    return o->rng = x;
 }
 
 /* ---- queues ---------------------------------------------------------------- */
@@ -275,7 +352,7 @@ static void resolve(struct out_es *o, struct es_batch *b, int status)
  * transfers are aborted and every batch not finished completes with status. */
 static void abort_all(struct out_es *o, int status)
 {
-    for (size_t i = 0; i < o->workers; i++) {
+    for (size_t i = 0; i < o->nslots; i++) {
         struct slot *s = &o->slots[i];
         if (s->kind != SLOT_IDLE) {
             curl_multi_remove_handle(o->multi, s->easy);
@@ -296,91 +373,63 @@ static void abort_all(struct out_es *o, int status)
     }
 }
 
-/* ---- sender thread: the dead-letter file ------------------------------------- */
+/* ---- sender thread: dead letters ------------------------------------------------ */
 
-/* Appends o->dlq to today's file (UTC) in dead_letter_path. 0 or SL_EIO. */
-static int dlq_write(struct out_es *o)
-{
-    char path[PATH_MAX];
-    time_t secs = (time_t)(sl_wall_ms() / 1000);
-    struct tm tm;
-    int fd = -1, rc = SL_EIO;
-    gmtime_r(&secs, &tm);
-    if (snprintf(path, sizeof(path), "%s/dlq-%04d.%02d.%02d.ndjson", o->dlq_dir,
-                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday) >= (int)sizeof(path)) {
-        sl_error("%s: dead_letter_path is too long", o->id);
-        return SL_EIO;
-    }
-    fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0 && errno == ENOENT && sl_mkdir_p(o->dlq_dir, 0755) == 0) {
-        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-    }
-    if (fd < 0) {
-        sl_error("%s: cannot open dead-letter file %s: %s", o->id, path, strerror(errno));
-        goto out;
-    }
-    const char *p = o->dlq.data;
-    size_t left = o->dlq.len;
-    while (left > 0) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0 && errno == EINTR) {
-            continue;
-        }
-        if (w < 0) {
-            sl_error("%s: cannot write dead-letter file %s: %s", o->id, path, strerror(errno));
-            goto out;
-        }
-        p += w;
-        left -= (size_t)w;
-    }
-    rc = SL_OK;
-out:
-    if (fd >= 0) {
-        close(fd);
-    }
-    return rc;
-}
-
+/* Notes an item the server refused for good; flush_rejected files it. err
+ * must stay valid until then (it points into o->errs, or is static). */
 static void reject(struct out_es *o, struct es_ref r, int status, const char *err, size_t elen)
 {
     if (o->nrejected == o->rejected_cap) {
         o->rejected_cap = o->rejected_cap ? o->rejected_cap * 2 : 64;
         o->rejected = sl_realloc(o->rejected, o->rejected_cap * sizeof(*o->rejected));
     }
-    o->rejected[o->nrejected++] = r;
-    if (o->dlq_dir) {
-        es_dead_letter_line(&o->dlq, r.b->lines.data, &r.b->items[r.i], err, elen, status,
-                            sl_wall_ms());
-    } else if (o->nrejected == 1) {
-        /* Without a dead-letter file the first error of the reply is all we keep. */
-        sl_buf_reset(&o->dlq);
-        sl_buf_printf(&o->dlq, "status %d: %.*s", status, (int)SL_MIN(elen, SHOW_MAX), err);
-    }
+    o->rejected[o->nrejected++] = (struct es_reject){.ref = r, .status = status, .err = err,
+                                                     .elen = elen};
 }
 
-/* Writes the dead letters collected by reject() at once, then resolves them.
- * A failed write fails their batches: they are not ACKed and come back. */
+/* Files one rejected item as a dead letter: 0, SL_DLQ_DROPPED (no
+ * dead_letter_path: the core dropped and counted it) or SL_EIO (the write failed). */
+static int file_rejected(struct out_es *o, const struct es_reject *r)
+{
+    struct es_batch *b = r->ref.b;
+    const struct es_item *it = &b->items[r->ref.i];
+    size_t dlen;
+    const char *doc = es_item_doc(b->lines.data, it, &dlen);
+    sl_buf_reset(&o->members);
+    es_dead_letter_members(&o->members, b->lines.data, it, r->err, r->elen, r->status);
+    /* b->batch is still borrowed: a batch is handed back (post_done) only once
+     * its last item resolves, and this item resolves after this call. */
+    return sl_batch_dead_letter(b->batch, doc, dlen, sl_buf_cstr(&o->members));
+}
+
+/* Files the items collected by reject(), then resolves them. An item whose
+ * dead letter could not be written fails its batch: it is not ACKed, and the
+ * client sends it again. */
 static void flush_rejected(struct out_es *o)
 {
+    size_t filed = 0, failed = 0;
     if (o->nrejected == 0) {
         return;
     }
-    int status = SL_OK;
-    if (o->dlq_dir) {
-        status = dlq_write(o);
-        if (status == SL_OK) {
-            sl_counter_add(o->m_dead, o->nrejected);
-            sl_warn("%s: %zu event(s) rejected by the server were written to the dead-letter "
-                    "file in %s", o->id, o->nrejected, o->dlq_dir);
-        }
-    } else {
-        sl_counter_add(o->m_dropped, o->nrejected);
-        sl_warn("%s: %zu event(s) rejected by the server are dropped (no dead_letter_path); "
-                "first: %.*s", o->id, o->nrejected, (int)o->dlq.len, o->dlq.data);
-    }
-    sl_buf_reset(&o->dlq);
     for (size_t i = 0; i < o->nrejected; i++) {
-        resolve(o, o->rejected[i].b, status);
+        struct es_reject *r = &o->rejected[i];
+        int rc = file_rejected(o, r);
+        filed += rc == SL_OK;
+        failed += rc < 0;
+        /* From here on: the item's outcome, for resolve() below. */
+        r->status = rc < 0 ? rc : SL_OK;
+    }
+    if (filed) {
+        sl_warn("%s: %zu event(s) rejected by the server were written to the dead-letter file",
+                o->id, filed);
+    }
+    if (failed) {
+        sl_error("%s: %zu event(s) rejected by the server could not be written to the "
+                 "dead-letter file; their batches are not acknowledged", o->id, failed);
+    }
+    /* Last: resolving an item may hand its batch back to the loop thread. */
+    for (size_t i = 0; i < o->nrejected; i++) {
+        resolve(o, o->rejected[i].ref.b, o->rejected[i].status);
     }
     o->nrejected = 0;
 }
@@ -410,7 +459,9 @@ static void count_status(struct out_es *o, long code)
         snprintf(val, sizeof(val), "error");
     }
     const char *labels[] = {"status", val, NULL};
-    struct sl_metric *m = sl_metrics_counter(o->metrics, REQS_NAME, REQS_HELP, labels);
+    struct sl_metric *m = o->ctx->metrics ? sl_metrics_counter(o->ctx->metrics, REQS_NAME,
+                                                               REQS_HELP, labels)
+                                          : NULL;
     sl_counter_inc(m);
     if (o->nstatus_m < SL_ARRAY_LEN(o->status_m)) {
         o->status_m[o->nstatus_m++] = (struct status_metric){.code = code, .m = m};
@@ -432,10 +483,7 @@ static size_t pick_host(struct out_es *o, uint64_t now)
 
 static void pause_sending(struct out_es *o, uint64_t now)
 {
-    uint64_t d = es_backoff_ms(o->backoff_init, o->backoff_max, o->attempt, rnd(o));
-    if (o->attempt < 64) {
-        o->attempt++;
-    }
+    uint64_t d = sl_backoff_next(&o->pause);
     if (now + d > o->paused_until) {
         o->paused_until = now + d;
     }
@@ -447,7 +495,7 @@ static void requeue_all(struct out_es *o, struct slot *s)
     for (size_t i = 0; i < s->nrefs; i++) {
         refq_push(&o->retry, s->refs[i]);
     }
-    sl_counter_add(o->m_retry, s->nrefs);
+    sl_output_retried(o->ctx, s->nrefs);
 }
 
 static void slot_push(struct slot *s, struct es_ref r)
@@ -485,7 +533,7 @@ static void start_bulk(struct out_es *o, struct slot *s, size_t host)
     struct curl_slist *headers = o->headers;
     if (o->gzip) {
         sl_buf_reset(&s->gz);
-        if (es_gzip(s->body.data, s->body.len, o->level, &s->gz) == 0) {
+        if (es_gzip(s->body.data, s->body.len, (int)o->level, &s->gz) == 0) {
             data = s->gz.data;
             len = s->gz.len;
             headers = o->headers_gz;
@@ -506,7 +554,7 @@ static void start_bulk(struct out_es *o, struct slot *s, size_t host)
 static void start_template(struct out_es *o, size_t host)
 {
     struct slot *s = &o->tslot;
-    char *name = curl_easy_escape(s->easy, o->tmpl_name, 0);
+    char *name = curl_easy_escape(s->easy, o->tmpl.name, 0);
     struct sl_buf url;
     sl_buf_init(&url, 0);
     sl_buf_printf(&url, "%s/_index_template/%s", o->hosts[host].base, name ? name : "");
@@ -541,7 +589,7 @@ static void start_requests(struct out_es *o, uint64_t now)
     if (now < o->paused_until) {
         return;
     }
-    for (size_t i = 0; i < o->workers; i++) {
+    for (size_t i = 0; i < o->nslots; i++) {
         if (refq_count(&o->retry) + refq_count(&o->fresh) == 0) {
             return;
         }
@@ -567,23 +615,20 @@ static void finish_template(struct out_es *o, struct slot *s, CURLcode code, lon
     s->kind = SLOT_IDLE;
     if (code == CURLE_OK && http >= 200 && http < 300) {
         o->tmpl_done = true;
-        sl_info("%s: index template '%s' installed on %s", o->id, o->tmpl_name,
+        sl_info("%s: index template '%s' installed on %s", o->id, o->tmpl.name,
                 o->hosts[s->host].base);
         return;
     }
-    uint64_t d = es_backoff_ms(o->backoff_init, o->backoff_max, o->tmpl_attempt, rnd(o));
-    if (o->tmpl_attempt < 64) {
-        o->tmpl_attempt++;
-    }
+    uint64_t d = sl_backoff_next(&o->tmpl_retry);
     o->tmpl_next = now + d;
     if (code != CURLE_OK) {
         struct host *h = &o->hosts[s->host];
-        h->dead_until = now + es_backoff_ms(o->backoff_init, o->backoff_max, h->fails++, rnd(o));
+        h->dead_until = now + sl_backoff_next(&h->down);
         sl_warn("%s: cannot install index template '%s' on %s: %s; retrying in %llu ms",
-                o->id, o->tmpl_name, h->base, failure_text(s, code), (unsigned long long)d);
+                o->id, o->tmpl.name, h->base, failure_text(s, code), (unsigned long long)d);
     } else {
         sl_error("%s: installing index template '%s' answered HTTP %ld: %.*s; retrying in "
-                 "%llu ms (events wait for it)", o->id, o->tmpl_name, http,
+                 "%llu ms (events wait for it)", o->id, o->tmpl.name, http,
                  (int)SL_MIN(s->reply.len, (size_t)SHOW_MAX), s->reply.data ? s->reply.data : "",
                  (unsigned long long)d);
     }
@@ -600,16 +645,13 @@ static void finish_bulk(struct out_es *o, struct slot *s, CURLcode code, long ht
     s->kind = SLOT_IDLE;
     if (code != CURLE_OK) {
         /* No answer: the host is skipped for a while; others may take the items now. */
-        h->dead_until = now + es_backoff_ms(o->backoff_init, o->backoff_max, h->fails, rnd(o));
-        if (h->fails < 64) {
-            h->fails++;
-        }
+        h->dead_until = now + sl_backoff_next(&h->down);
         sl_warn("%s: _bulk request to %s failed: %s; %zu event(s) will be retried", o->id,
                 h->base, failure_text(s, code), s->nrefs);
         requeue_all(o, s);
         goto out;
     }
-    h->fails = 0;
+    sl_backoff_reset(&h->down);
     h->dead_until = 0;
     if (http == 200) {
         if (o->res_cap < s->nrefs) {
@@ -630,7 +672,6 @@ static void finish_bulk(struct out_es *o, struct slot *s, CURLcode code, long ht
         for (size_t i = 0; i < s->nrefs; i++) {
             struct es_result *r = &o->res[i];
             if (r->v == ES_V_OK) {
-                sl_counter_inc(o->m_ok);
                 resolve(o, s->refs[i].b, SL_OK);
             } else if (r->v == ES_V_RETRY) {
                 refq_push(&o->retry, s->refs[i]);
@@ -642,12 +683,12 @@ static void finish_bulk(struct out_es *o, struct slot *s, CURLcode code, long ht
         }
         flush_rejected(o);
         if (nretry > 0) {
-            sl_counter_add(o->m_retry, nretry);
+            sl_output_retried(o->ctx, nretry);
             sl_warn("%s: %zu of %zu event(s) were refused for now (status %d); retrying them",
                     o->id, nretry, s->nrefs, first_retry_status);
             pause_sending(o, now);
         } else {
-            o->attempt = 0;
+            sl_backoff_reset(&o->pause);
         }
     } else if (http == 413 && s->nrefs > 1) {
         /* The server's http.max_content_length is below bulk_max_bytes. */
@@ -786,7 +827,7 @@ static void on_complete(struct sl_loop *loop, void *arg)
     pthread_mutex_unlock(&o->mu);
     while (b) {
         struct es_batch *next = b->next;
-        b->done(b->done_arg, b->status);
+        sl_batch_done(b->batch, b->status);
         batch_free(b);
         b = next;
     }
@@ -819,31 +860,45 @@ static void on_start(struct sl_loop *loop, void *arg)
     ensure_started(o);
 }
 
-static void es_submit(void *inst, struct sl_batch *batch, sl_output_done done, void *done_arg)
+static void es_submit(void *inst, struct sl_batch *batch)
 {
     struct out_es *o = inst;
+    if (batch->count == 0) {
+        sl_batch_done(batch, SL_OK);
+        return;
+    }
     struct es_batch *b = sl_calloc(1, sizeof(*b));
+    size_t unencoded = 0;
     /* Unbounded: its input is one window, already capped by the listener. */
     sl_buf_init(&b->lines, 0);
-    b->items = sl_calloc(batch->n ? batch->n : 1, sizeof(*b->items));
+    b->items = sl_calloc(batch->count, sizeof(*b->items));
+    b->status = SL_OK;
     for (size_t i = 0; i < batch->n; i++) {
-        const struct sl_value *ev = &batch->events[i];
-        if (ev->type == SL_V_NULL) {
-            continue;  /* dropped by a filter */
+        const struct sl_value *ev = sl_batch_event(batch, i);
+        if (!ev) {
+            continue;  /* dropped by a filter, or routed to another output */
         }
-        if (es_bulk_encode(&b->lines, o->index, o->op, ev, &o->scratch, &b->items[b->n]) == 0) {
+        if (es_bulk_encode(&b->lines, o->index, (enum es_op)o->op, ev, &o->scratch,
+                           &b->items[b->n]) == 0) {
             b->n++;
+        } else {
+            unencoded++;
         }
     }
+    if (unencoded) {
+        /* Out of memory for the buffers: the batch cannot be reported delivered. */
+        sl_error("%s: %zu event(s) could not be encoded; the batch is not acknowledged", o->id,
+                 unencoded);
+        b->status = SL_ELIMIT;
+    }
     if (b->n == 0) {
+        int status = b->status;
         batch_free(b);
-        done(done_arg, SL_OK);
+        sl_batch_done(batch, status);
         return;
     }
     b->unresolved = b->n;
-    b->status = SL_OK;
-    b->done = done;
-    b->done_arg = done_arg;
+    b->batch = batch;
     ensure_started(o);
     pthread_mutex_lock(&o->mu);
     if (o->in_tail) {
@@ -862,7 +917,9 @@ static void es_shutdown(void *inst, uint64_t deadline_ms)
     pthread_mutex_lock(&o->mu);
     o->deadline = deadline_ms ? deadline_ms : 1;
     pthread_mutex_unlock(&o->mu);
-    curl_multi_wakeup(o->multi);
+    if (o->multi) {
+        curl_multi_wakeup(o->multi);
+    }
 }
 
 static void slot_free(struct slot *s)
@@ -880,18 +937,17 @@ static void finish_list(struct es_batch *b, int status_override)
 {
     while (b) {
         struct es_batch *next = b->next;
-        b->done(b->done_arg, status_override ? status_override : b->status);
+        sl_batch_done(b->batch, status_override ? status_override : b->status);
         batch_free(b);
         b = next;
     }
 }
 
-static void es_free(void *inst)
+/* Frees what init made (the core frees the options and o itself). Also after
+ * a failed init: every field is then zero or initialised. */
+static void es_fini(void *inst)
 {
     struct out_es *o = inst;
-    if (!o) {
-        return;
-    }
     if (o->started) {
         pthread_mutex_lock(&o->mu);
         o->stop = true;
@@ -900,11 +956,11 @@ static void es_free(void *inst)
         pthread_join(o->thread, NULL);  /* it fails what it held onto the outbox */
     }
     sl_timer_cancel(o->start_timer);
-    /* The core lets an output report verdicts while it is freed (at exit). */
+    /* The core lets an output give verdicts while it is freed (at exit). */
     finish_list(o->in_head, SL_ECLOSED);
     finish_list(o->out_head, 0);
     sl_async_free(o->async);
-    for (size_t i = 0; o->slots && i < o->workers; i++) {
+    for (size_t i = 0; o->slots && i < o->nslots; i++) {
         slot_free(&o->slots[i]);
     }
     free(o->slots);
@@ -921,24 +977,19 @@ static void es_free(void *inst)
         free(o->hosts[i].bulk_url);
     }
     free(o->hosts);
-    sl_template_free(o->index);
-    free(o->username);
-    free(o->password);
     free(o->auth_header);
     sl_buf_free(&o->ca_pem);
-    free(o->dlq_dir);
-    free(o->tmpl_name);
+    sl_buf_free(&o->cert_pem);
+    sl_buf_free(&o->key_pem);
     sl_buf_free(&o->tmpl_body);
     sl_buf_free(&o->scratch);
     free(o->fresh.v);
     free(o->retry.v);
     free(o->res);
     sl_buf_free(&o->errs);
-    sl_buf_free(&o->dlq);
+    sl_buf_free(&o->members);
     free(o->rejected);
     pthread_mutex_destroy(&o->mu);
-    free(o->id);
-    free(o);
 }
 
 /* ---- configuration --------------------------------------------------------------- */
@@ -974,6 +1025,22 @@ static int read_file(const char *path, size_t max, struct sl_buf *out)
     return rc;
 }
 
+/* certificate_authorities, certificate and key take a PEM file's path, or
+ * the PEM text itself (as Filebeat does). Appends it to out; 0, or an errno. */
+static int load_pem(const char *path_or_pem, struct sl_buf *out)
+{
+    if (strncmp(path_or_pem, "-----BEGIN", 10) == 0) {
+        sl_buf_puts(out, path_or_pem);
+        return 0;
+    }
+    return read_file(path_or_pem, PEM_FILE_MAX, out);
+}
+
+static bool given(const char *s)
+{
+    return s && s[0];
+}
+
 /* "h:9200", "http://h:9200/", "https://h/prefix" -> base URL; NULL if unusable. */
 static char *host_base(const char *s)
 {
@@ -1001,26 +1068,17 @@ static char *host_base(const char *s)
     return r;
 }
 
-static void conf_hosts(struct out_es *o, struct sl_cfg *cfg, struct sl_cfg_node *opts)
+static int conf_hosts(struct out_es *o)
 {
-    char **list = NULL;
-    size_t n = 0;
-    sl_cfg_strlist(cfg, opts, o->id, "hosts", &list, &n);
-    struct sl_cfg_node *node = sl_cfg_get(opts, "hosts");
-    if (n == 0 && !node) {
-        sl_cfg_strv_free(list);
-        list = sl_calloc(2, sizeof(*list));
-        list[0] = sl_strdup("http://127.0.0.1:9200");
-        n = 1;
-    } else if (n == 0) {
-        sl_cfg_error(cfg, node, "%s: option 'hosts' needs at least one URL", o->id);
-    }
-    o->hosts = sl_calloc(n ? n : 1, sizeof(*o->hosts));
-    for (size_t i = 0; i < n; i++) {
-        char *base = host_base(list[i]);
+    int rc = 0;
+    o->hosts = sl_calloc(o->host_urls.n ? o->host_urls.n : 1, sizeof(*o->hosts));
+    for (size_t i = 0; i < o->host_urls.n; i++) {
+        char *base = host_base(o->host_urls.v[i]);
         if (!base) {
-            sl_cfg_error(cfg, node, "%s: option 'hosts': '%s' is not an http:// or https:// "
-                         "URL", o->id, list[i]);
+            sl_plugin_error_at(o->ctx, "hosts", NULL, i,
+                               "option 'hosts': '%s' is not an http:// or https:// URL",
+                               o->host_urls.v[i]);
+            rc = SL_EINVAL;
             continue;
         }
         struct host *h = &o->hosts[o->nhosts++];
@@ -1029,85 +1087,165 @@ static void conf_hosts(struct out_es *o, struct sl_cfg *cfg, struct sl_cfg_node 
         h->bulk_url = sl_malloc(blen);
         snprintf(h->bulk_url, blen, "%s/_bulk", base);
     }
-    sl_cfg_strv_free(list);
+    return rc;
 }
 
-static void conf_ssl(struct out_es *o, struct sl_cfg *cfg, struct sl_cfg_node *opts)
+/* op_type's default depends on data_stream, which a table cannot say. */
+static int conf_op_type(struct out_es *o)
 {
-    static const char *const modes[] = {"full", "certificate", "none", NULL};
-    struct sl_cfg_node *ssl = sl_cfg_get(opts, "ssl");
-    char where[256];
-    snprintf(where, sizeof(where), "%s: ssl", o->id);
-    if (!sl_cfg_is_map(cfg, ssl, where) || !ssl || ssl->type != SL_CFG_MAP) {
-        return;
+    if (!o->data_stream) {
+        return 0;
     }
-    char **cas = NULL;
-    size_t n = 0;
-    sl_cfg_strlist(cfg, ssl, where, "certificate_authorities", &cas, &n);
-    sl_cfg_enum(cfg, ssl, where, "verification_mode", modes, VERIFY_FULL, &o->verify);
-    for (size_t i = 0; i < n; i++) {
-        int e = read_file(cas[i], CA_FILE_MAX, &o->ca_pem);
+    if (sl_plugin_given(o->ctx, "op_type") && o->op != ES_OP_CREATE) {
+        sl_plugin_error(o->ctx, "op_type", "data streams accept only op_type: create");
+        return SL_EINVAL;
+    }
+    o->op = ES_OP_CREATE;
+    return 0;
+}
+
+static int conf_auth(struct out_es *o)
+{
+    if (!given(o->api_key)) {
+        return 0;
+    }
+    if (given(o->username)) {
+        sl_plugin_error(o->ctx, "api_key", "use either username/password or api_key, not both");
+        return SL_EINVAL;
+    }
+    /* "id:key" is encoded here; an already encoded key is sent as given. */
+    struct sl_buf h;
+    sl_buf_init(&h, 0);
+    sl_buf_puts(&h, "Authorization: ApiKey ");
+    if (strchr(o->api_key, ':')) {
+        es_base64(o->api_key, strlen(o->api_key), &h);
+    } else {
+        sl_buf_puts(&h, o->api_key);
+    }
+    o->auth_header = sl_strdup(sl_buf_cstr(&h));
+    sl_buf_free(&h);
+    return 0;
+}
+
+/* Everything TLS is read now, so a bad file is a configuration error, not a
+ * failing request at run time. */
+static int conf_ssl(struct out_es *o)
+{
+    const struct sl_plugin_tls *t = &o->ssl;
+    int rc = 0;
+    if (t->verification_mode == SL_TLS_VERIFY_STRICT) {
+        /* libcurl checks the host name itself and accepts the subject's CN when the
+         * certificate has no SAN of the host's kind: strict cannot be promised. */
+        sl_plugin_error_at(o->ctx, "ssl", "verification_mode", 0,
+                           "ssl: verification_mode 'strict' is not available for this output "
+                           "(libcurl falls back to the certificate's CN); use full");
+        rc = SL_EINVAL;
+    }
+    for (size_t i = 0; i < t->certificate_authorities.n; i++) {
+        const char *ca = t->certificate_authorities.v[i];
+        int e = load_pem(ca, &o->ca_pem);
         if (e != 0) {
-            sl_cfg_error(cfg, sl_cfg_get(ssl, "certificate_authorities"),
-                         "%s: cannot read certificate authority '%s': %s", where, cas[i],
-                         strerror(e));
+            sl_plugin_error_at(o->ctx, "ssl", "certificate_authorities", 0,
+                               "ssl: cannot read certificate authority '%s': %s", ca,
+                               strerror(e));
+            rc = SL_EINVAL;
         }
         sl_buf_putc(&o->ca_pem, '\n');
     }
-    sl_cfg_strv_free(cas);
-    sl_cfg_check_unknown(cfg, ssl, where);
+    if (given(t->certificate) != given(t->key)) {
+        sl_plugin_error_at(o->ctx, "ssl", given(t->key) ? "key" : "certificate", 0,
+                           "ssl: 'certificate' and 'key' go together");
+        return SL_EINVAL;
+    }
+    if (!given(t->certificate)) {
+        return rc;
+    }
+    int e = load_pem(t->certificate, &o->cert_pem);
+    if (e != 0) {
+        sl_plugin_error_at(o->ctx, "ssl", "certificate", 0, "ssl: cannot read certificate "
+                           "'%s': %s", t->certificate, strerror(e));
+        rc = SL_EINVAL;
+    }
+    e = load_pem(t->key, &o->key_pem);
+    if (e != 0) {
+        sl_plugin_error_at(o->ctx, "ssl", "key", 0, "ssl: cannot read key '%s': %s", t->key,
+                           strerror(e));
+        rc = SL_EINVAL;
+    }
+    return rc;
 }
 
-static void conf_backoff(struct out_es *o, struct sl_cfg *cfg, struct sl_cfg_node *opts)
+static int conf_backoff(struct out_es *o)
 {
-    struct sl_cfg_node *bo = sl_cfg_get(opts, "backoff");
-    char where[256];
-    snprintf(where, sizeof(where), "%s: backoff", o->id);
-    o->backoff_init = 1000;
-    o->backoff_max = 60000;
-    if (!sl_cfg_is_map(cfg, bo, where) || !bo || bo->type != SL_CFG_MAP) {
-        return;
+    if (o->backoff.max_ms < o->backoff.init_ms) {
+        sl_plugin_error_at(o->ctx, "backoff", "max", 0, "backoff: 'max' must not be below "
+                           "'init'");
+        return SL_EINVAL;
     }
-    sl_cfg_duration(cfg, bo, where, "init", 1000, 1, 3600000, &o->backoff_init);
-    sl_cfg_duration(cfg, bo, where, "max", 60000, 1, 3600000, &o->backoff_max);
-    if (o->backoff_max < o->backoff_init) {
-        sl_cfg_error(cfg, sl_cfg_get(bo, "max"), "%s: 'max' must not be below 'init'", where);
-    }
-    sl_cfg_check_unknown(cfg, bo, where);
+    return 0;
 }
 
-static void conf_template(struct out_es *o, struct sl_cfg *cfg, struct sl_cfg_node *opts)
+/* name and file are required only when template is given, which a table
+ * cannot say; the file is read now so a bad one fails the configuration. */
+static int conf_template(struct out_es *o)
 {
-    struct sl_cfg_node *t = sl_cfg_get(opts, "template");
-    char where[256], *file = NULL, jerr[128];
-    snprintf(where, sizeof(where), "%s: template", o->id);
+    const struct es_template_opts *t = &o->tmpl;
+    char jerr[128];
+    int rc = 0;
     o->tmpl_done = true;
-    if (!sl_cfg_is_map(cfg, t, where) || !t || t->type != SL_CFG_MAP) {
-        return;
+    if (!sl_plugin_given(o->ctx, "template")) {
+        return 0;
     }
-    sl_cfg_str(cfg, t, where, "name", NULL, &o->tmpl_name);
-    sl_cfg_str(cfg, t, where, "file", NULL, &file);
-    sl_cfg_check_unknown(cfg, t, where);
-    if (!o->tmpl_name || !o->tmpl_name[0]) {
-        sl_cfg_error(cfg, t, "%s: option 'name' is required", where);
+    if (!given(t->name)) {
+        sl_plugin_error(o->ctx, "template", "template: option 'name' is required");
+        rc = SL_EINVAL;
     }
-    if (!file || !file[0]) {
-        sl_cfg_error(cfg, t, "%s: option 'file' is required", where);
-    } else {
-        int e = read_file(file, TEMPLATE_FILE_MAX, &o->tmpl_body);
-        struct sl_value v = {0};
-        if (e != 0) {
-            sl_cfg_error(cfg, sl_cfg_get(t, "file"), "%s: cannot read '%s': %s", where, file,
-                         strerror(e));
-        } else if (sl_json_parse(o->tmpl_body.data ? o->tmpl_body.data : "", o->tmpl_body.len,
-                                 &v, NULL, jerr, sizeof(jerr)) != 0 || v.type != SL_V_OBJECT) {
-            sl_cfg_error(cfg, sl_cfg_get(t, "file"), "%s: '%s' is not a JSON object (%s)",
-                         where, file, v.type == SL_V_NULL ? jerr : "not an object");
+    if (!given(t->file)) {
+        sl_plugin_error(o->ctx, "template", "template: option 'file' is required");
+        return SL_EINVAL;
+    }
+    int e = read_file(t->file, TEMPLATE_FILE_MAX, &o->tmpl_body);
+    if (e != 0) {
+        sl_plugin_error_at(o->ctx, "template", "file", 0, "template: cannot read '%s': %s",
+                           t->file, strerror(e));
+        return SL_EINVAL;
+    }
+    struct sl_value v = {0};
+    if (sl_json_parse(o->tmpl_body.data ? o->tmpl_body.data : "", o->tmpl_body.len, &v, NULL,
+                      jerr, sizeof(jerr)) != 0 || v.type != SL_V_OBJECT) {
+        sl_plugin_error_at(o->ctx, "template", "file", 0,
+                           "template: '%s' is not a JSON object (%s)", t->file,
+                           v.type == SL_V_NULL ? jerr : "not an object");
+        rc = SL_EINVAL;
+    }
+    sl_value_clear(&v);
+    o->tmpl_done = false;  /* events wait until the sender has installed it */
+    return rc;
+}
+
+static void set_tls_curl(struct out_es *o, CURL *easy)
+{
+    int mode = o->ssl.verification_mode;
+    if (o->ca_pem.len) {
+        struct curl_blob blob = {.data = o->ca_pem.data, .len = o->ca_pem.len,
+                                 .flags = CURL_BLOB_NOCOPY};
+        curl_easy_setopt(easy, CURLOPT_CAINFO_BLOB, &blob);
+    }
+    if (o->cert_pem.len) {
+        struct curl_blob cert = {.data = o->cert_pem.data, .len = o->cert_pem.len,
+                                 .flags = CURL_BLOB_NOCOPY};
+        struct curl_blob key = {.data = o->key_pem.data, .len = o->key_pem.len,
+                                .flags = CURL_BLOB_NOCOPY};
+        curl_easy_setopt(easy, CURLOPT_SSLCERT_BLOB, &cert);
+        curl_easy_setopt(easy, CURLOPT_SSLCERTTYPE, "PEM");
+        curl_easy_setopt(easy, CURLOPT_SSLKEY_BLOB, &key);
+        curl_easy_setopt(easy, CURLOPT_SSLKEYTYPE, "PEM");
+        if (given(o->ssl.key_passphrase)) {
+            curl_easy_setopt(easy, CURLOPT_KEYPASSWD, o->ssl.key_passphrase);
         }
-        sl_value_clear(&v);
     }
-    free(file);
-    o->tmpl_done = false;
+    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, mode == SL_TLS_VERIFY_NONE ? 0L : 1L);
+    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, mode == SL_TLS_VERIFY_FULL ? 2L : 0L);
 }
 
 static void set_common_curl(struct out_es *o, CURL *easy, struct slot *s)
@@ -1122,18 +1260,12 @@ static void set_common_curl(struct out_es *o, CURL *easy, struct slot *s)
     curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, "");  /* gzip'd replies when offered */
     curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
-    if (o->username && o->username[0]) {
+    if (given(o->username)) {
         curl_easy_setopt(easy, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
         curl_easy_setopt(easy, CURLOPT_USERNAME, o->username);
         curl_easy_setopt(easy, CURLOPT_PASSWORD, o->password ? o->password : "");
     }
-    if (o->ca_pem.len) {
-        struct curl_blob blob = {.data = o->ca_pem.data, .len = o->ca_pem.len,
-                                 .flags = CURL_BLOB_NOCOPY};
-        curl_easy_setopt(easy, CURLOPT_CAINFO_BLOB, &blob);
-    }
-    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, o->verify == VERIFY_NONE ? 0L : 1L);
-    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, o->verify == VERIFY_FULL ? 2L : 0L);
+    set_tls_curl(o, easy);
 }
 
 static struct curl_slist *headers_for(struct out_es *o, const char *type, bool gz)
@@ -1151,134 +1283,84 @@ static struct curl_slist *headers_for(struct out_es *o, const char *type, bool g
     return h;
 }
 
-static void *es_init(struct sl_cfg *cfg, struct sl_cfg_node *opts, struct sl_plugin_env *env)
+/* What only a running aggregator needs (never under -t): libcurl, the request
+ * slots, the retry schedules, the loop hand-off, and the start-up timer. */
+static int open_sender(struct out_es *o)
 {
-    static const char *const ops[] = {"index", "create", NULL};
-    struct out_es *o = sl_calloc(1, sizeof(*o));
-    int errors = cfg->nerrors, op = 0;
-    char *index_src = NULL, *api_key = NULL, err[200];
-    bool data_stream = false;
-    uint64_t max_bytes = 0, flush_ms = 0;
-    int64_t workers = 2, level = 1;
-
-    o->id = sl_strdup(env->id);
-    pthread_mutex_init(&o->mu, NULL);
-    sl_buf_init(&o->scratch, 0);
-    sl_buf_init(&o->errs, 0);
-    sl_buf_init(&o->dlq, 0);
-    sl_buf_init(&o->ca_pem, 0);
-    sl_buf_init(&o->tmpl_body, 0);
-
-    conf_hosts(o, cfg, opts);
-    sl_cfg_str(cfg, opts, o->id, "index", "logs-%{+yyyy.MM.dd}", &index_src);
-    sl_cfg_bool(cfg, opts, o->id, "data_stream", false, &data_stream);
-    struct sl_cfg_node *op_node = sl_cfg_get(opts, "op_type");
-    sl_cfg_enum(cfg, opts, o->id, "op_type", ops, data_stream ? ES_OP_CREATE : ES_OP_INDEX, &op);
-    o->op = (enum es_op)op;
-    if (data_stream && o->op != ES_OP_CREATE) {
-        sl_cfg_error(cfg, op_node, "%s: data streams accept only op_type: create", o->id);
-    }
-    sl_cfg_size(cfg, opts, o->id, "bulk_max_bytes", 5u << 20, 1024, (uint64_t)100 << 20,
-                &max_bytes);
-    /* Accepted for Beats/Logstash configs; requests never wait (see the README). */
-    sl_cfg_duration(cfg, opts, o->id, "flush_interval", 1000, 0, 3600000, &flush_ms);
-    sl_cfg_int(cfg, opts, o->id, "workers", 2, 1, 64, &workers);
-    sl_cfg_str(cfg, opts, o->id, "username", NULL, &o->username);
-    sl_cfg_str(cfg, opts, o->id, "password", NULL, &o->password);
-    sl_cfg_str(cfg, opts, o->id, "api_key", NULL, &api_key);
-    conf_ssl(o, cfg, opts);
-    sl_cfg_bool(cfg, opts, o->id, "compression", true, &o->gzip);
-    sl_cfg_int(cfg, opts, o->id, "compression_level", 1, 1, 9, &level);
-    sl_cfg_duration(cfg, opts, o->id, "timeout", 60000, 100, 3600000, &o->timeout_ms);
-    conf_backoff(o, cfg, opts);
-    sl_cfg_str(cfg, opts, o->id, "dead_letter_path", NULL, &o->dlq_dir);
-    conf_template(o, cfg, opts);
-    sl_cfg_check_unknown(cfg, opts, o->id);
-
-    o->max_bytes = o->cur_max_bytes = (size_t)max_bytes;
-    o->workers = (size_t)workers;
-    o->level = (int)level;
-    if (o->dlq_dir && !o->dlq_dir[0]) {
-        free(o->dlq_dir);
-        o->dlq_dir = NULL;
-    }
-    if (o->username && o->username[0] && api_key && api_key[0]) {
-        sl_cfg_error(cfg, sl_cfg_get(opts, "api_key"),
-                     "%s: use either username/password or api_key, not both", o->id);
-    }
-    if (api_key && api_key[0]) {
-        /* "id:key" is encoded here; an already encoded key is sent as given. */
-        struct sl_buf h;
-        sl_buf_init(&h, 0);
-        sl_buf_puts(&h, "Authorization: ApiKey ");
-        if (strchr(api_key, ':')) {
-            es_base64(api_key, strlen(api_key), &h);
-        } else {
-            sl_buf_puts(&h, api_key);
-        }
-        o->auth_header = sl_strdup(sl_buf_cstr(&h));
-        sl_buf_free(&h);
-    }
-    free(api_key);
-    o->index = sl_template_new(index_src, err, sizeof(err));
-    if (!o->index) {
-        sl_cfg_error(cfg, sl_cfg_get(opts, "index"), "%s: option 'index' %s", o->id, err);
-    }
-    free(index_src);
-    if (cfg->nerrors != errors) {
-        es_free(o);
-        return NULL;
-    }
-
+    struct sl_plugin_ctx *ctx = o->ctx;
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-        sl_cfg_error(cfg, opts, "%s: libcurl failed to initialise", o->id);
-        es_free(o);
-        return NULL;
+        sl_plugin_error(ctx, NULL, "libcurl failed to initialise");
+        return SL_EIO;
     }
     o->multi = curl_multi_init();
     o->headers = headers_for(o, "Content-Type: application/x-ndjson", false);
     o->headers_gz = headers_for(o, "Content-Type: application/x-ndjson", true);
     o->headers_json = headers_for(o, "Content-Type: application/json", false);
-    o->slots = sl_calloc(o->workers, sizeof(*o->slots));
-    for (size_t i = 0; i <= o->workers; i++) {
-        struct slot *s = i < o->workers ? &o->slots[i] : &o->tslot;
+    o->slots = sl_calloc(o->nslots, sizeof(*o->slots));
+    for (size_t i = 0; i <= o->nslots; i++) {
+        struct slot *s = i < o->nslots ? &o->slots[i] : &o->tslot;
         s->easy = curl_easy_init();
         sl_buf_init(&s->body, 0);
         sl_buf_init(&s->gz, 0);
         sl_buf_init(&s->reply, REPLY_MAX);
         set_common_curl(o, s->easy, s);
     }
-    o->rng = (uint32_t)(sl_wall_ms() ^ (uintptr_t)o ^ ((uint32_t)getpid() << 16)) | 1u;
+    /* Each schedule its own jitter, and each aggregator its own. */
+    uint32_t seed = (uint32_t)(sl_wall_ms() ^ (uintptr_t)o ^ ((uint32_t)getpid() << 16));
+    uint64_t init = o->backoff.init_ms, max = o->backoff.max_ms;
+    sl_backoff_init(&o->pause, init, max, seed);
+    sl_backoff_init(&o->tmpl_retry, init, max, seed * 2654435761u + 1);
+    for (size_t i = 0; i < o->nhosts; i++) {
+        sl_backoff_init(&o->hosts[i].down, init, max, seed ^ (uint32_t)(i + 1) * 0x9e3779b9u);
+    }
+    if (ctx->metrics) {
+        o->m_req_seconds = sl_metrics_histogram(ctx->metrics, REQ_SECONDS_NAME, REQ_SECONDS_HELP,
+                                                (const char *[]){"output", ctx->label, NULL},
+                                                sl_metrics_latency_buckets,
+                                                sl_metrics_latency_nbuckets);
+    }
+    o->async = sl_async_new(ctx->loop, on_complete, o);
+    o->start_timer = sl_loop_timer(ctx->loop, 0, false, on_start, o);
+    return 0;
+}
 
-    o->metrics = env->metrics;
-    const char *retry[] = {"output", PLUGIN_NAME, "result", "retry", NULL};
-    const char *dead[] = {"output", PLUGIN_NAME, "result", "dead_letter", NULL};
-    const char *okl[] = {"output", PLUGIN_NAME, "result", "ok", NULL};
-    o->m_ok = sl_metrics_counter(o->metrics, SL_OUTPUT_EVENTS_NAME, SL_OUTPUT_EVENTS_HELP, okl);
-    const char *dropped[] = {"output", PLUGIN_NAME, "result", "dropped", NULL};
-    const char *lbl[] = {"output", PLUGIN_NAME, NULL};
-    o->m_retry = sl_metrics_counter(o->metrics, SL_OUTPUT_EVENTS_NAME, SL_OUTPUT_EVENTS_HELP,
-                                    retry);
-    o->m_dead = sl_metrics_counter(o->metrics, SL_OUTPUT_EVENTS_NAME, SL_OUTPUT_EVENTS_HELP,
-                                   dead);
-    o->m_dropped = sl_metrics_counter(o->metrics, SL_OUTPUT_EVENTS_NAME, SL_OUTPUT_EVENTS_HELP,
-                                      dropped);
-    o->m_req_seconds = sl_metrics_histogram(o->metrics, REQ_SECONDS_NAME, REQ_SECONDS_HELP, lbl,
-                                            sl_metrics_latency_buckets,
-                                            sl_metrics_latency_nbuckets);
+static int es_init(void *inst, struct sl_plugin_ctx *ctx)
+{
+    struct out_es *o = inst;
+    o->ctx = ctx;
+    o->id = ctx->id;
+    pthread_mutex_init(&o->mu, NULL);
+    sl_buf_init(&o->scratch, 0);
+    sl_buf_init(&o->errs, 0);
+    sl_buf_init(&o->members, 0);
+    sl_buf_init(&o->ca_pem, 0);
+    sl_buf_init(&o->cert_pem, 0);
+    sl_buf_init(&o->key_pem, 0);
+    sl_buf_init(&o->tmpl_body, 0);
+    o->nslots = (size_t)o->workers;
+    o->cur_max_bytes = (size_t)o->max_bytes;
 
-    o->loop = env->loop;
-    o->async = sl_async_new(o->loop, on_complete, o);
-    o->start_timer = sl_loop_timer(o->loop, 0, false, on_start, o);
-    return o;
+    /* Every check runs, so that one load reports every problem. */
+    bool bad = conf_hosts(o) != 0;
+    bad |= conf_op_type(o) != 0;
+    bad |= conf_auth(o) != 0;
+    bad |= conf_ssl(o) != 0;
+    bad |= conf_backoff(o) != 0;
+    bad |= conf_template(o) != 0;
+    if (bad) {
+        return SL_EINVAL;
+    }
+    return ctx->check_only ? 0 : open_sender(o);
 }
 
 const struct sl_plugin sl_plugin_out_elasticsearch = {
     .name = PLUGIN_NAME,
     .kind = SL_PLUGIN_OUTPUT,
-    .flags = SL_PLUGIN_COUNTS_OK,
+    .summary = "indexes events through the _bulk API of Elasticsearch 7/8 or OpenSearch 1-3",
+    .options = es_opts,
+    .size = sizeof(struct out_es),
     .init = es_init,
-    .free = es_free,
+    .fini = es_fini,
     .submit = es_submit,
     .shutdown = es_shutdown,
 };

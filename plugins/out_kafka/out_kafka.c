@@ -5,31 +5,31 @@
  *
  * Delivery is what makes this output: a batch's verdict is SL_OK only once
  * librdkafka has reported every one of its messages delivered (or the event
- * was dead-lettered after a permanent error). Retriable failures never reach
- * us: message.timeout.ms defaults to 0 (retry forever), so a broker outage
- * simply holds the verdict - and with it the shipper's ACK - until the broker
- * is back. A full local queue (QUEUE_FULL) pauses producing; events are
- * never dropped.
+ * was dead-lettered after a permanent error - or, without a dead_letter_path,
+ * dropped by the core). Retriable failures never reach us: message.timeout.ms
+ * defaults to 0 (retry forever), so a broker outage simply holds the verdict -
+ * and with it the shipper's ACK - until the broker is back. A full local
+ * queue (QUEUE_FULL) pauses producing; events are never dropped for it.
  *
  * Threads: librdkafka runs its own threads, but every callback that touches
  * our state (delivery reports, errors) is served by rd_kafka_poll(), which
  * only the loop thread calls: when librdkafka's main queue becomes non-empty
  * it writes to an eventfd the loop watches, and a slow timer polls too in
- * case a wake-up raced with a poll. So done() is always called on the loop
- * thread, as plugin.h requires. Only log_cb runs on librdkafka's threads
- * (sl_log is thread-safe).
+ * case a wake-up raced with a poll. So sl_batch_done() and
+ * sl_batch_dead_letter() are always called on the loop thread, and a dead
+ * letter only for a batch that has no verdict yet. Only log_cb runs on
+ * librdkafka's threads (sl_log is thread-safe).
  *
  * Not here: transactions, message headers, explicit partitions, consuming.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <librdkafka/rdkafka.h>
-#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "sluice/buf.h"
@@ -92,12 +92,10 @@ struct out_kafka;
 struct kbatch {
     struct out_kafka *k;
     struct sl_batch *batch;  /* borrowed until the verdict; NULL afterwards */
-    sl_output_done done;
-    void *done_arg;
     size_t next;             /* next event to produce */
     size_t outstanding;      /* messages in librdkafka (or our retry list), not yet reported */
     int status;              /* SL_OK, or the first permanent failure */
-    bool verdict;            /* done() was called */
+    bool verdict;            /* sl_batch_done() was called */
     struct kbatch *prev, *nextb;
 };
 
@@ -124,16 +122,30 @@ struct err_metric {
 };
 
 struct out_kafka {
-    char *id;
-    struct sl_loop *loop;
-    struct sl_metrics *metrics;
-
-    /* options */
-    char **brokers;
-    size_t nbrokers;
+    /* options (read by the core through kafka_opts) */
+    struct sl_strv brokers;
     struct sl_template *topic;
     struct sl_template *key;  /* NULL: messages have no key */
-    char *dlq_dir;            /* NULL: no dead letter queue */
+    int compression;          /* index into COMPRESSIONS */
+    int64_t compression_level;
+    int acks;                 /* index into ACKS */
+    bool idempotent;          /* its default depends on acks: settled in init */
+    char *client_id;
+    uint64_t message_max_bytes;
+    uint64_t linger_ms;
+    int64_t batch_max_events;
+    uint64_t batch_max_bytes;
+    uint64_t timeout_ms;
+    int64_t queue_max_events;
+    uint64_t queue_max_bytes;
+    struct sl_strmap properties;
+
+    /* derived state */
+    struct sl_plugin_ctx *ctx;
+    const char *id;           /* ctx->id: for messages */
+    struct sl_loop *loop;
+    struct sl_metrics *metrics;
+    int nerrors;              /* init only: option errors recorded */
     rd_kafka_conf_t *conf;    /* complete configuration; each producer gets a dup */
 
     /* the producer */
@@ -157,21 +169,79 @@ struct out_kafka {
     /* scratch buffers, reused for every event */
     struct sl_buf value, topic_buf, key_buf;
 
-    int dlq_fd;
-    char dlq_day[16];         /* "2026.11.27": the day of the open dead letter file */
     uint64_t last_error_log;
     uint64_t errors_unlogged;
 
-    struct sl_metric *m_dead_letter;
-    struct sl_metric *m_ok;           /* delivered: counted here, not by the core */
-    bool check_only;                  /* -t: a producer with no brokers, so no connection */
-    struct sl_metric *m_retry;
     struct sl_metric *m_outq;
     double outq_reported;      /* this instance's share of the shared gauge */
     struct sl_metrics *own_metrics;  /* when the environment has none (tests) */
     struct err_metric *delivery_errs, *client_errs;
     size_t ndelivery_errs, nclient_errs;
 };
+
+/* The option next to its librdkafka property in each doc: the README's table and
+ * `properties` name the same knobs. */
+static const struct sl_opt kafka_opts[] = {
+    {.name = "brokers", .type = SL_OPT_LIST, .offset = offsetof(struct out_kafka, brokers),
+     .flags = SL_OPT_REQUIRED | SL_OPT_NONEMPTY,
+     .doc = "bootstrap brokers, host:port (bootstrap.servers)"},
+    {.name = "topic", .type = SL_OPT_TEMPLATE, .offset = offsetof(struct out_kafka, topic),
+     .flags = SL_OPT_REQUIRED | SL_OPT_NONEMPTY,
+     .doc = "the topic, a template; a rendering that is not a valid Kafka topic name is a "
+            "permanent error for that event"},
+    {.name = "key", .type = SL_OPT_TEMPLATE, .offset = offsetof(struct out_kafka, key),
+     .doc = "the message key, a template; absent or rendering empty: no key"},
+    {.name = "compression", .type = SL_OPT_ENUM, .offset = offsetof(struct out_kafka, compression),
+     .def = "zstd", .choices = COMPRESSIONS,
+     .doc = "compression.codec (zstd needs Kafka 2.1 or later)"},
+    {.name = "compression_level", .type = SL_OPT_INT,
+     .offset = offsetof(struct out_kafka, compression_level), .def = "-1", .min = -1, .max = 12,
+     .doc = "compression.level; -1: the codec's default"},
+    {.name = "acks", .type = SL_OPT_ENUM, .offset = offsetof(struct out_kafka, acks),
+     .def = "all", .choices = ACKS,
+     .doc = "all (or -1): the in-sync replicas have the message; 1: the leader only; 0: no "
+            "answer (1 and 0 can lose ACKed events)"},
+    {.name = "idempotent", .type = SL_OPT_BOOL, .offset = offsetof(struct out_kafka, idempotent),
+     .doc = "enable.idempotence: the broker de-duplicates retries; needs acks: all; default "
+            "true with acks: all, false otherwise"},
+    {.name = "client_id", .type = SL_OPT_STRING, .offset = offsetof(struct out_kafka, client_id),
+     .def = "sluice-aggregator", .doc = "client.id, shown in broker logs and quotas"},
+    {.name = "message_max_bytes", .type = SL_OPT_SIZE,
+     .offset = offsetof(struct out_kafka, message_max_bytes), .def = "1000000", .min = 1000,
+     .max = 1000000000,
+     .doc = "message.max.bytes: a larger event is refused (MSG_SIZE_TOO_LARGE) and dead-lettered"},
+    {.name = "linger", .type = SL_OPT_DURATION, .offset = offsetof(struct out_kafka, linger_ms),
+     .def = "5ms", .max = 900000,
+     .doc = "linger.ms: how long messages wait to fill a produce request"},
+    {.name = "batch_max_events", .type = SL_OPT_INT,
+     .offset = offsetof(struct out_kafka, batch_max_events), .def = "10000", .min = 1,
+     .max = 1000000, .doc = "batch.num.messages: messages per produce request (per partition)"},
+    {.name = "batch_max_bytes", .type = SL_OPT_SIZE,
+     .offset = offsetof(struct out_kafka, batch_max_bytes), .def = "1000000", .min = 1,
+     .max = INT32_MAX, .doc = "batch.size: bytes per produce request (per partition)"},
+    {.name = "timeout", .type = SL_OPT_DURATION, .offset = offsetof(struct out_kafka, timeout_ms),
+     .def = "0", .max = INT32_MAX,
+     .doc = "message.timeout.ms; 0: retry until delivered (the ACK waits); a message that times "
+            "out is produced again, never dropped"},
+    {.name = "queue_max_events", .type = SL_OPT_INT,
+     .offset = offsetof(struct out_kafka, queue_max_events), .def = "1000000", .min = 1,
+     .max = INT32_MAX,
+     .doc = "queue.buffering.max.messages: librdkafka's local queue; when full, producing pauses"},
+    {.name = "queue_max_bytes", .type = SL_OPT_SIZE,
+     .offset = offsetof(struct out_kafka, queue_max_bytes), .def = "1gb", .min = 1024,
+     .max = (int64_t)INT32_MAX * 1024,
+     .doc = "queue.buffering.max.kbytes, in bytes (rounded up to KiB)"},
+    {.name = "properties", .type = SL_OPT_MAP, .offset = offsetof(struct out_kafka, properties),
+     .doc = "other librdkafka properties (TLS, SASL, socket.*, ...) as written; not those an "
+            "option above sets"},
+    {0},
+};
+
+/* Records an option error during init (at an entry of a MAP or LIST option with _AT)
+ * and remembers that init failed. */
+#define KAFKA_ERROR(k, opt, ...) ((k)->nerrors++, sl_plugin_error((k)->ctx, (opt), __VA_ARGS__))
+#define KAFKA_ERROR_AT(k, opt, key, index, ...) \
+    ((k)->nerrors++, sl_plugin_error_at((k)->ctx, (opt), (key), (index), __VA_ARGS__))
 
 /* ---- metrics and logging ------------------------------------------------- */
 
@@ -234,91 +304,6 @@ static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char 
     }
 }
 
-/* ---- dead letter queue ----------------------------------------------------- */
-
-/*
- * Appends one NDJSON line for an event Kafka refused for good and fsyncs it: the
- * line is what lets the batch be ACKed, so it must survive a crash as the Kafka
- * message would have. 0, or SL_ENOENT (no dead_letter_path) / SL_EIO.
- */
-static int dead_letter(struct out_kafka *k, const char *topic, const char *key, size_t klen,
-                       const char *payload, size_t plen, rd_kafka_resp_err_t err,
-                       const char *reason)
-{
-    if (!k->dlq_dir) {
-        return SL_ENOENT;
-    }
-    char path[PATH_MAX], day[16], ts[32];
-    int rc = SL_EIO;
-    struct sl_buf line;
-    sl_buf_init(&line, 0);
-    /* One file per UTC day, like the elasticsearch output's, so old ones can be expired. */
-    sl_format_timestamp(sl_wall_ms(), ts, sizeof(ts));
-    snprintf(day, sizeof(day), "%.4s.%.2s.%.2s", ts, ts + 5, ts + 8);
-    snprintf(path, sizeof(path), "%s/kafka-%s.ndjson", k->dlq_dir, day);
-    if (k->dlq_fd >= 0 && strcmp(day, k->dlq_day) != 0) {
-        close(k->dlq_fd);
-        k->dlq_fd = -1;
-    }
-    if (k->dlq_fd < 0) {
-        if (sl_mkdir_p(k->dlq_dir, 0755) != 0) {
-            sl_error("%s: cannot create dead_letter_path %s: %s", k->id, k->dlq_dir,
-                     strerror(errno));
-            goto out;
-        }
-        k->dlq_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-        if (k->dlq_fd < 0) {
-            sl_error("%s: cannot open %s: %s", k->id, path, strerror(errno));
-            goto out;
-        }
-        memcpy(k->dlq_day, day, sizeof(day));
-    }
-    sl_buf_printf(&line, "{\"@timestamp\":\"%s\",\"output\":", ts);
-    sl_json_put_str(&line, k->id, strlen(k->id));
-    sl_buf_puts(&line, ",\"error\":");
-    sl_json_put_str(&line, rd_kafka_err2name(err), strlen(rd_kafka_err2name(err)));
-    sl_buf_puts(&line, ",\"reason\":");
-    reason = reason ? reason : rd_kafka_err2str(err);
-    sl_json_put_str(&line, reason, strlen(reason));
-    sl_buf_puts(&line, ",\"topic\":");
-    sl_json_put_str(&line, topic, strlen(topic));
-    sl_buf_puts(&line, ",\"key\":");
-    if (key) {
-        sl_json_put_str(&line, key, klen);
-    } else {
-        sl_buf_puts(&line, "null");
-    }
-    /* The payload is JSON this output wrote itself: embedded as is. */
-    sl_buf_puts(&line, ",\"event\":");
-    sl_buf_append(&line, payload, plen);
-    sl_buf_puts(&line, "}\n");
-    const char *p = line.data;
-    size_t n = line.len;
-    while (n > 0) {
-        ssize_t w = write(k->dlq_fd, p, n);
-        if (w < 0 && errno == EINTR) {
-            continue;
-        }
-        if (w < 0) {
-            sl_error("%s: cannot write %s: %s", k->id, path, strerror(errno));
-            close(k->dlq_fd);
-            k->dlq_fd = -1;
-            goto out;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    if (fdatasync(k->dlq_fd) != 0) {
-        sl_error("%s: cannot fsync %s: %s", k->id, path, strerror(errno));
-        goto out;
-    }
-    sl_counter_inc(k->m_dead_letter);
-    rc = SL_OK;
-out:
-    sl_buf_free(&line);
-    return rc;
-}
-
 /* ---- batches ------------------------------------------------------------ */
 
 /* Gives kb its verdict (once). The batch is the pipeline's again afterwards. */
@@ -327,14 +312,16 @@ static void verdict(struct kbatch *kb, int status)
     if (kb->verdict) {
         return;
     }
+    struct sl_batch *b = kb->batch;
     kb->verdict = true;
     kb->batch = NULL;
-    kb->done(kb->done_arg, status);
+    sl_batch_done(b, status);
 }
 
-/* A permanent failure with no dead letter queue to take it: the batch is not ACKed
- * (the shipper resends it). The verdict is given now; messages of the batch still
- * in librdkafka keep kb alive until they report. */
+/* A batch that cannot be completed (a dead letter that could not be written, a
+ * purged message, shutdown): it is not ACKed (the shipper resends it). The verdict
+ * is given now; messages of the batch still in librdkafka keep kb alive until they
+ * report. */
 static void batch_fail(struct kbatch *kb, int status)
 {
     if (kb->status == SL_OK) {
@@ -358,9 +345,32 @@ static void kbatch_unlink(struct out_kafka *k, struct kbatch *kb)
     free(kb);
 }
 
+/* The record members besides the event that tell why Kafka refused it:
+ * "error":"MSG_SIZE_TOO_LARGE","reason":"...","topic":"...","key":"..." (key null: none). */
+static void dead_letter_members(struct sl_buf *out, const char *topic, const char *key,
+                                size_t klen, rd_kafka_resp_err_t err, const char *reason)
+{
+    const char *name = rd_kafka_err2name(err);
+    reason = reason ? reason : rd_kafka_err2str(err);
+    sl_buf_puts(out, "\"error\":");
+    sl_json_put_str(out, name, strlen(name));
+    sl_buf_puts(out, ",\"reason\":");
+    sl_json_put_str(out, reason, strlen(reason));
+    sl_buf_puts(out, ",\"topic\":");
+    sl_json_put_str(out, topic, strlen(topic));
+    sl_buf_puts(out, ",\"key\":");
+    if (key) {
+        sl_json_put_str(out, key, klen);
+    } else {
+        sl_buf_puts(out, "null");
+    }
+}
+
 /*
- * An event (or message) was refused for good: dead-letter it, or fail its batch.
- * topic may be a rendering that is not a valid topic name.
+ * An event (or message) was refused for good: dead-lettered (or, without a
+ * dead_letter_path, dropped by the core); its batch fails only when that fails.
+ * topic may be a rendering that is not a valid topic name. The payload is the JSON
+ * this output produced (the event without @metadata), filed as the record's event.
  */
 static void permanent_error(struct out_kafka *k, struct kbatch *kb, const char *topic,
                             const char *key, size_t klen, const char *payload, size_t plen,
@@ -368,14 +378,19 @@ static void permanent_error(struct out_kafka *k, struct kbatch *kb, const char *
 {
     count_delivery_error(k, err);
     if (kb->verdict) {
-        return;  /* already failed or closed: nothing more to decide */
+        return;  /* already failed or closed: nothing more to decide (and b is not ours) */
     }
-    int rc = dead_letter(k, topic, key, klen, payload, plen, err, reason);
+    struct sl_buf extra;
+    sl_buf_init(&extra, 0);
+    dead_letter_members(&extra, topic, key, klen, err, reason);
+    int rc = sl_batch_dead_letter(kb->batch, payload, plen, sl_buf_cstr(&extra));
+    sl_buf_free(&extra);
     event_error(k, topic, err, reason,
-                rc == SL_OK ? "dead-lettered"
-                            : "not delivered and its batch will not be acknowledged");
-    if (rc != SL_OK) {
-        batch_fail(kb, SL_EIO);
+                rc == SL_OK            ? "dead-lettered"
+                : rc == SL_DLQ_DROPPED ? "dropped (no dead_letter_path)"
+                                       : "not delivered and its batch will not be acknowledged");
+    if (rc < 0) {
+        batch_fail(kb, rc);  /* the dead letter could not be written */
     }
 }
 
@@ -544,8 +559,9 @@ static void pump(struct out_kafka *k)
     }
     for (struct kbatch *kb = k->head; kb; kb = kb->nextb) {
         while (!kb->verdict && kb->next < kb->batch->n) {
-            const struct sl_value *ev = &kb->batch->events[kb->next];
-            if (ev->type != SL_V_NULL) {
+            /* NULL: dropped by a filter, or routed to another output. */
+            const struct sl_value *ev = sl_batch_event(kb->batch, kb->next);
+            if (ev) {
                 int rc = produce_event(k, kb, ev);
                 if (rc == SL_EAGAIN || rc == SL_ECLOSED) {
                     return;
@@ -573,7 +589,7 @@ static void complete(struct out_kafka *k)
 }
 
 /*
- * pump + complete, safe against re-entry: a done() may lead the pipeline to submit
+ * pump + complete, safe against re-entry: a verdict may lead the pipeline to submit
  * another batch from inside complete(); that nested call only asks for one more
  * round instead of walking the list being walked.
  */
@@ -618,17 +634,16 @@ static bool retriable(rd_kafka_resp_err_t err)
     }
 }
 
-/* Delivery report, on the loop thread (inside rd_kafka_poll). Only counts; verdicts
- * are given by complete() once the poll returned. */
+/* Delivery report, on the loop thread (inside rd_kafka_poll). Counts down, and files
+ * a refused message as a dead letter right here: its batch cannot have had its SL_OK
+ * yet, since complete() gives that only once the poll returned and nothing is
+ * outstanding. A failed batch has its verdict already; its reports only count down. */
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     struct out_kafka *k = opaque;
     struct kbatch *kb = m->_private;
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR || kb->verdict) {
-        if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            sl_counter_inc(k->m_ok);
-        }
-        kb->outstanding--;
+        kb->outstanding--;  /* delivered events are counted by the core at the verdict */
         return;
     }
     const char *topic = rd_kafka_topic_name(m->rkt);
@@ -658,7 +673,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
             k->retries = r;
         }
         k->retries_tail = r;
-        sl_counter_inc(k->m_retry);
+        sl_output_retried(k->ctx, 1);
         return;  /* still outstanding: the retry list holds it */
     }
     kb->outstanding--;
@@ -695,8 +710,8 @@ static void poll_now(struct out_kafka *k)
     if (!k->rk) {
         return;
     }
-    /* Reports only count during the poll; verdicts (and the done() calls that may
-     * re-enter submit) wait for settle(). */
+    /* Reports only count during the poll; verdicts (and the sl_batch_done() calls
+     * that may re-enter submit) wait for settle(). */
     bool was = k->settling;
     k->settling = true;
     rd_kafka_poll(k->rk, 0);
@@ -730,7 +745,7 @@ static int producer_start(struct out_kafka *k, char *errstr, size_t errlen)
     rd_kafka_conf_t *conf = rd_kafka_conf_dup(k->conf);
     /* Under -t the producer is built only for librdkafka's own checks: no brokers
      * (so no connection) and no warning about having none. */
-    if (k->check_only &&
+    if (k->ctx->check_only &&
         (rd_kafka_conf_set(conf, "bootstrap.servers", "", errstr, errlen) != RD_KAFKA_CONF_OK ||
          rd_kafka_conf_set(conf, "log_level", "3", errstr, errlen) != RD_KAFKA_CONF_OK)) {
         rd_kafka_conf_destroy(conf);
@@ -781,7 +796,7 @@ static void producer_stop(struct out_kafka *k)
 }
 
 /* Gives every batch without a verdict the verdict status (no more delivery for them).
- * A done() that re-enters submit() must not free batches under this walk: hence the
+ * A verdict that re-enters submit() must not free batches under this walk: hence the
  * settling flag, as in poll_now(). */
 static void fail_open_batches(struct out_kafka *k, int status)
 {
@@ -824,18 +839,16 @@ static void schedule_restart(struct out_kafka *k)
 
 /* ---- the plugin --------------------------------------------------------- */
 
-static void kafka_submit(void *inst, struct sl_batch *batch, sl_output_done done, void *done_arg)
+static void kafka_submit(void *inst, struct sl_batch *batch)
 {
     struct out_kafka *k = inst;
     if (k->closed) {
-        done(done_arg, SL_ECLOSED);
+        sl_batch_done(batch, SL_ECLOSED);
         return;
     }
     struct kbatch *kb = sl_calloc(1, sizeof(*kb));
     kb->k = k;
     kb->batch = batch;
-    kb->done = done;
-    kb->done_arg = done_arg;
     kb->status = SL_OK;
     kb->prev = k->tail;
     if (k->tail) {
@@ -893,21 +906,10 @@ static void kafka_shutdown(void *inst, uint64_t deadline_ms)
                                       on_deadline, k);
 }
 
-static void kafka_reopen(void *inst)
+/* Frees what init made (also after a failed init: evfd is -1 from its first line). */
+static void kafka_fini(void *inst)
 {
     struct out_kafka *k = inst;
-    if (k->dlq_fd >= 0) {
-        close(k->dlq_fd);  /* logrotate: the next dead letter opens the file anew */
-        k->dlq_fd = -1;
-    }
-}
-
-static void kafka_free(void *inst)
-{
-    struct out_kafka *k = inst;
-    if (!k) {
-        return;
-    }
     sl_timer_cancel(k->poll_timer);
     sl_timer_cancel(k->restart_timer);
     sl_timer_cancel(k->deadline_timer);
@@ -927,58 +929,72 @@ static void kafka_free(void *inst)
     if (k->conf) {
         rd_kafka_conf_destroy(k->conf);
     }
-    kafka_reopen(k);
-    sl_cfg_strv_free(k->brokers);
-    sl_template_free(k->topic);
-    sl_template_free(k->key);
     sl_buf_free(&k->value);
     sl_buf_free(&k->topic_buf);
     sl_buf_free(&k->key_buf);
     free(k->delivery_errs);
     free(k->client_errs);
-    free(k->dlq_dir);
-    free(k->id);
     sl_metrics_free(k->own_metrics);
-    free(k);
 }
 
 /* ---- configuration ------------------------------------------------------ */
 
 /* Sets one librdkafka property we derived from an option; a refusal means our own
  * range checks let through something librdkafka does not take. */
-static void conf_set(struct sl_cfg *cfg, struct out_kafka *k, struct sl_cfg_node *at,
-                     const char *option, const char *prop, const char *value)
+static void conf_set(struct out_kafka *k, const char *option, const char *prop, const char *value)
 {
     char err[512];
-    if (rd_kafka_conf_set(k->conf, prop, value, err, sizeof(err)) != RD_KAFKA_CONF_OK) {
-        sl_cfg_error(cfg, at, "%s: option '%s': %s", k->id, option, err);
+    if (rd_kafka_conf_set(k->conf, prop, value, err, sizeof(err)) == RD_KAFKA_CONF_OK) {
+        return;
+    }
+    if (option) {
+        KAFKA_ERROR(k, option, "option '%s': %s", option, err);
+    } else {
+        KAFKA_ERROR(k, NULL, "librdkafka property '%s': %s", prop, err);
     }
 }
 
-static void conf_setu(struct sl_cfg *cfg, struct out_kafka *k, struct sl_cfg_node *opts,
-                      const char *option, const char *prop, uint64_t v)
+static void conf_setu(struct out_kafka *k, const char *option, const char *prop, uint64_t v)
 {
     char buf[32];
     snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);
-    conf_set(cfg, k, sl_cfg_get(opts, option), option, prop, buf);
+    conf_set(k, option, prop, buf);
 }
 
-/* `properties`: handed to librdkafka as given, errors at the key's position. */
-static void read_properties(struct sl_cfg *cfg, struct out_kafka *k, struct sl_cfg_node *props)
+/* Checks what the table cannot: each broker is one host:port, a static topic is a
+ * valid name, idempotence (whose default follows acks) has the acks it needs. */
+static void check_options(struct out_kafka *k, struct sl_plugin_ctx *ctx)
 {
-    if (!props) {
-        return;
+    for (size_t i = 0; i < k->brokers.n; i++) {
+        const char *b = k->brokers.v[i];
+        if (!b[0] || strpbrk(b, ", \t")) {
+            KAFKA_ERROR_AT(k, "brokers", NULL, i, "option 'brokers': '%s' is not a host:port",
+                           b);
+        }
     }
-    if (props->type != SL_CFG_MAP) {
-        sl_cfg_error(cfg, props, "%s: option 'properties' must be a map of librdkafka "
-                     "properties", k->id);
-        return;
+    if (sl_template_is_static(k->topic)) {
+        const char *t = sl_template_source(k->topic);
+        if (!valid_topic(t, strlen(t))) {
+            KAFKA_ERROR(k, "topic",
+                        "option 'topic': '%s' is not a valid Kafka topic name (1-249 of "
+                        "[a-zA-Z0-9._-], not '.' or '..')", t);
+        }
     }
-    for (size_t i = 0; i < props->n; i++) {
-        const char *key = props->keys[i];
-        struct sl_cfg_node *at = props->key_nodes[i];
-        struct sl_cfg_node *v = props->items[i];
-        props->used[i] = true;
+    bool acks_all = k->acks <= 1;
+    if (!sl_plugin_given(ctx, "idempotent")) {
+        k->idempotent = acks_all;
+    } else if (k->idempotent && !acks_all) {
+        KAFKA_ERROR(k, "idempotent", "option 'idempotent: true' needs 'acks: all'");
+    }
+}
+
+/* `properties`: handed to librdkafka as given, after the options (so they are checked
+ * for overlap with them). Errors point at the property's value. */
+static void apply_properties(struct out_kafka *k)
+{
+    const struct sl_strmap *p = &k->properties;
+    for (size_t i = 0; i < p->n; i++) {
+        const char *key = p->keys[i];
         bool reserved = false;
         for (size_t r = 0; r < SL_ARRAY_LEN(RESERVED); r++) {
             if (strcmp(key, RESERVED[r].prop) != 0) {
@@ -986,160 +1002,62 @@ static void read_properties(struct sl_cfg *cfg, struct out_kafka *k, struct sl_c
             }
             reserved = true;
             if (RESERVED[r].option) {
-                sl_cfg_error(cfg, at, "%s: properties: '%s' is set by option '%s'; use that",
-                             k->id, key, RESERVED[r].option);
+                KAFKA_ERROR_AT(k, "properties", key, 0,
+                               "properties: '%s' is set by option '%s'; use that", key,
+                               RESERVED[r].option);
             } else {
-                sl_cfg_error(cfg, at, "%s: properties: '%s' is not supported by this output",
-                             k->id, key);
+                KAFKA_ERROR_AT(k, "properties", key, 0,
+                               "properties: '%s' is not supported by this output", key);
             }
         }
         if (reserved) {
             continue;
         }
-        if (v->type != SL_CFG_SCALAR || !v->scalar) {
-            sl_cfg_error(cfg, at, "%s: properties: '%s' must be a scalar value", k->id, key);
-            continue;
-        }
         char err[512];
-        if (rd_kafka_conf_set(k->conf, key, v->scalar, err, sizeof(err)) != RD_KAFKA_CONF_OK) {
-            sl_cfg_error(cfg, at, "%s: properties: %s", k->id, err);
+        if (rd_kafka_conf_set(k->conf, key, p->vals[i], err, sizeof(err)) != RD_KAFKA_CONF_OK) {
+            KAFKA_ERROR_AT(k, "properties", key, 0, "properties: %s", err);
         }
     }
 }
 
-static struct sl_template *read_template(struct sl_cfg *cfg, struct out_kafka *k,
-                                         struct sl_cfg_node *opts, const char *option,
-                                         bool required)
+/* Our defaults first, then the options, then `properties`. */
+static void configure(struct out_kafka *k)
 {
-    char *src = NULL;
-    char err[256];
-    struct sl_template *t = NULL;
-    if (sl_cfg_str(cfg, opts, k->id, option, NULL, &src) != 0) {
-        goto out;
-    }
-    if (!src || !src[0]) {
-        if (required) {
-            sl_cfg_error(cfg, src ? sl_cfg_get(opts, option) : opts,
-                         "%s: option '%s' is required", k->id, option);
-        }
-        goto out;
-    }
-    t = sl_template_new(src, err, sizeof(err));
-    if (!t) {
-        sl_cfg_error(cfg, sl_cfg_get(opts, option), "%s: option '%s': %s", k->id, option, err);
-    }
-out:
-    free(src);
-    return t;
-}
-
-static void *kafka_init(struct sl_cfg *cfg, struct sl_cfg_node *opts, struct sl_plugin_env *env)
-{
-    struct out_kafka *k = sl_calloc(1, sizeof(*k));
-    int errors = cfg->nerrors;
-    int compression = 4, acks = 0;
-    int64_t level = -1, batch_events = 10000, queue_events = 1000000;
-    uint64_t max_bytes = 1000000, linger = 5, batch_bytes = 1000000, timeout = 0;
-    uint64_t queue_bytes = 1024ull * 1024 * 1024;
-    bool idempotent = true;
-    char *client_id = NULL;
-    char errstr[512];
     struct sl_buf list;
-
     sl_buf_init(&list, 0);
-    k->id = sl_strdup(env->id);
-    k->loop = env->loop;
-    k->check_only = env->check_only;
-    k->metrics = env->metrics;
-    if (!k->metrics) {
-        k->metrics = k->own_metrics = sl_metrics_new();
+    for (size_t i = 0; i < k->brokers.n; i++) {
+        sl_buf_printf(&list, "%s%s", i ? "," : "", k->brokers.v[i]);
     }
-    k->evfd = -1;
-    k->dlq_fd = -1;
-    k->conf = rd_kafka_conf_new();
-    sl_buf_init(&k->value, 0);  /* its input is one event, bounded by the listener */
-    sl_buf_init(&k->topic_buf, 4096);
-    sl_buf_init(&k->key_buf, 0);
-
-    if (opts && opts->type != SL_CFG_MAP) {
-        sl_cfg_error(cfg, opts, "%s: options must be a map", k->id);
-        goto out;
+    bool acks_all = k->acks <= 1;
+    conf_set(k, "brokers", "bootstrap.servers", list.len ? sl_buf_cstr(&list) : "");
+    sl_buf_free(&list);
+    conf_set(k, "client_id", "client.id", k->client_id ? k->client_id : "sluice-aggregator");
+    conf_set(k, "compression", "compression.codec", COMPRESSIONS[k->compression]);
+    if (k->compression_level >= 0) {
+        conf_setu(k, "compression_level", "compression.level", (uint64_t)k->compression_level);
     }
-    if (sl_cfg_strlist(cfg, opts, k->id, "brokers", &k->brokers, &k->nbrokers) == 0 &&
-        k->nbrokers == 0) {
-        sl_cfg_error(cfg, sl_cfg_get(opts, "brokers") ? sl_cfg_get(opts, "brokers") : opts,
-                     "%s: option 'brokers' is required (a list of host:port)", k->id);
-    }
-    for (size_t i = 0; i < k->nbrokers; i++) {
-        if (!k->brokers[i][0] || strpbrk(k->brokers[i], ", \t")) {
-            sl_cfg_error(cfg, sl_cfg_get(opts, "brokers"),
-                         "%s: option 'brokers': '%s' is not a host:port", k->id, k->brokers[i]);
-        }
-        sl_buf_printf(&list, "%s%s", i ? "," : "", k->brokers[i]);
-    }
-    k->topic = read_template(cfg, k, opts, "topic", true);
-    if (k->topic && sl_template_is_static(k->topic)) {
-        const char *t = sl_template_source(k->topic);
-        if (!valid_topic(t, strlen(t))) {
-            sl_cfg_error(cfg, sl_cfg_get(opts, "topic"),
-                         "%s: option 'topic': '%s' is not a valid Kafka topic name (1-249 of "
-                         "[a-zA-Z0-9._-], not '.' or '..')", k->id, t);
-        }
-    }
-    k->key = read_template(cfg, k, opts, "key", false);
-    sl_cfg_enum(cfg, opts, k->id, "compression", COMPRESSIONS, 4, &compression);
-    sl_cfg_int(cfg, opts, k->id, "compression_level", -1, -1, 12, &level);
-    sl_cfg_enum(cfg, opts, k->id, "acks", ACKS, 0, &acks);
-    bool acks_all = acks <= 1;
-    struct sl_cfg_node *idem_node = sl_cfg_get(opts, "idempotent");
-    sl_cfg_bool(cfg, opts, k->id, "idempotent", acks_all, &idempotent);
-    if (idempotent && !acks_all) {
-        sl_cfg_error(cfg, idem_node, "%s: option 'idempotent: true' needs 'acks: all'", k->id);
-    }
-    sl_cfg_str(cfg, opts, k->id, "client_id", "sluice-aggregator", &client_id);
-    sl_cfg_size(cfg, opts, k->id, "message_max_bytes", 1000000, 1000, 1000000000, &max_bytes);
-    sl_cfg_duration(cfg, opts, k->id, "linger", 5, 0, 900000, &linger);
-    sl_cfg_int(cfg, opts, k->id, "batch_max_events", 10000, 1, 1000000, &batch_events);
-    sl_cfg_size(cfg, opts, k->id, "batch_max_bytes", 1000000, 1, INT32_MAX, &batch_bytes);
-    sl_cfg_duration(cfg, opts, k->id, "timeout", 0, 0, INT32_MAX, &timeout);
-    sl_cfg_int(cfg, opts, k->id, "queue_max_events", 1000000, 1, INT32_MAX, &queue_events);
-    sl_cfg_size(cfg, opts, k->id, "queue_max_bytes", queue_bytes, 1024,
-                (uint64_t)INT32_MAX * 1024, &queue_bytes);
-    sl_cfg_str(cfg, opts, k->id, "dead_letter_path", NULL, &k->dlq_dir);
-    if (k->dlq_dir && !k->dlq_dir[0]) {
-        free(k->dlq_dir);
-        k->dlq_dir = NULL;
-    }
-
-    /* Our defaults first, then the options, then `properties` (checked for overlap). */
-    conf_set(cfg, k, opts, "brokers", "bootstrap.servers", list.len ? sl_buf_cstr(&list) : "");
-    conf_set(cfg, k, sl_cfg_get(opts, "client_id"), "client_id", "client.id",
-             client_id ? client_id : "sluice-aggregator");
-    conf_set(cfg, k, sl_cfg_get(opts, "compression"), "compression", "compression.codec",
-             COMPRESSIONS[compression]);
-    if (level >= 0) {
-        conf_setu(cfg, k, opts, "compression_level", "compression.level", (uint64_t)level);
-    }
-    conf_set(cfg, k, sl_cfg_get(opts, "acks"), "acks", "acks", acks_all ? "all" : ACKS[acks]);
-    conf_set(cfg, k, idem_node, "idempotent", "enable.idempotence",
-             idempotent ? "true" : "false");
-    conf_setu(cfg, k, opts, "message_max_bytes", "message.max.bytes", max_bytes);
-    conf_setu(cfg, k, opts, "linger", "linger.ms", linger);
-    conf_setu(cfg, k, opts, "batch_max_events", "batch.num.messages", (uint64_t)batch_events);
-    conf_setu(cfg, k, opts, "batch_max_bytes", "batch.size", batch_bytes);
-    conf_setu(cfg, k, opts, "timeout", "message.timeout.ms", timeout);
-    conf_setu(cfg, k, opts, "queue_max_events", "queue.buffering.max.messages",
-              (uint64_t)queue_events);
-    conf_setu(cfg, k, opts, "queue_max_bytes", "queue.buffering.max.kbytes",
-              (queue_bytes + 1023) / 1024);
+    conf_set(k, "acks", "acks", acks_all ? "all" : ACKS[k->acks]);
+    conf_set(k, "idempotent", "enable.idempotence", k->idempotent ? "true" : "false");
+    conf_setu(k, "message_max_bytes", "message.max.bytes", k->message_max_bytes);
+    conf_setu(k, "linger", "linger.ms", k->linger_ms);
+    conf_setu(k, "batch_max_events", "batch.num.messages", (uint64_t)k->batch_max_events);
+    conf_setu(k, "batch_max_bytes", "batch.size", k->batch_max_bytes);
+    conf_setu(k, "timeout", "message.timeout.ms", k->timeout_ms);
+    conf_setu(k, "queue_max_events", "queue.buffering.max.messages",
+              (uint64_t)k->queue_max_events);
+    conf_setu(k, "queue_max_bytes", "queue.buffering.max.kbytes",
+              (k->queue_max_bytes + 1023) / 1024);
     /* Idle connections closed by the broker are routine, not news. */
-    conf_set(cfg, k, opts, "properties", "log.connection.close", "false");
-    read_properties(cfg, k, sl_cfg_get(opts, "properties"));
-    sl_cfg_check_unknown(cfg, opts, k->id);
-    if (cfg->nerrors != errors) {
-        goto out;
-    }
+    conf_set(k, NULL, "log.connection.close", "false");
+    apply_properties(k);
+}
 
+/* The producer and, with a loop, its wake-ups. Made under -t too (with no brokers, so
+ * no connection): what only rd_kafka_new() checks (idempotence rules, TLS files, SASL
+ * mechanisms) is then a configuration error as well. */
+static int start(struct out_kafka *k)
+{
+    char errstr[512];
     rd_kafka_conf_set_opaque(k->conf, k);
     rd_kafka_conf_set_dr_msg_cb(k->conf, on_delivery);
     rd_kafka_conf_set_error_cb(k->conf, on_error);
@@ -1147,54 +1065,57 @@ static void *kafka_init(struct sl_cfg *cfg, struct sl_cfg_node *opts, struct sl_
     if (k->loop) {
         k->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (k->evfd < 0) {
-            sl_cfg_error(cfg, opts, "%s: eventfd: %s", k->id, strerror(errno));
-            goto out;
+            KAFKA_ERROR(k, NULL, "eventfd: %s", strerror(errno));
+            return SL_EIO;
         }
     }
-    /* The producer is made now so that what only rd_kafka_new() checks (idempotence
-     * rules, TLS files, SASL mechanisms) is a configuration error, also under -t. */
     if (producer_start(k, errstr, sizeof(errstr)) != 0) {
-        sl_cfg_error(cfg, sl_cfg_get(opts, "properties") ? sl_cfg_get(opts, "properties") : opts,
-                     "%s: librdkafka refused the configuration: %s", k->id, errstr);
-        goto out;
+        KAFKA_ERROR(k, "properties", "librdkafka refused the configuration: %s", errstr);
+        return SL_EINVAL;
     }
     if (k->loop) {
         if (sl_loop_add_fd(k->loop, k->evfd, SL_READ, on_eventfd, k) != 0) {
-            sl_cfg_error(cfg, opts, "%s: cannot watch the producer's eventfd", k->id);
-            goto out;
+            KAFKA_ERROR(k, NULL, "cannot watch the producer's eventfd");
+            return SL_EIO;
         }
         k->poll_timer = sl_loop_timer(k->loop, POLL_MS, true, on_poll_timer, k);
     }
-    {
-        const char *dl[] = {"output", "kafka", "result", "dead_letter", NULL};
-        const char *okl[] = {"output", "kafka", "result", "ok", NULL};
-        k->m_ok = sl_metrics_counter(k->metrics, SL_OUTPUT_EVENTS_NAME, SL_OUTPUT_EVENTS_HELP,
-                                     okl);
-        const char *rt[] = {"output", "kafka", "result", "retry", NULL};
-        k->m_dead_letter = sl_metrics_counter(k->metrics, SL_OUTPUT_EVENTS_NAME,
-                                              SL_OUTPUT_EVENTS_HELP, dl);
-        k->m_retry = sl_metrics_counter(k->metrics, SL_OUTPUT_EVENTS_NAME,
-                                        SL_OUTPUT_EVENTS_HELP, rt);
-        k->m_outq = sl_metrics_gauge(k->metrics, OUTQ_NAME, OUTQ_HELP, NULL);
-    }
+    k->m_outq = sl_metrics_gauge(k->metrics, OUTQ_NAME, OUTQ_HELP, NULL);
+    return SL_OK;
+}
 
-out:
-    free(client_id);
-    sl_buf_free(&list);
-    if (cfg->nerrors != errors) {
-        kafka_free(k);
-        return NULL;
+static int kafka_init(void *inst, struct sl_plugin_ctx *ctx)
+{
+    struct out_kafka *k = inst;
+    k->evfd = -1;  /* first: kafka_fini() runs after a failed init too */
+    k->ctx = ctx;
+    k->id = ctx->id;
+    k->loop = ctx->loop;
+    k->metrics = ctx->metrics;
+    if (!k->metrics) {
+        k->metrics = k->own_metrics = sl_metrics_new();
     }
-    return k;
+    k->conf = rd_kafka_conf_new();
+    sl_buf_init(&k->value, 0);  /* its input is one event, bounded by the listener */
+    sl_buf_init(&k->topic_buf, 4096);
+    sl_buf_init(&k->key_buf, 0);
+
+    check_options(k, ctx);
+    configure(k);
+    if (k->nerrors) {
+        return SL_EINVAL;
+    }
+    return start(k);
 }
 
 const struct sl_plugin sl_plugin_out_kafka = {
     .name = "kafka",
     .kind = SL_PLUGIN_OUTPUT,
-    .flags = SL_PLUGIN_COUNTS_OK,
+    .summary = "produces each event as a Kafka message (librdkafka, idempotent producer)",
+    .options = kafka_opts,
+    .size = sizeof(struct out_kafka),
     .init = kafka_init,
-    .free = kafka_free,
+    .fini = kafka_fini,
     .submit = kafka_submit,
     .shutdown = kafka_shutdown,
-    .reopen = kafka_reopen,
 };

@@ -5,8 +5,7 @@
  * reader that stops reading stalls the loop thread, as with any pipe.
  */
 #include <errno.h>
-#include <poll.h>
-#include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -16,83 +15,56 @@
 #include "sluice/plugin.h"
 
 struct out_stdout {
-    char *id;
+    /* options */
     bool metadata;
+
+    /* state */
+    struct sl_plugin_ctx *ctx;
 };
 
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR) {
-            continue;
-        }
-        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            /* stdout inherited in non-blocking mode: wait for room rather than fail. */
-            struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-            poll(&pfd, 1, 1000);
-            continue;
-        }
-        if (w < 0) {
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
+static const struct sl_opt stdout_opts[] = {
+    {.name = "metadata", .type = SL_OPT_BOOL, .def = "true",
+     .offset = offsetof(struct out_stdout, metadata),
+     .doc = "write the top-level @metadata object; false leaves it out"},
+    {0},
+};
 
-static void stdout_submit(void *inst, struct sl_batch *batch, sl_output_done done,
-                          void *done_arg)
+static void stdout_submit(void *inst, struct sl_batch *b)
 {
     struct out_stdout *o = inst;
-    struct sl_buf b;
+    const char *skip = o->metadata ? NULL : "@metadata";
+    struct sl_buf out;
     int status = SL_OK;
     /* Unbounded here: its input is one window, already capped by the listener. */
-    sl_buf_init(&b, 0);
-    for (size_t i = 0; i < batch->n; i++) {
-        if (batch->events[i].type == SL_V_NULL) {
-            continue;  /* dropped by a filter */
+    sl_buf_init(&out, 0);
+    for (size_t i = 0; i < b->n; i++) {
+        const struct sl_value *ev = sl_batch_event(b, i);
+        if (ev) {
+            sl_json_write(&out, ev, skip);
+            sl_buf_putc(&out, '\n');
         }
-        sl_json_write(&b, &batch->events[i], o->metadata ? NULL : "@metadata");
-        sl_buf_putc(&b, '\n');
     }
-    if (b.len && write_all(STDOUT_FILENO, b.data, b.len) != 0) {
-        sl_error("%s: cannot write to stdout: %s", o->id, strerror(errno));
+    if (out.len && sl_write_all(STDOUT_FILENO, out.data, out.len) != 0) {
+        sl_error("%s: cannot write to stdout: %s", o->ctx->id, strerror(errno));
         status = SL_EIO;
     }
-    sl_buf_free(&b);
-    done(done_arg, status);
+    sl_buf_free(&out);
+    sl_batch_done(b, status);
 }
 
-static void stdout_free(void *inst)
+static int stdout_init(void *inst, struct sl_plugin_ctx *ctx)
 {
     struct out_stdout *o = inst;
-    if (!o) {
-        return;
-    }
-    free(o->id);
-    free(o);
-}
-
-static void *stdout_init(struct sl_cfg *cfg, struct sl_cfg_node *opts, struct sl_plugin_env *env)
-{
-    struct out_stdout *o = sl_calloc(1, sizeof(*o));
-    int errors = cfg->nerrors;
-    o->id = sl_strdup(env->id);
-    sl_cfg_bool(cfg, opts, env->id, "metadata", true, &o->metadata);
-    sl_cfg_check_unknown(cfg, opts, env->id);
-    if (cfg->nerrors != errors) {
-        stdout_free(o);
-        return NULL;
-    }
-    return o;
+    o->ctx = ctx;
+    return 0;
 }
 
 const struct sl_plugin sl_plugin_out_stdout = {
     .name = "stdout",
     .kind = SL_PLUGIN_OUTPUT,
+    .summary = "writes each event as one JSON line to standard output",
+    .options = stdout_opts,
+    .size = sizeof(struct out_stdout),
     .init = stdout_init,
-    .free = stdout_free,
     .submit = stdout_submit,
 };

@@ -4,10 +4,12 @@
  *   onig      bare onig_search on the expanded regex (region reused)
  *   match     sl_grok_match: the same search with the per-thread region and
  *             the retry budget (the filter's matching path)
- *   filter    the whole filter: match + every capture stored as a field
- *             (events built before and freed after the clock runs)
+ *   filter    the whole filter as the pipeline runs it (agg_instance_filter):
+ *             match + every capture stored as a field (events built before
+ *             and freed after the clock runs)
  *   miss      filter on a line that does not match (unanchored and anchored)
- * Figures only; nothing is asserted. Build like the plugin test, with -O2.
+ * Figures only; nothing is asserted. Build like the plugin test (the plugin,
+ * the grok patterns, the aggregator's core and libsluice), with -O2.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +17,7 @@
 #include <time.h>
 
 #include "grok.h"
+#include "instance.h"
 #include "sluice/config.h"
 #include "sluice/plugin.h"
 
@@ -37,13 +40,14 @@ static double now_ns(void)
     return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
 
-static void *make_filter(const char *pattern, struct sl_cfg *cfg)
+static struct sl_instance *make_filter(const char *pattern, struct sl_cfg *cfg)
 {
     char yml[512];
     snprintf(yml, sizeof(yml), "grok:\n  patterns: ['%s']\n", pattern);
     sl_cfg_load_string(cfg, "bench.yml", yml, strlen(yml));
-    struct sl_plugin_env env = {.id = "bench"};
-    void *f = sl_plugin_filter_grok.init(cfg, sl_cfg_get(cfg->root, "grok"), &env);
+    struct agg_instance_args a = {.id = "bench"};
+    struct sl_instance *f =
+        agg_instance_new(&sl_plugin_filter_grok, cfg, sl_cfg_get(cfg->root, "grok"), &a);
     if (!f) {
         fprintf(stderr, "%s", cfg->errors.data ? sl_buf_cstr(&cfg->errors) : "init failed\n");
         exit(1);
@@ -52,7 +56,7 @@ static void *make_filter(const char *pattern, struct sl_cfg *cfg)
 }
 
 /* The filter alone: events are prepared before and freed after the clock runs. */
-static double bench_filter(void *f, const char *line, int n)
+static double bench_filter(struct sl_instance *f, const char *line, int n)
 {
     enum { BATCH = 1000 };
     static struct sl_value evs[BATCH];
@@ -64,7 +68,7 @@ static double bench_filter(void *f, const char *line, int n)
         }
         double t0 = now_ns();
         for (int i = 0; i < BATCH; i++) {
-            sl_plugin_filter_grok.filter(f, &evs[i]);
+            agg_instance_filter(f, &evs[i]);
         }
         total += now_ns() - t0;
         for (int i = 0; i < BATCH; i++) {
@@ -78,8 +82,8 @@ int main(int argc, char **argv)
 {
     int n = argc > 1 ? atoi(argv[1]) : 200000;
     struct sl_cfg cfg, cfg2;
-    void *f = make_filter("%{COMBINEDAPACHELOG}", &cfg);
-    void *fa = make_filter("^%{COMBINEDAPACHELOG}$", &cfg2);
+    struct sl_instance *f = make_filter("%{COMBINEDAPACHELOG}", &cfg);
+    struct sl_instance *fa = make_filter("^%{COMBINEDAPACHELOG}$", &cfg2);
 
     /* The same expanded regex, compiled and searched directly. */
     struct sl_grok_lib *lib = sl_grok_lib_new();
@@ -130,8 +134,8 @@ int main(int argc, char **argv)
     onig_region_free(region, 1);
     sl_grok_free(g);
     sl_grok_lib_free(lib);
-    sl_plugin_filter_grok.free(f);
-    sl_plugin_filter_grok.free(fa);
+    agg_instance_free(f);
+    agg_instance_free(fa);
     sl_cfg_free(&cfg);
     sl_cfg_free(&cfg2);
     return 0;

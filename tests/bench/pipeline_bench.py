@@ -103,7 +103,8 @@ def build_grok_bench():
     exe = os.path.join(BENCH_BIN, "grok_bench")
     src = os.path.join(ROOT, "tests", "bench", "grok_bench.c")
     objs = [os.path.join(OBJ, "plugins", "filter_grok", o) for o in ("filter_grok.o", "grok.o")]
-    objs += [os.path.join(OBJ, "gen", "grok_patterns.o"), os.path.join(OBJ, "libsluice.a")]
+    objs += [os.path.join(OBJ, "gen", "grok_patterns.o"), os.path.join(OBJ, "libsluice-agg.a"),
+             os.path.join(OBJ, "libsluice.a")]
     if stale(exe, src, *objs):
         os.makedirs(BENCH_BIN, exist_ok=True)
         cflags = subprocess.run(["pkg-config", "--cflags"] + PKGS, stdout=subprocess.PIPE,
@@ -111,6 +112,7 @@ def build_grok_bench():
         subprocess.run(["cc", "-O2", "-std=c11", "-D_GNU_SOURCE", "-pthread",
                         "-I" + os.path.join(ROOT, "lib", "include"),
                         "-I" + os.path.join(ROOT, "aggregator"),
+                        "-I" + os.path.join(ROOT, "aggregator", "include"),
                         "-I" + os.path.join(ROOT, "plugins", "filter_grok")] + cflags
                        + ["-o", exe, src] + objs + pkg_libs(PKGS) + ["-lm"], check=True)
     return exe

@@ -5,7 +5,7 @@ scripts. Nothing here needs a Docker engine or a cluster: each asset is checked
 with the real validator that runs on this machine (docker compose config,
 kubeconform with offline schemas, promtool, systemd-analyze, the sluice
 binaries' own -t) plus structural checks of what the validators cannot know
-(ports against SPEC §5, metric names, start order). Tools come from
+(ports against docs/configuration.md, metric names against docs/operations.md, start order). Tools come from
 tests/deploy/setup, cached in .cache/deploy/.
 
 Every check can fail; where a validator is a negative control (a broken copy
@@ -42,9 +42,9 @@ K8S_SCHEMAS = os.path.join(CACHE, "k8s-schemas")
 K8S_VERSION = "1.31.0"
 DEADLINE = float(os.environ.get("SLUICE_TEST_DEADLINE", "30"))
 
-# SPEC §5: the only metric names dashboards and alerts may use.
+# docs/operations.md (Metrics): the only metric names dashboards and alerts may use.
 HISTOGRAMS = {"sluice_shipper_batch_ack_seconds", "sluice_aggregator_output_request_seconds"}
-SPEC_METRICS = {
+DOCUMENTED_METRICS = {
     "sluice_shipper_lines_read_total", "sluice_shipper_bytes_read_total",
     "sluice_shipper_events_sent_total", "sluice_shipper_events_acked_total",
     "sluice_shipper_lines_dropped_total", "sluice_shipper_files_open",
@@ -58,13 +58,13 @@ SPEC_METRICS = {
     "process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds",
     "process_start_time_seconds",
 }
-ALLOWED_SERIES = (SPEC_METRICS | {h + s for h in HISTOGRAMS for s in ("_bucket", "_sum", "_count")}
+ALLOWED_SERIES = (DOCUMENTED_METRICS | {h + s for h in HISTOGRAMS for s in ("_bucket", "_sum", "_count")}
                   | {"up"})  # `up` is Prometheus's own scrape-health series
 
-# The aggregator plugins SPEC §4 names; a config using one not compiled in yet is
+# The aggregator plugins docs/filters.md and docs/configuration.md name; a config using one not compiled in yet is
 # reported by -t as "unknown filter/output 'x'" (see test_aggregator_overlays).
-SPEC_FILTERS = {"grok", "date", "mutate", "json", "kv", "drop"}
-SPEC_OUTPUTS = {"elasticsearch", "kafka", "file", "stdout"}
+DOCUMENTED_FILTERS = {"grok", "date", "mutate", "json", "kv", "drop"}
+DOCUMENTED_OUTPUTS = {"elasticsearch", "kafka", "file", "stdout"}
 
 
 def path(*parts):
@@ -684,7 +684,7 @@ PLUGIN_NOT_BUILT = re.compile(r":\d+:\d+: (?:pipeline\.filters|outputs)\[\d+\]: 
 
 def check_aggregator_config(p, tmp_path):
     """`sluice-aggregator -t` must accept the file. While a filter or output that
-    SPEC §4 names is not compiled in yet, -t reports it as unknown: that error
+    docs name is not compiled in yet, -t reports it as unknown: that error
     alone is tolerated, and the rest of the file is then checked with those
     sections replaced by ones that exist (stdout), so every other key is still
     validated. Returns the plugins that were missing."""
@@ -701,7 +701,7 @@ def check_aggregator_config(p, tmp_path):
         m = PLUGIN_NOT_BUILT.search(line)
         assert m, f"{p}: {line}"
         kind, name = m.groups()
-        assert name in (SPEC_FILTERS if kind == "filter" else SPEC_OUTPUTS), line
+        assert name in (DOCUMENTED_FILTERS if kind == "filter" else DOCUMENTED_OUTPUTS), line
         missing.add(name)
     conf = yaml.safe_load(open(p))
     conf.setdefault("pipeline", {})["filters"] = [
@@ -725,7 +725,7 @@ def test_shipper_overlays(env):
     check_shipper_config(p)
     check_shipper_config(p, {"SLUICE_AGGREGATOR": "agg.example:5044", "SLUICE_AGGREGATOR_1": "a:5044",
                              "SLUICE_METRICS_LISTEN": "0.0.0.0:5066", "SLUICE_SERVICE": "api"})
-    # the defaults keep SPEC's metrics address
+    # the defaults keep the documented metrics address
     assert "${SLUICE_METRICS_LISTEN:-127.0.0.1:5066}" in text
 
 
@@ -737,7 +737,7 @@ def test_aggregator_overlays(env, tmp_path):
     assert "${SLUICE_METRICS_LISTEN:-127.0.0.1:9600}" in text
     missing = check_aggregator_config(p, tmp_path)
     # the stack needs these outputs: once they are compiled in, nothing may be missing
-    assert missing <= SPEC_FILTERS | SPEC_OUTPUTS
+    assert missing <= DOCUMENTED_FILTERS | DOCUMENTED_OUTPUTS
 
 
 def test_aggregator_config_check_rejects_typos(tmp_path):
@@ -1051,14 +1051,14 @@ def test_promtool_check_metrics_rejects_bad_exposition():
 
 
 # Present in every exposition once the daemon has run; the filter series exist
-# only when the pipeline has filters (SPEC §5 labels them by filter).
+# only when the pipeline has filters (docs/operations.md labels them by filter).
 CONDITIONAL = {"sluice_aggregator_filter_events_total"}
 
 
 @pytest.mark.parametrize("daemon", ["shipper", "aggregator"])
 def test_spec_metrics_exposed(daemon, live_metrics):
     families = set(re.findall(r"^# TYPE (\S+) ", live_metrics[daemon], re.M))
-    want = {m for m in SPEC_METRICS if m.startswith(f"sluice_{daemon}_") or m.startswith("process_")}
+    want = {m for m in DOCUMENTED_METRICS if m.startswith(f"sluice_{daemon}_") or m.startswith("process_")}
     missing = want - families - CONDITIONAL
     assert not missing, f"{daemon} /metrics lacks {missing}"
 

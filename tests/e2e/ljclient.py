@@ -1,6 +1,6 @@
 """A small, hand-written Lumberjack v2 client for the aggregator's end-to-end
 tests: it builds frames byte by byte (so tests can also send broken ones) and
-reads ACKs with deadlines. Integers are u32 big-endian (shared PROTOCOL.md §1).
+reads ACKs with deadlines. Integers are u32 big-endian (docs/protocol.md §1).
 
     c = LJClient(port)
     c.send_window([{"message": "a"}, {"message": "b"}], compress="zlib")

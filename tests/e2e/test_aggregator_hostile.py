@@ -1,4 +1,4 @@
-"""Hostile clients against the real sluice-aggregator (PROTOCOL.md §7, SPEC §6):
+"""Hostile clients against the real sluice-aggregator (docs/aggregator.md, Bad input and limits):
 random bytes, 0xFFFFFFFF lengths, zlib and zstd bombs, invalid and too-deep
 JSON, unknown frame types, a slow-loris client and 1000 idle connections -
 while a well-behaved client keeps sending windows that must all be ACKed and

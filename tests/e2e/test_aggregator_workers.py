@@ -98,12 +98,14 @@ def test_per_connection_order_and_exact_filter_metrics(start_agg, tmp_path):
     assert os.path.getsize(path) < 10_000_000
 
     m = a.metrics()
-    # Both mutate instances count under filter="mutate": the gsub one on slow
-    # events (its `when`), the add_fields one on every event not dropped.
-    assert m['sluice_aggregator_filter_events_total{filter="mutate",result="ok"}'] == slow + kept
+    # Each mutate instance is its own series: the gsub one ("mutate") on slow
+    # events (its `when`), the add_fields one ("mutate_2") on every event not dropped.
+    assert m['sluice_aggregator_filter_events_total{filter="mutate",result="ok"}'] == slow
+    assert m['sluice_aggregator_filter_events_total{filter="mutate_2",result="ok"}'] == kept
     assert m['sluice_aggregator_filter_events_total{filter="drop",result="dropped"}'] == dropped
     assert m['sluice_aggregator_filter_events_total{filter="drop",result="ok"}'] == 0
     assert m['sluice_aggregator_filter_events_total{filter="mutate",result="error"}'] == 0
+    assert m['sluice_aggregator_filter_events_total{filter="mutate_2",result="error"}'] == 0
     assert m["sluice_aggregator_events_received_total"] == total
     assert m["sluice_aggregator_events_acked_total"] == total
     assert m['sluice_aggregator_output_events_total{output="file",result="ok"}'] == kept

@@ -456,6 +456,8 @@ outputs:
     assert time.monotonic() - t0 < 10
     notjson = tmp_path / "t.json"
     notjson.write_text("{nope")
+    # Option-table errors first (types, choices); checks that need the options read
+    # (the template file's content) once those are right.
     bad = write_config(tmp_path / "bad.yml", f"""
 outputs:
   - elasticsearch:
@@ -464,9 +466,17 @@ outputs:
 """)
     r = subprocess.run([AGGREGATOR, "-t", "-c", str(bad)], capture_output=True, text=True)
     assert r.returncode == 2
+    assert f"{bad}:5:16: outputs[0] (elasticsearch): option 'op_type'" in r.stderr
+    bad = write_config(tmp_path / "bad.yml", f"""
+outputs:
+  - elasticsearch:
+      template: {{name: t, file: "{notjson}"}}
+      op_type: create
+""")
+    r = subprocess.run([AGGREGATOR, "-t", "-c", str(bad)], capture_output=True, text=True)
+    assert r.returncode == 2
     assert f"{bad}:4:33: outputs[0] (elasticsearch): template: '{notjson}' is not a JSON " \
            f"object" in r.stderr
-    assert f"{bad}:5:16: outputs[0] (elasticsearch): option 'op_type'" in r.stderr
 
 
 # ---- FAKE server: faults a real one cannot produce on demand --------------------

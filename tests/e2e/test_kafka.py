@@ -287,8 +287,8 @@ def test_oversized_event_is_dead_lettered_and_the_rest_delivered(tmp_path, procs
     wait_for(lambda: s.acked() == 101, what="all 101 ACKed (one dead-lettered)")
     msgs = consume(kafka.address, topic)
     assert len(msgs) == 100 and set(origins(msgs)) == set(expected)
-    files = list(dlq.glob("kafka-*.ndjson"))  # one per UTC day
-    assert len(files) == 1 and len(files[0].name) == len("kafka-2026.11.27.ndjson")
+    files = list(dlq.glob("dlq-*.ndjson"))  # the core's dead letter file: one per UTC day
+    assert len(files) == 1 and len(files[0].name) == len("dlq-2026.11.27.ndjson")
     dead = read_ndjson(files[0])
     assert len(dead) == 1
     d = dead[0]

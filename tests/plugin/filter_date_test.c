@@ -1,9 +1,10 @@
 /*
- * filter_date_test.c - the date filter driven in-process: the exact
- * @timestamp (to the millisecond) for every pattern letter and keyword, time
- * zones (TZif tables, the POSIX footer rule past them, DST gaps and overlaps,
- * fixed offsets, zones inside the text), year guessing around new year,
- * failure tags, the target option, and config errors with FILE:LINE:COL.
+ * filter_date_test.c - the date filter driven through the core, as the
+ * pipeline runs it: the exact @timestamp (to the millisecond) for every
+ * pattern letter and keyword, time zones (TZif tables, the POSIX footer rule
+ * past them, DST gaps and overlaps, fixed offsets, zones inside the text),
+ * year guessing around new year, failures (verdict and tag_on_failure), the
+ * target option, and config errors with FILE:LINE:COL.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -11,11 +12,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "sluice/json.h"
-#include "sluice/plugin.h"
-#include "test.h"
-
-extern const struct sl_plugin sl_plugin_filter_date;
+#define FILTER_PLUGIN sl_plugin_filter_date
+#define FILTER_KEY "f"
+#define FILTER_ID "filters[1] (date)"
+#include "filter_harness.h"
 
 static struct sl_cfg g_cfg;
 
@@ -23,17 +23,12 @@ static struct sl_cfg g_cfg;
 static void *make(const char *yaml)
 {
     sl_cfg_free(&g_cfg);
-    if (sl_cfg_load_string(&g_cfg, "agg.yml", yaml, strlen(yaml)) != 0) {
-        fprintf(stderr, "bad test YAML: %s\n%s", yaml, sl_buf_cstr(&g_cfg.errors));
+    void *f = load(&g_cfg, yaml);
+    if (!f && !g_cfg.root) {
+        fprintf(stderr, "bad test YAML: %s\n%s", yaml, errs(&g_cfg));
         abort();
     }
-    struct sl_plugin_env env = {.id = "filters[1] (date)"};
-    return sl_plugin_filter_date.init(&g_cfg, sl_cfg_get(g_cfg.root, "f"), &env);
-}
-
-static const char *errs(void)
-{
-    return g_cfg.errors.data ? sl_buf_cstr(&g_cfg.errors) : "";
+    return f;
 }
 
 /* The errors of a config that must not load ("(loaded)" if it did). */
@@ -41,10 +36,10 @@ static const char *error_of(const char *yaml)
 {
     void *f = make(yaml);
     if (f) {
-        sl_plugin_filter_date.free(f);
+        unload(f);
         return "(loaded)";
     }
-    return errs();
+    return errs(&g_cfg);
 }
 
 static struct sl_value ev_from(const char *json)
@@ -59,16 +54,31 @@ static struct sl_value ev_from(const char *json)
     return v;
 }
 
-/* The whole event after the filter, as compact JSON (static storage). */
+/* The verdict as the prefix run_json() shows it: nothing for KEEP. */
+static const char *verdict(int rc)
+{
+    switch (rc) {
+    case SL_FILTER_KEEP:
+        return "";
+    case SL_FILTER_DROP:
+        return "DROPPED ";
+    case SL_FILTER_FAIL:
+        return "FAIL ";
+    default:
+        return "FAIL_TAGGED ";
+    }
+}
+
+/* The verdict and the whole event after the filter, as compact JSON (static storage). */
 static const char *run_json(void *f, const char *json)
 {
     static char out[1024];
     struct sl_value ev = ev_from(json);
-    int rc = sl_plugin_filter_date.filter(f, &ev);
+    int rc = run(f, &ev);
     struct sl_buf b;
     sl_buf_init(&b, 0);
     sl_json_write(&b, &ev, NULL);
-    snprintf(out, sizeof(out), "%s%s", rc == SL_FILTER_KEEP ? "" : "DROPPED ", sl_buf_cstr(&b));
+    snprintf(out, sizeof(out), "%s%s", verdict(rc), sl_buf_cstr(&b));
     sl_buf_free(&b);
     sl_value_clear(&ev);
     return out;
@@ -76,8 +86,10 @@ static const char *run_json(void *f, const char *json)
 
 /*
  * Parses text (a JSON value) with the filter made from opts ("{...}" options);
- * returns the resulting @timestamp, or "FAIL" + tags when the filter tagged it.
- * The event's own @timestamp (the reference for year guessing) is ref.
+ * returns the resulting @timestamp, or "FAIL" + the tags when the filter
+ * failed (verdict SL_FILTER_FAIL). A kept event that gained tags, or any
+ * other verdict, shows as such. The event's own @timestamp (the reference for
+ * year guessing) is ref.
  */
 static const char *parse_ref(const char *opts, const char *value, const char *ref)
 {
@@ -86,28 +98,34 @@ static const char *parse_ref(const char *opts, const char *value, const char *re
     snprintf(yaml, sizeof(yaml), "f: %s\n", opts);
     void *f = make(yaml);
     if (!f) {
-        snprintf(out, sizeof(out), "CONFIG %s", errs());
+        snprintf(out, sizeof(out), "CONFIG %s", errs(&g_cfg));
         return out;
     }
     char json[512];
     snprintf(json, sizeof(json), "{\"@timestamp\":\"%s\",\"t\":%s}", ref, value);
     struct sl_value ev = ev_from(json);
-    sl_plugin_filter_date.filter(f, &ev);
+    int rc = run(f, &ev);
     const struct sl_value *tags = sl_obj_getc(&ev, "tags");
     const struct sl_value *ts = sl_obj_getc(&ev, "@timestamp");
+    struct sl_buf b;
+    sl_buf_init(&b, 0);
     if (tags) {
-        struct sl_buf b;
-        sl_buf_init(&b, 0);
         sl_json_write(&b, tags, NULL);
-        snprintf(out, sizeof(out), "FAIL %s", sl_buf_cstr(&b));
-        sl_buf_free(&b);
+    }
+    if (rc == SL_FILTER_FAIL) {
+        snprintf(out, sizeof(out), "FAIL %s", tags ? sl_buf_cstr(&b) : "(no tags)");
+    } else if (rc != SL_FILTER_KEEP) {
+        snprintf(out, sizeof(out), "VERDICT %d", rc);
+    } else if (tags) {
+        snprintf(out, sizeof(out), "KEPT BUT TAGGED %s", sl_buf_cstr(&b));
     } else if (ts && ts->type == SL_V_STRING) {
         snprintf(out, sizeof(out), "%s", ts->u.s.ptr);
     } else {
         snprintf(out, sizeof(out), "NO TIMESTAMP");
     }
+    sl_buf_free(&b);
     sl_value_clear(&ev);
-    sl_plugin_filter_date.free(f);
+    unload(f);
     return out;
 }
 
@@ -480,27 +498,27 @@ TEST(year_guessing)
         CHECK_STR(run_json(f, in), want);
     }
     sl_wall_unpin();
-    sl_plugin_filter_date.free(f);
+    unload(f);
 }
 
 TEST(failures_and_target)
 {
     void *f = make("f: {field: t, formats: [ISO8601]}\n");
-    /* Failure: tags added, nothing else touched. */
+    /* Failure: the verdict FAIL, the default tag added by the core, nothing else touched. */
     CHECK_STR(run_json(f, "{\"@timestamp\":\"2026-01-01T00:00:00.000Z\",\"t\":\"junk\"}"),
-              "{\"@timestamp\":\"2026-01-01T00:00:00.000Z\",\"t\":\"junk\","
+              "FAIL {\"@timestamp\":\"2026-01-01T00:00:00.000Z\",\"t\":\"junk\","
               "\"tags\":[\"_dateparsefailure\"]}");
     CHECK_STR(run_json(f, "{\"t\":\"junk\",\"tags\":[\"web\",\"_dateparsefailure\"]}"),
-              "{\"t\":\"junk\",\"tags\":[\"web\",\"_dateparsefailure\"]}");
+              "FAIL {\"t\":\"junk\",\"tags\":[\"web\",\"_dateparsefailure\"]}");
     CHECK_STR(run_json(f, "{\"t\":\"junk\",\"tags\":\"web\"}"),
-              "{\"t\":\"junk\",\"tags\":[\"web\",\"_dateparsefailure\"]}");
+              "FAIL {\"t\":\"junk\",\"tags\":[\"web\",\"_dateparsefailure\"]}");
     CHECK_STR(run_json(f, "{\"t\":{\"a\":1}}"),
-              "{\"t\":{\"a\":1},\"tags\":[\"_dateparsefailure\"]}");
-    CHECK_STR(run_json(f, "{\"t\":true}"), "{\"t\":true,\"tags\":[\"_dateparsefailure\"]}");
-    CHECK_STR(run_json(f, "{\"t\":null}"), "{\"t\":null,\"tags\":[\"_dateparsefailure\"]}");
+              "FAIL {\"t\":{\"a\":1},\"tags\":[\"_dateparsefailure\"]}");
+    CHECK_STR(run_json(f, "{\"t\":true}"), "FAIL {\"t\":true,\"tags\":[\"_dateparsefailure\"]}");
+    CHECK_STR(run_json(f, "{\"t\":null}"), "FAIL {\"t\":null,\"tags\":[\"_dateparsefailure\"]}");
     /* A year past 9999 cannot be written as @timestamp: a failure. */
     CHECK_STR(run_json(f, "{\"t\":\"9999-12-31T23:00:00-05:00\"}"),
-              "{\"t\":\"9999-12-31T23:00:00-05:00\",\"tags\":[\"_dateparsefailure\"]}");
+              "FAIL {\"t\":\"9999-12-31T23:00:00-05:00\",\"tags\":[\"_dateparsefailure\"]}");
     /* A missing field is not a failure. */
     CHECK_STR(run_json(f, "{\"message\":\"x\"}"), "{\"message\":\"x\"}");
     CHECK_STR(run_json(f, "{\"t\":[]}"), "{\"t\":[]}");
@@ -512,7 +530,7 @@ TEST(failures_and_target)
     CHECK_STR(run_json(f, "{\"@timestamp\":\"2020-01-01T00:00:00.000Z\","
                           "\"t\":\"2026-11-27T06:00:00Z\"}"),
               "{\"@timestamp\":\"2026-11-27T06:00:00.000Z\",\"t\":\"2026-11-27T06:00:00Z\"}");
-    sl_plugin_filter_date.free(f);
+    unload(f);
 
     f = make("f: {field: '[log][time]', formats: [UNIX, ISO8601], target: '[event][created]',\n"
              "    tag_on_failure: [bad_time, _dateparsefailure]}\n");
@@ -526,101 +544,141 @@ TEST(failures_and_target)
               "{\"log\":{\"time\":\"1700000000.5\"},\"event\":{\"kind\":\"x\","
               "\"created\":\"2023-11-14T22:13:20.500Z\"}}");
     CHECK_STR(run_json(f, "{\"log\":{\"time\":\"no\"}}"),
-              "{\"log\":{\"time\":\"no\"},\"tags\":[\"bad_time\",\"_dateparsefailure\"]}");
-    sl_plugin_filter_date.free(f);
+              "FAIL {\"log\":{\"time\":\"no\"},\"tags\":[\"bad_time\",\"_dateparsefailure\"]}");
+    unload(f);
 
+    /* tag_on_failure: [] tags nothing (the verdict is still FAIL, counted as an error);
+     * null is the default tag, as absent is; a scalar is a list of one. */
     f = make("f: {field: t, formats: [ISO8601], tag_on_failure: []}\n");
-    CHECK_STR(run_json(f, "{\"t\":\"junk\"}"), "{\"t\":\"junk\"}");
-    sl_plugin_filter_date.free(f);
+    CHECK_STR(run_json(f, "{\"t\":\"junk\"}"), "FAIL {\"t\":\"junk\"}");
+    unload(f);
+    f = make("f: {field: t, formats: [ISO8601], tag_on_failure: null}\n");
+    CHECK_STR(run_json(f, "{\"t\":\"junk\"}"),
+              "FAIL {\"t\":\"junk\",\"tags\":[\"_dateparsefailure\"]}");
+    unload(f);
+    f = make("f:\n  field: t\n  formats: [ISO8601]\n  tag_on_failure:\n");
+    CHECK_STR(run_json(f, "{\"t\":\"junk\"}"),
+              "FAIL {\"t\":\"junk\",\"tags\":[\"_dateparsefailure\"]}");
+    unload(f);
+    f = make("f: {field: t, formats: [ISO8601], tag_on_failure: [a, b, a]}\n");
+    CHECK_STR(run_json(f, "{\"t\":\"junk\",\"tags\":[\"b\"]}"),
+              "FAIL {\"t\":\"junk\",\"tags\":[\"b\",\"a\"]}");
+    unload(f);
+    f = make("f: {field: t, formats: [ISO8601], tag_on_failure: late}\n");
+    CHECK_STR(run_json(f, "{\"t\":\"junk\"}"), "FAIL {\"t\":\"junk\",\"tags\":[\"late\"]}");
+    unload(f);
 
-    /* Logstash's match: [field, formats...]; formats are tried in order. */
+    /* Logstash's match: [field, formats...]; formats are tried in order. The core
+     * applies `when`: only type access events reach the filter. */
     f = make("f:\n  match: [ts, 'dd/MMM/yyyy:HH:mm:ss Z', UNIX_MS, ISO8601]\n  locale: en\n"
              "  when: {field: type, equals: access}\n");
     CHECK(f != NULL);
-    CHECK_STR(run_json(f, "{\"ts\":\"27/Nov/2026:07:00:00 +0100\"}"),
-              "{\"ts\":\"27/Nov/2026:07:00:00 +0100\","
+    CHECK_STR(run_json(f, "{\"type\":\"access\",\"ts\":\"27/Nov/2026:07:00:00 +0100\"}"),
+              "{\"type\":\"access\",\"ts\":\"27/Nov/2026:07:00:00 +0100\","
               "\"@timestamp\":\"2026-11-27T06:00:00.000Z\"}");
-    CHECK_STR(run_json(f, "{\"ts\":1700000000123}"),
-              "{\"ts\":1700000000123,\"@timestamp\":\"2023-11-14T22:13:20.123Z\"}");
-    CHECK_STR(run_json(f, "{\"ts\":\"2026-11-27\"}"),
-              "{\"ts\":\"2026-11-27\",\"@timestamp\":\"2026-11-27T00:00:00.000Z\"}");
-    sl_plugin_filter_date.free(f);
+    CHECK_STR(run_json(f, "{\"type\":\"access\",\"ts\":1700000000123}"),
+              "{\"type\":\"access\",\"ts\":1700000000123,"
+              "\"@timestamp\":\"2023-11-14T22:13:20.123Z\"}");
+    CHECK_STR(run_json(f, "{\"type\":\"access\",\"ts\":\"2026-11-27\"}"),
+              "{\"type\":\"access\",\"ts\":\"2026-11-27\","
+              "\"@timestamp\":\"2026-11-27T00:00:00.000Z\"}");
+    CHECK_STR(run_json(f, "{\"type\":\"error\",\"ts\":\"junk\"}"),
+              "{\"type\":\"error\",\"ts\":\"junk\"}");
+    unload(f);
 
     /* A single format may be written as a scalar. */
     f = make("f: {field: t, formats: UNIX}\n");
     CHECK_STR(run_json(f, "{\"t\":1.5}"),
               "{\"t\":1.5,\"@timestamp\":\"1970-01-01T00:00:01.500Z\"}");
-    sl_plugin_filter_date.free(f);
+    unload(f);
 }
 
 TEST(config_errors)
 {
     CHECK_STR(error_of("f: {formats: [ISO8601]}\n"),
-              "agg.yml:1:4: filters[1] (date): option 'field' is required "
+              "t.yml:1:4: filters[1] (date): option 'field' is required "
               "(or match: [field, format, ...])\n");
     CHECK_STR(error_of("f: {field: t}\n"),
-              "agg.yml:1:4: filters[1] (date): option 'formats' is required\n");
+              "t.yml:1:4: filters[1] (date): option 'formats' is required\n");
     CHECK_STR(error_of("f: {field: t, formats: []}\n"),
-              "agg.yml:1:24: filters[1] (date): option 'formats' is required\n");
+              "t.yml:1:24: filters[1] (date): option 'formats' is required\n");
     CHECK_STR(error_of("f: {field: t, formats: {a: b}}\n"),
-              "agg.yml:1:24: filters[1] (date): option 'formats' must be a list of formats, "
-              "got a map\n");
+              "t.yml:1:24: filters[1] (date): option 'formats' must be a string or a list of "
+              "strings, got a map\n");
+    /* A format that is not text is the table's error; the formats are compiled in init,
+     * which runs once the table reads cleanly. */
     CHECK_STR(error_of("f: {field: t, formats: [ISO8601, 'yyyy-qq', [x]]}\n"),
-              "agg.yml:1:34: filters[1] (date): format 'yyyy-qq' has an unsupported pattern "
+              "t.yml:1:45: filters[1] (date): option 'formats[2]' must be a string, got a "
+              "list\n");
+    CHECK_STR(error_of("f: {field: t, formats: [ISO8601, 'yyyy-qq', '']}\n"),
+              "t.yml:1:34: filters[1] (date): format 'yyyy-qq' has an unsupported pattern "
               "letter 'q'\n"
-              "agg.yml:1:45: filters[1] (date): a format must be a pattern or ISO8601, UNIX, "
+              "t.yml:1:45: filters[1] (date): a format must be a pattern or ISO8601, UNIX, "
+              "UNIX_MS, TAI64N\n");
+    CHECK_STR(error_of("f: {match: [t, 'yyyy-qq', [x]]}\n"),
+              "t.yml:1:16: filters[1] (date): format 'yyyy-qq' has an unsupported pattern "
+              "letter 'q'\n"
+              "t.yml:1:27: filters[1] (date): a format must be a pattern or ISO8601, UNIX, "
               "UNIX_MS, TAI64N\n");
     CHECK_STR(error_of("f: {field: t, formats: [\"yyyy-MM-dd'T\"]}\n"),
-              "agg.yml:1:25: filters[1] (date): format 'yyyy-MM-dd'T' has an unterminated "
+              "t.yml:1:25: filters[1] (date): format 'yyyy-MM-dd'T' has an unterminated "
               "quote\n");
     CHECK_STR(error_of("f: {field: t, formats: ['xxxx-ww']}\n"),
-              "agg.yml:1:25: filters[1] (date): format 'xxxx-ww' has an unsupported pattern "
+              "t.yml:1:25: filters[1] (date): format 'xxxx-ww' has an unsupported pattern "
               "letter 'x'\n");
     CHECK_STR(error_of("f: {match: [t, ISO8601], formats: [UNIX]}\n"),
-              "agg.yml:1:12: filters[1] (date): use either 'match' or 'field' with 'formats', "
+              "t.yml:1:12: filters[1] (date): use either 'match' or 'field' with 'formats', "
               "not both\n");
     CHECK_STR(error_of("f: {match: [t]}\n"),
-              "agg.yml:1:12: filters[1] (date): option 'match' must be a list "
+              "t.yml:1:12: filters[1] (date): option 'match' must be a list "
               "[field, format, ...]\n");
     CHECK_STR(error_of("f: {match: '[t, ISO8601]'}\n"),
-              "agg.yml:1:12: filters[1] (date): option 'match' must be a list "
+              "t.yml:1:12: filters[1] (date): option 'match' must be a list "
               "[field, format, ...]\n");
     CHECK_STR(error_of("f: {field: 'a..b', formats: [UNIX]}\n"),
-              "agg.yml:1:12: filters[1] (date): 'a..b' is not a valid field reference\n");
+              "t.yml:1:12: filters[1] (date): option 'field': 'a..b' is not a valid field "
+              "reference\n");
+    CHECK_STR(error_of("f: {match: ['a..b', UNIX]}\n"),
+              "t.yml:1:13: filters[1] (date): option 'match': 'a..b' is not a valid field "
+              "reference\n");
+    CHECK_STR(error_of("f: {field: '', formats: [UNIX], target: ''}\n"),
+              "t.yml:1:12: filters[1] (date): option 'field' must not be empty\n"
+              "t.yml:1:41: filters[1] (date): option 'target' must not be empty\n");
     CHECK_STR(error_of("f: {field: t, formats: [UNIX], target: '[x'}\n"),
-              "agg.yml:1:40: filters[1] (date): option 'target' is not a valid field "
-              "reference: '[x'\n");
+              "t.yml:1:40: filters[1] (date): option 'target': '[x' is not a valid field "
+              "reference\n");
     CHECK_STR(error_of("f: {field: t, formats: [UNIX], timezone: Europe/Pariss}\n"),
-              "agg.yml:1:42: filters[1] (date): option 'timezone' is not a time zone: "
+              "t.yml:1:42: filters[1] (date): option 'timezone' is not a time zone: "
               "'Europe/Pariss' (cannot open /usr/share/zoneinfo/Europe/Pariss: No such file or "
               "directory)\n");
     CHECK_STR(error_of("f: {field: t, formats: [UNIX], timezone: ../etc/passwd}\n"),
-              "agg.yml:1:42: filters[1] (date): option 'timezone' is not a time zone: "
+              "t.yml:1:42: filters[1] (date): option 'timezone' is not a time zone: "
               "'../etc/passwd' (not a time zone name)\n");
     CHECK_STR(error_of("f: {field: t, formats: [UNIX], timezone: zone.tab}\n"),
-              "agg.yml:1:42: filters[1] (date): option 'timezone' is not a time zone: "
+              "t.yml:1:42: filters[1] (date): option 'timezone' is not a time zone: "
               "'zone.tab' (/usr/share/zoneinfo/zone.tab is not a valid TZif file)\n");
     CHECK_STR(error_of("f: {field: t, formats: [UNIX], timezone: +25:00}\n"),
-              "agg.yml:1:42: filters[1] (date): option 'timezone' is not a time zone: "
+              "t.yml:1:42: filters[1] (date): option 'timezone' is not a time zone: "
               "'+25:00' (not a time zone name)\n");
     CHECK_STR(error_of("f: {field: t, formats: [UNIX], timezone: [UTC]}\n"),
-              "agg.yml:1:42: filters[1] (date): option 'timezone' must be a string, got a list\n");
+              "t.yml:1:42: filters[1] (date): option 'timezone' must be a string, got a list\n");
     CHECK_STR(error_of("f: {field: t, formats: [UNIX], tag_on_failure: {a: b}}\n"),
-              "agg.yml:1:48: filters[1] (date): option 'tag_on_failure' must be a string or a "
+              "t.yml:1:48: filters[1] (date): option 'tag_on_failure' must be a string or a "
               "list of strings, got a map\n");
     CHECK_STR(error_of("f: {field: t, formats: [UNIX], locale: fr}\n"),
-              "agg.yml:1:40: filters[1] (date): option 'locale' 'fr' is not supported: month "
+              "t.yml:1:40: filters[1] (date): option 'locale' 'fr' is not supported: month "
               "and day names are English\n");
     CHECK_STR(error_of("f: {field: t, formats: [UNIX], tagets: x, remove_field: [t]}\n"),
-              "agg.yml:1:32: filters[1] (date): unknown option 'tagets'\n"
-              "agg.yml:1:43: filters[1] (date): unknown option 'remove_field'\n");
+              "t.yml:1:32: filters[1] (date): unknown option 'tagets' (did you mean "
+              "'target'?)\n"
+              "t.yml:1:43: filters[1] (date): unknown option 'remove_field'\n");
     CHECK_STR(error_of("f: {field: t, formats: [UNIX], when: {field: x, exists: true}}\n"),
               "(loaded)");
     sl_cfg_free(&g_cfg);
 }
 
 /* Hostile text never crashes the parser (run under ASan/UBSan) and never half-changes
- * the event: either a valid @timestamp or the failure tag. */
+ * the event: either a valid @timestamp, or the verdict FAIL and the failure tag. */
 TEST(random_input)
 {
     void *f = make("f:\n  field: t\n  timezone: Europe/Paris\n  formats:\n"
@@ -646,12 +704,13 @@ TEST(random_input)
         memset(&ev, 0, sizeof(ev));
         sl_value_set_object(&ev);
         sl_value_set_str(sl_obj_putc(&ev, "t"), text, n);
-        sl_plugin_filter_date.filter(f, &ev);
+        int rc = run(f, &ev);
         const struct sl_value *ts = sl_obj_getc(&ev, "@timestamp");
         const struct sl_value *tags = sl_obj_getc(&ev, "tags");
-        if (ts && !tags && ts->type == SL_V_STRING && ts->u.s.len == 24) {
+        if (rc == SL_FILTER_KEEP && ts && !tags && ts->type == SL_V_STRING &&
+            ts->u.s.len == 24) {
             ok++;
-        } else if (!ts && tags) {
+        } else if (rc == SL_FILTER_FAIL && !ts && tags) {
             failed++;
         } else {
             odd++;
@@ -660,7 +719,7 @@ TEST(random_input)
     }
     CHECK_INT(odd, 0);
     CHECK(ok > 0 && failed > 0);
-    sl_plugin_filter_date.free(f);
+    unload(f);
     /* Nine-digit years parse but cannot be a @timestamp. */
     CHECK_STR(fmt("yyyy-MM-dd", "999999999-01-01"), "FAIL [\"_dateparsefailure\"]");
     CHECK_STR(fmt("yyyy-MM-dd", "9999-12-31"), "9999-12-31T00:00:00.000Z");
@@ -682,9 +741,10 @@ static void *hammer(void *p)
     snprintf(json, sizeof(json), "{\"t\":\"2026-07-01 12:00:00 %s\"}", a->zone);
     for (int i = 0; i < 2000; i++) {
         struct sl_value ev = ev_from(json);
-        sl_plugin_filter_date.filter(a->f, &ev);
+        int rc = run(a->f, &ev);
         const struct sl_value *ts = sl_obj_getc(&ev, "@timestamp");
-        if (!ts || ts->type != SL_V_STRING || strcmp(ts->u.s.ptr, a->want) != 0) {
+        if (rc != SL_FILTER_KEEP || !ts || ts->type != SL_V_STRING ||
+            strcmp(ts->u.s.ptr, a->want) != 0) {
             a->wrong++;
         }
         sl_value_clear(&ev);
@@ -710,16 +770,16 @@ TEST(threads)
         pthread_join(th[i], NULL);
         CHECK_INT(args[i].wrong, 0);
     }
-    sl_plugin_filter_date.free(f);
+    unload(f);
     sl_cfg_free(&g_cfg);
 }
 
 TEST(descriptor)
 {
-    CHECK_STR(sl_plugin_filter_date.name, "date");
-    CHECK(sl_plugin_filter_date.kind == SL_PLUGIN_FILTER);
-    CHECK(sl_plugin_filter_date.submit == NULL);
-    sl_plugin_filter_date.free(NULL);
+    CHECK_STR(P.name, "date");
+    CHECK(P.kind == SL_PLUGIN_FILTER);
+    CHECK(P.submit == NULL);
+    unload(NULL);
 }
 
 int main(void)

@@ -1,6 +1,9 @@
 /*
- * filter_harness.h - what every filter test needs: load a YAML snippet and init
- * the filter, run it on a JSON event and compare the result as compact JSON.
+ * filter_harness.h - what every filter test needs: load a YAML snippet and
+ * make the filter instance through the core (agg_instance_new: the options
+ * table, the core's own options such as when and tag_on_failure), run it on
+ * a JSON event as the pipeline does (agg_instance_filter: condition, verdict,
+ * tags) and compare the result as compact JSON.
  * Before including it, a test defines:
  *   FILTER_PLUGIN  the plugin descriptor (e.g. sl_plugin_filter_kv)
  *   FILTER_KEY     the YAML key holding the options ("kv")
@@ -12,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "instance.h"
 #include "sluice/json.h"
 #include "sluice/plugin.h"
 #include "test.h"
@@ -24,15 +28,26 @@ static inline const char *errs(struct sl_cfg *cfg)
     return cfg->errors.data ? sl_buf_cstr(&cfg->errors) : "";
 }
 
-/* Loads text (a map whose key FILTER_KEY holds the options) and initialises the filter. */
+/* Loads text (a map whose key FILTER_KEY holds the options) and makes the instance. */
 static inline void *load(struct sl_cfg *cfg, const char *text)
 {
-    struct sl_plugin_env env = {.id = FILTER_ID};
+    struct agg_instance_args a = {.id = FILTER_ID};
     memset(cfg, 0, sizeof(*cfg));
     if (sl_cfg_load_string(cfg, "t.yml", text, strlen(text)) != 0) {
         return NULL;
     }
-    return P.init(cfg, sl_cfg_get(cfg->root, FILTER_KEY), &env);
+    return agg_instance_new(&P, cfg, sl_cfg_get(cfg->root, FILTER_KEY), &a);
+}
+
+static inline void unload(void *inst)
+{
+    agg_instance_free(inst);
+}
+
+/* Runs the instance on ev as the pipeline does; returns the verdict. */
+static inline int run(void *inst, struct sl_value *ev)
+{
+    return (int)agg_instance_filter(inst, ev);
 }
 
 /* Runs the filter on the event `in`; compares the event (compact JSON) and the result. */
@@ -48,7 +63,7 @@ static inline void expect_(void *inst, const char *in, const char *out, int want
         t_failed_checks++;
         return;
     }
-    int rc = P.filter(inst, &ev);
+    int rc = run(inst, &ev);
     sl_buf_init(&b, 0);
     sl_json_write(&b, &ev, NULL);
     const char *got = sl_buf_cstr(&b);
@@ -81,7 +96,7 @@ static inline struct with with_begin(const char *yaml, int line)
 
 static inline void with_end(struct with *w)
 {
-    P.free(w->k);
+    unload(w->k);
     sl_cfg_free(&w->cfg);
     w->k = NULL;
 }

@@ -45,7 +45,7 @@ TEST(test_merge_at_root_by_default)
            SL_FILTER_KEEP);
     /* No source field: nothing to do, no tag. */
     EXPECT_RC(j, "{\"other\":1}", "{\"other\":1}", SL_FILTER_KEEP);
-    P.free(j);
+    unload(j);
     sl_cfg_free(&cfg);
 
     /* target: "" is the root too. */
@@ -53,7 +53,7 @@ TEST(test_merge_at_root_by_default)
     CHECK(j != NULL);
     EXPECT_RC(j, "{\"message\":\"{\\\"k\\\":\\\"v\\\"}\"}",
            "{\"message\":\"{\\\"k\\\":\\\"v\\\"}\",\"k\":\"v\"}", SL_FILTER_KEEP);
-    P.free(j);
+    unload(j);
     sl_cfg_free(&cfg);
 }
 
@@ -63,10 +63,10 @@ TEST(test_root_needs_an_object)
     void *j = load(&cfg, "json:\n");
     CHECK(j != NULL);
     EXPECT_RC(j, "{\"message\":\"[1,2]\"}",
-           "{\"message\":\"[1,2]\",\"tags\":[\"_jsonparsefailure\"]}", SL_EINVAL);
+           "{\"message\":\"[1,2]\",\"tags\":[\"_jsonparsefailure\"]}", SL_FILTER_FAIL);
     EXPECT_RC(j, "{\"message\":\"42\"}", "{\"message\":\"42\",\"tags\":[\"_jsonparsefailure\"]}",
-           SL_EINVAL);
-    P.free(j);
+           SL_FILTER_FAIL);
+    unload(j);
     sl_cfg_free(&cfg);
 }
 
@@ -84,7 +84,7 @@ TEST(test_timestamp_guard)
            "{\"message\":\"{\\\"@timestamp\\\":\\\"2027-02-02T00:00:00Z\\\"}\","
            "\"@timestamp\":\"2027-02-02T00:00:00Z\"}",
            SL_FILTER_KEEP);
-    P.free(j);
+    unload(j);
     sl_cfg_free(&cfg);
 }
 
@@ -102,14 +102,14 @@ TEST(test_target)
            SL_FILTER_KEEP);
     EXPECT_RC(j, "{\"raw\":\" \\\"s\\\" \"}", "{\"raw\":\" \\\"s\\\" \",\"parsed\":{\"doc\":\"s\"}}",
            SL_FILTER_KEEP);
-    P.free(j);
+    unload(j);
     sl_cfg_free(&cfg);
 
     /* Decoding a field onto itself, with the Logstash name `source` and a dotted ref. */
     j = load(&cfg, "json: {source: a.b, target: a.b}\n");
     CHECK(j != NULL);
     EXPECT_RC(j, "{\"a\":{\"b\":\"{\\\"n\\\":1}\"}}", "{\"a\":{\"b\":{\"n\":1}}}", SL_FILTER_KEEP);
-    P.free(j);
+    unload(j);
     sl_cfg_free(&cfg);
 }
 
@@ -119,31 +119,31 @@ TEST(test_failures)
     void *j = load(&cfg, "json: {target: out}\n");
     CHECK(j != NULL);
     EXPECT_RC(j, "{\"message\":\"{bad\"}", "{\"message\":\"{bad\",\"tags\":[\"_jsonparsefailure\"]}",
-           SL_EINVAL);
+           SL_FILTER_FAIL);
     EXPECT_RC(j, "{\"message\":\"\"}", "{\"message\":\"\",\"tags\":[\"_jsonparsefailure\"]}",
-           SL_EINVAL);
+           SL_FILTER_FAIL);
     EXPECT_RC(j, "{\"message\":\"{} x\"}", "{\"message\":\"{} x\",\"tags\":[\"_jsonparsefailure\"]}",
-           SL_EINVAL);
+           SL_FILTER_FAIL);
     /* A source that is not text cannot be decoded. */
     EXPECT_RC(j, "{\"message\":{\"a\":1}}", "{\"message\":{\"a\":1},\"tags\":[\"_jsonparsefailure\"]}",
-           SL_EINVAL);
+           SL_FILTER_FAIL);
     /* The tag joins existing tags once. */
     EXPECT_RC(j, "{\"message\":\"x\",\"tags\":[\"web\",\"_jsonparsefailure\"]}",
-           "{\"message\":\"x\",\"tags\":[\"web\",\"_jsonparsefailure\"]}", SL_EINVAL);
-    P.free(j);
+           "{\"message\":\"x\",\"tags\":[\"web\",\"_jsonparsefailure\"]}", SL_FILTER_FAIL);
+    unload(j);
     sl_cfg_free(&cfg);
 
     j = load(&cfg, "json:\n  tag_on_failure: [bad_json, also]\n");
     CHECK(j != NULL);
     EXPECT_RC(j, "{\"message\":\"nope\"}", "{\"message\":\"nope\",\"tags\":[\"bad_json\",\"also\"]}",
-           SL_EINVAL);
-    P.free(j);
+           SL_FILTER_FAIL);
+    unload(j);
     sl_cfg_free(&cfg);
 
     j = load(&cfg, "json:\n  tag_on_failure: []\n");
     CHECK(j != NULL);
-    EXPECT_RC(j, "{\"message\":\"nope\"}", "{\"message\":\"nope\"}", SL_EINVAL);
-    P.free(j);
+    EXPECT_RC(j, "{\"message\":\"nope\"}", "{\"message\":\"nope\"}", SL_FILTER_FAIL);
+    unload(j);
     sl_cfg_free(&cfg);
 }
 
@@ -164,8 +164,8 @@ TEST(test_depth_limit)
     }
     snprintf(in + n, sizeof(in) - n, "\"}");
     snprintf(out, sizeof(out), "%.*s,\"tags\":[\"_jsonparsefailure\"]}", (int)strlen(in) - 1, in);
-    EXPECT_RC(j, in, out, SL_EINVAL);
-    P.free(j);
+    EXPECT_RC(j, in, out, SL_FILTER_FAIL);
+    unload(j);
     sl_cfg_free(&cfg);
 }
 
@@ -178,10 +178,10 @@ TEST(test_skip_on_invalid_json)
     EXPECT_RC(j, "{\"message\":7}", "{\"message\":7}", SL_FILTER_KEEP);
     /* Valid JSON that cannot be merged is still a failure. */
     EXPECT_RC(j, "{\"message\":\"1\"}", "{\"message\":\"1\",\"tags\":[\"_jsonparsefailure\"]}",
-           SL_EINVAL);
+           SL_FILTER_FAIL);
     EXPECT_RC(j, "{\"message\":\"{\\\"ok\\\":1}\"}", "{\"message\":\"{\\\"ok\\\":1}\",\"ok\":1}",
            SL_FILTER_KEEP);
-    P.free(j);
+    unload(j);
     sl_cfg_free(&cfg);
 }
 
@@ -191,7 +191,7 @@ TEST(test_when_is_accepted)
     void *j = load(&cfg, "json:\n  when: {field: x, equals: y}\n");
     CHECK(j != NULL);
     CHECK_STR(errs(&cfg), "");
-    P.free(j);
+    unload(j);
     sl_cfg_free(&cfg);
 }
 
@@ -206,20 +206,21 @@ TEST(test_config_errors)
                      "  skip_on_invalid_json: sometimes\n"
                      "  fields: x\n") == NULL);
     CHECK_STR(errs(&cfg),
-              "t.yml:3:11: pipeline.filters[0] (json): options 'field' and 'source' name the "
+              "t.yml:2:10: pipeline.filters[0] (json): options 'source' and 'field' name the "
               "same thing; give one\n"
-              "t.yml:4:11: pipeline.filters[0] (json): option 'target' is not a valid field "
-              "reference\n"
+              "t.yml:4:11: pipeline.filters[0] (json): option 'target': '[x]y' is not a valid "
+              "field reference\n"
               "t.yml:5:19: pipeline.filters[0] (json): option 'tag_on_failure' must be a string "
               "or a list of strings, got a map\n"
               "t.yml:6:25: pipeline.filters[0] (json): option 'skip_on_invalid_json' must be "
               "true or false, got 'sometimes'\n"
-              "t.yml:7:3: pipeline.filters[0] (json): unknown option 'fields'\n");
+              "t.yml:7:3: pipeline.filters[0] (json): unknown option 'fields' (did you mean "
+              "'field'?)\n");
     sl_cfg_free(&cfg);
 
     CHECK(load(&cfg, "json: {field: \"a..b\"}\n") == NULL);
-    CHECK_STR(errs(&cfg), "t.yml:1:15: pipeline.filters[0] (json): option 'field' is not a "
-                          "valid field reference\n");
+    CHECK_STR(errs(&cfg), "t.yml:1:15: pipeline.filters[0] (json): option 'field': 'a..b' is "
+                          "not a valid field reference\n");
     sl_cfg_free(&cfg);
 
     CHECK(load(&cfg, "json: {source: [a]}\n") == NULL);
@@ -230,7 +231,7 @@ TEST(test_config_errors)
 
 TEST(test_free_null)
 {
-    P.free(NULL);
+    unload(NULL);
 }
 
 int main(void)

@@ -21,6 +21,7 @@ TEST(test_descriptor)
 {
     CHECK_STR(P.name, "mutate");
     CHECK_INT(P.kind, SL_PLUGIN_FILTER);
+    CHECK_STR(P.failure_tag, "_mutate_error");
 }
 
 TEST(test_empty)
@@ -59,6 +60,10 @@ TEST(test_update_replace)
         EXPECT(w.k, "{\"x\":{\"y\":null},\"c\":{\"o\":1}}",
                "{\"x\":{\"y\":\"u\"},\"c\":\"%{[n][m]}-%{missing}\",\"r\":{\"s\":\"5\"}}");
     }
+    /* A null value in the map is the empty string (the core's reading of maps). */
+    WITH("mutate: {replace: {a: ~}}\n") {
+        EXPECT(w.k, "{\"a\":1}", "{\"a\":\"\"}");
+    }
 }
 
 TEST(test_convert_integer)
@@ -73,14 +78,15 @@ TEST(test_convert_integer)
         EXPECT_RC(w.k, "{\"a\":\"abc\",\"b\":\"\",\"c\":\"9223372036854775808\",\"d\":1e30}",
                   "{\"a\":\"abc\",\"b\":\"\",\"c\":\"9223372036854775808\",\"d\":1e+30,"
                   "\"tags\":[\"_mutate_error\"]}",
-                  SL_EINVAL);
+                  SL_FILTER_FAIL);
         /* Missing fields, nulls and objects are left alone, without a tag. */
         EXPECT(w.k, "{\"a\":null,\"b\":{\"x\":\"1\"}}", "{\"a\":null,\"b\":{\"x\":\"1\"}}");
     }
     /* Arrays are converted item by item; nulls stay; one bad item tags the event. */
     WITH("mutate: {convert: {\"[n][list]\": integer}}\n") {
         EXPECT_RC(w.k, "{\"n\":{\"list\":[\"1\",\"2.5\",null,\"x\",3]}}",
-                  "{\"n\":{\"list\":[1,2,null,\"x\",3]},\"tags\":[\"_mutate_error\"]}", SL_EINVAL);
+                  "{\"n\":{\"list\":[1,2,null,\"x\",3]},\"tags\":[\"_mutate_error\"]}",
+                  SL_FILTER_FAIL);
     }
 }
 
@@ -94,7 +100,7 @@ TEST(test_convert_float)
         EXPECT_RC(w.k, "{\"a\":\"1.\",\"b\":\"abc\",\"c\":\"1.5x\",\"d\":\"inf\",\"e\":[\"nan\"]}",
                   "{\"a\":\"1.\",\"b\":\"abc\",\"c\":\"1.5x\",\"d\":\"inf\",\"e\":[\"nan\"],"
                   "\"tags\":[\"_mutate_error\"]}",
-                  SL_EINVAL);
+                  SL_FILTER_FAIL);
     }
 }
 
@@ -235,16 +241,17 @@ TEST(test_tag_on_failure)
 {
     WITH("mutate:\n  convert: {a: integer}\n  tag_on_failure: [bad, worse]\n") {
         EXPECT_RC(w.k, "{\"a\":\"x\",\"tags\":[\"bad\"]}",
-                  "{\"a\":\"x\",\"tags\":[\"bad\",\"worse\"]}", SL_EINVAL);
+                  "{\"a\":\"x\",\"tags\":[\"bad\",\"worse\"]}", SL_FILTER_FAIL);
     }
     WITH("mutate:\n  convert: {a: float}\n  tag_on_failure: []\n") {
-        EXPECT_RC(w.k, "{\"a\":\"x\"}", "{\"a\":\"x\"}", SL_EINVAL);
+        EXPECT_RC(w.k, "{\"a\":\"x\"}", "{\"a\":\"x\"}", SL_FILTER_FAIL);
     }
 }
 
 TEST(test_config_errors)
 {
     struct sl_cfg cfg;
+    /* What the option table checks: shapes, item types, field lists, unknown keys. */
     CHECK(load(&cfg, "mutate:\n"
                      "  rename: [a]\n"
                      "  update: {\"a..b\": x, c: [1]}\n"
@@ -262,47 +269,65 @@ TEST(test_config_errors)
                      "  tag_on_failure: {a: b}\n"
                      "  renam: {a: b}\n") == NULL);
     CHECK_STR(errs(&cfg),
-              "t.yml:2:11: pipeline.filters[1] (mutate): option 'rename' must be a map, got a "
-              "list\n"
-              "t.yml:3:12: pipeline.filters[1] (mutate): option 'update': 'a..b' is not a valid "
-              "field reference\n"
-              "t.yml:3:26: pipeline.filters[1] (mutate): option 'update': value of 'c' must be "
-              "a string, got a list\n"
-              "t.yml:4:16: pipeline.filters[1] (mutate): option 'replace': '%{unterminated': "
-              "unterminated '%{' at offset 0\n"
-              "t.yml:5:16: pipeline.filters[1] (mutate): option 'convert': type of 'e' must be "
-              "one of integer, float, boolean, string, got 'int'\n"
-              "t.yml:5:21: pipeline.filters[1] (mutate): option 'convert': '[f' is not a valid "
-              "field reference\n"
-              "t.yml:5:37: pipeline.filters[1] (mutate): option 'convert': value of 'g' must be "
-              "a string, got nothing\n"
-              "t.yml:6:9: pipeline.filters[1] (mutate): option 'gsub' must be a list of field, "
-              "pattern, replacement triples, got 2 items\n"
+              "t.yml:2:11: pipeline.filters[1] (mutate): option 'rename' must be a map\n"
+              "t.yml:3:26: pipeline.filters[1] (mutate): option 'update': the value of 'c' must "
+              "be a scalar\n"
               "t.yml:7:15: pipeline.filters[1] (mutate): option 'uppercase': 'x.' is not a "
               "valid field reference\n"
               "t.yml:8:14: pipeline.filters[1] (mutate): option 'lowercase' must be a string or "
               "a list of strings, got a map\n"
               "t.yml:9:11: pipeline.filters[1] (mutate): option 'strip': '[]' is not a valid "
               "field reference\n"
-              "t.yml:10:19: pipeline.filters[1] (mutate): option 'remove_fields': '%{}': empty "
-              "'%{}' at offset 0\n"
-              "t.yml:11:14: pipeline.filters[1] (mutate): option 'split': separator of 'h' must "
-              "not be empty\n"
-              "t.yml:12:9: pipeline.filters[1] (mutate): option 'join' must be a map, got a "
-              "string\n"
-              "t.yml:13:16: pipeline.filters[1] (mutate): option 'add_fields': '[k' is not a "
-              "valid field reference\n"
+              "t.yml:12:9: pipeline.filters[1] (mutate): option 'join' must be a map\n"
               "t.yml:14:13: pipeline.filters[1] (mutate): option 'add_tag[0]' must be a string, "
               "got a list\n"
               "t.yml:15:19: pipeline.filters[1] (mutate): option 'tag_on_failure' must be a "
               "string or a list of strings, got a map\n"
-              "t.yml:16:3: pipeline.filters[1] (mutate): unknown option 'renam'\n");
+              "t.yml:16:3: pipeline.filters[1] (mutate): unknown option 'renam' (did you mean "
+              "'rename'?)\n");
+    sl_cfg_free(&cfg);
+
+    /* What init checks once the table reads cleanly (the core runs init only then):
+     * references in maps, templates, convert types, gsub triples, separators. Errors
+     * stand at the entry at fault - a map entry's value (also for a bad key: the core
+     * has no key positions), a list's item - and name it. A null map value reads as "". */
+    CHECK(load(&cfg, "mutate:\n"
+                     "  rename: {a: ~}\n"
+                     "  update: {\"a..b\": x, c: y}\n"
+                     "  replace: {d: \"%{unterminated\"}\n"
+                     "  convert: {e: int, \"[f\": float, g: ~}\n"
+                     "  gsub: [a, b]\n"
+                     "  remove_fields: [\"%{}\"]\n"
+                     "  split: {h: \"\"}\n"
+                     "  join: {j: \",\"}\n"
+                     "  add_fields: {\"[k\": v}\n") == NULL);
+    CHECK_STR(errs(&cfg),
+              "t.yml:2:15: pipeline.filters[1] (mutate): option 'rename': '' is not a valid "
+              "field reference\n"
+              "t.yml:3:20: pipeline.filters[1] (mutate): option 'update': 'a..b' is not a valid "
+              "field reference\n"
+              "t.yml:4:16: pipeline.filters[1] (mutate): option 'replace': '%{unterminated': "
+              "unterminated '%{' at offset 0\n"
+              "t.yml:5:16: pipeline.filters[1] (mutate): option 'convert': type of 'e' must be "
+              "one of integer, float, boolean, string, got 'int'\n"
+              "t.yml:5:27: pipeline.filters[1] (mutate): option 'convert': '[f' is not a valid "
+              "field reference\n"
+              "t.yml:5:37: pipeline.filters[1] (mutate): option 'convert': type of 'g' must be "
+              "one of integer, float, boolean, string, got ''\n"
+              "t.yml:6:10: pipeline.filters[1] (mutate): option 'gsub' must be a list of field, "
+              "pattern, replacement triples, got 2 items\n"
+              "t.yml:7:19: pipeline.filters[1] (mutate): option 'remove_fields': '%{}': empty "
+              "'%{}' at offset 0\n"
+              "t.yml:8:14: pipeline.filters[1] (mutate): option 'split': separator of 'h' must "
+              "not be empty\n"
+              "t.yml:10:22: pipeline.filters[1] (mutate): option 'add_fields': '[k' is not a "
+              "valid field reference\n");
     sl_cfg_free(&cfg);
 
     /* gsub: item types, a bad field and a pattern Oniguruma refuses. */
     CHECK(load(&cfg, "mutate:\n  gsub: [a, {x: 1}, c]\n") == NULL);
-    CHECK_STR(errs(&cfg), "t.yml:2:13: pipeline.filters[1] (mutate): option 'gsub': item 1 must "
-                          "be a string, got a map\n");
+    CHECK_STR(errs(&cfg), "t.yml:2:13: pipeline.filters[1] (mutate): option 'gsub[1]' must be a "
+                          "string, got a map\n");
     sl_cfg_free(&cfg);
     CHECK(load(&cfg, "mutate:\n  gsub: [\"a.\", x, y, b, \"(x\", y, c, z, \"%{\"]\n") == NULL);
     CHECK_STR(errs(&cfg),
@@ -313,9 +338,15 @@ TEST(test_config_errors)
               "t.yml:2:40: pipeline.filters[1] (mutate): option 'gsub': '%{': "
               "unterminated '%{' at offset 0\n");
     sl_cfg_free(&cfg);
+    /* A whole triple, then an incomplete one: the error stands at its first item. */
+    CHECK(load(&cfg, "mutate: {gsub: [a, b, c, d]}\n") == NULL);
+    CHECK_STR(errs(&cfg), "t.yml:1:26: pipeline.filters[1] (mutate): option 'gsub' must be a "
+                          "list of field, pattern, replacement triples, got 4 items\n");
+    sl_cfg_free(&cfg);
+    /* One string is a list of one, with no item node to point at: not a triple. */
     CHECK(load(&cfg, "mutate: {gsub: x}\n") == NULL);
     CHECK_STR(errs(&cfg), "t.yml:1:16: pipeline.filters[1] (mutate): option 'gsub' must be a "
-                          "list of field, pattern, replacement triples, got a string\n");
+                          "list of field, pattern, replacement triples, got 1 item\n");
     sl_cfg_free(&cfg);
     CHECK(load(&cfg, "mutate: {rename: {a: \"b..\"}}\n") == NULL);
     CHECK_STR(errs(&cfg), "t.yml:1:22: pipeline.filters[1] (mutate): option 'rename': 'b..' is "
@@ -330,7 +361,7 @@ TEST(test_gsub_backtracking_is_bounded)
         EXPECT_RC(w.k, "{\"m\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!\"}",
                   "{\"m\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!\","
                   "\"tags\":[\"_mutate_error\"]}",
-                  SL_EINVAL);
+                  SL_FILTER_FAIL);
     }
 }
 
@@ -360,7 +391,7 @@ TEST(test_threads)
 
 TEST(test_free_null)
 {
-    P.free(NULL);
+    unload(NULL);
 }
 
 int main(void)

@@ -3,28 +3,40 @@
  * for byte: the _bulk NDJSON of an event (action line, _id from @metadata,
  * lowercased index, no @metadata in the document), the reading of a _bulk
  * reply into per-item verdicts (what is retried, what is dead-lettered,
- * 409 on create), gzip, the backoff schedule, the dead-letter line, and the
- * option checks with FILE:LINE:COL errors. No network: the HTTP side is
+ * 409 on create), gzip, the backoff schedule, the dead-letter record, and
+ * the option checks with FILE:LINE:COL errors. Then the output driven
+ * through the core as the pipeline drives it (oload, osubmit), against a
+ * tiny in-process _bulk endpoint on 127.0.0.1: routing, per-item retries,
+ * dead letters filed from the sender thread (dropped without a
+ * dead_letter_path; a failed write fails the batch), the verdict on the loop
+ * thread, the counters, shutdown and teardown. The real-server behaviour is
  * exercised end to end in tests/e2e/test_elasticsearch.py.
  */
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "es_bulk.h"
+#include "sluice/backoff.h"
+#include "sluice/deadletter.h"
 #include "sluice/json.h"
 #include "sluice/loop.h"
 #include "sluice/metrics.h"
 #include "sluice/plugin.h"
 #include "test.h"
 
-extern const struct sl_plugin sl_plugin_out_elasticsearch;
-#define P sl_plugin_out_elasticsearch
-
-static const char *errs(struct sl_cfg *cfg)
-{
-    return cfg->errors.data ? sl_buf_cstr(&cfg->errors) : "";
-}
+#define OUTPUT_PLUGIN sl_plugin_out_elasticsearch
+#define OUTPUT_KEY "elasticsearch"
+#define OUTPUT_ID "outputs[0] (elasticsearch)"
+#include "output_harness.h"
 
 /* Encodes json (an event) with index template src; returns the lines (owned). */
 static char *encode(const char *src, enum es_op op, const char *json, struct es_item *it)
@@ -50,7 +62,8 @@ TEST(test_descriptor)
 {
     CHECK_STR(P.name, "elasticsearch");
     CHECK_INT(P.kind, SL_PLUGIN_OUTPUT);
-    CHECK(P.submit != NULL && P.shutdown != NULL && P.init != NULL && P.free != NULL);
+    CHECK(P.submit != NULL && P.shutdown != NULL && P.init != NULL && P.fini != NULL);
+    CHECK(P.options != NULL && P.size > 0 && P.summary != NULL);
 }
 
 TEST(test_encode_index_op)
@@ -238,19 +251,34 @@ TEST(test_gzip_round_trip)
 
 TEST(test_backoff)
 {
-    /* Equal jitter: within [d/2, d], d = init * 2^attempt capped at max. */
-    CHECK_INT(es_backoff_ms(1000, 60000, 0, 0), 500);
-    CHECK_INT(es_backoff_ms(1000, 60000, 0, 500), 1000);
-    CHECK_INT(es_backoff_ms(1000, 60000, 0, 501), 500);
-    CHECK_INT(es_backoff_ms(1000, 60000, 3, 0), 4000);
-    CHECK_INT(es_backoff_ms(1000, 60000, 6, 0), 30000);
-    CHECK_INT(es_backoff_ms(1000, 60000, 63, 0xffffffffu), 30000 + 0xffffffffu % 30001);
-    CHECK_INT(es_backoff_ms(1000, 60000, 200, 30000), 60000);
-    CHECK_INT(es_backoff_ms(1, 1, 5, 7), 1);
+    /* The output's schedule is lib's: equal jitter, within [d/2, d],
+     * d = init * 2^attempt capped at max. */
+    CHECK_INT(sl_backoff_delay(1000, 60000, 0, 0), 500);
+    CHECK_INT(sl_backoff_delay(1000, 60000, 0, 500), 1000);
+    CHECK_INT(sl_backoff_delay(1000, 60000, 0, 501), 500);
+    CHECK_INT(sl_backoff_delay(1000, 60000, 3, 0), 4000);
+    CHECK_INT(sl_backoff_delay(1000, 60000, 6, 0), 30000);
+    CHECK_INT(sl_backoff_delay(1000, 60000, 63, 0xffffffffu), 30000 + 0xffffffffu % 30001);
+    CHECK_INT(sl_backoff_delay(1000, 60000, 200, 30000), 60000);
+    CHECK_INT(sl_backoff_delay(1, 1, 5, 7), 1);
     for (uint32_t r = 0; r < 5000; r += 7) {
-        uint64_t d = es_backoff_ms(100, 1000, 2, r * 2654435761u);
+        uint64_t d = sl_backoff_delay(100, 1000, 2, r * 2654435761u);
         CHECK(d >= 200 && d <= 400);
     }
+}
+
+/* The dead-letter record as the core's writer files it: the output's members
+ * (error, status, index) after time, output and event. */
+static void dead_letter_record(struct sl_buf *out, const char *lines, const struct es_item *it,
+                               const char *e, size_t elen, int status, uint64_t wall_ms)
+{
+    struct sl_buf members;
+    size_t dlen;
+    const char *doc = es_item_doc(lines, it, &dlen);
+    sl_buf_init(&members, 0);
+    es_dead_letter_members(&members, lines, it, e, elen, status);
+    sl_dlq_record(out, wall_ms, "elasticsearch", doc, dlen, sl_buf_cstr(&members));
+    sl_buf_free(&members);
 }
 
 TEST(test_dead_letter_line)
@@ -260,16 +288,17 @@ TEST(test_dead_letter_line)
     struct sl_buf out;
     sl_buf_init(&out, 0);
     const char *e = "{\"type\":\"mapper_parsing_exception\"}";
-    es_dead_letter_line(&out, lines, &it, e, strlen(e), 400, 1795759200123ull);
+    dead_letter_record(&out, lines, &it, e, strlen(e), 400, 1795759200123ull);
     CHECK_STR(sl_buf_cstr(&out),
-              "{\"event\":{\"s\":\"A\",\"n\":{\"x\":1}},\"error\":{\"type\":"
-              "\"mapper_parsing_exception\"},\"status\":400,\"index\":\"i-a\","
-              "\"time\":\"2026-11-27T06:00:00.123Z\"}\n");
+              "{\"time\":\"2026-11-27T06:00:00.123Z\",\"output\":\"elasticsearch\","
+              "\"event\":{\"s\":\"A\",\"n\":{\"x\":1}},\"error\":{\"type\":"
+              "\"mapper_parsing_exception\"},\"status\":400,\"index\":\"i-a\"}\n");
     sl_buf_reset(&out);
-    es_dead_letter_line(&out, lines, &it, NULL, 0, 413, 0);
+    dead_letter_record(&out, lines, &it, NULL, 0, 413, 0);
     CHECK_STR(sl_buf_cstr(&out),
-              "{\"event\":{\"s\":\"A\",\"n\":{\"x\":1}},\"error\":null,\"status\":413,"
-              "\"index\":\"i-a\",\"time\":\"1970-01-01T00:00:00.000Z\"}\n");
+              "{\"time\":\"1970-01-01T00:00:00.000Z\",\"output\":\"elasticsearch\","
+              "\"event\":{\"s\":\"A\",\"n\":{\"x\":1}},\"error\":null,\"status\":413,"
+              "\"index\":\"i-a\"}\n");
     sl_buf_free(&out);
     free(lines);
 }
@@ -288,94 +317,569 @@ TEST(test_base64)
     }
 }
 
-/* Loads text (a map with one key, "elasticsearch") and initialises the output. */
-static void *load(struct sl_cfg *cfg, struct sl_loop *loop, struct sl_metrics *m,
-                  const char *text)
-{
-    struct sl_plugin_env env = {.loop = loop, .metrics = m, .id = "outputs[0] (elasticsearch)"};
-    memset(cfg, 0, sizeof(*cfg));
-    if (sl_cfg_load_string(cfg, "t.yml", text, strlen(text)) != 0) {
-        return NULL;
-    }
-    return P.init(cfg, sl_cfg_get(cfg->root, "elasticsearch"), &env);
-}
-
 TEST(test_options_ok)
 {
     struct sl_loop *loop = sl_loop_new();
     struct sl_metrics *m = sl_metrics_new();
     struct sl_cfg cfg;
     /* Never run: the loop's start timer is what would start the sender thread. */
-    void *o = load(&cfg, loop, m,
-                   "elasticsearch:\n"
-                   "  hosts: [\"127.0.0.1:9\", \"https://h.example:9200/prefix/\"]\n"
-                   "  index: \"logs-%{[fields][service]}-%{+yyyy.MM.dd}\"\n"
-                   "  data_stream: true\n"
-                   "  bulk_max_bytes: 1mb\n"
-                   "  flush_interval: 1s\n"
-                   "  workers: 3\n"
-                   "  api_key: \"id:key\"\n"
-                   "  ssl: {verification_mode: none}\n"
-                   "  compression: false\n"
-                   "  timeout: 5s\n"
-                   "  backoff: {init: 100ms, max: 2s}\n"
-                   "  dead_letter_path: /tmp/dlq\n");
+    struct sl_instance *o = oload(&cfg,
+                                  "elasticsearch:\n"
+                                  "  hosts: [\"127.0.0.1:9\", \"https://h.example:9200/prefix/\"]\n"
+                                  "  index: \"logs-%{[fields][service]}-%{+yyyy.MM.dd}\"\n"
+                                  "  data_stream: true\n"
+                                  "  bulk_max_bytes: 1mb\n"
+                                  "  flush_interval: 1s\n"
+                                  "  workers: 3\n"
+                                  "  api_key: \"id:key\"\n"
+                                  "  ssl: {verification_mode: none}\n"
+                                  "  compression: false\n"
+                                  "  timeout: 5s\n"
+                                  "  backoff: {init: 100ms, max: 2s}\n"
+                                  "  dead_letter_path: /tmp/dlq\n",
+                                  loop, m);
     CHECK(o != NULL);
     CHECK_STR(errs(&cfg), "");
-    P.free(o);
+    agg_instance_free(o);
     sl_cfg_free(&cfg);
-    o = load(&cfg, loop, m, "elasticsearch:\n");
+    o = oload(&cfg, "elasticsearch:\n", loop, m);
     CHECK(o != NULL);
     CHECK_STR(errs(&cfg), "");
-    P.free(o);
+    agg_instance_free(o);
     sl_cfg_free(&cfg);
     sl_metrics_free(m);
     sl_loop_free(loop);
 }
 
+/*
+ * What the option table checks (types, bounds, choices, templates, unknown
+ * keys) is reported before init runs, and init runs only on options that
+ * read: so the table's errors and init's cross-option checks are two loads.
+ */
 TEST(test_options_errors)
 {
     struct sl_cfg cfg;
-    void *o = load(&cfg, NULL, NULL,
-                   "elasticsearch:\n"
-                   "  hosts: [\"ftp://x\"]\n"
-                   "  op_type: index\n"
-                   "  data_stream: true\n"
-                   "  workers: 0\n"
-                   "  ssl: {verification_mode: maybe, certificate_authorities: [/nonexistent.pem]}\n"
-                   "  backoff: {init: 2s, max: 1s}\n"
-                   "  template: {name: t, file: /nonexistent.json}\n"
-                   "  index: \"x-%{\"\n"
-                   "  username: u\n"
-                   "  api_key: k\n"
-                   "  bulkmaxbytes: 1\n");
+    struct sl_instance *o = oload(&cfg,
+                                  "elasticsearch:\n"
+                                  "  workers: 0\n"
+                                  "  ssl: {verification_mode: maybe}\n"
+                                  "  index: \"x-%{\"\n"
+                                  "  bulkmaxbytes: 1\n",
+                                  NULL, NULL);
     CHECK(o == NULL);
     CHECK_STR(errs(&cfg),
-              "t.yml:2:10: outputs[0] (elasticsearch): option 'hosts': 'ftp://x' is not an "
+              "t.yml:2:12: outputs[0] (elasticsearch): option 'workers' must be between 1 and "
+              "64, got '0'\n"
+              "t.yml:3:28: outputs[0] (elasticsearch): ssl: option 'verification_mode' must be "
+              "one of full, certificate, none, strict, got 'maybe'\n"
+              "t.yml:4:10: outputs[0] (elasticsearch): option 'index': unterminated '%{' at "
+              "offset 2\n"
+              "t.yml:5:3: outputs[0] (elasticsearch): unknown option 'bulkmaxbytes' (did you "
+              "mean 'bulk_max_bytes'?)\n");
+    sl_cfg_free(&cfg);
+
+    o = oload(&cfg,
+              "elasticsearch:\n"
+              "  hosts: [\"ftp://x\"]\n"
+              "  op_type: index\n"
+              "  data_stream: true\n"
+              "  ssl: {certificate_authorities: [/nonexistent.pem]}\n"
+              "  backoff: {init: 2s, max: 1s}\n"
+              "  template: {name: t, file: /nonexistent.json}\n"
+              "  username: u\n"
+              "  api_key: k\n",
+              NULL, NULL);
+    CHECK(o == NULL);
+    CHECK_STR(errs(&cfg),
+              "t.yml:2:11: outputs[0] (elasticsearch): option 'hosts': 'ftp://x' is not an "
               "http:// or https:// URL\n"
               "t.yml:3:12: outputs[0] (elasticsearch): data streams accept only op_type: "
               "create\n"
-              "t.yml:5:12: outputs[0] (elasticsearch): option 'workers' must be between 1 and "
-              "64, got '0'\n"
-              "t.yml:6:28: outputs[0] (elasticsearch): ssl: option 'verification_mode' must be "
-              "one of full, certificate, none, got 'maybe'\n"
-              "t.yml:6:60: outputs[0] (elasticsearch): ssl: cannot read certificate authority "
+              "t.yml:5:34: outputs[0] (elasticsearch): ssl: cannot read certificate authority "
               "'/nonexistent.pem': No such file or directory\n"
-              "t.yml:7:28: outputs[0] (elasticsearch): backoff: 'max' must not be below "
+              "t.yml:6:28: outputs[0] (elasticsearch): backoff: 'max' must not be below "
               "'init'\n"
-              "t.yml:8:29: outputs[0] (elasticsearch): template: cannot read "
+              "t.yml:7:29: outputs[0] (elasticsearch): template: cannot read "
               "'/nonexistent.json': No such file or directory\n"
-              "t.yml:12:3: outputs[0] (elasticsearch): unknown option 'bulkmaxbytes'\n"
-              "t.yml:11:12: outputs[0] (elasticsearch): use either username/password or "
-              "api_key, not both\n"
-              "t.yml:9:10: outputs[0] (elasticsearch): option 'index' unterminated '%{' at "
-              "offset 2\n");
+              "t.yml:9:12: outputs[0] (elasticsearch): use either username/password or "
+              "api_key, not both\n");
     sl_cfg_free(&cfg);
+}
+
+TEST(test_options_tls_template_hosts)
+{
+    char tmpl[] = "/tmp/es_test_tmpl_XXXXXX";
+    int fd = mkstemp(tmpl);
+    CHECK(fd >= 0);
+    CHECK_INT(write(fd, "{nope", 5), 5);
+    close(fd);
+    struct sl_cfg cfg;
+    char text[1024];
+    snprintf(text, sizeof(text),
+             "elasticsearch:\n"
+             "  hosts: []\n"
+             "  ssl: {verification_mode: strict, certificate: /c.pem}\n"
+             "  template: {file: \"%s\"}\n",
+             tmpl);
+    struct sl_instance *o = oload(&cfg, text, NULL, NULL);
+    CHECK(o == NULL);
+    CHECK_STR(errs(&cfg),
+              "t.yml:2:10: outputs[0] (elasticsearch): option 'hosts' must not be empty\n");
+    sl_cfg_free(&cfg);
+    snprintf(text, sizeof(text),
+             "elasticsearch:\n"
+             "  ssl: {verification_mode: strict, certificate: /c.pem}\n"
+             "  template: {file: \"%s\"}\n",
+             tmpl);
+    o = oload(&cfg, text, NULL, NULL);
+    CHECK(o == NULL);
+    char want[1024];
+    snprintf(want, sizeof(want),
+             "t.yml:2:28: outputs[0] (elasticsearch): ssl: verification_mode 'strict' is not "
+             "available for this output (libcurl falls back to the certificate's CN); use full\n"
+             "t.yml:2:49: outputs[0] (elasticsearch): ssl: 'certificate' and 'key' go together\n"
+             "t.yml:3:13: outputs[0] (elasticsearch): template: option 'name' is required\n"
+             "t.yml:3:20: outputs[0] (elasticsearch): template: '%s' is not a JSON object "
+             "(expected object key at offset 1)\n",
+             tmpl);
+    CHECK_STR(errs(&cfg), want);
+    sl_cfg_free(&cfg);
+
+    /* PEM text is taken as is; -t (check_only) checks everything and opens nothing. */
+    fd = open(tmpl, O_WRONLY | O_TRUNC);
+    CHECK_INT(write(fd, "{\"index_patterns\":[\"x\"]}", 24), 24);
+    close(fd);
+    snprintf(text, sizeof(text),
+             "elasticsearch:\n"
+             "  ssl: {certificate_authorities: [\"-----BEGIN CERTIFICATE-----\\nx\\n\"]}\n"
+             "  template: {name: t, file: \"%s\"}\n",
+             tmpl);
+    struct agg_instance_args a = {.id = OUTPUT_ID, .check_only = true};
+    memset(&cfg, 0, sizeof(cfg));
+    CHECK_INT(sl_cfg_load_string(&cfg, "t.yml", text, strlen(text)), 0);
+    o = agg_instance_new(&P, &cfg, sl_cfg_get(cfg.root, OUTPUT_KEY), &a);
+    CHECK(o != NULL);
+    CHECK_STR(errs(&cfg), "");
+    agg_instance_free(o);
+    sl_cfg_free(&cfg);
+    unlink(tmpl);
+}
+
+/* ---- through the core, against an in-process _bulk endpoint ---------------------- */
+
+#define FAKE_MAX 8
+
+/* Answers up to nreplies HTTP requests, one per connection, with replies[i]
+ * (status 200, JSON), and keeps each request's path and body. */
+struct fake_es {
+    int lfd;
+    unsigned port;
+    pthread_t thread;
+    const char *replies[FAKE_MAX];
+    size_t nreplies;
+    char *paths[FAKE_MAX];
+    char *bodies[FAKE_MAX];
+    size_t nreqs;
+};
+
+/* One request from fd: the path and the body (Content-Length). 0, or -1. */
+static int fake_read(int fd, char **path, char **body)
+{
+    struct sl_buf in;
+    sl_buf_init(&in, 0);
+    char chunk[4096];
+    const char *end = NULL;
+    size_t need = 0;
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        ssize_t r = poll(&p, 1, 10000) == 1 ? recv(fd, chunk, sizeof(chunk), 0) : -1;
+        if (r <= 0) {
+            sl_buf_free(&in);
+            return -1;
+        }
+        sl_buf_append(&in, chunk, (size_t)r);
+        const char *data = sl_buf_cstr(&in);
+        if (!end && (end = strstr(data, "\r\n\r\n"))) {
+            const char *cl = strcasestr(data, "\r\nContent-Length:");
+            need = (size_t)(end - data) + 4 + (cl && cl < end ? strtoul(cl + 17, NULL, 10) : 0);
+        }
+        if (end && in.len >= need) {
+            const char *sp = strchr(data, ' ');
+            *path = strndup(sp + 1, strcspn(sp + 1, " "));
+            *body = strdup(strstr(data, "\r\n\r\n") + 4);
+            sl_buf_free(&in);
+            return 0;
+        }
+        end = NULL;  /* the buffer may have moved: look again next time */
+    }
+}
+
+static void *fake_main(void *arg)
+{
+    struct fake_es *f = arg;
+    while (f->nreqs < f->nreplies) {
+        struct pollfd p = {.fd = f->lfd, .events = POLLIN};
+        if (poll(&p, 1, 10000) != 1) {
+            break;
+        }
+        int c = accept(f->lfd, NULL, NULL);
+        char *path = NULL, *body = NULL;
+        if (c < 0 || fake_read(c, &path, &body) != 0) {
+            if (c >= 0) {
+                close(c);
+            }
+            continue;
+        }
+        const char *reply = f->replies[f->nreqs];
+        f->paths[f->nreqs] = path;
+        f->bodies[f->nreqs++] = body;
+        char head[256];
+        int hl = snprintf(head, sizeof(head),
+                          "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                          "Content-Length: %zu\r\nConnection: close\r\n\r\n", strlen(reply));
+        send(c, head, (size_t)hl, MSG_NOSIGNAL);
+        send(c, reply, strlen(reply), MSG_NOSIGNAL);
+        close(c);
+    }
+    return NULL;
+}
+
+static void fake_start(struct fake_es *f)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sa);
+    f->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(f->lfd >= 0);
+    CHECK_INT(bind(f->lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    CHECK_INT(listen(f->lfd, 16), 0);
+    CHECK_INT(getsockname(f->lfd, (struct sockaddr *)&sa, &len), 0);
+    f->port = ntohs(sa.sin_port);
+    CHECK_INT(pthread_create(&f->thread, NULL, fake_main, f), 0);
+}
+
+/* Waits for the server to have answered every reply (or to have given up). */
+static void fake_join(struct fake_es *f)
+{
+    pthread_join(f->thread, NULL);
+    close(f->lfd);
+}
+
+static void fake_free(struct fake_es *f)
+{
+    for (size_t i = 0; i < f->nreqs; i++) {
+        free(f->paths[i]);
+        free(f->bodies[i]);
+    }
+}
+
+/* A port nothing listens on: connections are refused at once. */
+static unsigned closed_port(void)
+{
+    struct fake_es f = {0};
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sa);
+    f.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    bind(f.lfd, (struct sockaddr *)&sa, sizeof(sa));
+    getsockname(f.lfd, (struct sockaddr *)&sa, &len);
+    close(f.lfd);
+    return ntohs(sa.sin_port);
+}
+
+struct waiter {
+    const bool *flag;
+    struct sl_timer *limit;
+};
+
+static void wait_poll(struct sl_loop *loop, void *arg)
+{
+    struct waiter *w = arg;
+    if (*w->flag) {
+        sl_loop_stop(loop);
+    }
+}
+
+static void wait_limit(struct sl_loop *loop, void *arg)
+{
+    struct waiter *w = arg;
+    w->limit = NULL;  /* a one-shot timer is freed after its callback */
+    sl_loop_stop(loop);
+}
+
+/* Runs loop until *flag (the verdict arrived) or ms passed. */
+static void run_until(struct sl_loop *loop, const bool *flag, uint64_t ms)
+{
+    struct waiter w = {.flag = flag};
+    struct sl_timer *t = sl_loop_timer(loop, 5, true, wait_poll, &w);
+    w.limit = sl_loop_timer(loop, ms, false, wait_limit, &w);
+    sl_loop_run(loop);
+    sl_timer_cancel(t);
+    sl_timer_cancel(w.limit);
+}
+
+/* The value of one series in the rendered registry (-1: absent). */
+static long long metric(struct sl_metrics *m, const char *series)
+{
+    struct sl_buf out;
+    sl_buf_init(&out, 0);
+    sl_metrics_render(m, &out);
+    char key[256];
+    snprintf(key, sizeof(key), "\n%s ", series);
+    const char *p = strstr(sl_buf_cstr(&out), key);
+    long long v = p ? strtoll(p + strlen(key), NULL, 10) : -1;
+    sl_buf_free(&out);
+    return v;
+}
+
+#define OUT_EVENTS "sluice_aggregator_output_events_total{output=\"elasticsearch\",result=\"%s\"}"
+
+static long long out_events(struct sl_metrics *m, const char *result)
+{
+    char series[160];
+    snprintf(series, sizeof(series), OUT_EVENTS, result);
+    return metric(m, series);
+}
+
+static char *read_all(const char *path)
+{
+    struct sl_buf b;
+    sl_buf_init(&b, 0);
+    FILE *f = fopen(path, "r");
+    char chunk[4096];
+    size_t r;
+    while (f && (r = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+        sl_buf_append(&b, chunk, r);
+    }
+    if (f) {
+        fclose(f);
+    }
+    char *s = sl_strdup(sl_buf_cstr(&b));
+    sl_buf_free(&b);
+    return s;
+}
+
+TEST(test_submit_retry_and_dead_letter)
+{
+    /* Items A, B, C (a dropped event and one routed elsewhere are not sent): A is
+     * created, B refused for good (dead letter), C throttled and sent again. */
+    struct fake_es f = {
+        .replies = {"{\"took\":1,\"errors\":true,\"items\":["
+                    "{\"index\":{\"status\":201}},"
+                    "{\"index\":{\"status\":400,\"error\":{\"type\":\"mapper_parsing_exception\","
+                    "\"reason\":\"failed to parse field [m]\"}}},"
+                    "{\"index\":{\"status\":429,\"error\":{\"type\":\"es_rejected\"}}}]}",
+                    "{\"took\":1,\"errors\":false,\"items\":[{\"index\":{\"status\":201}}]}"},
+        .nreplies = 2,
+    };
+    char dir[] = "/tmp/es_test_dlq_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    fake_start(&f);
+    sl_wall_pin(1795759200123ull);  /* 2026-11-27T06:00:00.123Z: the file's name and time */
+    struct sl_loop *loop = sl_loop_new();
+    struct sl_metrics *m = sl_metrics_new();
+    struct sl_cfg cfg;
+    char text[512];
+    snprintf(text, sizeof(text),
+             "elasticsearch:\n"
+             "  hosts: [\"127.0.0.1:%u\"]\n"
+             "  index: \"i-%%{[s]}\"\n"
+             "  compression: false\n"
+             "  backoff: {init: 10ms, max: 20ms}\n"
+             "  dead_letter_path: \"%s\"\n",
+             f.port, dir);
+    struct sl_instance *in = oload(&cfg, text, loop, m);
+    CHECK(in != NULL);
+    CHECK_STR(errs(&cfg), "");
+    size_t n;
+    struct sl_value *ev = oevents("[{\"s\":\"A\",\"m\":1},"
+                                  "{\"s\":\"B\",\"m\":{\"x\":2},\"@metadata\":{\"beat\":\"t\"}},"
+                                  "null,{\"s\":\"D\",\"m\":4},{\"s\":\"C\",\"m\":3}]",
+                                  &n);
+    const uint8_t take[] = {1, 1, 1, 0, 1};
+    struct out_run r;
+    osubmit(in, &r, ev, n, take);
+    CHECK_INT(r.batch.count, 3);
+    run_until(loop, &r.done, 10000);
+    CHECK(r.done);
+    CHECK_INT(r.ndone, 1);
+    CHECK_INT(r.status, SL_OK);  /* indexed or dead-lettered: delivered */
+    fake_join(&f);
+    CHECK_INT(f.nreqs, 2);
+    CHECK_STR(f.paths[0], "/_bulk");
+    CHECK_STR(f.bodies[0], "{\"index\":{\"_index\":\"i-a\"}}\n{\"s\":\"A\",\"m\":1}\n"
+                           "{\"index\":{\"_index\":\"i-b\"}}\n{\"s\":\"B\",\"m\":{\"x\":2}}\n"
+                           "{\"index\":{\"_index\":\"i-c\"}}\n{\"s\":\"C\",\"m\":3}\n");
+    CHECK_STR(f.bodies[1], "{\"index\":{\"_index\":\"i-c\"}}\n{\"s\":\"C\",\"m\":3}\n");
+
+    char path[128];
+    snprintf(path, sizeof(path), "%s/dlq-2026.11.27.ndjson", dir);
+    char *dl = read_all(path);
+    CHECK_STR(dl, "{\"time\":\"2026-11-27T06:00:00.123Z\",\"output\":\"elasticsearch\","
+                  "\"event\":{\"s\":\"B\",\"m\":{\"x\":2}},\"error\":{\"type\":"
+                  "\"mapper_parsing_exception\",\"reason\":\"failed to parse field [m]\"},"
+                  "\"status\":400,\"index\":\"i-b\"}\n");
+    free(dl);
+    unlink(path);
+    rmdir(dir);
+    fake_free(&f);
+
+    /* The core counts what the output reported; the output keeps its own series. */
+    CHECK_INT(out_events(m, "ok"), 2);
+    CHECK_INT(out_events(m, "dead_letter"), 1);
+    CHECK_INT(out_events(m, "retry"), 1);
+    CHECK_INT(out_events(m, "failed"), 0);
+    CHECK_INT(metric(m, "sluice_aggregator_es_bulk_requests_total{status=\"200\"}"), 2);
+    CHECK_INT(metric(m, "sluice_aggregator_es_bulk_request_seconds_count"
+                        "{output=\"elasticsearch\"}"), 2);
+    sl_wall_unpin();
+    agg_instance_free(in);
+    ofree_events(ev, n);
+    sl_cfg_free(&cfg);
+    sl_metrics_free(m);
+    sl_loop_free(loop);
+}
+
+/* Without a dead_letter_path an item the server refused for good is dropped by
+ * the core: counted result="dropped" (not ok, not failed), and its batch is
+ * ACKed with the other items, which were indexed. */
+TEST(test_submit_rejected_without_dead_letter_path_drops_the_event)
+{
+    struct fake_es f = {
+        .replies = {"{\"took\":1,\"errors\":true,\"items\":[{\"index\":{\"status\":201}},"
+                    "{\"index\":{\"status\":400,\"error\":{\"type\":\"x\"}}},"
+                    "{\"index\":{\"status\":201}}]}"},
+        .nreplies = 1,
+    };
+    fake_start(&f);
+    struct sl_loop *loop = sl_loop_new();
+    struct sl_metrics *m = sl_metrics_new();
+    struct sl_cfg cfg;
+    char text[256];
+    snprintf(text, sizeof(text), "elasticsearch:\n  hosts: [\"127.0.0.1:%u\"]\n", f.port);
+    struct sl_instance *in = oload(&cfg, text, loop, m);
+    CHECK(in != NULL);
+    CHECK(in->dlq == NULL);  /* no dead-letter writer: nothing can be filed anywhere */
+    size_t n;
+    struct sl_value *ev = oevents("[{\"m\":1},{\"m\":2},{\"m\":3}]", &n);
+    struct out_run r;
+    osubmit(in, &r, ev, n, NULL);
+    run_until(loop, &r.done, 10000);
+    fake_join(&f);
+    CHECK(r.done);
+    CHECK_INT(r.ndone, 1);
+    CHECK_INT(r.status, SL_OK);  /* the refused event does not hold its batch back */
+    CHECK_INT(f.nreqs, 1);       /* and is not sent again */
+    CHECK(oevents_total(m, "elasticsearch", "ok") == 2);
+    CHECK(oevents_total(m, "elasticsearch", "dropped") == 1);
+    CHECK(oevents_total(m, "elasticsearch", "failed") == 0);
+    CHECK(oevents_total(m, "elasticsearch", "dead_letter") == 0);
+    CHECK(oevents_total(m, "elasticsearch", "retry") == 0);
+    fake_free(&f);
+    /* Nothing routed to it: an immediate verdict, and no request. */
+    const uint8_t none[] = {0, 0, 0};
+    osubmit(in, &r, ev, n, none);
+    CHECK(r.done);
+    CHECK_INT(r.status, SL_OK);
+    agg_instance_free(in);
+    ofree_events(ev, n);
+    sl_cfg_free(&cfg);
+    sl_metrics_free(m);
+    sl_loop_free(loop);
+}
+
+/* A dead letter that cannot be written (the directory lies under a file) fails
+ * the batch: the refused event is neither indexed nor filed, so it is not ACKed. */
+TEST(test_submit_dead_letter_write_failure_fails_the_batch)
+{
+    struct fake_es f = {
+        .replies = {"{\"took\":1,\"errors\":true,\"items\":[{\"index\":{\"status\":201}},"
+                    "{\"index\":{\"status\":400,\"error\":{\"type\":\"x\"}}}]}"},
+        .nreplies = 1,
+    };
+    char dir[] = "/tmp/es_test_dlq_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char blocker[64];
+    snprintf(blocker, sizeof(blocker), "%s/blocker", dir);
+    FILE *bf = fopen(blocker, "w");
+    CHECK(bf != NULL);
+    if (bf) {
+        fclose(bf);
+    }
+    fake_start(&f);
+    struct sl_loop *loop = sl_loop_new();
+    struct sl_metrics *m = sl_metrics_new();
+    struct sl_cfg cfg;
+    char text[256];
+    snprintf(text, sizeof(text),
+             "elasticsearch:\n  hosts: [\"127.0.0.1:%u\"]\n  dead_letter_path: \"%s/dlq\"\n",
+             f.port, blocker);
+    struct sl_instance *in = oload(&cfg, text, loop, m);
+    CHECK(in != NULL);
+    size_t n;
+    struct sl_value *ev = oevents("[{\"m\":1},{\"m\":2}]", &n);
+    struct out_run r;
+    osubmit(in, &r, ev, n, NULL);
+    run_until(loop, &r.done, 10000);
+    fake_join(&f);
+    CHECK(r.done);
+    CHECK_INT(r.ndone, 1);
+    CHECK_INT(r.status, SL_EIO);
+    CHECK(oevents_total(m, "elasticsearch", "failed") == 2);
+    CHECK(oevents_total(m, "elasticsearch", "ok") == 0);
+    CHECK(oevents_total(m, "elasticsearch", "dead_letter") == 0);
+    CHECK(oevents_total(m, "elasticsearch", "dropped") == 0);
+    fake_free(&f);
+    agg_instance_free(in);
+    ofree_events(ev, n);
+    sl_cfg_free(&cfg);
+    sl_metrics_free(m);
+    sl_loop_free(loop);
+    unlink(blocker);
+    rmdir(dir);
+}
+
+TEST(test_shutdown_and_free_give_up_on_held_batches)
+{
+    struct sl_loop *loop = sl_loop_new();
+    struct sl_cfg cfg;
+    char text[256];
+    snprintf(text, sizeof(text),
+             "elasticsearch:\n  hosts: [\"127.0.0.1:%u\"]\n  backoff: {init: 10ms, max: 50ms}\n",
+             closed_port());
+    struct sl_instance *in = oload(&cfg, text, loop, NULL);
+    CHECK(in != NULL);
+    size_t n;
+    struct sl_value *ev = oevents("[{\"m\":1}]", &n);
+    struct out_run r1, r2;
+    /* Past the deadline the sender aborts and the batch fails (not acknowledged). */
+    osubmit(in, &r1, ev, n, NULL);
+    run_until(loop, &r1.done, 100);
+    CHECK(!r1.done);  /* nothing answers: retried, held */
+    P.shutdown(in->inst, sl_now_ms());
+    run_until(loop, &r1.done, 10000);
+    CHECK(r1.done);
+    CHECK_INT(r1.ndone, 1);
+    CHECK_INT(r1.status, SL_ECLOSED);
+    agg_instance_free(in);
+    sl_cfg_free(&cfg);
+
+    /* Freed with a batch still held: its verdict comes from the teardown. */
+    in = oload(&cfg, text, loop, NULL);
+    CHECK(in != NULL);
+    osubmit(in, &r2, ev, n, NULL);
+    run_until(loop, &r2.done, 50);
+    CHECK(!r2.done);
+    agg_instance_free(in);
+    CHECK(r2.done);
+    CHECK_INT(r2.ndone, 1);
+    CHECK_INT(r2.status, SL_ECLOSED);
+    ofree_events(ev, n);
+    sl_cfg_free(&cfg);
+    sl_loop_free(loop);
 }
 
 TEST(test_free_null)
 {
-    P.free(NULL);
+    agg_instance_free(NULL);
 }
 
 int main(void)
@@ -395,6 +899,11 @@ int main(void)
     RUN(test_base64);
     RUN(test_options_ok);
     RUN(test_options_errors);
+    RUN(test_options_tls_template_hosts);
+    RUN(test_submit_retry_and_dead_letter);
+    RUN(test_submit_rejected_without_dead_letter_path_drops_the_event);
+    RUN(test_submit_dead_letter_write_failure_fails_the_batch);
+    RUN(test_shutdown_and_free_give_up_on_held_batches);
     RUN(test_free_null);
     return TEST_SUMMARY();
 }

@@ -1,5 +1,5 @@
 /*
- * cli.h - the command line both daemons share (SPEC §1): -c/--config,
+ * cli.h - the command line both daemons share (docs/configuration.md): -c/--config,
  * -t/--test-config, -V/--version, --log-level, --log-format.
  */
 #ifndef SLUICE_CLI_H

@@ -46,8 +46,10 @@ uint64_t sl_wall_ms(void);
 void sl_wall_pin(uint64_t epoch_ms);
 void sl_wall_unpin(void);
 
-/* Formats epoch milliseconds as 2026-11-27T06:00:00.123Z into out (>= 25 bytes). */
-size_t sl_format_timestamp(uint64_t epoch_ms, char *out, size_t outlen);
+
+/* Writes all n bytes to fd, through short writes, EINTR and (waiting) EAGAIN.
+ * 0, or -1 with errno set by the failing write(2). */
+int sl_write_all(int fd, const void *buf, size_t n);
 
 /* Parses "512kb", "5mb", "1gb", "100" (bytes) into *out. Returns 0 or SL_EINVAL. */
 int sl_parse_size(const char *s, uint64_t *out);

@@ -55,6 +55,23 @@ struct sl_cfg_node *sl_cfg_get(struct sl_cfg_node *map, const char *key);
  *     "<where>: unknown option 'brokerz'" at the key's position.
  */
 void sl_cfg_check_unknown(struct sl_cfg *cfg, struct sl_cfg_node *map, const char *where);
+/* Same, and when a key is a likely typo of one of known (NULL-terminated), adds
+ *     " (did you mean 'brokers'?)" */
+void sl_cfg_check_unknown_in(struct sl_cfg *cfg, struct sl_cfg_node *map, const char *where,
+                             const char *const *known);
+/* The entry of known (NULL-terminated) closest to word within a small edit
+ * distance (case-insensitive), or NULL. */
+const char *sl_cfg_suggest(const char *word, const char *const *known);
+/* True for an absent node, YAML null (~, null) or an empty unquoted scalar. */
+bool sl_cfg_is_null(const struct sl_cfg_node *n);
+/* Records "<where>: option '<key>' must be <expect>, got 'text'" (or "got a list",
+ * "got a map", "got nothing") at n: the one wording of a wrong value. */
+void sl_cfg_bad_value(struct sl_cfg *cfg, const struct sl_cfg_node *n, const char *where,
+                      const char *key, const char *expect);
+/* "a map", "a list", "a string" or "nothing" (null): how messages name a node. */
+const char *sl_cfg_kind(const struct sl_cfg_node *n);
+/* 1 for true/yes/on, 0 for false/no/off (any case), -1 for anything else. */
+int sl_cfg_parse_bool(const char *s);
 
 /*
  * Typed getters. Each looks key up in map; when absent (or YAML null ~ / empty

@@ -1,7 +1,7 @@
 /*
  * lumberjack.h - the Lumberjack (Beats) protocol codec, v1 and v2, with the
  * 'C' (zlib) compressed frame and sluice's 'Z' (zstd) extension. Pure codec:
- * no sockets. See shared PROTOCOL.md for the wire facts.
+ * no sockets. See docs/protocol.md for the wire format.
  *
  * Server side: feed bytes as they arrive (split at any boundary) and pull
  * frames; compressed frames are inflated inside and their inner frames are

@@ -33,6 +33,7 @@ struct sl_metric *sl_metrics_histogram(struct sl_metrics *reg, const char *name,
                                        const char *help, const char *const *labels,
                                        const double *bounds, size_t nbounds);
 
+/* m may be NULL (nothing is counted). */
 void sl_counter_add(struct sl_metric *m, uint64_t n);
 static inline void sl_counter_inc(struct sl_metric *m) { sl_counter_add(m, 1); }
 void sl_gauge_set(struct sl_metric *m, double v);

@@ -1,6 +1,6 @@
 /*
  * tls.h - TLS over non-blocking sockets, on OpenSSL 3: contexts built from
- * the SPEC's ssl options (shipper output.ssl = client, aggregator input.ssl =
+ * the documented ssl options (docs/tls.md) (shipper output.ssl = client, aggregator input.ssl =
  * server), and connections whose handshake/read/write mirror recv/send on a
  * non-blocking fd, so an epoll loop drives them like plain sockets.
  *
@@ -21,7 +21,7 @@
 #include "common.h"
 #include "loop.h" /* SL_READ, SL_WRITE */
 
-/* output.ssl.verification_mode, as Filebeat's. The values are the SPEC's order
+/* output.ssl.verification_mode, as Filebeat's. The values are the documented order
  * (full, certificate, none), so a config enum index maps directly. */
 enum sl_tls_verify {
     SL_TLS_VERIFY_FULL = 0,        /* chain to a trusted CA + the dialled host in the SANs */
@@ -30,7 +30,7 @@ enum sl_tls_verify {
     SL_TLS_VERIFY_STRICT = 3,      /* as full, and never fall back to the subject CN */
 };
 
-/* input.ssl.client_authentication, as Logstash's beats input (SPEC order). */
+/* input.ssl.client_authentication, as Logstash's beats input (documented order). */
 enum sl_tls_client_auth {
     SL_TLS_CLIENT_AUTH_NONE = 0,     /* no certificate asked for */
     SL_TLS_CLIENT_AUTH_OPTIONAL = 1, /* asked for; if sent it must verify */

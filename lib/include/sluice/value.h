@@ -108,4 +108,33 @@ int sl_field_del(struct sl_value *root, const char *ref);
 /* Appends tag to the "tags" array (created if absent) unless already present. */
 void sl_event_add_tag(struct sl_value *event, const char *tag);
 
+/* ---- compiled field references --------------------------------------------- */
+
+/*
+ * A field reference split into its path once: "[a][b]", "a.b" and "a" name
+ * what sl_field_get() names. Lookups then cost one sl_obj_get() per segment.
+ */
+struct sl_fieldref_seg {
+    const char *name;  /* points into sl_fieldref.text; not NUL-terminated */
+    size_t len;
+};
+
+struct sl_fieldref {
+    char *text;                   /* the reference as written (owned, NUL-terminated) */
+    struct sl_fieldref_seg *segs; /* owned */
+    size_t nsegs;
+};
+
+/* Compiles ref into *r. 0, or SL_EINVAL for a malformed reference ("", "[a", "a..b",
+ * "a.", "[]"), leaving *r empty. Always sl_fieldref_free() (a no-op on an empty one). */
+int sl_fieldref_init(struct sl_fieldref *r, const char *ref);
+void sl_fieldref_free(struct sl_fieldref *r);
+/* The value r names inside root, or NULL when absent (or a parent is not an object).
+ * The pointer is valid until the parent object is next modified. Thread-safe. */
+struct sl_value *sl_fieldref_get(const struct sl_fieldref *r, const struct sl_value *root);
+/* As sl_field_put / sl_field_del, with the path split once. */
+struct sl_value *sl_fieldref_put(const struct sl_fieldref *r, struct sl_value *root);
+int sl_fieldref_del(const struct sl_fieldref *r, struct sl_value *root);
+
+
 #endif

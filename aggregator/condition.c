@@ -8,7 +8,7 @@
  * is a walk over an immutable tree with no allocation and no parsing, and
  * worker threads can share one tree without locks.
  */
-#include "sluice/condition.h"
+#include "condition.h"
 
 #include <errno.h>
 #include <math.h>
@@ -51,63 +51,13 @@ struct sl_condition {
 /* Deep enough for any real condition; the YAML loader bounds nesting too. */
 #define COND_MAX_DEPTH 32
 
-static bool node_is_null(const struct sl_cfg_node *n)
-{
-    if (!n) {
-        return true;
-    }
-    if (n->type != SL_CFG_SCALAR || n->quoted) {
-        return false;
-    }
-    const char *s = n->scalar;
-    return s[0] == '\0' || strcmp(s, "~") == 0 || strcmp(s, "null") == 0 ||
-           strcmp(s, "Null") == 0 || strcmp(s, "NULL") == 0;
-}
-
-/* How a node is named in "got ..." messages, as config.c does. */
-static const char *node_kind(const struct sl_cfg_node *n)
-{
-    if (!n || node_is_null(n)) {
-        return "nothing";
-    }
-    return n->type == SL_CFG_MAP ? "a map" : n->type == SL_CFG_SEQ ? "a list" : "a string";
-}
-
-/* "must be X, got 'text'" for a scalar, "got a list" otherwise. */
-static void bad_option(struct sl_cfg *cfg, const struct sl_cfg_node *n, const char *where,
-                       const char *key, const char *expect)
-{
-    if (n->type == SL_CFG_SCALAR && !node_is_null(n)) {
-        sl_cfg_error(cfg, n, "%s: option '%s' must be %s, got '%s'", where, key, expect,
-                     n->scalar);
-    } else {
-        sl_cfg_error(cfg, n, "%s: option '%s' must be %s, got %s", where, key, expect,
-                     node_kind(n));
-    }
-}
-
-static int parse_bool(const char *s)
-{
-    static const char *const yes[] = {"true", "yes", "on"};
-    static const char *const no[] = {"false", "no", "off"};
-    for (size_t i = 0; i < SL_ARRAY_LEN(yes); i++) {
-        if (strcasecmp(s, yes[i]) == 0) {
-            return 1;
-        }
-        if (strcasecmp(s, no[i]) == 0) {
-            return 0;
-        }
-    }
-    return -1;
-}
-
 static void cval_init(struct cval *v, const struct sl_cfg_node *n)
 {
     memset(v, 0, sizeof(*v));
     v->text = sl_strdup(n->scalar);
     v->len = strlen(v->text);
-    v->is_null = node_is_null(n);
-    v->boolean = parse_bool(v->text);
+    v->is_null = sl_cfg_is_null(n);
+    v->boolean = sl_cfg_parse_bool(v->text);
     if (v->len == 0 || v->len > 64) {
         return;
     }
@@ -159,7 +109,7 @@ static bool compile_list(struct sl_cfg *cfg, struct sl_condition *c, struct sl_c
 {
     const char *name = op_names[c->op];
     if (v->type != SL_CFG_SEQ || v->n == 0) {
-        bad_option(cfg, v, where, name, "a non-empty list of conditions");
+        sl_cfg_bad_value(cfg, v, where, name, "a non-empty list of conditions");
         return false;
     }
     bool ok = true;
@@ -185,7 +135,7 @@ static bool compile_value(struct sl_cfg *cfg, struct sl_condition *c, struct sl_
     case OP_EQUALS:
     case OP_NOT_EQUALS:
         if (v->type != SL_CFG_SCALAR) {
-            bad_option(cfg, v, where, name, "a single value");
+            sl_cfg_bad_value(cfg, v, where, name, "a single value");
             return false;
         }
         c->vals = sl_calloc(1, sizeof(*c->vals));
@@ -194,7 +144,7 @@ static bool compile_value(struct sl_cfg *cfg, struct sl_condition *c, struct sl_
         return true;
     case OP_IN: {
         if (v->type != SL_CFG_SEQ || v->n == 0) {
-            bad_option(cfg, v, where, name, "a non-empty list of values");
+            sl_cfg_bad_value(cfg, v, where, name, "a non-empty list of values");
             return false;
         }
         bool ok = true;
@@ -203,7 +153,7 @@ static bool compile_value(struct sl_cfg *cfg, struct sl_condition *c, struct sl_
             if (v->items[i]->type != SL_CFG_SCALAR) {
                 char key[32];
                 snprintf(key, sizeof(key), "in[%zu]", i);
-                bad_option(cfg, v->items[i], where, key, "a single value");
+                sl_cfg_bad_value(cfg, v->items[i], where, key, "a single value");
                 ok = false;
                 continue;
             }
@@ -212,8 +162,8 @@ static bool compile_value(struct sl_cfg *cfg, struct sl_condition *c, struct sl_
         return ok;
     }
     case OP_MATCHES: {
-        if (v->type != SL_CFG_SCALAR || node_is_null(v)) {
-            bad_option(cfg, v, where, name, "a regular expression");
+        if (v->type != SL_CFG_SCALAR || sl_cfg_is_null(v)) {
+            sl_cfg_bad_value(cfg, v, where, name, "a regular expression");
             return false;
         }
         char err[256];
@@ -226,9 +176,9 @@ static bool compile_value(struct sl_cfg *cfg, struct sl_condition *c, struct sl_
         return true;
     }
     case OP_EXISTS: {
-        int b = v->type == SL_CFG_SCALAR ? parse_bool(v->scalar) : -1;
+        int b = v->type == SL_CFG_SCALAR ? sl_cfg_parse_bool(v->scalar) : -1;
         if (b < 0) {
-            bad_option(cfg, v, where, name, "true or false");
+            sl_cfg_bad_value(cfg, v, where, name, "true or false");
             return false;
         }
         c->exists = b == 1;
@@ -247,7 +197,7 @@ static struct sl_condition *compile(struct sl_cfg *cfg, struct sl_cfg_node *node
 {
     if (!node || node->type != SL_CFG_MAP || node->n == 0) {
         sl_cfg_error(cfg, node, "%s: a condition must be a map like {field: F, equals: V}, got %s",
-                     where, node && node->type == SL_CFG_MAP ? "an empty map" : node_kind(node));
+                     where, node && node->type == SL_CFG_MAP ? "an empty map" : sl_cfg_kind(node));
         return NULL;
     }
     if (depth > COND_MAX_DEPTH) {
@@ -285,7 +235,9 @@ static struct sl_condition *compile(struct sl_cfg *cfg, struct sl_cfg_node *node
             field_at = i;
         }
     }
-    sl_cfg_check_unknown(cfg, node, where);
+    static const char *const known[] = {"field", "equals", "not_equals", "matches", "exists",
+                                        "in", "and", "or", "not", NULL};
+    sl_cfg_check_unknown_in(cfg, node, where, known);
     if (op < 0) {
         sl_cfg_error(cfg, node,
                      "%s: a condition needs one of equals, not_equals, matches, exists, in, "
@@ -322,8 +274,8 @@ static struct sl_condition *compile(struct sl_cfg *cfg, struct sl_cfg_node *node
             sl_cfg_error(cfg, node->key_nodes[op_at], "%s: '%s' needs a 'field'", where,
                          op_names[op]);
             ok = false;
-        } else if (field->type != SL_CFG_SCALAR || node_is_null(field)) {
-            bad_option(cfg, field, where, "field", "a field reference");
+        } else if (field->type != SL_CFG_SCALAR || sl_cfg_is_null(field)) {
+            sl_cfg_bad_value(cfg, field, where, "field", "a field reference");
             ok = false;
         } else if (sl_fieldref_init(&c->ref, field->scalar) != 0) {
             sl_cfg_error(cfg, field, "%s: option 'field' is not a valid field reference: '%s'",

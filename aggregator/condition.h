@@ -1,5 +1,5 @@
 /*
- * condition.h - the `when:` of a filter: a small predicate on an event,
+ * condition.h - the `when:` of a filter or an output: a small predicate on an event,
  * compiled once from its config node and evaluated read-only on any thread.
  *
  *   {field: F, equals: V}       F's value equals V
@@ -28,8 +28,8 @@
 #ifndef SLUICE_CONDITION_H
 #define SLUICE_CONDITION_H
 
-#include "config.h"
-#include "value.h"
+#include "sluice/config.h"
+#include "sluice/value.h"
 
 struct sl_condition;
 

@@ -26,8 +26,6 @@
 /* ---- an output that holds every batch until the test answers it ---- */
 
 struct held {
-    sl_output_done done;
-    void *arg;
     size_t n;
     int64_t w;                /* the "w" field of its first event: which window */
     struct sl_batch *batch;   /* borrowed until answered */
@@ -36,39 +34,23 @@ struct held {
 
 static struct held held[64];
 static size_t nheld;
-static int fake_inst;
 
-static void *fake_init(struct sl_cfg *cfg, struct sl_cfg_node *opts, struct sl_plugin_env *env)
-{
-    return &fake_inst;
-}
-
-static void fake_free(void *inst)
-{
-}
-
-static void fake_submit(void *inst, struct sl_batch *batch, sl_output_done done, void *arg)
+static void fake_submit(void *inst, struct sl_batch *batch)
 {
     struct sl_value *w = batch->n ? sl_obj_getc(&batch->events[0], "w") : NULL;
-    held[nheld++] = (struct held){.done = done, .arg = arg, .n = batch->n, .batch = batch,
+    held[nheld++] = (struct held){.n = batch->n, .batch = batch,
                                   .w = w && w->type == SL_V_INT ? w->u.i : -1};
 }
 
 static const struct sl_plugin fake_output = {
-    .name = "fake", .kind = SL_PLUGIN_OUTPUT, .init = fake_init, .free = fake_free,
-    .submit = fake_submit,
+    .name = "fake", .kind = SL_PLUGIN_OUTPUT, .submit = fake_submit,
 };
 
 /* ---- a filter that is slow on events with "slow": true (runs on the workers) ---- */
 
 static atomic_int filtered_count;  /* events the fake filter finished */
 
-static void *ffilter_init(struct sl_cfg *cfg, struct sl_cfg_node *opts, struct sl_plugin_env *env)
-{
-    return &fake_inst;
-}
-
-static int ffilter(void *inst, struct sl_value *ev)
+static enum sl_filter_result ffilter(void *inst, struct sl_value *ev)
 {
     struct sl_value *slow = sl_obj_getc(ev, "slow");
     if (slow && slow->type == SL_V_BOOL && slow->u.b) {
@@ -81,14 +63,13 @@ static int ffilter(void *inst, struct sl_value *ev)
 }
 
 static const struct sl_plugin fake_filter = {
-    .name = "fakefilter", .kind = SL_PLUGIN_FILTER, .init = ffilter_init, .free = fake_free,
-    .filter = ffilter,
+    .name = "fakefilter", .kind = SL_PLUGIN_FILTER, .filter = ffilter,
 };
 
 static void answer(size_t i, int status)
 {
     held[i].answered = true;
-    held[i].done(held[i].arg, status);
+    sl_batch_done(held[i].batch, status);
 }
 
 /* ---- a world: loop, metrics, pipeline, listener ---- */

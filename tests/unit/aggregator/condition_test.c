@@ -5,7 +5,7 @@
  * (FILE:LINE:COL) of each malformed condition, and evaluation from several
  * threads on one compiled tree.
  */
-#include "sluice/condition.h"
+#include "condition.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -232,9 +232,10 @@ TEST(errors)
               "t.yml:1:7: filters[0] (drop): when: a condition needs one of equals, not_equals, "
               "matches, exists, in, and, or, not\n");
     CHECK_STR(error_of("when: {field: level, equal: DEBUG}\n"),
-              "t.yml:1:22: filters[0] (drop): when: unknown option 'equal'\n"
               "t.yml:1:7: filters[0] (drop): when: a condition needs one of equals, not_equals, "
-              "matches, exists, in, and, or, not\n");
+              "matches, exists, in, and, or, not\n"
+              "t.yml:1:22: filters[0] (drop): when: unknown option 'equal' (did you mean "
+              "'equals'?)\n");
     CHECK_STR(error_of("when: {field: level, equals: DEBUG, case: no}\n"),
               "t.yml:1:37: filters[0] (drop): when: unknown option 'case'\n");
     CHECK_STR(error_of("when: {field: level, equals: DEBUG, matches: x}\n"),
@@ -298,9 +299,10 @@ TEST(errors)
                        "    - or:\n"
                        "        - {field: '[a', exists: true}\n"
                        "        - not: {matches: x}\n"),
-              "t.yml:4:22: filters[0] (drop): when.and[1]: unknown option 'equal'\n"
               "t.yml:4:7: filters[0] (drop): when.and[1]: a condition needs one of equals, "
               "not_equals, matches, exists, in, and, or, not\n"
+              "t.yml:4:22: filters[0] (drop): when.and[1]: unknown option 'equal' (did you mean "
+              "'equals'?)\n"
               "t.yml:6:19: filters[0] (drop): when.and[2].or[0]: option 'field' is not a valid "
               "field reference: '[a'\n"
               "t.yml:7:17: filters[0] (drop): when.and[2].or[1].not: 'matches' needs a "

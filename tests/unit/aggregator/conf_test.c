@@ -115,8 +115,8 @@ TEST(unknown_keys_everywhere)
                             "shutdown: 1s\n"),
               "t.yml:2:3: input: unknown option 'listn'\n"
               "t.yml:3:12: pipeline: unknown option 'wrkers'\n"
-              "t.yml:6:9: queue: unknown option 'size'\n"
               "t.yml:5:11: metrics: unknown option 'port'\n"
+              "t.yml:6:9: queue: unknown option 'size'\n"
               "t.yml:7:1: unknown option 'shutdown'\n");
     agg_conf_free(&c);
 }
@@ -132,8 +132,10 @@ TEST(unknown_plugins)
                             "  - kafkaa: {brokers: [a]}\n"
                             "  - {stdout: {}, file: {}}\n"
                             "  - stdout\n"),
-              "t.yml:3:7: pipeline.filters[0]: unknown filter 'grokk'\n"
-              "t.yml:6:5: outputs[1]: unknown output 'kafkaa'\n"
+              "t.yml:3:7: pipeline.filters[0]: unknown filter 'grokk' (did you mean 'grok'? "
+              "filters: date, mutate, json, kv, drop, grok)\n"
+              "t.yml:6:5: outputs[1]: unknown output 'kafkaa' (did you mean 'kafka'? outputs: "
+              "file, stdout, kafka, elasticsearch)\n"
               "t.yml:7:5: outputs[2]: each output is a map with one key, the output's name "
               "(e.g. '- file: {...}')\n"
               "t.yml:8:5: outputs[3]: each output is a map with one key, the output's name "
@@ -207,14 +209,14 @@ TEST(bad_values)
                             "outputs: [stdout: {}]\n"
                             "metrics: {listen: 'x'}\n"),
               "t.yml:2:11: input: option 'listen' must be HOST:PORT, got 'nohost'\n"
-              "t.yml:6:32: input.ssl: option 'client_authentication' must be one of none, "
-              "optional, required, got 'maybe'\n"
               "t.yml:3:20: input: option 'max_connections' must be between 1 and 1000000, "
               "got '0'\n"
               "t.yml:4:30: input: option 'client_inactivity_timeout' must be a duration "
               "like 500ms, 10s, 5m, got 'soon'\n"
               "t.yml:5:20: input: option 'max_frame_bytes' must be a size "
               "like 512kb, 5mb, 1gb, got '12zb'\n"
+              "t.yml:6:32: input.ssl: option 'client_authentication' must be one of none, "
+              "optional, required, got 'maybe'\n"
               "t.yml:8:19: metrics: option 'listen' must be HOST:PORT, got 'x'\n");
     agg_conf_free(&c);
 }
@@ -229,10 +231,11 @@ TEST(plugin_option_errors)
                                 "  - stdout: {metadatas: false}\n"
                                 "  - file: {path: /x, fsync: maybe}\n"),
               "t.yml:2:10: outputs[0] (file): option 'path' is required\n"
-              "t.yml:3:18: outputs[1] (file): option 'path' has an unsupported letter in a "
-              "%{+date} pattern (use y M d H m s S w x)\n"
-              "t.yml:4:18: outputs[2] (file): option 'path' has an unterminated '%{'\n"
-              "t.yml:5:14: outputs[3] (stdout): unknown option 'metadatas'\n"
+              "t.yml:3:18: outputs[1] (file): option 'path': unsupported letter 'q' in date "
+              "pattern '%{+yyyy.qq}'\n"
+              "t.yml:4:18: outputs[2] (file): option 'path': unterminated '%{' at offset 3\n"
+              "t.yml:5:14: outputs[3] (stdout): unknown option 'metadatas' (did you mean "
+              "'metadata'?)\n"
               "t.yml:6:29: outputs[4] (file): option 'fsync' must be true or false, "
               "got 'maybe'\n");
     agg_conf_free(&c);

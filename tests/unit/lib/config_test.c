@@ -158,11 +158,11 @@ TEST(getter_int)
     CHECK_STR(errs(&cfg),
               "t.yml:4:4: in: option 'd' must be between 1 and 65535, got '70000'\n"
               "t.yml:5:4: in: option 'e' must be at least 1, got '0'\n"
-              "t.yml:10:4: in: option 'j' must be at most 3, got '5'\n"
               "t.yml:6:4: in: option 'f' must be an integer, got '12x'\n"
               "t.yml:7:4: in: option 'g' must be an integer, got ' 5'\n"
               "t.yml:8:4: in: option 'h' must be an integer, got '99999999999999999999'\n"
               "t.yml:9:4: in: option 'i' must be an integer, got a map\n"
+              "t.yml:10:4: in: option 'j' must be at most 3, got '5'\n"
               "t.yml:11:4: in: option 'k' must be an integer, got '-'\n");
     sl_cfg_free(&cfg);
 }
@@ -188,9 +188,9 @@ TEST(getter_size)
     CHECK_INT(v, 9);
     CHECK_INT(sl_cfg_size(&cfg, cfg.root, "q", "g", 9, 0, UINT64_MAX, &v), SL_EINVAL);
     CHECK_STR(errs(&cfg), "t.yml:4:4: q: option 'd' must be between 1kb and 1gb, got '2gb'\n"
-                          "t.yml:6:4: q: option 'f' must be at least 1000b, got '1'\n"
                           "t.yml:5:4: q: option 'e' must be a size like 512kb, 5mb, 1gb, "
                           "got 'lots'\n"
+                          "t.yml:6:4: q: option 'f' must be at least 1000b, got '1'\n"
                           "t.yml:7:4: q: option 'g' must be a size like 512kb, 5mb, 1gb, "
                           "got a list\n");
     sl_cfg_free(&cfg);
@@ -225,8 +225,8 @@ TEST(getter_duration)
               SL_EINVAL);
     CHECK_INT(v, 7);
     CHECK_STR(errs(&cfg),
-              "shipper.yml:5:6: output: option 'd' must be between 1s and 1h, got '2h'\n"
               "shipper.yml:3:6: output: option 'b' must be at most 1500ms, got '10s'\n"
+              "shipper.yml:5:6: output: option 'd' must be between 1s and 1h, got '2h'\n"
               "shipper.yml:6:6: output: option 'e' must be a duration like 500ms, 10s, 5m, "
               "got '15'\n"
               "shipper.yml:7:12: output: option 'timeout' must be a duration like 500ms, 10s, "
@@ -661,8 +661,37 @@ TEST(free_and_error_on_zeroed)
     CHECK(cfg.errors.data == NULL);
 }
 
+/* Errors read top to bottom like the file, whatever order modules report them in;
+ * a likely typo of a known key gets a suggestion. */
+TEST(errors_in_file_order_and_suggestions)
+{
+    struct sl_cfg cfg;
+    const char *text = "a: 1\nlisten: x\nwrkers: 2\nverification: none\nzzz: 1\n";
+    CHECK_INT(sl_cfg_load_string(&cfg, "t.yml", text, strlen(text)), 0);
+    struct sl_cfg_node *root = cfg.root;
+    sl_cfg_error(&cfg, root->items[4], "fifth");
+    sl_cfg_error(&cfg, root->items[0], "first");
+    sl_cfg_error(&cfg, root->items[4], "fifth again");
+    sl_cfg_get(root, "a");
+    sl_cfg_get(root, "listen");
+    static const char *const known[] = {"a", "listen", "workers", "verification_mode", NULL};
+    sl_cfg_check_unknown_in(&cfg, root, "top", known);
+    CHECK_STR(errs(&cfg), "t.yml:1:4: first\n"
+                          "t.yml:3:1: top: unknown option 'wrkers' (did you mean 'workers'?)\n"
+                          "t.yml:4:1: top: unknown option 'verification' (did you mean "
+                          "'verification_mode'?)\n"
+                          "t.yml:5:1: top: unknown option 'zzz'\n"
+                          "t.yml:5:6: fifth\n"
+                          "t.yml:5:6: fifth again\n");
+    CHECK(sl_cfg_suggest("brokerz", (const char *const[]){"brokers", "topic", NULL}) != NULL);
+    CHECK(sl_cfg_suggest("xyz", (const char *const[]){"brokers", "topic", NULL}) == NULL);
+    CHECK(sl_cfg_suggest("x", NULL) == NULL);
+    sl_cfg_free(&cfg);
+}
+
 int main(void)
 {
+    RUN(errors_in_file_order_and_suggestions);
     RUN(tree_positions);
     RUN(getter_str);
     RUN(getter_bool);

@@ -1,0 +1,238 @@
+/*
+ * plugin.h - the contract between the aggregator's core and a plugin (a
+ * filter or an output). A plugin is one folder under plugins/ that exports
+ * exactly one symbol, `const struct sl_plugin sl_plugin_<folder>`, listed in
+ * PLUGINS in the Makefile. It compiles against the public headers only
+ * (lib/include and aggregator/include): what the core does with it is not its
+ * business.
+ *
+ * A plugin declares its options once, as a table of struct sl_opt. The core
+ * reads the YAML map through that table into the instance (a zeroed struct of
+ * sl_plugin.size bytes), checks types, bounds, choices and unknown keys
+ * (FILE:LINE:COL, with a "did you mean" for typos), applies the defaults,
+ * frees what it parsed, and renders the table into the docs
+ * (`sluice-aggregator --plugin-docs`). Options every instance has are the
+ * core's, never in a plugin's table:
+ *   id               names the instance in metric labels and messages
+ *   when             a condition: a filter runs, an output receives, only events it accepts
+ *   else             (outputs) receives the events that no output with a `when` took
+ *   tag_on_failure   (filters with a failure_tag) tags added when the filter returns FAIL
+ *   dead_letter_path (outputs) where sl_batch_dead_letter() files events refused for good
+ *
+ * Filters run on worker threads, several events of one instance at once:
+ * filter() only reads the instance, apart from state the plugin guards
+ * itself (date's lock-protected zone cache). They return a verdict; the
+ * core drops, tags and counts (sluice_aggregator_filter_events_total).
+ *
+ * Outputs run on the loop thread. submit() borrows a batch until the output
+ * gives its verdict with sl_batch_done(); the core counts every result
+ * (sluice_aggregator_output_events_total{output,result}) from what the output
+ * reports: done, dead letters and retries.
+ *
+ * Ownership: the pipeline owns every event. A filter changes its event in
+ * place. An output copies whatever it needs past sl_batch_done().
+ */
+#ifndef SLUICE_PLUGIN_H
+#define SLUICE_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sluice/common.h"
+#include "sluice/loop.h"
+#include "sluice/metrics.h"
+#include "sluice/template.h"
+#include "sluice/value.h"
+
+struct sl_cfg_node;
+
+/* ---- options ---------------------------------------------------------------- */
+
+enum sl_opt_type {
+    SL_OPT_STRING,   /* char *                   any scalar, as written */
+    SL_OPT_BOOL,     /* bool                     true/false/yes/no/on/off */
+    SL_OPT_INT,      /* int64_t                  within [min, max] */
+    SL_OPT_SIZE,     /* uint64_t bytes           "512kb", "5mb", "1gb", 100 */
+    SL_OPT_DURATION, /* uint64_t milliseconds    "250ms", "10s", "5m", "1h" */
+    SL_OPT_ENUM,     /* int                      index into choices */
+    SL_OPT_FIELD,    /* struct sl_fieldref       "[a][b]" or "a.b", compiled; "": none (nsegs 0) */
+    SL_OPT_TEMPLATE, /* struct sl_template *     "logs-%{[service]}-%{+yyyy.MM.dd}", compiled */
+    SL_OPT_LIST,     /* struct sl_strv           a list of scalars (one scalar = a list of one) */
+    SL_OPT_FIELDS,   /* struct sl_fieldrefs      a list of field references */
+    SL_OPT_MAP,      /* struct sl_strmap         a map of scalars to scalars, in file order */
+    SL_OPT_BLOCK,    /* a nested struct          a map read through its own table (sub) */
+    SL_OPT_NODE,     /* struct sl_cfg_node *     raw, for init() to read; valid during init only */
+};
+
+/* sl_opt.flags */
+#define SL_OPT_REQUIRED 0x1u  /* absent (or null) is an error */
+#define SL_OPT_NONEMPTY 0x2u  /* "" or [] is an error */
+
+/*
+ * One option. def is the default as a user would write it ("10s", "message",
+ * "[a][b]"; for LIST, FIELDS and MAP YAML flow text: "[a, b]", "{k: v}"); it
+ * goes through the same getter as the file, and into the docs as written.
+ * NULL: no default (zero, NULL, empty).
+ * For INT, SIZE and DURATION, min and max bound the value when either is
+ * non-zero. alias is a second accepted name (Logstash's, say); giving both
+ * is an error.
+ */
+struct sl_opt {
+    const char *name;
+    enum sl_opt_type type;
+    size_t offset;                 /* offsetof() the value in the instance */
+    const char *def;
+    const char *doc;               /* one line, for the generated docs */
+    int64_t min, max;
+    const char *const *choices;    /* ENUM: NULL-terminated */
+    const struct sl_opt *sub;      /* BLOCK: the nested table */
+    const char *alias;
+    unsigned flags;                /* SL_OPT_* */
+};
+
+/* What LIST, FIELDS and MAP options hold. v (keys, vals) are NULL-terminated. */
+struct sl_strv {
+    char **v;
+    size_t n;
+};
+struct sl_fieldrefs {
+    struct sl_fieldref *v;
+    size_t n;
+};
+struct sl_strmap {
+    char **keys, **vals;
+    size_t n;
+};
+
+/* The nested table of TLS client options shared by every output that
+ * dials out (BLOCK, into a struct sl_plugin_tls). */
+struct sl_plugin_tls {
+    struct sl_strv certificate_authorities;
+    char *certificate;
+    char *key;
+    char *key_passphrase;
+    int verification_mode;         /* enum sl_tls_verify: full, certificate, none, strict */
+};
+extern const struct sl_opt sl_plugin_tls_opts[];
+
+/* ---- instances ---------------------------------------------------------------- */
+
+/* What the core lends an instance for its whole life (valid until fini). */
+struct sl_plugin_ctx {
+    struct sl_loop *loop;        /* the aggregator's I/O loop (outputs may add fds/timers) */
+    struct sl_metrics *metrics;  /* for a plugin's own extra series */
+    const char *id;              /* "outputs[1] (kafka)": for messages */
+    const char *label;           /* the instance's metric label: its `id:`, else the
+                                  * plugin's name, made unique ("grok", "grok_2") */
+    bool check_only;             /* -t: check everything, open no connection */
+    struct sl_instance *core;    /* the core's; opaque */
+};
+
+/* During init only: records "FILE:LINE:COL: <id>: <message>" at option opt
+ * (NULL: at the instance's map), which fails the instance. */
+void sl_plugin_error(struct sl_plugin_ctx *ctx, const char *opt, const char *fmt, ...)
+    SL_PRINTF(3, 4);
+/* The same at one entry of a MAP option (key) or of a LIST/FIELDS option
+ * (index; key NULL), so the position points at the entry itself. */
+void sl_plugin_error_at(struct sl_plugin_ctx *ctx, const char *opt, const char *key,
+                        size_t index, const char *fmt, ...) SL_PRINTF(5, 6);
+/* The same at any node of an SL_OPT_NODE option (a nested element of it). */
+void sl_plugin_error_node(struct sl_plugin_ctx *ctx, const struct sl_cfg_node *n,
+                          const char *fmt, ...) SL_PRINTF(3, 4);
+/* During init only: whether the user wrote opt (a default applies otherwise). */
+bool sl_plugin_given(const struct sl_plugin_ctx *ctx, const char *opt);
+
+/* ---- filters ------------------------------------------------------------------ */
+
+enum sl_filter_result {
+    SL_FILTER_KEEP = 0,    /* done, or nothing to do: the event flows on */
+    SL_FILTER_DROP,        /* the event leaves the pipeline (the core clears it) */
+    SL_FILTER_FAIL,        /* could not do its job: the core adds tag_on_failure */
+    SL_FILTER_FAIL_TAGGED, /* failed and tagged the event itself (grok's tag_on_timeout) */
+};
+
+/* ---- outputs ------------------------------------------------------------------ */
+
+/*
+ * A batch: consecutive events of one window, in order, as one output sees
+ * it. An event this output does not take (dropped by a filter, or routed
+ * elsewhere by `when`/`else`) reads as NULL through sl_batch_event().
+ */
+struct sl_batch {
+    struct sl_value *events;
+    size_t n;
+    const uint8_t *take;    /* NULL: every live event; else take[i] != 0 for those it takes */
+    size_t count;           /* events this output takes */
+    void *core;             /* the core's; opaque */
+};
+
+static inline struct sl_value *sl_batch_event(const struct sl_batch *b, size_t i)
+{
+    struct sl_value *e = &b->events[i];
+    if (e->type == SL_V_NULL || (b->take && !b->take[i])) {
+        return NULL;
+    }
+    return e;
+}
+
+/*
+ * The output's verdict on a submitted batch, exactly once, on the loop thread
+ * (from inside submit() is fine). SL_OK: every event it takes is delivered
+ * or dead-lettered. Anything else: the window is not acknowledged (the
+ * client sends it again). Outputs retry transient failures themselves and
+ * give only final verdicts. b must not be touched afterwards.
+ */
+void sl_batch_done(struct sl_batch *b, int status);
+
+/*
+ * Files one event that can never be delivered (a mapping error, a message
+ * too large) in the instance's dead_letter_path: one NDJSON record (time,
+ * output, event, then extra_members such as "\"status\":400,\"index\":\"x\""),
+ * written durably, counted result="dead_letter". Without a dead_letter_path
+ * the event is dropped instead, as Logstash does: logged with extra_members
+ * and counted result="dropped". Either way the event is settled and must not
+ * hold its batch back. event_json is the event as JSON text. Returns 0
+ * (filed), SL_DLQ_DROPPED (no dead_letter_path), or SL_EIO when the write
+ * failed: then the event has failed and the batch must not be reported
+ * SL_OK. Any thread, while b is not yet done.
+ */
+#define SL_DLQ_DROPPED 1
+int sl_batch_dead_letter(struct sl_batch *b, const char *event_json, size_t len,
+                         const char *extra_members);
+
+/* Counts nevents as sent again (result="retry"). Any thread. */
+void sl_output_retried(struct sl_plugin_ctx *ctx, size_t nevents);
+
+/* ---- the descriptor ------------------------------------------------------------- */
+
+enum sl_plugin_kind { SL_PLUGIN_FILTER, SL_PLUGIN_OUTPUT };
+
+struct sl_plugin {
+    const char *name;              /* config key: "grok", "file" ... */
+    enum sl_plugin_kind kind;
+    const char *summary;           /* one line, for the docs */
+    const struct sl_opt *options;  /* its own options; ends with {0} */
+    size_t size;                   /* the instance struct the offsets point into */
+    const char *failure_tag;       /* filters: tag_on_failure's default (NULL: never fails) */
+
+    /* After the options are read into inst (zeroed, then filled): derive state,
+     * check options against each other (sl_plugin_error), and - unless
+     * ctx->check_only - open what the instance needs. 0, or an SL_E* code
+     * (errors recorded). Optional. fini() runs on failure too. */
+    int (*init)(void *inst, struct sl_plugin_ctx *ctx);
+    /* Frees what init made; the core frees the options and inst. Optional. */
+    void (*fini)(void *inst);
+
+    /* Filters: on worker threads; inst is shared by them (see above). */
+    enum sl_filter_result (*filter)(void *inst, struct sl_value *event);
+
+    /* Outputs: on the loop thread. */
+    void (*submit)(void *inst, struct sl_batch *batch);
+    /* The process is stopping: flush what is buffered, stop retrying after
+     * deadline_ms (monotonic); outstanding batches then get SL_ECLOSED. Optional. */
+    void (*shutdown)(void *inst, uint64_t deadline_ms);
+    /* SIGHUP: reopen files (after logrotate). Optional. */
+    void (*reopen)(void *inst);
+};
+
+#endif

@@ -1,0 +1,425 @@
+/*
+ * instance.c - a configured plugin as the core holds it (see instance.h), and
+ * the core side of sluice/plugin.h: option errors, verdicts, dead letters,
+ * retries and every counter a plugin's work shows up in.
+ *
+ * The core's own options are read here, before the plugin's table, so a
+ * plugin can neither forget nor re-interpret them: `when` has one grammar,
+ * `tag_on_failure` one meaning (absent or null: the plugin's default tag;
+ * []: none), `dead_letter_path` one file format.
+ */
+#include "instance.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "options.h"
+#include "sluice/json.h"
+#include "sluice/log.h"
+#include "sluice/tls.h"
+
+#define FILTER_EVENTS_NAME "sluice_aggregator_filter_events_total"
+#define FILTER_EVENTS_HELP "Events through each filter, by result (ok|dropped|error)."
+#define OUTPUT_EVENTS_NAME "sluice_aggregator_output_events_total"
+#define OUTPUT_EVENTS_HELP \
+    "Events handled by each output, by result (ok|retry|failed|dead_letter|dropped)."
+#define OUTPUT_SECONDS_NAME "sluice_aggregator_output_request_seconds"
+#define OUTPUT_SECONDS_HELP "Time from handing a batch to an output to its verdict."
+
+/* The options every instance has: read by the core, documented with every plugin. */
+struct core_opts {
+    char *id;
+    struct sl_cfg_node *when;
+    struct sl_cfg_node *tag_on_failure;
+    bool is_else;
+    char *dead_letter_path;
+};
+
+#define CORE_ID                                                                           \
+    {.name = "id", .type = SL_OPT_STRING, .offset = offsetof(struct core_opts, id),        \
+     .doc = "names the instance in metric labels; default: the plugin's name, then "       \
+            "name_2, name_3 ... for later instances of the same plugin"}
+#define CORE_WHEN                                                                         \
+    {.name = "when", .type = SL_OPT_NODE, .offset = offsetof(struct core_opts, when),      \
+     .doc = "a condition (docs/filters.md, Conditions): only events it accepts go through"}
+
+const struct sl_opt agg_filter_core_opts[] = {
+    CORE_ID,
+    CORE_WHEN,
+    {.name = "tag_on_failure", .type = SL_OPT_NODE,
+     .offset = offsetof(struct core_opts, tag_on_failure),
+     .doc = "tags added when the filter fails; absent or null: the filter's default tag; "
+            "[]: none"},
+    {0},
+};
+
+const struct sl_opt agg_output_core_opts[] = {
+    CORE_ID,
+    CORE_WHEN,
+    {.name = "else", .type = SL_OPT_BOOL, .offset = offsetof(struct core_opts, is_else),
+     .def = "false", .doc = "receive the events that no output with a `when` took"},
+    {.name = "dead_letter_path", .type = SL_OPT_STRING,
+     .offset = offsetof(struct core_opts, dead_letter_path),
+     .doc = "directory for events refused for good (dlq-YYYY.MM.DD.ndjson); without it "
+            "such an event is dropped, logged and counted result=\"dropped\""},
+    {0},
+};
+
+static const char *const verify_modes[] = {"full", "certificate", "none", "strict", NULL};
+
+const struct sl_opt sl_plugin_tls_opts[] = {
+    {.name = "certificate_authorities", .type = SL_OPT_LIST,
+     .offset = offsetof(struct sl_plugin_tls, certificate_authorities),
+     .doc = "CA certificates to trust (PEM paths or PEM text); empty: the system store"},
+    {.name = "certificate", .type = SL_OPT_STRING,
+     .offset = offsetof(struct sl_plugin_tls, certificate),
+     .doc = "client certificate for mutual TLS (PEM path or text)"},
+    {.name = "key", .type = SL_OPT_STRING, .offset = offsetof(struct sl_plugin_tls, key),
+     .doc = "the client certificate's private key"},
+    {.name = "key_passphrase", .type = SL_OPT_STRING,
+     .offset = offsetof(struct sl_plugin_tls, key_passphrase),
+     .doc = "passphrase of an encrypted key"},
+    {.name = "verification_mode", .type = SL_OPT_ENUM,
+     .offset = offsetof(struct sl_plugin_tls, verification_mode), .def = "full",
+     .choices = verify_modes, .doc = "how the server's certificate is checked (as Filebeat)"},
+    {0},
+};
+
+/* ---- docs ------------------------------------------------------------------------ */
+
+void agg_plugin_doc(struct sl_buf *out, const struct sl_plugin *p)
+{
+    bool filter = p->kind == SL_PLUGIN_FILTER;
+    sl_buf_printf(out, "`%s` (%s): %s.\n\n", p->name, filter ? "filter" : "output",
+                  p->summary ? p->summary : "");
+    sl_buf_puts(out, AGG_OPTS_DOC_HEAD);
+    agg_opts_doc_rows(out, p->options, "");
+    char def[96];
+    for (const struct sl_opt *o = filter ? agg_filter_core_opts : agg_output_core_opts; o->name;
+         o++) {
+        struct sl_opt row = *o;
+        if (strcmp(o->name, "tag_on_failure") == 0) {
+            if (!p->failure_tag) {
+                continue;  /* a filter that never fails */
+            }
+            snprintf(def, sizeof(def), "[%s]", p->failure_tag);
+            row.def = def;
+            row.type = SL_OPT_LIST;
+        }
+        agg_opts_doc_rows(out, (const struct sl_opt[]){row, {0}}, "");
+    }
+}
+
+/* ---- init-time helpers for plugins ---------------------------------------------- */
+
+static void plugin_verror(struct sl_instance *in, struct sl_cfg_node *at, const char *fmt,
+                          va_list ap)
+{
+    char msg[1024];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    if (!in->cfg) {
+        sl_error("%s: %s", in->id, msg);  /* after init: a plugin bug, but not a crash */
+        return;
+    }
+    sl_cfg_error(in->cfg, at, "%s: %s", in->id, msg);
+}
+
+/* opt's node (by name, then alias) in the instance's map; the map itself when absent. */
+static struct sl_cfg_node *opt_node(struct sl_instance *in, const char *opt)
+{
+    struct sl_cfg_node *n = opt ? sl_cfg_get(in->opts, opt) : NULL;
+    for (const struct sl_opt *o = in->plugin->options; !n && opt && o && o->name; o++) {
+        if (strcmp(o->name, opt) == 0 && o->alias) {
+            n = sl_cfg_get(in->opts, o->alias);
+        }
+    }
+    return n ? n : in->opts;
+}
+
+void sl_plugin_error(struct sl_plugin_ctx *ctx, const char *opt, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    plugin_verror(ctx->core, opt_node(ctx->core, opt), fmt, ap);
+    va_end(ap);
+}
+
+void sl_plugin_error_node(struct sl_plugin_ctx *ctx, const struct sl_cfg_node *n,
+                          const char *fmt, ...)
+{
+    struct sl_instance *in = ctx->core;
+    va_list ap;
+    va_start(ap, fmt);
+    plugin_verror(in, n ? (struct sl_cfg_node *)n : in->opts, fmt, ap);
+    va_end(ap);
+}
+
+void sl_plugin_error_at(struct sl_plugin_ctx *ctx, const char *opt, const char *key,
+                        size_t index, const char *fmt, ...)
+{
+    struct sl_cfg_node *n = opt_node(ctx->core, opt), *at = n;
+    if (key && n->type == SL_CFG_MAP) {
+        for (size_t i = 0; i < n->n; i++) {
+            if (strcmp(n->keys[i], key) == 0) {
+                at = n->items[i];
+                break;
+            }
+        }
+    } else if (!key && n->type == SL_CFG_SEQ && index < n->n) {
+        at = n->items[index];
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    plugin_verror(ctx->core, at, fmt, ap);
+    va_end(ap);
+}
+
+bool sl_plugin_given(const struct sl_plugin_ctx *ctx, const char *opt)
+{
+    const struct sl_instance *in = ctx->core;
+    return !sl_cfg_is_null(sl_cfg_get(in->opts, opt));
+}
+
+/* ---- the core's options ---------------------------------------------------------- */
+
+const char *agg_instance_given_id(struct sl_cfg_node *opts)
+{
+    struct sl_cfg_node *n = sl_cfg_get(opts, "id");
+    return n && n->type == SL_CFG_SCALAR && !sl_cfg_is_null(n) ? n->scalar : NULL;
+}
+
+static void read_fail_tags(struct sl_instance *in, struct sl_cfg_node *t)
+{
+    size_t n = 0;
+    if (sl_cfg_is_null(t)) {
+        in->fail_tags = sl_calloc(2, sizeof(char *));
+        in->fail_tags[0] = sl_strdup(in->plugin->failure_tag);
+        return;
+    }
+    sl_cfg_strlist(in->cfg, in->opts, in->id, "tag_on_failure", &in->fail_tags, &n);
+}
+
+static const struct sl_opt *core_table(const struct sl_plugin *p)
+{
+    return p->kind == SL_PLUGIN_FILTER ? agg_filter_core_opts : agg_output_core_opts;
+}
+
+static void read_core_opts(struct sl_instance *in)
+{
+    struct sl_cfg *cfg = in->cfg;
+    struct core_opts co = {0};
+    const struct sl_opt *table = core_table(in->plugin);
+    agg_opts_read(cfg, in->opts, in->id, table, &co, AGG_OPTS_PARTIAL);
+    if (sl_plugin_given(&in->ctx, "id") && (!co.id || !*co.id)) {
+        sl_cfg_error(cfg, sl_cfg_get(in->opts, "id"), "%s: option 'id' must not be empty",
+                     in->id);
+    }
+    if (co.when) {
+        char where[192];
+        snprintf(where, sizeof(where), "%s: when", in->id);
+        in->when = sl_condition_new(cfg, co.when, where);
+    }
+    if (in->plugin->kind == SL_PLUGIN_FILTER) {
+        if (in->plugin->failure_tag) {
+            read_fail_tags(in, co.tag_on_failure);
+        } else if (co.tag_on_failure) {
+            sl_cfg_error(cfg, co.tag_on_failure, "%s: this filter never fails: "
+                         "'tag_on_failure' has no effect", in->id);
+        }
+    } else {
+        in->is_else = co.is_else;
+        if (co.is_else && co.when) {
+            sl_cfg_error(cfg, sl_cfg_get(in->opts, "else"),
+                         "%s: an output takes either 'when' or 'else', not both", in->id);
+        }
+        if (co.dead_letter_path && *co.dead_letter_path) {
+            in->dlq = sl_dlq_new(co.dead_letter_path);
+        }
+    }
+    agg_opts_free(table, &co);
+}
+
+static void make_metrics(struct sl_instance *in, struct sl_metrics *m)
+{
+    if (!m) {
+        return;
+    }
+    const char *kind = in->plugin->kind == SL_PLUGIN_FILTER ? "filter" : "output";
+#define SERIES(name, help, result) \
+    sl_metrics_counter(m, name, help, (const char *[]){kind, in->label, "result", result, NULL})
+    if (in->plugin->kind == SL_PLUGIN_FILTER) {
+        in->m_ok = SERIES(FILTER_EVENTS_NAME, FILTER_EVENTS_HELP, "ok");
+        in->m_dropped = SERIES(FILTER_EVENTS_NAME, FILTER_EVENTS_HELP, "dropped");
+        in->m_error = SERIES(FILTER_EVENTS_NAME, FILTER_EVENTS_HELP, "error");
+        return;
+    }
+    in->m_ok = SERIES(OUTPUT_EVENTS_NAME, OUTPUT_EVENTS_HELP, "ok");
+    in->m_failed = SERIES(OUTPUT_EVENTS_NAME, OUTPUT_EVENTS_HELP, "failed");
+    in->m_retry = SERIES(OUTPUT_EVENTS_NAME, OUTPUT_EVENTS_HELP, "retry");
+    in->m_dead = SERIES(OUTPUT_EVENTS_NAME, OUTPUT_EVENTS_HELP, "dead_letter");
+    in->m_dropped = SERIES(OUTPUT_EVENTS_NAME, OUTPUT_EVENTS_HELP, "dropped");
+#undef SERIES
+    in->m_seconds = sl_metrics_histogram(m, OUTPUT_SECONDS_NAME, OUTPUT_SECONDS_HELP,
+                                         (const char *[]){"output", in->label, NULL},
+                                         sl_metrics_latency_buckets, sl_metrics_latency_nbuckets);
+}
+
+struct sl_instance *agg_instance_new(const struct sl_plugin *p, struct sl_cfg *cfg,
+                                     struct sl_cfg_node *opts, const struct agg_instance_args *a)
+{
+    struct sl_instance *in = sl_calloc(1, sizeof(*in));
+    int errors = cfg->nerrors;
+    in->plugin = p;
+    in->id = sl_strdup(a->id);
+    const char *given = agg_instance_given_id(opts);
+    in->label = sl_strdup(given ? given : a->label ? a->label : p->name);
+    in->cfg = cfg;
+    in->opts = opts;
+    in->inst = sl_calloc(1, p->size ? p->size : 1);
+    in->ctx = (struct sl_plugin_ctx){.loop = a->loop, .metrics = a->metrics, .id = in->id,
+                                     .label = in->label, .check_only = a->check_only,
+                                     .core = in};
+    read_core_opts(in);
+    agg_opts_read(cfg, opts, in->id, p->options, in->inst, core_table(p));
+    if (cfg->nerrors == errors && p->init) {
+        in->initialised = true;
+        if (p->init(in->inst, &in->ctx) != 0 && cfg->nerrors == errors) {
+            sl_cfg_error(cfg, opts, "%s: cannot start", in->id);
+        }
+    }
+    in->cfg = NULL;
+    if (cfg->nerrors != errors) {
+        agg_instance_free(in);
+        return NULL;
+    }
+    make_metrics(in, a->metrics);
+    return in;
+}
+
+void agg_instance_free(struct sl_instance *in)
+{
+    if (!in) {
+        return;
+    }
+    if (in->initialised && in->plugin->fini) {
+        in->plugin->fini(in->inst);
+    }
+    agg_opts_free(in->plugin->options, in->inst);
+    free(in->inst);
+    sl_condition_free(in->when);
+    sl_cfg_strv_free(in->fail_tags);
+    sl_dlq_free(in->dlq);
+    free(in->id);
+    free(in->label);
+    free(in);
+}
+
+/* ---- filters ---------------------------------------------------------------------- */
+
+enum sl_filter_result agg_instance_filter(struct sl_instance *in, struct sl_value *ev)
+{
+    if (in->when && !sl_condition_eval(in->when, ev)) {
+        return SL_FILTER_KEEP;
+    }
+    enum sl_filter_result r = in->plugin->filter(in->inst, ev);
+    switch (r) {
+    case SL_FILTER_KEEP:
+        sl_counter_inc(in->m_ok);
+        break;
+    case SL_FILTER_DROP:
+        sl_value_clear(ev);
+        sl_counter_inc(in->m_dropped);
+        break;
+    case SL_FILTER_FAIL:
+        for (char **t = in->fail_tags; t && *t; t++) {
+            sl_event_add_tag(ev, *t);
+        }
+        sl_counter_inc(in->m_error);
+        break;
+    case SL_FILTER_FAIL_TAGGED:
+        sl_counter_inc(in->m_error);
+        break;
+    }
+    return r;
+}
+
+/* ---- outputs ---------------------------------------------------------------------- */
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void agg_batch_prepare(struct sl_batch *b, struct agg_batch_core *c, struct sl_instance *in,
+                       struct sl_value *events, size_t n, const uint8_t *take,
+                       void (*done)(struct agg_batch_core *, int))
+{
+    c->in = in;
+    c->done = done;
+    atomic_init(&c->ndead, 0);
+    c->finished = false;
+    c->start = now_seconds();
+    *b = (struct sl_batch){.events = events, .n = n, .take = take, .core = c};
+    for (size_t i = 0; i < n; i++) {
+        b->count += sl_batch_event(b, i) != NULL;
+    }
+}
+
+void sl_batch_done(struct sl_batch *b, int status)
+{
+    struct agg_batch_core *c = b->core;
+    struct sl_instance *in = c->in;
+    if (c->finished) {
+        /* A plugin bug; a second verdict would complete a job still in use. */
+        sl_error("%s: reported a verdict twice for one batch (ignored)", in->id);
+        return;
+    }
+    c->finished = true;
+    size_t dead = atomic_load(&c->ndead);
+    size_t rest = b->count > dead ? b->count - dead : 0;
+    sl_hist_observe(in->m_seconds, now_seconds() - c->start);
+    if (status == SL_OK) {
+        sl_counter_add(in->m_ok, rest);
+    } else {
+        sl_counter_add(in->m_failed, rest);
+        sl_warn("%s: could not deliver a batch of %zu events (error %d); it will not be "
+                "acknowledged", in->id, rest, status);
+    }
+    c->done(c, status);
+}
+
+int sl_batch_dead_letter(struct sl_batch *b, const char *event_json, size_t len,
+                         const char *extra_members)
+{
+    struct agg_batch_core *c = b->core;
+    struct sl_instance *in = c->in;
+    if (!in->dlq) {
+        /* A poison event must not block its connection forever: dropped, and said so. */
+        atomic_fetch_add(&c->ndead, 1);
+        sl_counter_inc(in->m_dropped);
+        sl_warn("%s: dropped an event that can never be delivered (set dead_letter_path to "
+                "keep such events): %s", in->id, extra_members ? extra_members : "");
+        return SL_DLQ_DROPPED;
+    }
+    struct sl_buf rec;
+    sl_buf_init(&rec, 0);
+    sl_dlq_record(&rec, sl_wall_ms(), in->label, event_json, len, extra_members);
+    int rc = sl_dlq_append(in->dlq, rec.data, rec.len);
+    sl_buf_free(&rec);
+    if (rc == 0) {
+        atomic_fetch_add(&c->ndead, 1);
+        sl_counter_inc(in->m_dead);
+    }
+    return rc;
+}
+
+void sl_output_retried(struct sl_plugin_ctx *ctx, size_t nevents)
+{
+    struct sl_instance *in = ctx->core;
+    sl_counter_add(in->m_retry, nevents);
+}

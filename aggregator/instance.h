@@ -1,0 +1,99 @@
+/*
+ * instance.h - one configured plugin (a filter or an output) as the core
+ * holds it: the plugin's options read through its table, the options every
+ * instance has (id, when, else, tag_on_failure, dead_letter_path), its
+ * metric series, and the verdict bookkeeping of sluice/plugin.h. The pipeline
+ * builds its stages from these; the plugin tests drive plugins through the
+ * same functions, so a test sees exactly what the pipeline does.
+ */
+#ifndef SLUICE_AGG_INSTANCE_H
+#define SLUICE_AGG_INSTANCE_H
+
+#include <stdatomic.h>
+
+#include "condition.h"
+#include "sluice/config.h"
+#include "sluice/deadletter.h"
+#include "sluice/plugin.h"
+
+/* The compiled-in plugins (generated from PLUGINS in the Makefile), NULL-terminated. */
+extern const struct sl_plugin *const sl_plugins[];
+const struct sl_plugin *agg_plugin_find(const char *name, enum sl_plugin_kind kind);
+/* The names of every plugin of kind, NULL-terminated (static storage). */
+const char *const *agg_plugin_names(enum sl_plugin_kind kind);
+/* Appends p's reference as Markdown: summary, then one table of its options
+ * and the core's (what --plugin-docs prints and the READMEs hold). */
+void agg_plugin_doc(struct sl_buf *out, const struct sl_plugin *p);
+
+/* The core's own options of every filter / output instance. */
+extern const struct sl_opt agg_filter_core_opts[];
+extern const struct sl_opt agg_output_core_opts[];
+
+struct sl_instance {
+    const struct sl_plugin *plugin;
+    void *inst;                    /* sl_plugin.size bytes: the options, then the plugin's state */
+    struct sl_plugin_ctx ctx;
+    char *id;                      /* "outputs[1] (kafka)" */
+    char *label;                   /* metric label */
+    bool initialised;              /* init() ran (so fini() must) */
+
+    /* The core's options. */
+    struct sl_condition *when;     /* NULL: every event */
+    bool is_else;                  /* outputs: the events no `when` output took */
+    char **fail_tags;              /* filters: NULL-terminated; empty: tag nothing */
+    struct sl_dlq *dlq;            /* outputs: NULL without dead_letter_path */
+
+    /* Metrics: filters count ok/dropped/error; outputs ok/failed/retry/dead_letter/dropped. */
+    struct sl_metric *m_ok, *m_dropped, *m_error;
+    struct sl_metric *m_failed, *m_retry, *m_dead, *m_seconds;
+
+    /* While init runs only. */
+    struct sl_cfg *cfg;
+    struct sl_cfg_node *opts;
+};
+
+struct agg_instance_args {
+    const char *id;                /* for messages */
+    const char *label;             /* default metric label (an `id:` option wins) */
+    struct sl_loop *loop;
+    struct sl_metrics *metrics;    /* NULL: no series (tests) */
+    bool check_only;
+};
+
+/*
+ * Reads opts (a map, or NULL) through the core's options and p's table, then
+ * runs p->init. Returns the instance, or NULL with every problem recorded in
+ * cfg (all of them: an instance with a bad `when` still checks its options).
+ */
+struct sl_instance *agg_instance_new(const struct sl_plugin *p, struct sl_cfg *cfg,
+                                     struct sl_cfg_node *opts, const struct agg_instance_args *a);
+void agg_instance_free(struct sl_instance *in);
+
+/* The `id:` a map of options gives, or NULL (read before labels are made unique). */
+const char *agg_instance_given_id(struct sl_cfg_node *opts);
+
+/*
+ * Filters: runs the instance on ev when its condition holds; drops (clears),
+ * tags and counts by the verdict. Any thread. Returns the verdict, or
+ * SL_FILTER_KEEP when the condition skipped it.
+ */
+enum sl_filter_result agg_instance_filter(struct sl_instance *in, struct sl_value *ev);
+
+/*
+ * Outputs: what sl_batch.core points to. The pipeline (or a test) embeds one
+ * per output per batch; sl_batch_done() counts, then calls done(c, status).
+ */
+struct agg_batch_core {
+    struct sl_instance *in;
+    void (*done)(struct agg_batch_core *c, int status);
+    atomic_size_t ndead;           /* events of this batch dead-lettered */
+    bool finished;                 /* done was called (a second call is a plugin bug) */
+    double start;                  /* seconds, monotonic: for the request histogram */
+};
+
+/* Prepares b (events[0..n), take as in sl_batch) for in's submit(); done gets the verdict. */
+void agg_batch_prepare(struct sl_batch *b, struct agg_batch_core *c, struct sl_instance *in,
+                       struct sl_value *events, size_t n, const uint8_t *take,
+                       void (*done)(struct agg_batch_core *, int));
+
+#endif
