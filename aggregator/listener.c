@@ -66,13 +66,13 @@
 /* The label values of sluice_aggregator_protocol_errors_total (docs/aggregator.md). */
 enum reason {
     R_FRAME,         /* decoder: bad version/type/length, bad zlib/zstd */
-    R_WINDOW_EVENTS, /* W announces more than input.max_window_events */
+    R_WINDOW_EVENTS, /* kept for its series: a large window is now cut into pieces */
     R_FRAME_BYTES,   /* one frame over input.max_frame_bytes */
     R_INFLATED,      /* a compressed frame inflates past input.max_window_bytes */
     R_LIMIT,         /* another decoder cap (not expected; kept apart to notice it) */
     R_JSON,          /* a J frame that is not one JSON object */
     R_JSON_DEPTH,    /* nesting deeper than input.max_json_depth */
-    R_WINDOW_BYTES,  /* a window's JSON bytes over input.max_window_bytes */
+    R_WINDOW_BYTES,  /* kept for its series: a large window is now cut into pieces */
     R_UNEXPECTED,    /* a data frame outside any window */
     R_ACK_BACKLOG,   /* the client does not read its ACKs */
     R_FRAME_TIMEOUT, /* a window or frame started and not finished within frame_timeout */
@@ -160,6 +160,7 @@ struct agg_listener {
     size_t max_pending_windows;
     uint64_t max_pending_events;
     uint64_t max_window_bytes;
+    uint32_t max_window_events;
     uint64_t frame_timeout_ms;
     int max_json_depth;
     struct sl_lj_limits limits;
@@ -594,6 +595,29 @@ static void on_window(struct conn *c, const struct sl_lj_frame *f)
     }
 }
 
+/*
+ * A window over max_window_events events or max_window_bytes JSON bytes goes
+ * to the pipeline in pieces: the piece so far is a batch of its own, ACKed
+ * with the sequence number of its last event (a partial ACK, which Beats
+ * clients take as progress), and the rest of the window continues in a new
+ * piece. Memory stays bounded by the limits while Filebeat's bulk_max_size
+ * and line sizes stay whatever Logstash accepts.
+ */
+static struct window *cut_piece(struct conn *c)
+{
+    struct window *w = c->cur;
+    char version = w->version;
+    uint32_t rest = w->expected - (uint32_t)w->batch.n;
+    sl_debug("%s: window of %u events delivered in pieces (%zu events, %llu bytes)", c->peer,
+             w->expected, w->batch.n, (unsigned long long)w->bytes);
+    submit_window(c);
+    if (c->closed) {
+        return NULL;
+    }
+    c->cur = window_new(c, version, rest);
+    return c->cur;
+}
+
 static void on_json(struct conn *c, const struct sl_lj_frame *f)
 {
     struct agg_listener *l = c->l;
@@ -602,12 +626,14 @@ static void on_json(struct conn *c, const struct sl_lj_frame *f)
         protocol_error(c, R_UNEXPECTED, "data frame (seq %u) outside a window", f->value);
         return;
     }
-    w->bytes += f->len;
-    if (w->bytes > l->max_window_bytes) {
-        protocol_error(c, R_WINDOW_BYTES, "window exceeds max_window_bytes (%llu)",
-                       (unsigned long long)l->max_window_bytes);
-        return;
+    if (w->batch.n > 0 &&
+        (w->batch.n >= l->max_window_events || w->bytes + f->len > l->max_window_bytes)) {
+        w = cut_piece(c);
+        if (!w) {
+            return;
+        }
     }
+    w->bytes += f->len;
     struct sl_value ev = {0};
     struct sl_json_limits lim = {.max_depth = l->max_json_depth};
     char err[128] = "";
@@ -1050,7 +1076,10 @@ void agg_listener_apply(struct agg_listener *l, const struct agg_conf *conf)
     l->max_json_depth = (int)conf->max_json_depth;
     /* Decoder limits apply to decoders created from now on (a connection's first
      * bytes, or its first bytes after an idle period). */
-    l->limits.max_window = conf->max_window_events;
+    l->max_window_events = conf->max_window_events;
+    /* Any announced size: a window larger than max_window_events (or
+     * max_window_bytes) is delivered and ACKed in pieces, not refused. */
+    l->limits.max_window = UINT32_MAX;
     l->limits.max_frame = (uint32_t)SL_MIN(conf->max_frame_bytes, (uint64_t)UINT32_MAX - 64);
     l->limits.max_inflated = conf->max_window_bytes;
     if (l->tick) {

@@ -12,11 +12,15 @@
  *    v1 'D' frames, whose total length is not announced: their pairs are
  *    converted to JSON one key or value at a time, so only one piece
  *    (<= max_frame) ever needs to be buffered.
- *  - A C (zlib) or Z (zstd) frame is inflated at once into a second bounded
- *    buffer (infl, max_inflated + 1 so one extra byte proves a bomb); its
- *    inner frames are then returned one by one before any more outer bytes
- *    are read. The z_stream, the ZSTD_DCtx and both buffers are reused for
- *    the decoder's life: no per-frame allocation once they have grown.
+ *  - A C (zlib) or Z (zstd) frame's payload is copied aside (cbuf) and
+ *    inflated a piece at a time into a second bounded buffer (infl, at most
+ *    max_inflated): inner frames are returned as soon as they are whole, and
+ *    more is inflated only when the consumer has taken them. So a legitimate
+ *    window of any inflated size (Filebeat's 2048 events of 64 KiB lines is
+ *    128 MiB) costs one piece of memory, and a bomb costs nothing more than
+ *    the events it holds: zeros or garbage fail the framing at once. Only one
+ *    inner frame larger than max_inflated is refused. The z_stream, the
+ *    ZSTD_DCtx and the buffers are reused for the decoder's life.
  *  - Every length is checked against its limit before anything is buffered
  *    for it, so a hostile 0xFFFFFFFF length costs nothing.
  */
@@ -58,9 +62,11 @@ struct sl_lj_decoder {
     struct sl_buf in;       /* received bytes; [off, len) not yet decoded */
     size_t off;
 
-    struct sl_buf infl;     /* inflated content of the current C/Z frame */
+    struct sl_buf cbuf;     /* the current C/Z frame's compressed payload */
+    struct sl_buf infl;     /* inflated content of it, a piece at a time */
     size_t ioff;            /* [ioff, len) are inner frames not yet returned */
     bool inner;             /* decoding from infl rather than from in */
+    char ckind;             /* SL_LJ_COMPRESSED or SL_LJ_ZSTD while inflating, else 0 */
 
     enum state st;          /* D frame progress, valid in either source */
     char d_version;
@@ -72,6 +78,7 @@ struct sl_lj_decoder {
     z_stream zs;
     bool zs_ready;
     ZSTD_DCtx *zd;
+    ZSTD_inBuffer zin;      /* cbuf, as the zstd stream reads it */
 
     int failed;             /* the sticky error, 0 while healthy */
     char err[128];
@@ -112,7 +119,7 @@ struct sl_lj_decoder *sl_lj_decoder_new(const struct sl_lj_limits *limits)
     }
     d->feed_max = (size_t)d->lim.max_frame + FEED_SLACK;
     sl_buf_init(&d->in, d->feed_max);
-    /* One byte over the cap is how a bomb is told from an exact fit. */
+    sl_buf_init(&d->cbuf, d->lim.max_frame);
     sl_buf_init(&d->infl, (size_t)d->lim.max_inflated + 1);
     /* A D payload byte escapes to at most 6 JSON bytes (\u00XX). */
     sl_buf_init(&d->json, (size_t)d->lim.max_frame * 6 + 16);
@@ -130,6 +137,7 @@ void sl_lj_decoder_free(struct sl_lj_decoder *d)
     }
     ZSTD_freeDCtx(d->zd);
     sl_buf_free(&d->in);
+    sl_buf_free(&d->cbuf);
     sl_buf_free(&d->infl);
     sl_buf_free(&d->json);
     free(d);
@@ -336,21 +344,49 @@ static int step_d(struct sl_lj_decoder *d, const unsigned char *p, size_t avail,
 
 /* ---- compressed frames ---- */
 
-/* Makes at least some room at the end of infl; the caller checks the cap. */
+/* Output produced per inflate_more(): enough to amortise the calls, small
+ * enough that a huge window never sits inflated in memory at once. */
+#define INFLATE_STEP (256u * 1024)
+
+/*
+ * Moves what is left of infl (a partial inner frame) to its start, once per
+ * inflate_more(): SL_ELIMIT when infl is full of that one frame, an inner
+ * frame larger than max_inflated.
+ */
+static int infl_compact(struct sl_lj_decoder *d)
+{
+    struct sl_buf *b = &d->infl;
+    if (d->ioff > 0) {
+        memmove(b->data, b->data + d->ioff, b->len - d->ioff);
+        b->len -= d->ioff;
+        d->ioff = 0;
+    }
+    if (b->len >= d->lim.max_inflated) {
+        return fail(d, SL_ELIMIT, "a frame inside a compressed block exceeds max_inflated "
+                    "(%llu bytes)", (unsigned long long)d->lim.max_inflated);
+    }
+    return 0;
+}
+
+/* Room at the end of infl, up to max_inflated; 0 when full (the consumer goes first). */
 static void infl_room(struct sl_lj_decoder *d, unsigned char **out, size_t *room)
 {
     struct sl_buf *b = &d->infl;
+    if (b->len >= d->lim.max_inflated) {
+        *out = NULL;
+        *room = 0;
+        return;
+    }
     if (b->cap == 0 || b->cap - b->len - 1 < 4096) {
         size_t want = SL_MAX(b->len, (size_t)INFLATE_CHUNK);
-        want = SL_MIN(want, b->max - b->len);
-        /* len <= max_inflated < max here, so want >= 1 and reserve succeeds. */
-        (void)sl_buf_reserve(b, want);
+        want = SL_MIN(want, (size_t)d->lim.max_inflated - b->len);
+        (void)sl_buf_reserve(b, want);  /* len < max_inflated < max: want >= 1 fits */
     }
     *out = (unsigned char *)b->data + b->len;
-    *room = SL_MIN(b->cap - b->len - 1, b->max - b->len);
+    *room = SL_MIN(b->cap - b->len - 1, (size_t)d->lim.max_inflated - b->len);
 }
 
-static int inflate_zlib(struct sl_lj_decoder *d, const unsigned char *p, uint32_t n)
+static int start_zlib(struct sl_lj_decoder *d)
 {
     if (!d->zs_ready) {
         memset(&d->zs, 0, sizeof(d->zs));
@@ -361,26 +397,36 @@ static int inflate_zlib(struct sl_lj_decoder *d, const unsigned char *p, uint32_
     } else if (inflateReset(&d->zs) != Z_OK) {
         return fail(d, SL_EIO, "zlib inflateReset failed");
     }
-    d->zs.next_in = (Bytef *)(uintptr_t)p;
-    d->zs.avail_in = n;
-    for (;;) {
+    d->zs.next_in = (Bytef *)d->cbuf.data;
+    d->zs.avail_in = (uInt)d->cbuf.len;
+    return 0;
+}
+
+/* Inflates the next piece; clears ckind at the end of the stream. */
+static int more_zlib(struct sl_lj_decoder *d)
+{
+    size_t made = 0;
+    while (made < INFLATE_STEP) {
         unsigned char *out;
         size_t room;
         infl_room(d, &out, &room);
+        if (room == 0) {
+            return 0;  /* full of whole frames: they are returned first */
+        }
         room = SL_MIN(room, (size_t)UINT_MAX);
         d->zs.next_out = out;
         d->zs.avail_out = (uInt)room;
         int zr = inflate(&d->zs, Z_NO_FLUSH);
+        made += room - d->zs.avail_out;
         d->infl.len += room - d->zs.avail_out;
-        if (d->infl.len > d->lim.max_inflated) {
-            return fail(d, SL_ELIMIT, "compressed frame inflates past max_inflated (%llu bytes)",
-                        (unsigned long long)d->lim.max_inflated);
-        }
         if (zr == Z_STREAM_END) {
-            break;
-        }
-        if (zr == Z_BUF_ERROR && d->zs.avail_in == 0) {
-            return fail(d, SL_EPROTO, "truncated zlib stream in compressed frame");
+            if (d->zs.avail_in != 0) {
+                /* Filebeat and our shipper never send any; accepting it would hide bugs. */
+                return fail(d, SL_EPROTO, "%u trailing bytes after zlib stream in compressed "
+                            "frame", d->zs.avail_in);
+            }
+            d->ckind = 0;
+            return 0;
         }
         if (zr != Z_OK && zr != Z_BUF_ERROR) {
             return fail(d, SL_EPROTO, "corrupt zlib stream in compressed frame: %s",
@@ -389,11 +435,6 @@ static int inflate_zlib(struct sl_lj_decoder *d, const unsigned char *p, uint32_
         if (d->zs.avail_in == 0 && d->zs.avail_out > 0) {
             return fail(d, SL_EPROTO, "truncated zlib stream in compressed frame");
         }
-    }
-    if (d->zs.avail_in != 0) {
-        /* Filebeat and our shipper never send any; accepting it would hide bugs. */
-        return fail(d, SL_EPROTO, "%u trailing bytes after zlib stream in compressed frame",
-                    d->zs.avail_in);
     }
     return 0;
 }
@@ -408,7 +449,7 @@ static int window_log_for(uint64_t n)
     return w;
 }
 
-static int inflate_zstd(struct sl_lj_decoder *d, const unsigned char *p, uint32_t n)
+static int start_zstd(struct sl_lj_decoder *d)
 {
     if (!d->zd) {
         d->zd = ZSTD_createDCtx();
@@ -421,24 +462,24 @@ static int inflate_zstd(struct sl_lj_decoder *d, const unsigned char *p, uint32_
     } else {
         ZSTD_DCtx_reset(d->zd, ZSTD_reset_session_only);
     }
-    unsigned long long declared = ZSTD_getFrameContentSize(p, n);
-    if (declared != ZSTD_CONTENTSIZE_UNKNOWN && declared != ZSTD_CONTENTSIZE_ERROR &&
-        declared > d->lim.max_inflated) {
-        return fail(d, SL_ELIMIT, "zstd frame declares %llu bytes, over max_inflated (%llu)",
-                    declared, (unsigned long long)d->lim.max_inflated);
-    }
-    ZSTD_inBuffer in = {p, n, 0};
-    for (;;) {
+    d->zin = (ZSTD_inBuffer){d->cbuf.data, d->cbuf.len, 0};
+    return 0;
+}
+
+static int more_zstd(struct sl_lj_decoder *d)
+{
+    size_t made = 0;
+    while (made < INFLATE_STEP) {
         unsigned char *outp;
         size_t room;
         infl_room(d, &outp, &room);
-        ZSTD_outBuffer out = {outp, room, 0};
-        size_t zr = ZSTD_decompressStream(d->zd, &out, &in);
-        d->infl.len += out.pos;
-        if (d->infl.len > d->lim.max_inflated) {
-            return fail(d, SL_ELIMIT, "compressed frame inflates past max_inflated (%llu bytes)",
-                        (unsigned long long)d->lim.max_inflated);
+        if (room == 0) {
+            return 0;  /* full of whole frames: they are returned first */
         }
+        ZSTD_outBuffer out = {outp, room, 0};
+        size_t zr = ZSTD_decompressStream(d->zd, &out, &d->zin);
+        made += out.pos;
+        d->infl.len += out.pos;
         if (ZSTD_isError(zr)) {
             if (ZSTD_getErrorCode(zr) == ZSTD_error_frameParameter_windowTooLarge) {
                 return fail(d, SL_ELIMIT, "zstd frame window is larger than max_inflated");
@@ -447,17 +488,28 @@ static int inflate_zstd(struct sl_lj_decoder *d, const unsigned char *p, uint32_
                         ZSTD_getErrorName(zr));
         }
         if (zr == 0) {
-            break;
+            if (d->zin.pos != d->zin.size) {
+                return fail(d, SL_EPROTO, "%zu trailing bytes after zstd frame in compressed "
+                            "frame", d->zin.size - d->zin.pos);
+            }
+            d->ckind = 0;
+            return 0;
         }
-        if (in.pos == in.size && out.pos < out.size) {
+        if (d->zin.pos == d->zin.size && out.pos < out.size) {
             return fail(d, SL_EPROTO, "truncated zstd stream in compressed frame");
         }
     }
-    if (in.pos != in.size) {
-        return fail(d, SL_EPROTO, "%zu trailing bytes after zstd frame in compressed frame",
-                    in.size - in.pos);
-    }
     return 0;
+}
+
+/* More of the current compressed frame into infl (ckind says which kind). */
+static int inflate_more(struct sl_lj_decoder *d)
+{
+    int rc = infl_compact(d);
+    if (rc != 0) {
+        return rc;
+    }
+    return d->ckind == SL_LJ_COMPRESSED ? more_zlib(d) : more_zstd(d);
 }
 
 /* ---- the frame state machine ---- */
@@ -570,10 +622,13 @@ static int step(struct sl_lj_decoder *d, const unsigned char *p, size_t avail, s
         if (avail - head < v) {
             return STEP_MORE;
         }
+        /* Aside, so that feeding more outer bytes can never move it. */
+        sl_buf_reset(&d->cbuf);
+        (void)sl_buf_append(&d->cbuf, p + head, v);  /* v <= max_frame: fits */
         sl_buf_reset(&d->infl);
         d->ioff = 0;
-        int rc = type == SL_LJ_COMPRESSED ? inflate_zlib(d, p + head, v)
-                                          : inflate_zstd(d, p + head, v);
+        d->ckind = (char)type;
+        int rc = type == SL_LJ_COMPRESSED ? start_zlib(d) : start_zstd(d);
         if (rc != 0) {
             return rc;
         }
@@ -591,6 +646,13 @@ int sl_lj_decoder_next(struct sl_lj_decoder *d, struct sl_lj_frame *f)
     }
     for (;;) {
         if (d->inner && d->ioff == d->infl.len && d->st == ST_HEAD) {
+            if (d->ckind) {
+                int rc = inflate_more(d);  /* the next piece of the block */
+                if (rc != 0) {
+                    return rc;
+                }
+                continue;
+            }
             d->inner = false;  /* every inner frame returned: back to the wire */
         }
         struct sl_buf *src = d->inner ? &d->infl : &d->in;
@@ -609,6 +671,13 @@ int sl_lj_decoder_next(struct sl_lj_decoder *d, struct sl_lj_frame *f)
             return 1;
         }
         if (rc == STEP_MORE) {
+            if (d->inner && d->ckind) {
+                rc = inflate_more(d);  /* the rest of a frame cut by a piece boundary */
+                if (rc != 0) {
+                    return rc;
+                }
+                continue;
+            }
             if (d->inner) {
                 return fail(d, SL_EPROTO, "truncated frame inside compressed block");
             }

@@ -199,17 +199,21 @@ def test_invalid_json_closes_without_ack(agg):
     assert c2.read_raw(6) == ack(1)
 
 
-def test_window_over_max_window_events_is_refused(start_agg, tmp_path):
+def test_window_over_max_window_events_is_delivered_in_pieces(start_agg, tmp_path):
+    """Logstash accepts any window size (Filebeat's bulk_max_size): sluice hands it to
+    the pipeline in pieces of max_window_events and ACKs each piece (partial ACKs)."""
     a = start_agg(tmp_path, base_config(tmp_path, "  max_window_events: 10\n"))
     c = LJClient(a.port)
-    c.send(window_frame(11))
-    assert c.wait_closed() == b""
-    assert a.metric('sluice_aggregator_protocol_errors_total{reason="window_events"}') == 1
-    c2 = LJClient(a.port)
-    sent = events(10)
-    c2.send_window(sent)
-    assert c2.read_raw(6) == ack(10)
-    assert a.out() == sent
+    sent = events(25, "bare")
+    c.send_window(sent)
+    assert c.read_raw(18) == ack(10) + ack(20) + ack(25)
+    zsent = events(25, "zlib")
+    c.send_window(zsent, compress="zlib")
+    assert c.read_raw(18) == ack(10) + ack(20) + ack(25)
+    assert a.out() == sent + zsent
+    m = a.metrics()
+    assert m["sluice_aggregator_events_acked_total"] == 50
+    assert m.get('sluice_aggregator_protocol_errors_total{reason="window_events"}', 0) == 0
 
 
 def test_half_closed_client_still_gets_its_ack(agg):
