@@ -22,6 +22,7 @@
 #include "instance.h"
 #include "listener.h"
 #include "pipeline.h"
+#include "testpipe.h"
 #include "sluice/cli.h"
 #include "sluice/http.h"
 #include "sluice/log.h"
@@ -245,6 +246,31 @@ static int plugin_docs(const char *only)
     return 0;
 }
 
+/*
+ * --test-pipeline [-c FILE] [--json]: lines from stdin through the filters,
+ * every event that comes out printed as indented JSON (testpipe.h).
+ */
+static int test_pipeline(int argc, char **argv)
+{
+    const char *config = DEFAULT_CONFIG;
+    bool json = false;
+    for (int i = 1; i < argc; i++) {
+        if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc) {
+            config = argv[++i];
+        } else if (strcmp(argv[i], "--json") == 0) {
+            json = true;
+        } else {
+            fprintf(stderr, "usage: %s --test-pipeline [-c FILE] [--json] < lines\n"
+                    "  each line becomes {\"@timestamp\": now, \"message\": line} (--json: the "
+                    "line is the event);\n  the configuration's filters run on it and each "
+                    "event that comes out is printed\n", PROGRAM);
+            return 2;
+        }
+    }
+    sl_log_init(PROGRAM, SL_LOG_WARN, SL_LOG_TEXT);
+    return agg_test_pipeline(config, json, stdin, stdout, stderr);
+}
+
 int main(int argc, char **argv)
 {
     struct sl_cli cli;
@@ -252,6 +278,9 @@ int main(int argc, char **argv)
     int rc = 1;
     if (argc >= 2 && strcmp(argv[1], "--plugin-docs") == 0) {
         return plugin_docs(argc >= 3 ? argv[2] : NULL);
+    }
+    if (argc >= 2 && strcmp(argv[1], "--test-pipeline") == 0) {
+        return test_pipeline(argc - 1, argv + 1);
     }
     sl_cli_parse(argc, argv, PROGRAM, DEFAULT_CONFIG, &cli);
     /* Every window allocates and frees megabyte-sized buffers (its arena, the

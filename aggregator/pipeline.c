@@ -341,6 +341,11 @@ static void run_filters(struct agg_pipeline *p, struct sl_value *events, size_t 
     }
 }
 
+void agg_pipeline_filter_one(struct agg_pipeline *p, struct sl_value *ev)
+{
+    run_filters(p, ev, 1);
+}
+
 /* ---- workers ---- */
 
 static void *worker_main(void *arg)

@@ -64,6 +64,11 @@ struct agg_pipeline *agg_pipeline_new(struct agg_conf *conf, struct sl_loop *loo
 void agg_pipeline_submit(struct agg_pipeline *p, struct sl_batch *batch, struct agg_order *order,
                          agg_batch_done done, void *arg);
 
+/* Runs the filters on one event, on the calling thread, as a worker would
+ * (conditions, tags, counting; a dropped event is left null). For
+ * --test-pipeline. */
+void agg_pipeline_filter_one(struct agg_pipeline *p, struct sl_value *ev);
+
 /* Batches submitted and not yet completed. */
 size_t agg_pipeline_inflight(const struct agg_pipeline *p);
 static inline bool agg_pipeline_idle(const struct agg_pipeline *p)

@@ -376,6 +376,46 @@ int sl_json_write(struct sl_buf *b, const struct sl_value *v, const char *skip_k
     return rc;
 }
 
+/* Pretty form: depth levels of two spaces; scalars as the compact writer puts them. */
+static int write_pretty(struct sl_buf *b, const struct sl_value *v, unsigned depth)
+{
+    bool obj = v->type == SL_V_OBJECT;
+    size_t n = obj ? v->u.o.len : v->type == SL_V_ARRAY ? v->u.a.len : 0;
+    if ((!obj && v->type != SL_V_ARRAY) || n == 0 || depth > 256) {
+        return write_value(b, v, NULL, 0);
+    }
+    int rc = sl_buf_puts(b, obj ? "{\n" : "[\n");
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        for (unsigned d = 0; d <= depth && rc == 0; d++) {
+            rc = sl_buf_puts(b, "  ");
+        }
+        if (obj && rc == 0) {
+            const struct sl_member *m = &v->u.o.items[i];
+            rc = sl_json_put_str(b, m->key, m->klen);
+            rc = rc ? rc : sl_buf_puts(b, ": ");
+        }
+        rc = rc ? rc : write_pretty(b, obj ? &v->u.o.items[i].v : &v->u.a.items[i], depth + 1);
+        rc = rc ? rc : sl_buf_puts(b, i + 1 < n ? ",\n" : "\n");
+    }
+    for (unsigned d = 0; d < depth && rc == 0; d++) {
+        rc = sl_buf_puts(b, "  ");
+    }
+    return rc ? rc : sl_buf_putc(b, obj ? '}' : ']');
+}
+
+int sl_json_write_pretty(struct sl_buf *b, const struct sl_value *v)
+{
+    if (!v) {
+        return SL_EINVAL;
+    }
+    size_t mark = b->len;
+    int rc = write_pretty(b, v, 0);
+    if (rc != 0) {
+        b->len = mark;
+    }
+    return rc;
+}
+
 /* ---- parser ---- */
 
 struct parser {

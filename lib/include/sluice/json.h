@@ -44,5 +44,7 @@ int sl_json_write(struct sl_buf *b, const struct sl_value *v, const char *skip_k
 
 /* Length of the valid UTF-8 prefix of s (for callers that need to check). */
 size_t sl_utf8_valid_prefix(const char *s, size_t len);
+/* The same as sl_json_write (nothing skipped), indented two spaces a level, for people. */
+int sl_json_write_pretty(struct sl_buf *b, const struct sl_value *v);
 
 #endif

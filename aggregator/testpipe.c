@@ -1,0 +1,107 @@
+/*
+ * testpipe.c - `--test-pipeline` (see testpipe.h). The filters run through
+ * the pipeline's own code, on this thread, one event at a time: what is
+ * printed is what the outputs would receive.
+ */
+#include "testpipe.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf.h"
+#include "pipeline.h"
+#include "sluice/json.h"
+#include "sluice/loop.h"
+#include "sluice/metrics.h"
+#include "sluice/time.h"
+
+static void print_errors(const struct sl_cfg *cfg, FILE *err)
+{
+    if (cfg->errors.data) {
+        fwrite(cfg->errors.data, 1, cfg->errors.len, err);
+    }
+}
+
+/* The event a line becomes; false (reported) when json mode finds no object. */
+static bool make_event(const char *line, size_t len, bool json, struct sl_value *ev, FILE *err,
+                       unsigned long lineno)
+{
+    if (json) {
+        char why[128];
+        if (sl_json_parse(line, len, ev, NULL, why, sizeof(why)) != 0 ||
+            ev->type != SL_V_OBJECT) {
+            fprintf(err, "line %lu: not a JSON object (%s); skipped\n", lineno,
+                    ev->type == SL_V_OBJECT ? "" : why);
+            sl_value_clear(ev);
+            return false;
+        }
+        return true;
+    }
+    char ts[32];
+    sl_timestamp_format((int64_t)sl_wall_ms(), ts, sizeof(ts));
+    sl_value_set_object(ev);
+    sl_value_set_cstr(sl_obj_putc(ev, "@timestamp"), ts);
+    sl_value_set_str(sl_obj_putc(ev, "message"), line, len);
+    return true;
+}
+
+int agg_test_pipeline(const char *config, bool json, FILE *in, FILE *out, FILE *err)
+{
+    struct agg_conf conf;
+    int rc = 0;
+    struct sl_loop *loop = sl_loop_new();
+    struct sl_metrics *metrics = sl_metrics_new();
+    struct agg_pipeline *p = NULL;
+    char *line = NULL;
+    size_t cap = 0;
+    if (agg_conf_load(&conf, config) == 0 || conf.cfg.root) {
+        conf.check_only = true;  /* outputs are checked, never opened */
+        p = agg_pipeline_new(&conf, loop, metrics);
+    }
+    if (!p) {
+        print_errors(&conf.cfg, err);
+        rc = 2;
+        goto out;
+    }
+    unsigned long lineno = 0, nin = 0, nout = 0;
+    ssize_t n;
+    struct sl_buf b;
+    sl_buf_init(&b, 0);
+    while ((n = getline(&line, &cap, in)) >= 0) {
+        lineno++;
+        size_t len = (size_t)n;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) {
+            len--;
+        }
+        if ((uint64_t)len > conf.max_frame_bytes) {
+            fprintf(err, "line %lu: longer than input.max_frame_bytes; skipped\n", lineno);
+            rc = 1;
+            continue;
+        }
+        struct sl_value ev = {0};
+        if (!make_event(line, len, json, &ev, err, lineno)) {
+            rc = 1;
+            continue;
+        }
+        nin++;
+        agg_pipeline_filter_one(p, &ev);
+        if (ev.type != SL_V_NULL) {
+            nout++;
+            sl_buf_reset(&b);
+            sl_json_write_pretty(&b, &ev);
+            sl_buf_putc(&b, '\n');
+            fwrite(b.data, 1, b.len, out);
+            fflush(out);
+        }
+        sl_value_clear(&ev);
+    }
+    sl_buf_free(&b);
+    fprintf(err, "%lu event(s) in, %lu out, %lu dropped\n", nin, nout, nin - nout);
+out:
+    free(line);
+    agg_pipeline_free(p);
+    agg_conf_free(&conf);
+    sl_metrics_free(metrics);
+    sl_loop_free(loop);
+    return rc;
+}
