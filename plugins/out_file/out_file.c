@@ -260,8 +260,18 @@ static int write_group(struct out_file *o, struct group *g, uint64_t now)
     if (fd < 0) {
         return SL_EIO;
     }
+    /* Where this batch's lines start: a write that fails half way (a full disk)
+     * is cut back to here, so the file never holds half a line that the next
+     * event would be glued to. The batch is not ACKed and comes again whole. */
+    struct stat st;
+    off_t before = fstat(fd, &st) == 0 ? st.st_size : -1;
     if (sl_write_all(fd, g->lines.data, g->lines.len) != 0 || (o->fsync && fsync(fd) != 0)) {
-        sl_error("%s: cannot write %s: %s", o->ctx->id, g->path, strerror(errno));
+        int e = errno;
+        if (before >= 0 && ftruncate(fd, before) != 0) {
+            sl_error("%s: cannot cut %s back to its last whole line: %s", o->ctx->id, g->path,
+                     strerror(errno));
+        }
+        sl_error("%s: cannot write %s: %s", o->ctx->id, g->path, strerror(e));
         file_forget(o, fd);  /* reopen next time: the error may be the file's */
         return SL_EIO;
     }

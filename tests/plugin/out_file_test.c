@@ -13,6 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "sluice/json.h"
@@ -420,6 +423,44 @@ TEST(test_write_errors)
     sl_cfg_free(&cfg);
 }
 
+/*
+ * A full disk: the write stops half way (RLIMIT_FSIZE in a child, SIGXFSZ
+ * ignored so write() reports EFBIG). The file is cut back to its last whole
+ * line, the batch fails (it comes again), and once there is room the next
+ * batch starts on a line of its own, never glued to half a line.
+ */
+TEST(test_full_disk_leaves_only_whole_lines)
+{
+    fresh_dir();
+    fflush(NULL);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        signal(SIGXFSZ, SIG_IGN);
+        struct sl_cfg cfg;
+        struct sl_instance *in = make(&cfg, "file: {path: \"$D/x.ndjson\"}\n");
+        int code = in ? 0 : 1;
+        code |= SUBMIT(in, "[{\"m\":\"first\"}]", NULL) == SL_OK ? 0 : 2;  /* 15 bytes */
+        struct rlimit rl = {.rlim_cur = 40, .rlim_max = RLIM_INFINITY};
+        code |= setrlimit(RLIMIT_FSIZE, &rl) == 0 ? 0 : 4;
+        /* 15 + 38 bytes: over the 40-byte limit half way through the batch. */
+        code |= SUBMIT(in, "[{\"m\":\"a-long-second-line\"},{\"m\":\"x\"}]", NULL) != SL_OK
+                    ? 0
+                    : 8;
+        rl.rlim_cur = RLIM_INFINITY;
+        code |= setrlimit(RLIMIT_FSIZE, &rl) == 0 ? 0 : 16;
+        code |= SUBMIT(in, "[{\"m\":\"after space freed\"}]", NULL) == SL_OK ? 0 : 32;
+        agg_instance_free(in);
+        sl_cfg_free(&cfg);
+        _exit(code | (t_failed_checks ? 64 : 0));
+    }
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status));
+    CHECK_INT(WEXITSTATUS(status), 0);
+    CHECK_FILE(at("x.ndjson"), "{\"m\":\"first\"}\n{\"m\":\"after space freed\"}\n");
+}
+
 /* Without a dead_letter_path an event whose path cannot be a file name is
  * dropped by the core: logged with why, counted result="dropped" (not ok, not
  * failed); the rest of the batch is written and the batch is ACKed. */
@@ -577,6 +618,7 @@ int main(void)
     RUN(test_reopen_after_logrotate);
     RUN(test_max_open_files);
     RUN(test_write_errors);
+    RUN(test_full_disk_leaves_only_whole_lines);
     RUN(test_path_that_is_no_file_name_drops_the_event);
     RUN(test_path_that_is_no_file_name_is_dead_lettered);
     RUN(test_config_errors);
