@@ -9,7 +9,7 @@ SYSUSERSDIR     ?= $(PREFIX)/lib/sysusers.d
 DESTDIR     ?=
 CC          ?= cc
 PKGS        := yaml-0.1 libcurl rdkafka libzstd oniguruma zlib openssl
-PLUGINS     := out_file out_stdout filter_date filter_mutate filter_json filter_kv filter_drop out_kafka out_elasticsearch filter_grok
+PLUGINS     := out_file out_stdout filter_date filter_mutate filter_json filter_kv filter_drop out_kafka out_elasticsearch filter_grok filter_dissect
 
 ifeq ($(SANITIZE),1)
 BUILD       := build/asan

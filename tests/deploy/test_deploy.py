@@ -61,9 +61,9 @@ DOCUMENTED_METRICS = {
 ALLOWED_SERIES = (DOCUMENTED_METRICS | {h + s for h in HISTOGRAMS for s in ("_bucket", "_sum", "_count")}
                   | {"up"})  # `up` is Prometheus's own scrape-health series
 
-# The aggregator plugins docs/filters.md and docs/configuration.md name; a config using one not compiled in yet is
+# The aggregator plugins the docs name; a config using one not compiled in yet is
 # reported by -t as "unknown filter/output 'x'" (see test_aggregator_overlays).
-DOCUMENTED_FILTERS = {"grok", "date", "mutate", "json", "kv", "drop"}
+DOCUMENTED_FILTERS = {"grok", "date", "mutate", "json", "kv", "drop", "dissect"}
 DOCUMENTED_OUTPUTS = {"elasticsearch", "kafka", "file", "stdout"}
 
 

@@ -70,3 +70,15 @@ def test_configuration_errors_exit_2_and_say_where(tmp_path):
     assert "agg.yml:3:14: pipeline.filters[0] (grok): unknown option 'patern' " \
            "(did you mean 'patterns'?)" in r.stderr
     assert r.stdout == ""
+
+
+def test_dissect_is_compiled_in(tmp_path):
+    config = ("pipeline:\n  filters:\n"
+              "    - dissect: {mapping: {message: '%{ts} %{+ts} %{level} [%{thread}] %{msg}'},"
+              " convert_datatype: {}}\n"
+              "outputs: [stdout: {}]\n")
+    r = run(tmp_path, "2026-11-27 06:00:00,123 ERROR [main] request failed\n", config=config)
+    assert r.returncode == 0, r.stderr
+    (ev,) = events_of(r.stdout)
+    assert (ev["ts"], ev["level"], ev["thread"], ev["msg"]) == \
+        ("2026-11-27 06:00:00,123", "ERROR", "main", "request failed")
