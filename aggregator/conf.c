@@ -328,6 +328,12 @@ void agg_conf_free(struct agg_conf *c)
     free(c->ssl.key_passphrase);
     sl_cfg_strv_free(c->ssl.certificate_authorities);
     sl_cfg_strv_free(c->ssl.supported_protocols);
+    for (size_t i = 0; i < c->nfilters; i++) {
+        sl_cfg_strv_free(c->filters[i].nullmap.asked);
+    }
+    for (size_t i = 0; i < c->noutputs; i++) {
+        sl_cfg_strv_free(c->outputs[i].nullmap.asked);
+    }
     free(c->filters);
     free(c->outputs);
     free(c->queue_path);

@@ -163,6 +163,7 @@ static void node_free(struct sl_cfg_node *n)
     free(n->key_nodes);
     free(n->items);
     free(n->used);
+    sl_cfg_strv_free(n->asked);
     free(n);
 }
 
@@ -671,6 +672,18 @@ struct sl_cfg_node *sl_cfg_get(struct sl_cfg_node *map, const char *key)
             return map->items[i];
         }
     }
+    /* Remembered, so that an unknown key can be matched against what the
+     * module would have taken ("did you mean"), whoever reads this map. */
+    for (size_t i = 0; i < map->nasked; i++) {
+        if (strcmp(map->asked[i], key) == 0) {
+            return NULL;
+        }
+    }
+    if (map->nasked < 256) {
+        map->asked = sl_realloc(map->asked, (map->nasked + 2) * sizeof(*map->asked));
+        map->asked[map->nasked++] = sl_strdup(key);
+        map->asked[map->nasked] = NULL;
+    }
     return NULL;
 }
 
@@ -736,6 +749,9 @@ void sl_cfg_check_unknown_in(struct sl_cfg *cfg, struct sl_cfg_node *map, const 
         if (!map->used[i]) {
             char tmp[CFG_SHOW_MAX + 4], hint[CFG_SHOW_MAX + 24] = "";
             const char *near = sl_cfg_suggest(map->keys[i], known);
+            if (!near) {
+                near = sl_cfg_suggest(map->keys[i], (const char *const *)map->asked);
+            }
             if (near) {
                 snprintf(hint, sizeof(hint), " (did you mean '%s'?)", near);
             }

@@ -344,7 +344,8 @@ def test_test_config_reports_every_error_with_position(tmp_path):
     r = run(["-t", "-c", cfg])
     assert r.returncode == 2
     lines = r.stderr.splitlines()
-    assert f"{cfg}:3:3: input: unknown option 'max_conections'" in lines
+    assert (f"{cfg}:3:3: input: unknown option 'max_conections' "
+            "(did you mean 'max_connections'?)") in lines
     assert (f"{cfg}:6:5: outputs[1]: unknown output 'kafkaa' (did you mean 'kafka'? outputs: "
             "file, stdout, kafka, elasticsearch)") in lines
     assert f"{cfg}:5:11: outputs[0] (file): option 'path' is required" in lines

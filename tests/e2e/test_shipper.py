@@ -150,11 +150,15 @@ def test_cli_version_and_config_errors(tmp_path):
     r = subprocess.run([SHIPPER, "-V"], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout == "sluice-shipper 0.1.0\n"
     bad = write_config(tmp_path / "bad.yml",
-                       "inputs:\n  - paths: [/x/*.log]\n    bogus: 1\noutput:\n  timeout: abc\n")
+                       "inputs:\n  - paths: [/x/*.log]\n    bogus: 1\n    exclude_line: [x]\n"
+                       "output:\n  timeout: abc\n")
     r = subprocess.run([SHIPPER, "-t", "-c", str(bad)], capture_output=True, text=True)
     assert r.returncode == 2
-    assert f"{bad}:3:5: inputs[0]: unknown option 'bogus'" in r.stderr
-    assert f"{bad}:5:12: output: option 'timeout'" in r.stderr
+    lines = r.stderr.splitlines()
+    assert f"{bad}:3:5: inputs[0]: unknown option 'bogus'" in lines
+    assert f"{bad}:4:5: inputs[0]: unknown option 'exclude_line' " \
+           "(did you mean 'exclude_lines'?)" in lines
+    assert f"{bad}:6:12: output: option 'timeout'" in r.stderr
     good = write_config(tmp_path / "good.yml", "inputs:\n  - paths: [/x/*.log]\n")
     r = subprocess.run([SHIPPER, "-t", "-c", str(good)], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout == "configuration OK\n"

@@ -24,6 +24,9 @@ struct sl_cfg_node {
     struct sl_cfg_node **key_nodes; /* MAP: key positions, for "unknown option" errors */
     struct sl_cfg_node **items;     /* MAP: values; SEQ: items (owned) */
     bool *used;                     /* MAP: set by the getters */
+    char **asked;                   /* MAP: keys looked up and absent (NULL-terminated), the
+                                     * candidates of "did you mean" for unknown keys */
+    size_t nasked;
 };
 
 struct sl_cfg {
@@ -52,7 +55,8 @@ void sl_cfg_error(struct sl_cfg *cfg, const struct sl_cfg_node *n, const char *f
 struct sl_cfg_node *sl_cfg_get(struct sl_cfg_node *map, const char *key);
 /*
  * Reports each key of map that no getter asked for:
- *     "<where>: unknown option 'brokerz'" at the key's position.
+ *     "<where>: unknown option 'brokerz' (did you mean 'brokers'?)" at the key's
+ * position; the suggestion is the closest of the keys the getters asked for.
  */
 void sl_cfg_check_unknown(struct sl_cfg *cfg, struct sl_cfg_node *map, const char *where);
 /* Same, and when a key is a likely typo of one of known (NULL-terminated), adds

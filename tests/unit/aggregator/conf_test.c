@@ -113,11 +113,11 @@ TEST(unknown_keys_everywhere)
                             "metrics: {port: 1}\n"
                             "queue: {size: 1}\n"
                             "shutdown: 1s\n"),
-              "t.yml:2:3: input: unknown option 'listn'\n"
-              "t.yml:3:12: pipeline: unknown option 'wrkers'\n"
+              "t.yml:2:3: input: unknown option 'listn' (did you mean 'listen'?)\n"
+              "t.yml:3:12: pipeline: unknown option 'wrkers' (did you mean 'workers'?)\n"
               "t.yml:5:11: metrics: unknown option 'port'\n"
               "t.yml:6:9: queue: unknown option 'size'\n"
-              "t.yml:7:1: unknown option 'shutdown'\n");
+              "t.yml:7:1: unknown option 'shutdown' (did you mean 'shutdown_timeout'?)\n");
     agg_conf_free(&c);
 }
 
