@@ -7,13 +7,16 @@
 #include "conf.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
 
+#include "registry.h"
 #include "sluice/json.h"
+#include "sluice/net.h"
 #include "sluice/tls.h"
 
 bool regex_list_match(const struct regex_list *l, const char *s, size_t len)
@@ -259,6 +262,54 @@ static int parse_input(struct sl_cfg *cfg, struct sl_cfg_node *map, size_t idx,
     return rc ? SL_EINVAL : 0;
 }
 
+/*
+ * Checks addr as the sender will split it ("host:port", "[v6]:port"), so that
+ * a bad port is an error of -t at the entry rather than a host that can never
+ * be connected to and only says so in the log, at every retry.
+ */
+static int check_host_addr(struct sl_cfg *cfg, const struct sl_cfg_node *at, const char *where,
+                           const char *addr)
+{
+    const char *port;
+    if (addr[0] == '[') {
+        const char *close = strchr(addr, ']');
+        if (!close || close[1] != ':') {
+            sl_cfg_error(cfg, at, "%s: must be \"host:port\" or \"[IPv6]:port\", got '%s'",
+                         where, addr);
+            return SL_EINVAL;
+        }
+        port = close + 2;
+    } else {
+        const char *colon = strrchr(addr, ':');
+        if (memchr(addr, ':', (size_t)(colon - addr))) {
+            /* "fe80::1:5044" has no one reading: which part is the port? */
+            sl_cfg_error(cfg, at, "%s: an IPv6 address needs brackets (\"[::1]:5044\"), got '%s'",
+                         where, addr);
+            return SL_EINVAL;
+        }
+        port = colon + 1;
+    }
+    /* Digits only: strtol would also take " 80" and "+80". */
+    long value = 0;
+    const char *p = port;
+    for (; *p >= '0' && *p <= '9' && value <= 65535; p++) {
+        value = value * 10 + (*p - '0');
+    }
+    if (p == port || *p != '\0' || value < 1 || value > 65535) {
+        sl_cfg_error(cfg, at, "%s: port must be 1..65535, got '%s' in '%s'", where, port, addr);
+        return SL_EINVAL;
+    }
+    char host[256];
+    int unused;
+    if (sl_net_split(addr, host, sizeof(host), &unused) != 0) {
+        /* The port is fine by now: only a host part too long for the resolver is left. */
+        sl_cfg_error(cfg, at, "%s: host name longer than %zu bytes in '%s'", where,
+                     sizeof(host) - 1, addr);
+        return SL_EINVAL;
+    }
+    return 0;
+}
+
 static int parse_host(struct sl_cfg *cfg, struct sl_cfg_node *n, size_t idx,
                       struct host_conf *h)
 {
@@ -284,15 +335,22 @@ static int parse_host(struct sl_cfg *cfg, struct sl_cfg_node *n, size_t idx,
         sl_cfg_error(cfg, n, "%s: must be \"host:port\" or a map with 'host'", where);
         return SL_EINVAL;
     }
-    if (!strchr(h->addr, ':')) {
+    size_t alen = strlen(h->addr);
+    bool bare_v6 = h->addr[0] == '[' && h->addr[alen - 1] == ']';
+    if (!strchr(h->addr, ':') || bare_v6) {
         /* Filebeat's default port for the Logstash output. */
-        size_t len = strlen(h->addr) + 6;
+        size_t len = alen + 6;
         char *a = sl_malloc(len);
         snprintf(a, len, "%s:5044", h->addr);
         free(h->addr);
         h->addr = a;
     }
-    return 0;
+    if (n->type == SL_CFG_MAP) {
+        char w[96];
+        snprintf(w, sizeof(w), "%s: option 'host'", where);
+        return check_host_addr(cfg, sl_cfg_get(n, "host"), w, h->addr);
+    }
+    return check_host_addr(cfg, n, where, h->addr);
 }
 
 struct sl_tls_ctx *shipper_tls_ctx(const struct ssl_conf *ssl, char *err, size_t errlen)
@@ -477,6 +535,20 @@ int shipper_conf_parse(struct sl_cfg *cfg, struct shipper_conf *c)
         c->output.bulk_max_events = c->queue_max_events;
     }
     return rc ? SL_EINVAL : 0;
+}
+
+int shipper_conf_check_registry(struct sl_cfg *cfg, const struct shipper_conf *c, bool create)
+{
+    char err[PATH_MAX + 128];
+    if (registry_check_dir(c->registry_path, create, err, sizeof(err)) == 0) {
+        return 0;
+    }
+    /* At the option when it is written, else at the registry map, else 1:1
+     * (the default path): the message names the path either way. */
+    struct sl_cfg_node *reg = sl_cfg_get(cfg->root, "registry");
+    struct sl_cfg_node *path = sl_cfg_get(reg, "path");
+    sl_cfg_error(cfg, path ? path : reg, "registry: option 'path': %s", err);
+    return SL_EINVAL;
 }
 
 void shipper_conf_free(struct shipper_conf *c)

@@ -99,5 +99,12 @@ struct shipper_conf {
 /* Parses cfg (already loaded) into *out; errors are recorded in cfg. 0 or SL_EINVAL. */
 int shipper_conf_parse(struct sl_cfg *cfg, struct shipper_conf *out);
 void shipper_conf_free(struct shipper_conf *c);
+/*
+ * Creates registry.path if missing and checks that files can be created in it;
+ * a failure is recorded in cfg at the option. For start-up and -t, after a
+ * successful parse: a reload keeps the running registry, and a rejected config
+ * should not leave directories behind. 0 or SL_EINVAL.
+ */
+int shipper_conf_check_registry(struct sl_cfg *cfg, const struct shipper_conf *c, bool create);
 
 #endif

@@ -41,13 +41,19 @@ struct shipper {
     int exit_code;
 };
 
-static int load_conf(const char *path, struct shipper_conf *out, bool print_errors)
+/* check_registry: at start-up and for -t (which creates nothing: create is
+ * false), not on reload (registry.path changes only on restart). */
+static int load_conf(const char *path, struct shipper_conf *out, bool print_errors,
+                     bool check_registry, bool create)
 {
     struct sl_cfg cfg = {0};
     memset(out, 0, sizeof(*out));
     int rc = sl_cfg_load(&cfg, path);
     if (rc == 0) {
         rc = shipper_conf_parse(&cfg, out);
+    }
+    if (rc == 0 && cfg.nerrors == 0 && check_registry) {
+        rc = shipper_conf_check_registry(&cfg, out, create);
     }
     if (rc != 0 || cfg.nerrors) {
         if (print_errors) {
@@ -127,7 +133,7 @@ static void stop_io(struct shipper *s)
 static void reload(struct shipper *s)
 {
     struct shipper_conf next;
-    if (load_conf(s->cli.config, &next, false) != 0) {
+    if (load_conf(s->cli.config, &next, false, false, false) != 0) {
         sl_error("reload: %s is invalid; keeping the running configuration", s->cli.config);
         return;
     }
@@ -170,15 +176,27 @@ static void on_signal(struct sl_loop *loop, int signo, void *arg)
     tail_stop(s->tail);
 }
 
+/*
+ * Unhealthy once an event has waited longer than unhealthy_after for its ACK,
+ * counted from when that event was read. Measuring from the last ACK got two
+ * cases wrong: with no ACK ever (aggregator never reachable) it never fired,
+ * and a line read after a quiet spell longer than unhealthy_after fired it at
+ * once, while its window was merely in flight.
+ */
 static bool health(void *arg, struct sl_buf *body)
 {
     struct shipper *s = arg;
-    uint64_t last = sender_last_ack_ms(s->sender);
-    uint64_t now = sl_wall_ms();
-    if (s->q.events > 0 && last && now - last > s->conf.unhealthy_after_ms) {
-        sl_buf_printf(body, "no ACK for %llu s with %zu events waiting\n",
-                      (unsigned long long)((now - last) / 1000), s->q.events);
-        return false;
+    uint64_t read_ms;
+    if (queue_oldest_unacked(&s->q, &read_ms)) {
+        uint64_t waited = sl_now_ms() - read_ms;
+        if (waited > s->conf.unhealthy_after_ms) {
+            sl_buf_printf(body,
+                          "the oldest unACKed event was read %llu ms ago (unhealthy_after %llu "
+                          "ms); %zu events queued\n",
+                          (unsigned long long)waited,
+                          (unsigned long long)s->conf.unhealthy_after_ms, s->q.events);
+            return false;
+        }
     }
     sl_buf_puts(body, "ok\n");
     return true;
@@ -188,7 +206,7 @@ int main(int argc, char **argv)
 {
     struct shipper s = {0};
     sl_cli_parse(argc, argv, "sluice-shipper", "/etc/sluice/shipper.yml", &s.cli);
-    if (load_conf(s.cli.config, &s.conf, true) != 0) {
+    if (load_conf(s.cli.config, &s.conf, true, true, !s.cli.test_config) != 0) {
         return 2;
     }
     if (s.cli.test_config) {

@@ -67,6 +67,11 @@ void queue_free(struct queue *q)
 static struct batch *open_batch(struct queue *q)
 {
     if (q->tail && !q->tail->sealed) {
+        if (q->tail->n == 0) {
+            /* Left empty by queue_cancel_event(): its age (flush_interval, and
+             * the events' read times) starts with its first event. */
+            q->tail->created_ms = sl_now_ms();
+        }
         return q->tail;
     }
     struct batch *b = q->pool;
@@ -122,6 +127,10 @@ void queue_end_event(struct queue *q, struct registry_entry *e, uint64_t gen, ui
     ev->entry = e;
     ev->gen = gen;
     ev->end = end;
+    /* A batch stays open at most flush_interval (1h at most), so the delta fits;
+     * the clamp only guards against a batch held open longer than that. */
+    uint64_t delta = sl_now_ms() - b->created_ms;
+    ev->read_delta_ms = delta > UINT32_MAX ? UINT32_MAX : (uint32_t)delta;
     e->refs++;
     b->n++;
     q->events++;
@@ -197,4 +206,18 @@ void queue_ack(struct queue *q, struct batch *b, uint32_t upto)
     sl_counter_add(q->m_acked, upto - b->acked);
     b->acked = upto;
     commit(q);
+}
+
+bool queue_oldest_unacked(const struct queue *q, uint64_t *read_ms)
+{
+    /* Batches are in read order and each one's ACKed events are a prefix, so the
+     * first batch with an unACKed event holds the oldest at index acked. A later
+     * batch ACKed out of order (several aggregators) does not make it younger. */
+    for (const struct batch *b = q->head; b; b = b->next) {
+        if (b->acked < b->n) {
+            *read_ms = b->created_ms + b->ev[b->acked].read_delta_ms;
+            return true;
+        }
+    }
+    return false;
 }

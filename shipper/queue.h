@@ -15,6 +15,8 @@
 
 struct batch_event {
     uint32_t frame_off;           /* where its 'J' frame starts in frames */
+    uint32_t read_delta_ms;       /* read at batch created_ms + this; it fills the padding
+                                   * before entry, so /healthz's age costs no memory */
     struct registry_entry *entry; /* the file it came from (a reference is held) */
     uint64_t gen;
     uint64_t end;                 /* file offset just past the event's last line */
@@ -71,5 +73,11 @@ struct batch *queue_next_unsent(const struct queue *q);
 
 /* ACK of events [0, upto) of b; commits offsets in batch order and frees settled batches. */
 void queue_ack(struct queue *q, struct batch *b, uint32_t upto);
+
+/*
+ * When (sl_now_ms) the oldest event not yet ACKed was read, sent or not:
+ * false when every event read is ACKed. /healthz measures its age.
+ */
+bool queue_oldest_unacked(const struct queue *q, uint64_t *read_ms);
 
 #endif

@@ -206,6 +206,95 @@ static int load(struct registry *r)
     return 0;
 }
 
+/*
+ * -t changes nothing on disk: for a directory not made yet, the nearest one
+ * that exists must be a directory a file can be created in (then mkdir -p
+ * will work at start-up). On success *probe_dir is where to probe.
+ */
+static int check_creatable(const char *dir, char *probe_dir, size_t len, char *err,
+                           size_t errlen)
+{
+    snprintf(probe_dir, len, "%s", dir);
+    struct stat st;
+    while (stat(probe_dir, &st) != 0) {
+        if (errno != ENOENT) {
+            snprintf(err, errlen, "cannot create directory '%s': %s", dir, strerror(errno));
+            return SL_EIO;
+        }
+        char *slash = strrchr(probe_dir, '/');
+        if (!slash) {
+            snprintf(probe_dir, len, ".");
+        } else if (slash == probe_dir) {
+            probe_dir[1] = '\0';  /* "/" */
+        } else {
+            *slash = '\0';
+        }
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        if (strcmp(probe_dir, dir) == 0) {
+            snprintf(err, errlen, "'%s' is not a directory", dir);
+        } else {
+            snprintf(err, errlen, "cannot create directory '%s': Not a directory", dir);
+        }
+        return SL_EIO;
+    }
+    return 0;
+}
+
+int registry_check_dir(const char *dir, bool create, char *err, size_t errlen)
+{
+    char where[PATH_MAX];
+    if (dir[0] == '\0') {
+        snprintf(err, errlen, "must not be empty");
+        return SL_EIO;
+    }
+    if (strlen(dir) >= sizeof(where)) {
+        snprintf(err, errlen, "'%s' is too long", dir);
+        return SL_EIO;
+    }
+    if (!create) {
+        if (check_creatable(dir, where, sizeof(where), err, errlen) != 0) {
+            return SL_EIO;
+        }
+        dir = where;
+    } else if (sl_mkdir_p(dir, 0750) != 0) {
+        snprintf(err, errlen, "cannot create directory '%s': %s", dir, strerror(errno));
+        return SL_EIO;
+    }
+    struct stat st;
+    if (stat(dir, &st) != 0) {
+        snprintf(err, errlen, "cannot stat '%s': %s", dir, strerror(errno));
+        return SL_EIO;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        /* sl_mkdir_p takes an existing name for done, whatever it is. */
+        snprintf(err, errlen, "'%s' is not a directory", dir);
+        return SL_EIO;
+    }
+    /* Create and remove a file, as every flush does, rather than ask access():
+     * that answers for the real uid, not the effective one, and knows nothing of
+     * a full inode table. The probe has its own name so that -t next to a
+     * running shipper never touches that one's registry.json.tmp. */
+    char probe[PATH_MAX];
+    if ((size_t)snprintf(probe, sizeof(probe), "%s/.registry-check-XXXXXX", dir) >=
+        sizeof(probe)) {
+        snprintf(err, errlen, "'%s' is too long", dir);
+        return SL_EIO;
+    }
+    int fd = mkostemp(probe, O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot create a file in directory '%s': %s", dir,
+                 strerror(errno));
+        return SL_EIO;
+    }
+    close(fd);
+    if (unlink(probe) != 0) {
+        snprintf(err, errlen, "cannot remove '%s': %s", probe, strerror(errno));
+        return SL_EIO;
+    }
+    return 0;
+}
+
 int registry_open(const char *dir, struct registry **out)
 {
     *out = NULL;

@@ -37,6 +37,15 @@ struct registry;
  * Returns 0, or SL_EIO when the directory or a file cannot be read at all.
  */
 int registry_open(const char *dir, struct registry **out);
+/*
+ * What start-up and -t check before anything is read: dir is created if
+ * missing (create; as registry_open does) and a file can be created and
+ * removed in it. Without create (-t) nothing is made: a missing dir must be
+ * creatable (its nearest existing ancestor a directory a file can be made
+ * in). Otherwise the shipper would run, ship and never save an offset. 0, or
+ * SL_EIO with the reason in err ("cannot create directory '/x': Not a directory").
+ */
+int registry_check_dir(const char *dir, bool create, char *err, size_t errlen);
 /* True when registry.json was found corrupt at open (for a metric and tests). */
 bool registry_was_corrupt(const struct registry *r);
 void registry_close(struct registry *r);

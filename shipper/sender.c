@@ -65,7 +65,6 @@ struct sender {
     size_t n;
     struct sl_timer *tick;
     struct sl_tls_ctx *tls;  /* NULL unless output.ssl.enabled */
-    uint64_t last_ack_wall;
     struct sl_metric *m_sent;
     struct sl_metric *m_wire;
     struct sl_metric *m_ack_seconds;
@@ -238,7 +237,6 @@ static void handle_ack(struct conn *c, uint32_t seq)
         return;
     }
     struct inflight head = c->fl[0];
-    s->last_ack_wall = sl_wall_ms();
     sl_backoff_reset(&c->backoff);
     if (seq == head.count) {
         memmove(&c->fl[0], &c->fl[1], (size_t)(c->nfl - 1) * sizeof(c->fl[0]));
@@ -539,9 +537,4 @@ bool sender_quiet(const struct sender *s)
         }
     }
     return true;
-}
-
-uint64_t sender_last_ack_ms(const struct sender *s)
-{
-    return s->last_ack_wall;
 }

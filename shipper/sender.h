@@ -25,7 +25,5 @@ void sender_pump(struct sender *s);
 bool sender_idle(const struct sender *s);
 /* True when no window is waiting for an ACK. */
 bool sender_quiet(const struct sender *s);
-/* Milliseconds since the last ACK of any host (for /healthz); 0 if one is pending never. */
-uint64_t sender_last_ack_ms(const struct sender *s);
 
 #endif

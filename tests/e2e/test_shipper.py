@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from conftest import SHIPPER, metrics_of, wait_for, write_config
+from conftest import SHIPPER, free_port, metrics_of, wait_for, write_config
 from stack import Stack, append_lines, by_origin
 
 
@@ -159,7 +159,10 @@ def test_cli_version_and_config_errors(tmp_path):
     assert f"{bad}:4:5: inputs[0]: unknown option 'exclude_line' " \
            "(did you mean 'exclude_lines'?)" in lines
     assert f"{bad}:6:12: output: option 'timeout'" in r.stderr
-    good = write_config(tmp_path / "good.yml", "inputs:\n  - paths: [/x/*.log]\n")
+    # -t creates and probes registry.path: keep it in tmp_path, not the default
+    # /var/lib/sluice/shipper of the machine running the tests.
+    good = write_config(tmp_path / "good.yml", "inputs:\n  - paths: [/x/*.log]\n"
+                                               f"registry: {{path: \"{tmp_path}/registry\"}}\n")
     r = subprocess.run([SHIPPER, "-t", "-c", str(good)], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout == "configuration OK\n"
     r = subprocess.run([SHIPPER, "--bogus"], capture_output=True, text=True)
@@ -179,3 +182,84 @@ def test_sigterm_exits_zero_and_writes_registry(tmp_path, procs):
     s.shipper.send(signal.SIGTERM)
     assert s.shipper.stop() == 0
     assert f'"offset":{os.path.getsize(log)}' in (tmp_path / "registry" / "registry.json").read_text()
+
+
+def test_output_hosts_with_a_bad_port_fail_test_config(tmp_path):
+    bad = write_config(tmp_path / "bad.yml", """inputs:
+  - paths: [/x/*.log]
+output:
+  hosts:
+    - "127.0.0.1:99999"
+    - "host:"
+    - host:abc
+    - "[::1]:0"
+    - {host: "agg.example:-1", weight: 2}
+    - "fe80::1:5044"
+    - "[::1"
+    - "[::1]:5044"
+    - agg.example
+""")
+    r = subprocess.run([SHIPPER, "-t", "-c", str(bad)], capture_output=True, text=True)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.splitlines() == [
+        f"{bad}:5:7: output.hosts[0]: port must be 1..65535, got '99999' in '127.0.0.1:99999'",
+        f"{bad}:6:7: output.hosts[1]: port must be 1..65535, got '' in 'host:'",
+        f"{bad}:7:7: output.hosts[2]: port must be 1..65535, got 'abc' in 'host:abc'",
+        f"{bad}:8:7: output.hosts[3]: port must be 1..65535, got '0' in '[::1]:0'",
+        f"{bad}:9:14: output.hosts[4]: option 'host': port must be 1..65535, "
+        "got '-1' in 'agg.example:-1'",
+        f"{bad}:10:7: output.hosts[5]: an IPv6 address needs brackets (\"[::1]:5044\"), "
+        "got 'fe80::1:5044'",
+        f"{bad}:11:7: output.hosts[6]: must be \"host:port\" or \"[IPv6]:port\", got '[::1'",
+    ]
+    # The same as a single scalar, and the forms that are fine (port 5044 when omitted).
+    one = write_config(tmp_path / "one.yml", "inputs:\n  - paths: [/x/*.log]\n"
+                                             "output:\n  hosts: agg.example:65536\n")
+    r = subprocess.run([SHIPPER, "-t", "-c", str(one)], capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr == (
+        f"{one}:4:10: output.hosts[0]: port must be 1..65535, got '65536' in 'agg.example:65536'\n")
+    good = write_config(tmp_path / "good.yml", f"""inputs:
+  - paths: [/x/*.log]
+output:
+  hosts: ["agg.example", "[::1]", "[::1]:1", {{host: "10.0.0.1:65535", backup: true}}]
+registry: {{path: "{tmp_path}/registry"}}
+""")
+    r = subprocess.run([SHIPPER, "-t", "-c", str(good)], capture_output=True, text=True)
+    assert (r.returncode, r.stdout, r.stderr) == (0, "configuration OK\n", "")
+
+
+@pytest.mark.parametrize("under_a_file", [True, False], ids=["path-under-a-file", "path-is-a-file"])
+def test_registry_path_that_cannot_be_written_fails_test_config_and_start(tmp_path, procs,
+                                                                          under_a_file):
+    # A regular file in the way: unlike permission bits, root cannot get past it.
+    (tmp_path / "file").write_text("not a directory\n")
+    reg = tmp_path / "file" / "reg" if under_a_file else tmp_path / "file"
+    why = (f"cannot create directory '{reg}': Not a directory" if under_a_file
+           else f"'{reg}' is not a directory")
+    mport = free_port()
+    cfg = write_config(tmp_path / "shipper.yml", f"""inputs:
+  - paths: ["{tmp_path}/logs/*.log"]
+registry:
+  flush: 1s
+  path: "{reg}"
+metrics: {{listen: "127.0.0.1:{mport}"}}
+""")
+    want = f"{cfg}:5:9: registry: option 'path': {why}\n"
+    r = subprocess.run([SHIPPER, "-t", "-c", str(cfg)], capture_output=True, text=True)
+    assert (r.returncode, r.stdout, r.stderr) == (2, "", want)
+
+    p = procs([SHIPPER, "-c", str(cfg)], str(tmp_path / "shipper.log"))
+    wait_for(lambda: not p.alive(), what="the shipper to refuse to start")
+    assert p.stop() == 2
+    assert p.logtext() == want
+
+
+def test_missing_registry_directory_is_checked_by_test_config_without_creating_it(tmp_path):
+    reg = tmp_path / "state" / "sluice" / "registry"
+    cfg = write_config(tmp_path / "shipper.yml", "inputs:\n  - paths: [/x/*.log]\n"
+                                                 f"registry: {{path: \"{reg}\"}}\n")
+    r = subprocess.run([SHIPPER, "-t", "-c", str(cfg)], capture_output=True, text=True)
+    assert (r.returncode, r.stdout, r.stderr) == (0, "configuration OK\n", "")
+    # -t changes nothing on disk: it only checked that the directory can be made.
+    assert not (tmp_path / "state").exists()
+    assert os.listdir(tmp_path) == ["shipper.yml"]

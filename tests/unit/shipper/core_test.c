@@ -223,6 +223,172 @@ TEST(queue_frames_decode_with_the_codec)
     registry_close(r);
 }
 
+TEST(queue_oldest_unacked_is_the_first_event_without_an_ack)
+{
+    char dir[128];
+    snprintf(dir, sizeof(dir), "%s/reg5", tmpdir);
+    struct registry *r;
+    CHECK_INT(registry_open(dir, &r), 0);
+    struct sl_metrics *m = sl_metrics_new();
+    struct queue q;
+    queue_init(&q, 10, 2, r, m);
+    struct registry_entry *e = registry_add(r, 1, 3, "/c");
+    uint64_t read_ms = 0;
+    CHECK(!queue_oldest_unacked(&q, &read_ms));  /* nothing read: nothing waits */
+
+    uint64_t before = sl_now_ms();
+    add_event(&q, e, "{\"a\":1}", 10);
+    CHECK(queue_oldest_unacked(&q, &read_ms));   /* in the open batch, not sent: it counts */
+    CHECK(read_ms >= before && read_ms <= sl_now_ms());
+    add_event(&q, e, "{\"a\":2}", 20);           /* seals batch 1 (bulk_max 2) */
+    add_event(&q, e, "{\"a\":3}", 30);
+    queue_seal(&q);
+    struct batch *b1 = q.head, *b2 = b1->next;
+    /* Pin the read times to check the arithmetic exactly. */
+    b1->created_ms = 1000;
+    b1->ev[0].read_delta_ms = 0;
+    b1->ev[1].read_delta_ms = 250;
+    b2->created_ms = 5000;
+    b2->ev[0].read_delta_ms = 7;
+    CHECK(queue_oldest_unacked(&q, &read_ms));
+    CHECK_INT(read_ms, 1000);
+    queue_ack(&q, b1, 1);                        /* partial ACK: the second event is oldest */
+    CHECK(queue_oldest_unacked(&q, &read_ms));
+    CHECK_INT(read_ms, 1250);
+    queue_ack(&q, b2, 1);                        /* a later batch first: no change */
+    CHECK(queue_oldest_unacked(&q, &read_ms));
+    CHECK_INT(read_ms, 1250);
+    queue_ack(&q, b1, 2);                        /* everything ACKed */
+    CHECK(!queue_oldest_unacked(&q, &read_ms));
+    CHECK_INT(q.events, 0);
+
+    /* An empty batch reopened later dates its events from the first one. */
+    queue_begin_event(&q);
+    queue_cancel_event(&q);
+    q.tail->created_ms = 1;
+    before = sl_now_ms();
+    add_event(&q, e, "{\"a\":4}", 40);
+    CHECK(queue_oldest_unacked(&q, &read_ms));
+    CHECK(read_ms >= before && q.tail->created_ms >= before);
+    queue_free(&q);
+    sl_metrics_free(m);
+    registry_close(r);
+}
+
+TEST(registry_check_dir_creates_and_probes)
+{
+    char dir[128], file[128], under[160], err[512];
+    snprintf(dir, sizeof(dir), "%s/reg6/a/b", tmpdir);
+    CHECK_INT(registry_check_dir(dir, true, err, sizeof(err)), 0);
+    char cmd[320];
+    /* Created, and the probe file removed: the directory is empty. */
+    snprintf(cmd, sizeof(cmd), "test -d %s && test -z \"$(ls -A %s)\"", dir, dir);
+    CHECK(system(cmd) == 0);
+    CHECK_INT(registry_check_dir(dir, true, err, sizeof(err)), 0);  /* existing: fine too */
+
+    snprintf(file, sizeof(file), "%s/reg6/file", tmpdir);
+    int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    CHECK(fd >= 0);
+    close(fd);
+    snprintf(under, sizeof(under), "%s/reg", file);
+    char want[512];
+    CHECK_INT(registry_check_dir(under, true, err, sizeof(err)), SL_EIO);
+    snprintf(want, sizeof(want), "cannot create directory '%s': Not a directory", under);
+    CHECK_STR(err, want);
+    CHECK_INT(registry_check_dir(file, true, err, sizeof(err)), SL_EIO);
+    snprintf(want, sizeof(want), "'%s' is not a directory", file);
+    CHECK_STR(err, want);
+    CHECK_INT(registry_check_dir("", true, err, sizeof(err)), SL_EIO);
+    CHECK_STR(err, "must not be empty");
+
+    /* -t (create false) makes nothing: a missing directory only has to be creatable. */
+    char later[160];
+    snprintf(later, sizeof(later), "%s/reg7/x/y", tmpdir);
+    CHECK_INT(registry_check_dir(later, false, err, sizeof(err)), 0);
+    snprintf(cmd, sizeof(cmd), "test ! -e %s/reg7", tmpdir);
+    CHECK(system(cmd) == 0);
+    CHECK_INT(registry_check_dir(under, false, err, sizeof(err)), SL_EIO);
+    snprintf(want, sizeof(want), "cannot create directory '%s': Not a directory", under);
+    CHECK_STR(err, want);
+    CHECK_INT(registry_check_dir(file, false, err, sizeof(err)), SL_EIO);
+    snprintf(want, sizeof(want), "'%s' is not a directory", file);
+    CHECK_STR(err, want);
+}
+
+/* Parses text as a shipper config (and checks the registry when asked); the errors. */
+static char *conf_errors(const char *text, bool check_registry)
+{
+    struct sl_cfg cfg = {0};
+    struct shipper_conf c;
+    memset(&c, 0, sizeof(c));
+    if (sl_cfg_load_string(&cfg, "t.yml", text, strlen(text)) == 0 &&
+        shipper_conf_parse(&cfg, &c) == 0 && check_registry) {
+        shipper_conf_check_registry(&cfg, &c, true);
+    }
+    char *out = sl_strdup(sl_buf_cstr(&cfg.errors));
+    shipper_conf_free(&c);
+    sl_cfg_free(&cfg);
+    return out;
+}
+
+TEST(output_hosts_need_a_port_1_to_65535)
+{
+    char *e = conf_errors("inputs: [{paths: [/x]}]\n"
+                          "output:\n"
+                          "  hosts: ['h:0', 'h:65536', 'h: 80', 'h:+80', 'h:080', 'h:65535',\n"
+                          "          '[::1]', '[::1]x:1', '::1', 'h', {host: 'h:x'}]\n",
+                          false);
+    CHECK_STR(e, "t.yml:3:11: output.hosts[0]: port must be 1..65535, got '0' in 'h:0'\n"
+                 "t.yml:3:18: output.hosts[1]: port must be 1..65535, got '65536' in 'h:65536'\n"
+                 "t.yml:3:29: output.hosts[2]: port must be 1..65535, got ' 80' in 'h: 80'\n"
+                 "t.yml:3:38: output.hosts[3]: port must be 1..65535, got '+80' in 'h:+80'\n"
+                 "t.yml:4:20: output.hosts[7]: must be \"host:port\" or \"[IPv6]:port\", "
+                 "got '[::1]x:1'\n"
+                 "t.yml:4:32: output.hosts[8]: an IPv6 address needs brackets "
+                 "(\"[::1]:5044\"), got '::1'\n"
+                 "t.yml:4:51: output.hosts[10]: option 'host': port must be 1..65535, "
+                 "got 'x' in 'h:x'\n");
+    free(e);
+
+    struct sl_cfg cfg = {0};
+    struct shipper_conf c;
+    const char *ok = "inputs: [{paths: [/x]}]\noutput: {hosts: ['[::1]', h, 'h:080']}\n";
+    CHECK_INT(sl_cfg_load_string(&cfg, "t.yml", ok, strlen(ok)), 0);
+    CHECK_INT(shipper_conf_parse(&cfg, &c), 0);
+    CHECK_INT(c.output.nhosts, 3);
+    if (c.output.nhosts == 3) {
+        CHECK_STR(c.output.hosts[0].addr, "[::1]:5044");  /* the default port, bracketed too */
+        CHECK_STR(c.output.hosts[1].addr, "h:5044");
+        CHECK_STR(c.output.hosts[2].addr, "h:080");
+    }
+    shipper_conf_free(&c);
+    sl_cfg_free(&cfg);
+}
+
+TEST(registry_path_is_checked_at_the_option)
+{
+    char text[512], want[512], file[128];
+    snprintf(file, sizeof(file), "%s/reg7-file", tmpdir);
+    int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    CHECK(fd >= 0);
+    close(fd);
+    snprintf(text, sizeof(text), "inputs: [{paths: [/x]}]\nregistry:\n  path: %s/sub\n", file);
+    char *e = conf_errors(text, true);
+    snprintf(want, sizeof(want),
+             "t.yml:3:9: registry: option 'path': cannot create directory '%s/sub': "
+             "Not a directory\n", file);
+    CHECK_STR(e, want);
+    free(e);
+    /* Not checked when the config is rejected anyway: nothing is created for it. */
+    snprintf(text, sizeof(text), "inputs: [{paths: [/x]}]\nregistry:\n  path: %s/new\n"
+             "bogus: 1\n", tmpdir);
+    e = conf_errors(text, false);
+    CHECK_STR(e, "t.yml:4:1: shipper: unknown option 'bogus'\n");
+    free(e);
+    snprintf(text, sizeof(text), "%s/new", tmpdir);
+    CHECK(access(text, F_OK) != 0);
+}
+
 int main(void)
 {
     make_tmpdir();
@@ -231,6 +397,10 @@ int main(void)
     RUN(corrupt_registry_falls_back_to_the_backup);
     RUN(queue_encodes_frames_and_commits_in_order);
     RUN(queue_frames_decode_with_the_codec);
+    RUN(queue_oldest_unacked_is_the_first_event_without_an_ack);
+    RUN(registry_check_dir_creates_and_probes);
+    RUN(output_hosts_need_a_port_1_to_65535);
+    RUN(registry_path_is_checked_at_the_option);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
     if (system(cmd) != 0) {

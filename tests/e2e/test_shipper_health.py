@@ -1,0 +1,199 @@
+"""The shipper's /healthz against its contract (docs/operations.md): 503 once an
+event has waited for its ACK longer than metrics.unhealthy_after, counted from
+when the oldest such event was read, so it also fires when no aggregator was
+ever reachable; 200 again once the ACKs come; and never merely because a window
+is in flight after a quiet spell longer than unhealthy_after."""
+
+import json
+import re
+import socket
+import struct
+import threading
+import time
+
+from conftest import (AGGREGATOR, SHIPPER, free_port, http_get, metrics_of, read_ndjson,
+                      wait_for, wait_port, write_config)
+from stack import append_lines
+
+OK = (200, "ok\n")
+UNHEALTHY = re.compile(r"the oldest unACKed event was read (\d+) ms ago "
+                       r"\(unhealthy_after (\d+) ms\); (\d+) events queued\n")
+
+
+def start_shipper(procs, tmp_path, agg_port, unhealthy_after, compression="zstd"):
+    logs = tmp_path / "logs"
+    logs.mkdir(exist_ok=True)
+    mport = free_port()
+    cfg = write_config(tmp_path / "shipper.yml", f"""
+inputs:
+  - paths: ["{logs}/*.log"]
+    start_position: beginning
+output:
+  hosts: ["127.0.0.1:{agg_port}"]
+  compression: {compression}
+  flush_interval: 50ms
+  timeout: 30s
+  backoff: {{init: 100ms, max: 200ms}}
+registry: {{path: "{tmp_path}/registry", flush: 100ms}}
+metrics: {{listen: "127.0.0.1:{mport}", unhealthy_after: {unhealthy_after}}}
+""")
+    p = procs([SHIPPER, "-c", str(cfg)], str(tmp_path / "shipper.log"))
+    wait_port(mport, p)
+    return p, mport, logs
+
+
+def healthz(mport):
+    return http_get(f"http://127.0.0.1:{mport}/healthz")
+
+
+def test_never_reachable_aggregator_is_503_and_acks_make_it_200(tmp_path, procs):
+    agg_port = free_port()  # nothing listens there yet: every connect is refused
+    ship, mport, logs = start_shipper(procs, tmp_path, agg_port, "1s")
+    # Nothing waiting: healthy, reachable aggregator or not.
+    assert healthz(mport) == OK
+    append_lines(logs / "app.log", [f"waiting-{i}" for i in range(100)])
+    wait_for(lambda: metrics_of(mport)["sluice_shipper_queue_events"] == 100,
+             what="100 events queued")
+
+    status, body = wait_for(lambda: (r := healthz(mport))[0] == 503 and r, what="/healthz 503")
+    m = UNHEALTHY.fullmatch(body)
+    assert m, body
+    assert int(m.group(1)) > 1000 and m.group(2) == "1000" and m.group(3) == "100"
+    assert metrics_of(mport)["sluice_shipper_events_acked_total"] == 0
+
+    # The aggregator comes up on the address the shipper keeps retrying.
+    out = tmp_path / "events.ndjson"
+    agg_cfg = write_config(tmp_path / "aggregator.yml", f"""
+input: {{listen: "127.0.0.1:{agg_port}"}}
+outputs: [{{file: {{path: "{out}"}}}}]
+metrics: {{listen: "127.0.0.1:{free_port()}"}}
+""")
+    agg = procs([AGGREGATOR, "-c", str(agg_cfg)], str(tmp_path / "aggregator.log"))
+    wait_port(agg_port, agg)
+    wait_for(lambda: metrics_of(mport)["sluice_shipper_events_acked_total"] == 100,
+             what="100 events ACKed")
+    assert healthz(mport) == OK
+    assert sorted(e["message"] for e in read_ndjson(out)) == sorted(
+        f"waiting-{i}" for i in range(100))
+    assert metrics_of(mport)["sluice_shipper_queue_events"] == 0
+    assert ship.stop() == 0
+    assert agg.stop() == 0
+
+
+class HeldAcks:
+    """A Lumberjack v2 server for a shipper with `compression: none` that ACKs a
+    window only once the test allows it (allow()), so a window can be held in
+    flight for as long as a check needs."""
+
+    def __init__(self):
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.windows = []            # each window's events, as JSON text
+        self.permits = threading.Semaphore(0)
+        self.stopping = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def allow(self, n=1):
+        for _ in range(n):
+            self.permits.release()
+
+    def stop(self):
+        self.stopping = True
+        self.listener.close()
+
+    def _accept(self):
+        while not self.stopping:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        buf = b""
+
+        def need(n):
+            nonlocal buf
+            while len(buf) < n:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    raise ConnectionError("closed")
+                buf += chunk
+            out, buf = buf[:n], buf[n:]
+            return out
+
+        with conn:
+            try:
+                while True:
+                    head = need(6)
+                    assert head[:2] == b"2W", head
+                    count = struct.unpack(">I", head[2:])[0]
+                    events = []
+                    for _ in range(count):
+                        hdr = need(10)
+                        assert hdr[:2] == b"2J", hdr
+                        events.append(need(struct.unpack(">I", hdr[6:])[0]).decode())
+                    self.windows.append(events)
+                    while not self.permits.acquire(timeout=0.1):
+                        if self.stopping:
+                            return
+                    conn.sendall(b"2A" + struct.pack(">I", count))
+            except (ConnectionError, OSError):
+                return
+
+
+def test_window_in_flight_after_a_quiet_spell_is_healthy(tmp_path, procs):
+    srv = HeldAcks()
+    try:
+        ship, mport, logs = start_shipper(procs, tmp_path, srv.port, "2s", compression="none")
+        log = logs / "app.log"
+        srv.allow()
+        append_lines(log, ["first"])
+        wait_for(lambda: metrics_of(mport)["sluice_shipper_events_acked_total"] == 1,
+                 what="first line ACKed")
+        # Quiet for longer than unhealthy_after: the last ACK is now older than it.
+        # (Time passing is the condition under test, so this wait is a sleep.)
+        time.sleep(3)
+        assert healthz(mport) == OK
+
+        append_lines(log, ["second"])
+        wait_for(lambda: len(srv.windows) == 2, what="the second window at the aggregator")
+        # Its ACK is held: for 1 s the window is in flight, its event read well
+        # within unhealthy_after (2 s). Every answer meanwhile must be 200.
+        answers = []
+        end = time.monotonic() + 1.0
+        while time.monotonic() < end:
+            answers.append(healthz(mport))
+            time.sleep(0.05)
+        assert len(answers) >= 5 and set(answers) == {OK}, answers
+        srv.allow()
+        wait_for(lambda: metrics_of(mport)["sluice_shipper_events_acked_total"] == 2,
+                 what="second line ACKed")
+        assert healthz(mport) == OK
+        assert [[json.loads(e)["message"] for e in w] for w in srv.windows] == [["first"], ["second"]]
+        assert ship.stop() == 0
+    finally:
+        srv.stop()
+
+
+def test_window_held_past_unhealthy_after_is_503_from_the_read(tmp_path, procs):
+    srv = HeldAcks()
+    try:
+        ship, mport, logs = start_shipper(procs, tmp_path, srv.port, "1s", compression="none")
+        written = time.monotonic()
+        append_lines(logs / "app.log", ["stuck"])
+        wait_for(lambda: len(srv.windows) == 1, what="the window at the aggregator")
+        status, body = wait_for(lambda: (r := healthz(mport))[0] == 503 and r,
+                                what="/healthz 503")
+        # Not before unhealthy_after has passed since the line was written (the
+        # shipper read it after that; 10 ms of slack for clock granularity).
+        assert time.monotonic() - written >= 1.0 - 0.01
+        m = UNHEALTHY.fullmatch(body)
+        assert m and int(m.group(1)) > 1000 and m.group(2) == "1000" and m.group(3) == "1", body
+        srv.allow()
+        wait_for(lambda: metrics_of(mport)["sluice_shipper_events_acked_total"] == 1,
+                 what="the held window ACKed")
+        assert healthz(mport) == OK
+        assert ship.stop() == 0
+    finally:
+        srv.stop()
