@@ -65,29 +65,121 @@ enum es_verdict es_bulk_verdict(int status, bool is_create)
     return ES_V_REJECT;
 }
 
-/* Matches {"took":<digits>,"errors":false, at the start of body (whitespace allowed
- * only before it: the servers we know write compact replies). */
-static bool all_ok_prefix(const char *p, size_t len)
+static bool is_space(char c)
 {
-    const char *end = p + len;
-    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) {
+    return c == ' ' || c == '\n' || c == '\r' || c == '\t';
+}
+
+static const char *skip_space(const char *p, const char *end)
+{
+    while (p < end && is_space(*p)) {
         p++;
     }
-    static const char took[] = "{\"took\":";
-    static const char errors[] = ",\"errors\":false,";
-    if ((size_t)(end - p) < sizeof(took) - 1 || memcmp(p, took, sizeof(took) - 1) != 0) {
-        return false;
+    return p;
+}
+
+/* Skips the literal lit at p: the byte after it, or NULL. */
+static const char *skip_lit(const char *p, const char *end, const char *lit)
+{
+    size_t n = strlen(lit);
+    return (size_t)(end - p) >= n && memcmp(p, lit, n) == 0 ? p + n : NULL;
+}
+
+/* Matches {"took":<digits>,"errors":false, at the start of body (whitespace allowed
+ * only before it: the servers we know write compact replies); returns the byte
+ * after it, or NULL. */
+static const char *all_ok_prefix(const char *p, const char *end)
+{
+    p = skip_lit(skip_space(p, end), end, "{\"took\":");
+    if (!p) {
+        return NULL;
     }
-    p += sizeof(took) - 1;
     const char *digits = p;
     while (p < end && *p >= '0' && *p <= '9') {
         p++;
     }
-    if (p == digits) {
+    return p == digits ? NULL : skip_lit(p, end, ",\"errors\":false,");
+}
+
+/* Skips the object at p ('{'): the byte after its closing brace, or NULL when
+ * it does not close before end, closes with the wrong bracket, or nests deeper
+ * than 64. Strings are skipped with their escapes, so a bracket or quote in
+ * one does not count; nothing else is checked. */
+static const char *skip_object(const char *p, const char *end)
+{
+    uint64_t arrays = 0;  /* one bit per open level: 1 = '[' */
+    unsigned depth = 0;
+    for (; p < end; p++) {
+        char c = *p;
+        if (c == '"') {
+            for (p++; p < end && *p != '"'; p++) {
+                if (*p == '\\' && ++p == end) {
+                    return NULL;
+                }
+            }
+            if (p >= end) {
+                return NULL;
+            }
+        } else if (c == '{' || c == '[') {
+            if (depth == 64) {
+                return NULL;
+            }
+            arrays = arrays << 1 | (c == '[');
+            depth++;
+        } else if (c == '}' || c == ']') {
+            if (depth == 0 || (arrays & 1) != (c == ']')) {
+                return NULL;
+            }
+            arrays >>= 1;
+            if (--depth == 0) {
+                return p + 1;
+            }
+        }
+    }
+    return NULL;
+}
+
+/*
+ * After the all-ok prefix: whether the rest is "items":[ then exactly n
+ * objects, then ]} and nothing but whitespace. A reply cut short (a proxy
+ * that lost its upstream, a connection closed mid-body without a length)
+ * fails this, as does any other shape: the full parser then judges it. This
+ * looks at every byte but builds nothing (the big replies are the successful
+ * ones).
+ */
+static bool all_ok_items(const char *p, const char *end, size_t n)
+{
+    size_t count = 0;
+    p = skip_lit(p, end, "\"items\":[");
+    if (!p) {
         return false;
     }
-    return (size_t)(end - p) >= sizeof(errors) - 1 &&
-           memcmp(p, errors, sizeof(errors) - 1) == 0;
+    p = skip_space(p, end);
+    if (p < end && *p == ']') {
+        p++;
+    } else {
+        for (;;) {
+            if (p >= end || *p != '{' || !(p = skip_object(p, end))) {
+                return false;
+            }
+            count++;
+            p = skip_space(p, end);
+            if (p < end && *p == ',') {
+                p = skip_space(p + 1, end);
+                continue;
+            }
+            if (p < end && *p == ']') {
+                p++;
+                break;
+            }
+            return false;
+        }
+    }
+    p = skip_space(p, end);
+    if (p >= end || *p != '}') {
+        return false;
+    }
+    return skip_space(p + 1, end) == end && count == n;
 }
 
 int es_bulk_parse_reply(const char *body, size_t len, size_t n, struct es_result *res,
@@ -97,7 +189,8 @@ int es_bulk_parse_reply(const char *body, size_t len, size_t n, struct es_result
     char jerr[128];
     int rc = SL_EINVAL;
 
-    if (all_ok_prefix(body, len)) {
+    const char *rest = all_ok_prefix(body, body + len);
+    if (rest && all_ok_items(rest, body + len, n)) {
         for (size_t i = 0; i < n; i++) {
             res[i] = (struct es_result){.v = ES_V_OK, .status = 200};
         }

@@ -63,10 +63,12 @@ enum es_verdict es_bulk_verdict(int status, bool is_create);
  * in request order. The error object of each rejected item is appended to
  * errs (compact JSON; the object itself, or {"reason":...} when the server
  * sent a string) and located by err_off/err_len.
- * A reply starting {"took":N,"errors":false, says every item succeeded: it is
- * not parsed further (the big replies are the successful ones).
+ * A whole reply {"took":N,"errors":false,"items":[<n objects>]} says every
+ * item succeeded: its items are counted, not parsed (the big replies are the
+ * successful ones). Anything else - that reply cut short included - is parsed.
  * Returns 0, or SL_EINVAL with a reason in err when the body is not a bulk
- * reply for exactly n items (the caller then retries the whole request).
+ * reply for exactly n items (the caller then retries the whole request: the
+ * outcome of its items is unknown).
  */
 int es_bulk_parse_reply(const char *body, size_t len, size_t n, struct es_result *res,
                         struct sl_buf *errs, char *err, size_t errlen);

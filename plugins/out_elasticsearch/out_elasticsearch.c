@@ -12,7 +12,9 @@
  *     bulk_max_bytes, keeps up to `workers` of them in flight over
  *     keep-alive connections, gzips them, reads the per-item verdicts,
  *     re-queues only the items to retry (429/5xx) behind a jittered
- *     exponential backoff, files rejected items as dead letters
+ *     exponential backoff, sends a request answered 413 again as two
+ *     halves (recursively; one event refused alone is a dead letter),
+ *     files rejected items as dead letters
  *     (sl_batch_dead_letter: the batch is still borrowed then, as it is done
  *     only after its last item), and when every item of a batch is indexed
  *     or dead-lettered moves the batch to the outbox and wakes the loop
@@ -76,6 +78,8 @@ struct es_batch {
 struct es_ref {
     struct es_batch *b;
     size_t i;
+    uint32_t part;             /* 0, or the half of a request answered 413 it belongs to:
+                                * a part is sent as exactly its items (start_bulk) */
 };
 
 /* An item the server refused for good, waiting to be filed (flush_rejected). */
@@ -185,7 +189,7 @@ struct out_es {
     bool tmpl_done;
     uint64_t tmpl_next;
     struct sl_backoff tmpl_retry;
-    size_t cur_max_bytes;      /* bulk_max_bytes, halved after each 413 */
+    uint32_t last_part;        /* the last es_ref.part given out (split_request) */
     struct es_result *res;
     size_t res_cap;
     struct sl_buf errs, members;
@@ -284,6 +288,23 @@ static void refq_push(struct refq *q, struct es_ref r)
         }
     }
     q->v[q->len++] = r;
+}
+
+/* Puts r[0..n) at the head of q, in their order: they are taken next. */
+static void refq_push_front(struct refq *q, const struct es_ref *r, size_t n)
+{
+    if (q->head < n) {
+        size_t count = q->len - q->head;
+        if (q->cap < n + count) {
+            q->cap = SL_MAX(SL_MAX(q->cap * 2, n + count), (size_t)1024);
+            q->v = sl_realloc(q->v, q->cap * sizeof(*q->v));
+        }
+        memmove(q->v + n, q->v + q->head, count * sizeof(*q->v));
+        q->head = n;
+        q->len = n + count;
+    }
+    q->head -= n;
+    memcpy(q->v + q->head, r, n * sizeof(*r));
 }
 
 static size_t refq_count(const struct refq *q)
@@ -489,6 +510,32 @@ static void pause_sending(struct out_es *o, uint64_t now)
     }
 }
 
+static uint32_t next_part(struct out_es *o)
+{
+    if (++o->last_part == 0) {
+        o->last_part = 1;  /* 0 means "no part"; a wrapped id is long out of the queues */
+    }
+    return o->last_part;
+}
+
+/* The server (or a proxy) refused the request of s as too large (413), and it
+ * holds more than one item: its halves are sent next, each as a request of its
+ * own (and split again if refused again), so that only an event too large on
+ * its own is given up on. bulk_max_bytes is left as configured: later
+ * requests are full again (a limit that was raised, or smaller events, cost
+ * nothing); a limit that stays costs each request its splits. */
+static void split_request(struct out_es *o, struct slot *s)
+{
+    size_t half = (s->nrefs + 1) / 2;
+    uint32_t first = next_part(o);
+    uint32_t second = next_part(o);
+    for (size_t i = 0; i < s->nrefs; i++) {
+        s->refs[i].part = i < half ? first : second;
+    }
+    refq_push_front(&o->retry, s->refs, s->nrefs);
+    sl_output_retried(o->ctx, s->nrefs);
+}
+
 /* Puts every item of s back in the retry queue, in order. */
 static void requeue_all(struct out_es *o, struct slot *s)
 {
@@ -508,9 +555,12 @@ static void slot_push(struct slot *s, struct es_ref r)
 }
 
 /* Fills s with queued items (retries first: they are the oldest) up to
- * cur_max_bytes (one item larger than that goes alone) and starts it. */
+ * bulk_max_bytes (one item larger than that goes alone) and starts it. The
+ * half of a request answered 413 (a part) goes as exactly its items: joined
+ * by others it could be refused again for good. */
 static void start_bulk(struct out_es *o, struct slot *s, size_t host)
 {
+    uint32_t part = 0;
     sl_buf_reset(&s->body);
     s->nrefs = 0;
     while (s->nrefs < MAX_ITEMS_PER_REQUEST) {
@@ -521,7 +571,9 @@ static void start_bulk(struct out_es *o, struct slot *s, size_t host)
         }
         struct es_ref r = *refq_peek(q);
         const struct es_item *it = &r.b->items[r.i];
-        if (s->nrefs > 0 && s->body.len + it->len > o->cur_max_bytes) {
+        if (s->nrefs == 0) {
+            part = r.part;
+        } else if (r.part != part || s->body.len + it->len > o->max_bytes) {
             break;
         }
         sl_buf_append(&s->body, r.b->lines.data + it->off, it->len);
@@ -691,11 +743,19 @@ static void finish_bulk(struct out_es *o, struct slot *s, CURLcode code, long ht
             sl_backoff_reset(&o->pause);
         }
     } else if (http == 413 && s->nrefs > 1) {
-        /* The server's http.max_content_length is below bulk_max_bytes. */
-        o->cur_max_bytes = SL_MAX(s->body.len / 2, (size_t)1);
-        sl_warn("%s: %s refused a %zu-byte _bulk request as too large; sending requests of "
-                "at most %zu bytes from now on", o->id, h->base, s->body.len, o->cur_max_bytes);
-        requeue_all(o, s);
+        /* The server's http.max_content_length (or a proxy's limit) is below
+         * bulk_max_bytes. Said once per request as queued: its halves' own
+         * splits would repeat it. */
+        if (s->refs[0].part == 0) {
+            sl_warn("%s: %s refused a %zu-byte _bulk request of %zu event(s) as too large "
+                    "(HTTP 413); sending it again in halves (is bulk_max_bytes above the "
+                    "server's http.max_content_length or a proxy's limit?)", o->id, h->base,
+                    s->body.len, s->nrefs);
+        } else {
+            sl_debug("%s: %s refused a %zu-byte part of %zu event(s) as too large (HTTP 413); "
+                     "splitting it again", o->id, h->base, s->body.len, s->nrefs);
+        }
+        split_request(o, s);
     } else if (http == 413) {
         static const char too_large[] =
             "{\"type\":\"request_entity_too_large\",\"reason\":\"the event alone exceeds "
@@ -1338,7 +1398,6 @@ static int es_init(void *inst, struct sl_plugin_ctx *ctx)
     sl_buf_init(&o->key_pem, 0);
     sl_buf_init(&o->tmpl_body, 0);
     o->nslots = (size_t)o->workers;
-    o->cur_max_bytes = (size_t)o->max_bytes;
 
     /* Every check runs, so that one load reports every problem. */
     bool bad = conf_hosts(o) != 0;

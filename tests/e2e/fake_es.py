@@ -11,6 +11,18 @@ OpenSearch started by tests/servers/opensearch.
 A script entry is {} (every item 201), {"item_status": {pos: status}} or
 {"status": 503}; requests beyond the script get {}. Replies have the shape
 OpenSearch 2.19 sends (compact, "took" then "errors" then "items").
+
+Two more faults, of what sits between the output and the cluster:
+  - a body limit, as a proxy's (nginx client_max_body_size) or the server's
+    http.max_content_length: with fake.max_items / fake.max_bytes set (also
+    while running), a _bulk request of more items, or of a larger body
+    (decompressed), is answered 413 with nginx's HTML page, before the script
+    is consulted; nothing of it is indexed;
+  - a reply cut short: the script entry {"raw": "<text>"} answers 200 with
+    exactly that text (Content-Length of it; "eof": True sends no
+    Content-Length and closes the connection after it, as a proxy that lost
+    its upstream mid-reply). The fake indexes nothing for it.
+fake.statuses holds the HTTP status answered to each _bulk request.
 """
 
 import gzip
@@ -19,9 +31,17 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+NGINX_413 = (b"<html>\r\n<head><title>413 Request Entity Too Large</title></head>\r\n"
+             b"<body>\r\n<center><h1>413 Request Entity Too Large</h1></center>\r\n"
+             b"<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n")
+
+
 class FakeES:
-    def __init__(self, script=None):
+    def __init__(self, script=None, max_items=None, max_bytes=None):
         self.script = list(script or [])
+        self.max_items = max_items  # more items in one request: 413
+        self.max_bytes = max_bytes  # a larger (decompressed) body: 413
+        self.statuses = []      # per _bulk request: the HTTP status answered
         self.requests = []      # per _bulk request: [(action dict, doc dict)]
         self.headers = []       # per _bulk request: {header: value}
         self.lock = threading.Lock()
@@ -59,6 +79,17 @@ class FakeES:
                 self.end_headers()
                 self.wfile.write(body)
 
+            def reply_raw(self, status, ctype, body, eof=False):
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                if eof:
+                    self.send_header("Connection", "close")
+                    self.close_connection = True
+                else:
+                    self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
             def do_GET(self):
                 self.reply(200, {"version": {"number": "fake", "distribution": "fake"}})
 
@@ -85,6 +116,16 @@ class FakeES:
                     fake.requests.append(items)
                     fake.headers.append(dict(self.headers))
                     step = fake.script[k] if k < len(fake.script) else {}
+                    too_large = ((fake.max_items is not None and len(items) > fake.max_items)
+                                 or (fake.max_bytes is not None and len(body) > fake.max_bytes))
+                    fake.statuses.append(413 if too_large else step.get("status", 200))
+                if too_large:
+                    self.reply_raw(413, "text/html", NGINX_413)
+                    return
+                if "raw" in step:
+                    self.reply_raw(200, "application/json", step["raw"].encode(),
+                                   eof=step.get("eof", False))
+                    return
                 if "status" in step:
                     self.reply(step["status"], {"error": {"type": "fake_failure"},
                                                 "status": step["status"]})

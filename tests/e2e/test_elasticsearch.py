@@ -10,9 +10,10 @@ nothing; a mapping conflict lands in the dead-letter file; failover between
 hosts; the file output beside. Each test uses its own index names (data
 persists across runs of the server).
 
-Two tests use tests/e2e/fake_es.py, a FAKE _bulk endpoint, only for faults a
+A few tests use tests/e2e/fake_es.py, a FAKE _bulk endpoint, only for faults a
 real server cannot be made to produce on demand (a 429 on chosen items, a
-whole-request 503), where the exact requests are asserted.
+whole-request 503, a proxy's 413 on bodies over its limit, a reply cut short),
+where the exact requests are asserted.
 """
 
 import json
@@ -526,6 +527,99 @@ def test_fake_whole_request_503_retries_everything_once(tmp_path, procs):
         m = s.metrics()
         assert m[OUT % "retry"] == 5
         assert m[REQS % "503"] == 1 and m[REQS % "200"] == 1
+        c.sock.close()
+        s.stop_all()
+    finally:
+        fake.stop()
+
+
+def messages(request):
+    return [d["message"] for _, d in request]
+
+
+def test_fake_413_splits_the_request_in_halves_then_sends_full_size_again(tmp_path, procs):
+    """A proxy in front answers 413 to a _bulk of more than 2 items: the request
+    is sent again as two halves, recursively, until each part passes; every
+    event is indexed once and counted ok, none is dead-lettered. Nothing is cut
+    for good: the next window goes as one request of all its events. An event
+    refused on its own is dead-lettered with status 413, never counted ok."""
+    fake = FakeES(max_items=2).start()
+    try:
+        # One worker: the order of the requests is then exact.
+        s = Stack(tmp_path, procs, [fake.url], "fake", es_extra="      workers: 1")
+        s.start_aggregator()
+        c = LJClient(s.agg_port)
+        c.send_window([{"message": f"a{i}"} for i in range(5)])
+        assert acks(c, 1) == [(b"2", 5)]
+        assert [messages(r) for r in fake.requests] == [
+            ["a0", "a1", "a2", "a3", "a4"],     # 413
+            ["a0", "a1", "a2"],                 # 413
+            ["a0", "a1"], ["a2"], ["a3", "a4"]]
+        assert fake.statuses == [413, 413, 200, 200, 200]
+        assert sorted(d["message"] for d in fake.docs()) == [f"a{i}" for i in range(5)]
+
+        # The proxy's limit is lifted: the next window goes whole, in one request.
+        fake.max_items = None
+        c.send_window([{"message": f"b{i}"} for i in range(5)])
+        assert acks(c, 1) == [(b"2", 5)]
+        assert [messages(r) for r in fake.requests[5:]] == [[f"b{i}" for i in range(5)]]
+        assert fake.statuses[5:] == [200]
+
+        # An event over the limit on its own: split off, refused again, dead-lettered.
+        fake.max_bytes = 2000
+        big = {"message": "big-" + "x" * 3000}
+        c.send_window([big, {"message": "small"}])
+        assert acks(c, 1) == [(b"2", 2)]
+        assert [messages(r) for r in fake.requests[6:]] == [
+            [big["message"], "small"], [big["message"]], ["small"]]
+        assert fake.statuses[6:] == [413, 413, 200]
+
+        got = sorted(d["message"] for d in fake.docs())
+        assert got == sorted([f"a{i}" for i in range(5)] + [f"b{i}" for i in range(5)] +
+                             ["small"])
+        files = list(s.dlq.iterdir())
+        assert len(files) == 1
+        lines = read_ndjson(files[0])
+        assert len(lines) == 1
+        assert lines[0]["event"] == big
+        assert lines[0]["status"] == 413
+        m = s.metrics()
+        assert m[OUT % "ok"] == 11
+        assert m[OUT % "dead_letter"] == 1
+        assert m.get(OUT % "failed", 0) == 0
+        assert m.get(OUT % "dropped", 0) == 0
+        assert m[OUT % "retry"] == (5 + 3) + 2   # each split request's items, sent again
+        assert m[REQS % "413"] == 4 and m[REQS % "200"] == 5
+        c.sock.close()
+        s.stop_all()
+    finally:
+        fake.stop()
+
+
+def test_fake_truncated_reply_is_retried_whole_never_counted_ok(tmp_path, procs):
+    """200 replies that are not a whole bulk reply for the items sent - cut off
+    after "errors":false (with a length, and by EOF), without items, with fewer
+    items - say nothing about the items: the request is sent again whole, and
+    the window is ACKed only after a real reply."""
+    fake = FakeES([{"raw": '{"took":1,"errors":false,'},
+                   {"raw": '{"took":1,"errors":false,"items":[{"index":{"status":201}}',
+                    "eof": True},
+                   {"raw": '{"took":1,"errors":false}'},
+                   {"raw": '{"took":1,"errors":false,"items":[{"index":{"status":201}}]}'},
+                   {}]).start()
+    try:
+        s = fake_stack(tmp_path, procs, fake)
+        c = LJClient(s.agg_port)
+        c.send_window([{"message": f"e{i}"} for i in range(5)])
+        assert acks(c, 1) == [(b"2", 5)]
+        assert [messages(r) for r in fake.requests] == [[f"e{i}" for i in range(5)]] * 5
+        assert sorted(d["message"] for d in fake.docs()) == [f"e{i}" for i in range(5)]
+        m = s.metrics()
+        assert m[OUT % "ok"] == 5
+        assert m[OUT % "retry"] == 4 * 5
+        assert m.get(OUT % "failed", 0) == 0
+        assert m[REQS % "200"] == 5
+        assert s.aggregator.logtext().count("unusable _bulk reply") == 4
         c.sock.close()
         s.stop_all()
     finally:

@@ -147,7 +147,11 @@ TEST(test_verdicts)
 
 TEST(test_parse_all_ok_fast_path)
 {
-    const char *r = "{\"took\":12,\"errors\":false,\"items\":[garbage not parsed]}";
+    /* errors:false is the server's word for every item: the items are counted,
+     * not read (a 500 in one is not looked at), and brackets, commas and escaped
+     * quotes inside strings do not upset the count. */
+    const char *r = "{\"took\":12,\"errors\":false,\"items\":[{\"index\":{\"status\":500}},"
+                    "{\"create\":{}} , {\"index\":{\"_id\":\"a,]}\\\"[{\",\"status\":201}}]}\n";
     struct es_result res[3];
     struct sl_buf e;
     char err[128];
@@ -157,6 +161,61 @@ TEST(test_parse_all_ok_fast_path)
         CHECK_INT(res[i].v, ES_V_OK);
     }
     CHECK_INT(e.len, 0);
+    sl_buf_free(&e);
+}
+
+/* A reply that starts like a success but is not a whole bulk reply for the
+ * items sent says nothing about them: the caller must send them again. */
+TEST(test_parse_fast_path_needs_the_whole_reply)
+{
+    static const char *const bad[] = {
+        "{\"took\":1,\"errors\":false,",
+        "{\"took\":1,\"errors\":false,\"items\":[",
+        "{\"took\":1,\"errors\":false,\"items\":[{\"index\":{\"status\":201}},"
+        "{\"index\":{\"status\":201}}",
+        "{\"took\":1,\"errors\":false,\"items\":[{\"index\":{\"status\":201}},"
+        "{\"index\":{\"status\":201}}]",
+        "{\"took\":1,\"errors\":false,\"items\":[{\"index\":{\"_id\":\"a\"}},"
+        "{\"index\":{\"_id\":\"}]}",                    /* cut in a string that looks closed */
+        "{\"took\":1,\"errors\":false,\"items\":[{\"index\":{\"_id\":\"a\"}},"
+        "{\"index\":{\"_id\":\"\\\"}]}",                          /* the same, escaped */
+        "{\"took\":1,\"errors\":false,\"items\":[{\"index\":{\"status\":201}}]}",  /* 1 of 2 */
+        "{\"took\":1,\"errors\":false,\"items\":[{\"index\":{}},{\"index\":{}},"
+        "{\"index\":{}}]}",                                                   /* 3 of 2 */
+        "{\"took\":1,\"errors\":false,\"items\":[{\"index\":{}},,{\"index\":{}}]}",
+        "{\"took\":1,\"errors\":false,\"items\":[{\"index\":{}},{\"index\":{}}]}x",
+        "{\"took\":1,\"errors\":false,\"items\":[{\"index\":{}},{\"index\":{}}]}{}",
+        "{\"took\":1,\"errors\":false,\"items\":[{\"index\":{}},{\"index\":{]}]}",
+        "{\"took\":1,\"errors\":false}",
+        "{\"took\":1,\"errors\":false,\"other\":[]}",
+    };
+    struct es_result res[2];
+    struct sl_buf e;
+    char err[128];
+    sl_buf_init(&e, 0);
+    for (size_t i = 0; i < SL_ARRAY_LEN(bad); i++) {
+        err[0] = '\0';
+        if (es_bulk_parse_reply(bad[i], strlen(bad[i]), 2, res, &e, err, sizeof(err)) !=
+            SL_EINVAL) {
+            fprintf(stderr, "accepted as a reply for 2 items: %s\n", bad[i]);
+            CHECK(false);
+        }
+        CHECK(err[0] != '\0');
+    }
+    const char *cut = "{\"took\":1,\"errors\":false,";
+    CHECK_INT(es_bulk_parse_reply(cut, strlen(cut), 2, res, &e, err, sizeof(err)), SL_EINVAL);
+    CHECK_STR(err, "reply is not JSON (expected object key at offset 25)");
+    /* Items that are not objects: not the fast path; the parser finds no status. */
+    const char *odd = "{\"took\":1,\"errors\":false,\"items\":[1,2]}";
+    CHECK_INT(es_bulk_parse_reply(odd, strlen(odd), 2, res, &e, err, sizeof(err)), 0);
+    CHECK_INT(res[0].v, ES_V_RETRY);
+    CHECK_INT(res[1].v, ES_V_RETRY);
+    /* A whole reply of another shape (a member after the items) is parsed, not refused. */
+    const char *late = "{\"took\":1,\"errors\":false,\"items\":[{\"index\":{\"status\":201}},"
+                       "{\"create\":{\"status\":409}}],\"ingest_took\":0}";
+    CHECK_INT(es_bulk_parse_reply(late, strlen(late), 2, res, &e, err, sizeof(err)), 0);
+    CHECK_INT(res[0].v, ES_V_OK);
+    CHECK_INT(res[1].v, ES_V_OK);
     sl_buf_free(&e);
 }
 
@@ -470,12 +529,16 @@ TEST(test_options_tls_template_hosts)
 #define FAKE_MAX 8
 
 /* Answers up to nreplies HTTP requests, one per connection, with replies[i]
- * (status 200, JSON), and keeps each request's path and body. */
+ * (status statuses[i], 200 when 0; JSON), and keeps each request's path and
+ * body. eof[i]: no Content-Length, the end of the reply is the connection's
+ * (as a proxy that lost its upstream mid-reply may send it). */
 struct fake_es {
     int lfd;
     unsigned port;
     pthread_t thread;
     const char *replies[FAKE_MAX];
+    int statuses[FAKE_MAX];
+    bool eof[FAKE_MAX];
     size_t nreplies;
     char *paths[FAKE_MAX];
     char *bodies[FAKE_MAX];
@@ -531,12 +594,21 @@ static void *fake_main(void *arg)
             continue;
         }
         const char *reply = f->replies[f->nreqs];
+        int status = f->statuses[f->nreqs] ? f->statuses[f->nreqs] : 200;
+        char length[64] = "";
+        if (!f->eof[f->nreqs]) {
+            snprintf(length, sizeof(length), "Content-Length: %zu\r\n", strlen(reply));
+        }
         f->paths[f->nreqs] = path;
         f->bodies[f->nreqs++] = body;
         char head[256];
         int hl = snprintf(head, sizeof(head),
-                          "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                          "Content-Length: %zu\r\nConnection: close\r\n\r\n", strlen(reply));
+                          "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+                          "%sConnection: close\r\n\r\n", status,
+                          status == 200   ? "OK"
+                          : status == 413 ? "Request Entity Too Large"
+                                          : "Error",
+                          length);
         send(c, head, (size_t)hl, MSG_NOSIGNAL);
         send(c, reply, strlen(reply), MSG_NOSIGNAL);
         close(c);
@@ -837,6 +909,185 @@ TEST(test_submit_dead_letter_write_failure_fails_the_batch)
     rmdir(dir);
 }
 
+/* The bulk reply for n items, all created. */
+#define OK1 "{\"took\":1,\"errors\":false,\"items\":[{\"index\":{\"status\":201}}]}"
+#define OK3                                                                              \
+    "{\"took\":1,\"errors\":false,\"items\":[{\"index\":{\"status\":201}},"             \
+    "{\"index\":{\"status\":201}},{\"index\":{\"status\":201}}]}"
+#define HTML_413 "<html><head><title>413 Request Entity Too Large</title></head></html>"
+
+/*
+ * A proxy's (or the server's http.max_content_length) 413 to a _bulk request:
+ * the request goes again as two halves, recursively; one event refused alone
+ * is dead-lettered (status 413); bulk_max_bytes is not cut for good - the next
+ * batch goes whole. One worker, so the requests come in a known order.
+ */
+TEST(test_submit_413_splits_in_halves_then_full_size)
+{
+    struct fake_es f = {
+        .replies = {HTML_413, HTML_413, OK1, HTML_413, OK1, OK3},
+        .statuses = {413, 413, 200, 413, 200, 200},
+        .nreplies = 6,
+    };
+    char dir[] = "/tmp/es_test_dlq_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    fake_start(&f);
+    sl_wall_pin(1795759200123ull);
+    struct sl_loop *loop = sl_loop_new();
+    struct sl_metrics *m = sl_metrics_new();
+    struct sl_cfg cfg;
+    char text[512];
+    snprintf(text, sizeof(text),
+             "elasticsearch:\n"
+             "  hosts: [\"127.0.0.1:%u\"]\n"
+             "  index: i\n"
+             "  workers: 1\n"
+             "  compression: false\n"
+             "  backoff: {init: 10ms, max: 20ms}\n"
+             "  dead_letter_path: \"%s\"\n",
+             f.port, dir);
+    struct sl_instance *in = oload(&cfg, text, loop, m);
+    CHECK(in != NULL);
+    CHECK_STR(errs(&cfg), "");
+    size_t n1, n2;
+    struct sl_value *ev1 = oevents("[{\"m\":\"A\"},{\"m\":\"B\"},{\"m\":\"C\"}]", &n1);
+    struct sl_value *ev2 = oevents("[{\"m\":\"D\"},{\"m\":\"E\"},{\"m\":\"F\"}]", &n2);
+    struct out_run r1, r2;
+    osubmit(in, &r1, ev1, n1, NULL);
+    run_until(loop, &r1.done, 10000);
+    CHECK(r1.done);
+    CHECK_INT(r1.ndone, 1);
+    CHECK_INT(r1.status, SL_OK);  /* A and C indexed, B dead-lettered */
+    osubmit(in, &r2, ev2, n2, NULL);
+    run_until(loop, &r2.done, 10000);
+    CHECK(r2.done);
+    CHECK_INT(r2.status, SL_OK);
+    fake_join(&f);
+#define ITEM(x) "{\"index\":{\"_index\":\"i\"}}\n{\"m\":\"" x "\"}\n"
+    CHECK_INT(f.nreqs, 6);
+    CHECK_STR(f.bodies[0], ITEM("A") ITEM("B") ITEM("C"));  /* 413 */
+    CHECK_STR(f.bodies[1], ITEM("A") ITEM("B"));            /* 413 */
+    CHECK_STR(f.bodies[2], ITEM("A"));
+    CHECK_STR(f.bodies[3], ITEM("B"));                      /* 413 alone: dead letter */
+    CHECK_STR(f.bodies[4], ITEM("C"));
+    CHECK_STR(f.bodies[5], ITEM("D") ITEM("E") ITEM("F"));  /* full size again */
+#undef ITEM
+    char path[128];
+    snprintf(path, sizeof(path), "%s/dlq-2026.11.27.ndjson", dir);
+    char *dl = read_all(path);
+    CHECK_STR(dl, "{\"time\":\"2026-11-27T06:00:00.123Z\",\"output\":\"elasticsearch\","
+                  "\"event\":{\"m\":\"B\"},\"error\":{\"type\":\"request_entity_too_large\","
+                  "\"reason\":\"the event alone exceeds the server's http.max_content_length\"},"
+                  "\"status\":413,\"index\":\"i\"}\n");
+    free(dl);
+    unlink(path);
+    rmdir(dir);
+    fake_free(&f);
+    CHECK_INT(out_events(m, "ok"), 5);
+    CHECK_INT(out_events(m, "dead_letter"), 1);
+    CHECK_INT(out_events(m, "retry"), 3 + 2);  /* the items of each split request */
+    CHECK_INT(out_events(m, "failed"), 0);
+    CHECK_INT(out_events(m, "dropped"), 0);
+    CHECK_INT(metric(m, "sluice_aggregator_es_bulk_requests_total{status=\"413\"}"), 3);
+    CHECK_INT(metric(m, "sluice_aggregator_es_bulk_requests_total{status=\"200\"}"), 3);
+    sl_wall_unpin();
+    agg_instance_free(in);
+    ofree_events(ev1, n1);
+    ofree_events(ev2, n2);
+    sl_cfg_free(&cfg);
+    sl_metrics_free(m);
+    sl_loop_free(loop);
+}
+
+/* Without a dead_letter_path, an event refused alone with 413 is dropped by the
+ * core (counted "dropped"), never counted indexed. */
+TEST(test_submit_413_alone_without_dead_letter_path_is_dropped)
+{
+    struct fake_es f = {.replies = {HTML_413}, .statuses = {413}, .nreplies = 1};
+    fake_start(&f);
+    struct sl_loop *loop = sl_loop_new();
+    struct sl_metrics *m = sl_metrics_new();
+    struct sl_cfg cfg;
+    char text[256];
+    snprintf(text, sizeof(text), "elasticsearch:\n  hosts: [\"127.0.0.1:%u\"]\n", f.port);
+    struct sl_instance *in = oload(&cfg, text, loop, m);
+    CHECK(in != NULL);
+    size_t n;
+    struct sl_value *ev = oevents("[{\"m\":1}]", &n);
+    struct out_run r;
+    osubmit(in, &r, ev, n, NULL);
+    run_until(loop, &r.done, 10000);
+    fake_join(&f);
+    CHECK(r.done);
+    CHECK_INT(r.status, SL_OK);
+    CHECK_INT(f.nreqs, 1);
+    CHECK(oevents_total(m, "elasticsearch", "dropped") == 1);
+    CHECK(oevents_total(m, "elasticsearch", "ok") == 0);
+    CHECK(oevents_total(m, "elasticsearch", "retry") == 0);
+    fake_free(&f);
+    agg_instance_free(in);
+    ofree_events(ev, n);
+    sl_cfg_free(&cfg);
+    sl_metrics_free(m);
+    sl_loop_free(loop);
+}
+
+/*
+ * A 200 whose body is not a whole bulk reply for the items sent - cut off
+ * right after "errors":false (a proxy's Content-Length of what it had), cut off
+ * by EOF in the items, or with fewer items - is an unknown outcome: the whole
+ * request is sent again after backoff, and nothing is counted ok before a
+ * real reply.
+ */
+TEST(test_submit_truncated_reply_is_retried_whole)
+{
+    struct fake_es f = {
+        .replies = {"{\"took\":1,\"errors\":false,",
+                    "{\"took\":1,\"errors\":false,\"items\":[{\"index\":{\"status\":201}},"
+                    "{\"index\":{\"status\":201}}",
+                    OK1,
+                    "{\"took\":1,\"errors\":false,\"items\":[{\"index\":{\"status\":201}},"
+                    "{\"index\":{\"status\":201}}]}"},
+        .eof = {false, true},
+        .nreplies = 4,
+    };
+    fake_start(&f);
+    struct sl_loop *loop = sl_loop_new();
+    struct sl_metrics *m = sl_metrics_new();
+    struct sl_cfg cfg;
+    char text[256];
+    snprintf(text, sizeof(text),
+             "elasticsearch:\n  hosts: [\"127.0.0.1:%u\"]\n  index: i\n  compression: false\n"
+             "  backoff: {init: 10ms, max: 20ms}\n",
+             f.port);
+    struct sl_instance *in = oload(&cfg, text, loop, m);
+    CHECK(in != NULL);
+    size_t n;
+    struct sl_value *ev = oevents("[{\"m\":1},{\"m\":2}]", &n);
+    struct out_run r;
+    osubmit(in, &r, ev, n, NULL);
+    run_until(loop, &r.done, 10000);
+    fake_join(&f);
+    CHECK(r.done);
+    CHECK_INT(r.ndone, 1);
+    CHECK_INT(r.status, SL_OK);
+    CHECK_INT(f.nreqs, 4);
+    for (size_t i = 0; i < f.nreqs; i++) {
+        CHECK_STR(f.bodies[i], "{\"index\":{\"_index\":\"i\"}}\n{\"m\":1}\n"
+                               "{\"index\":{\"_index\":\"i\"}}\n{\"m\":2}\n");
+    }
+    CHECK_INT(out_events(m, "ok"), 2);
+    CHECK_INT(out_events(m, "retry"), 3 * 2);
+    CHECK_INT(out_events(m, "failed"), 0);
+    CHECK_INT(metric(m, "sluice_aggregator_es_bulk_requests_total{status=\"200\"}"), 4);
+    fake_free(&f);
+    agg_instance_free(in);
+    ofree_events(ev, n);
+    sl_cfg_free(&cfg);
+    sl_metrics_free(m);
+    sl_loop_free(loop);
+}
+
 TEST(test_shutdown_and_free_give_up_on_held_batches)
 {
     struct sl_loop *loop = sl_loop_new();
@@ -891,6 +1142,7 @@ int main(void)
     RUN(test_encode_appends_and_restores_on_limit);
     RUN(test_verdicts);
     RUN(test_parse_all_ok_fast_path);
+    RUN(test_parse_fast_path_needs_the_whole_reply);
     RUN(test_parse_mixed_items);
     RUN(test_parse_bad_replies);
     RUN(test_gzip_round_trip);
@@ -903,6 +1155,9 @@ int main(void)
     RUN(test_submit_retry_and_dead_letter);
     RUN(test_submit_rejected_without_dead_letter_path_drops_the_event);
     RUN(test_submit_dead_letter_write_failure_fails_the_batch);
+    RUN(test_submit_413_splits_in_halves_then_full_size);
+    RUN(test_submit_413_alone_without_dead_letter_path_is_dropped);
+    RUN(test_submit_truncated_reply_is_retried_whole);
     RUN(test_shutdown_and_free_give_up_on_held_batches);
     RUN(test_free_null);
     return TEST_SUMMARY();
