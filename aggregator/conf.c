@@ -295,6 +295,8 @@ static int finish(struct agg_conf *c, int rc)
         struct sl_cfg_node *m = section(cfg, root, "metrics");
         sl_cfg_str(cfg, m, "metrics", "listen", "127.0.0.1:9600", &c->metrics_listen);
         check_listen(cfg, m, "metrics", "listen", c->metrics_listen);
+        sl_cfg_duration(cfg, m, "metrics", "unhealthy_after", 300000, 1000, 86400000,
+                        &c->unhealthy_after_ms);
         sl_cfg_check_unknown(cfg, m, "metrics");
         sl_cfg_duration(cfg, root, "", "shutdown_timeout", 10000, 0, 3600000,
                         &c->shutdown_timeout_ms);

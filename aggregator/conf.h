@@ -71,6 +71,7 @@ struct agg_conf {
     uint64_t queue_max_bytes;
 
     char *metrics_listen;          /* "127.0.0.1:9600" */
+    uint64_t unhealthy_after_ms;   /* /healthz 503 once a window is pending this long (5m) */
     uint64_t shutdown_timeout_ms;
 };
 

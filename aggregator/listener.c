@@ -1169,6 +1169,37 @@ size_t agg_listener_pending(const struct agg_listener *l)
     return l->pending_windows;
 }
 
+static void oldest_in(const struct conn *list, bool *found, uint64_t *oldest)
+{
+    for (const struct conn *c = list; c; c = c->next) {
+        for (const struct window *w = c->head; w; w = w->next) {
+            if (!w->done && (!*found || w->submit_ms < *oldest)) {
+                *oldest = w->submit_ms;
+                *found = true;
+            }
+        }
+    }
+}
+
+bool agg_listener_oldest_pending(const struct agg_listener *l, uint64_t *submit_ms)
+{
+    bool found = false;
+    uint64_t oldest = 0;
+    if (l->pending_windows > 0) {
+        oldest_in(l->conns, &found, &oldest);
+        oldest_in(l->zombies, &found, &oldest);
+    }
+    if (found && submit_ms) {
+        *submit_ms = oldest;
+    }
+    return found;
+}
+
+bool agg_listener_accepting(const struct agg_listener *l)
+{
+    return !l->draining && l->fd >= 0;
+}
+
 bool agg_listener_drained(const struct agg_listener *l)
 {
     return l->draining && l->nconns == 0;

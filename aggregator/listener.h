@@ -46,6 +46,12 @@ void agg_listener_apply(struct agg_listener *l, const struct agg_conf *conf);
 void agg_listener_drain(struct agg_listener *l);
 /* Windows submitted to a pipeline and not yet answered. */
 size_t agg_listener_pending(const struct agg_listener *l);
+/* When the oldest window still in a pipeline (submitted, not yet answered;
+ * closed connections' included) was submitted, in sl_now_ms() time; false when
+ * none is pending. Read-only, O(pending windows). */
+bool agg_listener_oldest_pending(const struct agg_listener *l, uint64_t *submit_ms);
+/* True while the listening socket accepts connections (not draining). */
+bool agg_listener_accepting(const struct agg_listener *l);
 /* True once draining and every connection is closed. */
 bool agg_listener_drained(const struct agg_listener *l);
 /* Closes every connection. Windows still in a pipeline are detached: their

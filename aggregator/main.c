@@ -11,6 +11,11 @@
  * finish on the old one (freed, its workers joined, once idle) and the TLS
  * certificates are re-read for new connections; an invalid one is logged
  * and the running configuration stays.
+ *
+ * Health: /healthz is 503 once a window has been in a pipeline longer than
+ * metrics.unhealthy_after (an output that cannot deliver); /readyz, for load
+ * balancers, is 200 only while the listener accepts, /healthz would be 200 and
+ * no SIGTERM is draining.
  */
 #include <malloc.h>
 #include <signal.h>
@@ -218,6 +223,51 @@ static void on_signal(struct sl_loop *loop, int signo, void *arg)
 }
 
 /*
+ * Unhealthy once the oldest window not yet answered by the pipeline was
+ * submitted more than unhealthy_after ago: an output that cannot deliver
+ * (retrying forever) or that delivers more slowly than windows arrive. Counted
+ * per window, so a window submitted after a quiet spell is not unhealthy.
+ */
+static bool health(void *arg, struct sl_buf *body)
+{
+    struct agg *a = arg;
+    uint64_t submit_ms;
+    if (agg_listener_oldest_pending(a->listener, &submit_ms)) {
+        uint64_t now = sl_now_ms();
+        uint64_t waited = now > submit_ms ? now - submit_ms : 0;
+        if (waited > a->conf.unhealthy_after_ms) {
+            size_t n = agg_listener_pending(a->listener);
+            sl_buf_printf(body,
+                          "the oldest pending window was submitted %llu ms ago (unhealthy_after "
+                          "%llu ms); %zu window%s pending\n",
+                          (unsigned long long)waited,
+                          (unsigned long long)a->conf.unhealthy_after_ms, n, n == 1 ? "" : "s");
+            return false;
+        }
+    }
+    sl_buf_puts(body, "ok\n");
+    return true;
+}
+
+static bool ready(void *arg, struct sl_buf *body)
+{
+    struct agg *a = arg;
+    if (a->stopping) {
+        sl_buf_puts(body, "draining: stopping on a signal\n");
+        return false;
+    }
+    if (!agg_listener_accepting(a->listener)) {
+        sl_buf_puts(body, "the listener is not accepting connections\n");
+        return false;
+    }
+    if (!health(a, body)) {
+        return false;
+    }
+    sl_buf_reset(body);
+    return true;
+}
+
+/*
  * --plugin-docs [NAME]: every plugin's options (or NAME's) as Markdown, from
  * the plugins' own tables: the docs cannot drift from the code.
  */
@@ -329,11 +379,12 @@ int main(int argc, char **argv)
         sl_error("cannot listen on %s", a.conf.listen);
         goto out;
     }
-    a.http = sl_http_start(a.loop, a.conf.metrics_listen, a.metrics, NULL, NULL);
+    a.http = sl_http_start(a.loop, a.conf.metrics_listen, a.metrics, health, &a);
     if (!a.http) {
         sl_error("cannot serve metrics on %s", a.conf.metrics_listen);
         goto out;
     }
+    sl_http_set_ready(a.http, ready, &a);
     a.bound_listen = sl_strdup(a.conf.listen);
     a.bound_metrics = sl_strdup(a.conf.metrics_listen);
     char where[300];

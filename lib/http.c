@@ -7,10 +7,20 @@
  * closes. Closing with unread bytes in the socket would make the kernel send a
  * reset that can destroy the response before the client reads it (a request
  * with a body, an oversize request), hence the drain ("lingering close", as in
- * nginx). Every connection carries one timer, so a slow or silent client is
- * dropped after HTTP_TIMEOUT_MS, and at most HTTP_MAX_CONNS are open at once.
+ * nginx).
  *
- * Not here: keep-alive, chunked encoding, request bodies, TLS, other routes.
+ * Slow and idle clients must not starve the probes. Every connection carries
+ * one timer: a request (at most 8 KiB) must be complete within
+ * HTTP_HEADER_TIMEOUT_MS of the accept, the response sent within
+ * HTTP_WRITE_TIMEOUT_MS, the drain done within HTTP_LINGER_MS. At most
+ * HTTP_MAX_CONNS connections are open (each holds at most 8 KiB of request
+ * plus the response it is sending); a connection accepted at the cap is not
+ * refused: the oldest connection that is lingering, or else still sending its
+ * request, is closed to make room (a well-behaved client sends its request at
+ * once, so it is the newest, never the oldest of those).
+ *
+ * Routes: /metrics, /healthz and, once sl_http_set_ready() gave it a callback,
+ * /readyz. Not here: keep-alive, chunked encoding, request bodies, TLS.
  */
 #include "sluice/http.h"
 
@@ -24,8 +34,9 @@
 #include "sluice/net.h"
 
 #define HTTP_MAX_REQUEST 8192       /* request line + headers */
-#define HTTP_MAX_CONNS 64
-#define HTTP_TIMEOUT_MS 10000       /* whole exchange, from accept to response sent */
+#define HTTP_MAX_CONNS 512
+#define HTTP_HEADER_TIMEOUT_MS 2000 /* from accept to a complete request */
+#define HTTP_WRITE_TIMEOUT_MS 10000 /* from the request to the response sent */
 #define HTTP_LINGER_MS 2000         /* draining after the response */
 #define HTTP_MAX_DRAIN (64 * 1024)
 #define HTTP_MAX_HEALTH_BODY 4096
@@ -46,6 +57,7 @@ struct conn {
     size_t sent;
     size_t drained;
     struct sl_timer *timer;  /* owned by the loop; NULL once it has fired */
+    uint64_t seq;            /* accept order: smaller is older */
     struct conn *prev, *next;
 };
 
@@ -56,8 +68,14 @@ struct sl_http {
     struct sl_metrics *reg;
     sl_health_cb health;
     void *arg;
-    struct conn *conns;
+    sl_health_cb ready;      /* NULL: no /readyz (404) */
+    void *ready_arg;
+    struct conn *conns;      /* newest first */
     size_t nconns;
+    size_t max_conns;
+    uint64_t header_timeout_ms;
+    uint64_t next_seq;
+    uint64_t evicted;        /* connections closed to make room (tests, debug) */
     struct sl_timer *accept_timer;  /* set while accepting is paused */
 };
 
@@ -152,6 +170,7 @@ static void respond(struct conn *c, int status, const char *reason, const char *
         sl_buf_append(&c->out, body, len);
     }
     c->state = C_WRITE;
+    sl_timer_reset(c->timer, HTTP_WRITE_TIMEOUT_MS);
     conn_flush(c);
 }
 
@@ -173,13 +192,13 @@ static void serve_metrics(struct conn *c, bool head)
     sl_buf_free(&body);
 }
 
-static void serve_health(struct conn *c, bool head)
+static void serve_health(struct conn *c, bool head, sl_health_cb cb, void *arg,
+                         const char *ok)
 {
-    struct sl_http *h = c->h;
     struct sl_buf body;
     sl_buf_init(&body, HTTP_MAX_HEALTH_BODY);
-    if (!h->health || h->health(h->arg, &body)) {
-        respond_text(c, 200, "OK", "ok\n", head);
+    if (!cb || cb(arg, &body)) {
+        respond_text(c, 200, "OK", ok, head);
     } else if (body.len == 0) {
         respond_text(c, 503, "Service Unavailable", "unhealthy\n", head);
     } else {
@@ -253,9 +272,10 @@ static void handle_request(struct conn *c)
     }
     bool metrics = span_is(target, plen, "/metrics");
     bool health = span_is(target, plen, "/healthz");
+    bool ready = c->h->ready && span_is(target, plen, "/readyz");
     bool head = span_is(method, mlen, "HEAD");
     bool get = span_is(method, mlen, "GET");
-    if (!metrics && !health) {
+    if (!metrics && !health && !ready) {
         respond_text(c, 404, "Not Found", "not found\n", head);
     } else if (!get && !head) {
         const char *body = "method not allowed\n";
@@ -263,8 +283,10 @@ static void handle_request(struct conn *c)
                 strlen(body), false);
     } else if (metrics) {
         serve_metrics(c, head);
+    } else if (health) {
+        serve_health(c, head, c->h->health, c->h->arg, "ok\n");
     } else {
-        serve_health(c, head);
+        serve_health(c, head, c->h->ready, c->h->ready_arg, "ready\n");
     }
 }
 
@@ -335,13 +357,41 @@ static void conn_new(struct sl_http *h, int fd)
         free(c);
         return;
     }
-    c->timer = sl_loop_timer(h->loop, HTTP_TIMEOUT_MS, false, on_timeout, c);
+    c->timer = sl_loop_timer(h->loop, h->header_timeout_ms, false, on_timeout, c);
+    c->seq = h->next_seq++;
     c->next = h->conns;
     if (h->conns) {
         h->conns->prev = c;
     }
     h->conns = c;
     h->nconns++;
+}
+
+/*
+ * At the cap: closes the oldest lingering connection (its response is sent),
+ * else the oldest one still sending its request. False when every connection
+ * is sending a response: then the new one is refused.
+ */
+static bool evict_one(struct sl_http *h)
+{
+    struct conn *victim = NULL;
+    for (struct conn *c = h->conns; c; c = c->next) {
+        if (c->state == C_WRITE) {
+            continue;
+        }
+        if (!victim || (c->state == C_LINGER && victim->state == C_READ) ||
+            (c->state == victim->state && c->seq < victim->seq)) {
+            victim = c;
+        }
+    }
+    if (!victim) {
+        return false;
+    }
+    sl_debug("http: %zu connections open, closing the oldest %s one (fd %d)", h->nconns,
+             victim->state == C_LINGER ? "lingering" : "incomplete", victim->fd);
+    h->evicted++;
+    conn_close(victim);
+    return true;
 }
 
 static void resume_accept(struct sl_loop *loop, void *arg)
@@ -372,8 +422,9 @@ static void on_accept(struct sl_loop *loop, int fd, unsigned events, void *arg)
             }
             return;
         }
-        if (h->nconns >= HTTP_MAX_CONNS) {
-            sl_debug("http: %d connections open, refusing one", HTTP_MAX_CONNS);
+        if (h->nconns >= h->max_conns && !evict_one(h)) {
+            sl_debug("http: %zu connections open, all sending responses: refusing one",
+                     h->nconns);
             close(cfd);
             continue;
         }
@@ -395,6 +446,8 @@ struct sl_http *sl_http_start(struct sl_loop *loop, const char *addr, struct sl_
     h->reg = reg;
     h->health = health;
     h->arg = arg;
+    h->max_conns = HTTP_MAX_CONNS;
+    h->header_timeout_ms = HTTP_HEADER_TIMEOUT_MS;
     h->port = sl_net_local_port(fd);
     if (sl_loop_add_fd(loop, fd, SL_READ, on_accept, h) != 0) {
         close(fd);
@@ -408,6 +461,27 @@ struct sl_http *sl_http_start(struct sl_loop *loop, const char *addr, struct sl_
 int sl_http_port(const struct sl_http *h)
 {
     return h->port;
+}
+
+void sl_http_set_ready(struct sl_http *h, sl_health_cb ready, void *arg)
+{
+    h->ready = ready;
+    h->ready_arg = arg;
+}
+
+void sl_http_set_limits(struct sl_http *h, size_t max_conns, uint64_t header_timeout_ms)
+{
+    if (max_conns > 0) {
+        h->max_conns = max_conns;
+    }
+    if (header_timeout_ms > 0) {
+        h->header_timeout_ms = header_timeout_ms;
+    }
+}
+
+uint64_t sl_http_evicted(const struct sl_http *h)
+{
+    return h->evicted;
 }
 
 void sl_http_stop(struct sl_http *h)

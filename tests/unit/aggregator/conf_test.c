@@ -56,6 +56,7 @@ TEST(defaults)
     CHECK_STR(c.outputs[0].id, "outputs[0] (stdout)");
     CHECK_INT(c.queue_type, AGG_QUEUE_MEMORY);
     CHECK_STR(c.metrics_listen, "127.0.0.1:9600");
+    CHECK_INT(c.unhealthy_after_ms, 300000);
     CHECK_INT(c.shutdown_timeout_ms, 10000);
     agg_conf_free(&c);
 }
@@ -80,7 +81,7 @@ TEST(every_key_read)
         "  - file: {path: /tmp/x.ndjson, metadata: false, fsync: true, max_open_files: 2}\n"
         "  - stdout:\n"
         "queue: {type: memory, path: /tmp/q, max_bytes: 2gb}\n"
-        "metrics: {listen: '127.0.0.1:0'}\n"
+        "metrics: {listen: '127.0.0.1:0', unhealthy_after: 90s}\n"
         "shutdown_timeout: 3s\n";
     CHECK_STR(all_errors_of(&c, text), "");
     CHECK_STR(c.listen, "127.0.0.1:0");
@@ -99,6 +100,7 @@ TEST(every_key_read)
     CHECK_INT(c.outputs[1].opts->type, SL_CFG_MAP);  /* null options stand in as an empty map */
     CHECK_INT(c.queue_max_bytes, 2ll * 1024 * 1024 * 1024);
     CHECK_STR(c.metrics_listen, "127.0.0.1:0");
+    CHECK_INT(c.unhealthy_after_ms, 90000);
     CHECK_INT(c.shutdown_timeout_ms, 3000);
     agg_conf_free(&c);
 }

@@ -39,6 +39,10 @@ static void *client_main(void *p)
     return NULL;
 }
 
+/* Called on the started server before the client runs (limits, /readyz). */
+static void (*server_setup)(struct sl_http *h, void *arg);
+static struct sl_http *current_server;
+
 /* Serves on an ephemeral port until fn, run in a client thread, returns. */
 static void with_server(struct sl_metrics *reg, sl_health_cb health, void *harg,
                         void (*fn)(int port, void *arg), void *arg)
@@ -52,11 +56,17 @@ static void with_server(struct sl_metrics *reg, sl_health_cb health, void *harg,
         return;
     }
     CHECK(sl_http_port(h) > 0);
+    if (server_setup) {
+        server_setup(h, arg);
+    }
+    current_server = h;
     struct client c = {.fn = fn, .arg = arg, .port = sl_http_port(h), .loop = loop};
     pthread_t t;
     pthread_create(&t, NULL, client_main, &c);
     CHECK_INT(sl_loop_run(loop), 0);
     pthread_join(t, NULL);
+    current_server = NULL;
+    server_setup = NULL;
     sl_http_stop(h);
     sl_loop_free(loop);
 }
@@ -408,45 +418,200 @@ struct held {
     int fds[64];
 };
 
+static void cap_64(struct sl_http *h, void *arg)
+{
+    sl_http_set_limits(h, 64, 0);
+}
+
+/* True once fd was closed by the server (EOF or reset), within 5 s. */
+static bool closed_by_server(int fd)
+{
+    char c;
+    ssize_t n = read(fd, &c, 1);
+    return n == 0 || (n < 0 && errno == ECONNRESET);
+}
+
 static void connection_cap(int port, void *arg)
 {
     struct held *held = arg;
     for (int i = 0; i < 64; i++) {
         held->fds[i] = dial(port);
     }
-    /* The 65th is accepted after the first 64 (the queue is FIFO) and closed at once. */
-    int fd = dial(port);
-    char c;
-    ssize_t n = read(fd, &c, 1);
-    CHECK(n == 0 || (n < 0 && errno == ECONNRESET));
-    close(fd);
-
-    /* Freeing a slot lets the next client in (once the server has seen the close). */
+    /* Until the server has accepted all 64 (FIFO), a probe could come before some. */
+    send_all(held->fds[63], "G", 1);
+    sleep_ms(100);
+    /* The 65th is a well-behaved probe: it is served, and the oldest incomplete
+     * connection is closed to make room for it, not the probe. */
+    char *r = http_do(port, "GET /healthz HTTP/1.1\r\n\r\n");
+    CHECK_STR(r, ok_response);
+    free(r);
+    CHECK(closed_by_server(held->fds[0]));
     close(held->fds[0]);
     held->fds[0] = -1;
-    bool served = false;
-    for (int tries = 0; tries < 100 && !served; tries++) {
-        char *r = http_do(port, "GET /healthz HTTP/1.1\r\n\r\n");
-        served = strcmp(r, ok_response) == 0;
+    /* Each further probe evicts the next oldest, never a newer one. */
+    for (int i = 1; i <= 3; i++) {
+        r = http_do(port, "GET /healthz HTTP/1.1\r\n\r\n");
+        CHECK_STR(r, ok_response);
         free(r);
-        if (!served) {
-            sleep_ms(10);
-        }
     }
-    CHECK(served);
-    /* The other 63 stay open: sl_http_stop() must close and free them. */
+    CHECK(sl_http_evicted(current_server) >= 1);
+    CHECK(sl_http_evicted(current_server) <= 4);
+    CHECK(closed_by_server(held->fds[1]));
+    /* The rest stay open: sl_http_stop() must close and free them. */
 }
 
-TEST(connections_are_capped_and_stop_closes_them)
+TEST(at_the_cap_the_oldest_incomplete_connection_makes_room)
 {
     struct sl_metrics *reg = sl_metrics_new();
     struct held held;
+    server_setup = cap_64;
     with_server(reg, NULL, NULL, connection_cap, &held);
     for (int i = 0; i < 64; i++) {
         if (held.fds[i] >= 0) {
             close(held.fds[i]);
         }
     }
+    sl_metrics_free(reg);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+struct trickle {
+    int port;
+    double closed_after;  /* seconds from connect to the server's close */
+};
+
+static void *trickler(void *p)
+{
+    struct trickle *t = p;
+    int fd = dial(t->port);
+    double t0 = now_s();
+    const char *req = "GET /metrics HTTP/1.1\r\nHost: a-slow-client\r\nX-Pad: aaaaaaaaaaaaaaaaaa\r\n\r\n";
+    t->closed_after = -1;
+    for (size_t i = 0; req[i]; i++) {
+        if (send(fd, req + i, 1, MSG_NOSIGNAL) != 1) {
+            break;
+        }
+        sleep_ms(100);
+        /* Has the server closed it? (non-blocking peek) */
+        char c;
+        ssize_t n = recv(fd, &c, 1, MSG_DONTWAIT | MSG_PEEK);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+            break;
+        }
+    }
+    t->closed_after = now_s() - t0;
+    close(fd);
+    return NULL;
+}
+
+static void slow_requests(int port, void *arg)
+{
+    /* 70 clients sending one byte per 100 ms: each is dropped at the 2 s header
+     * deadline, long before its 80-byte request would be complete (8 s), and
+     * probes meanwhile are answered at once. */
+    enum { N = 70 };
+    struct trickle t[N];
+    pthread_t th[N];
+    for (int i = 0; i < N; i++) {
+        t[i].port = port;
+        pthread_create(&th[i], NULL, trickler, &t[i]);
+    }
+    int probes = 0;
+    int ok = 0;
+    for (int i = 0; i < 30; i++) {
+        double t0 = now_s();
+        char *r = http_do(port, "GET /healthz HTTP/1.1\r\n\r\n");
+        probes++;
+        ok += strcmp(r, ok_response) == 0 && now_s() - t0 < 1.0;
+        free(r);
+        sleep_ms(100);
+    }
+    CHECK_INT(ok, probes);
+    for (int i = 0; i < N; i++) {
+        pthread_join(th[i], NULL);
+    }
+    for (int i = 0; i < N; i++) {
+        CHECK(t[i].closed_after > 1.5);
+        CHECK(t[i].closed_after < 4.0);
+    }
+}
+
+TEST(incomplete_requests_are_dropped_after_2s_and_probes_still_answered)
+{
+    struct sl_metrics *reg = sl_metrics_new();
+    with_server(reg, NULL, NULL, slow_requests, NULL);
+    sl_metrics_free(reg);
+}
+
+static bool not_ready(void *arg, struct sl_buf *body)
+{
+    sl_buf_puts(body, "draining\n");
+    return false;
+}
+
+static void set_ready(struct sl_http *h, void *arg)
+{
+    sl_http_set_ready(h, arg ? not_ready : healthy, &(int){0});
+}
+
+static int ready_calls;
+
+static void set_ready_counting(struct sl_http *h, void *arg)
+{
+    sl_http_set_ready(h, healthy, &ready_calls);
+}
+
+static void readyz_404(int port, void *arg)
+{
+    char *r = http_do(port, "GET /readyz HTTP/1.1\r\n\r\n");
+    CHECK(strncmp(r, "HTTP/1.1 404 Not Found\r\n", 24) == 0);
+    free(r);
+}
+
+static void readyz_ok(int port, void *arg)
+{
+    char *r = http_do(port, "GET /readyz HTTP/1.1\r\n\r\n");
+    CHECK_STR(r, "HTTP/1.1 200 OK\r\n"
+                 "Content-Type: text/plain; charset=utf-8\r\n"
+                 "Content-Length: 6\r\n"
+                 "Connection: close\r\n\r\n"
+                 "ready\n");
+    free(r);
+    /* /healthz is its own callback (none here: always ok). */
+    r = http_do(port, "GET /healthz HTTP/1.1\r\n\r\n");
+    CHECK_STR(r, ok_response);
+    free(r);
+}
+
+static void readyz_503(int port, void *arg)
+{
+    char *r = http_do(port, "GET /readyz?x=1 HTTP/1.1\r\n\r\n");
+    CHECK_STR(r, "HTTP/1.1 503 Service Unavailable\r\n"
+                 "Content-Type: text/plain; charset=utf-8\r\n"
+                 "Content-Length: 9\r\n"
+                 "Connection: close\r\n\r\n"
+                 "draining\n");
+    free(r);
+    r = http_do(port, "POST /readyz HTTP/1.1\r\n\r\n");
+    CHECK(strncmp(r, "HTTP/1.1 405 ", 13) == 0);
+    free(r);
+}
+
+TEST(readyz_follows_its_own_callback)
+{
+    struct sl_metrics *reg = sl_metrics_new();
+    with_server(reg, NULL, NULL, readyz_404, NULL);
+    server_setup = set_ready_counting;
+    with_server(reg, NULL, NULL, readyz_ok, NULL);
+    CHECK_INT(ready_calls, 1);
+    server_setup = set_ready;
+    with_server(reg, NULL, NULL, readyz_503, (void *)1);
     sl_metrics_free(reg);
 }
 
@@ -465,7 +630,9 @@ int main(void)
     RUN(errors_have_exact_status_lines);
     RUN(oversize_requests_get_431);
     RUN(slow_and_rude_clients);
-    RUN(connections_are_capped_and_stop_closes_them);
+    RUN(at_the_cap_the_oldest_incomplete_connection_makes_room);
+    RUN(incomplete_requests_are_dropped_after_2s_and_probes_still_answered);
+    RUN(readyz_follows_its_own_callback);
     RUN(start_fails_cleanly);
     return TEST_SUMMARY();
 }
