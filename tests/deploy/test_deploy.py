@@ -587,9 +587,9 @@ def test_k8s_aggregator():
     c = container_by_name(pod, "aggregator")
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
     assert ports == {"lumberjack": 5044, "metrics": 9600}
-    for probe in ("readinessProbe", "livenessProbe"):
+    for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/metrics")):
         g = c[probe]["httpGet"]
-        assert g["path"] == "/healthz" and ports.get(g["port"], g["port"]) == 9600, probe
+        assert g["path"] == path and ports.get(g["port"], g["port"]) == 9600, probe
     assert c["resources"]["requests"]["cpu"], "the CPU HPA needs a CPU request"
     assert c["securityContext"]["readOnlyRootFilesystem"] is True
     assert pod["securityContext"]["runAsNonRoot"] is True
