@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "event.h"
@@ -55,6 +56,7 @@ struct harvester {
     bool skipping;             /* inside an over-long line, after its cut */
     bool backlog;              /* complete lines wait in buf for room in the queue */
     bool ready;
+    bool verify;               /* woken (inotify, scan, end of a pause): check for copytruncate */
     uint64_t last_data;        /* monotonic ms of the last byte read */
     /* multiline */
     struct sl_buf ml;
@@ -72,6 +74,13 @@ struct watch {
     char *dir;
 };
 
+/* A path that matched but is not harvested (not a regular file, or on a kernel
+ * pseudo file system): logged and counted once, until it turns into a regular file. */
+struct skipped {
+    char *path;
+    struct skipped *next;
+};
+
 struct tail {
     struct sl_loop *loop;
     const struct shipper_conf *conf;
@@ -82,6 +91,7 @@ struct tail {
     struct harvester *all;
     struct harvester *rhead, *rtail;
     struct harvester *by_path[HASH_SIZE];
+    struct skipped *skipped[HASH_SIZE];
     int ifd;
     struct watch *watches;
     size_t nwatches;
@@ -98,6 +108,8 @@ struct tail {
     struct sl_metric *m_drop_include;
     struct sl_metric *m_drop_exclude;
     struct sl_metric *m_truncated;
+    struct sl_metric *m_skip_special;
+    struct sl_metric *m_skip_pseudo;
 };
 
 static size_t path_hash(const char *p)
@@ -159,6 +171,14 @@ static void make_ready(struct harvester *h)
         t->rhead = h;
     }
     t->rtail = h;
+}
+
+/* An outside sign that the file may have changed (inotify, a scan): make h ready
+ * and have its next read check first that it is still the same content. */
+static void wake(struct harvester *h)
+{
+    h->verify = true;
+    make_ready(h);
 }
 
 static struct harvester *pop_ready(struct tail *t)
@@ -316,8 +336,10 @@ static void split_lines(struct harvester *h)
             continue;
         }
         if (!queue_has_room(h->t->q)) {
-            /* Backpressure: leave the rest in buf until ACKs free the queue. */
+            /* Backpressure: leave the rest in buf until ACKs free the queue. The
+             * file may be rotated meanwhile: check it before reading on. */
             h->backlog = true;
+            h->verify = true;
             break;
         }
         if (!nl) {
@@ -411,6 +433,58 @@ static void update_fingerprint(struct harvester *h, uint64_t size)
     }
 }
 
+/* copytruncate: the content we have not read yet starts again at 0. */
+static void restart_at_zero(struct harvester *h, const char *why)
+{
+    sl_info("%s was truncated (%s): reading from the start", h->path, why);
+    ml_flush(h);
+    h->entry->gen++;
+    h->entry->offset = 0;
+    h->entry->read_end = 0;
+    h->entry->fp_len = 0;
+    registry_touch(h->t->reg);
+    h->buf_off = 0;
+    sl_buf_reset(&h->buf);
+    h->skipping = false;
+    if (lseek(h->fd, 0, SEEK_SET) != 0) {
+        sl_warn("%s: lseek: %s", h->path, strerror(errno));
+    }
+}
+
+/*
+ * Was the open file truncated (copytruncate) since we last looked? Either it
+ * is now shorter than what we read, or it was truncated and grew back past
+ * our offset before we looked: then its first bytes no longer match the
+ * fingerprint taken of them. One pread of at most REGISTRY_FP_MAX bytes, done
+ * at wake-ups and at EOF, never per line. Restarts h at 0 and returns true
+ * when it was.
+ */
+static bool check_truncated(struct harvester *h, const struct stat *st)
+{
+    uint64_t pos = h->buf_off + h->buf.len;
+    uint64_t size = (uint64_t)st->st_size;
+    char why[96];
+    if (size < pos) {
+        snprintf(why, sizeof(why), "size %llu < offset %llu", (unsigned long long)size,
+                 (unsigned long long)pos);
+        restart_at_zero(h, why);
+        return true;
+    }
+    const struct registry_entry *e = h->entry;
+    if (e->fp_len == 0) {
+        return false;
+    }
+    uint64_t fp;
+    if (size < e->fp_len || (fingerprint(h->fd, e->fp_len, &fp) && fp != e->fp)) {
+        /* Shorter than its fingerprinted prefix, or that prefix changed: new content. */
+        snprintf(why, sizeof(why), "its first %u bytes changed, size %llu, offset %llu",
+                 (unsigned)e->fp_len, (unsigned long long)size, (unsigned long long)pos);
+        restart_at_zero(h, why);
+        return true;
+    }
+    return false;
+}
+
 /* EOF reached: notice truncation and deletion. Returns false when h was closed. */
 static bool check_file(struct harvester *h)
 {
@@ -418,23 +492,8 @@ static bool check_file(struct harvester *h)
     if (fstat(h->fd, &st) != 0) {
         return true;
     }
-    uint64_t pos = h->buf_off + h->buf.len;
-    if ((uint64_t)st.st_size < pos) {
-        /* copytruncate: the content we have not read yet starts again at 0. */
-        sl_info("%s was truncated (size %lld < offset %llu): reading from the start", h->path,
-                (long long)st.st_size, (unsigned long long)pos);
-        ml_flush(h);
-        h->entry->gen++;
-        h->entry->offset = 0;
-        h->entry->read_end = 0;
-        h->entry->fp_len = 0;
-        registry_touch(h->t->reg);
-        h->buf_off = 0;
-        sl_buf_reset(&h->buf);
-        h->skipping = false;
-        if (lseek(h->fd, 0, SEEK_SET) != 0) {
-            sl_warn("%s: lseek: %s", h->path, strerror(errno));
-        }
+    h->verify = false;
+    if (check_truncated(h, &st)) {
         make_ready(h);
         return true;
     }
@@ -479,6 +538,15 @@ static ssize_t harvester_read(struct harvester *h)
         split_lines(h);
         /* Report progress (or a still-blocked backlog) so h stays ready. */
         return h->backlog ? 1 : (ssize_t)(before - h->buf.len) + 1;
+    }
+    if (h->verify) {
+        /* Woken from outside, or after a pause: the file may have been truncated
+         * and rewritten past our offset since the last read. */
+        struct stat st;
+        h->verify = false;
+        if (fstat(h->fd, &st) == 0 && check_truncated(h, &st)) {
+            return 1;  /* h stays ready and reads the new content from 0 */
+        }
     }
     size_t want = CHUNK;
     if (sl_buf_reserve(&h->buf, want) != 0) {
@@ -612,10 +680,112 @@ static void wait_for_slot(struct input *in, const char *path)
     in->waiting[in->nwaiting++] = sl_strdup(path);
 }
 
+/* Kernel pseudo file systems: their files say size 0 (or a fixed size) yet read
+ * data, regenerated on each read, so they would be "truncated" on every EOF. */
+#ifndef PROC_SUPER_MAGIC
+#define PROC_SUPER_MAGIC 0x9fa0
+#endif
+#ifndef SYSFS_MAGIC
+#define SYSFS_MAGIC 0x62656572
+#endif
+#ifndef DEBUGFS_MAGIC
+#define DEBUGFS_MAGIC 0x64626720
+#endif
+#ifndef TRACEFS_MAGIC
+#define TRACEFS_MAGIC 0x74726163
+#endif
+#ifndef CGROUP_SUPER_MAGIC
+#define CGROUP_SUPER_MAGIC 0x27e0eb
+#endif
+#ifndef CGROUP2_SUPER_MAGIC
+#define CGROUP2_SUPER_MAGIC 0x63677270
+#endif
+
+static const char *pseudo_fs(const struct statfs *sf)
+{
+    switch ((unsigned long)sf->f_type) {
+    case PROC_SUPER_MAGIC: return "procfs";
+    case SYSFS_MAGIC: return "sysfs";
+    case DEBUGFS_MAGIC: return "debugfs";
+    case TRACEFS_MAGIC: return "tracefs";
+    case CGROUP_SUPER_MAGIC: return "cgroupfs";
+    case CGROUP2_SUPER_MAGIC: return "cgroup2fs";
+    default: return NULL;
+    }
+}
+
+static struct skipped **find_skipped(struct tail *t, const char *path)
+{
+    struct skipped **pp = &t->skipped[path_hash(path)];
+    while (*pp && strcmp((*pp)->path, path) != 0) {
+        pp = &(*pp)->next;
+    }
+    return pp;
+}
+
+/* path matched but is not harvested: logged and counted once per path. */
+static void skip_file(struct tail *t, const char *path, bool pseudo, const char *what)
+{
+    struct skipped **pp = find_skipped(t, path);
+    if (*pp) {
+        return;
+    }
+    struct skipped *sk = sl_calloc(1, sizeof(*sk));
+    sk->path = sl_strdup(path);
+    *pp = sk;
+    sl_counter_inc(pseudo ? t->m_skip_pseudo : t->m_skip_special);
+    sl_warn("skipping %s: %s, not a regular file to tail", path, what);
+}
+
+/* path is a regular file again: should it stop being one, say so again. */
+static void unskip_file(struct tail *t, const char *path)
+{
+    struct skipped **pp = find_skipped(t, path);
+    if (*pp) {
+        struct skipped *sk = *pp;
+        *pp = sk->next;
+        free(sk->path);
+        free(sk);
+    }
+}
+
+/* Harvest only regular files (after following symlinks) on real file systems:
+ * not FIFOs, devices, sockets, nor /proc or /sys files. Checked before open(2),
+ * which could block or have side effects on special files. */
+static bool harvestable(struct tail *t, const char *path, int fd)
+{
+    struct stat st;
+    if ((fd >= 0 ? fstat(fd, &st) : stat(path, &st)) != 0) {
+        return false;  /* gone meanwhile: nothing to say */
+    }
+    if (!S_ISREG(st.st_mode)) {
+        const char *kind = S_ISDIR(st.st_mode)    ? "a directory"
+                           : S_ISFIFO(st.st_mode) ? "a FIFO"
+                           : S_ISCHR(st.st_mode)  ? "a character device"
+                           : S_ISBLK(st.st_mode)  ? "a block device"
+                           : S_ISSOCK(st.st_mode) ? "a socket"
+                                                  : "not a regular file";
+        skip_file(t, path, false, kind);
+        return false;
+    }
+    struct statfs sf;
+    const char *fs;
+    if ((fd >= 0 ? fstatfs(fd, &sf) : statfs(path, &sf)) == 0 && (fs = pseudo_fs(&sf))) {
+        char what[48];
+        snprintf(what, sizeof(what), "a file on %s", fs);
+        skip_file(t, path, true, what);
+        return false;
+    }
+    return true;
+}
+
 static void open_file(struct tail *t, struct input *in, const char *path, bool initial)
 {
     if (at_limit(in)) {
         wait_for_slot(in, path);
+        return;
+    }
+    if (!harvestable(t, path, -1)) {
         return;
     }
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
@@ -626,10 +796,12 @@ static void open_file(struct tail *t, struct input *in, const char *path, bool i
         return;
     }
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (!harvestable(t, path, fd) || fstat(fd, &st) != 0) {
+        /* Replaced by a special file between the checks. */
         close(fd);
         return;
     }
+    unskip_file(t, path);
     struct harvester *same = find_by_inode(t, st.st_dev, st.st_ino);
     if (same) {
         /* Renamed into another matching name: same file, new path. */
@@ -680,14 +852,14 @@ static void consider(struct tail *t, struct input *in, const char *path, bool in
         struct stat st;
         if (stat(path, &st) == 0 && (uint64_t)st.st_ino == h->ino &&
             (uint64_t)st.st_dev == h->dev) {
-            make_ready(h);  /* the stat-polling fallback when inotify missed a write */
+            wake(h);  /* the stat-polling fallback when inotify missed a write */
             return;
         }
         /* Another file now has this name (rotation): the old one is read on through
          * its fd, under a name we no longer know. */
         hash_del(t, h);
         h->hnext = NULL;
-        make_ready(h);
+        wake(h);
     }
     open_file(t, in, path, initial);
 }
@@ -790,7 +962,10 @@ static void on_inotify(struct sl_loop *loop, int fd, unsigned events, void *arg)
             }
             struct harvester *h = find_by_path(t, path);
             if (h) {
-                make_ready(h);
+                wake(h);
+            }
+            if (ev->mask & (IN_DELETE | IN_MOVED_FROM)) {
+                unskip_file(t, path);  /* a skipped special file went away: forget it */
             }
             if (ev->mask & (IN_CREATE | IN_MOVED_TO | IN_MODIFY)) {
                 struct input *in = input_for(t, path);
@@ -917,6 +1092,12 @@ struct tail *tail_new(struct sl_loop *loop, const struct shipper_conf *conf, str
                                            "Lines not shipped, by reason.", exc);
     t->m_truncated = sl_metrics_counter(metrics, "sluice_shipper_lines_truncated_total",
                                         "Lines cut at max_line_bytes.", NULL);
+    const char *sp[] = {"reason", "not_regular", NULL};
+    const char *ps[] = {"reason", "pseudo_fs", NULL};
+    t->m_skip_special = sl_metrics_counter(metrics, "sluice_shipper_files_skipped_total",
+                                           "Matching files not harvested, by reason.", sp);
+    t->m_skip_pseudo = sl_metrics_counter(metrics, "sluice_shipper_files_skipped_total",
+                                          "Matching files not harvested, by reason.", ps);
     stamp_now(t);
     t->ninputs = conf->ninputs;
     t->inputs = sl_calloc(t->ninputs, sizeof(*t->inputs));
@@ -960,6 +1141,13 @@ void tail_free(struct tail *t)
         free(t->watches[i].dir);
     }
     free(t->watches);
+    for (size_t i = 0; i < HASH_SIZE; i++) {
+        for (struct skipped *sk = t->skipped[i], *next; sk; sk = next) {
+            next = sk->next;
+            free(sk->path);
+            free(sk);
+        }
+    }
     for (size_t i = 0; i < t->ninputs; i++) {
         sl_gauge_set(t->inputs[i].m_open, 0);
         event_tmpl_free(&t->inputs[i].tmpl);

@@ -94,6 +94,123 @@ def test_copytruncate_same_inode_restarts_at_zero(tmp_path, procs):
     assert len(set(messages(events))) == 340
 
 
+def copytruncate(log, suffix=".1"):
+    """What logrotate's copytruncate does: copy the content aside, truncate in place."""
+    with open(log, "rb") as src, open(str(log) + suffix, "wb") as dst:
+        dst.write(src.read())
+    os.truncate(log, 0)
+
+
+def test_copytruncate_regrown_past_offset_between_reads(tmp_path, procs):
+    """The file is truncated and written past the old offset before the shipper
+    looks again (here: the shipper is SIGSTOPped meanwhile). The first bytes no
+    longer match: the new content is read from 0, none of it lost."""
+    s = Stack(tmp_path, procs)
+    log = s.logs / "app.log"
+    old = [f"old-{i:04d} " + "o" * 40 for i in range(300)]
+    append_lines(log, old)
+    s.start_aggregator()
+    s.start_shipper()
+    s.wait_events(300)
+    old_size = os.path.getsize(log)
+    ino = os.stat(log).st_ino
+    new = [f"new-{i:04d} " + "n" * 30 for i in range(600)]
+    os.kill(s.shipper.pid, signal.SIGSTOP)
+    try:
+        copytruncate(log)
+        append_lines(log, new)
+    finally:
+        os.kill(s.shipper.pid, signal.SIGCONT)
+    assert os.stat(log).st_ino == ino and os.path.getsize(log) > old_size
+    # Lines arrive in file order: once the last new line is in, all before it are.
+    wait_for(lambda: new[-1] in messages(s.events()), what="the last new line")
+    wait_for(lambda: s.ship_metric("sluice_shipper_queue_events") == 0, what="queue drained")
+    got = messages(s.events())
+    missing = set(new) - set(got)
+    assert not missing, f"{len(missing)} of {len(new)} new lines lost"
+    assert set(got) == set(old) | set(new)
+    assert len(got) == len(old) + len(new)
+    assert "was truncated" in s.shipper.logtext()
+
+
+def test_copytruncate_while_reading_is_paused_by_an_outage(tmp_path, procs):
+    """The aggregator is down, the queue is full and reading has paused mid-file;
+    logrotate copytruncates and the application writes more than the old size
+    before the aggregator is back. Every line of both generations arrives: the
+    old ones from app.log and its copy app.log.1, the new ones exactly once."""
+    s = Stack(tmp_path, procs, paths=[f"{tmp_path}/logs/app.log*"],
+              extra_top="queue: {max_events: 1000}")
+    log = s.logs / "app.log"
+    old = [f"old-{i:05d} " + "o" * 40 for i in range(200)]
+    append_lines(log, old)
+    s.start_aggregator()
+    s.start_shipper()
+    s.wait_events(200)
+    assert s.aggregator.stop() == 0
+    more = [f"old-{i:05d} " + "o" * 40 for i in range(200, 5000)]
+    append_lines(log, more)
+    old += more
+    wait_for(lambda: s.ship_metric("sluice_shipper_queue_events") == 1000, what="queue full")
+    assert s.ship_metric("sluice_shipper_lines_read_total") < len(old), "reading did not pause"
+    old_size = os.path.getsize(log)
+    copytruncate(log)
+    new = [f"new-{i:05d} " + "n" * 40 for i in range(6000)]
+    append_lines(log, new)
+    assert os.path.getsize(log) > old_size
+    s.start_aggregator()
+    wait_for(lambda: new[-1] in messages(s.events()), what="the last new line")
+    wait_for(lambda: set(old) <= set(messages(s.events())), what="every old line")
+    wait_for(lambda: s.ship_metric("sluice_shipper_queue_events") == 0, what="queue drained")
+    got = messages(s.events())
+    missing = set(new) - set(got)
+    assert not missing, f"{len(missing)} of {len(new)} new lines lost"
+    assert set(got) == set(old) | set(new)
+    counts = {}
+    for m in got:
+        counts[m] = counts.get(m, 0) + 1
+    assert all(counts[m] == 1 for m in new)
+    # Old lines read before the rotation come again from the copy: at most twice,
+    # plus windows re-sent after the outage.
+    assert len(got) - len(set(got)) <= 5000 + 1000
+    assert "was truncated" in s.shipper.logtext()
+
+
+def test_symlink_to_proc_file_is_skipped(tmp_path, procs):
+    """A matching symlink to /proc/self/status (size 0, yet reads return data)
+    is not harvested: no events from it, logged once, counted; the regular file
+    next to it is shipped."""
+    s = Stack(tmp_path, procs, extra_input="    scan_frequency: 200ms")
+    proc = s.logs / "proc.log"
+    os.symlink("/proc/self/status", proc)
+    log = s.logs / "app.log"
+    append_lines(log, [f"app-{i}" for i in range(5)])
+    s.start_aggregator()
+    s.start_shipper()
+    s.wait_events(5)
+    skipped = 'sluice_shipper_files_skipped_total{reason="pseudo_fs"}'
+    wait_for(lambda: s.ship_metric(skipped) == 1, what="the proc file counted as skipped")
+    # Several scans (every 200 ms) pass: nothing from the proc file, ever.
+    end = time.monotonic() + 3
+    while time.monotonic() < end:
+        assert len(s.events()) == 5
+        assert s.ship_metric("sluice_shipper_lines_read_total") == 5
+        time.sleep(0.1)
+    assert {e["log"]["file"]["path"] for e in s.events()} == {str(log)}
+    assert s.ship_metric(skipped) == 1
+    assert s.ship_metric("sluice_shipper_files_open") == 1
+    text = s.shipper.logtext()
+    assert text.count(f"skipping {proc}") == 1, text[-2000:]
+    # A FIFO created later (seen through inotify) is skipped too, never opened.
+    fifo = s.logs / "pipe.log"
+    os.mkfifo(fifo)
+    wait_for(lambda: s.ship_metric('sluice_shipper_files_skipped_total{reason="not_regular"}') == 1,
+             what="the FIFO counted as skipped")
+    append_lines(log, ["app-after"])
+    events = s.wait_events(6)
+    assert {e["log"]["file"]["path"] for e in events} == {str(log)}
+    s.stop_all()
+
+
 def test_delete_and_recreate(tmp_path, procs):
     s = Stack(tmp_path, procs)
     log = s.logs / "app.log"

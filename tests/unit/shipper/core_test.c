@@ -3,9 +3,11 @@
  * driven in-process with exact expectations.
  */
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "conf.h"
@@ -13,7 +15,10 @@
 #include "queue.h"
 #include "registry.h"
 #include "sluice/buf.h"
+#include "sluice/loop.h"
 #include "sluice/lumberjack.h"
+#include "sluice/metrics.h"
+#include "tail.h"
 #include "test.h"
 
 static char tmpdir[64];
@@ -389,6 +394,134 @@ TEST(registry_path_is_checked_at_the_option)
     CHECK(access(text, F_OK) != 0);
 }
 
+/* A tail driven in-process: an input for the *.log files of a directory, a
+ * queue, a registry, and a loop spun briefly so inotify events are handled. */
+struct rig {
+    struct sl_cfg cfg;
+    struct shipper_conf c;
+    struct sl_loop *loop;
+    struct sl_metrics *metrics;
+    struct registry *reg;
+    struct queue q;
+    struct tail *t;
+};
+
+static void rig_start(struct rig *r, const char *dir)
+{
+    char text[512], regdir[256];
+    memset(r, 0, sizeof(*r));
+    snprintf(text, sizeof(text),
+             "inputs: [{id: t, paths: ['%s/*.log'], start_position: beginning}]\noutput: {hosts: ['127.0.0.1:1']}\n", dir);
+    CHECK_INT(sl_cfg_load_string(&r->cfg, "t.yml", text, strlen(text)), 0);
+    CHECK_INT(shipper_conf_parse(&r->cfg, &r->c), 0);
+    snprintf(regdir, sizeof(regdir), "%s/reg", dir);
+    CHECK_INT(registry_open(regdir, &r->reg), 0);
+    r->loop = sl_loop_new();
+    r->metrics = sl_metrics_new();
+    queue_init(&r->q, 1000, 1000, r->reg, r->metrics);
+    r->t = tail_new(r->loop, &r->c, &r->q, r->reg, r->metrics);
+}
+
+static void stop_loop(struct sl_loop *loop, void *arg)
+{
+    sl_loop_stop(loop);
+}
+
+/* Handles pending inotify events, then reads what is ready. */
+static void rig_spin(struct rig *r)
+{
+    sl_loop_timer(r->loop, 50, false, stop_loop, NULL);
+    sl_loop_run(r->loop);
+    for (int i = 0; i < 8 && tail_pump(r->t, 1u << 20); i++) {
+    }
+}
+
+static void rig_stop(struct rig *r)
+{
+    tail_free(r->t);
+    queue_free(&r->q);
+    registry_close(r->reg);
+    sl_metrics_free(r->metrics);
+    sl_loop_free(r->loop);
+    shipper_conf_free(&r->c);
+    sl_cfg_free(&r->cfg);
+}
+
+static void write_lines(const char *file, const char *prefix, int n, const char *mode)
+{
+    FILE *f = fopen(file, mode);
+    CHECK(f != NULL);
+    if (f) {
+        for (int i = 0; i < n; i++) {
+            fprintf(f, "%s-%04d xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n", prefix, i);
+        }
+        fclose(f);
+    }
+}
+
+TEST(tail_sees_copytruncate_regrown_past_the_offset)
+{
+    char dir[128], file[192];
+    snprintf(dir, sizeof(dir), "%s/tail1", tmpdir);
+    CHECK(mkdir(dir, 0700) == 0);
+    snprintf(file, sizeof(file), "%s/app.log", dir);
+    write_lines(file, "old", 100, "w");   /* 100 lines of 40 bytes */
+    struct rig r;
+    rig_start(&r, dir);
+    rig_spin(&r);
+    CHECK_INT(r.q.events, 100);
+    /* Truncated and written past the old offset (4000) before the tail looks. */
+    CHECK(truncate(file, 0) == 0);
+    write_lines(file, "new", 250, "a");
+    rig_spin(&r);
+    CHECK_INT(r.q.events, 350);
+    /* The new generation's events cover the new content from 0, line by line. */
+    uint64_t gen0 = UINT64_MAX, expect_end = 40;
+    size_t fresh = 0;
+    for (struct batch *b = r.q.head; b; b = b->next) {
+        for (uint32_t i = 0; i < b->n; i++) {
+            if (gen0 == UINT64_MAX) {
+                gen0 = b->ev[i].gen;
+            }
+            if (b->ev[i].gen != gen0) {
+                CHECK_INT(b->ev[i].end, expect_end);
+                expect_end += 40;
+                fresh++;
+            }
+        }
+    }
+    CHECK_INT(fresh, 250);
+    rig_stop(&r);
+}
+
+TEST(tail_skips_proc_files_and_fifos)
+{
+    char dir[128], file[192], link[192], fifo[192];
+    snprintf(dir, sizeof(dir), "%s/tail2", tmpdir);
+    CHECK(mkdir(dir, 0700) == 0);
+    snprintf(file, sizeof(file), "%s/app.log", dir);
+    snprintf(link, sizeof(link), "%s/proc.log", dir);
+    snprintf(fifo, sizeof(fifo), "%s/pipe.log", dir);
+    write_lines(file, "app", 3, "w");
+    CHECK(symlink("/proc/self/status", link) == 0);
+    struct rig r;
+    rig_start(&r, dir);
+    rig_spin(&r);
+    CHECK(mkfifo(fifo, 0600) == 0);   /* seen through inotify */
+    rig_spin(&r);
+    rig_spin(&r);
+    CHECK_INT(r.q.events, 3);
+    struct sl_buf out;
+    sl_buf_init(&out, 0);
+    CHECK_INT(sl_metrics_render(r.metrics, &out), 0);
+    const char *text = sl_buf_cstr(&out);
+    CHECK(strstr(text, "sluice_shipper_files_skipped_total{reason=\"pseudo_fs\"} 1\n") != NULL);
+    CHECK(strstr(text, "sluice_shipper_files_skipped_total{reason=\"not_regular\"} 1\n") != NULL);
+    CHECK(strstr(text, "sluice_shipper_files_open 1\n") != NULL);
+    sl_buf_free(&out);
+    rig_stop(&r);
+}
+
 int main(void)
 {
     make_tmpdir();
@@ -401,6 +534,8 @@ int main(void)
     RUN(registry_check_dir_creates_and_probes);
     RUN(output_hosts_need_a_port_1_to_65535);
     RUN(registry_path_is_checked_at_the_option);
+    RUN(tail_sees_copytruncate_regrown_past_the_offset);
+    RUN(tail_skips_proc_files_and_fifos);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
     if (system(cmd) != 0) {
