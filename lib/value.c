@@ -4,7 +4,8 @@
  * filters and outputs use to reach into an event. No JSON text here (json.c).
  *
  * Objects are searched linearly: events have a handful of keys, and a plain
- * array keeps their order and their memory compact.
+ * array keeps their order and their memory compact. Many puts at once (a
+ * batch, a merge) get a temporary hash index instead, so they stay linear.
  *
  * A tree may mix heap and arena memory (value.h): a value's SL_VF_ARENA flag
  * covers its own buffer only (string bytes or items vector), a member's
@@ -257,36 +258,48 @@ struct sl_value *sl_obj_getc(const struct sl_value *obj, const char *key)
     return key ? sl_obj_get(obj, key, strlen(key)) : NULL;
 }
 
-/*
- * A null value is turned into an empty object, so that a zeroed struct
- * sl_value can be filled directly; any other non-object gives NULL.
- */
-struct sl_value *sl_obj_put(struct sl_value *obj, const char *key, size_t klen)
+/* An object that obj is or becomes (a null value turns into an empty one), or NULL. */
+static bool obj_ready(struct sl_value *obj, const char *key, size_t klen)
 {
     if (!obj || (!key && klen)) {
-        return NULL;
+        return false;
     }
     if (obj->type == SL_V_NULL) {
         obj->type = SL_V_OBJECT;
     }
-    if (obj->type != SL_V_OBJECT) {
-        return NULL;
-    }
-    struct sl_member *m = obj_find(obj, key, klen);
-    if (m) {
-        return &m->v;
-    }
+    return obj->type == SL_V_OBJECT;
+}
+
+/* Appends a member for key (known absent) with a null value. */
+static struct sl_member *obj_append(struct sl_value *obj, const char *key, size_t klen)
+{
     if (obj->u.o.len == obj->u.o.cap) {
         size_t cap = obj->u.o.cap ? obj->u.o.cap * 2 : 8;
         obj->u.o.items = grow_items(obj, obj->u.o.items, obj->u.o.len, cap,
                                     sizeof(struct sl_member));
         obj->u.o.cap = cap;
     }
-    m = &obj->u.o.items[obj->u.o.len++];
+    struct sl_member *m = &obj->u.o.items[obj->u.o.len++];
     m->key = dup_bytes(key, klen);
     m->klen = klen;
     m->kflags = 0;
     memset(&m->v, 0, sizeof(m->v));
+    return m;
+}
+
+/*
+ * A null value is turned into an empty object, so that a zeroed struct
+ * sl_value can be filled directly; any other non-object gives NULL.
+ */
+struct sl_value *sl_obj_put(struct sl_value *obj, const char *key, size_t klen)
+{
+    if (!obj_ready(obj, key, klen)) {
+        return NULL;
+    }
+    struct sl_member *m = obj_find(obj, key, klen);
+    if (!m) {
+        m = obj_append(obj, key, klen);
+    }
     return &m->v;
 }
 
@@ -310,6 +323,131 @@ int sl_obj_del(struct sl_value *obj, const char *key, size_t klen)
     memmove(m, m + 1, (obj->u.o.len - i - 1) * sizeof(*m));
     obj->u.o.len--;
     return 0;
+}
+
+/* ---- batches of puts ---- */
+
+/* FNV-1a over the key bytes: short keys, one pass, no alignment concerns. */
+static inline uint64_t key_hash(const char *k, size_t n)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) {
+        h = (h ^ (unsigned char)k[i]) * 1099511628211ull;
+    }
+    return h;
+}
+
+/* The slot holding key, or the empty slot where it belongs (open addressing, linear probing). */
+static uint32_t *index_find(const struct sl_obj_batch *b, const char *key, size_t klen)
+{
+    const struct sl_member *ms = b->obj->u.o.items;
+    size_t i = (size_t)key_hash(key, klen) & b->mask;
+    for (;;) {
+        uint32_t *s = &b->slot[i];
+        if (*s == 0) {
+            return s;
+        }
+        const struct sl_member *m = &ms[*s - 1];
+        if (m->klen == klen && (klen == 0 || memcmp(m->key, key, klen) == 0)) {
+            return s;
+        }
+        i = (i + 1) & b->mask;
+    }
+}
+
+/*
+ * (Re)builds the index for at least want members, at most half full. The first
+ * of equal keys is indexed, as obj_find would find it (an object never holds
+ * duplicates through this API, but nothing need break if one did).
+ */
+static void index_build(struct sl_obj_batch *b, size_t want)
+{
+    const struct sl_value *obj = b->obj;
+    size_t cap = 64;
+    while (cap < want * 2) {
+        cap *= 2;
+    }
+    free(b->slot);
+    b->slot = sl_calloc(cap, sizeof(uint32_t));
+    b->mask = cap - 1;
+    for (size_t i = 0; i < obj->u.o.len; i++) {
+        const struct sl_member *m = &obj->u.o.items[i];
+        uint32_t *s = index_find(b, m->key, m->klen);
+        if (*s == 0) {
+            *s = (uint32_t)(i + 1);
+        }
+    }
+}
+
+/* Positions are uint32_t, and the index is at most half full: a limit no
+ * event comes near, checked all the same. */
+#define INDEX_MAX_MEMBERS ((size_t)UINT32_MAX / 4)
+
+void sl_obj_batch_begin(struct sl_obj_batch *b, struct sl_value *obj, size_t hint)
+{
+    memset(b, 0, sizeof(*b));
+    b->obj = obj;
+    b->hint = hint;  /* the first put builds the index: obj may not be an object yet */
+}
+
+struct sl_value *sl_obj_batch_put(struct sl_obj_batch *b, const char *key, size_t klen)
+{
+    struct sl_value *obj = b->obj;
+    if (!obj_ready(obj, key, klen)) {
+        return NULL;
+    }
+    b->puts++;
+    if (obj->u.o.len >= INDEX_MAX_MEMBERS) {
+        free(b->slot);  /* beyond what positions can say: plain search */
+        b->slot = NULL;
+        return sl_obj_put(obj, key, klen);
+    }
+    if (!b->slot) {
+        if (b->puts <= SL_OBJ_BATCH_INDEX_MIN && b->hint <= SL_OBJ_BATCH_INDEX_MIN) {
+            return sl_obj_put(obj, key, klen);  /* few puts: no allocation */
+        }
+        /* Sized for the puts still announced (a guess: growth doubles it anyway). */
+        size_t more = b->hint >= b->puts ? b->hint - b->puts + 1 : 1;
+        if (more > INDEX_MAX_MEMBERS - obj->u.o.len) {
+            more = INDEX_MAX_MEMBERS - obj->u.o.len;
+        }
+        index_build(b, obj->u.o.len + more);
+    } else if ((obj->u.o.len + 1) * 2 > b->mask + 1) {
+        index_build(b, (obj->u.o.len + 1) * 2);  /* doubling: rebuilds cost O(1) a put */
+    }
+    uint32_t *s = index_find(b, key, klen);
+    if (*s) {
+        return &obj->u.o.items[*s - 1].v;
+    }
+    *s = (uint32_t)(obj->u.o.len + 1);
+    return &obj_append(obj, key, klen)->v;
+}
+
+void sl_obj_batch_end(struct sl_obj_batch *b)
+{
+    free(b->slot);
+    memset(b, 0, sizeof(*b));
+}
+
+void sl_obj_merge(struct sl_value *dst, struct sl_value *src)
+{
+    if (!src || dst == src) {
+        return;
+    }
+    if (src->type == SL_V_OBJECT && dst) {
+        struct sl_obj_batch b;
+        sl_obj_batch_begin(&b, dst, src->u.o.len);
+        for (size_t i = 0; i < src->u.o.len; i++) {
+            struct sl_member *m = &src->u.o.items[i];
+            struct sl_value *slot = sl_obj_batch_put(&b, m->key, m->klen);
+            if (!slot) {
+                break;  /* dst is no object: nothing can go in */
+            }
+            sl_value_move(slot, &m->v);
+        }
+        sl_obj_batch_end(&b);
+    }
+    sl_value_clear(src);  /* the moved values are null now; keys and vector go */
 }
 
 /* As with objects, a null value becomes an empty array; other types give NULL. */

@@ -9,6 +9,10 @@
  *
  * Separators and trim sets are sets of single ASCII characters, as written in
  * Logstash's character classes; nothing here is a regular expression.
+ *
+ * A line is handled in time linear in its length, whatever it holds: the
+ * scan never goes over the same stretch again and again (struct scan), and
+ * the pairs are set through batches of puts (value.h).
  */
 #include <stddef.h>
 #include <stdlib.h>
@@ -150,20 +154,60 @@ static char closer(const struct filter_kv *k, char c)
 }
 
 /*
+ * What one parse remembers between tries, so that no stretch of the text is
+ * scanned again and again: a long line of hostile text (no value separator, or
+ * many values opened by a bracket never closed) made the scan quadratic.
+ */
+struct scan {
+    size_t fp, fq;                  /* a failed try's key [fp, fq): see next_try */
+    size_t close_from[5], close_at[5];  /* per closer: the first unescaped one at or
+                                         * after close_from (n: none) */
+};
+
+static void scan_init(struct scan *sc)
+{
+    memset(sc, 0, sizeof(*sc));
+    for (size_t i = 0; i < 5; i++) {
+        sc->close_from[i] = 1;  /* from > at: nothing known */
+    }
+}
+
+/*
+ * The first unescaped close at or after start, or n. A value opens at
+ * start - 1, so s[start - 1] is no backslash and the escape pairs after start
+ * fall as they fall for any earlier start: a later search up to the closer
+ * found before finds the same one.
+ */
+static size_t find_closer(struct scan *sc, const char *s, size_t n, size_t start, char close)
+{
+    size_t i = close == '"' ? 0 : close == '\'' ? 1 : close == ')' ? 2 : close == ']' ? 3 : 4;
+    if (sc->close_from[i] <= start && start <= sc->close_at[i]) {
+        return sc->close_at[i];
+    }
+    size_t r = start;
+    while (r < n && s[r] != close) {
+        r += (s[r] == '\\' && r + 1 < n) ? 2 : 1;
+    }
+    sc->close_from[i] = start;
+    sc->close_at[i] = r;
+    return r;
+}
+
+/*
  * Tries one match at p, as Logstash's scan regex would: a key, the value
  * separator, an optional value, then a field separator or the end. Returns the
  * position after the match (past the field separator), or 0 when no match
- * starts at p.
+ * starts at p; then out->klen still tells how far the key ran.
  */
-static size_t match_at(const struct filter_kv *k, const char *s, size_t n, size_t p,
-                       struct kv_pair *out)
+static size_t match_at(const struct filter_kv *k, struct scan *sc, const char *s, size_t n,
+                       size_t p, struct kv_pair *out)
 {
     size_t q = run_end(s, n, p, &k->fs, &k->vs);
+    out->key = s + p;
+    out->klen = q - p;
     if (q == p) {
         return 0;
     }
-    out->key = s + p;
-    out->klen = q - p;
     if (k->whitespace == WS_LENIENT) {
         while (q < n && s[q] == ' ') {
             q++;
@@ -185,10 +229,7 @@ static size_t match_at(const struct filter_kv *k, const char *s, size_t n, size_
     bool quoted = false;
     if (close) {
         /* Quoted: up to the first unescaped closer, which must end the field. */
-        size_t r = q + 1;
-        while (r < n && s[r] != close) {
-            r += (s[r] == '\\' && r + 1 < n) ? 2 : 1;
-        }
+        size_t r = find_closer(sc, s, n, q + 1, close);
         if (r < n && (r + 1 == n || in_set(&k->fs, s[r + 1]))) {
             if (r > q + 1) {
                 out->val = s + q + 1;
@@ -208,6 +249,63 @@ static size_t match_at(const struct filter_kv *k, const char *s, size_t n, size_
         end = r;
     }
     return end < n ? end + 1 : end;  /* past the field separator */
+}
+
+/*
+ * A try at p failed after its key ran to q (a separator, or the end) and no
+ * value separator followed. A try at a later p2 < q fails the same way when its
+ * key runs to q too, and it does unless the escape pairs fall differently:
+ * only inside a run of backslashes before a separator j that p's run escaped
+ * (j < q; from p2 with an even count of backslashes before j, its key ends at
+ * j) or before q itself (with an odd count, p2's key escapes q and runs on).
+ * Returns the first such p2 >= from, or q when none is left; the positions in
+ * between fail without being tried.
+ */
+static size_t next_try(const struct filter_kv *k, const char *s, size_t n, size_t p, size_t q,
+                       size_t from)
+{
+    for (size_t j = from; j <= q && j < n; j++) {
+        if (!in_set(&k->fs, s[j]) && !in_set(&k->vs, s[j])) {
+            continue;
+        }
+        size_t rs = j;  /* the run of backslashes before j, from p on */
+        while (rs > p && s[rs - 1] == '\\') {
+            rs--;
+        }
+        size_t c = rs + 1 > from ? rs + 1 : from;
+        bool even = j < q;
+        if ((((j - c) % 2) == 0) != even) {
+            c++;
+        }
+        if (c < j) {
+            return c;
+        }
+    }
+    return q;
+}
+
+/* Where the scan goes on after no match at p, whose key ran klen bytes (see next_try). */
+static size_t after_failure(const struct filter_kv *k, struct scan *sc, const char *s, size_t n,
+                            size_t p, size_t klen)
+{
+    if (klen == 0) {
+        return p + 1;
+    }
+    size_t e = p + klen;
+    if (p > sc->fp && p < sc->fq) {
+        /* One of next_try's positions failed as well. */
+        if (e <= sc->fq) {
+            /* Its key ended at a separator j inside [fp, fq): so do the others before j. */
+            return next_try(k, s, n, sc->fp, sc->fq, e + 1);
+        }
+        /* Its key escaped fq and ran on to e, as a key from fq + 1 does: go on from there. */
+        sc->fp = sc->fq + 1;
+        sc->fq = e;
+        return next_try(k, s, n, sc->fp, sc->fq, sc->fp + 1);
+    }
+    sc->fp = p;
+    sc->fq = e;
+    return next_try(k, s, n, p, e, p + 1);
 }
 
 /* Copies s[0..n) into b without the set's characters at both ends (trim) or anywhere (rm). */
@@ -241,31 +339,71 @@ static bool listed(const struct sl_strv *list, const char *s, size_t n)
     return false;
 }
 
-static bool str_eq(const struct sl_value *v, const char *s, size_t n)
+/*
+ * One run of the filter on an event. Both objects take their puts through a
+ * batch (value.h), so a line of many pairs stays linear.
+ */
+struct kv_run {
+    struct sl_obj_batch out;   /* into the object of the pairs found */
+    /* allow_duplicate_values: false. Every value under a key was added by this
+     * run, so "the key already holds this value" is "this pair was seen": a set
+     * of the pairs answers it at once, where searching the key's array made a
+     * line repeating one key n times cost n^2. */
+    struct sl_value seen;      /* keys: the pairs' encodings; values: true */
+    struct sl_obj_batch seen_b;
+    struct sl_buf pair;        /* scratch: one pair's encoding */
+};
+
+static void kvrun_begin(struct kv_run *r, struct sl_value *kv)
 {
-    return v->type == SL_V_STRING && v->u.s.len == n && memcmp(v->u.s.ptr, s, n) == 0;
+    sl_obj_batch_begin(&r->out, kv, 0);
+    memset(&r->seen, 0, sizeof(r->seen));
+    sl_obj_batch_begin(&r->seen_b, &r->seen, 0);
+    sl_buf_init(&r->pair, 0);
 }
 
-/* Adds key=val to kv: a repeated key collects its values into an array. */
-static void add_pair(const struct filter_kv *k, struct sl_value *kv, struct sl_buf *key,
+static void kvrun_end(struct kv_run *r)
+{
+    sl_obj_batch_end(&r->out);
+    sl_obj_batch_end(&r->seen_b);
+    sl_value_clear(&r->seen);
+    sl_buf_free(&r->pair);
+}
+
+/* Whether key=val was added before in this run; records it if not. */
+static bool seen_before(struct kv_run *r, const struct sl_buf *key, const struct sl_buf *val)
+{
+    /* The key's length first: "ab"+"c" and "a"+"bc" are different pairs. */
+    sl_buf_reset(&r->pair);
+    sl_buf_printf(&r->pair, "%zu:", key->len);
+    sl_buf_append(&r->pair, key->data, key->len);
+    if (val->len) {
+        sl_buf_append(&r->pair, val->data, val->len);
+    }
+    struct sl_value *slot = sl_obj_batch_put(&r->seen_b, r->pair.data, r->pair.len);
+    if (slot->type != SL_V_NULL) {
+        return true;
+    }
+    sl_value_set_bool(slot, true);
+    return false;
+}
+
+/*
+ * Adds key=val to the run's object: a repeated key collects its values into an
+ * array; without allow_duplicate_values, only an identical key/value pair is
+ * dropped (other values still collect).
+ */
+static void add_pair(const struct filter_kv *k, struct kv_run *r, struct sl_buf *key,
                      struct sl_buf *val)
 {
-    struct sl_value *slot = sl_obj_put(kv, key->data ? key->data : "", key->len);
+    if (!k->allow_dup && seen_before(r, key, val)) {
+        return;
+    }
+    struct sl_value *slot = sl_obj_batch_put(&r->out, key->data ? key->data : "", key->len);
     const char *v = val->data ? val->data : "";
     if (slot->type == SL_V_NULL) {
         sl_value_set_str(slot, v, val->len);
         return;
-    }
-    if (!k->allow_dup) {
-        /* Only identical key/value pairs are dropped; other values still collect. */
-        if (str_eq(slot, v, val->len)) {
-            return;
-        }
-        for (size_t i = 0; slot->type == SL_V_ARRAY && i < slot->u.a.len; i++) {
-            if (str_eq(&slot->u.a.items[i], v, val->len)) {
-                return;
-            }
-        }
     }
     if (slot->type != SL_V_ARRAY) {
         struct sl_value first = {0};
@@ -276,21 +414,24 @@ static void add_pair(const struct filter_kv *k, struct sl_value *kv, struct sl_b
     sl_value_set_str(sl_arr_push(slot), v, val->len);
 }
 
-static void parse(const struct filter_kv *k, const char *s, size_t n, struct sl_value *kv)
+static void parse(const struct filter_kv *k, const char *s, size_t n, struct kv_run *r)
 {
     struct sl_buf key, val;
     /* Bounded by the event's own text, which the listener already capped. */
     sl_buf_init(&key, 0);
     sl_buf_init(&val, 0);
     size_t plen = k->prefix ? strlen(k->prefix) : 0;
+    struct scan sc;
+    scan_init(&sc);
     size_t p = 0;
     while (p < n) {
         struct kv_pair m;
-        size_t end = match_at(k, s, n, p, &m);
+        size_t end = match_at(k, &sc, s, n, p, &m);
         if (end == 0) {
-            p++;
+            p = after_failure(k, &sc, s, n, p, m.klen);
             continue;
         }
+        sc.fp = sc.fq = 0;  /* what a failed try said holds up to a match only */
         p = end;
         if (!m.val) {
             continue;  /* an empty value is no pair, as in Logstash */
@@ -311,7 +452,7 @@ static void parse(const struct filter_kv *k, const char *s, size_t n, struct sl_
             key.len += plen;
         }
         clean(&val, m.val, m.vlen, &k->trim_value, &k->rm_value);
-        add_pair(k, kv, &key, &val);
+        add_pair(k, r, &key, &val);
     }
     sl_buf_free(&key);
     sl_buf_free(&val);
@@ -323,25 +464,25 @@ static enum sl_filter_result kv_filter(void *inst, struct sl_value *event)
     const struct sl_value *src = sl_fieldref_get(&k->source, event);
     struct sl_value kv = {0};
     sl_value_set_object(&kv);
+    struct kv_run run;
+    kvrun_begin(&run, &kv);
     /* src points into the event: everything is parsed before the event changes. */
     if (src && src->type == SL_V_STRING) {
-        parse(k, src->u.s.ptr, src->u.s.len, &kv);
+        parse(k, src->u.s.ptr, src->u.s.len, &run);
     } else if (src && src->type == SL_V_ARRAY) {
         for (size_t i = 0; i < src->u.a.len; i++) {
             const struct sl_value *item = &src->u.a.items[i];
             if (item->type == SL_V_STRING) {
-                parse(k, item->u.s.ptr, item->u.s.len, &kv);
+                parse(k, item->u.s.ptr, item->u.s.len, &run);
             }
         }
     }
+    kvrun_end(&run);
     if (k->defaults.type == SL_V_OBJECT) {
         /* Defaults first, in their order; parsed values replace them. */
         struct sl_value merged = {0};
         sl_value_copy(&merged, &k->defaults);
-        for (size_t i = 0; i < kv.u.o.len; i++) {
-            struct sl_member *m = &kv.u.o.items[i];
-            sl_value_move(sl_obj_put(&merged, m->key, m->klen), &m->v);
-        }
+        sl_obj_merge(&merged, &kv);
         sl_value_move(&kv, &merged);
     }
     if (kv.u.o.len == 0) {
@@ -356,10 +497,7 @@ static enum sl_filter_result kv_filter(void *inst, struct sl_value *event)
         }
     } else {
         /* Literal keys: a key "a.b" or "[a][b]" from the text stays one top-level name. */
-        for (size_t i = 0; i < kv.u.o.len; i++) {
-            struct sl_member *m = &kv.u.o.items[i];
-            sl_value_move(sl_obj_put(event, m->key, m->klen), &m->v);
-        }
+        sl_obj_merge(event, &kv);
     }
     sl_value_clear(&kv);
     return SL_FILTER_KEEP;

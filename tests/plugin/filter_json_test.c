@@ -229,6 +229,48 @@ TEST(test_config_errors)
     sl_cfg_free(&cfg);
 }
 
+/* An object of 200k keys merged at the root (once minutes of CPU): exact result. */
+TEST(test_merge_many_keys)
+{
+    enum { N = 200000 };
+    struct sl_buf t;
+    sl_buf_init(&t, 0);
+    sl_buf_putc(&t, '{');
+    for (int i = 0; i < N; i++) {
+        sl_buf_printf(&t, "\"key%d\":%d,", i, i);
+    }
+    sl_buf_puts(&t, "\"@timestamp\":5}");
+    WITH("json: {}\n") {
+        struct sl_value ev = {0};
+        char err[128];
+        const char *head = "{\"@timestamp\":\"2026-01-01T00:00:00.000Z\",\"key150000\":\"old\"}";
+        CHECK_INT(sl_json_parse(head, strlen(head), &ev, NULL, err, sizeof(err)), 0);
+        sl_value_set_cstr(sl_obj_putc(&ev, "message"), sl_buf_cstr(&t));
+        CHECK_INT(run(w.k, &ev), SL_FILTER_KEEP);
+        /* 3 members, 199999 new keys, "_@timestamp" and the tags. */
+        CHECK_INT(ev.u.o.len, N + 4);
+        if (ev.u.o.len == N + 4) {
+            const struct sl_member *m = ev.u.o.items;
+            CHECK_STR(m[0].key, "@timestamp");
+            CHECK(m[0].v.type == SL_V_STRING);
+            CHECK_STR(m[1].key, "key150000");  /* replaced in place */
+            CHECK(m[1].v.type == SL_V_INT && m[1].v.u.i == 150000);
+            CHECK_STR(m[2].key, "message");
+            CHECK_STR(m[3].key, "key0");
+            CHECK(m[3].v.type == SL_V_INT && m[3].v.u.i == 0);
+            CHECK_STR(m[N + 1].key, "key199999");
+            CHECK(m[N + 1].v.type == SL_V_INT && m[N + 1].v.u.i == N - 1);
+            CHECK_STR(m[N + 2].key, "_@timestamp");
+            CHECK(m[N + 2].v.type == SL_V_INT && m[N + 2].v.u.i == 5);
+            CHECK_STR(m[N + 3].key, "tags");
+        }
+        const struct sl_value *k = sl_obj_getc(&ev, "key123456");
+        CHECK(k && k->type == SL_V_INT && k->u.i == 123456);
+        sl_value_clear(&ev);
+    }
+    sl_buf_free(&t);
+}
+
 TEST(test_free_null)
 {
     unload(NULL);
@@ -246,6 +288,7 @@ int main(void)
     RUN(test_skip_on_invalid_json);
     RUN(test_when_is_accepted);
     RUN(test_config_errors);
+    RUN(test_merge_many_keys);
     RUN(test_free_null);
     return TEST_SUMMARY();
 }

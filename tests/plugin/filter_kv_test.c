@@ -241,6 +241,149 @@ TEST(test_config_errors)
     sl_cfg_free(&cfg);
 }
 
+/* Runs the instance on an event holding text in "message" after the members in head. */
+static void run_text(void *inst, struct sl_value *ev, const char *head, const char *text)
+{
+    char err[128];
+    if (sl_json_parse(head, strlen(head), ev, NULL, err, sizeof(err)) != 0) {
+        fprintf(stderr, "bad test input: %s\n", err);
+        abort();
+    }
+    sl_value_set_cstr(sl_obj_putc(ev, "message"), text);
+    CHECK_INT(run(inst, ev), SL_FILTER_KEEP);
+}
+
+static bool is_str(const struct sl_value *v, const char *s)
+{
+    return v && v->type == SL_V_STRING && strcmp(v->u.s.ptr, s) == 0;
+}
+
+/* A line of 100k pairs (once minutes of CPU): exact result, repeated keys as ever. */
+TEST(test_many_pairs)
+{
+    enum { N = 100000 };
+    struct sl_buf t;
+    sl_buf_init(&t, 0);
+    for (int i = 0; i < N; i++) {
+        sl_buf_printf(&t, "k%d=%d ", i, i);
+    }
+    sl_buf_puts(&t, "k0=again k99999=again2 k7=7");
+    WITH("kv:\n") {
+        struct sl_value ev = {0};
+        run_text(w.k, &ev, "{\"k500\":\"old\"}", sl_buf_cstr(&t));
+        CHECK_INT(ev.u.o.len, N + 1);
+        CHECK_STR(ev.u.o.items[0].key, "k500");  /* replaced in place */
+        CHECK(is_str(&ev.u.o.items[0].v, "500"));
+        CHECK_STR(ev.u.o.items[1].key, "message");
+        CHECK_STR(ev.u.o.items[2].key, "k0");  /* then the pairs, in text order */
+        CHECK_STR(ev.u.o.items[N].key, "k99999");
+        const struct sl_value *k0 = sl_obj_getc(&ev, "k0");
+        CHECK(k0 && k0->type == SL_V_ARRAY && k0->u.a.len == 2 &&
+              is_str(&k0->u.a.items[0], "0") && is_str(&k0->u.a.items[1], "again"));
+        const struct sl_value *kl = &ev.u.o.items[N].v;
+        CHECK(kl->type == SL_V_ARRAY && kl->u.a.len == 2 &&
+              is_str(&kl->u.a.items[0], "99999") && is_str(&kl->u.a.items[1], "again2"));
+        const struct sl_value *k7 = sl_obj_getc(&ev, "k7");  /* duplicates kept by default */
+        CHECK(k7 && k7->type == SL_V_ARRAY && k7->u.a.len == 2 &&
+              is_str(&k7->u.a.items[1], "7"));
+        CHECK(is_str(sl_obj_getc(&ev, "k54321"), "54321"));
+        sl_value_clear(&ev);
+    }
+    /* Into a target, after default keys: the defaults first, replaced in place. */
+    WITH("kv:\n  target: t\n  default_keys: {zz: d, k3: d}\n") {
+        struct sl_value ev = {0};
+        run_text(w.k, &ev, "{}", sl_buf_cstr(&t));
+        const struct sl_value *tg = sl_obj_getc(&ev, "t");
+        CHECK(tg && tg->type == SL_V_OBJECT && tg->u.o.len == N + 1);
+        if (tg && tg->type == SL_V_OBJECT && tg->u.o.len == N + 1) {
+            CHECK_STR(tg->u.o.items[0].key, "zz");
+            CHECK(is_str(&tg->u.o.items[0].v, "d"));
+            CHECK_STR(tg->u.o.items[1].key, "k3");
+            CHECK(is_str(&tg->u.o.items[1].v, "3"));
+            CHECK_STR(tg->u.o.items[2].key, "k0");
+            CHECK_STR(tg->u.o.items[N].key, "k99999");
+        }
+        sl_value_clear(&ev);
+    }
+    sl_buf_free(&t);
+}
+
+/* allow_duplicate_values: false on a line repeating pairs many times: each distinct
+ * value once, in first-seen order; an identical pair is dropped wherever it repeats. */
+TEST(test_many_duplicates)
+{
+    enum { N = 50000 };
+    struct sl_buf t;
+    sl_buf_init(&t, 0);
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < N; i++) {
+            sl_buf_printf(&t, "t=%d f=me ", pass ? N - 1 - i : i);
+        }
+    }
+    sl_buf_puts(&t, "t=last");
+    WITH("kv: {allow_duplicate_values: false}\n") {
+        struct sl_value ev = {0};
+        run_text(w.k, &ev, "{}", sl_buf_cstr(&t));
+        CHECK_INT(ev.u.o.len, 3);
+        CHECK(is_str(sl_obj_getc(&ev, "f"), "me"));
+        const struct sl_value *tv = sl_obj_getc(&ev, "t");
+        CHECK(tv && tv->type == SL_V_ARRAY && tv->u.a.len == N + 1);
+        if (tv && tv->type == SL_V_ARRAY && tv->u.a.len == N + 1) {
+            CHECK(is_str(&tv->u.a.items[0], "0"));
+            CHECK(is_str(&tv->u.a.items[12345], "12345"));
+            CHECK(is_str(&tv->u.a.items[N - 1], "49999"));
+            CHECK(is_str(&tv->u.a.items[N], "last"));
+        }
+        sl_value_clear(&ev);
+    }
+    sl_buf_free(&t);
+}
+
+/* Long hostile lines (once quadratic in the scan): the same pairs as ever. */
+TEST(test_long_lines_without_pairs)
+{
+    enum { N = 200000 };
+    char *t = malloc(N + 64);
+    WITH("kv:\n") {
+        /* No value separator in a long run: one pair at the end. */
+        memset(t, 'a', N);
+        strcpy(t + N, " k=v");
+        struct sl_value ev = {0};
+        run_text(w.k, &ev, "{}", t);
+        CHECK_INT(ev.u.o.len, 2);
+        CHECK(is_str(sl_obj_getc(&ev, "k"), "v"));
+        sl_value_clear(&ev);
+
+        /* An odd run of backslashes escapes the '=' from the first one on, not
+         * from the second: the key is the last N backslashes. */
+        memset(t, '\\', N + 1);
+        strcpy(t + N + 1, "=v tail=1");
+        run_text(w.k, &ev, "{}", t);
+        CHECK_INT(ev.u.o.len, 3);
+        CHECK_INT(ev.u.o.len == 3 ? ev.u.o.items[1].klen : 0, N);
+        CHECK(ev.u.o.len == 3 && ev.u.o.items[1].key[0] == '\\' &&
+              ev.u.o.items[1].key[N - 1] == '\\' && is_str(&ev.u.o.items[1].v, "v"));
+        CHECK(is_str(sl_obj_getc(&ev, "tail"), "1"));
+        sl_value_clear(&ev);
+
+        /* Brackets never closed: each value is read unquoted. */
+        struct sl_buf b;
+        sl_buf_init(&b, 0);
+        for (int i = 0; i < N / 4; i++) {
+            sl_buf_puts(&b, "a=( ");
+        }
+        sl_buf_puts(&b, "b=1");
+        run_text(w.k, &ev, "{}", sl_buf_cstr(&b));
+        const struct sl_value *a = sl_obj_getc(&ev, "a");
+        CHECK(a && a->type == SL_V_ARRAY && a->u.a.len == N / 4 &&
+              is_str(&a->u.a.items[N / 4 - 1], "("));
+        CHECK(is_str(sl_obj_getc(&ev, "b"), "1"));
+        sl_value_clear(&ev);
+        sl_buf_free(&b);
+    }
+    free(t);
+}
+
 TEST(test_free_null)
 {
     unload(NULL);
@@ -260,6 +403,9 @@ int main(void)
     RUN(test_default_keys);
     RUN(test_when_is_accepted);
     RUN(test_config_errors);
+    RUN(test_many_pairs);
+    RUN(test_many_duplicates);
+    RUN(test_long_lines_without_pairs);
     RUN(test_free_null);
     return TEST_SUMMARY();
 }

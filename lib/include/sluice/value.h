@@ -1,7 +1,8 @@
 /*
  * value.h - the event model: a JSON-like tree. An event is an object value.
  * Objects keep insertion order (linear search: events have few keys, and order
- * makes outputs readable and deterministic). Every string is owned by the tree
+ * makes outputs readable and deterministic; sl_obj_batch and sl_obj_merge index
+ * the keys when many are put at once). Every string is owned by the tree
  * (or by the arena the tree was parsed into: see below).
  *
  * Values are stored inline in their parent's arrays, so a pointer returned by
@@ -91,6 +92,46 @@ struct sl_value *sl_obj_put(struct sl_value *obj, const char *key, size_t klen);
 struct sl_value *sl_obj_putc(struct sl_value *obj, const char *key);
 /* Removes key; 0 or SL_ENOENT. */
 int sl_obj_del(struct sl_value *obj, const char *key, size_t klen);
+
+/*
+ * Many puts into one object, in linear time. sl_obj_put searches linearly, so
+ * n puts into an object of n keys cost n^2/2 key comparisons: a hostile event
+ * (a line of 100k key=value pairs, a JSON object of 200k keys merged into the
+ * root) would hold a worker for minutes. A batch gives each put exactly
+ * sl_obj_put's result (existing keys keep their place, new ones are appended in
+ * order; a null obj becomes an object, any other non-object gives NULL), and
+ * once it has made more than SL_OBJ_BATCH_INDEX_MIN puts (or begin was told
+ * more are coming) it keeps a hash index of the object's keys, so small events
+ * keep the plain linear search and its zero allocations.
+ * While a batch is open, obj's member list must change only through it (values
+ * reached through the returned slots may change freely; sl_obj_del may not be
+ * used). sl_obj_batch_end frees the index; obj is left as the puts made it.
+ */
+#define SL_OBJ_BATCH_INDEX_MIN 32u
+
+struct sl_obj_batch {  /* private: use the functions */
+    struct sl_value *obj;
+    uint32_t *slot;  /* member position + 1 (0: empty); NULL while unindexed */
+    size_t mask;     /* slots - 1 (a power of two minus one) */
+    size_t hint;     /* puts announced by begin */
+    size_t puts;     /* puts made so far */
+};
+
+/* hint: how many puts are coming (0: unknown); with more than
+ * SL_OBJ_BATCH_INDEX_MIN the first put builds the index, sized for all of them. */
+void sl_obj_batch_begin(struct sl_obj_batch *b, struct sl_value *obj, size_t hint);
+struct sl_value *sl_obj_batch_put(struct sl_obj_batch *b, const char *key, size_t klen);
+void sl_obj_batch_end(struct sl_obj_batch *b);
+
+/*
+ * Moves every member of src into dst, in src's order, as
+ * sl_value_move(sl_obj_put(dst, key, klen), &value) would one by one (an
+ * existing key's value is replaced in its place), in linear time. src is
+ * consumed: it is left null. A src that is not an object only gets cleared;
+ * a null dst becomes an object, any other non-object dst is left alone. src
+ * must not lie inside dst (dst's vector may move); src == dst changes nothing.
+ */
+void sl_obj_merge(struct sl_value *dst, struct sl_value *src);
 
 /* Arrays: appends a null slot and returns it. */
 struct sl_value *sl_arr_push(struct sl_value *arr);

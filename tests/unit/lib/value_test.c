@@ -1271,6 +1271,206 @@ TEST(test_arena_random_lockstep)
     }
 }
 
+/* The keys of a randomized test: a small space, so puts often hit existing keys
+ * (with an embedded NUL and the empty key among them). */
+static size_t batch_key(unsigned r, char *buf)
+{
+    unsigned k = r % 97;
+    if (k == 0) {
+        return 0;
+    }
+    if (k == 1) {
+        memcpy(buf, "k\0x", 3);
+        return 3;
+    }
+    return (size_t)snprintf(buf, 16, "k%u", k);
+}
+
+/* A batch gives exactly sl_obj_put's results, below and above the index threshold,
+ * with any hint: the same slots (values kept), the same order. */
+TEST(test_obj_batch_like_put)
+{
+    unsigned seed = 12345;
+    const size_t hints[] = {0, 1, SL_OBJ_BATCH_INDEX_MIN, SL_OBJ_BATCH_INDEX_MIN + 1, 500, 100000};
+    for (int round = 0; round < 60; round++) {
+        struct sl_value a = {0}, b = {0};
+        size_t pre = (size_t)(round % 5) * 20;  /* members before the batch */
+        for (size_t i = 0; i < pre; i++) {
+            char k[16];
+            seed = seed * 1103515245u + 12345u;
+            size_t kl = batch_key(seed >> 8, k);
+            sl_value_set_int(sl_obj_put(&a, k, kl), -(int64_t)i);
+        }
+        sl_value_copy(&b, &a);
+        if (round % 7 == 3) {
+            sl_value_clear(&a);  /* a null object becomes one, as with sl_obj_put */
+            sl_value_clear(&b);
+        }
+        struct sl_obj_batch batch;
+        sl_obj_batch_begin(&batch, &b, hints[round % SL_ARRAY_LEN(hints)]);
+        size_t nputs = (size_t)(round * 7) % 300;
+        for (size_t i = 0; i < nputs; i++) {
+            char k[16];
+            seed = seed * 1103515245u + 12345u;
+            size_t kl = batch_key(seed >> 8, k);
+            struct sl_value *sa = sl_obj_put(&a, k, kl);
+            struct sl_value *sb = sl_obj_batch_put(&batch, k, kl);
+            CHECK(sa && sb);
+            if (!sa || !sb) {
+                break;
+            }
+            CHECK_INT(sb - &b.u.o.items[0].v, sa - &a.u.o.items[0].v);  /* same position */
+            CHECK_INT(sb->type, sa->type);
+            CHECK(sa->type != SL_V_INT || sa->u.i == sb->u.i);
+            sl_value_set_int(sa, (int64_t)i);
+            sl_value_set_int(sb, (int64_t)i);
+        }
+        sl_obj_batch_end(&batch);
+        CHECK(batch.slot == NULL);
+        sl_buf_reset(&g_out2);
+        const char *ja = js(&a);
+        sl_buf_append(&g_out2, ja, strlen(ja));
+        CHECK_STR(js(&b), sl_buf_cstr(&g_out2));
+        CHECK_INT(b.u.o.len, a.u.o.len);
+        sl_value_clear(&a);
+        sl_value_clear(&b);
+    }
+}
+
+TEST(test_obj_batch_wrong_types)
+{
+    struct sl_value v = {0};
+    struct sl_obj_batch b;
+    sl_value_set_int(&v, 5);
+    sl_obj_batch_begin(&b, &v, 100);
+    for (int i = 0; i < 40; i++) {
+        CHECK(sl_obj_batch_put(&b, "a", 1) == NULL);
+    }
+    sl_obj_batch_end(&b);
+    CHECK(v.type == SL_V_INT && v.u.i == 5);
+    sl_value_clear(&v);
+    /* A null value becomes an object at the first put, not before. */
+    sl_obj_batch_begin(&b, &v, 100);
+    CHECK(v.type == SL_V_NULL);
+    CHECK(sl_obj_batch_put(&b, NULL, 1) == NULL);
+    CHECK(sl_obj_batch_put(&b, NULL, 0) != NULL);  /* the empty key, as sl_obj_put takes it */
+    sl_obj_batch_end(&b);
+    CHECK_STR(js(&v), "{\"\":null}");
+    sl_value_clear(&v);
+    sl_obj_batch_begin(&b, NULL, 0);
+    CHECK(sl_obj_batch_put(&b, "a", 1) == NULL);
+    sl_obj_batch_end(&b);
+}
+
+/* The sizes that took minutes with one sl_obj_put each: exact results. */
+TEST(test_obj_batch_large)
+{
+    enum { N = 100000 };
+    struct sl_value o = {0};
+    struct sl_obj_batch b;
+    char k[24];
+    sl_value_set_object(&o);
+    sl_value_set_cstr(sl_obj_putc(&o, "k500"), "old");  /* replaced in place below */
+    sl_obj_batch_begin(&b, &o, 0);                      /* unknown count: grows */
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < N; i++) {
+            snprintf(k, sizeof(k), "k%d", i);
+            struct sl_value *s = sl_obj_batch_put(&b, k, strlen(k));
+            if (pass == 0 && i != 500) {
+                CHECK(s->type == SL_V_NULL);
+            }
+            sl_value_set_int(s, pass * N + i);
+        }
+    }
+    sl_obj_batch_end(&b);
+    CHECK_INT(o.u.o.len, N);
+    CHECK_STR(o.u.o.items[0].key, "k500");
+    CHECK(o.u.o.items[0].v.u.i == N + 500);
+    CHECK_STR(o.u.o.items[1].key, "k0");
+    CHECK_STR(o.u.o.items[N - 1].key, "k99999");
+    CHECK(o.u.o.items[N - 1].v.u.i == 2 * N - 1);
+    CHECK(sl_obj_getc(&o, "k12345") && sl_obj_getc(&o, "k12345")->u.i == N + 12345);
+    sl_value_clear(&o);
+}
+
+TEST(test_obj_merge)
+{
+    struct sl_value dst = {0}, src = {0};
+    from_json(&dst, "{\"a\":1,\"b\":2,\"c\":3}");
+    from_json(&src, "{\"c\":\"C\",\"d\":[4],\"a\":{\"x\":1}}");
+    sl_obj_merge(&dst, &src);
+    CHECK_STR(js(&dst), "{\"a\":{\"x\":1},\"b\":2,\"c\":\"C\",\"d\":[4]}");
+    CHECK(src.type == SL_V_NULL);
+    /* A src that is no object is only cleared; a dst that is none is left alone. */
+    sl_value_set_cstr(&src, "s");
+    sl_obj_merge(&dst, &src);
+    CHECK(src.type == SL_V_NULL);
+    CHECK_STR(js(&dst), "{\"a\":{\"x\":1},\"b\":2,\"c\":\"C\",\"d\":[4]}");
+    struct sl_value i = {0};
+    sl_value_set_int(&i, 7);
+    from_json(&src, "{\"q\":1}");
+    sl_obj_merge(&i, &src);
+    CHECK(i.type == SL_V_INT && i.u.i == 7 && src.type == SL_V_NULL);
+    /* A null dst becomes an object; merging an object into itself changes nothing. */
+    struct sl_value n = {0};
+    from_json(&src, "{\"q\":1}");
+    sl_obj_merge(&n, &src);
+    CHECK_STR(js(&n), "{\"q\":1}");
+    sl_obj_merge(&n, &n);
+    CHECK_STR(js(&n), "{\"q\":1}");
+    sl_obj_merge(&n, NULL);
+    sl_value_clear(&n);
+    sl_value_clear(&dst);
+
+    /* 200k keys into an object holding some of them: replaced in place, new appended. */
+    enum { N = 200000 };
+    struct sl_buf t;
+    sl_buf_init(&t, 0);
+    sl_buf_putc(&t, '{');
+    for (int j = 0; j < N; j++) {
+        sl_buf_printf(&t, "%s\"key%d\":%d", j ? "," : "", j, j);
+    }
+    sl_buf_putc(&t, '}');
+    from_json(&src, sl_buf_cstr(&t));
+    from_json(&dst, "{\"first\":0,\"key150000\":\"old\",\"last\":1}");
+    sl_obj_merge(&dst, &src);
+    CHECK(src.type == SL_V_NULL);
+    CHECK_INT(dst.u.o.len, N + 2);
+    CHECK_STR(dst.u.o.items[1].key, "key150000");
+    CHECK(dst.u.o.items[1].v.type == SL_V_INT && dst.u.o.items[1].v.u.i == 150000);
+    CHECK_STR(dst.u.o.items[3].key, "key0");
+    CHECK_STR(dst.u.o.items[N + 1].key, "key199999");
+    CHECK(dst.u.o.items[N + 1].v.u.i == N - 1);
+    sl_value_clear(&dst);
+    sl_buf_free(&t);
+}
+
+/* Batches into an arena tree: the root's arena vector moves to the heap as with
+ * sl_obj_put, arena keys keep their flags, and both twins write the same. */
+TEST(test_arena_obj_batch)
+{
+    struct twin t = {{0}, {0}};
+    twin_parse(&t, k_doc);
+    BOTH(&t, v, struct sl_obj_batch b; sl_obj_batch_begin(&b, v, 0);
+         for (int i = 0; i < 100; i++) {
+             char key[16];
+             snprintf(key, sizeof(key), i % 10 ? "x%d" : "n", i);
+             sl_value_set_int(sl_obj_batch_put(&b, key, strlen(key)), i);
+         } sl_value_set_cstr(sl_obj_batch_put(&b, "message", 7), "replaced");
+         sl_obj_batch_end(&b));
+    CHECK(!(t.a.flags & SL_VF_ARENA));
+    CHECK(t.a.u.o.items[0].kflags & SL_VF_ARENA);
+    CHECK_INT(t.a.u.o.len, 9 + 90);
+    const char *j = twin_js(&t);
+    const char *head = "{\"@timestamp\":\"2026-11-27T06:00:00.123Z\",\"message\":\"replaced\","
+                       "\"tags\":[\"a\"],";
+    CHECK(strncmp(j, head, strlen(head)) == 0);
+    CHECK(strstr(j, ",\"n\":90,") != NULL);
+    CHECK(strstr(j, ",\"x99\":99}") != NULL);
+    twin_clear(&t);
+    arena_done();
+}
+
 int main(void)
 {
     sl_buf_init(&g_out, 0);
@@ -1298,6 +1498,11 @@ int main(void)
     RUN(test_arena_fields);
     RUN(test_arena_tags);
     RUN(test_arena_random_lockstep);
+    RUN(test_obj_batch_like_put);
+    RUN(test_obj_batch_wrong_types);
+    RUN(test_obj_batch_large);
+    RUN(test_obj_merge);
+    RUN(test_arena_obj_batch);
     sl_arena_free(&g_arena);
     sl_arena_free(&g_arena2);
     sl_buf_free(&g_out2);
