@@ -551,6 +551,48 @@ int shipper_conf_check_registry(struct sl_cfg *cfg, const struct shipper_conf *c
     return SL_EINVAL;
 }
 
+static bool str_eq(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static bool strv_eq(char **a, size_t na, char **b, size_t nb)
+{
+    if (na != nb) {
+        return false;
+    }
+    for (size_t i = 0; i < na; i++) {
+        if (!str_eq(a[i], b[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool output_conf_equal(const struct output_conf *a, const struct output_conf *b)
+{
+    if (a->nhosts != b->nhosts) {
+        return false;
+    }
+    for (size_t i = 0; i < a->nhosts; i++) {
+        const struct host_conf *x = &a->hosts[i], *y = &b->hosts[i];
+        if (!str_eq(x->addr, y->addr) || x->weight != y->weight || x->backup != y->backup) {
+            return false;
+        }
+    }
+    const struct ssl_conf *s = &a->ssl, *t = &b->ssl;
+    return a->loadbalance == b->loadbalance && a->compression == b->compression &&
+           a->compression_level == b->compression_level &&
+           a->bulk_max_events == b->bulk_max_events &&
+           a->flush_interval_ms == b->flush_interval_ms && a->timeout_ms == b->timeout_ms &&
+           a->backoff_init_ms == b->backoff_init_ms && a->backoff_max_ms == b->backoff_max_ms &&
+           a->pipelining == b->pipelining && s->enabled == t->enabled &&
+           strv_eq(s->cas, s->ncas, t->cas, t->ncas) && str_eq(s->certificate, t->certificate) &&
+           str_eq(s->key, t->key) && str_eq(s->key_passphrase, t->key_passphrase) &&
+           s->verification_mode == t->verification_mode &&
+           strv_eq(s->protocols, s->nprotocols, t->protocols, t->nprotocols);
+}
+
 void shipper_conf_free(struct shipper_conf *c)
 {
     for (size_t i = 0; i < c->ninputs; i++) {

@@ -100,6 +100,12 @@ struct shipper_conf {
 int shipper_conf_parse(struct sl_cfg *cfg, struct shipper_conf *out);
 void shipper_conf_free(struct shipper_conf *c);
 /*
+ * True when a and b configure the same output, field by field (hosts in order
+ * with weight and backup, every option, ssl paths and settings). A reload keeps
+ * the running sender, its connections and windows in flight, only when this holds.
+ */
+bool output_conf_equal(const struct output_conf *a, const struct output_conf *b);
+/*
  * Creates registry.path if missing and checks that files can be created in it;
  * a failure is recorded in cfg at the option. For start-up and -t, after a
  * successful parse: a reload keeps the running registry, and a rejected config

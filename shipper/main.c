@@ -2,8 +2,8 @@
  * main.c - sluice-shipper: wires the tailer, the queue, the registry and the
  * Lumberjack sender onto one event loop, and handles signals: SIGTERM/SIGINT
  * drain what is in flight (bounded by shutdown_timeout) and write the
- * registry; SIGHUP re-reads the config and rebuilds inputs and outputs around
- * the same queue, so nothing read is lost.
+ * registry; SIGHUP re-reads the config and rebuilds the inputs, and the output
+ * only when its section changed, around the same queue, so nothing read is lost.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -145,13 +145,37 @@ static void reload(struct shipper *s)
         free(next.metrics_listen);
         next.metrics_listen = sl_strdup(s->conf.metrics_listen);
     }
-    /* Windows in flight are re-sent on the new connections: at least once, never lost. */
-    stop_io(s);
+    /*
+     * An unchanged output keeps the running sender: its connections, windows in
+     * flight and pending ACKs, so a reload sends nothing twice. With ssl enabled
+     * the sender is rebuilt anyway, since certificate and key files may have
+     * been rotated under the same paths and only a new TLS context reads them.
+     */
+    bool keep_sender = !next.output.ssl.enabled && output_conf_equal(&next.output, &s->conf.output);
+    tail_free(s->tail);
+    s->tail = NULL;
+    if (keep_sender) {
+        /* The sender points into s->conf.output (hosts included): keep those
+         * very structures and drop the equal copy just parsed. */
+        struct output_conf same = next.output;
+        next.output = s->conf.output;
+        s->conf.output = same;
+    } else {
+        /* Windows in flight are re-sent on the new connections: at least once, never lost. */
+        sender_free(s->sender);
+        s->sender = NULL;
+    }
     queue_seal(&s->q);
     shipper_conf_free(&s->conf);
     s->conf = next;
-    start_io(s);
-    sl_info("reload: configuration from %s applied", s->cli.config);
+    s->q.bulk_max = (uint32_t)s->conf.output.bulk_max_events;
+    s->q.max_events = (size_t)s->conf.queue_max_events;
+    if (!keep_sender) {
+        s->sender = sender_new(s->loop, &s->conf.output, &s->q, s->metrics);
+    }
+    s->tail = tail_new(s->loop, &s->conf, &s->q, s->reg, s->metrics);
+    sl_info("reload: configuration from %s applied (output %s)", s->cli.config,
+            keep_sender ? "unchanged: connections kept" : "rebuilt");
 }
 
 static void on_signal(struct sl_loop *loop, int signo, void *arg)

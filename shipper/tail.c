@@ -38,8 +38,19 @@ struct input {
     uint64_t next_scan;
     size_t open;               /* harvesters of this input */
     struct sl_metric *m_open;  /* sluice_shipper_input_files_open{input} */
-    char **waiting;            /* paths held back by harvester_limit, FIFO */
+    /* Paths held back by harvester_limit: a FIFO in order of discovery, plus a
+     * hash set of the same nodes so admission checks a path in O(1). */
+    struct waiter *whead, *wtail;
+    struct waiter **wset;
     size_t nwaiting;
+    size_t wbuckets;           /* size of wset, a power of two */
+};
+
+struct waiter {
+    char *path;
+    size_t hash;
+    struct waiter *next;       /* FIFO */
+    struct waiter *hnext;      /* wset chain */
 };
 
 struct harvester {
@@ -74,6 +85,15 @@ struct watch {
     char *dir;
 };
 
+/* A file read to its end and closed while still under its name: left closed
+ * by scans until it changes (see unchanged()). */
+struct closed {
+    char *path;
+    uint64_t dev, ino, size;
+    struct timespec mtime, ctime;
+    struct closed *next;
+};
+
 /* A path that matched but is not harvested (not a regular file, or on a kernel
  * pseudo file system): logged and counted once, until it turns into a regular file. */
 struct skipped {
@@ -92,11 +112,13 @@ struct tail {
     struct harvester *rhead, *rtail;
     struct harvester *by_path[HASH_SIZE];
     struct skipped *skipped[HASH_SIZE];
+    struct closed *closed[HASH_SIZE];
     int ifd;
     struct watch *watches;
     size_t nwatches;
     struct sl_timer *timer;
     bool rescan;               /* a directory appeared: scan on the next pump */
+    bool check_deleted;        /* a name was deleted: look for harvesters of deleted files */
     bool watch_warned;
     bool stopped;
     char ts[32];
@@ -125,6 +147,32 @@ static struct harvester *find_by_path(struct tail *t, const char *path)
         }
     }
     return NULL;
+}
+
+static struct closed **find_closed(struct tail *t, const char *path)
+{
+    struct closed **pp = &t->closed[path_hash(path)];
+    while (*pp && strcmp((*pp)->path, path) != 0) {
+        pp = &(*pp)->next;
+    }
+    return pp;
+}
+
+/* h, read to its end, is being closed: remember what its file looked like. */
+static void remember_closed(struct tail *t, struct harvester *h, const struct stat *st)
+{
+    struct closed **pp = find_closed(t, h->path);
+    struct closed *c = *pp;
+    if (!c) {
+        c = sl_calloc(1, sizeof(*c));
+        c->path = sl_strdup(h->path);
+        *pp = c;
+    }
+    c->dev = (uint64_t)st->st_dev;
+    c->ino = (uint64_t)st->st_ino;
+    c->size = (uint64_t)st->st_size;
+    c->mtime = st->st_mtim;
+    c->ctime = st->st_ctim;
 }
 
 static void hash_del(struct tail *t, struct harvester *h)
@@ -371,6 +419,13 @@ static void split_lines(struct harvester *h)
 static void harvester_close(struct harvester *h, bool gone)
 {
     struct tail *t = h->t;
+    struct stat st;
+    if (!gone && !t->stopped && h->fd >= 0 && h->buf.len == 0 && !h->skipping &&
+        find_by_path(t, h->path) == h && fstat(h->fd, &st) == 0 && st.st_nlink > 0 &&
+        (uint64_t)st.st_size == h->buf_off) {
+        /* Read to the end and still under its name (not rotated away). */
+        remember_closed(t, h, &st);
+    }
     if (h->fd >= 0) {
         close(h->fd);
         h->fd = -1;
@@ -515,13 +570,32 @@ static void open_file(struct tail *t, struct input *in, const char *path, bool i
 static bool at_limit(const struct input *in);
 static bool excluded(const struct input *in, const char *path);
 
+/* Removes the oldest waiting path of in and returns it (the caller frees it). */
+static char *pop_waiting(struct input *in)
+{
+    struct waiter *w = in->whead;
+    in->whead = w->next;
+    if (!in->whead) {
+        in->wtail = NULL;
+    }
+    for (struct waiter **pp = &in->wset[w->hash & (in->wbuckets - 1)]; *pp;
+         pp = &(*pp)->hnext) {
+        if (*pp == w) {
+            *pp = w->hnext;
+            break;
+        }
+    }
+    in->nwaiting--;
+    char *path = w->path;
+    free(w);
+    return path;
+}
+
 /* Opens waiting files of in while it has free slots. */
 static void open_waiting(struct tail *t, struct input *in)
 {
     while (in->nwaiting > 0 && !at_limit(in)) {
-        char *path = in->waiting[0];
-        memmove(in->waiting, in->waiting + 1, (in->nwaiting - 1) * sizeof(*in->waiting));
-        in->nwaiting--;
+        char *path = pop_waiting(in);
         if (!excluded(in, path) && !find_by_path(t, path)) {
             open_file(t, in, path, false);
         }
@@ -586,12 +660,33 @@ static ssize_t harvester_read(struct harvester *h)
 
 static void scan_all(struct tail *t, bool initial);
 
+/*
+ * Wakes the harvesters whose file was deleted, so they read what is left and
+ * close at its end (check_file) instead of holding the disk space until
+ * close_inactive. A file renamed away by rotation and deleted later is known by
+ * no name we watch: only its fd tells, so this looks at every idle harvester.
+ * Run when inotify reports a deletion and after each scan.
+ */
+static void wake_deleted(struct tail *t)
+{
+    t->check_deleted = false;
+    for (struct harvester *h = t->all; h; h = h->next) {
+        struct stat st;
+        if (!h->ready && h->fd >= 0 && fstat(h->fd, &st) == 0 && st.st_nlink == 0) {
+            wake(h);
+        }
+    }
+}
+
 bool tail_pump(struct tail *t, size_t budget)
 {
     size_t done = 0;
     if (t->rescan && !t->stopped) {
         t->rescan = false;
         scan_all(t, false);
+    }
+    if (t->check_deleted && !t->stopped) {
+        wake_deleted(t);
     }
     for (size_t i = 0; i < t->ninputs && !t->stopped; i++) {
         open_waiting(t, &t->inputs[i]);
@@ -669,15 +764,43 @@ static bool at_limit(const struct input *in)
     return in->conf->harvester_limit > 0 && in->open >= (size_t)in->conf->harvester_limit;
 }
 
+/* Queues path behind the files already waiting for a slot of in, unless it is
+ * waiting already: one hash lookup, no scan of the queue. */
 static void wait_for_slot(struct input *in, const char *path)
 {
-    for (size_t i = 0; i < in->nwaiting; i++) {
-        if (strcmp(in->waiting[i], path) == 0) {
-            return;
+    size_t len = strlen(path);
+    size_t hash = (size_t)registry_hash(REGISTRY_FNV_INIT, path, len);
+    if (in->wbuckets) {
+        for (struct waiter *w = in->wset[hash & (in->wbuckets - 1)]; w; w = w->hnext) {
+            if (w->hash == hash && strcmp(w->path, path) == 0) {
+                return;
+            }
         }
     }
-    in->waiting = sl_realloc(in->waiting, (in->nwaiting + 1) * sizeof(*in->waiting));
-    in->waiting[in->nwaiting++] = sl_strdup(path);
+    if (in->nwaiting >= in->wbuckets) {
+        /* Grow to keep chains short; the FIFO order is untouched. */
+        size_t nb = in->wbuckets ? in->wbuckets * 2 : 64;
+        struct waiter **set = sl_calloc(nb, sizeof(*set));
+        for (struct waiter *w = in->whead; w; w = w->next) {
+            w->hnext = set[w->hash & (nb - 1)];
+            set[w->hash & (nb - 1)] = w;
+        }
+        free(in->wset);
+        in->wset = set;
+        in->wbuckets = nb;
+    }
+    struct waiter *w = sl_calloc(1, sizeof(*w));
+    w->path = sl_strndup(path, len);
+    w->hash = hash;
+    w->hnext = in->wset[hash & (in->wbuckets - 1)];
+    in->wset[hash & (in->wbuckets - 1)] = w;
+    if (in->wtail) {
+        in->wtail->next = w;
+    } else {
+        in->whead = w;
+    }
+    in->wtail = w;
+    in->nwaiting++;
 }
 
 /* Kernel pseudo file systems: their files say size 0 (or a fixed size) yet read
@@ -779,8 +902,39 @@ static bool harvestable(struct tail *t, const char *path, int fd)
     return true;
 }
 
+/*
+ * Is path a file this process read to its end and closed (close_inactive, the
+ * harvester_limit hand-off) that has not changed since? Then a scan leaves it
+ * closed, as Filebeat does, instead of reopening it only to find nothing new.
+ * Same device, inode, size, mtime and ctime as at the close: a hash lookup and
+ * a stat, no registry search. Any difference forgets the record and the file is
+ * opened as usual (resume() then tells growth, truncation and inode reuse apart).
+ */
+static bool unchanged(struct tail *t, const char *path)
+{
+    struct closed **pp = find_closed(t, path);
+    struct closed *c = *pp;
+    if (!c) {
+        return false;
+    }
+    struct stat st;
+    if (stat(path, &st) == 0 && (uint64_t)st.st_dev == c->dev && (uint64_t)st.st_ino == c->ino &&
+        (uint64_t)st.st_size == c->size && st.st_mtim.tv_sec == c->mtime.tv_sec &&
+        st.st_mtim.tv_nsec == c->mtime.tv_nsec && st.st_ctim.tv_sec == c->ctime.tv_sec &&
+        st.st_ctim.tv_nsec == c->ctime.tv_nsec) {
+        return true;
+    }
+    *pp = c->next;
+    free(c->path);
+    free(c);
+    return false;
+}
+
 static void open_file(struct tail *t, struct input *in, const char *path, bool initial)
 {
+    if (!initial && unchanged(t, path)) {
+        return;
+    }
     if (at_limit(in)) {
         wait_for_slot(in, path);
         return;
@@ -966,6 +1120,16 @@ static void on_inotify(struct sl_loop *loop, int fd, unsigned events, void *arg)
             }
             if (ev->mask & (IN_DELETE | IN_MOVED_FROM)) {
                 unskip_file(t, path);  /* a skipped special file went away: forget it */
+                struct closed **cp = find_closed(t, path);
+                if (*cp) {            /* nor is a closed file under this name any more */
+                    struct closed *c = *cp;
+                    *cp = c->next;
+                    free(c->path);
+                    free(c);
+                }
+            }
+            if ((ev->mask & IN_DELETE) && !h) {
+                t->check_deleted = true;  /* maybe a file we read under an older name */
             }
             if (ev->mask & (IN_CREATE | IN_MOVED_TO | IN_MODIFY)) {
                 struct input *in = input_for(t, path);
@@ -1015,16 +1179,29 @@ static void watch_dir(struct tail *t, const char *dir)
     t->watches[t->nwatches++] = (struct watch){.wd = wd, .dir = sl_strdup(dir)};
 }
 
+/*
+ * Closes files that gave no data for close_inactive. A harvester may be on the
+ * ready list only because a scan or an inotify event woke it (with
+ * scan_frequency <= the tick, every tick does): that does not keep it open. What
+ * does is unread data: bytes in its buffer, a pending multiline event, or a file
+ * larger than what was read (read first, close later).
+ */
 static void close_inactive(struct tail *t)
 {
     uint64_t now = sl_now_ms();
     for (struct harvester *h = t->all, *next; h; h = next) {
         next = h->next;
         uint64_t limit = h->in->conf->close_inactive_ms;
-        if (limit && !h->ready && h->buf.len == 0 && h->ml_lines == 0 &&
-            now - h->last_data >= limit) {
-            harvester_close(h, false);
+        if (!limit || h->buf.len != 0 || h->ml_lines != 0 || h->backlog || h->skipping ||
+            now - h->last_data < limit) {
+            continue;
         }
+        struct stat st;
+        if (fstat(h->fd, &st) != 0 || (uint64_t)st.st_size != h->buf_off) {
+            wake(h);  /* grew, or shrank (truncated): let the read path see to it */
+            continue;
+        }
+        harvester_close(h, st.st_nlink == 0);
     }
     for (size_t i = 0; i < t->ninputs; i++) {
         open_waiting(t, &t->inputs[i]);
@@ -1059,12 +1236,17 @@ static void on_timer(struct sl_loop *loop, void *arg)
         return;
     }
     uint64_t now = sl_now_ms();
+    bool scanned = false;
     for (size_t i = 0; i < t->ninputs; i++) {
         struct input *in = &t->inputs[i];
         if (now >= in->next_scan) {
             scan_input(t, in, false);
             in->next_scan = now + in->conf->scan_frequency_ms;
+            scanned = true;
         }
+    }
+    if (scanned || t->check_deleted) {
+        wake_deleted(t);
     }
     close_inactive(t);
     tail_tick(t);
@@ -1116,7 +1298,12 @@ struct tail *tail_new(struct sl_loop *loop, const struct shipper_conf *conf, str
         sl_loop_add_fd(loop, t->ifd, SL_READ, on_inotify, t);
     }
     scan_all(t, true);
-    t->timer = sl_loop_timer(loop, 1000, true, on_timer, t);
+    /* Ticks every second, or every scan_frequency when that is shorter. */
+    uint64_t tick = 1000;
+    for (size_t i = 0; i < t->ninputs; i++) {
+        tick = SL_MIN(tick, (uint64_t)conf->inputs[i].scan_frequency_ms);
+    }
+    t->timer = sl_loop_timer(loop, tick, true, on_timer, t);
     return t;
 }
 
@@ -1147,14 +1334,19 @@ void tail_free(struct tail *t)
             free(sk->path);
             free(sk);
         }
+        for (struct closed *c = t->closed[i], *next; c; c = next) {
+            next = c->next;
+            free(c->path);
+            free(c);
+        }
     }
     for (size_t i = 0; i < t->ninputs; i++) {
         sl_gauge_set(t->inputs[i].m_open, 0);
         event_tmpl_free(&t->inputs[i].tmpl);
-        for (size_t j = 0; j < t->inputs[i].nwaiting; j++) {
-            free(t->inputs[i].waiting[j]);
+        while (t->inputs[i].nwaiting > 0) {
+            free(pop_waiting(&t->inputs[i]));
         }
-        free(t->inputs[i].waiting);
+        free(t->inputs[i].wset);
     }
     free(t->inputs);
     sl_timer_cancel(t->timer);

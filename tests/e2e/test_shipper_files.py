@@ -305,6 +305,70 @@ def test_harvester_limit_rotates_through_every_file(tmp_path, procs):
     assert s.ship_metric("sluice_shipper_files_open") <= 3
 
 
+def test_harvester_limit_ships_every_line_of_thousands_of_files(tmp_path, procs):
+    """harvester_limit: 2 with 3000 files: all wait their turn (admission must not
+    be quadratic in the waiting files) and every line arrives exactly once."""
+    s = Stack(tmp_path, procs, extra_input="    harvester_limit: 2",
+              extra_top="queue: {max_events: 8192}")
+    n = 3000
+    for i in range(n):
+        append_lines(s.logs / f"f{i:04d}.log", [f"f{i}-a", f"f{i}-b"])
+    s.start_aggregator()
+    s.start_shipper()
+    events = s.wait_events(2 * n)
+    got = messages(events)
+    assert len(got) == len(set(got)) == 2 * n
+    assert set(got) == {f"f{i}-{x}" for i in range(n) for x in "ab"}
+    assert s.ship_metric("sluice_shipper_files_open") <= 2
+
+
+def test_close_inactive_stays_closed_until_the_file_grows(tmp_path, procs):
+    """close_inactive with a scan_frequency below a second: the idle file is closed,
+    later scans do not reopen it while it has not grown, and a write reopens it."""
+    s = Stack(tmp_path, procs, extra_input="    close_inactive: 1s\n    scan_frequency: 200ms")
+    log = s.logs / "app.log"
+    append_lines(log, [f"first-{i}" for i in range(10)])
+    s.start_aggregator()
+    s.start_shipper()
+    s.wait_events(10)
+    wait_for(lambda: s.ship_metric("sluice_shipper_files_open") == 0, timeout=10,
+             what="the idle file closed by close_inactive")
+    # Stays closed over several scans (every 200ms) while the file does not grow.
+    end = time.monotonic() + 2.5
+    while time.monotonic() < end:
+        assert s.ship_metric("sluice_shipper_files_open") == 0, "reopened without growing"
+        time.sleep(0.1)
+    append_lines(log, ["after-idle"])
+    events = s.wait_events(11)
+    assert sorted(messages(events)) == sorted([f"first-{i}" for i in range(10)] + ["after-idle"])
+    # And it is closed again once idle.
+    wait_for(lambda: s.ship_metric("sluice_shipper_files_open") == 0, timeout=10,
+             what="closed again")
+    s.stop_all()
+
+
+def test_rotated_away_file_is_closed_once_deleted(tmp_path, procs):
+    """A file renamed out of the glob and then deleted is closed within seconds
+    (close_inactive is the default 5m, so it is not what closes it)."""
+    s = Stack(tmp_path, procs)
+    log = s.logs / "app.log"
+    append_lines(log, [f"old-{i}" for i in range(20)])
+    s.start_aggregator()
+    s.start_shipper()
+    s.wait_events(20)
+    rotated = s.logs / "app.log.1"
+    os.rename(log, rotated)
+    append_lines(log, [f"new-{i}" for i in range(5)])
+    s.wait_events(25)
+    wait_for(lambda: s.ship_metric("sluice_shipper_files_open") == 2, what="both files open")
+    os.unlink(rotated)
+    wait_for(lambda: s.ship_metric("sluice_shipper_files_open") == 1, timeout=3,
+             what="the deleted rotated file closed")
+    events = s.events()
+    assert len(events) == len(set(messages(events))) == 25
+    s.stop_all()
+
+
 def test_recursive_glob_and_new_subdirectories(tmp_path, procs):
     s = Stack(tmp_path, procs, paths=[f"{tmp_path}/logs/**/*.log"])
     (s.logs / "a").mkdir()

@@ -2,6 +2,7 @@
  * shipper_core_test.c - the shipper's event writer, registry and queue,
  * driven in-process with exact expectations.
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -370,6 +371,60 @@ TEST(output_hosts_need_a_port_1_to_65535)
     sl_cfg_free(&cfg);
 }
 
+/* Parses text into *c (which must parse cleanly). */
+static void conf_of(const char *text, struct shipper_conf *c)
+{
+    struct sl_cfg cfg = {0};
+    memset(c, 0, sizeof(*c));
+    CHECK_INT(sl_cfg_load_string(&cfg, "t.yml", text, strlen(text)), 0);
+    CHECK_INT(shipper_conf_parse(&cfg, c), 0);
+    CHECK_STR(sl_buf_cstr(&cfg.errors), "");
+    sl_cfg_free(&cfg);
+}
+
+TEST(output_conf_equal_compares_every_output_field)
+{
+    static const char *const base = "inputs: [{paths: [/x]}]\n"
+                                    "output: {hosts: ['a:1', {host: 'b:2', weight: 2}]%s}\n";
+    static const char *const changed[] = {
+        ", loadbalance: false", ", compression: zlib", ", compression_level: 4",
+        ", bulk_max_events: 7", ", flush_interval: 2s", ", timeout: 9s", ", pipelining: 3",
+        ", backoff: {init: 2s}", ", backoff: {max: 2m}",
+        ", ssl: {verification_mode: none}", ", ssl: {certificate_authorities: [/ca.pem]}",
+        ", ssl: {supported_protocols: [TLSv1.3]}",
+    };
+    char text[512];
+    struct shipper_conf a, b;
+    snprintf(text, sizeof(text), base, "");
+    conf_of(text, &a);
+    /* The same output, other inputs and options: equal. */
+    conf_of("inputs: [{paths: [/y, /z]}]\nqueue: {max_events: 9000}\n"
+            "output: {hosts: ['a:1', {host: 'b:2', weight: 2}]}\n", &b);
+    CHECK(output_conf_equal(&a.output, &b.output));
+    shipper_conf_free(&b);
+    static const char *const hosts[] = {
+        "output: {hosts: ['a:1']}\n",
+        "output: {hosts: [{host: 'b:2', weight: 2}, 'a:1']}\n",
+        "output: {hosts: ['a:1', {host: 'b:2', weight: 3}]}\n",
+        "output: {hosts: ['a:1', {host: 'b:2', weight: 2, backup: true}]}\n",
+        "output: {hosts: ['a:1', {host: 'c:2', weight: 2}]}\n",
+    };
+    for (size_t i = 0; i < sizeof(hosts) / sizeof(hosts[0]); i++) {
+        snprintf(text, sizeof(text), "inputs: [{paths: [/x]}]\n%s", hosts[i]);
+        conf_of(text, &b);
+        CHECK(!output_conf_equal(&a.output, &b.output));
+        shipper_conf_free(&b);
+    }
+    for (size_t i = 0; i < sizeof(changed) / sizeof(changed[0]); i++) {
+        snprintf(text, sizeof(text), base, changed[i]);
+        conf_of(text, &b);
+        CHECK(!output_conf_equal(&a.output, &b.output));
+        CHECK(output_conf_equal(&b.output, &b.output));
+        shipper_conf_free(&b);
+    }
+    shipper_conf_free(&a);
+}
+
 TEST(registry_path_is_checked_at_the_option)
 {
     char text[512], want[512], file[128];
@@ -406,20 +461,26 @@ struct rig {
     struct tail *t;
 };
 
-static void rig_start(struct rig *r, const char *dir)
+/* extra: more options of the input ("" for none); max_events: the queue's size. */
+static void rig_start_with(struct rig *r, const char *dir, const char *extra, size_t max_events)
 {
-    char text[512], regdir[256];
+    char text[768], regdir[256];
     memset(r, 0, sizeof(*r));
     snprintf(text, sizeof(text),
-             "inputs: [{id: t, paths: ['%s/*.log'], start_position: beginning}]\noutput: {hosts: ['127.0.0.1:1']}\n", dir);
+             "inputs: [{id: t, paths: ['%s/*.log'], start_position: beginning%s}]\noutput: {hosts: ['127.0.0.1:1']}\n", dir, extra);
     CHECK_INT(sl_cfg_load_string(&r->cfg, "t.yml", text, strlen(text)), 0);
     CHECK_INT(shipper_conf_parse(&r->cfg, &r->c), 0);
     snprintf(regdir, sizeof(regdir), "%s/reg", dir);
     CHECK_INT(registry_open(regdir, &r->reg), 0);
     r->loop = sl_loop_new();
     r->metrics = sl_metrics_new();
-    queue_init(&r->q, 1000, 1000, r->reg, r->metrics);
+    queue_init(&r->q, max_events, 1000, r->reg, r->metrics);
     r->t = tail_new(r->loop, &r->c, &r->q, r->reg, r->metrics);
+}
+
+static void rig_start(struct rig *r, const char *dir)
+{
+    rig_start_with(r, dir, "", 1000);
 }
 
 static void stop_loop(struct sl_loop *loop, void *arg)
@@ -522,6 +583,131 @@ TEST(tail_skips_proc_files_and_fifos)
     rig_stop(&r);
 }
 
+/* The value of a metric line "name value" in the rendered metrics, or -1. */
+static double rig_metric(struct rig *r, const char *name)
+{
+    struct sl_buf out;
+    sl_buf_init(&out, 0);
+    CHECK_INT(sl_metrics_render(r->metrics, &out), 0);
+    const char *text = sl_buf_cstr(&out);
+    double v = -1;
+    size_t n = strlen(name);
+    for (const char *p = text; (p = strstr(p, name)) != NULL; p += n) {
+        if ((p == text || p[-1] == '\n') && p[n] == ' ') {
+            v = strtod(p + n + 1, NULL);
+            break;
+        }
+    }
+    sl_buf_free(&out);
+    return v;
+}
+
+/* harvester_limit: 2 over thousands of files: each file waits its turn once
+ * (admission is a hash lookup, not a scan of the waiting files) and every line
+ * is read exactly once, the files in the order they were found. */
+TEST(tail_harvester_limit_reads_every_line_of_many_files)
+{
+    enum { NFILES = 3000, NLINES = 3 };
+    char dir[128], file[192];
+    snprintf(dir, sizeof(dir), "%s/tail3", tmpdir);
+    CHECK(mkdir(dir, 0700) == 0);
+    for (int i = 0; i < NFILES; i++) {
+        snprintf(file, sizeof(file), "%s/f%05d.log", dir, i);
+        char prefix[16];
+        snprintf(prefix, sizeof(prefix), "f%05d", i);
+        write_lines(file, prefix, NLINES, "w");
+    }
+    struct rig r;
+    rig_start_with(&r, dir, ", harvester_limit: 2", NFILES * NLINES + 100);
+    for (int i = 0; i < 200 && r.q.events < (size_t)NFILES * NLINES; i++) {
+        rig_spin(&r);
+    }
+    CHECK_INT(r.q.events, NFILES * NLINES);
+    CHECK(rig_metric(&r, "sluice_shipper_files_open") <= 2);
+    /* Every line once; files admitted in order of discovery (the directory's
+     * readdir order), at most two of them read side by side. */
+    static unsigned char seen[NFILES][NLINES];
+    static int rank[NFILES];
+    memset(seen, 0, sizeof(seen));
+    DIR *d = opendir(dir);
+    CHECK(d != NULL);
+    int nr = 0;
+    for (struct dirent *de; d && (de = readdir(d)) != NULL;) {
+        int f;
+        if (sscanf(de->d_name, "f%05d.log", &f) == 1 && f >= 0 && f < NFILES) {
+            rank[f] = nr++;
+        }
+    }
+    if (d) {
+        closedir(d);
+    }
+    CHECK_INT(nr, NFILES);
+    size_t dup = 0, out_of_order = 0, total = 0;
+    int max_rank = -1;
+    for (struct batch *b = r.q.head; b; b = b->next) {
+        for (uint32_t i = 0; i < b->n; i++) {
+            size_t from = b->ev[i].frame_off;
+            size_t to = i + 1 < b->n ? b->ev[i + 1].frame_off : b->frames.len;
+            const char *key = "\"message\":\"f";
+            const char *m = memmem(b->frames.data + from, to - from, key, strlen(key));
+            CHECK(m != NULL);
+            if (!m) {
+                continue;
+            }
+            int f = atoi(m + 12), l = atoi(m + 18);
+            CHECK(f >= 0 && f < NFILES && l >= 0 && l < NLINES);
+            if (f >= 0 && f < NFILES && l >= 0 && l < NLINES) {
+                total++;
+                dup += seen[f][l]++ > 0;
+                out_of_order += rank[f] < max_rank - 2;
+                max_rank = rank[f] > max_rank ? rank[f] : max_rank;
+            }
+        }
+    }
+    CHECK_INT(total, NFILES * NLINES);
+    CHECK_INT(dup, 0);
+    CHECK_INT(out_of_order, 0);
+    rig_stop(&r);
+}
+
+/* close_inactive with a scan_frequency below the tick: the idle file closes,
+ * later scans leave it closed while it has not grown, a write reopens it. */
+TEST(tail_close_inactive_keeps_an_unchanged_file_closed)
+{
+    char dir[128], file[192];
+    snprintf(dir, sizeof(dir), "%s/tail4", tmpdir);
+    CHECK(mkdir(dir, 0700) == 0);
+    snprintf(file, sizeof(file), "%s/app.log", dir);
+    write_lines(file, "a", 5, "w");
+    struct rig r;
+    rig_start_with(&r, dir, ", close_inactive: 300ms, scan_frequency: 100ms", 1000);
+    rig_spin(&r);
+    CHECK_INT(r.q.events, 5);
+    CHECK(rig_metric(&r, "sluice_shipper_files_open") == 1);
+    bool closed = false;
+    for (int i = 0; i < 40 && !closed; i++) {   /* 40 x 50ms */
+        rig_spin(&r);
+        closed = rig_metric(&r, "sluice_shipper_files_open") == 0;
+    }
+    CHECK(closed);
+    /* ACK what was read, as the aggregator would: the file is then fully shipped. */
+    queue_seal(&r.q);
+    for (struct batch *b; (b = queue_next_unsent(&r.q)) != NULL;) {
+        queue_ack(&r.q, b, b->n);
+    }
+    CHECK_INT(r.q.events, 0);
+    for (int i = 0; i < 10; i++) {   /* 500ms: five scans */
+        rig_spin(&r);
+        CHECK(rig_metric(&r, "sluice_shipper_files_open") == 0);
+    }
+    write_lines(file, "b", 1, "a");
+    rig_spin(&r);
+    rig_spin(&r);
+    CHECK_INT(r.q.events, 1);   /* only the new line: the rest was ACKed */
+    CHECK(rig_metric(&r, "sluice_shipper_files_open") == 1);
+    rig_stop(&r);
+}
+
 int main(void)
 {
     make_tmpdir();
@@ -533,9 +719,12 @@ int main(void)
     RUN(queue_oldest_unacked_is_the_first_event_without_an_ack);
     RUN(registry_check_dir_creates_and_probes);
     RUN(output_hosts_need_a_port_1_to_65535);
+    RUN(output_conf_equal_compares_every_output_field);
     RUN(registry_path_is_checked_at_the_option);
     RUN(tail_sees_copytruncate_regrown_past_the_offset);
     RUN(tail_skips_proc_files_and_fifos);
+    RUN(tail_harvester_limit_reads_every_line_of_many_files);
+    RUN(tail_close_inactive_keeps_an_unchanged_file_closed);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
     if (system(cmd) != 0) {
