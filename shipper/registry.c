@@ -31,7 +31,72 @@ struct registry {
     struct registry_entry *head;
     size_t count;
     bool dirty;
+    /* Index by dev+ino (what registry_find compares), chained through hnext.
+     * Each chain keeps the order of the list at head (newest first), so the
+     * first live match is the one a scan of the list would find. */
+    struct registry_entry **buckets;
+    size_t nbuckets;          /* 0 or a power of two: at most 2 * count after adds, 4 * count (or 64) after expiry */
 };
+
+#define REGISTRY_MIN_BUCKETS 64
+
+static size_t index_slot(const struct registry *r, uint64_t dev, uint64_t ino)
+{
+    uint64_t h = ino ^ (dev * 0x9e3779b97f4a7c15ULL);
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    return (size_t)h & (r->nbuckets - 1);
+}
+
+/* Rebuilds the index with nb buckets from the list, keeping the list's order in
+ * every chain (pushed in list order, then each chain reversed). */
+static void index_rebuild(struct registry *r, size_t nb)
+{
+    free(r->buckets);
+    r->buckets = sl_calloc(nb, sizeof(*r->buckets));
+    r->nbuckets = nb;
+    for (struct registry_entry *e = r->head; e; e = e->next) {
+        size_t i = index_slot(r, e->dev, e->ino);
+        e->hnext = r->buckets[i];
+        r->buckets[i] = e;
+    }
+    for (size_t i = 0; i < nb; i++) {
+        struct registry_entry *rev = NULL, *e = r->buckets[i];
+        while (e) {
+            struct registry_entry *n = e->hnext;
+            e->hnext = rev;
+            rev = e;
+            e = n;
+        }
+        r->buckets[i] = rev;
+    }
+}
+
+/* e was just pushed at the head of the list: push it at the head of its chain. */
+static void index_add(struct registry *r, struct registry_entry *e)
+{
+    if (r->count > r->nbuckets) {
+        index_rebuild(r, r->nbuckets ? r->nbuckets * 2 : REGISTRY_MIN_BUCKETS);
+        return;  /* the rebuild indexed e too */
+    }
+    size_t i = index_slot(r, e->dev, e->ino);
+    e->hnext = r->buckets[i];
+    r->buckets[i] = e;
+}
+
+static void index_remove(struct registry *r, struct registry_entry *e)
+{
+    for (struct registry_entry **pp = &r->buckets[index_slot(r, e->dev, e->ino)]; *pp;
+         pp = &(*pp)->hnext) {
+        if (*pp == e) {
+            *pp = e->hnext;
+            return;
+        }
+    }
+}
 
 uint64_t registry_hash(uint64_t h, const void *p, size_t n)
 {
@@ -62,6 +127,7 @@ static struct registry_entry *entry_new(struct registry *r, uint64_t dev, uint64
     e->next = r->head;
     r->head = e;
     r->count++;
+    index_add(r, e);
     return e;
 }
 
@@ -106,6 +172,9 @@ static void clear_entries(struct registry *r)
         free(e);
     }
     r->count = 0;
+    free(r->buckets);
+    r->buckets = NULL;
+    r->nbuckets = 0;
 }
 
 /* Loads path: 0, SL_ENOENT when it does not exist, SL_EINVAL when corrupt, SL_EIO. */
@@ -336,7 +405,10 @@ void registry_close(struct registry *r)
 
 struct registry_entry *registry_find(struct registry *r, uint64_t dev, uint64_t ino)
 {
-    for (struct registry_entry *e = r->head; e; e = e->next) {
+    if (r->nbuckets == 0) {
+        return NULL;
+    }
+    for (struct registry_entry *e = r->buckets[index_slot(r, dev, ino)]; e; e = e->hnext) {
         if (e->dev == dev && e->ino == ino && !e->gone) {
             return e;
         }
@@ -462,6 +534,7 @@ void registry_expire(struct registry *r, uint64_t ttl_ms)
         struct registry_entry *e = *pp;
         if (e->gone && e->refs == 0 && now - e->seen_ms >= ttl_ms) {
             *pp = e->next;
+            index_remove(r, e);
             free(e->path);
             free(e);
             r->count--;
@@ -469,5 +542,13 @@ void registry_expire(struct registry *r, uint64_t ttl_ms)
             continue;
         }
         pp = &e->next;
+    }
+    /* Keep the index bounded by the entries left. */
+    if (r->nbuckets > REGISTRY_MIN_BUCKETS && r->count < r->nbuckets / 4) {
+        size_t nb = r->nbuckets;
+        while (nb > REGISTRY_MIN_BUCKETS && r->count < nb / 4) {
+            nb /= 2;
+        }
+        index_rebuild(r, nb);
     }
 }

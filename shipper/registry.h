@@ -25,6 +25,7 @@ struct registry_entry {
     uint32_t refs;            /* open harvester + events in flight; expiry waits for 0 */
     bool gone;                /* the file was deleted or replaced */
     struct registry_entry *next;
+    struct registry_entry *hnext; /* in memory only: next in the dev+ino index bucket */
 };
 
 struct registry;

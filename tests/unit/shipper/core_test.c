@@ -708,6 +708,218 @@ TEST(tail_close_inactive_keeps_an_unchanged_file_closed)
     rig_stop(&r);
 }
 
+/* What registry_find answered before the index: the newest entry (last added,
+ * not expired) with this dev+ino that is not gone. Computed for every key in one
+ * pass over the entries in add order, as the list at head held them. */
+#define BIG_N 20000
+#define BIG_INOS 12000
+#define BIG_DEVS 3
+
+struct big_ref {
+    struct registry_entry *e;
+    uint64_t dev, ino;
+    bool removed;
+};
+
+static uint64_t big_rng(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+static void big_expect(const struct big_ref *refs, size_t n, struct registry_entry **want)
+{
+    memset(want, 0, sizeof(*want) * BIG_DEVS * BIG_INOS);
+    for (size_t i = n; i-- > 0;) {
+        const struct big_ref *x = &refs[i];
+        if (!x->removed && !x->e->gone && !want[x->dev * BIG_INOS + x->ino]) {
+            want[x->dev * BIG_INOS + x->ino] = x->e;
+        }
+    }
+}
+
+static int big_check_finds(struct registry *r, const struct big_ref *refs, size_t n,
+                           struct registry_entry **want)
+{
+    big_expect(refs, n, want);
+    int bad = 0;
+    for (uint64_t d = 0; d < BIG_DEVS; d++) {
+        for (uint64_t i = 0; i < BIG_INOS; i++) {
+            bad += registry_find(r, d, i) != want[d * BIG_INOS + i];
+        }
+    }
+    size_t live = 0;
+    for (size_t i = 0; i < n; i++) {
+        live += !refs[i].removed;
+    }
+    bad += registry_count(r) != live;
+    return bad;
+}
+
+/* The file the list-based encoder wrote: entries newest first, gone ones left
+ * out (reverse: oldest first, the order a reload followed by a flush gives). */
+static void big_encode(struct sl_buf *b, const struct big_ref *refs, size_t n, bool reverse)
+{
+    sl_buf_puts(b, "{\"version\":1,\"entries\":[");
+    bool first = true;
+    for (size_t k = 0; k < n; k++) {
+        const struct big_ref *x = &refs[reverse ? k : n - 1 - k];
+        if (x->removed || x->e->gone) {
+            continue;
+        }
+        if (!first) {
+            sl_buf_putc(b, ',');
+        }
+        first = false;
+        const struct registry_entry *e = x->e;
+        sl_buf_printf(b, "\n{\"dev\":%llu,\"ino\":%llu,\"fp\":\"%016llx\",\"fp_len\":%u,"
+                         "\"offset\":%llu,\"seen\":%llu,\"path\":\"%s\"}",
+                      (unsigned long long)e->dev, (unsigned long long)e->ino,
+                      (unsigned long long)e->fp, e->fp_len, (unsigned long long)e->offset,
+                      (unsigned long long)e->seen_ms, e->path);
+    }
+    sl_buf_puts(b, "\n]}\n");
+}
+
+static bool big_file_is(const char *path, const struct sl_buf *want)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        return false;
+    }
+    struct sl_buf got;
+    sl_buf_init(&got, 0);
+    char chunk[65536];
+    size_t k;
+    while ((k = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+        sl_buf_append(&got, chunk, k);
+    }
+    fclose(f);
+    bool same = got.len == want->len && memcmp(got.data, want->data, got.len) == 0;
+    sl_buf_free(&got);
+    return same;
+}
+
+TEST(registry_index_answers_as_the_linear_scan_did_for_20000_entries)
+{
+    char dir[128];
+    snprintf(dir, sizeof(dir), "%s/regbig", tmpdir);
+    struct registry *r;
+    CHECK_INT(registry_open(dir, &r), 0);
+    struct big_ref *refs = calloc(BIG_N, sizeof(*refs));
+    struct registry_entry **want = calloc(BIG_DEVS * BIG_INOS, sizeof(*want));
+    uint64_t seed = 0x5eed1234abcdULL;
+    size_t n = 0;
+    int bad = 0;
+    char path[64];
+    while (n < BIG_N) {
+        uint64_t rnd = big_rng(&seed);
+        uint64_t dev = 1 + rnd % 2, ino = (rnd >> 8) % BIG_INOS;
+        /* What the tail does: find, and add when there is no live entry or the
+         * fingerprint says the inode was reused (add replaces: old one gone). */
+        struct registry_entry *e = registry_find(r, dev, ino);
+        if (!e || (rnd >> 40) % 3 == 0) {
+            snprintf(path, sizeof(path), "/var/log/f%zu.log", n);
+            e = registry_add(r, dev, ino, path);
+            refs[n++] = (struct big_ref){e, dev, ino, false};
+            registry_ack(r, e, 0, (rnd >> 20) % 100000 + 1);
+            e->fp = rnd;
+            e->fp_len = (uint32_t)((rnd >> 32) % REGISTRY_FP_MAX);
+        } else if ((rnd >> 40) % 3 == 1) {
+            snprintf(path, sizeof(path), "/var/log/renamed-%zu.log", n);  /* renamed */
+            free(e->path);
+            e->path = sl_strdup(path);
+        }
+        struct big_ref *x = &refs[(rnd >> 16) % n];
+        if (!x->removed && (rnd >> 50) % 4 == 0) {
+            x->e->gone = true;                      /* deleted */
+            x->e->refs = (rnd >> 56) % 2;           /* events still in flight */
+        }
+        if (n % 4000 == 0 && (rnd >> 40) % 3 == 0) {
+            /* Expiry frees gone, unreferenced entries (ttl 0: all of them). */
+            for (size_t i = 0; i < n; i++) {
+                if (!refs[i].removed && refs[i].e->gone && refs[i].e->refs == 0) {
+                    refs[i].removed = true;
+                }
+            }
+            registry_expire(r, 0);
+            bad += big_check_finds(r, refs, n, want);
+            for (size_t i = 0; i < n; i++) {
+                if (!refs[i].removed && refs[i].e->gone && (i % 2) == 0) {
+                    refs[i].e->refs = 0;    /* settled: the next expiry takes them */
+                }
+            }
+        }
+    }
+    bad += big_check_finds(r, refs, n, want);
+    CHECK_INT(bad, 0);
+
+    /* The file written is the one the list-based encoder wrote. */
+    char file[160];
+    snprintf(file, sizeof(file), "%s/registry.json", dir);
+    struct sl_buf b;
+    sl_buf_init(&b, 0);
+    big_encode(&b, refs, n, false);
+    registry_touch(r);
+    CHECK_INT(registry_flush(r), 0);
+    CHECK(big_file_is(file, &b));
+
+    /* Read back: every live entry is found with what was written; a reload
+     * lists them oldest first, so the next flush writes them in that order. */
+    struct sl_buf again;
+    sl_buf_init(&again, 0);
+    big_encode(&again, refs, n, true);
+    big_expect(refs, n, want);
+    size_t live = 0;
+    for (size_t i = 0; i < BIG_DEVS * BIG_INOS; i++) {
+        live += want[i] != NULL;
+    }
+    struct registry_entry **saved = calloc(BIG_DEVS * BIG_INOS, sizeof(*saved));
+    memcpy(saved, want, sizeof(*want) * BIG_DEVS * BIG_INOS);
+    char (*paths)[64] = calloc(BIG_DEVS * BIG_INOS, 64);
+    uint64_t(*vals)[4] = calloc(BIG_DEVS * BIG_INOS, sizeof(*vals));
+    for (size_t i = 0; i < BIG_DEVS * BIG_INOS; i++) {
+        if (saved[i]) {
+            snprintf(paths[i], 64, "%s", saved[i]->path);
+            vals[i][0] = saved[i]->fp;
+            vals[i][1] = saved[i]->fp_len;
+            vals[i][2] = saved[i]->offset;
+            vals[i][3] = saved[i]->seen_ms;
+        }
+    }
+    registry_close(r);
+    CHECK_INT(registry_open(dir, &r), 0);
+    CHECK_INT(registry_count(r), live);
+    bad = 0;
+    for (uint64_t d = 0; d < BIG_DEVS; d++) {
+        for (uint64_t i = 0; i < BIG_INOS; i++) {
+            size_t k = d * BIG_INOS + i;
+            struct registry_entry *e = registry_find(r, d, i);
+            if (!saved[k]) {
+                bad += e != NULL;
+                continue;
+            }
+            bad += !e || e->dev != d || e->ino != i || strcmp(e->path, paths[k]) != 0 ||
+                   e->fp != vals[k][0] || e->fp_len != vals[k][1] || e->offset != vals[k][2] ||
+                   e->seen_ms != vals[k][3];
+        }
+    }
+    CHECK_INT(bad, 0);
+    registry_touch(r);
+    CHECK_INT(registry_flush(r), 0);
+    CHECK(big_file_is(file, &again));
+    registry_close(r);
+    sl_buf_free(&again);
+    sl_buf_free(&b);
+    free(vals);
+    free(paths);
+    free(saved);
+    free(want);
+    free(refs);
+}
+
 int main(void)
 {
     make_tmpdir();
@@ -725,6 +937,7 @@ int main(void)
     RUN(tail_skips_proc_files_and_fifos);
     RUN(tail_harvester_limit_reads_every_line_of_many_files);
     RUN(tail_close_inactive_keeps_an_unchanged_file_closed);
+    RUN(registry_index_answers_as_the_linear_scan_did_for_20000_entries);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
     if (system(cmd) != 0) {
