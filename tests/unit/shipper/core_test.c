@@ -20,6 +20,7 @@
 #include "sluice/lumberjack.h"
 #include "sluice/metrics.h"
 #include "tail.h"
+#include "sluice/log.h"
 #include "test.h"
 
 static char tmpdir[64];
@@ -922,6 +923,8 @@ TEST(registry_index_answers_as_the_linear_scan_did_for_20000_entries)
 
 int main(void)
 {
+    /* Thousands of files are opened below: their "harvesting" lines would bury the results. */
+    sl_log_init("core_test", SL_LOG_WARN, SL_LOG_TEXT);
     make_tmpdir();
     RUN(event_has_the_beats_shape);
     RUN(registry_round_trips_offsets_and_fingerprints);
