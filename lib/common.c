@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -239,4 +240,39 @@ int sl_write_all(int fd, const void *buf, size_t n)
         n -= (size_t)w;
     }
     return 0;
+}
+
+/* A per-process key: hash tables indexed by bytes from outside (JSON keys,
+ * kv pairs) cannot be flooded with keys crafted to collide offline. */
+static uint64_t hash_seed(void)
+{
+    static _Atomic(uint64_t) seed;
+    uint64_t s = atomic_load_explicit(&seed, memory_order_relaxed);
+    if (s) {
+        return s;
+    }
+    uint64_t fresh = 0;
+    if (getrandom(&fresh, sizeof(fresh), GRND_NONBLOCK) != (ssize_t)sizeof(fresh)) {
+        fresh = clock_ms(CLOCK_MONOTONIC) * 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid() << 32 ^
+                (uint64_t)(uintptr_t)&fresh;
+    }
+    fresh |= 1;  /* never 0: 0 means "not drawn yet" */
+    uint64_t expected = 0;
+    atomic_compare_exchange_strong(&seed, &expected, fresh);
+    return atomic_load_explicit(&seed, memory_order_relaxed);
+}
+
+uint64_t sl_hash_bytes(const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    uint64_t seed = hash_seed();
+    uint64_t h = 1469598103934665603ull ^ seed;  /* FNV-1a from a keyed basis */
+    for (size_t i = 0; i < n; i++) {
+        h = (h ^ b[i]) * 1099511628211ull;
+    }
+    /* Mix the key in again at the end so the high bits, which pick the slot
+     * after masking, depend on every byte and on the key. */
+    h ^= h >> 29;
+    h *= seed | 0x100000001b3ull;
+    return h ^ (h >> 32);
 }

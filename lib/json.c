@@ -780,13 +780,10 @@ struct key_index {
     size_t mask;
 };
 
+/* Keyed per process (common.h): keys from outside cannot be made to collide. */
 static inline uint64_t key_hash(const char *k, size_t n)
 {
-    uint64_t h = 1469598103934665603ull;  /* FNV-1a */
-    for (size_t i = 0; i < n; i++) {
-        h = (h ^ (unsigned char)k[i]) * 1099511628211ull;
-    }
-    return h;
+    return sl_hash_bytes(k, n);
 }
 
 /* Finds key among ms[], or the empty slot where it belongs. */

@@ -327,14 +327,10 @@ int sl_obj_del(struct sl_value *obj, const char *key, size_t klen)
 
 /* ---- batches of puts ---- */
 
-/* FNV-1a over the key bytes: short keys, one pass, no alignment concerns. */
+/* Keyed per process (common.h): keys from outside cannot be made to collide. */
 static inline uint64_t key_hash(const char *k, size_t n)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) {
-        h = (h ^ (unsigned char)k[i]) * 1099511628211ull;
-    }
-    return h;
+    return sl_hash_bytes(k, n);
 }
 
 /* The slot holding key, or the empty slot where it belongs (open addressing, linear probing). */

@@ -51,6 +51,10 @@ void sl_wall_unpin(void);
  * 0, or -1 with errno set by the failing write(2). */
 int sl_write_all(int fd, const void *buf, size_t n);
 
+/* Hash of n bytes for in-memory tables, keyed per process (random at first
+ * use): the same bytes hash alike within a process, never predictably across. */
+uint64_t sl_hash_bytes(const void *p, size_t n);
+
 /* Parses "512kb", "5mb", "1gb", "100" (bytes) into *out. Returns 0 or SL_EINVAL. */
 int sl_parse_size(const char *s, uint64_t *out);
 /* Parses "500ms", "10s", "5m", "1h", "0" into milliseconds. Returns 0 or SL_EINVAL. */

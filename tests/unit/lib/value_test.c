@@ -13,6 +13,8 @@
 #include "sluice/value.h"
 
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "test.h"
 
@@ -1471,9 +1473,45 @@ TEST(test_arena_obj_batch)
     arena_done();
 }
 
+/* The hash behind the key indexes: stable within a process, keyed per process
+ * (two fresh processes disagree), so keys cannot be crafted offline to collide. */
+static uint64_t hash_in_child(void)
+{
+    int fd[2];
+    uint64_t h = 0;
+    if (pipe(fd) != 0) {
+        return 0;
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        uint64_t v = sl_hash_bytes("message", 7);
+        _exit(write(fd[1], &v, sizeof(v)) == (ssize_t)sizeof(v) ? 0 : 1);
+    }
+    close(fd[1]);
+    if (read(fd[0], &h, sizeof(h)) != (ssize_t)sizeof(h)) {
+        h = 0;
+    }
+    close(fd[0]);
+    waitpid(pid, NULL, 0);
+    return h;
+}
+
+TEST(test_hash_is_keyed_per_process)
+{
+    /* Drawn in the children first: a fork after the parent drew would inherit it. */
+    uint64_t a = hash_in_child(), b = hash_in_child();
+    CHECK(a != 0 && b != 0);
+    CHECK(a != b);
+    CHECK(sl_hash_bytes("message", 7) == sl_hash_bytes("message", 7));
+    CHECK(sl_hash_bytes("message", 7) != sl_hash_bytes("messagf", 7));
+    CHECK(sl_hash_bytes("", 0) == sl_hash_bytes("", 0));
+}
+
 int main(void)
 {
     sl_buf_init(&g_out, 0);
+    RUN(test_hash_is_keyed_per_process);
     RUN(test_scalars_and_clear);
     RUN(test_object_order_put_get_del);
     RUN(test_object_on_wrong_types);
