@@ -45,6 +45,34 @@ static bool make_event(const char *line, size_t len, bool json, struct sl_value 
     return true;
 }
 
+/*
+ * Reads one line into line (at most max bytes kept, NUL-terminated). Returns
+ * its length, -1 at the end of input, or -2 for a line longer than max, which
+ * is read to its end but not kept: a huge line costs no memory.
+ */
+static ssize_t read_line(FILE *in, struct sl_buf *line, size_t max)
+{
+    sl_buf_reset(line);
+    bool any = false, over = false;
+    int c;
+    while ((c = getc(in)) != EOF) {
+        any = true;
+        if (c == '\n') {
+            break;
+        }
+        if (line->len < max) {
+            sl_buf_putc(line, (char)c);
+        } else {
+            over = true;
+        }
+    }
+    if (!any) {
+        return -1;
+    }
+    sl_buf_cstr(line);
+    return over ? -2 : (ssize_t)line->len;
+}
+
 int agg_test_pipeline(const char *config, bool json, FILE *in, FILE *out, FILE *err)
 {
     struct agg_conf conf;
@@ -52,8 +80,8 @@ int agg_test_pipeline(const char *config, bool json, FILE *in, FILE *out, FILE *
     struct sl_loop *loop = sl_loop_new();
     struct sl_metrics *metrics = sl_metrics_new();
     struct agg_pipeline *p = NULL;
-    char *line = NULL;
-    size_t cap = 0;
+    struct sl_buf line;
+    sl_buf_init(&line, 0);
     if (agg_conf_load(&conf, config) == 0 || conf.cfg.root) {
         conf.check_only = true;  /* outputs are checked, never opened */
         p = agg_pipeline_new(&conf, loop, metrics);
@@ -67,19 +95,20 @@ int agg_test_pipeline(const char *config, bool json, FILE *in, FILE *out, FILE *
     ssize_t n;
     struct sl_buf b;
     sl_buf_init(&b, 0);
-    while ((n = getline(&line, &cap, in)) >= 0) {
+    size_t max = (size_t)SL_MIN(conf.max_frame_bytes, (uint64_t)SIZE_MAX / 2);
+    while ((n = read_line(in, &line, max)) != -1) {
         lineno++;
-        size_t len = (size_t)n;
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) {
-            len--;
-        }
-        if ((uint64_t)len > conf.max_frame_bytes) {
+        if (n == -2) {
             fprintf(err, "line %lu: longer than input.max_frame_bytes; skipped\n", lineno);
             rc = 1;
             continue;
         }
+        size_t len = (size_t)n;
+        while (len > 0 && line.data[len - 1] == '\r') {
+            len--;
+        }
         struct sl_value ev = {0};
-        if (!make_event(line, len, json, &ev, err, lineno)) {
+        if (!make_event(line.data ? line.data : "", len, json, &ev, err, lineno)) {
             rc = 1;
             continue;
         }
@@ -98,7 +127,7 @@ int agg_test_pipeline(const char *config, bool json, FILE *in, FILE *out, FILE *
     sl_buf_free(&b);
     fprintf(err, "%lu event(s) in, %lu out, %lu dropped\n", nin, nout, nin - nout);
 out:
-    free(line);
+    sl_buf_free(&line);
     agg_pipeline_free(p);
     agg_conf_free(&conf);
     sl_metrics_free(metrics);
