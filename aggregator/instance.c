@@ -402,14 +402,19 @@ int sl_batch_dead_letter(struct sl_batch *b, const char *event_json, size_t len,
         /* A poison event must not block its connection forever: dropped, and said so. */
         atomic_fetch_add(&c->ndead, 1);
         sl_counter_inc(in->m_dropped);
-        sl_warn("%s: dropped an event that can never be delivered (set dead_letter_path to "
-                "keep such events): %s", in->id, extra_members ? extra_members : "");
+        /* One line a second at most: a bad mapping can refuse thousands of events
+         * a batch; the counter has the exact figure. */
+        uint64_t now = sl_now_ms(), last = atomic_load(&in->drop_logged_ms);
+        if (now - last >= 1000 && atomic_compare_exchange_strong(&in->drop_logged_ms, &last, now)) {
+            sl_warn("%s: dropped an event that can never be delivered (set dead_letter_path to "
+                    "keep such events): %s", in->id, extra_members ? extra_members : "");
+        }
         return SL_DLQ_DROPPED;
     }
     struct sl_buf rec;
     sl_buf_init(&rec, 0);
-    sl_dlq_record(&rec, sl_wall_ms(), in->label, event_json, len, extra_members);
-    int rc = sl_dlq_append(in->dlq, rec.data, rec.len);
+    int rc = sl_dlq_record(&rec, sl_wall_ms(), in->label, event_json, len, extra_members);
+    rc = rc != 0 ? SL_EIO : sl_dlq_append(in->dlq, rec.data, rec.len);
     sl_buf_free(&rec);
     if (rc == 0) {
         atomic_fetch_add(&c->ndead, 1);

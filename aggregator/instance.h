@@ -42,6 +42,7 @@ struct sl_instance {
     bool is_else;                  /* outputs: the events no `when` output took */
     char **fail_tags;              /* filters: NULL-terminated; empty: tag nothing */
     struct sl_dlq *dlq;            /* outputs: NULL without dead_letter_path */
+    atomic_uint_least64_t drop_logged_ms; /* last "dropped" warning (monotonic ms) */
 
     /* Metrics: filters count ok/dropped/error; outputs ok/failed/retry/dead_letter/dropped. */
     struct sl_metric *m_ok, *m_dropped, *m_error;

@@ -27,11 +27,10 @@ static bool make_event(const char *line, size_t len, bool json, struct sl_value 
                        unsigned long lineno)
 {
     if (json) {
-        char why[128];
+        char why[128] = "valid JSON, but not an object";
         if (sl_json_parse(line, len, ev, NULL, why, sizeof(why)) != 0 ||
             ev->type != SL_V_OBJECT) {
-            fprintf(err, "line %lu: not a JSON object (%s); skipped\n", lineno,
-                    ev->type == SL_V_OBJECT ? "" : why);
+            fprintf(err, "line %lu: not a JSON object (%s); skipped\n", lineno, why);
             sl_value_clear(ev);
             return false;
         }

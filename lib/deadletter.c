@@ -223,8 +223,8 @@ out:
     return rc;
 }
 
-void sl_dlq_record(struct sl_buf *out, uint64_t time_ms, const char *output_id,
-                   const char *event_json, size_t event_len, const char *extra_members)
+int sl_dlq_record(struct sl_buf *out, uint64_t time_ms, const char *output_id,
+                  const char *event_json, size_t event_len, const char *extra_members)
 {
     size_t start = out->len;
     char ts[32];
@@ -245,5 +245,7 @@ void sl_dlq_record(struct sl_buf *out, uint64_t time_ms, const char *output_id,
     if (rc != 0) {
         /* Half a record in out would become half a line in the file. */
         out->len = start;
+        return SL_ELIMIT;
     }
+    return 0;
 }

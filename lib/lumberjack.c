@@ -347,6 +347,12 @@ static int step_d(struct sl_lj_decoder *d, const unsigned char *p, size_t avail,
 /* Output produced per inflate_more(): enough to amortise the calls, small
  * enough that a huge window never sits inflated in memory at once. */
 #define INFLATE_STEP (256u * 1024)
+/* Compressed payload capacity kept between blocks; larger is released. */
+#define CBUF_KEEP (1u << 20)
+/* zstd decoder window allowed: pieces are small, so a client may not make each
+ * connection allocate a window of max_inflated (256 MiB by default). Our shipper's
+ * levels use at most 2 MiB. */
+#define ZSTD_WINDOW_CAP (8u << 20)
 
 /*
  * Moves what is left of infl (a partial inner frame) to its start, once per
@@ -384,6 +390,18 @@ static void infl_room(struct sl_lj_decoder *d, unsigned char **out, size_t *room
     }
     *out = (unsigned char *)b->data + b->len;
     *room = SL_MIN(b->cap - b->len - 1, (size_t)d->lim.max_inflated - b->len);
+}
+
+/* The block is fully inflated. A large compressed payload is not kept for the
+ * connection's life: a second 64 MiB per connection that sent one big block. */
+static void end_block(struct sl_lj_decoder *d)
+{
+    d->ckind = 0;
+    if (d->cbuf.cap > CBUF_KEEP) {
+        size_t max = d->cbuf.max;
+        sl_buf_free(&d->cbuf);
+        sl_buf_init(&d->cbuf, max);
+    }
 }
 
 static int start_zlib(struct sl_lj_decoder *d)
@@ -425,7 +443,7 @@ static int more_zlib(struct sl_lj_decoder *d)
                 return fail(d, SL_EPROTO, "%u trailing bytes after zlib stream in compressed "
                             "frame", d->zs.avail_in);
             }
-            d->ckind = 0;
+            end_block(d);
             return 0;
         }
         if (zr != Z_OK && zr != Z_BUF_ERROR) {
@@ -458,7 +476,8 @@ static int start_zstd(struct sl_lj_decoder *d)
         }
         /* The decoder allocates the window the frame asks for (default cap
          * 128 MiB); a window larger than max_inflated is never needed. */
-        ZSTD_DCtx_setParameter(d->zd, ZSTD_d_windowLogMax, window_log_for(d->lim.max_inflated));
+        ZSTD_DCtx_setParameter(d->zd, ZSTD_d_windowLogMax,
+                               window_log_for(SL_MIN(d->lim.max_inflated, ZSTD_WINDOW_CAP)));
     } else {
         ZSTD_DCtx_reset(d->zd, ZSTD_reset_session_only);
     }
@@ -492,7 +511,7 @@ static int more_zstd(struct sl_lj_decoder *d)
                 return fail(d, SL_EPROTO, "%zu trailing bytes after zstd frame in compressed "
                             "frame", d->zin.size - d->zin.pos);
             }
-            d->ckind = 0;
+            end_block(d);
             return 0;
         }
         if (d->zin.pos == d->zin.size && out.pos < out.size) {

@@ -1270,7 +1270,7 @@ static enum sl_filter_result date_filter(void *inst, struct sl_value *event)
         if (parse_one(fd, &fd->fmts[i], v, event, &ms) &&
             sl_timestamp_format(ms, out, sizeof(out)) > 0) {
             /* v points into the event: done with it before the event changes. */
-            struct sl_value *slot = sl_field_put(event, fd->target.text);
+            struct sl_value *slot = sl_fieldref_put(&fd->target, event);
             if (!slot) {
                 break;
             }

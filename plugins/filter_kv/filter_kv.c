@@ -491,7 +491,7 @@ static enum sl_filter_result kv_filter(void *inst, struct sl_value *event)
     }
     if (k->target.nsegs) {
         /* As in Logstash, the target is replaced by the pairs found, not merged. */
-        struct sl_value *slot = sl_field_put(event, k->target.text);
+        struct sl_value *slot = sl_fieldref_put(&k->target, event);
         if (slot) {
             sl_value_move(slot, &kv);
         }

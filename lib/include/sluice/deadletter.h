@@ -55,9 +55,10 @@ int sl_dlq_append(struct sl_dlq *d, const char *records, size_t len);
  * not NULL or empty, are pre-rendered JSON members written before the closing
  * brace, e.g. "status":400,"error":{"type":"x","reason":"y"},"index":"logs"
  * (the elasticsearch output's members). If out's maximum would be exceeded,
- * out is left as it was.
+ * out is left as it was and SL_ELIMIT returned (the event is not filed: the
+ * caller must not count it delivered); 0 otherwise.
  */
-void sl_dlq_record(struct sl_buf *out, uint64_t time_ms, const char *output_id,
-                   const char *event_json, size_t event_len, const char *extra_members);
+int sl_dlq_record(struct sl_buf *out, uint64_t time_ms, const char *output_id,
+                  const char *event_json, size_t event_len, const char *extra_members);
 
 #endif

@@ -30,7 +30,9 @@ enum sl_lj_compression { SL_LJ_NONE = 0, SL_LJ_ZLIB, SL_LJ_ZSTDC };
 struct sl_lj_limits {
     uint32_t max_window;     /* events announced by one W frame; 0 -> 10000 */
     uint32_t max_frame;      /* bytes of one frame's payload (J, D or compressed); 0 -> 64 MiB */
-    uint64_t max_inflated;   /* bytes one compressed frame may inflate to; 0 -> 256 MiB */
+    uint64_t max_inflated;   /* inflated bytes held at once: the largest frame inside a
+                              * compressed block (blocks inflate a piece at a time, any
+                              * total size); 0 -> 256 MiB */
 };
 
 /* A decoded frame. data/len point into the decoder and stay valid only until
