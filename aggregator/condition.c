@@ -371,6 +371,17 @@ static bool value_matches(const struct sl_value *v, const struct sl_regex *re)
     return false;
 }
 
+void sl_condition_root_keys(const struct sl_condition *c,
+                            void (*fn)(void *arg, const char *key, size_t len), void *arg)
+{
+    if (c->op <= OP_IN && c->ref.nsegs > 0) {
+        fn(arg, c->ref.segs[0].name, c->ref.segs[0].len);
+    }
+    for (size_t i = 0; i < c->nkids; i++) {
+        sl_condition_root_keys(c->kids[i], fn, arg);
+    }
+}
+
 bool sl_condition_eval(const struct sl_condition *c, const struct sl_value *event)
 {
     const struct sl_value *v = NULL;

@@ -43,6 +43,10 @@ struct sl_condition *sl_condition_new(struct sl_cfg *cfg, struct sl_cfg_node *no
                                       const char *where);
 void sl_condition_free(struct sl_condition *c);
 
+/* Calls fn with the root key of every field c reads (a.b and [a][b] give "a"). */
+void sl_condition_root_keys(const struct sl_condition *c,
+                            void (*fn)(void *arg, const char *key, size_t len), void *arg);
+
 /* True when event satisfies c. Reads c and event only: safe from several threads. */
 bool sl_condition_eval(const struct sl_condition *c, const struct sl_value *event);
 

@@ -299,6 +299,67 @@ struct sl_instance *agg_instance_new(const struct sl_plugin *p, struct sl_cfg *c
     return in;
 }
 
+void sl_filter_touches(struct sl_plugin_ctx *ctx, const char *key, size_t len)
+{
+    struct agg_touch *t = &ctx->core->touch;
+    t->declared = true;
+    if (!key) {
+        return;
+    }
+    for (size_t i = 0; i < t->n; i++) {
+        if (strlen(t->keys[i]) == len && memcmp(t->keys[i], key, len) == 0) {
+            return;
+        }
+    }
+    t->keys = sl_realloc(t->keys, (t->n + 1) * sizeof(*t->keys));
+    t->keys[t->n++] = sl_strndup(key, len);
+}
+
+void sl_filter_touches_field(struct sl_plugin_ctx *ctx, const struct sl_fieldref *r)
+{
+    if (r->nsegs > 0) {
+        sl_filter_touches(ctx, r->segs[0].name, r->segs[0].len);
+    } else {
+        sl_filter_touches(ctx, NULL, 0);
+    }
+}
+
+static void touch_key(void *arg, const char *key, size_t len)
+{
+    sl_filter_touches(arg, key, len);
+}
+
+void sl_filter_touches_template(struct sl_plugin_ctx *ctx, const struct sl_template *t)
+{
+    sl_filter_touches(ctx, NULL, 0);
+    if (t) {
+        sl_template_root_keys(t, touch_key, ctx);
+    }
+}
+
+void sl_filter_touches_all(struct sl_plugin_ctx *ctx)
+{
+    ctx->core->touch.declared = ctx->core->touch.all = true;
+}
+
+static void free_touch(struct agg_touch *t)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        free(t->keys[i]);
+    }
+    free(t->keys);
+    *t = (struct agg_touch){0};
+}
+
+static void free_reads(struct sl_encoding *e)
+{
+    for (size_t i = 0; e->reads && e->reads[i]; i++) {
+        free((char *)e->reads[i]);
+    }
+    free((void *)e->reads);
+    e->reads = NULL;
+}
+
 void agg_instance_free(struct sl_instance *in)
 {
     if (!in) {
@@ -312,6 +373,8 @@ void agg_instance_free(struct sl_instance *in)
     sl_condition_free(in->when);
     sl_cfg_strv_free(in->fail_tags);
     sl_dlq_free(in->dlq);
+    free_reads(&in->enc);
+    free_touch(&in->touch);
     free(in->id);
     free(in->label);
     free(in);
@@ -319,9 +382,11 @@ void agg_instance_free(struct sl_instance *in)
 
 /* ---- filters ---------------------------------------------------------------------- */
 
-enum sl_filter_result agg_instance_filter(struct sl_instance *in, struct sl_value *ev)
+enum sl_filter_result agg_instance_filter(struct sl_instance *in, struct sl_value *ev,
+                                          bool *ran)
 {
-    if (in->when && !sl_condition_eval(in->when, ev)) {
+    *ran = !in->when || sl_condition_eval(in->when, ev);
+    if (!*ran) {
         return SL_FILTER_KEEP;
     }
     enum sl_filter_result r = in->plugin->filter(in->inst, ev);
@@ -360,6 +425,7 @@ void agg_batch_prepare(struct sl_batch *b, struct agg_batch_core *c, struct sl_i
                        void (*done)(struct agg_batch_core *, int))
 {
     c->in = in;
+    c->enc = NULL;
     c->done = done;
     atomic_init(&c->ndead, 0);
     c->finished = false;
@@ -368,6 +434,185 @@ void agg_batch_prepare(struct sl_batch *b, struct agg_batch_core *c, struct sl_i
     for (size_t i = 0; i < n; i++) {
         b->count += sl_batch_event(b, i) != NULL;
     }
+}
+
+static bool is_key(const char *k, size_t n, const char *key)
+{
+    return n == strlen(key) && memcmp(k, key, n) == 0;
+}
+
+static const struct agg_member *text_member(const struct agg_text *t, const char *k, size_t n)
+{
+    for (size_t i = 0; i < t->nmembers; i++) {
+        const struct sl_json_member *m = &t->members[i].m;
+        if (m->key_len == n && memcmp(t->raw.p + m->key_off, k, n) == 0) {
+            return &t->members[i];
+        }
+    }
+    return NULL;
+}
+
+/*
+ * Whether v is still the scalar or string it was when parsed. In an arena
+ * scope a changed string is always a new allocation, so equal pointers and
+ * lengths mean equal text; containers are not compared (a change deep inside
+ * leaves their own struct alone).
+ */
+static bool same_scalar(const struct sl_value *v, const struct sl_value *snap)
+{
+    if (v->type != snap->type) {
+        return false;
+    }
+    switch (v->type) {
+    case SL_V_NULL:
+        return true;
+    case SL_V_BOOL:
+        return v->u.b == snap->u.b;
+    case SL_V_INT:
+        return v->u.i == snap->u.i;
+    case SL_V_DOUBLE:
+        return memcmp(&v->u.d, &snap->u.d, sizeof(double)) == 0;
+    case SL_V_STRING:
+        return v->u.s.ptr == snap->u.s.ptr && v->u.s.len == snap->u.s.len;
+    default:
+        return false;
+    }
+}
+
+static void put_sep(struct sl_buf *out, bool *first)
+{
+    if (!*first) {
+        (void)sl_buf_putc(out, ',');
+    }
+    *first = false;
+}
+
+/*
+ * A partial event a filter ran on: the members it never parsed are copied
+ * from the text in their places, the parsed ones still in the tree are
+ * written from it, then the members filters added. The result is what
+ * writing the whole tree would give, keys in the same order.
+ */
+static void write_merged(struct sl_buf *out, const struct sl_value *ev,
+                         const struct agg_text *t, const char *skip)
+{
+    bool first = true;
+    (void)sl_buf_putc(out, '{');
+    for (size_t i = 0; i < t->nmembers; i++) {
+        const struct sl_json_member *m = &t->members[i].m;
+        const char *k = t->raw.p + m->key_off;
+        if (skip && is_key(k, m->key_len, skip)) {
+            continue;
+        }
+        const struct sl_value *v = sl_obj_get(ev, k, m->key_len);
+        bool parsed = t->members[i].parsed;
+        if (parsed && !v) {
+            continue;  /* a filter removed it */
+        }
+        /* Never parsed, or parsed and still the scalar it was: the text is its JSON. */
+        if (!v || (parsed && same_scalar(v, &t->members[i].snap))) {
+            put_sep(out, &first);  /* "key":value as sent, quotes included */
+            (void)sl_buf_append(out, k - 1, m->val_off + m->val_len - (m->key_off - 1));
+            continue;
+        }
+        /* Changed; or a filter wrote a key it did not declare: the tree wins. */
+        put_sep(out, &first);
+        (void)sl_json_put_str(out, k, m->key_len);
+        (void)sl_buf_putc(out, ':');
+        (void)sl_json_write(out, v, NULL);
+    }
+    for (size_t i = 0; i < ev->u.o.len; i++) {
+        const struct sl_member *m = &ev->u.o.items[i];
+        if ((skip && is_key(m->key, m->klen, skip)) || text_member(t, m->key, m->klen)) {
+            continue;  /* written above */
+        }
+        put_sep(out, &first);
+        (void)sl_json_put_str(out, m->key, m->klen);
+        (void)sl_buf_putc(out, ':');
+        (void)sl_json_write(out, &m->v, NULL);
+    }
+    (void)sl_buf_putc(out, '}');
+}
+
+void agg_output_encode(const struct sl_instance *in, const struct sl_value *ev,
+                       const struct agg_text *txt, struct sl_buf *out, struct agg_enc *r)
+{
+    size_t at = out->len;
+    const char *skip = in->enc.metadata ? NULL : "@metadata";
+    if (txt && !txt->touched && txt->doc.verbatim) {
+        (void)sl_json_put_doc(out, txt->raw.p, txt->raw.len, &txt->doc, skip != NULL);
+    } else if (txt && txt->members && ev->type == SL_V_OBJECT) {
+        write_merged(out, ev, txt, skip);
+    } else {
+        (void)sl_json_write(out, ev, skip);
+    }
+    /* Offsets ride in the pointers until agg_enc_fix: out may still move. */
+    r->json = (struct sl_bytes){(const char *)(uintptr_t)at, out->len - at};
+    for (unsigned k = 0; k < in->enc.nparts; k++) {
+        at = out->len;
+        r->part_rc[k] = in->enc.part(in->inst, ev, k, out);
+        if (r->part_rc[k] != 0) {
+            out->len = at;
+        }
+        r->part[k] = (struct sl_bytes){(const char *)(uintptr_t)at, out->len - at};
+    }
+}
+
+/* An offset kept in a pointer, made a pointer into b. */
+static const char *enc_at(const struct sl_buf *b, const char *off)
+{
+    return b->data ? b->data + (uintptr_t)off : "";
+}
+
+void agg_enc_fix(const struct sl_instance *in, struct agg_enc *r, const struct sl_buf *out)
+{
+    r->json.p = enc_at(out, r->json.p);
+    for (unsigned k = 0; k < in->enc.nparts; k++) {
+        r->part[k].p = enc_at(out, r->part[k].p);
+    }
+}
+
+void sl_output_encoding(struct sl_plugin_ctx *ctx, const struct sl_encoding *e)
+{
+    struct sl_instance *in = ctx->core;
+    free_reads(&in->enc);
+    in->enc = *e;
+    in->enc.nparts = SL_MIN(e->nparts, SL_ENC_PARTS);
+    if (e->reads) {
+        /* Copied: a plugin may build the list on its stack. */
+        size_t n = 0;
+        while (e->reads[n]) {
+            n++;
+        }
+        char **v = sl_calloc(n + 1, sizeof(*v));
+        for (size_t i = 0; i < n; i++) {
+            v[i] = sl_strdup(e->reads[i]);
+        }
+        in->enc.reads = (const char *const *)v;
+    }
+    in->encoded = true;
+}
+
+struct sl_bytes sl_batch_json(const struct sl_batch *b, size_t i)
+{
+    const struct agg_batch_core *c = b->core;
+    if (!c->enc || i >= b->n) {
+        return (struct sl_bytes){NULL, 0};
+    }
+    return c->enc[i].json;
+}
+
+int sl_batch_part(const struct sl_batch *b, size_t i, unsigned k, struct sl_bytes *out)
+{
+    const struct agg_batch_core *c = b->core;
+    *out = (struct sl_bytes){NULL, 0};
+    if (!c->enc || i >= b->n || k >= c->in->enc.nparts) {
+        return SL_ENOENT;
+    }
+    if (c->enc[i].part_rc[k] == 0) {
+        *out = c->enc[i].part[k];
+    }
+    return c->enc[i].part_rc[k];
 }
 
 void sl_batch_done(struct sl_batch *b, int status)

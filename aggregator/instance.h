@@ -14,6 +14,7 @@
 #include "condition.h"
 #include "sluice/config.h"
 #include "sluice/deadletter.h"
+#include "sluice/json.h"
 #include "sluice/plugin.h"
 
 /* The compiled-in plugins (generated from PLUGINS in the Makefile), NULL-terminated. */
@@ -29,6 +30,14 @@ void agg_plugin_doc(struct sl_buf *out, const struct sl_plugin *p);
 extern const struct sl_opt agg_filter_core_opts[];
 extern const struct sl_opt agg_output_core_opts[];
 
+/* The root keys a filter declared it reads or writes (plugin.h). */
+struct agg_touch {
+    char **keys;
+    size_t n;
+    bool declared;  /* some sl_filter_touches* call was made */
+    bool all;       /* ... and it was sl_filter_touches_all */
+};
+
 struct sl_instance {
     const struct sl_plugin *plugin;
     void *inst;                    /* sl_plugin.size bytes: the options, then the plugin's state */
@@ -42,6 +51,9 @@ struct sl_instance {
     bool is_else;                  /* outputs: the events no `when` output took */
     char **fail_tags;              /* filters: NULL-terminated; empty: tag nothing */
     struct sl_dlq *dlq;            /* outputs: NULL without dead_letter_path */
+    bool encoded;                  /* outputs: sl_output_encoding() was called */
+    struct agg_touch touch;        /* filters: what sl_filter_touches*() declared */
+    struct sl_encoding enc;
     atomic_uint_least64_t drop_logged_ms; /* last "dropped" warning (monotonic ms) */
 
     /* Metrics: filters count ok/dropped/error; outputs ok/failed/retry/dead_letter/dropped. */
@@ -76,21 +88,60 @@ const char *agg_instance_given_id(struct sl_cfg_node *opts);
 /*
  * Filters: runs the instance on ev when its condition holds; drops (clears),
  * tags and counts by the verdict. Any thread. Returns the verdict, or
- * SL_FILTER_KEEP when the condition skipped it.
+ * SL_FILTER_KEEP when the condition skipped it; *ran says which.
  */
-enum sl_filter_result agg_instance_filter(struct sl_instance *in, struct sl_value *ev);
+enum sl_filter_result agg_instance_filter(struct sl_instance *in, struct sl_value *ev,
+                                          bool *ran);
 
 /*
  * Outputs: what sl_batch.core points to. The pipeline (or a test) embeds one
  * per output per batch; sl_batch_done() counts, then calls done(c, status).
  */
+/* One event's encoding for one output (plugin.h, "Encoded events"). */
+struct agg_enc {
+    struct sl_bytes json;
+    struct sl_bytes part[SL_ENC_PARTS];
+    int part_rc[SL_ENC_PARTS];
+};
+
 struct agg_batch_core {
     struct sl_instance *in;
+    const struct agg_enc *enc;     /* n records for an encoded output, else NULL */
     void (*done)(struct agg_batch_core *c, int status);
     atomic_size_t ndead;           /* events of this batch dead-lettered */
     bool finished;                 /* done was called (a second call is a plugin bug) */
     double start;                  /* seconds, monotonic: for the request histogram */
 };
+
+/* A root member of an event's text, and whether the event's tree holds it. */
+struct agg_member {
+    struct sl_json_member m;
+    bool parsed;  /* in the tree (claimed by a filter or an output); else only in the text */
+    struct sl_value snap;  /* parsed: the value as parsed (a scalar or string still equal
+                            * to it is unchanged: changing one always makes a new value) */
+};
+
+/* What a worker knows of the text an event came as. */
+struct agg_text {
+    struct sl_bytes raw;
+    struct sl_json_doc doc;
+    bool touched;                   /* a filter ran on the event */
+    /* Partial events: the tree holds only the parsed members; members lists them all. */
+    const struct agg_member *members;
+    size_t nmembers;
+};
+
+/*
+ * Encodes ev for in (an output that declared an encoding): its JSON, then
+ * its parts, appended to out, with r holding offsets into out; once out no
+ * longer grows, agg_enc_fix turns them into pointers. txt (NULL: none) is the
+ * text ev came as: an untouched verbatim text is copied instead of written
+ * from the tree, and the members a partial event did not parse are copied
+ * from it around those written from the tree.
+ */
+void agg_output_encode(const struct sl_instance *in, const struct sl_value *ev,
+                       const struct agg_text *txt, struct sl_buf *out, struct agg_enc *r);
+void agg_enc_fix(const struct sl_instance *in, struct agg_enc *r, const struct sl_buf *out);
 
 /* Prepares b (events[0..n), take as in sl_batch) for in's submit(); done gets the verdict. */
 void agg_batch_prepare(struct sl_batch *b, struct agg_batch_core *c, struct sl_instance *in,

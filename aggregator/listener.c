@@ -102,9 +102,10 @@ struct window {
     uint32_t expected;      /* N announced by W */
     uint32_t last_seq;      /* seq of the last J frame: what the ACK says */
     uint64_t bytes;         /* JSON bytes so far, for max_window_bytes */
-    struct sl_batch batch;  /* events[0..n), owned */
-    struct sl_arena arena;  /* the events' parsed strings, keys and vectors: lives as long
-                             * as the window, so every event is cleared before it goes */
+    struct agg_input in;    /* events[0..n): each the JSON text of one J frame, parsed
+                             * by the pipeline's workers; the array is owned */
+    uint32_t *seqs;         /* each event's sequence number, for messages */
+    struct sl_arena arena;  /* the events' texts: lives as long as the window */
     size_t cap;
     uint64_t submit_ms;
     bool done;
@@ -202,28 +203,31 @@ static void window_free(struct window *w)
     if (!w) {
         return;
     }
-    /* Clearing frees what filters added on the heap; the arena goes after. */
-    for (size_t i = 0; i < w->batch.n; i++) {
-        sl_value_clear(&w->batch.events[i]);
+    /* The pipeline cleared what it parsed; a window never submitted holds texts. */
+    for (size_t i = 0; i < w->in.batch.n; i++) {
+        sl_value_clear(&w->in.batch.events[i]);
     }
-    free(w->batch.events);
+    free(w->in.batch.events);
+    free(w->seqs);
     sl_arena_free(&w->arena);
     free(w);
 }
 
 /* Takes ownership of ev (moved into the window). */
-static void window_push(struct window *w, struct sl_value *ev)
+static void window_push(struct window *w, struct sl_value *ev, uint32_t seq)
 {
-    if (w->batch.n == w->cap) {
+    if (w->in.batch.n == w->cap) {
         /* Grow towards N, not to N at once: a W frame alone costs the client nothing. */
         size_t cap = w->cap ? w->cap * 2 : 16;
         if (cap > w->expected) {
             cap = w->expected;
         }
-        w->batch.events = sl_realloc(w->batch.events, cap * sizeof(*w->batch.events));
+        w->in.batch.events = sl_realloc(w->in.batch.events, cap * sizeof(*w->in.batch.events));
+        w->seqs = sl_realloc(w->seqs, cap * sizeof(*w->seqs));
         w->cap = cap;
     }
-    w->batch.events[w->batch.n++] = *ev;
+    w->seqs[w->in.batch.n] = seq;
+    w->in.batch.events[w->in.batch.n++] = *ev;
     memset(ev, 0, sizeof(*ev));
 }
 
@@ -465,13 +469,13 @@ static void flush_acks(struct conn *c)
         if (w->status != SL_OK) {
             /* No ACK: closing makes the client resend the window (at least once). */
             sl_warn("%s: a window of %zu events was not delivered; closing the connection so "
-                    "the client resends it", c->peer, w->batch.n);
+                    "the client resends it", c->peer, w->in.batch.n);
             window_free(w);
             conn_close(c);
             return;
         }
         queue_ack(c, w->version, w->last_seq);
-        sl_counter_add(l->m_acked, w->batch.n);
+        sl_counter_add(l->m_acked, w->in.batch.n);
         window_free(w);
     }
     conn_flush(c);
@@ -527,15 +531,21 @@ static void window_done(void *arg, int status)
     struct window *w = arg;
     struct conn *c = w->c;
     struct agg_listener *l = c->l;
-    size_t n = w->batch.n;
+    size_t n = w->in.batch.n;
     bool was_blocked = l->pending_events >= l->max_pending_events;
+    bool bad = w->in.bad_rc != 0;
+    if (bad && !c->closed) {
+        /* Before w is marked done: closing frees the done windows it finds. */
+        protocol_error(c, w->in.bad_rc == SL_ELIMIT ? R_JSON_DEPTH : R_JSON, "event seq %u: %s",
+                       w->seqs[w->in.bad_index], w->in.bad_why);
+    }
     w->done = true;
     w->status = status;
     c->npending--;
     l->pending_windows--;
     l->pending_events -= n;
     sl_gauge_add(l->m_queue, -(double)n);
-    if (status != SL_OK) {
+    if (status != SL_OK && !bad) {
         sl_counter_inc(l->m_failed);
     }
     if (c->closed) {
@@ -561,7 +571,7 @@ static void submit_window(struct conn *c)
     c->cur = NULL;
     fifo_push(c, w);
     w->submit_ms = sl_now_ms();
-    if (w->batch.n == 0) {
+    if (w->in.batch.n == 0) {
         /* A window cut short before its first event: nothing to deliver, ACK 0. */
         w->done = true;
         w->status = SL_OK;
@@ -570,10 +580,12 @@ static void submit_window(struct conn *c)
     }
     c->npending++;
     l->pending_windows++;
-    l->pending_events += w->batch.n;
-    sl_gauge_add(l->m_queue, (double)w->batch.n);
+    l->pending_events += w->in.batch.n;
+    sl_gauge_add(l->m_queue, (double)w->in.batch.n);
     conn_ref(c);
-    agg_pipeline_submit(l->pipeline, &w->batch, &c->order, window_done, w);
+    w->in.raw = true;
+    w->in.max_depth = (unsigned)l->max_json_depth;
+    agg_pipeline_submit(l->pipeline, &w->in, &c->order, window_done, w);
 }
 
 static void on_window(struct conn *c, const struct sl_lj_frame *f)
@@ -582,7 +594,7 @@ static void on_window(struct conn *c, const struct sl_lj_frame *f)
     if (c->cur) {
         /* What Logstash does: the partial window is a batch of its own, ACKed as such. */
         sl_warn("%s: new window before the previous one was complete (%zu of %u events); "
-                "delivering the partial window", c->peer, c->cur->batch.n, c->cur->expected);
+                "delivering the partial window", c->peer, c->cur->in.batch.n, c->cur->expected);
         submit_window(c);
         if (c->closed) {
             return;
@@ -607,9 +619,9 @@ static struct window *cut_piece(struct conn *c)
 {
     struct window *w = c->cur;
     char version = w->version;
-    uint32_t rest = w->expected - (uint32_t)w->batch.n;
+    uint32_t rest = w->expected - (uint32_t)w->in.batch.n;
     sl_debug("%s: window of %u events delivered in pieces (%zu events, %llu bytes)", c->peer,
-             w->expected, w->batch.n, (unsigned long long)w->bytes);
+             w->expected, w->in.batch.n, (unsigned long long)w->bytes);
     submit_window(c);
     if (c->closed) {
         return NULL;
@@ -626,34 +638,23 @@ static void on_json(struct conn *c, const struct sl_lj_frame *f)
         protocol_error(c, R_UNEXPECTED, "data frame (seq %u) outside a window", f->value);
         return;
     }
-    if (w->batch.n > 0 &&
-        (w->batch.n >= l->max_window_events || w->bytes + f->len > l->max_window_bytes)) {
+    if (w->in.batch.n > 0 &&
+        (w->in.batch.n >= l->max_window_events || w->bytes + f->len > l->max_window_bytes)) {
         w = cut_piece(c);
         if (!w) {
             return;
         }
     }
     w->bytes += f->len;
-    struct sl_value ev = {0};
-    struct sl_json_limits lim = {.max_depth = l->max_json_depth};
-    char err[128] = "";
-    /* Into the window's arena: one bump per key, string and vector instead of
-     * a malloc each, and all of it freed at once with the window. */
-    int rc = sl_json_parse_arena(f->data, f->len, &ev, &w->arena, &lim, err, sizeof(err));
-    if (rc != 0) {
-        protocol_error(c, rc == SL_ELIMIT ? R_JSON_DEPTH : R_JSON, "event seq %u: %s", f->value,
-                       err);
-        return;
-    }
-    if (ev.type != SL_V_OBJECT) {
-        sl_value_clear(&ev);
-        protocol_error(c, R_JSON, "event seq %u is not a JSON object", f->value);
-        return;
-    }
+    /* The text only: parsing is the workers' job (pipeline.h), and a text
+     * that is not a JSON object fails its window there (window_done). */
+    struct sl_value ev = {.type = SL_V_STRING, .flags = SL_VF_ARENA};
+    ev.u.s.ptr = sl_arena_strndup(&w->arena, f->data, f->len);
+    ev.u.s.len = f->len;
     sl_counter_inc(l->m_received);
-    window_push(w, &ev);
+    window_push(w, &ev, f->value);
     w->last_seq = f->value;
-    if (w->batch.n == w->expected) {
+    if (w->in.batch.n == w->expected) {
         submit_window(c);
     }
 }
@@ -988,10 +989,15 @@ static void on_tick(struct sl_loop *loop, void *arg)
         }
         if (c->dec && !c->cur && sl_lj_decoder_buffered(c->dec) == 0 &&
             now - c->last_io >= IDLE_RELEASE_MS) {
-            /* Between windows a decoder holds no state, only buffers that may have
-             * grown to a whole inflated window: an idle connection gives them back. */
-            sl_lj_decoder_free(c->dec);
-            c->dec = NULL;
+            /* Between windows a decoder holds only buffers that may have grown to a
+             * whole inflated window: an idle connection gives them back. An open
+             * `S` stream is state the next window continues: keep that, trim the rest. */
+            if (sl_lj_decoder_stream_open(c->dec)) {
+                sl_lj_decoder_trim(c->dec);
+            } else {
+                sl_lj_decoder_free(c->dec);
+                c->dec = NULL;
+            }
         }
         if (c->out.len == 0 && c->out.cap > 0 && now - c->last_io >= IDLE_RELEASE_MS) {
             sl_buf_free(&c->out);

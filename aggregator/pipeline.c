@@ -1,12 +1,13 @@
 /*
- * pipeline.c - filters on worker threads, then fan-out to every output on the
- * loop thread, then one completion.
+ * pipeline.c - parsing, filters, routing and encoding on worker threads, then
+ * fan-out to every output on the loop thread, then one completion.
  *
  * Threads. The loop thread cuts each submitted batch into slices of at most
  * pipeline.batch_size events and appends them to a work queue (mutex +
- * condvar); `pipeline.workers` threads pop slices, run every filter over their
- * events and append them to a completion list, waking the loop with an async
- * handle. Back on the loop, a job whose last slice came back is "filtered";
+ * condvar); `pipeline.workers` threads pop slices, parse their raw texts into
+ * the slice's arena, run every filter over their events, route them, encode
+ * them for the outputs that asked to, and append the slices to a completion
+ * list, waking the loop with an async handle. Back on the loop, a job whose last slice came back is "filtered";
  * it goes to the outputs when every job submitted before it with the same
  * agg_order has gone (per-connection order, whatever finished filtering
  * first). Nothing else is shared with the workers: a slice's events belong to
@@ -32,6 +33,7 @@
 
 #include "condition.h"
 #include "instance.h"
+#include "sluice/json.h"
 #include "sluice/log.h"
 
 struct agg_job;
@@ -45,18 +47,30 @@ struct job_out {
 
 /*
  * A slice of a job's batch (at most pipeline.batch_size events) that one
- * worker filters. Slices of one job may run on different workers at once:
- * they touch disjoint events.
+ * worker works on. Slices of one job may run on different workers at once:
+ * they touch disjoint events, and each has its own arena and buffer.
  */
 struct task {
     struct agg_job *job;
     size_t off, n;
-    struct task *next;  /* on the work queue or the filtered list */
+    struct task *next;     /* on the work queue or the filtered list */
+    struct sl_arena arena; /* the trees parsed from the slice's raw texts */
+    struct sl_buf enc;     /* the slice's encoded events (agg_enc points into it) */
+    int bad_rc;            /* a raw text that is not a JSON object (0: none) */
+    size_t bad_index;
+    char bad_why[96];
 };
+
+/* Root keys that filters, conditions and outputs of a partial pipeline touch, at most. */
+#define CLAIM_KEYS 16
+
+/* First chunk of a slice's arena: about one parsed Beats event per KiB. */
+#define SLICE_ARENA_CHUNK (64u * 1024)
 
 struct agg_job {
     struct agg_pipeline *p;
-    struct sl_batch *batch;
+    struct agg_input *in;
+    struct sl_batch *batch;   /* &in->batch */
     agg_batch_done done;
     void *arg;
     struct agg_order *order;  /* NULL: no ordering constraint */
@@ -68,6 +82,8 @@ struct agg_job {
     size_t waiting;     /* verdicts still to come, +1 while submit() runs */
     int status;         /* first non-OK verdict */
     uint8_t *take;      /* routing: noutputs rows of batch->n (NULL: every output takes all) */
+    uint8_t *touched;   /* raw: batch->n flags, a filter ran on the event */
+    struct agg_enc *enc; /* noutputs rows of batch->n (NULL: no output is encoded) */
     struct agg_job *prev, *next;
     struct job_out outs[];
 };
@@ -79,6 +95,14 @@ struct agg_pipeline {
     struct sl_instance **outputs;
     size_t noutputs;
     bool routing;           /* some output has `when` or `else` */
+    bool encoding;          /* some output declared an encoding */
+    /* Every filter, condition and output said which root keys it touches (at
+     * most CLAIM_KEYS in all, in claims): event texts are validated and only
+     * those members parsed (parse_slice). */
+    bool partial;
+    struct sl_bytes claims[CLAIM_KEYS];
+    size_t nclaims;
+    bool claims_full;
     struct agg_job *jobs;   /* in flight (loop thread only) */
     size_t njobs;
     bool stopping;
@@ -151,6 +175,67 @@ static struct sl_instance **make_stages(struct agg_conf *conf, struct agg_plugin
     return v;
 }
 
+/* Adds a root key to p->claims (pointing into the instance, which outlives it). */
+static void claim(void *arg, const char *key, size_t len)
+{
+    struct agg_pipeline *p = arg;
+    for (size_t i = 0; i < p->nclaims; i++) {
+        if (p->claims[i].len == len && memcmp(p->claims[i].p, key, len) == 0) {
+            return;
+        }
+    }
+    if (p->nclaims == CLAIM_KEYS) {
+        p->claims_full = true;
+        return;
+    }
+    p->claims[p->nclaims++] = (struct sl_bytes){key, len};
+}
+
+static bool claim_instance(struct agg_pipeline *p, const struct sl_instance *in)
+{
+    if (in->when) {
+        sl_condition_root_keys(in->when, claim, p);
+    }
+    if (in->plugin->kind == SL_PLUGIN_FILTER) {
+        if (!in->touch.declared || in->touch.all) {
+            return false;
+        }
+        for (size_t k = 0; k < in->touch.n; k++) {
+            claim(p, in->touch.keys[k], strlen(in->touch.keys[k]));
+        }
+        if (in->fail_tags && in->fail_tags[0]) {
+            claim(p, "tags", strlen("tags"));
+        }
+        return true;
+    }
+    if (!in->encoded || (in->enc.nparts > 0 && !in->enc.reads)) {
+        return false;
+    }
+    for (size_t k = 0; in->enc.nparts > 0 && in->enc.reads[k]; k++) {
+        claim(p, in->enc.reads[k], strlen(in->enc.reads[k]));
+    }
+    return true;
+}
+
+/* Whether every stage said which root keys it touches (then p->claims has them all). */
+static bool plan_partial(struct agg_pipeline *p)
+{
+    if (p->noutputs == 0) {
+        return false;
+    }
+    for (size_t i = 0; i < p->nfilters; i++) {
+        if (!claim_instance(p, p->filters[i])) {
+            return false;
+        }
+    }
+    for (size_t i = 0; i < p->noutputs; i++) {
+        if (!claim_instance(p, p->outputs[i])) {
+            return false;
+        }
+    }
+    return !p->claims_full;
+}
+
 struct agg_pipeline *agg_pipeline_new(struct agg_conf *conf, struct sl_loop *loop,
                                       struct sl_metrics *metrics)
 {
@@ -167,6 +252,13 @@ struct agg_pipeline *agg_pipeline_new(struct agg_conf *conf, struct sl_loop *loo
     p->noutputs = conf->noutputs;
     for (size_t i = 0; ok && i < p->noutputs; i++) {
         p->routing = p->routing || p->outputs[i]->when || p->outputs[i]->is_else;
+        p->encoding = p->encoding || p->outputs[i]->encoded;
+    }
+    if (ok) {
+        p->partial = plan_partial(p);
+        sl_debug("pipeline: %s", p->partial ? "events parsed in part (every stage declared "
+                                              "the fields it touches)"
+                                            : "events parsed whole");
     }
     if (!ok || conf->cfg.nerrors) {
         agg_pipeline_free(p);
@@ -189,10 +281,29 @@ static void job_unlink(struct agg_job *j)
     p->njobs--;
 }
 
+/*
+ * Clears the events, then frees the slices' arenas. An event that came as
+ * text was parsed and then changed only inside its slice's arena scope
+ * (value.h): all arena memory, it needs no walk.
+ */
 static void job_free(struct agg_job *j)
 {
+    struct sl_batch *b = j->batch;
+    for (size_t i = 0; i < b->n; i++) {
+        if (j->in->raw) {
+            b->events[i] = (struct sl_value){0};
+        } else {
+            sl_value_clear(&b->events[i]);
+        }
+    }
+    for (size_t i = 0; i < j->ntasks; i++) {
+        sl_arena_free(&j->tasks[i].arena);
+        sl_buf_free(&j->tasks[i].enc);
+    }
     free(j->tasks);
     free(j->take);
+    free(j->touched);
+    free(j->enc);
     free(j);
 }
 
@@ -221,15 +332,14 @@ static void output_done(struct agg_batch_core *c, int status)
 }
 
 /*
- * Which output takes which event: an output with `when` the events its
- * condition accepts, an `else` output those that no `when` output took, any
- * other output every event. One row of batch->n bytes per output.
+ * Which output takes which of events [off, off+n): an output with `when` the
+ * events its condition accepts, an `else` output those that no `when` output
+ * took, any other output every event. One row of batch->n bytes per output.
  */
-static void route(struct agg_pipeline *p, struct agg_job *j)
+static void route(struct agg_pipeline *p, struct agg_job *j, size_t off, size_t n)
 {
     struct sl_batch *b = j->batch;
-    j->take = sl_calloc(p->noutputs, b->n ? b->n : 1);
-    for (size_t e = 0; e < b->n; e++) {
+    for (size_t e = off; e < off + n; e++) {
         const struct sl_value *ev = &b->events[e];
         if (ev->type == SL_V_NULL) {
             continue;
@@ -261,6 +371,20 @@ static void batch_filtered(struct agg_job *j)
 {
     struct agg_pipeline *p = j->p;
     struct sl_batch *b = j->batch;
+    for (size_t i = 0; i < j->ntasks; i++) {
+        struct task *t = &j->tasks[i];
+        if (t->bad_rc != 0 && j->in->bad_rc == 0) {
+            /* Nothing of a batch the client must be told off for reaches an output. */
+            j->in->bad_rc = t->bad_rc;
+            j->in->bad_index = t->bad_index;
+            snprintf(j->in->bad_why, sizeof(j->in->bad_why), "%s", t->bad_why);
+        }
+    }
+    if (j->in->bad_rc != 0) {
+        j->status = SL_EPROTO;
+        job_release(j);
+        return;
+    }
     size_t live = 0;
     for (size_t i = 0; i < b->n; i++) {
         live += b->events[i].type != SL_V_NULL;
@@ -272,14 +396,14 @@ static void batch_filtered(struct agg_job *j)
         job_release(j);
         return;
     }
-    if (p->routing) {
-        route(p, j);
-    }
     for (size_t i = 0; i < p->noutputs; i++) {
         struct job_out *o = &j->outs[i];
         o->job = j;
         agg_batch_prepare(&o->batch, &o->core, p->outputs[i], b->events, b->n,
                           j->take ? j->take + i * b->n : NULL, output_done);
+        if (j->enc && p->outputs[i]->encoded) {
+            o->core.enc = j->enc + i * b->n;
+        }
     }
     /* Counted before any submit: an output may give its verdict from inside submit(). */
     for (size_t i = 0; i < p->noutputs; i++) {
@@ -327,15 +451,20 @@ static void job_filtered(struct agg_job *j)
     }
 }
 
-/* Step 1: the filters, in order, on every event still alive of events[0..n). Runs on a
- * worker (or on the loop when no worker could be started). */
-static void run_filters(struct agg_pipeline *p, struct sl_value *events, size_t n)
+/* The filters, in order, on every event still alive of events[0..n); touched
+ * (when not NULL) gets 1 for each event a filter ran on. */
+static void run_filters(struct agg_pipeline *p, struct sl_value *events, size_t n,
+                        uint8_t *touched)
 {
     for (size_t f = 0; f < p->nfilters; f++) {
         struct sl_instance *in = p->filters[f];
         for (size_t i = 0; i < n; i++) {
             if (events[i].type != SL_V_NULL) {
-                agg_instance_filter(in, &events[i]);
+                bool ran;
+                agg_instance_filter(in, &events[i], &ran);
+                if (touched) {
+                    touched[i] |= ran;
+                }
             }
         }
     }
@@ -343,7 +472,144 @@ static void run_filters(struct agg_pipeline *p, struct sl_value *events, size_t 
 
 void agg_pipeline_filter_one(struct agg_pipeline *p, struct sl_value *ev)
 {
-    run_filters(p, ev, 1);
+    run_filters(p, ev, 1, NULL);
+}
+
+static bool claimed(const struct agg_pipeline *p, const char *key, size_t len)
+{
+    for (size_t i = 0; i < p->nclaims; i++) {
+        if (p->claims[i].len == len && memcmp(p->claims[i].p, key, len) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * A partial pipeline's event: the scanner vouched for the text, so the event
+ * is an object of just the claimed root members, parsed from their spans; the
+ * text's member list goes to the slice's arena for the encoder.
+ */
+static bool scan_event(struct agg_pipeline *p, struct task *t, struct sl_value *ev,
+                       struct agg_text *txt, const struct sl_json_limits *lim)
+{
+    struct sl_json_member ms[SL_JSON_SCAN_MEMBERS];
+    size_t n;
+    if (!sl_json_scan(txt->raw.p, txt->raw.len, lim, "@metadata", ms, &n, &txt->doc)) {
+        return false;
+    }
+    struct agg_member *am = n ? sl_arena_alloc_aligned(&t->arena, n * sizeof(*am),
+                                                       _Alignof(struct agg_member)) : NULL;
+    sl_value_set_object(ev);
+    for (size_t k = 0; k < n; k++) {
+        const char *key = txt->raw.p + ms[k].key_off;
+        am[k] = (struct agg_member){.m = ms[k], .parsed = claimed(p, key, ms[k].key_len)};
+        struct sl_value v = {0};
+        if (am[k].parsed) {
+            /* Cannot fail: the scanner vouched for the whole text. */
+            (void)sl_json_parse_arena(txt->raw.p + ms[k].val_off, ms[k].val_len, &v,
+                                      &t->arena, NULL, NULL, 0);
+            am[k].snap = v;
+            sl_value_move(sl_obj_put(ev, key, ms[k].key_len), &v);
+        }
+    }
+    txt->members = am;
+    txt->nmembers = n;
+    return true;
+}
+
+/*
+ * Parses the slice's raw texts (string values) into trees in the slice's
+ * arena - for a lazy pipeline, validates them and keeps only what the outputs
+ * read. Stops at the first that is not a JSON object: the job then fails.
+ */
+static bool parse_slice(struct agg_pipeline *p, struct agg_job *j, struct task *t,
+                        struct agg_text *info)
+{
+    struct sl_value *evs = j->batch->events + t->off;
+    struct sl_json_limits lim = {.max_depth = j->in->max_depth};
+    for (size_t i = 0; i < t->n; i++) {
+        struct sl_value *ev = &evs[i];
+        info[i].raw = (struct sl_bytes){ev->u.s.ptr, ev->u.s.len};
+        *ev = (struct sl_value){0};  /* the text is the submitter's memory */
+        if (p->partial && scan_event(p, t, ev, &info[i], &lim)) {
+            continue;
+        }
+        int rc = sl_json_parse_doc(info[i].raw.p, info[i].raw.len, ev, &t->arena, &lim,
+                                   "@metadata", &info[i].doc, t->bad_why, sizeof(t->bad_why));
+        if (rc == 0 && ev->type != SL_V_OBJECT) {
+            sl_value_clear(ev);
+            snprintf(t->bad_why, sizeof(t->bad_why), "not a JSON object");
+            rc = SL_EINVAL;
+        }
+        if (rc != 0) {
+            t->bad_rc = rc;
+            t->bad_index = t->off + i;
+            return false;
+        }
+    }
+    return true;
+}
+
+/*
+ * Encodes events [off, off+n) for every output that declared an encoding,
+ * into the slice's buffer; the records become pointers once it stops growing.
+ */
+static void encode_slice(struct agg_pipeline *p, struct agg_job *j, struct task *t,
+                         struct agg_text *info)
+{
+    struct sl_batch *b = j->batch;
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t o = 0; o < p->noutputs; o++) {
+            const struct sl_instance *in = p->outputs[o];
+            if (!in->encoded) {
+                continue;
+            }
+            for (size_t i = 0; i < t->n; i++) {
+                size_t e = t->off + i;
+                const struct sl_value *ev = &b->events[e];
+                if (ev->type == SL_V_NULL || (j->take && !j->take[o * b->n + e])) {
+                    continue;
+                }
+                struct agg_enc *r = &j->enc[o * b->n + e];
+                if (pass == 1) {
+                    agg_enc_fix(in, r, &t->enc);
+                } else {
+                    if (info) {
+                        info[i].touched = j->touched[e];
+                    }
+                    agg_output_encode(in, ev, info ? &info[i] : NULL, &t->enc, r);
+                }
+            }
+        }
+    }
+}
+
+/* Step 1 for one slice: parse, filter, route, encode. On a worker (or on the
+ * loop when no worker could be started). */
+static void work(struct agg_pipeline *p, struct task *t)
+{
+    struct agg_job *j = t->job;
+    struct agg_text *info = NULL;
+    /* Whatever the filters add lives in the slice's arena too (value.h). */
+    struct sl_arena *scope = sl_value_set_arena(&t->arena);
+    if (j->in->raw) {
+        info = sl_calloc(t->n, sizeof(*info));
+        if (!parse_slice(p, j, t, info)) {
+            free(info);
+            sl_value_set_arena(scope);
+            return;
+        }
+    }
+    run_filters(p, j->batch->events + t->off, t->n, j->touched ? j->touched + t->off : NULL);
+    if (j->take) {
+        route(p, j, t->off, t->n);
+    }
+    if (j->enc) {
+        encode_slice(p, j, t, info);
+    }
+    free(info);
+    sl_value_set_arena(scope);
 }
 
 /* ---- workers ---- */
@@ -366,7 +632,7 @@ static void *worker_main(void *arg)
         }
         pthread_mutex_unlock(&p->mu);
 
-        run_filters(p, t->job->batch->events + t->off, t->n);
+        work(p, t);
 
         pthread_mutex_lock(&p->mu);
         t->next = NULL;
@@ -405,8 +671,8 @@ static void on_filtered(struct sl_loop *loop, void *arg)
 }
 
 /*
- * Started with the first batch that has filters to run, so `-t` and
- * filter-less pipelines cost no threads. Workers block every signal: the loop
+ * Started with the first batch that has work for them, so `-t` costs no
+ * threads. Workers block every signal: the loop
  * thread takes them through signalfd. Returns the number running.
  */
 static size_t start_workers(struct agg_pipeline *p)
@@ -459,17 +725,20 @@ static void stop_workers(struct agg_pipeline *p)
     p->async = NULL;
 }
 
-void agg_pipeline_submit(struct agg_pipeline *p, struct sl_batch *batch, struct agg_order *order,
+void agg_pipeline_submit(struct agg_pipeline *p, struct agg_input *in, struct agg_order *order,
                          agg_batch_done done, void *arg)
 {
+    struct sl_batch *batch = &in->batch;
     struct agg_job *j = sl_calloc(1, sizeof(*j) + p->noutputs * sizeof(j->outs[0]));
     j->p = p;
+    j->in = in;
     j->batch = batch;
     j->done = done;
     j->arg = arg;
     j->order = order;
     j->waiting = 1;
     j->status = SL_OK;
+    in->bad_rc = 0;
     j->next = p->jobs;
     if (p->jobs) {
         p->jobs->prev = j;
@@ -484,26 +753,40 @@ void agg_pipeline_submit(struct agg_pipeline *p, struct sl_batch *batch, struct 
         }
         order->tail = j;
     }
-    if (p->nfilters == 0 || batch->n == 0) {
+    size_t n = batch->n;
+    if (n == 0 || (p->nfilters == 0 && !in->raw && !p->routing && !p->encoding)) {
         job_filtered(j);
         return;
     }
-    if (start_workers(p) == 0) {
-        run_filters(p, batch->events, batch->n);
-        job_filtered(j);
-        return;
+    if (p->routing) {
+        j->take = sl_calloc(p->noutputs, n);
     }
-    /* A window larger than batch_size is cut into slices that workers filter in
+    if (in->raw) {
+        j->touched = sl_calloc(n, 1);
+    }
+    if (p->encoding) {
+        j->enc = sl_calloc(p->noutputs * n, sizeof(*j->enc));
+    }
+    /* A window larger than batch_size is cut into slices that workers take in
      * parallel; the window goes to the outputs whole, once its last slice is back. */
-    j->ntasks = (batch->n + p->batch_size - 1) / p->batch_size;
+    j->ntasks = (n + p->batch_size - 1) / p->batch_size;
     j->tasks = sl_calloc(j->ntasks, sizeof(*j->tasks));
     j->tasks_left = j->ntasks;
     for (size_t i = 0; i < j->ntasks; i++) {
         struct task *t = &j->tasks[i];
         t->job = j;
         t->off = i * p->batch_size;
-        t->n = SL_MIN(p->batch_size, batch->n - t->off);
+        t->n = SL_MIN(p->batch_size, n - t->off);
         t->next = i + 1 < j->ntasks ? &j->tasks[i + 1] : NULL;
+        sl_arena_init(&t->arena, SLICE_ARENA_CHUNK);
+        sl_buf_init(&t->enc, 0);  /* bounded by its input: one window, capped by the listener */
+    }
+    if (start_workers(p) == 0) {
+        for (size_t i = 0; i < j->ntasks; i++) {
+            work(p, &j->tasks[i]);
+        }
+        job_filtered(j);
+        return;
     }
     /* The queue needs no bound of its own: the listener stops reading once
      * pipeline.max_pending_events events are in flight, which bounds it. Pushing

@@ -4,15 +4,18 @@
  * completion runs once all outputs have given their verdict.
  *
  * A batch moves through two steps:
- *   1. filtering, on `pipeline.workers` threads: a batch larger than
- *      pipeline.batch_size is cut into slices filtered in parallel; the loop
- *      thread never runs a filter (unless no worker thread could start);
+ *   1. on `pipeline.workers` threads, a batch larger than pipeline.batch_size
+ *      cut into slices done in parallel: events sent as JSON text are parsed,
+ *      the filters run, the outputs' `when` conditions pick the events each
+ *      output takes, and the events are encoded for the outputs that declared
+ *      an encoding (plugin.h). The loop thread does none of it (unless no
+ *      worker thread could start);
  *   2. "filtered batch ready" (always on the loop thread): each output gets
  *      the events it takes (all of them; those its `when` accepts; or, for an
  *      `else` output, those no `when` output took); outputs run on the loop
  *      thread. Batches submitted with the same agg_order reach this step in
  *      submit order. The batch completes once every output that took an
- *      event has given its verdict.
+ *      event has given its verdict; its events are cleared then.
  *
  * A pipeline is built from one configuration and never changes; a reload
  * builds a new one and the old one finishes the batches it holds. The owner
@@ -41,6 +44,23 @@ struct agg_order {
 };
 
 /*
+ * A batch as submitted. The submitter fills batch (events[0..n), and sets
+ * raw when each event is the JSON text of one, a string value whose bytes
+ * stay valid until done is called) and owns the struct; the pipeline parses
+ * raw texts into trees of its own, and clears every event before done.
+ * A raw text that is not one JSON object within max_depth fails the whole
+ * batch before any output sees it: done gets SL_EPROTO and bad_* say why.
+ */
+struct agg_input {
+    struct sl_batch batch;
+    bool raw;
+    unsigned max_depth;        /* raw: nesting limit of a text (0: the parser's default) */
+    int bad_rc;                /* raw: SL_EINVAL (not JSON, not an object) or SL_ELIMIT (depth) */
+    size_t bad_index;          /* raw: which event */
+    char bad_why[128];
+};
+
+/*
  * Called once per submitted batch, on the loop thread, possibly from inside
  * agg_pipeline_submit() itself. status is SL_OK when every output accepted
  * every (non-dropped) event; anything else means the batch must not be ACKed.
@@ -56,12 +76,12 @@ struct agg_pipeline *agg_pipeline_new(struct agg_conf *conf, struct sl_loop *loo
                                       struct sl_metrics *metrics);
 
 /*
- * Runs batch through the filters and the outputs. The pipeline borrows batch
- * (and its events) until done is called; filters change events in place (on
- * worker threads: the caller must not touch the batch meanwhile) and set
+ * Runs in's events through the filters and the outputs. The pipeline borrows
+ * in (and its events) until done is called; filters change events in place
+ * (on worker threads: the caller must not touch the batch meanwhile) and set
  * dropped ones to null. order may be NULL (no ordering constraint).
  */
-void agg_pipeline_submit(struct agg_pipeline *p, struct sl_batch *batch, struct agg_order *order,
+void agg_pipeline_submit(struct agg_pipeline *p, struct agg_input *in, struct agg_order *order,
                          agg_batch_done done, void *arg);
 
 /* Runs the filters on one event, on the calling thread, as a worker would

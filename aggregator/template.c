@@ -255,6 +255,45 @@ bool sl_template_is_static(const struct sl_template *t)
     return true;
 }
 
+static bool listed(const char *const *keys, const char *k, size_t n)
+{
+    for (size_t i = 0; keys && keys[i]; i++) {
+        if (strlen(keys[i]) == n && memcmp(keys[i], k, n) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool sl_template_reads_only(const struct sl_template *t, const char *const *keys)
+{
+    for (size_t i = 0; i < t->nsegs; i++) {
+        const struct seg *g = &t->segs[i];
+        if (g->kind == SEG_FIELD && (g->ref.nsegs == 0 ||
+                                     !listed(keys, g->ref.segs[0].name, g->ref.segs[0].len))) {
+            return false;
+        }
+        if ((g->kind == SEG_DATE || g->kind == SEG_EPOCH) &&
+            !listed(keys, "@timestamp", strlen("@timestamp"))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+void sl_template_root_keys(const struct sl_template *t,
+                           void (*fn)(void *arg, const char *key, size_t len), void *arg)
+{
+    for (size_t i = 0; i < t->nsegs; i++) {
+        const struct seg *g = &t->segs[i];
+        if (g->kind == SEG_FIELD && g->ref.nsegs > 0) {
+            fn(arg, g->ref.segs[0].name, g->ref.segs[0].len);
+        } else if (g->kind == SEG_DATE || g->kind == SEG_EPOCH) {
+            fn(arg, "@timestamp", strlen("@timestamp"));
+        }
+    }
+}
+
 /* The broken-down UTC time a date pattern needs, computed once per render. */
 struct parts {
     int64_t epoch_s;

@@ -434,6 +434,11 @@ struct parser {
     size_t vtop, vcap;
     struct sl_member ms_inline[STACK_INLINE];
     struct sl_value vs_inline[STACK_INLINE];
+    /* What sl_json_parse_doc reports (see json.h). */
+    bool verbatim;         /* no whitespace, repair, duplicate key or infinity so far */
+    const char *cut_key;   /* the root member whose span is recorded; NULL: none */
+    size_t cut_klen;
+    size_t cut_off, cut_len;
 };
 
 static int fail_at(struct parser *ps, const unsigned char *at, int rc, const char *why)
@@ -450,6 +455,7 @@ static inline void skip_ws(struct parser *ps)
     while (p < ps->end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) {
         p++;
     }
+    ps->verbatim = ps->verbatim && p == ps->p;
     ps->p = p;
 }
 
@@ -542,6 +548,7 @@ static int parse_string(struct parser *ps, const char **out, size_t *outlen)
                 sl_buf_reset(sb);
                 decoded = true;
             }
+            ps->verbatim = false;  /* repaired: the text differs from what is kept */
             (void)sl_buf_append(sb, run, (size_t)(s - run));
             (void)sl_buf_append(sb, k_replacement, sizeof(k_replacement));
             s += k;
@@ -585,6 +592,7 @@ static int parse_string(struct parser *ps, const char **out, size_t *outlen)
             } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
                 cp = 0xFFFD;
             }
+            ps->verbatim = ps->verbatim && cp != 0xFFFD;
             put_utf8(sb, cp);
             break;
         }
@@ -681,6 +689,7 @@ static int parse_number(struct parser *ps, struct sl_value *v)
     if (!whole) {
         return fail_at(ps, start, SL_EINVAL, "number not convertible (LC_NUMERIC?)");
     }
+    ps->verbatim = ps->verbatim && isfinite(d);
     sl_value_set_double(v, d);  /* out of range: +-inf, written back as null */
     return 0;
 }
@@ -831,8 +840,10 @@ static size_t object_slot(struct parser *ps, size_t base, struct key_index *ix, 
     size_t len = ps->mtop - base;
     if (!ix->slot) {
         for (size_t i = 0; i < len; i++) {
-            if (ms[i].klen == n && (n == 0 || memcmp(ms[i].key, k, n) == 0)) {
+            if (ms[i].klen == n &&
+                (n == 0 || (ms[i].key[0] == k[0] && memcmp(ms[i].key, k, n) == 0))) {
                 sl_value_clear(&ms[i].v);
+                ps->verbatim = false;
                 return i;
             }
         }
@@ -846,6 +857,7 @@ static size_t object_slot(struct parser *ps, size_t base, struct key_index *ix, 
         uint32_t *s = index_find(ix, ms, k, n);
         if (*s) {
             sl_value_clear(&ms[*s - 1].v);
+            ps->verbatim = false;
             return *s - 1;
         }
         if (len >= UINT32_MAX - 1) {
@@ -861,6 +873,24 @@ static size_t object_slot(struct parser *ps, size_t base, struct key_index *ix, 
     m->klen = n;
     memset(&m->v, 0, sizeof(m->v));
     return len;
+}
+
+/*
+ * Records the span of the root member from kstart (its key's quote) to ps->p
+ * (just past its value) together with one comma, so that copying the text
+ * around it leaves a valid object: the comma before it, or for the first
+ * member the one after. Only meaningful while the text is verbatim (compact).
+ */
+static void cut_member(struct parser *ps, const unsigned char *kstart, bool first)
+{
+    size_t off = (size_t)(kstart - ps->start), end = (size_t)(ps->p - ps->start);
+    if (!first) {
+        off--;
+    } else if (ps->p < ps->end && *ps->p == ',') {
+        end++;
+    }
+    ps->cut_off = off;
+    ps->cut_len = end - off;
 }
 
 /* ps->p is at '{'; v is null. On error v stays null and nothing is left allocated. */
@@ -884,9 +914,13 @@ static int parse_object(struct parser *ps, struct sl_value *v, unsigned depth)
         }
         const char *k;
         size_t klen;
+        const unsigned char *kstart = ps->p;
         if ((rc = parse_string(ps, &k, &klen)) != 0) {
             goto fail;
         }
+        bool cut = depth == 1 && ps->cut_key && klen == ps->cut_klen &&
+                   memcmp(k, ps->cut_key, klen) == 0;
+        bool first = ps->mtop == base;
         vec_start(ps, &vec, 8, sizeof(struct sl_member));
         size_t at = object_slot(ps, base, &ix, k, klen);
         if (at == SIZE_MAX) {
@@ -905,6 +939,9 @@ static int parse_object(struct parser *ps, struct sl_value *v, unsigned depth)
             goto fail;
         }
         ps->ms[base + at].v = item;
+        if (cut) {
+            cut_member(ps, kstart, first);
+        }
         skip_ws(ps);
         if (ps->p < ps->end && *ps->p == ',') {
             ps->p++;
@@ -1051,8 +1088,8 @@ static int parse_value(struct parser *ps, struct sl_value *v, unsigned depth)
 }
 
 static int parse_document(const char *p, size_t len, struct sl_value *out,
-                          struct sl_arena *arena, const struct sl_json_limits *limits, char *err,
-                          size_t errlen)
+                          struct sl_arena *arena, const struct sl_json_limits *limits,
+                          const char *cut_key, struct sl_json_doc *doc, char *err, size_t errlen)
 {
     struct parser ps;
     int rc;
@@ -1070,13 +1107,17 @@ static int parse_document(const char *p, size_t len, struct sl_value *out,
     ps.err = err;
     ps.errlen = errlen;
     sl_buf_init(&ps.scratch, 0);  /* bounded by the input: at most 3 bytes per input byte */
-    ps.arena = arena;
+    ps.arena = arena ? arena : sl_value_arena();  /* a worker's scope (value.h) */
     ps.ms = ps.ms_inline;
     ps.mtop = 0;
     ps.mcap = STACK_INLINE;
     ps.vs = ps.vs_inline;
     ps.vtop = 0;
     ps.vcap = STACK_INLINE;
+    ps.verbatim = true;
+    ps.cut_key = cut_key;
+    ps.cut_klen = cut_key ? strlen(cut_key) : 0;
+    ps.cut_off = ps.cut_len = 0;
 
     skip_ws(&ps);
     rc = parse_value(&ps, out, 0);
@@ -1096,17 +1137,309 @@ static int parse_document(const char *p, size_t len, struct sl_value *out,
     if (rc != 0) {
         sl_value_clear(out);
     }
+    if (doc) {
+        doc->verbatim = rc == 0 && ps.verbatim;
+        doc->cut_off = doc->verbatim ? ps.cut_off : 0;
+        doc->cut_len = doc->verbatim ? ps.cut_len : 0;
+    }
     return rc;
 }
 
 int sl_json_parse(const char *p, size_t len, struct sl_value *out,
                   const struct sl_json_limits *limits, char *err, size_t errlen)
 {
-    return parse_document(p, len, out, NULL, limits, err, errlen);
+    return parse_document(p, len, out, NULL, limits, NULL, NULL, err, errlen);
 }
 
 int sl_json_parse_arena(const char *p, size_t len, struct sl_value *out, struct sl_arena *a,
                         const struct sl_json_limits *limits, char *err, size_t errlen)
 {
-    return parse_document(p, len, out, a, limits, err, errlen);
+    return parse_document(p, len, out, a, limits, NULL, NULL, err, errlen);
+}
+
+int sl_json_parse_doc(const char *p, size_t len, struct sl_value *out, struct sl_arena *a,
+                      const struct sl_json_limits *limits, const char *cut_key,
+                      struct sl_json_doc *doc, char *err, size_t errlen)
+{
+    return parse_document(p, len, out, a, limits, cut_key, doc, err, errlen);
+}
+
+int sl_json_put_doc(struct sl_buf *b, const char *p, size_t len, const struct sl_json_doc *doc,
+                    bool cut)
+{
+    if (!cut || doc->cut_len == 0) {
+        return sl_buf_append(b, p, len);
+    }
+    size_t mark = b->len;
+    size_t rest = doc->cut_off + doc->cut_len;
+    int rc = sl_buf_append(b, p, doc->cut_off);
+    if (rc == 0) {
+        rc = sl_buf_append(b, p + rest, len - rest);
+    }
+    if (rc != 0) {
+        b->len = mark;
+    }
+    return rc;
+}
+
+/* ---- the scanner: validation without a tree ---- */
+
+/* Object keys of the open objects, for duplicate detection (spans into the text). */
+#define SCAN_KEYS 256u
+#define SCAN_KEYS_PER_OBJECT SL_JSON_SCAN_MEMBERS
+
+/* A key seen in an open object: where, and its first bytes to compare cheaply. */
+struct span {
+    size_t off, len;
+    uint64_t head;
+};
+
+static inline uint64_t key_head(const unsigned char *k, size_t n)
+{
+    uint64_t h = 0;
+    memcpy(&h, k, n < 8 ? n : 8);
+    return h;
+}
+
+struct scanner {
+    const unsigned char *start, *p, *end;
+    unsigned max_depth;
+    const char *cut_key;
+    size_t cut_klen;
+    struct sl_json_member *members;
+    size_t nmembers;
+    struct sl_json_doc *doc;
+    struct span keys[SCAN_KEYS];
+    size_t nkeys;
+};
+
+static bool scan_value(struct scanner *sc, unsigned depth);
+
+/*
+ * A string at sc->p (its quote): valid UTF-8, no control byte, escapes well
+ * formed and never a lone surrogate. Keys (is_key) take no escape at all, so
+ * that equal keys are equal bytes. false: not something the scanner vouches for.
+ */
+static bool scan_string(struct scanner *sc, bool is_key)
+{
+    const unsigned char *s = sc->p + 1, *end = sc->end;
+    for (;;) {
+        s = scan_plain(s, end);
+        if (s == end || *s < 0x20) {
+            return false;
+        }
+        if (*s == '"') {
+            sc->p = s + 1;
+            return true;
+        }
+        if (*s >= 0x80) {
+            bool ok;
+            s += utf8_seq(s, (size_t)(end - s), &ok);
+            if (!ok) {
+                return false;
+            }
+            continue;
+        }
+        if (is_key || end - s < 2) {  /* a backslash */
+            return false;
+        }
+        unsigned cp, lo;
+        switch (s[1]) {
+        case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
+            s += 2;
+            continue;
+        case 'u':
+            if (end - s < 6 || hex4(s + 2, &cp) != 0) {
+                return false;
+            }
+            s += 6;
+            if (cp >= 0xDC00 && cp <= 0xDFFF) {
+                return false;
+            }
+            if (cp >= 0xD800 && cp <= 0xDBFF) {
+                if (end - s < 6 || s[0] != '\\' || s[1] != 'u' || hex4(s + 2, &lo) != 0 ||
+                    lo < 0xDC00 || lo > 0xDFFF) {
+                    return false;
+                }
+                s += 6;
+            }
+            continue;
+        default:
+            return false;
+        }
+    }
+}
+
+/* A number whose double is finite for sure: no exponent, at most 300 digits. */
+static bool scan_number(struct scanner *sc)
+{
+    const unsigned char *s = sc->p, *end = sc->end;
+    if (*s == '-') {
+        s++;
+    }
+    const unsigned char *digits = s;
+    if (s == end || !is_digit(*s) || (*s == '0' && s + 1 < end && is_digit(s[1]))) {
+        return false;
+    }
+    while (s < end && is_digit(*s)) {
+        s++;
+    }
+    if (s < end && *s == '.') {
+        s++;
+        if (s == end || !is_digit(*s)) {
+            return false;
+        }
+        while (s < end && is_digit(*s)) {
+            s++;
+        }
+    }
+    if ((s < end && (*s == 'e' || *s == 'E')) || s - digits > 300) {
+        return false;  /* may overflow to infinity: the parser decides */
+    }
+    sc->p = s;
+    return true;
+}
+
+static bool scan_literal(struct scanner *sc, const char *word, size_t n)
+{
+    if ((size_t)(sc->end - sc->p) < n || memcmp(sc->p, word, n) != 0) {
+        return false;
+    }
+    sc->p += n;
+    return true;
+}
+
+
+static bool scan_object(struct scanner *sc, unsigned depth)
+{
+    size_t base = sc->nkeys;
+    sc->p++;
+    if (sc->p < sc->end && *sc->p == '}') {
+        sc->p++;
+        return true;
+    }
+    for (;;) {
+        const unsigned char *k = sc->p;
+        if (k == sc->end || *k != '"' || !scan_string(sc, true)) {
+            return false;
+        }
+        size_t klen = (size_t)(sc->p - k) - 2;
+        uint64_t head = key_head(k + 1, klen);
+        for (size_t i = base; i < sc->nkeys; i++) {
+            if (sc->keys[i].head == head && sc->keys[i].len == klen &&
+                (klen <= 8 || memcmp(sc->start + sc->keys[i].off, k + 1, klen) == 0)) {
+                return false;  /* a duplicate: the parser keeps the last one */
+            }
+        }
+        if (sc->nkeys == SCAN_KEYS || sc->nkeys - base == SCAN_KEYS_PER_OBJECT) {
+            return false;
+        }
+        sc->keys[sc->nkeys++] = (struct span){(size_t)(k + 1 - sc->start), klen, head};
+        if (sc->p == sc->end || *sc->p != ':') {
+            return false;
+        }
+        sc->p++;
+        const unsigned char *v = sc->p;
+        if (!scan_value(sc, depth)) {
+            return false;
+        }
+        if (depth == 1) {
+            sc->members[sc->nmembers++] = (struct sl_json_member){
+                (size_t)(k + 1 - sc->start), klen, (size_t)(v - sc->start), (size_t)(sc->p - v)};
+            if (sc->cut_key && klen == sc->cut_klen && memcmp(k + 1, sc->cut_key, klen) == 0) {
+                bool first = sc->nkeys - base == 1;
+                size_t off = (size_t)(k - sc->start), stop = (size_t)(sc->p - sc->start);
+                if (!first) {
+                    off--;
+                } else if (sc->p < sc->end && *sc->p == ',') {
+                    stop++;
+                }
+                sc->doc->cut_off = off;
+                sc->doc->cut_len = stop - off;
+            }
+        }
+        if (sc->p < sc->end && *sc->p == ',') {
+            sc->p++;
+            continue;
+        }
+        if (sc->p < sc->end && *sc->p == '}') {
+            sc->p++;
+            sc->nkeys = base;
+            return true;
+        }
+        return false;
+    }
+}
+
+static bool scan_array(struct scanner *sc, unsigned depth)
+{
+    sc->p++;
+    if (sc->p < sc->end && *sc->p == ']') {
+        sc->p++;
+        return true;
+    }
+    for (;;) {
+        if (!scan_value(sc, depth)) {
+            return false;
+        }
+        if (sc->p < sc->end && *sc->p == ',') {
+            sc->p++;
+            continue;
+        }
+        if (sc->p < sc->end && *sc->p == ']') {
+            sc->p++;
+            return true;
+        }
+        return false;
+    }
+}
+
+static bool scan_value(struct scanner *sc, unsigned depth)
+{
+    if (sc->p == sc->end) {
+        return false;
+    }
+    switch (*sc->p) {
+    case '{':
+        return depth < sc->max_depth && scan_object(sc, depth + 1);
+    case '[':
+        return depth < sc->max_depth && scan_array(sc, depth + 1);
+    case '"':
+        return scan_string(sc, false);
+    case 't':
+        return scan_literal(sc, "true", 4);
+    case 'f':
+        return scan_literal(sc, "false", 5);
+    case 'n':
+        return scan_literal(sc, "null", 4);
+    default:
+        return scan_number(sc);
+    }
+}
+
+bool sl_json_scan(const char *p, size_t len, const struct sl_json_limits *limits,
+                  const char *cut_key, struct sl_json_member *members, size_t *nmembers,
+                  struct sl_json_doc *doc)
+{
+    /* ~6 KiB of key spans on the stack; set field by field, as zeroing them
+     * all would cost more than scanning a typical event. */
+    struct scanner scan, *sc = &scan;
+    sc->start = sc->p = (const unsigned char *)p;
+    sc->end = sc->start + len;
+    sc->max_depth = limits && limits->max_depth ? limits->max_depth : DEFAULT_MAX_DEPTH;
+    sc->cut_key = cut_key;
+    sc->cut_klen = cut_key ? strlen(cut_key) : 0;
+    sc->members = members;
+    sc->nmembers = 0;
+    sc->doc = doc;
+    sc->nkeys = 0;
+    *doc = (struct sl_json_doc){0};
+    bool ok = p && len > 0 && *p == '{' && scan_value(sc, 0) && sc->p == sc->end;
+    *nmembers = ok ? sc->nmembers : 0;
+    if (!ok) {
+        *doc = (struct sl_json_doc){0};
+        return false;
+    }
+    doc->verbatim = true;
+    return true;
 }

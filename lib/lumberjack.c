@@ -12,7 +12,7 @@
  *    v1 'D' frames, whose total length is not announced: their pairs are
  *    converted to JSON one key or value at a time, so only one piece
  *    (<= max_frame) ever needs to be buffered.
- *  - A C (zlib) or Z (zstd) frame's payload is copied aside (cbuf) and
+ *  - A C (zlib), Z (zstd) or S (zstd stream) frame's payload is copied aside (cbuf) and
  *    inflated a piece at a time into a second bounded buffer (infl, at most
  *    max_inflated): inner frames are returned as soon as they are whole, and
  *    more is inflated only when the consumer has taken them. So a legitimate
@@ -21,6 +21,11 @@
  *    the events it holds: zeros or garbage fail the framing at once. Only one
  *    inner frame larger than max_inflated is refused. The z_stream, the
  *    ZSTD_DCtx and the buffers are reused for the decoder's life.
+ *  - S blocks are pieces of one zstd stream per connection: the ZSTD_DCtx
+ *    is not reset between them, so its window (the history later blocks
+ *    refer to) outlives the block. A Z block resets it and so ends the
+ *    stream; an S block that continues a stream this decoder never saw (or
+ *    one a Z block ended) fails cleanly as a corrupt zstd stream.
  *  - Every length is checked against its limit before anything is buffered
  *    for it, so a hostile 0xFFFFFFFF length costs nothing.
  */
@@ -66,7 +71,7 @@ struct sl_lj_decoder {
     struct sl_buf infl;     /* inflated content of it, a piece at a time */
     size_t ioff;            /* [ioff, len) are inner frames not yet returned */
     bool inner;             /* decoding from infl rather than from in */
-    char ckind;             /* SL_LJ_COMPRESSED or SL_LJ_ZSTD while inflating, else 0 */
+    char ckind;             /* SL_LJ_COMPRESSED, _ZSTD or _ZSTREAM while inflating, else 0 */
 
     enum state st;          /* D frame progress, valid in either source */
     char d_version;
@@ -79,6 +84,7 @@ struct sl_lj_decoder {
     bool zs_ready;
     ZSTD_DCtx *zd;
     ZSTD_inBuffer zin;      /* cbuf, as the zstd stream reads it */
+    bool zs_open;           /* zd is inside a frame of S blocks: the next S continues it */
 
     int failed;             /* the sticky error, 0 while healthy */
     char err[128];
@@ -143,6 +149,35 @@ void sl_lj_decoder_free(struct sl_lj_decoder *d)
     free(d);
 }
 
+/* Frees b's memory and leaves it empty with the same maximum. */
+static void buf_release(struct sl_buf *b)
+{
+    size_t max = b->max;
+    sl_buf_free(b);
+    sl_buf_init(b, max);
+}
+
+void sl_lj_decoder_trim(struct sl_lj_decoder *d)
+{
+    if (d->failed || d->inner || d->st != ST_HEAD || d->off != d->in.len) {
+        return;  /* mid-frame: every piece is still needed */
+    }
+    buf_release(&d->in);
+    d->off = 0;
+    buf_release(&d->cbuf);
+    buf_release(&d->infl);
+    d->ioff = 0;
+    buf_release(&d->json);
+    if (d->zs_ready) {
+        inflateEnd(&d->zs);
+        d->zs_ready = false;
+    }
+    if (!d->zs_open) {
+        ZSTD_freeDCtx(d->zd);  /* the next Z or S block starts a frame: a new context will do */
+        d->zd = NULL;
+    }
+}
+
 const char *sl_lj_decoder_error(const struct sl_lj_decoder *d)
 {
     return d->failed ? d->err : "";
@@ -155,6 +190,11 @@ size_t sl_lj_decoder_buffered(const struct sl_lj_decoder *d)
         n += d->infl.len - d->ioff;
     }
     return n;
+}
+
+bool sl_lj_decoder_stream_open(const struct sl_lj_decoder *d)
+{
+    return d->zs_open || d->ckind == SL_LJ_ZSTREAM;
 }
 
 size_t sl_lj_decoder_input(const struct sl_lj_decoder *d)
@@ -398,9 +438,7 @@ static void end_block(struct sl_lj_decoder *d)
 {
     d->ckind = 0;
     if (d->cbuf.cap > CBUF_KEEP) {
-        size_t max = d->cbuf.max;
-        sl_buf_free(&d->cbuf);
-        sl_buf_init(&d->cbuf, max);
+        buf_release(&d->cbuf);
     }
 }
 
@@ -467,8 +505,10 @@ static int window_log_for(uint64_t n)
     return w;
 }
 
-static int start_zstd(struct sl_lj_decoder *d)
+static int start_zstd(struct sl_lj_decoder *d, bool stream)
 {
+    bool resume = stream && d->zs_open;
+    d->zs_open = false;  /* set again when this block ends inside a frame */
     if (!d->zd) {
         d->zd = ZSTD_createDCtx();
         if (!d->zd) {
@@ -478,10 +518,31 @@ static int start_zstd(struct sl_lj_decoder *d)
          * 128 MiB); a window larger than max_inflated is never needed. */
         ZSTD_DCtx_setParameter(d->zd, ZSTD_d_windowLogMax,
                                window_log_for(SL_MIN(d->lim.max_inflated, ZSTD_WINDOW_CAP)));
-    } else {
+    } else if (!resume) {
         ZSTD_DCtx_reset(d->zd, ZSTD_reset_session_only);
     }
     d->zin = (ZSTD_inBuffer){d->cbuf.data, d->cbuf.len, 0};
+    return 0;
+}
+
+/*
+ * The end of a Z block must be the end of its one frame. An S block ends where
+ * its input does, inside a frame or between frames: zstd has returned every
+ * byte it could (the output was not full), so the block's content is all out;
+ * a block cut inside a frame's block is not told apart, but its content then
+ * fails the framing or waits, bounded, for the next S block like any other.
+ */
+static int zstd_block_end(struct sl_lj_decoder *d, size_t zr)
+{
+    if (d->ckind == SL_LJ_ZSTREAM) {
+        d->zs_open = zr != 0;
+        end_block(d);
+        return 0;
+    }
+    if (zr != 0) {
+        return fail(d, SL_EPROTO, "truncated zstd stream in compressed frame");
+    }
+    end_block(d);
     return 0;
 }
 
@@ -506,17 +567,15 @@ static int more_zstd(struct sl_lj_decoder *d)
             return fail(d, SL_EPROTO, "corrupt zstd stream in compressed frame: %s",
                         ZSTD_getErrorName(zr));
         }
-        if (zr == 0) {
-            if (d->zin.pos != d->zin.size) {
-                return fail(d, SL_EPROTO, "%zu trailing bytes after zstd frame in compressed "
-                            "frame", d->zin.size - d->zin.pos);
-            }
-            end_block(d);
-            return 0;
+        bool drained = d->zin.pos == d->zin.size && (zr == 0 || out.pos < out.size);
+        if (drained) {
+            return zstd_block_end(d, zr);
         }
-        if (d->zin.pos == d->zin.size && out.pos < out.size) {
-            return fail(d, SL_EPROTO, "truncated zstd stream in compressed frame");
+        if (zr == 0 && d->ckind == SL_LJ_ZSTD) {
+            return fail(d, SL_EPROTO, "%zu trailing bytes after zstd frame in compressed "
+                        "frame", d->zin.size - d->zin.pos);
         }
+        /* Else more to do: output room ran out, or an S block starts another frame. */
     }
     return 0;
 }
@@ -533,10 +592,14 @@ static int inflate_more(struct sl_lj_decoder *d)
 
 /* ---- the frame state machine ---- */
 
+static bool compressed_type(unsigned char t)
+{
+    return t == SL_LJ_COMPRESSED || t == SL_LJ_ZSTD || t == SL_LJ_ZSTREAM;
+}
+
 static bool valid_type(unsigned char t)
 {
-    return t == SL_LJ_WINDOW || t == SL_LJ_JSON || t == SL_LJ_DATA || t == SL_LJ_COMPRESSED ||
-           t == SL_LJ_ZSTD;
+    return t == SL_LJ_WINDOW || t == SL_LJ_JSON || t == SL_LJ_DATA || compressed_type(t);
 }
 
 /*
@@ -566,7 +629,7 @@ static int step(struct sl_lj_decoder *d, const unsigned char *p, size_t avail, s
     if (inner && type == SL_LJ_WINDOW) {
         return fail(d, SL_EPROTO, "window frame inside compressed block");
     }
-    if (inner && (type == SL_LJ_COMPRESSED || type == SL_LJ_ZSTD)) {
+    if (inner && compressed_type(type)) {
         return fail(d, SL_EPROTO, "nested compressed frame '%c' inside compressed block", type);
     }
     size_t head = (type == SL_LJ_JSON || type == SL_LJ_DATA) ? 10 : 6;
@@ -630,7 +693,7 @@ static int step(struct sl_lj_decoder *d, const unsigned char *p, size_t avail, s
         return STEP_AGAIN;
     }
 
-    default: { /* C or Z */
+    default: { /* C, Z or S */
         if (v == 0) {
             return fail(d, SL_EPROTO, "invalid compressed frame length 0");
         }
@@ -647,7 +710,7 @@ static int step(struct sl_lj_decoder *d, const unsigned char *p, size_t avail, s
         sl_buf_reset(&d->infl);
         d->ioff = 0;
         d->ckind = (char)type;
-        int rc = type == SL_LJ_COMPRESSED ? start_zlib(d) : start_zstd(d);
+        int rc = type == SL_LJ_COMPRESSED ? start_zlib(d) : start_zstd(d, type == SL_LJ_ZSTREAM);
         if (rc != 0) {
             return rc;
         }
@@ -852,6 +915,119 @@ int sl_lj_put_compressed(struct sl_buf *out, enum sl_lj_compression kind, int le
     unsigned char *h = (unsigned char *)out->data + out->len;
     h[0] = SL_LJ_V2;
     h[1] = (unsigned char)type;
+    sl_put_u32be(h + 2, (uint32_t)n);
+    out->len += 6 + n;
+    return 0;
+}
+
+/* ---- the zstd stream of S blocks ---- */
+
+/*
+ * The stream's window: the history a block may refer back to, and what every
+ * receiving connection keeps allocated for as long as the stream is open (the
+ * decoder's window plus a block of that size, ~360 KiB with the context). 64
+ * KiB holds over a hundred Beats-shaped events, which is where small windows
+ * gain (docs/shipper.md has the figures); far below the decoder's 8 MiB cap.
+ */
+#define ZSTREAM_WINDOW_LOG 16
+/* Over ZSTD_compressBound: a frame header (<= 18 B) and a final empty block. */
+#define ZSTREAM_SLACK 32u
+
+struct sl_lj_zstream {
+    ZSTD_CCtx *cctx;  /* NULL until the first block */
+    int level;
+};
+
+struct sl_lj_zstream *sl_lj_zstream_new(int level)
+{
+    if (level < 0 || level > ZSTD_maxCLevel()) {
+        return NULL;
+    }
+    struct sl_lj_zstream *z = sl_calloc(1, sizeof(*z));
+    z->level = level;
+    return z;
+}
+
+void sl_lj_zstream_free(struct sl_lj_zstream *z)
+{
+    if (z) {
+        ZSTD_freeCCtx(z->cctx);
+        free(z);
+    }
+}
+
+void sl_lj_zstream_reset(struct sl_lj_zstream *z)
+{
+    if (z->cctx) {
+        ZSTD_CCtx_reset(z->cctx, ZSTD_reset_session_only);  /* keeps level and window */
+    }
+}
+
+static int zstream_ready(struct sl_lj_zstream *z)
+{
+    if (z->cctx) {
+        return 0;
+    }
+    z->cctx = ZSTD_createCCtx();
+    if (!z->cctx) {
+        return SL_EIO;
+    }
+    size_t e1 = ZSTD_CCtx_setParameter(z->cctx, ZSTD_c_compressionLevel, z->level);
+    size_t e2 = ZSTD_CCtx_setParameter(z->cctx, ZSTD_c_windowLog, ZSTREAM_WINDOW_LOG);
+    if (ZSTD_isError(e1) || ZSTD_isError(e2)) {
+        ZSTD_freeCCtx(z->cctx);
+        z->cctx = NULL;
+        return SL_EIO;
+    }
+    return 0;
+}
+
+/*
+ * Compresses src into out after 6 header bytes, flushing: *n payload bytes.
+ * The bound is only a first guess for a stream; zstd says how much it still
+ * holds, and the output grows until it is all out.
+ */
+static int zstream_into(struct sl_buf *out, struct sl_lj_zstream *z, const char *src,
+                        size_t len, size_t *n)
+{
+    int rc = zstream_ready(z);
+    size_t want = ZSTD_compressBound(len) + ZSTREAM_SLACK;
+    ZSTD_inBuffer in = {src, len, 0};
+    size_t made = 0;
+    while (rc == 0 && (rc = sl_buf_reserve(out, 6 + made + want)) == 0) {
+        /* Exactly what was reserved, so that len never passes the buffer's max. */
+        ZSTD_outBuffer o = {out->data + out->len + 6 + made, want, 0};
+        size_t left = ZSTD_compressStream2(z->cctx, &o, &in, ZSTD_e_flush);
+        if (ZSTD_isError(left)) {
+            return SL_EIO;
+        }
+        made += o.pos;
+        if (made > UINT32_MAX) {
+            return SL_ELIMIT;
+        }
+        if (left == 0) {
+            *n = made;
+            return 0;
+        }
+        want = SL_MAX(left, (size_t)4096);
+    }
+    return rc;
+}
+
+int sl_lj_put_zstream(struct sl_buf *out, struct sl_lj_zstream *z, const char *frames,
+                      size_t len)
+{
+    if (len == 0) {
+        return SL_EINVAL;  /* would flush nothing: an S block of length 0 is invalid */
+    }
+    size_t n = 0;
+    int rc = zstream_into(out, z, frames, len, &n);
+    if (rc != 0) {
+        return rc;
+    }
+    unsigned char *h = (unsigned char *)out->data + out->len;
+    h[0] = SL_LJ_V2;
+    h[1] = SL_LJ_ZSTREAM;
     sl_put_u32be(h + 2, (uint32_t)n);
     out->len += 6 + n;
     return 0;

@@ -13,6 +13,8 @@
  */
 #include "sluice/value.h"
 
+#include "sluice/arena.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,9 +70,35 @@ void sl_value_clear(struct sl_value *v)
     memset(v, 0, sizeof(*v));
 }
 
-static char *dup_bytes(const char *s, size_t len)
+/* The calling thread's arena scope (sl_value_set_arena): NULL, the heap. */
+static _Thread_local struct sl_arena *tl_arena;
+
+struct sl_arena *sl_value_set_arena(struct sl_arena *a)
 {
-    char *p = sl_malloc(len + 1);
+    struct sl_arena *old = tl_arena;
+    tl_arena = a;
+    return old;
+}
+
+struct sl_arena *sl_value_arena(void)
+{
+    return tl_arena;
+}
+
+/* n bytes for a tree, from the scope's arena or the heap; *flags says which. */
+static void *tree_alloc(size_t n, uint8_t *flags)
+{
+    if (tl_arena) {
+        *flags |= SL_VF_ARENA;
+        return sl_arena_alloc(tl_arena, n ? n : 1);
+    }
+    *flags &= (uint8_t)~SL_VF_ARENA;
+    return sl_malloc(n ? n : 1);
+}
+
+static char *dup_bytes(const char *s, size_t len, uint8_t *flags)
+{
+    char *p = tree_alloc(len + 1, flags);
     if (len) {
         memcpy(p, s, len);
     }
@@ -96,12 +124,12 @@ static void value_copy_raw(struct sl_value *dst, const struct sl_value *src)
         dst->u.d = src->u.d;
         break;
     case SL_V_STRING:
-        dst->u.s.ptr = dup_bytes(src->u.s.ptr, src->u.s.len);
+        dst->u.s.ptr = dup_bytes(src->u.s.ptr, src->u.s.len, &dst->flags);
         dst->u.s.len = src->u.s.len;
         break;
     case SL_V_ARRAY: {
         size_t n = src->u.a.len;
-        dst->u.a.items = n ? sl_malloc(n * sizeof(struct sl_value)) : NULL;
+        dst->u.a.items = n ? tree_alloc(n * sizeof(struct sl_value), &dst->flags) : NULL;
         for (size_t i = 0; i < n; i++) {
             value_copy_raw(&dst->u.a.items[i], &src->u.a.items[i]);
         }
@@ -110,12 +138,12 @@ static void value_copy_raw(struct sl_value *dst, const struct sl_value *src)
     }
     case SL_V_OBJECT: {
         size_t n = src->u.o.len;
-        dst->u.o.items = n ? sl_malloc(n * sizeof(struct sl_member)) : NULL;
+        dst->u.o.items = n ? tree_alloc(n * sizeof(struct sl_member), &dst->flags) : NULL;
         for (size_t i = 0; i < n; i++) {
             const struct sl_member *m = &src->u.o.items[i];
-            dst->u.o.items[i].key = dup_bytes(m->key, m->klen);
-            dst->u.o.items[i].klen = m->klen;
             dst->u.o.items[i].kflags = 0;
+            dst->u.o.items[i].key = dup_bytes(m->key, m->klen, &dst->u.o.items[i].kflags);
+            dst->u.o.items[i].klen = m->klen;
             value_copy_raw(&dst->u.o.items[i].v, &m->v);
         }
         dst->u.o.len = dst->u.o.cap = n;
@@ -176,8 +204,14 @@ void sl_value_set_double(struct sl_value *v, double d)
 
 void sl_value_set_str(struct sl_value *v, const char *s, size_t len)
 {
-    char *p = dup_bytes(s, s ? len : 0);  /* before clearing: s may be v's own string */
-    sl_value_take_str(v, p, s ? len : 0);
+    uint8_t flags = 0;
+    len = s ? len : 0;
+    char *p = dup_bytes(s, len, &flags);  /* before clearing: s may be v's own string */
+    sl_value_clear(v);
+    v->type = SL_V_STRING;
+    v->flags = flags;
+    v->u.s.ptr = p;
+    v->u.s.len = len;
 }
 
 void sl_value_set_cstr(struct sl_value *v, const char *s)
@@ -191,9 +225,11 @@ void sl_value_set_cstr(struct sl_value *v, const char *s)
 
 void sl_value_take_str(struct sl_value *v, char *s, size_t len)
 {
-    if (!s) {
-        s = dup_bytes(NULL, 0);
-        len = 0;
+    if (!s || tl_arena) {
+        /* In an arena scope the tree holds no heap buffer: copied, then freed. */
+        sl_value_set_str(v, s ? s : "", s ? len : 0);
+        free(s);
+        return;
     }
     sl_value_clear(v);
     v->type = SL_V_STRING;
@@ -222,14 +258,17 @@ void sl_value_set_array(struct sl_value *v)
  */
 static void *grow_items(struct sl_value *v, void *items, size_t len, size_t cap, size_t elem)
 {
-    if (!is_arena(v->flags)) {
+    if (!is_arena(v->flags) && !tl_arena) {
         return sl_realloc(items, cap * elem);
     }
-    void *p = sl_malloc(cap * elem);
+    bool was_heap = !is_arena(v->flags);
+    void *p = tree_alloc(cap * elem, &v->flags);
     if (len) {
         memcpy(p, items, len * elem);
     }
-    v->flags &= (uint8_t)~SL_VF_ARENA;
+    if (was_heap) {
+        free(items);
+    }
     return p;
 }
 
@@ -240,7 +279,9 @@ static struct sl_member *obj_find(const struct sl_value *obj, const char *key, s
     }
     for (size_t i = 0; i < obj->u.o.len; i++) {
         struct sl_member *m = &obj->u.o.items[i];
-        if (m->klen == klen && (klen == 0 || memcmp(m->key, key, klen) == 0)) {
+        /* The first byte before memcmp: keys of one length mostly differ there. */
+        if (m->klen == klen &&
+            (klen == 0 || (m->key[0] == key[0] && memcmp(m->key, key, klen) == 0))) {
             return m;
         }
     }
@@ -280,9 +321,9 @@ static struct sl_member *obj_append(struct sl_value *obj, const char *key, size_
         obj->u.o.cap = cap;
     }
     struct sl_member *m = &obj->u.o.items[obj->u.o.len++];
-    m->key = dup_bytes(key, klen);
-    m->klen = klen;
     m->kflags = 0;
+    m->key = dup_bytes(key, klen, &m->kflags);
+    m->klen = klen;
     memset(&m->v, 0, sizeof(m->v));
     return m;
 }

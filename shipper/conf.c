@@ -426,12 +426,15 @@ static int parse_output(struct sl_cfg *cfg, struct sl_cfg_node *m, struct output
         sl_cfg_error(cfg, hosts, "%s: option 'hosts' must be a non-empty list", w);
         rc = SL_EINVAL;
     }
-    static const char *const comps[] = {"zstd", "zlib", "none", NULL};
+    static const char *const comps[] = {"zstd", "zlib", "none", "zstd_stream", NULL};
     int comp = 0;
     rc |= sl_cfg_bool(cfg, m, w, "loadbalance", true, &o->loadbalance);
     rc |= sl_cfg_enum(cfg, m, w, "compression", comps, COMP_ZSTD, &comp);
     o->compression = (enum ship_compression)comp;
-    rc |= sl_cfg_int(cfg, m, w, "compression_level", 3, 0, 19, &o->compression_level);
+    /* zstd level 1 makes Beats-shaped events both smaller and cheaper than
+     * zstd's default 3 (docs/shipper.md); zlib keeps Filebeat's 3. */
+    int64_t level = o->compression == COMP_ZLIB ? 3 : 1;
+    rc |= sl_cfg_int(cfg, m, w, "compression_level", level, 0, 19, &o->compression_level);
     if (o->compression == COMP_ZLIB && o->compression_level > 9) {
         sl_cfg_error(cfg, sl_cfg_get(m, "compression_level"),
                      "%s: option 'compression_level' must be 0..9 for zlib", w);

@@ -9,7 +9,8 @@
 #include "sluice/regex.h"
 
 enum start_position { START_END, START_BEGINNING };
-enum ship_compression { COMP_ZSTD, COMP_ZLIB, COMP_NONE };
+/* COMP_ZSTD_STREAM: 'S' blocks, one zstd stream per connection (docs/protocol.md §6). */
+enum ship_compression { COMP_ZSTD, COMP_ZLIB, COMP_NONE, COMP_ZSTD_STREAM };
 
 struct regex_list {
     struct sl_regex **re;

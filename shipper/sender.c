@@ -8,6 +8,11 @@
  * in list order (loadbalance: false). A connection pipelines up to
  * `pipelining` windows; ACKs arrive in window order, so the in-flight windows
  * of a connection form a FIFO.
+ *
+ * With compression: zstd_stream each connection owns one zstd stream: a
+ * window's 'S' block continues the previous one's, and every new connection
+ * starts a new stream (so a resend after a reconnect reaches a fresh decoder
+ * as a new frame). docs/protocol.md §6.
  */
 #include "sender.h"
 
@@ -42,6 +47,7 @@ struct conn {
     int fd;
     enum conn_state state;
     struct sl_tls *tls;      /* NULL for plain TCP */
+    struct sl_lj_zstream *zs;  /* compression: zstd_stream; NULL until the first window */
     struct sl_buf wbuf;
     size_t woff;
     unsigned char rbuf[4096];
@@ -188,10 +194,34 @@ static int enc_kind(enum ship_compression c)
     return c == COMP_ZSTD ? SL_LJ_ZSTDC : SL_LJ_ZLIB;
 }
 
+/* Appends the window's frames as configured: bare, one C or Z block, or the
+ * connection's next S block. */
+static int put_frames(struct conn *c, const char *frames, size_t flen)
+{
+    const struct output_conf *o = c->s->conf;
+    int level = (int)o->compression_level;
+    switch (o->compression) {
+    case COMP_NONE:
+        return sl_buf_append(&c->wbuf, frames, flen);
+    case COMP_ZSTD_STREAM:
+        if (!c->zs && !(c->zs = sl_lj_zstream_new(level))) {
+            return SL_EINVAL;
+        }
+        return sl_lj_put_zstream(&c->wbuf, c->zs, frames, flen);
+    case COMP_ZLIB:
+        if (level == 0) {
+            return sl_buf_append(&c->wbuf, frames, flen);  /* as Filebeat: level 0 = bare */
+        }
+        break;
+    case COMP_ZSTD:
+        break;
+    }
+    return sl_lj_put_compressed(&c->wbuf, enc_kind(o->compression), level, frames, flen);
+}
+
 static int conn_send(struct conn *c, struct batch *b)
 {
     struct sender *s = c->s;
-    const struct output_conf *o = s->conf;
     uint32_t k = b->acked;
     uint32_t count = b->n - k;
     if (k > 0) {
@@ -203,14 +233,10 @@ static int conn_send(struct conn *c, struct batch *b)
     size_t before = c->wbuf.len;
     const char *frames = b->frames.data + b->ev[k].frame_off;
     size_t flen = b->frames.len - b->ev[k].frame_off;
-    sl_lj_put_window(&c->wbuf, SL_LJ_V2, count);
-    bool plain = o->compression == COMP_NONE ||
-                 (o->compression == COMP_ZLIB && o->compression_level == 0);
-    if (plain) {
-        sl_buf_append(&c->wbuf, frames, flen);
-    } else if (sl_lj_put_compressed(&c->wbuf, enc_kind(o->compression),
-                                    (int)o->compression_level, frames, flen) != 0) {
-        sl_error("output: compression failed");
+    if (sl_lj_put_window(&c->wbuf, SL_LJ_V2, count) != 0 || put_frames(c, frames, flen) != 0) {
+        /* A stream that failed midway is out of step with the receiver: the
+         * caller closes the connection, and the next one starts a new stream. */
+        sl_error("output: cannot encode a window (compression failed)");
         c->wbuf.len = before;
         return SL_EIO;
     }
@@ -291,6 +317,9 @@ static void conn_read(struct conn *c)
 
 static void conn_up(struct conn *c)
 {
+    if (c->zs) {
+        sl_lj_zstream_reset(c->zs);  /* the aggregator's decoder for this connection is new */
+    }
     c->state = C_UP;
     sl_gauge_set(c->m_up, 1);
     if (c->tls) {
@@ -460,6 +489,7 @@ void sender_free(struct sender *s)
             c->fl[j].b->inflight = false;
         }
         sl_buf_free(&c->wbuf);
+        sl_lj_zstream_free(c->zs);
     }
     sl_timer_cancel(s->tick);
     sl_tls_ctx_free(s->tls);

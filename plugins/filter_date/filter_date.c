@@ -1391,6 +1391,12 @@ static int date_init(void *inst, struct sl_plugin_ctx *ctx)
         read_field_formats(ctx, fd);
     }
     set_timezone(ctx, fd);
+    /* @timestamp: year guessing is relative to the event's own time. */
+    if (fd->src) {
+        sl_filter_touches_field(ctx, fd->src);
+    }
+    sl_filter_touches_field(ctx, &fd->target);
+    sl_filter_touches(ctx, "@timestamp", strlen("@timestamp"));
     /* Logstash configs often say locale: en; names are English here, always. */
     const char *loc = fd->locale;
     if (loc && strncasecmp(loc, "en", 2) != 0 && strcmp(loc, "C") != 0 &&

@@ -693,6 +693,28 @@ static bool compile_convert(struct sl_plugin_ctx *ctx, struct filter_dissect *fd
     return ok;
 }
 
+/* Sources, targets, converted fields and tags; an indirect field names its target at run time. */
+static void declare_touches(struct sl_plugin_ctx *ctx, const struct filter_dissect *fd)
+{
+    sl_filter_touches(ctx, "tags", strlen("tags"));
+    for (size_t i = 0; i < fd->nd; i++) {
+        const struct dissector *d = &fd->d[i];
+        sl_filter_touches_field(ctx, &d->source);
+        for (size_t k = 0; k < d->n; k++) {
+            if (d->f[k].kind == DK_INDIRECT) {
+                sl_filter_touches_all(ctx);
+                return;
+            }
+            if (d->f[k].kind != DK_SKIP) {
+                sl_filter_touches_field(ctx, &d->f[k].ref);
+            }
+        }
+    }
+    for (size_t i = 0; i < fd->nconv; i++) {
+        sl_filter_touches_field(ctx, &fd->conv[i].ref);
+    }
+}
+
 static int dissect_init(void *inst, struct sl_plugin_ctx *ctx)
 {
     struct filter_dissect *fd = inst;
@@ -708,6 +730,9 @@ static int dissect_init(void *inst, struct sl_plugin_ctx *ctx)
         ok &= compile_mapping(ctx, fd->mapping.keys[i], fd->mapping.vals[i], &fd->d[fd->nd++]);
     }
     ok &= compile_convert(ctx, fd);
+    if (ok) {
+        declare_touches(ctx, fd);
+    }
     return ok ? 0 : SL_EINVAL;
 }
 

@@ -54,11 +54,19 @@ static enum sl_filter_result drop_filter(void *inst, struct sl_value *event)
     return rng_next() % 10000 < (uint64_t)d->percentage * 100 ? SL_FILTER_DROP : SL_FILTER_KEEP;
 }
 
+static int drop_init(void *inst, struct sl_plugin_ctx *ctx)
+{
+    SL_UNUSED(inst);
+    sl_filter_touches(ctx, NULL, 0);  /* no field: the core evaluates `when` */
+    return 0;
+}
+
 const struct sl_plugin sl_plugin_filter_drop = {
     .name = "drop",
     .kind = SL_PLUGIN_FILTER,
     .summary = "discards the events that reach it, or a random share of them",
     .options = drop_opts,
     .size = sizeof(struct filter_drop),
+    .init = drop_init,
     .filter = drop_filter,
 };

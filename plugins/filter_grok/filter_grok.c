@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 
 #include "grok.h"
+#include "sluice/arena.h"
 #include "sluice/buf.h"
 #include "sluice/config.h"
 #include "sluice/json.h"
@@ -36,11 +37,12 @@
 #define GROK_MAX_PATTERN_FILE (4u << 20)  /* one patterns_dir file */
 #define GROK_STACK_LIMIT (1u << 22)       /* Oniguruma match stack entries */
 
-/* Where a capture goes, worked out once. */
+/* Where a capture goes, worked out once: an event costs no reference parsing. */
 struct fg_target {
-    size_t flen;       /* strlen(field) */
-    bool simple;       /* a top-level key: no reference syntax to parse */
-    bool overwrite;    /* listed in `overwrite` */
+    struct sl_fieldref ref;  /* the capture's field, split into its path */
+    enum sl_grok_type type;
+    int group;               /* Oniguruma group number */
+    bool overwrite;          /* listed in `overwrite` */
 };
 
 /* A compiled pattern and its captures' targets (parallel to g->caps). */
@@ -135,6 +137,9 @@ static void grok_fini(void *inst)
     for (size_t i = 0; i < f->nsrc; i++) {
         struct fg_source *s = &f->src[i];
         for (size_t j = 0; j < s->npats; j++) {
+            for (size_t c = 0; s->pats[j].tgt && c < s->pats[j].g->ncaps; c++) {
+                sl_fieldref_free(&s->pats[j].tgt[c].ref);
+            }
             sl_grok_free(s->pats[j].g);
             free(s->pats[j].tgt);
         }
@@ -334,8 +339,10 @@ static int compile_one(const struct filter_grok *f, const struct sl_grok_lib *li
     p->tgt = sl_calloc(g->ncaps ? g->ncaps : 1, sizeof(*p->tgt));
     for (size_t c = 0; c < g->ncaps; c++) {
         const char *fld = g->caps[c].field;
-        p->tgt[c].flen = strlen(fld);
-        p->tgt[c].simple = strpbrk(fld, ".[]") == NULL;
+        /* Cannot fail: the engine accepted fld as a field reference. */
+        sl_fieldref_init(&p->tgt[c].ref, fld);
+        p->tgt[c].type = g->caps[c].type;
+        p->tgt[c].group = g->caps[c].group;
         p->alias |= refs_overlap(fld, field) != 0;
         for (size_t o = 0; o < f->overwrite.n; o++) {
             if (refs_overlap(f->overwrite.v[o].text, fld) == 2) {
@@ -425,6 +432,21 @@ static void set_limits(struct filter_grok *f)
     f->lim.stack = GROK_STACK_LIMIT;
 }
 
+/* Its sources, every capture's field and tags (tag_on_timeout). */
+static void declare_touches(const struct filter_grok *f, struct sl_plugin_ctx *ctx)
+{
+    sl_filter_touches(ctx, "tags", strlen("tags"));
+    for (size_t i = 0; i < f->nsrc; i++) {
+        const struct fg_source *s = &f->src[i];
+        sl_filter_touches_field(ctx, &s->ref);
+        for (size_t p = 0; p < s->npats; p++) {
+            for (size_t c = 0; c < s->pats[p].g->ncaps; c++) {
+                sl_filter_touches_field(ctx, &s->pats[p].tgt[c].ref);
+            }
+        }
+    }
+}
+
 static int grok_init(void *inst, struct sl_plugin_ctx *ctx)
 {
     struct filter_grok *f = inst;
@@ -452,6 +474,7 @@ static int grok_init(void *inst, struct sl_plugin_ctx *ctx)
     if (rc != 0) {
         return rc;
     }
+    declare_touches(f, ctx);
     if (ctx->metrics) {
         const char *labels[] = {"filter", ctx->label, NULL};
         f->m_timeouts = sl_metrics_counter(ctx->metrics, "sluice_aggregator_grok_timeouts_total",
@@ -503,57 +526,101 @@ static bool parse_float(const char *s, size_t len, double *out)
     return true;
 }
 
-/* Stores v (moved) in field, the Logstash way (see the file comment). */
-static void put_capture(struct sl_value *event, const char *field, const struct fg_target *t,
-                        struct sl_value *v)
+/* slot := the capture s[0..len), as its type asks (s NULL: a group that did not
+ * take part, stored as null). The value is written in place: no temporary to move. */
+static void set_capture(struct sl_value *slot, enum sl_grok_type type, const char *s, size_t len)
 {
-    /* One lookup: the slot is created null when absent, kept when present. */
-    struct sl_value *cur = t->simple ? sl_obj_put(event, field, t->flen)
-                                     : sl_field_put(event, field);
+    int64_t iv;
+    double dv;
+    if (!s) {
+        sl_value_set_null(slot);
+    } else if (type == SL_GROK_INT && parse_int(s, len, &iv)) {
+        sl_value_set_int(slot, iv);
+    } else if (type == SL_GROK_FLOAT && parse_float(s, len, &dv)) {
+        sl_value_set_double(slot, dv);
+    } else {
+        sl_value_set_str(slot, s, len);
+    }
+}
+
+/* The capture's slot, created null when absent, kept when present: one lookup.
+ * A top-level key, the usual case, goes straight to the event's members. */
+static struct sl_value *target_slot(struct sl_value *event, const struct fg_target *t)
+{
+    if (t->ref.nsegs == 1) {
+        return sl_obj_put(event, t->ref.segs[0].name, t->ref.segs[0].len);
+    }
+    return sl_fieldref_put(&t->ref, event);
+}
+
+/* Stores a capture in its field, the Logstash way (see the file comment). */
+static void put_capture(struct sl_value *event, const struct fg_target *t, const char *s,
+                        size_t len)
+{
+    struct sl_value *cur = target_slot(event, t);
     if (!cur) {
         /* cannot happen: the event is an object and the reference was checked */
     } else if (t->overwrite || cur->type == SL_V_NULL) {
-        sl_value_move(cur, v);
+        set_capture(cur, t->type, s, len);
     } else if (cur->type == SL_V_ARRAY) {
-        sl_value_move(sl_arr_push(cur), v);
+        set_capture(sl_arr_push(cur), t->type, s, len);
     } else if (cur->type == SL_V_STRING) {
         struct sl_value old = {0};
         sl_value_move(&old, cur);
         sl_value_set_array(cur);
         sl_value_move(sl_arr_push(cur), &old);
-        sl_value_move(sl_arr_push(cur), v);
+        set_capture(sl_arr_push(cur), t->type, s, len);
     }
-    sl_value_clear(v);  /* not stored: an existing number, bool or object wins */
+    /* else not stored: an existing number, bool or object wins */
 }
 
 static void apply(const struct filter_grok *f, const struct fg_pattern *p, const char *s,
                   const OnigRegion *r, struct sl_value *event)
 {
-    const struct sl_grok *g = p->g;
-    for (size_t i = 0; i < g->ncaps; i++) {
-        const struct sl_grok_capture *c = &g->caps[i];
-        int beg = r->beg[c->group], end = r->end[c->group];
-        struct sl_value v = {0};
-        if (beg < 0) {
-            if (!f->keep_empty) {
-                continue;
+    for (size_t i = 0; i < p->g->ncaps; i++) {
+        const struct fg_target *t = &p->tgt[i];
+        int beg = r->beg[t->group], end = r->end[t->group];
+        if (beg < 0 || beg == end) {
+            if (f->keep_empty) {
+                put_capture(event, t, beg < 0 ? NULL : s + beg, 0);
             }
-        } else if (beg == end && !f->keep_empty) {
             continue;
-        } else {
-            const char *cs = s + beg;
-            size_t len = (size_t)(end - beg);
-            int64_t iv;
-            double dv;
-            if (c->type == SL_GROK_INT && parse_int(cs, len, &iv)) {
-                sl_value_set_int(&v, iv);
-            } else if (c->type == SL_GROK_FLOAT && parse_float(cs, len, &dv)) {
-                sl_value_set_double(&v, dv);
-            } else {
-                sl_value_set_str(&v, cs, len);
-            }
         }
-        put_capture(event, c->field, &p->tgt[i], &v);
+        put_capture(event, t, s + beg, (size_t)(end - beg));
+    }
+}
+
+/*
+ * A private copy of a text that captures might change or free. Short ones go
+ * on the stack; longer ones into the event's arena scope when there is one
+ * (they die with the batch, as the event does), the heap otherwise.
+ */
+struct fg_copy {
+    char *p;
+    bool heap;
+    char small[2048];
+};
+
+static const char *copy_text(struct fg_copy *c, const char *s, size_t len)
+{
+    struct sl_arena *arena = sl_value_arena();
+    c->heap = false;
+    if (len <= sizeof(c->small)) {
+        c->p = c->small;
+    } else if (arena) {
+        c->p = sl_arena_alloc_aligned(arena, len, 1);
+    } else {
+        c->p = sl_malloc(len);
+        c->heap = true;
+    }
+    memcpy(c->p, s, len);
+    return c->p;
+}
+
+static void copy_done(struct fg_copy *c)
+{
+    if (c->heap) {
+        free(c->p);
     }
 }
 
@@ -578,13 +645,9 @@ static int match_text(const struct filter_grok *f, const struct fg_source *src, 
         }
         matched = 1;
         if (borrowed && src->pats[i].alias) {
-            char small[2048];
-            char *copy = len <= sizeof(small) ? small : sl_malloc(len);
-            memcpy(copy, s, len);
-            apply(f, &src->pats[i], copy, r, event);
-            if (copy != small) {
-                free(copy);
-            }
+            struct fg_copy copy;
+            apply(f, &src->pats[i], copy_text(&copy, s, len), r, event);
+            copy_done(&copy);
         } else {
             apply(f, &src->pats[i], s, r, event);
         }
@@ -608,6 +671,31 @@ static void as_text(const struct sl_value *v, struct sl_buf *b)
     sl_buf_cstr(b);
 }
 
+/* Each element of an array field is matched; any match counts (Logstash).
+ * Captures may change the array, so it is looked up again for every element. */
+static int match_array(const struct filter_grok *f, const struct fg_source *src,
+                       struct sl_value *event)
+{
+    int matched = 0;
+    struct sl_buf text;
+    sl_buf_init(&text, 0);
+    for (size_t i = 0;; i++) {
+        const struct sl_value *arr = sl_fieldref_get(&src->ref, event);
+        if (!arr || arr->type != SL_V_ARRAY || i >= arr->u.a.len) {
+            break;
+        }
+        as_text(&arr->u.a.items[i], &text);
+        int rc = match_text(f, src, text.data, text.len, false, event);
+        if (rc < 0) {
+            matched = rc;
+            break;
+        }
+        matched |= rc;
+    }
+    sl_buf_free(&text);
+    return matched;
+}
+
 static int match_source(const struct filter_grok *f, const struct fg_source *src,
                         struct sl_value *event)
 {
@@ -616,29 +704,24 @@ static int match_source(const struct filter_grok *f, const struct fg_source *src
         /* The common case: no copy unless something is captured. */
         return match_text(f, src, v->u.s.ptr, v->u.s.len, true, event);
     }
-    int matched = 0;
+    if (!v || v->type == SL_V_NULL) {
+        return match_text(f, src, "", 0, false, event);  /* missing: "" (Logstash) */
+    }
+    if (v->type == SL_V_STRING) {
+        /* Every pattern sees the original text, whatever earlier ones stored. */
+        struct fg_copy copy;
+        const char *s = copy_text(&copy, v->u.s.ptr, v->u.s.len);
+        int matched = match_text(f, src, s, v->u.s.len, false, event);
+        copy_done(&copy);
+        return matched;
+    }
+    if (v->type == SL_V_ARRAY) {
+        return match_array(f, src, event);
+    }
     struct sl_buf text;
     sl_buf_init(&text, 0);
-    if (v && v->type == SL_V_ARRAY) {
-        /* Each element is matched; any match counts (Logstash). Captures may
-         * change the array, so it is looked up again for every element. */
-        for (size_t i = 0;; i++) {
-            const struct sl_value *arr = sl_fieldref_get(&src->ref, event);
-            if (!arr || arr->type != SL_V_ARRAY || i >= arr->u.a.len) {
-                break;
-            }
-            as_text(&arr->u.a.items[i], &text);
-            int rc = match_text(f, src, text.data, text.len, false, event);
-            if (rc < 0) {
-                matched = rc;
-                break;
-            }
-            matched |= rc;
-        }
-    } else {
-        as_text(v, &text);
-        matched = match_text(f, src, text.data, text.len, false, event);
-    }
+    as_text(v, &text);
+    int matched = match_text(f, src, text.data, text.len, false, event);
     sl_buf_free(&text);
     return matched;
 }

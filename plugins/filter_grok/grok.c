@@ -596,6 +596,9 @@ struct match_tls {
 
 static pthread_key_t tls_key;
 static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
+/* The same pointer as the key's value, one load away: the key is there for its
+ * destructor, and pthread_once + pthread_getspecific on every match add up. */
+static _Thread_local struct match_tls *tls_mine;
 
 static void tls_destroy(void *p)
 {
@@ -603,6 +606,7 @@ static void tls_destroy(void *p)
     onig_region_free(t->region, 1);
     onig_free_match_param(t->mp);
     free(t);
+    tls_mine = NULL;
 }
 
 static void tls_setup(void)
@@ -614,6 +618,9 @@ static void tls_setup(void)
 
 static struct match_tls *tls_get(void)
 {
+    if (tls_mine) {
+        return tls_mine;
+    }
     pthread_once(&tls_once, tls_setup);
     struct match_tls *t = pthread_getspecific(tls_key);
     if (!t) {
@@ -625,6 +632,7 @@ static struct match_tls *tls_get(void)
         }
         pthread_setspecific(tls_key, t);
     }
+    tls_mine = t;
     return t;
 }
 

@@ -92,6 +92,18 @@ static enum sl_filter_result json_filter(void *inst, struct sl_value *event)
     return SL_FILTER_KEEP;
 }
 
+static int json_init(void *inst, struct sl_plugin_ctx *ctx)
+{
+    const struct filter_json *j = inst;
+    if (!j->target.nsegs) {
+        sl_filter_touches_all(ctx);  /* merging at the root may set any key */
+        return 0;
+    }
+    sl_filter_touches_field(ctx, &j->source);
+    sl_filter_touches_field(ctx, &j->target);
+    return 0;
+}
+
 const struct sl_plugin sl_plugin_filter_json = {
     .name = "json",
     .kind = SL_PLUGIN_FILTER,
@@ -99,5 +111,6 @@ const struct sl_plugin sl_plugin_filter_json = {
     .options = json_opts,
     .size = sizeof(struct filter_json),
     .failure_tag = "_jsonparsefailure",
+    .init = json_init,
     .filter = json_filter,
 };

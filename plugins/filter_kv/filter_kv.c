@@ -541,6 +541,12 @@ static int kv_init(void *inst, struct sl_plugin_ctx *ctx)
                               k->default_keys.vals[i]);
         }
     }
+    if (!k->target.nsegs) {
+        sl_filter_touches_all(ctx);  /* pairs at the root may be any key */
+    } else {
+        sl_filter_touches_field(ctx, &k->source);
+        sl_filter_touches_field(ctx, &k->target);
+    }
     return 0;
 }
 

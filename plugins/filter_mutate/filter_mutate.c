@@ -1091,6 +1091,83 @@ static bool compile_gsub(struct sl_plugin_ctx *ctx, struct filter_mutate *m)
     return ok;
 }
 
+/* ---- what the filter touches (plugin.h) ---- */
+
+static void touch_ref(struct sl_plugin_ctx *ctx, const char *text)
+{
+    struct sl_fieldref r;
+    if (sl_fieldref_init(&r, text) == 0) {
+        sl_filter_touches_field(ctx, &r);
+    }
+    sl_fieldref_free(&r);
+}
+
+/* A field named by a template: known only when the name is literal text. */
+static void touch_named(struct sl_plugin_ctx *ctx, const struct sl_template *t)
+{
+    if (!sl_template_is_static(t)) {
+        sl_filter_touches_all(ctx);
+        return;
+    }
+    touch_ref(ctx, sl_template_source(t));
+}
+
+static void touch_setters(struct sl_plugin_ctx *ctx, const struct setter *s, size_t n)
+{
+    for (size_t i = 0; s && i < n; i++) {
+        touch_named(ctx, s[i].ref);
+        sl_filter_touches_template(ctx, s[i].value);
+    }
+}
+
+static void touch_map_keys(struct sl_plugin_ctx *ctx, const struct sl_strmap *map, bool vals)
+{
+    for (size_t i = 0; i < map->n; i++) {
+        touch_ref(ctx, map->keys[i]);
+        if (vals) {
+            touch_ref(ctx, map->vals[i]);
+        }
+    }
+}
+
+static void touch_refs(struct sl_plugin_ctx *ctx, const struct sl_fieldrefs *r)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        sl_filter_touches_field(ctx, &r->v[i]);
+    }
+}
+
+static void declare_touches(struct sl_plugin_ctx *ctx, const struct filter_mutate *m)
+{
+    sl_filter_touches(ctx, NULL, 0);
+    touch_map_keys(ctx, &m->rename, true);
+    touch_setters(ctx, m->update_t, m->update.n);
+    touch_setters(ctx, m->replace_t, m->replace.n);
+    touch_setters(ctx, m->add_t, m->add.n);
+    touch_map_keys(ctx, &m->convert, false);
+    for (size_t i = 0; i < m->ngsub; i++) {
+        touch_ref(ctx, m->gsub[i].ref);
+        sl_filter_touches_template(ctx, m->gsub[i].repl);
+    }
+    touch_refs(ctx, &m->upper);
+    touch_refs(ctx, &m->lower);
+    touch_refs(ctx, &m->strip);
+    for (size_t i = 0; i < m->remove.n; i++) {
+        touch_named(ctx, m->remove_t[i]);
+    }
+    touch_map_keys(ctx, &m->split, false);
+    touch_map_keys(ctx, &m->join, false);
+    if (m->add_tag.n || m->remove_tag.n) {
+        sl_filter_touches(ctx, "tags", strlen("tags"));
+    }
+    for (size_t i = 0; i < m->add_tag.n; i++) {
+        sl_filter_touches_template(ctx, m->add_tag_t[i]);
+    }
+    for (size_t i = 0; i < m->remove_tag.n; i++) {
+        sl_filter_touches_template(ctx, m->remove_tag_t[i]);
+    }
+}
+
 static int mutate_init(void *inst, struct sl_plugin_ctx *ctx)
 {
     struct filter_mutate *m = inst;
@@ -1109,6 +1186,9 @@ static int mutate_init(void *inst, struct sl_plugin_ctx *ctx)
     if (ok && (m->upper.n || m->lower.n)) {
         /* Read-only once made, so the worker threads can share it. */
         m->utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+    }
+    if (ok) {
+        declare_touches(ctx, m);
     }
     return ok ? 0 : SL_EINVAL;
 }

@@ -11,35 +11,49 @@
 
 #include "sluice/json.h"
 
-int es_bulk_encode(struct sl_buf *out, const struct sl_template *index, enum es_op op,
-                   const struct sl_value *event, struct sl_buf *scratch, struct es_item *it)
+int es_bulk_index(const struct sl_template *index, const struct sl_value *event,
+                  struct sl_buf *out)
+{
+    size_t start = out->len;
+    if (sl_template_render(index, event, out) != 0) {
+        return SL_ELIMIT;
+    }
+    for (size_t i = start; i < out->len; i++) {
+        char c = out->data[i];
+        if (c >= 'A' && c <= 'Z') {
+            out->data[i] = (char)(c - 'A' + 'a');
+        }
+    }
+    return 0;
+}
+
+int es_bulk_id(const struct sl_value *event, struct sl_buf *out)
+{
+    const struct sl_value *meta = sl_obj_getc(event, "@metadata");
+    const struct sl_value *id = meta && meta->type == SL_V_OBJECT ? sl_obj_getc(meta, "_id")
+                                                                  : NULL;
+    if (!id || id->type != SL_V_STRING || id->u.s.len == 0) {
+        return SL_ENOENT;
+    }
+    return sl_buf_append(out, id->u.s.ptr, id->u.s.len) != 0 ? SL_ELIMIT : 0;
+}
+
+int es_bulk_encode(struct sl_buf *out, enum es_op op, struct sl_bytes index,
+                   const struct sl_bytes *id, struct sl_bytes json, struct es_item *it)
 {
     size_t start = out->len;
     int rc = 0;
 
-    sl_buf_reset(scratch);
-    if (sl_template_render(index, event, scratch) != 0) {
-        return SL_ELIMIT;
-    }
-    for (size_t i = 0; i < scratch->len; i++) {
-        char c = scratch->data[i];
-        if (c >= 'A' && c <= 'Z') {
-            scratch->data[i] = (char)(c - 'A' + 'a');
-        }
-    }
     rc |= sl_buf_puts(out, op == ES_OP_CREATE ? "{\"create\":{\"_index\":"
                                               : "{\"index\":{\"_index\":");
-    rc |= sl_json_put_str(out, scratch->data ? scratch->data : "", scratch->len);
-    const struct sl_value *meta = sl_obj_getc(event, "@metadata");
-    const struct sl_value *id = meta && meta->type == SL_V_OBJECT ? sl_obj_getc(meta, "_id")
-                                                                  : NULL;
-    if (id && id->type == SL_V_STRING && id->u.s.len > 0) {
+    rc |= sl_json_put_str(out, index.p ? index.p : "", index.len);
+    if (id && id->len > 0) {
         rc |= sl_buf_puts(out, ",\"_id\":");
-        rc |= sl_json_put_str(out, id->u.s.ptr, id->u.s.len);
+        rc |= sl_json_put_str(out, id->p, id->len);
     }
     rc |= sl_buf_puts(out, "}}\n");
     size_t doc = out->len - start;
-    rc |= sl_json_write(out, event, "@metadata");
+    rc |= sl_buf_append(out, json.p, json.len);
     rc |= sl_buf_putc(out, '\n');
     if (rc != 0) {
         out->len = start;

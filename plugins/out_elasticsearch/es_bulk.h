@@ -1,7 +1,8 @@
 /*
  * es_bulk.h - the Elasticsearch output's pure parts, kept apart from libcurl
  * and threads so tests/plugin/out_elasticsearch_test.c can check them byte
- * for byte: the _bulk NDJSON encoding of an event, the parsing of a _bulk
+ * for byte: the parts of an event the pipeline's workers render (index, _id),
+ * the _bulk NDJSON of an encoded event, the parsing of a _bulk
  * reply into one verdict per item, gzip, and the members a dead letter
  * carries besides the event. (The retry schedule is lib's sluice/backoff.h,
  * the dead-letter file the core's: sl_batch_dead_letter.)
@@ -14,6 +15,7 @@
 #define SLUICE_ES_BULK_H
 
 #include "sluice/buf.h"
+#include "sluice/plugin.h"
 #include "sluice/template.h"
 #include "sluice/value.h"
 
@@ -29,17 +31,36 @@ struct es_item {
 };
 
 /*
- * Appends the action line and the document line of event to out and
- * describes them in *it. The index is index rendered for the event, ASCII
- * lowercased (Elasticsearch rejects upper case; Beats lowercases too). A
- * string "@metadata._id" becomes the action's "_id" (Beats' convention:
- * with op create, a re-sent event is then answered 409 and not duplicated).
- * The document is the event without "@metadata". scratch is a work buffer.
- * Returns 0, or SL_ELIMIT when out's maximum would be exceeded (out is then
- * restored to its previous length).
+ * The encoding's parts, which the core renders on the pipeline's workers
+ * (sl_encoding.part): the index, and the _id when the event has one.
  */
-int es_bulk_encode(struct sl_buf *out, const struct sl_template *index, enum es_op op,
-                   const struct sl_value *event, struct sl_buf *scratch, struct es_item *it);
+enum es_part { ES_PART_INDEX, ES_PART_ID, ES_NPARTS };
+
+/*
+ * Appends the index for event: index rendered, ASCII lowercased
+ * (Elasticsearch rejects upper case; Beats lowercases too). 0, or SL_ELIMIT
+ * when out's maximum would be exceeded. Thread-safe (index is only read).
+ */
+int es_bulk_index(const struct sl_template *index, const struct sl_value *event,
+                  struct sl_buf *out);
+
+/*
+ * Appends the _id for event: a non-empty string "@metadata._id" (Beats'
+ * convention: with op create, a re-sent event is then answered 409 and not
+ * duplicated). 0, SL_ENOENT when the event has none (the server picks one),
+ * or SL_ELIMIT.
+ */
+int es_bulk_id(const struct sl_value *event, struct sl_buf *out);
+
+/*
+ * Appends the action line and the document line of one encoded event to out
+ * and describes them in *it. index and id (NULL: none) are the event's
+ * parts as es_bulk_index/es_bulk_id rendered them; json is the event without
+ * "@metadata". Returns 0, or SL_ELIMIT when out's maximum would be exceeded
+ * (out is then restored to its previous length).
+ */
+int es_bulk_encode(struct sl_buf *out, enum es_op op, struct sl_bytes index,
+                   const struct sl_bytes *id, struct sl_bytes json, struct es_item *it);
 
 /* What a _bulk reply says about one item. */
 enum es_verdict {

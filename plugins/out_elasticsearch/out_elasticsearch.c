@@ -3,10 +3,12 @@
  * Elasticsearch 7/8 or OpenSearch 1-3, over libcurl.
  *
  * Two threads, one hand-off each way:
- *   - the loop thread (submit) encodes a batch into NDJSON at once - the
- *     action line and the document of every event it takes, in one buffer
- *     owned by the output - so no event is read after submit() returns; the
- *     batch goes onto the inbox and the sender is woken;
+ *   - the pipeline's workers encode each event before submit (the core's
+ *     sl_encoding: its JSON, its index and _id from es_part), which keeps
+ *     that work off the loop thread; submit only copies those bytes into
+ *     NDJSON - the action line and the document of every event it takes, in
+ *     one buffer owned by the output - so nothing of the batch is read after
+ *     submit() returns; the batch goes onto the inbox and the sender is woken;
  *   - the sender thread runs libcurl's multi interface (curl_multi_poll):
  *     it cuts the queued items into _bulk requests of at most
  *     bulk_max_bytes, keeps up to `workers` of them in flight over
@@ -166,7 +168,6 @@ struct out_es {
     /* Loop thread. */
     struct sl_async *async;
     struct sl_timer *start_timer;
-    struct sl_buf scratch;
     bool started;
     pthread_t thread;
 
@@ -920,6 +921,24 @@ static void on_start(struct sl_loop *loop, void *arg)
     ensure_started(o);
 }
 
+/* Event i's action and document lines, from the bytes the workers encoded.
+ * 0, or SL_ELIMIT when a part could not be rendered or lines is full: an
+ * event sent without its index or _id would land elsewhere or twice. */
+static int encode_event(const struct out_es *o, const struct sl_batch *batch, size_t i,
+                        struct sl_buf *lines, struct es_item *it)
+{
+    struct sl_bytes index, id;
+    if (sl_batch_part(batch, i, ES_PART_INDEX, &index) != 0) {
+        return SL_ELIMIT;
+    }
+    int rc = sl_batch_part(batch, i, ES_PART_ID, &id);
+    if (rc != 0 && rc != SL_ENOENT) {
+        return SL_ELIMIT;
+    }
+    return es_bulk_encode(lines, (enum es_op)o->op, index, rc == 0 ? &id : NULL,
+                          sl_batch_json(batch, i), it);
+}
+
 static void es_submit(void *inst, struct sl_batch *batch)
 {
     struct out_es *o = inst;
@@ -934,12 +953,10 @@ static void es_submit(void *inst, struct sl_batch *batch)
     b->items = sl_calloc(batch->count, sizeof(*b->items));
     b->status = SL_OK;
     for (size_t i = 0; i < batch->n; i++) {
-        const struct sl_value *ev = sl_batch_event(batch, i);
-        if (!ev) {
+        if (!sl_batch_event(batch, i)) {
             continue;  /* dropped by a filter, or routed to another output */
         }
-        if (es_bulk_encode(&b->lines, o->index, (enum es_op)o->op, ev, &o->scratch,
-                           &b->items[b->n]) == 0) {
+        if (encode_event(o, batch, i, &b->lines, &b->items[b->n]) == 0) {
             b->n++;
         } else {
             unencoded++;
@@ -1042,7 +1059,6 @@ static void es_fini(void *inst)
     sl_buf_free(&o->cert_pem);
     sl_buf_free(&o->key_pem);
     sl_buf_free(&o->tmpl_body);
-    sl_buf_free(&o->scratch);
     free(o->fresh.v);
     free(o->retry.v);
     free(o->res);
@@ -1384,13 +1400,19 @@ static int open_sender(struct out_es *o)
     return 0;
 }
 
+/* The encoding's parts (enum es_part), on the pipeline's workers: o is only read. */
+static int es_part(const void *inst, const struct sl_value *ev, unsigned k, struct sl_buf *out)
+{
+    const struct out_es *o = inst;
+    return k == ES_PART_INDEX ? es_bulk_index(o->index, ev, out) : es_bulk_id(ev, out);
+}
+
 static int es_init(void *inst, struct sl_plugin_ctx *ctx)
 {
     struct out_es *o = inst;
     o->ctx = ctx;
     o->id = ctx->id;
     pthread_mutex_init(&o->mu, NULL);
-    sl_buf_init(&o->scratch, 0);
     sl_buf_init(&o->errs, 0);
     sl_buf_init(&o->members, 0);
     sl_buf_init(&o->ca_pem, 0);
@@ -1398,6 +1420,11 @@ static int es_init(void *inst, struct sl_plugin_ctx *ctx)
     sl_buf_init(&o->key_pem, 0);
     sl_buf_init(&o->tmpl_body, 0);
     o->nslots = (size_t)o->workers;
+    /* The _id is [@metadata][_id]; an index of dates at most reads @timestamp. */
+    static const char *const reads[] = {"@timestamp", "@metadata", NULL};
+    sl_output_encoding(ctx, &(struct sl_encoding){
+        .metadata = false, .nparts = ES_NPARTS, .part = es_part,
+        .reads = o->index && sl_template_reads_only(o->index, reads) ? reads : NULL});
 
     /* Every check runs, so that one load reports every problem. */
     bool bad = conf_hosts(o) != 0;

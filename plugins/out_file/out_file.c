@@ -149,24 +149,29 @@ static void clean_field(struct sl_buf *b, size_t start)
     }
 }
 
-/* The event's path into b (reset first). 0, or SL_ELIMIT past b's maximum. */
-static int render_path(const struct out_file *o, const struct sl_value *ev, struct sl_buf *b)
+/*
+ * The event's path, appended to b: the encoding's only part, rendered on the
+ * pipeline's workers. 0, or SL_ELIMIT when longer than a path can be.
+ */
+static int render_path(const void *inst, const struct sl_value *ev, unsigned k, struct sl_buf *b)
 {
-    sl_buf_reset(b);
+    const struct out_file *o = inst;
+    size_t at = b->len;
     if (!o->pieces) {
-        return sl_template_render(o->path, ev, b);
+        if (sl_template_render(o->path, ev, b) != 0) {
+            return SL_ELIMIT;
+        }
     }
     for (size_t i = 0; i < o->npieces; i++) {
         size_t start = b->len;
-        int rc = sl_template_render(o->pieces[i].t, ev, b);
-        if (rc != 0) {
-            return rc;
+        if (sl_template_render(o->pieces[i].t, ev, b) != 0) {
+            return SL_ELIMIT;
         }
         if (o->pieces[i].from_event) {
             clean_field(b, start);
         }
     }
-    return 0;
+    return b->len - at > PATH_MAX - 1 ? SL_ELIMIT : 0;  /* PATH_MAX counts the NUL */
 }
 
 /* ---- files ---- */
@@ -280,17 +285,22 @@ static int write_group(struct out_file *o, struct group *g, uint64_t now)
 
 /* ---- the plugin ---- */
 
+static bool same_path(const struct group *g, struct sl_bytes path)
+{
+    return strlen(g->path) == path.len && memcmp(g->path, path.p, path.len) == 0;
+}
+
 /* The group for path, made when new. Consecutive events nearly always share a
  * file, so the last one used is tried first. */
 static struct group *group_for(struct group **groups, size_t *ngroups, size_t *last,
-                               const char *path)
+                               struct sl_bytes path)
 {
     size_t g = *ngroups;
-    if (*ngroups && strcmp((*groups)[*last].path, path) == 0) {
+    if (*ngroups && same_path(&(*groups)[*last], path)) {
         g = *last;
     } else {
         for (size_t k = 0; k < *ngroups; k++) {
-            if (strcmp((*groups)[k].path, path) == 0) {
+            if (same_path(&(*groups)[k], path)) {
                 g = k;
                 break;
             }
@@ -298,7 +308,7 @@ static struct group *group_for(struct group **groups, size_t *ngroups, size_t *l
     }
     if (g == *ngroups) {
         *groups = sl_realloc(*groups, (*ngroups + 1) * sizeof(**groups));
-        (*groups)[g].path = sl_strdup(path);
+        (*groups)[g].path = sl_strndup(path.p, path.len);
         /* Unbounded here: its input is one window, already capped by the listener. */
         sl_buf_init(&(*groups)[g].lines, 0);
         (*ngroups)++;
@@ -308,16 +318,11 @@ static struct group *group_for(struct group **groups, size_t *ngroups, size_t *l
 }
 
 /* An event whose path cannot be a file name: filed as a dead letter (or dropped). */
-static int refuse(struct out_file *o, struct sl_batch *b, const struct sl_value *ev,
-                  const char *why)
+static int refuse(struct sl_batch *b, struct sl_bytes json, const char *why)
 {
-    struct sl_buf json;
     char extra[96];
-    sl_buf_init(&json, 0);
-    sl_json_write(&json, ev, NULL);
     snprintf(extra, sizeof(extra), "\"error\":\"%s\"", why);
-    int rc = sl_batch_dead_letter(b, json.data, json.len, extra);
-    sl_buf_free(&json);
+    int rc = sl_batch_dead_letter(b, json.p, json.len, extra);
     return rc < 0 ? rc : SL_OK;  /* filed, or dropped by the core (no dead_letter_path) */
 }
 
@@ -325,27 +330,24 @@ static void file_submit(void *inst, struct sl_batch *b)
 {
     struct out_file *o = inst;
     uint64_t now = sl_now_ms();
-    const char *skip = o->metadata ? NULL : "@metadata";
     struct group *groups = NULL;
     size_t ngroups = 0, last = 0;
-    struct sl_buf path;
     int status = SL_OK;
-    sl_buf_init(&path, PATH_MAX - 1);  /* PATH_MAX counts the NUL */
 
     close_idle(o, now);
     for (size_t i = 0; i < b->n; i++) {
-        const struct sl_value *ev = sl_batch_event(b, i);
-        if (!ev) {
+        if (!sl_batch_event(b, i)) {
             continue;
         }
-        int rc = render_path(o, ev, &path);
-        if (rc != 0 || path.len == 0) {
-            rc = refuse(o, b, ev, rc != 0 ? "is too long" : "renders empty");
+        struct sl_bytes path, json = sl_batch_json(b, i);
+        int rc = sl_batch_part(b, i, 0, &path);
+        if (rc != 0 || path.len == 0 || memchr(path.p, '\0', path.len)) {
+            rc = refuse(b, json, rc != 0 ? "is too long" : "renders empty");
             status = status == SL_OK ? rc : status;
             continue;
         }
-        struct group *g = group_for(&groups, &ngroups, &last, sl_buf_cstr(&path));
-        sl_json_write(&g->lines, ev, skip);
+        struct group *g = group_for(&groups, &ngroups, &last, path);
+        sl_buf_append(&g->lines, json.p, json.len);
         sl_buf_putc(&g->lines, '\n');
     }
     /* The first failing file fails the batch: it will be sent again whole. */
@@ -358,7 +360,6 @@ static void file_submit(void *inst, struct sl_batch *b)
         sl_buf_free(&groups[g].lines);
     }
     free(groups);
-    sl_buf_free(&path);
     sl_batch_done(b, status != SL_OK ? status : wrote);
 }
 
@@ -388,6 +389,13 @@ static int file_init(void *inst, struct sl_plugin_ctx *ctx)
     struct out_file *o = inst;
     o->ctx = ctx;
     o->files = sl_calloc((size_t)o->max_open, sizeof(*o->files));
+    /* A path of dates at most needs only @timestamp: the core may then skip
+     * building event trees (plugin.h, sl_encoding.reads). */
+    static const char *const ts_only[] = {"@timestamp", NULL};
+    bool dated = sl_template_reads_only(o->path, ts_only);
+    sl_output_encoding(ctx, &(struct sl_encoding){.metadata = o->metadata, .nparts = 1,
+                                                  .part = render_path,
+                                                  .reads = dated ? ts_only : NULL});
     return split_path(o);
 }
 

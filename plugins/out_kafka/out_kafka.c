@@ -1,7 +1,9 @@
 /*
  * out_kafka.c - the `kafka` output: each event as one Kafka message (value =
  * the event's JSON without "@metadata", key and topic rendered from
- * templates), produced with librdkafka's idempotent producer.
+ * templates), produced with librdkafka's idempotent producer. The pipeline's
+ * workers encode each event for us (JSON, topic and key as parts 0 and 1), so
+ * the loop thread only copies bytes into librdkafka.
  *
  * Delivery is what makes this output: a batch's verdict is SL_OK only once
  * librdkafka has reported every one of its messages delivered (or the event
@@ -41,6 +43,9 @@
 #define POLL_MS 100             /* safety net under the eventfd wake-ups */
 #define TOPIC_CACHE 64          /* topic handles kept (dynamic topics beyond are re-created) */
 #define TOPIC_MAX 249           /* Kafka's limit on a topic name */
+#define TOPIC_RENDER_MAX 4096   /* longer is invalid anyway: bounds the error line and record */
+#define PART_TOPIC 0
+#define PART_KEY 1
 #define ERROR_LOG_MS 1000       /* per-event error lines: at most one a second */
 #define DELIVERY_ERRORS_NAME "sluice_aggregator_kafka_delivery_errors_total"
 #define DELIVERY_ERRORS_HELP \
@@ -166,8 +171,8 @@ struct out_kafka {
     bool settling, resettle;
     bool restarting;          /* on_restart() is tearing the old producer down */
 
-    /* scratch buffers, reused for every event */
-    struct sl_buf value, topic_buf, key_buf;
+    /* the current event's topic, NUL-terminated for librdkafka (parts are not) */
+    struct sl_buf topic_buf;
 
     uint64_t last_error_log;
     uint64_t errors_unlogged;
@@ -483,41 +488,69 @@ static int produce(struct out_kafka *k, struct kbatch *kb, const char *topic, co
     return SL_EINVAL;
 }
 
-/* Renders and produces event i of kb. SL_EAGAIN / SL_ECLOSED stop the pump. */
-static int produce_event(struct out_kafka *k, struct kbatch *kb, const struct sl_value *ev)
+/*
+ * The encoding's parts, on the pipeline's workers (only the templates are read).
+ * A key template is optional: without one the event has no key part.
+ */
+static int render_part(const void *inst, const struct sl_value *ev, unsigned part,
+                       struct sl_buf *out)
+{
+    const struct out_kafka *k = inst;
+    size_t at = out->len;
+    if (part == PART_TOPIC) {
+        int rc = sl_template_render(k->topic, ev, out);
+        return rc != 0 || out->len - at > TOPIC_RENDER_MAX ? SL_ELIMIT : 0;
+    }
+    if (!k->key) {
+        return SL_ENOENT;
+    }
+    return sl_template_render(k->key, ev, out) != 0 ? SL_ELIMIT : 0;
+}
+
+/* Copies event i's topic into topic_buf, NUL-terminated for librdkafka (an invalid one
+ * too, for the dead letter); whether it is a valid topic name. */
+static bool event_topic(struct out_kafka *k, const struct sl_batch *b, size_t i)
+{
+    struct sl_bytes t;
+    int rc = sl_batch_part(b, i, PART_TOPIC, &t);
+    sl_buf_reset(&k->topic_buf);
+    if (rc == 0) {
+        sl_buf_append(&k->topic_buf, t.p, t.len);
+    }
+    sl_buf_cstr(&k->topic_buf);
+    /* A static topic was checked at init. Checked here: the broker's answer to a bad
+     * name is slow and version-dependent. */
+    return rc == 0 && (sl_template_is_static(k->topic) || valid_topic(t.p, t.len));
+}
+
+/* Produces event i of kb from its encoding. SL_EAGAIN / SL_ECLOSED stop the pump. */
+static int produce_event(struct out_kafka *k, struct kbatch *kb, size_t i)
 {
     rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
     const char *reason = NULL;
-    const char *key = NULL;
-    int rc;
+    struct sl_bytes value = sl_batch_json(kb->batch, i), key;
+    bool topic_ok = event_topic(k, kb->batch, i);
+    const char *topic = k->topic_buf.data;
+    int krc = sl_batch_part(kb->batch, i, PART_KEY, &key);
+    const char *kp = krc == 0 && key.len > 0 ? key.p : NULL;  /* rendering empty: no key */
+    int rc = SL_EINVAL;
 
-    sl_buf_reset(&k->value);
-    sl_json_write(&k->value, ev, "@metadata");
-    sl_buf_reset(&k->topic_buf);
-    rc = sl_template_render(k->topic, ev, &k->topic_buf);
-    const char *topic = sl_buf_cstr(&k->topic_buf);
-    if (k->key) {
-        sl_buf_reset(&k->key_buf);
-        sl_template_render(k->key, ev, &k->key_buf);
-        if (k->key_buf.len > 0) {
-            key = sl_buf_cstr(&k->key_buf);  /* an empty rendering: no key at all */
-        }
-    }
-    /* A static topic was checked at init. */
-    if (rc != 0 || (!sl_template_is_static(k->topic) && !valid_topic(topic, k->topic_buf.len))) {
-        /* Checked here: the broker's answer to a bad name is slow and version-dependent. */
+    if (!topic_ok) {
         err = RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION;
         reason = "invalid topic name (1-249 of [a-zA-Z0-9._-], not '.' or '..')";
-        rc = SL_EINVAL;
+    } else if (krc != 0 && krc != SL_ENOENT) {
+        /* Not silently keyless: the key decides the partition, and with it the order. */
+        err = RD_KAFKA_RESP_ERR__INVALID_ARG;
+        reason = "the key cannot be rendered";
     } else {
-        rc = produce(k, kb, topic, key, k->key_buf.len, k->value.data, k->value.len, &err);
+        /* produce() copies value and key: they live only as long as the batch. */
+        rc = produce(k, kb, topic, kp, key.len, value.p, value.len, &err);
         if (rc == SL_EINVAL && err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
             reason = "the event is larger than message_max_bytes";  /* refused locally */
         }
     }
     if (rc == SL_EINVAL) {
-        permanent_error(k, kb, topic, key, k->key_buf.len, k->value.data, k->value.len, err,
-                        reason);
+        permanent_error(k, kb, topic, kp, key.len, value.p, value.len, err, reason);
         rc = SL_OK;  /* handled: go on with the next event */
     }
     return rc;
@@ -560,9 +593,8 @@ static void pump(struct out_kafka *k)
     for (struct kbatch *kb = k->head; kb; kb = kb->nextb) {
         while (!kb->verdict && kb->next < kb->batch->n) {
             /* NULL: dropped by a filter, or routed to another output. */
-            const struct sl_value *ev = sl_batch_event(kb->batch, kb->next);
-            if (ev) {
-                int rc = produce_event(k, kb, ev);
+            if (sl_batch_event(kb->batch, kb->next)) {
+                int rc = produce_event(k, kb, kb->next);
                 if (rc == SL_EAGAIN || rc == SL_ECLOSED) {
                     return;
                 }
@@ -929,9 +961,7 @@ static void kafka_fini(void *inst)
     if (k->conf) {
         rd_kafka_conf_destroy(k->conf);
     }
-    sl_buf_free(&k->value);
     sl_buf_free(&k->topic_buf);
-    sl_buf_free(&k->key_buf);
     free(k->delivery_errs);
     free(k->client_errs);
     sl_metrics_free(k->own_metrics);
@@ -1096,9 +1126,13 @@ static int kafka_init(void *inst, struct sl_plugin_ctx *ctx)
         k->metrics = k->own_metrics = sl_metrics_new();
     }
     k->conf = rd_kafka_conf_new();
-    sl_buf_init(&k->value, 0);  /* its input is one event, bounded by the listener */
-    sl_buf_init(&k->topic_buf, 4096);
-    sl_buf_init(&k->key_buf, 0);
+    sl_buf_init(&k->topic_buf, 0);  /* its input is a part, bounded by render_part */
+    static const char *const ts_only[] = {"@timestamp", NULL};
+    bool dated = (!k->topic || sl_template_reads_only(k->topic, ts_only)) &&
+                 (!k->key || sl_template_reads_only(k->key, ts_only));
+    sl_output_encoding(ctx, &(struct sl_encoding){.metadata = false, .nparts = 2,
+                                                  .part = render_part,
+                                                  .reads = dated ? ts_only : NULL});
 
     check_options(k, ctx);
     configure(k);

@@ -10,7 +10,6 @@
 #include <unistd.h>
 
 #include "sluice/buf.h"
-#include "sluice/json.h"
 #include "sluice/log.h"
 #include "sluice/plugin.h"
 
@@ -32,15 +31,14 @@ static const struct sl_opt stdout_opts[] = {
 static void stdout_submit(void *inst, struct sl_batch *b)
 {
     struct out_stdout *o = inst;
-    const char *skip = o->metadata ? NULL : "@metadata";
     struct sl_buf out;
     int status = SL_OK;
     /* Unbounded here: its input is one window, already capped by the listener. */
     sl_buf_init(&out, 0);
     for (size_t i = 0; i < b->n; i++) {
-        const struct sl_value *ev = sl_batch_event(b, i);
-        if (ev) {
-            sl_json_write(&out, ev, skip);
+        if (sl_batch_event(b, i)) {
+            struct sl_bytes json = sl_batch_json(b, i);
+            sl_buf_append(&out, json.p, json.len);
             sl_buf_putc(&out, '\n');
         }
     }
@@ -56,6 +54,7 @@ static int stdout_init(void *inst, struct sl_plugin_ctx *ctx)
 {
     struct out_stdout *o = inst;
     o->ctx = ctx;
+    sl_output_encoding(ctx, &(struct sl_encoding){.metadata = o->metadata});
     return 0;
 }
 

@@ -143,7 +143,10 @@ def run_sluice(path, lines, compression, workdir, target):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--lines", type=int, default=int(os.environ.get("BENCH_LINES", "1000000")))
-    ap.add_argument("--no-peers", action="store_true")
+    ap.add_argument("--no-peers", action="store_true",
+                    help="skip the peers (rsyslog, syslog-ng, Filebeat, go-grok)")
+    ap.add_argument("--no-filebeat", action="store_true",
+                    help="skip the Filebeat 7.17.29 rows (filebeat_peer.py)")
     ap.add_argument("--no-pipeline", action="store_true",
                     help="skip the aggregator pipeline benchmark (pipeline_bench.py)")
     args = ap.parse_args()
@@ -169,6 +172,18 @@ def main():
     best_peer = None
     keep = False
     notes = []
+    fb_ratios = []
+    if not (args.no_peers or args.no_filebeat):
+        import filebeat_peer  # Filebeat -> ljsink / aggregator, same corpus, same receivers
+        try:
+            fb = filebeat_peer.rows(path, args.lines, work, results)
+        except Exception as e:  # noqa: BLE001 - figures, never a failure
+            print(f"{'filebeat':28} failed: {e}")
+            fb = None
+        if fb:
+            keep = keep or bool(fb.get("failed"))
+            notes += filebeat_peer.describe(fb, args.lines)
+            fb_ratios = filebeat_peer.ratios(fb, results, args.lines)
     if not args.no_peers:
         for name in ("rsyslog", "syslog-ng"):
             r = run_peer(name, path, args.lines, work)
@@ -183,8 +198,10 @@ def main():
             rate = args.lines / r["seconds"]
             if best_peer is None or rate > best_peer[1]:
                 best_peer = (name, rate)
-        for n in notes:
-            print("  " + n)
+    for n in notes:
+        print("  " + n)
+    for n in fb_ratios:
+        print(n)
     if best_peer:
         for key in (("sink", "zstd"), ("aggregator", "zstd")):
             rate = args.lines / results[key]["seconds"]

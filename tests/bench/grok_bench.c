@@ -5,9 +5,13 @@
  *   match     sl_grok_match: the same search with the per-thread region and
  *             the retry budget (the filter's matching path)
  *   filter    the whole filter as the pipeline runs it (agg_instance_filter):
- *             match + every capture stored as a field (events built before
- *             and freed after the clock runs)
+ *             match + every capture stored as a field, inside an arena scope
+ *             reset every 512 events, as the pipeline's workers do (value.h:
+ *             what a filter stores costs a pointer bump, no malloc); events
+ *             are built before and forgotten after the clock runs
+ *   heap      the same without an arena scope: every stored field mallocs
  *   miss      filter on a line that does not match (unanchored and anchored)
+ * `grok_bench N filter` (or `onig`) runs that row alone, N lines, for a profiler.
  * Figures only; nothing is asserted. Build like the plugin test (the plugin,
  * the grok patterns, the aggregator's core and libsluice), with -O2.
  */
@@ -18,6 +22,7 @@
 
 #include "grok.h"
 #include "instance.h"
+#include "sluice/arena.h"
 #include "sluice/config.h"
 #include "sluice/plugin.h"
 
@@ -55,27 +60,94 @@ static struct sl_instance *make_filter(const char *pattern, struct sl_cfg *cfg)
     return f;
 }
 
-/* The filter alone: events are prepared before and freed after the clock runs. */
-static double bench_filter(struct sl_instance *f, const char *line, int n)
+/*
+ * The filter alone: events are prepared before and freed after the clock
+ * runs. arena: the pipeline's way (value.h), where the events and all a
+ * filter stores live in an arena scope that dies with the batch; NULL: the
+ * heap. BATCH is the pipeline's default batch_size.
+ */
+static double bench_filter(struct sl_instance *f, const char *line, int n, struct sl_arena *arena)
 {
-    enum { BATCH = 1000 };
+    enum { BATCH = 512 };
     static struct sl_value evs[BATCH];
     double total = 0;
-    for (int done = 0; done < n; done += BATCH) {
+    int batches = (n + BATCH - 1) / BATCH;
+    for (int b = 0; b < batches; b++) {
+        struct sl_arena *scope = sl_value_set_arena(arena);
         for (int i = 0; i < BATCH; i++) {
             sl_value_set_object(&evs[i]);
             sl_value_set_cstr(sl_obj_putc(&evs[i], "message"), line);
         }
         double t0 = now_ns();
         for (int i = 0; i < BATCH; i++) {
-            agg_instance_filter(f, &evs[i]);
+            agg_instance_filter(f, &evs[i], &(bool){false});
         }
         total += now_ns() - t0;
         for (int i = 0; i < BATCH; i++) {
-            sl_value_clear(&evs[i]);
+            sl_value_clear(&evs[i]);  /* before the reset, as the arena's rule says */
+        }
+        sl_value_set_arena(scope);
+        if (arena) {
+            sl_arena_reset(arena);
         }
     }
-    return total / ((n + BATCH - 1) / BATCH * BATCH);
+    return total / (batches * BATCH);
+}
+
+/* Bare onig_search on g's regex, k times: ns per search. */
+static double bench_onig(const struct sl_grok *g, OnigRegion *region, int k, int *hits)
+{
+    const OnigUChar *s = (const OnigUChar *)LINE, *e = s + strlen(LINE);
+    double t0 = now_ns();
+    for (int i = 0; i < k; i++) {
+        *hits += onig_search(g->re, s, e, s, e, region, ONIG_OPTION_NONE) >= 0;
+    }
+    return (now_ns() - t0) / k;
+}
+
+/* sl_grok_match, k times: ns per match. */
+static double bench_match(const struct sl_grok *g, int k, int *hits)
+{
+    struct sl_grok_limits lim = {.retries = 30000ul * sl_grok_retries_per_ms(),
+                                 .time_ms = 30000, .stack = 1u << 22};
+    double t0 = now_ns();
+    for (int i = 0; i < k; i++) {
+        const OnigRegion *r;
+        *hits += sl_grok_match(g, LINE, strlen(LINE), &lim, &r);
+    }
+    return (now_ns() - t0) / k;
+}
+
+/* Every row, n lines in all; f: %{COMBINEDAPACHELOG}, fa: the same anchored. */
+static void bench_rows(struct sl_instance *f, struct sl_instance *fa, const struct sl_grok *g,
+                       struct sl_arena *arena, int n)
+{
+    OnigRegion *region = onig_region_new();
+    int hits = 0;
+    double best_onig = 1e18, best_match = 1e18, best_filter = 1e18, best_heap = 1e18;
+    double best_miss = 1e18, best_miss_a = 1e18;
+    /* Many short interleaved rounds, the best of each: the least disturbed. */
+    for (int round = 0; round < 20; round++) {
+        int k = n / 20 > 1000 ? n / 20 : 1000;
+        best_onig = SL_MIN(best_onig, bench_onig(g, region, k, &hits));
+        best_match = SL_MIN(best_match, bench_match(g, k, &hits));
+        best_filter = SL_MIN(best_filter, bench_filter(f, LINE, k, arena));
+        best_heap = SL_MIN(best_heap, bench_filter(f, LINE, k, NULL));
+        best_miss = SL_MIN(best_miss, bench_filter(f, MISS, 1024, arena));
+        best_miss_a = SL_MIN(best_miss_a, bench_filter(fa, MISS, 1024, arena));
+    }
+    onig_region_free(region, 1);
+    printf("COMBINEDAPACHELOG, %zu-byte line, best of 20 rounds (hits %d)\n", strlen(LINE), hits);
+    printf("  onig_search (bare)           %8.0f ns/line\n", best_onig);
+    printf("  sl_grok_match                %8.0f ns/line  (%.2fx bare)\n", best_match,
+           best_match / best_onig);
+    printf("  filter, 11 fields stored     %8.0f ns/line  (%.2fx bare; arena scope, as the "
+           "pipeline)\n", best_filter, best_filter / best_onig);
+    printf("  filter, heap (no arena)      %8.0f ns/line  (%.2fx bare)\n", best_heap,
+           best_heap / best_onig);
+    printf("  filter on a miss, unanchored %8.0f ns/line  (%.1fx a hit)\n", best_miss,
+           best_miss / best_onig);
+    printf("  filter on a miss, ^...$      %8.0f ns/line\n", best_miss_a);
 }
 
 int main(int argc, char **argv)
@@ -97,41 +169,21 @@ int main(int argc, char **argv)
         fprintf(stderr, "compile: %s\n", err);
         return 1;
     }
-    OnigRegion *region = onig_region_new();
-    const OnigUChar *s = (const OnigUChar *)LINE, *e = s + strlen(LINE);
-    int hits = 0;
-    double best_onig = 1e18, best_match = 1e18, best_filter = 1e18;
-    double best_miss = 1e18, best_miss_a = 1e18;
-    struct sl_grok_limits lim = {.retries = 30000ul * sl_grok_retries_per_ms(),
-                                 .time_ms = 30000, .stack = 1u << 22};
-    /* Many short interleaved rounds, the best of each: the least disturbed. */
-    for (int round = 0; round < 20; round++) {
-        int k = n / 20 > 1000 ? n / 20 : 1000;
-        double t0 = now_ns();
-        for (int i = 0; i < k; i++) {
-            hits += onig_search(g->re, s, e, s, e, region, ONIG_OPTION_NONE) >= 0;
-        }
-        best_onig = SL_MIN(best_onig, (now_ns() - t0) / k);
-        t0 = now_ns();
-        for (int i = 0; i < k; i++) {
-            const OnigRegion *r;
-            hits += sl_grok_match(g, LINE, strlen(LINE), &lim, &r);
-        }
-        best_match = SL_MIN(best_match, (now_ns() - t0) / k);
-        best_filter = SL_MIN(best_filter, bench_filter(f, LINE, k));
-        best_miss = SL_MIN(best_miss, bench_filter(f, MISS, 1000));
-        best_miss_a = SL_MIN(best_miss_a, bench_filter(fa, MISS, 1000));
+    struct sl_arena arena;
+    sl_arena_init(&arena, 0);
+    const char *only = argc > 2 ? argv[2] : "";
+    if (strcmp(only, "filter") == 0) {
+        /* For a profiler: one row alone, n lines. */
+        printf("filter, arena scope: %.0f ns/line\n", bench_filter(f, LINE, n, &arena));
+    } else if (strcmp(only, "onig") == 0) {
+        OnigRegion *region = onig_region_new();
+        int hits = 0;
+        printf("onig_search (bare): %.0f ns/line\n", bench_onig(g, region, n, &hits));
+        onig_region_free(region, 1);
+    } else {
+        bench_rows(f, fa, g, &arena, n);
     }
-    printf("COMBINEDAPACHELOG, %zu-byte line, best of 20 rounds (hits %d)\n", strlen(LINE), hits);
-    printf("  onig_search (bare)           %8.0f ns/line\n", best_onig);
-    printf("  sl_grok_match                %8.0f ns/line  (%.2fx bare)\n", best_match,
-           best_match / best_onig);
-    printf("  filter, 11 fields stored     %8.0f ns/line  (%.2fx bare)\n", best_filter,
-           best_filter / best_onig);
-    printf("  filter on a miss, unanchored %8.0f ns/line  (%.1fx a hit)\n", best_miss,
-           best_miss / best_onig);
-    printf("  filter on a miss, ^...$      %8.0f ns/line\n", best_miss_a);
-    onig_region_free(region, 1);
+    sl_arena_free(&arena);
     sl_grok_free(g);
     sl_grok_lib_free(lib);
     agg_instance_free(f);

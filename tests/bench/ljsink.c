@@ -58,7 +58,7 @@ static void serve(int fd)
             if (read_full(fd, h, 2) != 0) {
                 return;
             }
-            if (h[1] == 'C' || h[1] == 'Z') {
+            if (h[1] == 'C' || h[1] == 'Z' || h[1] == 'S') {
                 if (read_full(fd, h + 2, 4) != 0 || skip(fd, be32(h + 2)) != 0) {
                     return;
                 }

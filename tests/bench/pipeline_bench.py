@@ -168,6 +168,39 @@ class Sampler(threading.Thread):
         self.join()
 
 
+class MetricsProbe(threading.Thread):
+    """GET /metrics every `every` seconds while the row runs: how long the I/O thread,
+    which also serves the connections, takes to answer under load (ms)."""
+
+    def __init__(self, port, every=0.1):
+        super().__init__(daemon=True)
+        self.port, self.every, self.ms = port, every, []
+        self._halt = threading.Event()
+
+    def run(self):
+        import urllib.request
+        while not self._halt.is_set():
+            t0 = time.monotonic()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics",
+                                            timeout=5) as r:
+                    r.read()
+                self.ms.append((time.monotonic() - t0) * 1e3)
+            except OSError:
+                pass
+            self._halt.wait(self.every)
+
+    def stop(self):
+        self._halt.set()
+        self.join()
+
+    def summary(self):
+        if not self.ms:
+            return "-"
+        v = sorted(self.ms)
+        return f"{v[len(v) // 2]:.1f}/{v[-1]:.0f}"
+
+
 def filter_metrics(port):
     """{(filter, result): count} from the aggregator's /metrics."""
     import urllib.request
@@ -235,11 +268,14 @@ def run_row(ljblast, path, workdir, tag, filters, workers, events, opts):
         cpu0, _ = proc_stat(agg.pid)
         sampler = Sampler(agg.pid)
         sampler.start()
+        probe = MetricsProbe(am)
+        probe.start()
         try:
             r = blast(ljblast, lj, path, events, workdir, tag, opts.distinct, opts.window,
                       opts.pipelined, opts.connections)
         finally:
             sampler.stop()
+            probe.stop()
         cpu1, hwm = proc_stat(agg.pid)
         fm = filter_metrics(am)
         acked = metric(am, "sluice_aggregator_events_acked_total")
@@ -263,7 +299,7 @@ def run_row(ljblast, path, workdir, tag, filters, workers, events, opts):
                 eps=n / secs, cpu_per_m=(cpu1 - cpu0) / n * 1e6, hwm=hwm,
                 rss_min=min(steady) if steady else 0, rss_max=max(steady) if steady else 0,
                 rss_n=len(steady), drift=drift, client_cpu_per_m=r["client_cpu"] / n * 1e6,
-                acked=acked, filter_errors=errors,
+                acked=acked, filter_errors=errors, metrics_ms=probe.summary(),
                 wire_per_event=int(r["wire_bytes"]) / n,
                 json_per_event=float(r["json_bytes_per_event"]))
 
@@ -300,6 +336,31 @@ def check_output(ljblast, path, workdir):
     if len(evs) != 2048:
         problems.append(f"{len(evs)} events written, 2048 sent")
     return problems
+
+
+def build_stage_bench():
+    """Like grok_bench: the date, mutate and file plugins, the core and libsluice, -O2."""
+    exe = os.path.join(BENCH_BIN, "stage_bench")
+    src = os.path.join(ROOT, "tests", "bench", "stage_bench.c")
+    objs = [os.path.join(OBJ, "plugins", d, d + ".o")
+            for d in ("filter_date", "filter_mutate", "out_file")]
+    objs += [os.path.join(OBJ, "libsluice-agg.a"), os.path.join(OBJ, "libsluice.a")]
+    if stale(exe, src, *objs):
+        os.makedirs(BENCH_BIN, exist_ok=True)
+        cflags = subprocess.run(["pkg-config", "--cflags"] + PKGS, stdout=subprocess.PIPE,
+                                text=True).stdout.split()
+        subprocess.run(["cc", "-O2", "-std=c11", "-D_GNU_SOURCE", "-pthread",
+                        "-I" + os.path.join(ROOT, "lib", "include"),
+                        "-I" + os.path.join(ROOT, "aggregator"),
+                        "-I" + os.path.join(ROOT, "aggregator", "include")] + cflags
+                       + ["-o", exe, src] + objs + pkg_libs(PKGS) + ["-lm"], check=True)
+    return exe
+
+
+def run_stage_bench(n):
+    r = subprocess.run([build_stage_bench(), str(n)], stdout=subprocess.PIPE, text=True,
+                       check=True, timeout=600)
+    return r.stdout
 
 
 def run_grok_bench(n):
@@ -351,7 +412,8 @@ def run(lines, events, opts):
     plan = [("baseline w1", "none", 1), ("grok w1", "grok", 1),
             ("pipeline w1", "pipeline", 1), ("pipeline w2", "pipeline", 2)]
     print(f"\n{'row':14} {'events/s':>10} {'/worker':>9} {'agg CPU s/M':>12} {'peak RSS':>9} "
-          f"{'RSS steady min-max':>19} {'drift':>7} {'client CPU s/M':>15} {'filter err':>10}")
+          f"{'RSS steady min-max':>19} {'drift':>7} {'client CPU s/M':>15} {'filter err':>10} "
+          f"{'/metrics ms':>12}")
     for name, filters, workers in plan:
         try:
             r = run_row(ljblast, path, work, name.replace(" ", "-"), filters, workers, events,
@@ -364,14 +426,15 @@ def run(lines, events, opts):
         print(f"{name:14} {r['eps']:10,.0f} {r['eps'] / workers:9,.0f} {r['cpu_per_m']:12.2f} "
               f"{r['hwm'] / 1e6:7.1f}MB {r['rss_min'] / 1e6:8.1f}-{r['rss_max'] / 1e6:.1f}MB "
               f"{r['drift'] / 1e6:+5.1f}MB {r['client_cpu_per_m']:15.2f} "
-              f"{r['filter_errors']:10.0f}")
+              f"{r['filter_errors']:10.0f} {r['metrics_ms']:>12}")
     res = dict(rows)
     if rows:
         r0 = rows[0][1]
         print(f"  ({r0['json_per_event']:.0f} bytes of JSON per event, "
               f"{r0['wire_per_event']:.0f} on the wire; RSS sampled every 100 ms, "
               f"steady = the last 80% of each row, drift = max RSS of its last 40% minus max "
-              f"of 20-60%)")
+              f"of 20-60%; /metrics ms = median/max time to answer GET /metrics every 100 ms "
+              f"during the row)")
     if opts.soak:
         try:
             r = run_row(ljblast, path, work, "soak", "pipeline", 2, opts.soak, opts)
@@ -388,6 +451,13 @@ def run(lines, events, opts):
     print("\n-- grok engine alone: tests/bench/grok_bench.c (CPU time, its 324-byte line) --")
     gb_out, gb = run_grok_bench(opts.grok_iterations)
     print(gb_out.rstrip())
+
+    # Each stage of a worker alone.
+    print("\n-- the worker's stages alone: tests/bench/stage_bench.c --")
+    try:
+        print(run_stage_bench(opts.grok_iterations).rstrip())
+    except Exception as e:  # noqa: BLE001
+        print(f"stage_bench failed: {e}")
 
     # The peer.
     peer = {}
@@ -453,6 +523,19 @@ def run(lines, events, opts):
     if pipe1:
         print(f"sluice pipeline w1 / Logstash anchor (97k events/s per worker, quoted in #5, not "
               f"measured here): {pipe1['eps'] / 97000:.1f}x")
+    # The throughput issue's targets, next to what this run measured (figures, not verdicts).
+    print("\n-- against the throughput issue's targets --")
+    if pipe1:
+        print(f"grok+date+mutate w1: {pipe1['eps']:,.0f} events/s (target >= 250,000), "
+              f"{pipe1['cpu_per_m']:.2f} aggregator CPU s/M (target <= 4)")
+    if pipe1 and pipe2:
+        print(f"w2 / w1 events/s: {pipe2['eps'] / pipe1['eps']:.2f}x (target >= 1.5x)")
+    if base:
+        print(f"no-filter pass-through: {base['cpu_per_m']:.2f} aggregator CPU s/M "
+              f"(target <= 1.2)")
+    if gb.get("filter, 11 fields stored") and gb.get("onig_search (bare)"):
+        print(f"grok filter / bare onig_search: "
+              f"{gb['filter, 11 fields stored'] / gb['onig_search (bare)']:.2f}x (target <= 1.3x)")
     print(f"load average at the end: {loadavg()}")
     if keep:
         print(f"(work directory kept: {work})")

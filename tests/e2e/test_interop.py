@@ -136,6 +136,16 @@ def test_our_shipper_delivers_to_golumber_server(tmp_path, procs, ljpeer):
     assert ship.stop() == 0
 
 
+def test_wire_decision_zlib_levels_decode_and_zstd_frames_are_refused(ljpeer):
+    """tests/interop/shipper.sh: our C frames at levels 3, 1, 9 and 0 (bare J) decode in
+    go-lumber, every line once; Z and S frames are refused with nothing delivered."""
+    build = os.path.dirname(SHIPPER)
+    r = subprocess.run([os.path.join(ROOT, "tests", "interop", "shipper.sh")],
+                       env={**os.environ, "SLUICE_BUILD": build, "LJPEER": ljpeer, "N": "2000"},
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+
+
 def test_shipper_tls_full_verification(tmp_path, procs, ljpeer, certs):
     _, addr, out = start_peer_server(procs, ljpeer, tmp_path, [
         "-tls-cert", str(certs / "server.pem"), "-tls-key", str(certs / "server.key")])

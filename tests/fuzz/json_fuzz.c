@@ -12,7 +12,10 @@
  *  - sl_json_parse_arena agrees with sl_json_parse (code, message, written
  *    tree), the same edits on both trees give the same text, a heap copy of
  *    the arena tree survives the arena's reset (ASan poisons reset memory),
- *    and clearing the arena tree frees exactly what the edits put on the heap.
+ *    and clearing the arena tree frees exactly what the edits put on the heap;
+ *  - sl_json_scan vouches only for what sl_json_parse_doc accepts as verbatim,
+ *    with the same cut of "@metadata"; the verbatim text, cut or not, parses
+ *    back to the tree written with or without @metadata.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -162,6 +165,43 @@ static void escape_string(const char *in, size_t len)
     sl_buf_free(&w);
 }
 
+static void verbatim(const char *in, size_t len)
+{
+    struct sl_value v = {0}, back = {0};
+    struct sl_json_doc doc, sdoc;
+    struct sl_json_member ms[SL_JSON_SCAN_MEMBERS];
+    size_t nms;
+    struct sl_buf a, b;
+    sl_buf_init(&a, 0);
+    sl_buf_init(&b, 0);
+    bool scanned = sl_json_scan(in, len, NULL, "@metadata", ms, &nms, &sdoc);
+    int rc = sl_json_parse_doc(in, len, &v, NULL, NULL, "@metadata", &doc, NULL, 0);
+    if (scanned) {
+        check(rc == 0 && doc.verbatim, "scanner vouched for a text the parser rejects");
+        check(sdoc.cut_off == doc.cut_off && sdoc.cut_len == doc.cut_len, "cuts differ");
+        check(v.type == SL_V_OBJECT && nms == v.u.o.len, "member count differs");
+        for (size_t i = 0; i < nms; i++) {
+            check(ms[i].key_len == v.u.o.items[i].klen &&
+                  memcmp(in + ms[i].key_off, v.u.o.items[i].key, ms[i].key_len) == 0,
+                  "member key differs");
+        }
+    }
+    for (int cut = 0; rc == 0 && doc.verbatim && cut < 2; cut++) {
+        sl_buf_reset(&a);
+        sl_buf_reset(&b);
+        check(sl_json_put_doc(&a, in, len, &doc, cut) == 0, "put_doc failed");
+        check(sl_json_parse(a.data, a.len, &back, NULL, NULL, 0) == 0, "verbatim copy invalid");
+        sl_buf_reset(&a);
+        sl_json_write(&a, &back, NULL);
+        sl_json_write(&b, &v, cut ? "@metadata" : NULL);
+        check(a.len == b.len && memcmp(a.data, b.data, a.len) == 0, "verbatim copy differs");
+        sl_value_clear(&back);
+    }
+    sl_value_clear(&v);
+    sl_buf_free(&a);
+    sl_buf_free(&b);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     /* A copy of exactly size bytes: ASan then catches any read past the end. */
@@ -172,6 +212,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     round_trip(in, size);
     escape_string(in, size);
     arena_vs_heap(in, size);
+    verbatim(in, size);
     free(in);
     return 0;
 }

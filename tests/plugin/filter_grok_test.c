@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "grok.h"
+#include "sluice/arena.h"
 #include "sluice/config.h"
 #include "sluice/json.h"
 #include "sluice/metrics.h"
@@ -193,6 +194,79 @@ TEST(existing_fields_and_overwrite)
                        "%{GREEDYDATA:[log][line]}$']\n  overwrite: ['[log][line]']\n",
                        "{\"log\":{\"line\":\"INFO up\"}}", &rc),
               "{\"log\":{\"line\":\"up\",\"level\":\"INFO\"}}");
+}
+
+/* Two groups for one field of which only one takes part: the other is skipped,
+ * or (keep_empty_captures) stored as null before the one that matched. */
+TEST(alternatives_into_one_field)
+{
+    int rc;
+    const char *pat = "  patterns: ['^(?:%{INT:n:int}|%{WORD:n})$']\n";
+    CHECK_STR(run_yaml(pat, "{\"message\":\"12\"}", &rc), "{\"message\":\"12\",\"n\":12}");
+    CHECK_STR(run_yaml(pat, "{\"message\":\"ab\"}", &rc), "{\"message\":\"ab\",\"n\":\"ab\"}");
+    char opts[256];
+    snprintf(opts, sizeof(opts), "%s  keep_empty_captures: true\n", pat);
+    /* 12 first, then a null that an existing number does not take... */
+    CHECK_STR(run_yaml(opts, "{\"message\":\"12\"}", &rc), "{\"message\":\"12\",\"n\":12}");
+    /* ...or a null first, which the string then replaces. */
+    CHECK_STR(run_yaml(opts, "{\"message\":\"ab\"}", &rc), "{\"message\":\"ab\",\"n\":\"ab\"}");
+    /* A string already there: [old, null, "ab"]. */
+    CHECK_STR(run_yaml(opts, "{\"message\":\"ab\",\"n\":\"x\"}", &rc),
+              "{\"message\":\"ab\",\"n\":[\"x\",null,\"ab\"]}");
+    CHECK_INT(rc, SL_FILTER_KEEP);
+}
+
+/* Typed captures meet existing values as strings do: appended, or replaced
+ * under overwrite; a value that does not convert is appended as a string. */
+TEST(typed_captures_and_existing_fields)
+{
+    int rc;
+    const char *pat = "  patterns: ['^%{NOTSPACE:n:int} %{NOTSPACE:f:float}$']\n";
+    CHECK_STR(run_yaml(pat, "{\"message\":\"5 2.5\",\"n\":\"x\",\"f\":[1]}", &rc),
+              "{\"message\":\"5 2.5\",\"n\":[\"x\",5],\"f\":[1,2.5]}");
+    CHECK_STR(run_yaml(pat, "{\"message\":\"5x -1e2\",\"n\":[true],\"f\":null}", &rc),
+              "{\"message\":\"5x -1e2\",\"n\":[true,\"5x\"],\"f\":-100.0}");
+    char opts[256];
+    snprintf(opts, sizeof(opts), "%s  overwrite: [n, '[f]']\n", pat);
+    CHECK_STR(run_yaml(opts, "{\"message\":\"5 2.5\",\"n\":\"x\",\"f\":{\"k\":[1]}}", &rc),
+              "{\"message\":\"5 2.5\",\"n\":5,\"f\":2.5}");
+    /* Not listed in overwrite: a number already there wins. */
+    CHECK_STR(run_yaml(pat, "{\"message\":\"5 2.5\",\"n\":7,\"f\":false}", &rc),
+              "{\"message\":\"5 2.5\",\"n\":7,\"f\":false}");
+}
+
+TEST(nested_field_names)
+{
+    int rc;
+    const char *pat = "  patterns: ['^%{WORD:[a][b]} %{INT:[a][c]:int} %{WORD:a.d.e}$']\n";
+    CHECK_STR(run_yaml(pat, "{\"message\":\"w 3 z\"}", &rc),
+              "{\"message\":\"w 3 z\",\"a\":{\"b\":\"w\",\"c\":3,\"d\":{\"e\":\"z\"}}}");
+    /* An object there keeps its other fields; a string on the way is replaced. */
+    CHECK_STR(run_yaml(pat, "{\"message\":\"w 3 z\",\"a\":{\"z\":1,\"d\":\"s\"}}", &rc),
+              "{\"message\":\"w 3 z\",\"a\":{\"z\":1,\"d\":{\"e\":\"z\"},\"b\":\"w\",\"c\":3}}");
+    CHECK_STR(run_yaml(pat, "{\"message\":\"w 3 z\",\"a\":\"str\"}", &rc),
+              "{\"message\":\"w 3 z\",\"a\":{\"b\":\"w\",\"c\":3,\"d\":{\"e\":\"z\"}}}");
+    /* "a.b" and "[a][b]" are one field: the second capture appends. */
+    CHECK_STR(run_yaml("  patterns: ['^%{WORD:a.b} %{WORD:[a][b]}$']\n",
+                       "{\"message\":\"x y\"}", &rc),
+              "{\"message\":\"x y\",\"a\":{\"b\":[\"x\",\"y\"]}}");
+}
+
+/* A line no pattern matches leaves the event exactly as it was (bar the tag). */
+TEST(miss_leaves_event_alone)
+{
+    int rc;
+    const char *ev = "{\"message\":\"no digits here\",\"n\":\"x\",\"a\":{\"b\":[1,{}]},"
+                     "\"tags\":[\"t\"]}";
+    CHECK_STR(run_yaml("  patterns: ['^%{INT:n:int}$', '%{INT:[a][b]} %{WORD:z}']\n"
+                       "  tag_on_failure: []\n  keep_empty_captures: true\n", ev, &rc), ev);
+    CHECK_INT(rc, SL_FILTER_FAIL);
+    CHECK_STR(run_yaml("  patterns: ['^%{INT:n}$', '%{INT:z}']\n  break_on_match: false\n"
+                       "  overwrite: [n]\n  tag_on_failure: []\n", ev, &rc), ev);
+    CHECK_INT(rc, SL_FILTER_FAIL);
+    /* A null source is matched as "", as a missing one is. */
+    CHECK_STR(run_yaml("  patterns: ['^$']\n", "{\"message\":null}", &rc), "{\"message\":null}");
+    CHECK_INT(rc, SL_FILTER_KEEP);
 }
 
 TEST(empty_captures)
@@ -563,6 +637,112 @@ TEST(threads)
     unload(grok_thread_inst);
 }
 
+/* ---- in an arena scope, as the pipeline's workers run filters ----------- */
+
+/* Whether every buffer of v (strings, keys, vectors) lies in a: nothing went to the heap. */
+static bool all_in_arena(const struct sl_value *v, const struct sl_arena *a)
+{
+    switch (v->type) {
+    case SL_V_STRING:
+        return sl_arena_contains(a, v->u.s.ptr);
+    case SL_V_ARRAY:
+        for (size_t i = 0; i < v->u.a.len; i++) {
+            if (!all_in_arena(&v->u.a.items[i], a)) {
+                return false;
+            }
+        }
+        return v->u.a.cap == 0 || sl_arena_contains(a, v->u.a.items);
+    case SL_V_OBJECT:
+        for (size_t i = 0; i < v->u.o.len; i++) {
+            if (!sl_arena_contains(a, v->u.o.items[i].key) ||
+                !all_in_arena(&v->u.o.items[i].v, a)) {
+                return false;
+            }
+        }
+        return v->u.o.cap == 0 || sl_arena_contains(a, v->u.o.items);
+    default:
+        return true;
+    }
+}
+
+/* Runs f on the event `json`, parsed into a and filtered in a's scope (a NULL:
+ * the heap); returns the event's JSON. In a scope, every part of the result
+ * must be arena memory. */
+static const char *run_scoped(void *f, const char *json, struct sl_arena *a)
+{
+    struct sl_value ev = {0};
+    char err[128];
+    if (sl_json_parse_arena(json, strlen(json), &ev, a, NULL, err, sizeof(err)) != 0) {
+        fprintf(stderr, "bad test JSON: %s\n", err);
+        return "(bad JSON)";
+    }
+    struct sl_arena *prev = sl_value_set_arena(a);
+    run(f, &ev);
+    sl_value_set_arena(prev);
+    const char *out = js(&ev);
+    if (a && !all_in_arena(&ev, a)) {
+        fprintf(stderr, "heap memory in the arena scope's event: %s\n", out);
+        t_failed_checks++;
+    }
+    sl_value_clear(&ev);  /* before the reset: the arena's rule */
+    if (a) {
+        sl_arena_reset(a);
+    }
+    return out;
+}
+
+/* The same results in an arena scope as on the heap, with no heap memory in the
+ * event; texts longer than the filter's stack copy included. */
+TEST(arena_scope)
+{
+    struct sl_arena arena;
+    sl_arena_init(&arena, 0);
+    struct sl_arena *scopes[] = {NULL, &arena};
+    char long_text[3001];
+    memset(long_text, 'x', sizeof(long_text) - 1);
+    long_text[sizeof(long_text) - 1] = '\0';
+    struct sl_buf in, want;
+    sl_buf_init(&in, 0);
+    sl_buf_init(&want, 0);
+    for (size_t k = 0; k < SL_ARRAY_LEN(scopes); k++) {
+        struct sl_arena *a = scopes[k];
+        void *f = mk("  patterns: ['%{COMBINEDAPACHELOG}']\n  overwrite: [agent]\n");
+        CHECK(f != NULL);
+        CHECK_STR(run_scoped(f, "{\"message\":\"1.2.3.4 - - [17/May/2015:10:05:03 +0000] \\\"GET"
+                                " / HTTP/1.1\\\" 200 7 \\\"-\\\" \\\"ua\\\"\",\"agent\":{\"x\":1},"
+                                "\"bytes\":\"0\"}", a),
+                  "{\"message\":\"1.2.3.4 - - [17/May/2015:10:05:03 +0000] \\\"GET / HTTP/1.1"
+                  "\\\" 200 7 \\\"-\\\" \\\"ua\\\"\",\"agent\":\"\\\"ua\\\"\",\"bytes\":[\"0\","
+                  "\"7\"],\"clientip\":\"1.2.3.4\",\"ident\":\"-\",\"auth\":\"-\",\"timestamp\":"
+                  "\"17/May/2015:10:05:03 +0000\",\"verb\":\"GET\",\"request\":\"/\","
+                  "\"httpversion\":\"1.1\",\"response\":\"200\",\"referrer\":\"\\\"-\\\"\"}");
+        unload(f);
+
+        /* Capturing into the source field: the captures come from a copy. */
+        f = mk("  patterns: ['^%{WORD:level} %{GREEDYDATA:message}$']\n  overwrite: [message]\n");
+        sl_buf_reset(&in);
+        sl_buf_printf(&in, "{\"message\":\"WARN %s\",\"n\":1}", long_text);
+        sl_buf_reset(&want);
+        sl_buf_printf(&want, "{\"message\":\"%s\",\"n\":1,\"level\":\"WARN\"}", long_text);
+        CHECK_STR(run_scoped(f, sl_buf_cstr(&in), a), sl_buf_cstr(&want));
+        unload(f);
+
+        /* break_on_match: false - every pattern on a copy of the original text. */
+        f = mk("  patterns: ['^%{WORD:message}', '%{INT:n:int}$', '^%{WORD:w}']\n"
+               "  break_on_match: false\n  overwrite: [message]\n");
+        sl_buf_reset(&in);
+        sl_buf_printf(&in, "{\"message\":\"abc %s 12\"}", long_text);
+        CHECK_STR(run_scoped(f, sl_buf_cstr(&in), a),
+                  "{\"message\":\"abc\",\"n\":12,\"w\":\"abc\"}");
+        CHECK_STR(run_scoped(f, "{\"message\":\"abc 12\"}", a),
+                  "{\"message\":\"abc\",\"n\":12,\"w\":\"abc\"}");
+        unload(f);
+    }
+    sl_buf_free(&in);
+    sl_buf_free(&want);
+    sl_arena_free(&arena);
+}
+
 /* ---- the engine directly -------------------------------------------------- */
 
 TEST(engine)
@@ -584,6 +764,12 @@ TEST(engine)
     CHECK_INT(r->beg[g->caps[0].group], 1);
     CHECK_INT(r->end[g->caps[0].group], 3);
     CHECK_INT(sl_grok_match(g, "bb-b-d", 6, NULL, &r), 0);
+    /* Only the fields are groups Oniguruma records: %{A} and plain (...) are not. */
+    CHECK_INT(onig_number_of_captures(g->re), 2);
+    sl_grok_free(g);
+    g = sl_grok_compile(lib, "(b)(?<x>b)(c|d)", true, err, sizeof(err));
+    CHECK(g != NULL);
+    CHECK_INT(onig_number_of_captures(g->re), 1);
     sl_grok_free(g);
     /* Depth limit: A0 -> A1 -> ... -> A70. */
     for (int i = 0; i < 70; i++) {
@@ -1047,6 +1233,11 @@ TEST(library_coverage)
                 if (!g) {
                     fprintf(stderr, "library pattern %s: %s\n", name, err);
                     t_failed_checks++;
+                } else if (onig_number_of_captures(g->re) != (int)g->ncaps) {
+                    /* A group no field reads still costs every match its bookkeeping. */
+                    fprintf(stderr, "library pattern %s: %d groups for %zu fields\n", name,
+                            onig_number_of_captures(g->re), g->ncaps);
+                    t_failed_checks++;
                 }
                 sl_grok_free(g);
             }
@@ -1063,6 +1254,10 @@ int main(void)
     RUN(captures_and_types);
     RUN(named_groups_and_nested_targets);
     RUN(existing_fields_and_overwrite);
+    RUN(alternatives_into_one_field);
+    RUN(typed_captures_and_existing_fields);
+    RUN(nested_field_names);
+    RUN(miss_leaves_event_alone);
     RUN(empty_captures);
     RUN(failure_tags);
     RUN(several_patterns_in_order);
@@ -1072,6 +1267,7 @@ int main(void)
     RUN(config_errors);
     RUN(timeout);
     RUN(caret_is_a_line_anchor);
+    RUN(arena_scope);
     RUN(threads);
     RUN(engine);
     RUN(library_patterns);

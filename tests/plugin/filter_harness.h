@@ -47,7 +47,7 @@ static inline void unload(void *inst)
 /* Runs the instance on ev as the pipeline does; returns the verdict. */
 static inline int run(void *inst, struct sl_value *ev)
 {
-    return (int)agg_instance_filter(inst, ev);
+    return (int)agg_instance_filter(inst, ev, &(bool){false});
 }
 
 /* Runs the filter on the event `in`; compares the event (compact JSON) and the result. */

@@ -38,21 +38,33 @@
 #define OUTPUT_ID "outputs[0] (elasticsearch)"
 #include "output_harness.h"
 
-/* Encodes json (an event) with index template src; returns the lines (owned). */
+/* Encodes json (an event) with index template src as the pipeline does: the
+ * workers render the parts and the JSON without @metadata, submit() makes the
+ * lines. Returns the lines (owned). */
 static char *encode(const char *src, enum es_op op, const char *json, struct es_item *it)
 {
     struct sl_value ev = {0};
-    struct sl_buf out, scratch;
+    struct sl_buf out, index, id, doc;
     char err[128];
     struct sl_template *t = sl_template_new(src, err, sizeof(err));
     CHECK(t != NULL);
     CHECK_INT(sl_json_parse(json, strlen(json), &ev, NULL, err, sizeof(err)), 0);
     sl_buf_init(&out, 0);
-    sl_buf_init(&scratch, 0);
-    CHECK_INT(es_bulk_encode(&out, t, op, &ev, &scratch, it), 0);
+    sl_buf_init(&index, 0);
+    sl_buf_init(&id, 0);
+    sl_buf_init(&doc, 0);
+    CHECK_INT(es_bulk_index(t, &ev, &index), 0);
+    int idrc = es_bulk_id(&ev, &id);
+    CHECK(idrc == 0 || idrc == SL_ENOENT);
+    CHECK_INT(sl_json_write(&doc, &ev, "@metadata"), 0);
+    struct sl_bytes ib = {index.data, index.len}, db = {doc.data, doc.len};
+    struct sl_bytes idb = {id.data, id.len};
+    CHECK_INT(es_bulk_encode(&out, op, ib, idrc == 0 ? &idb : NULL, db, it), 0);
     char *r = sl_strdup(sl_buf_cstr(&out));
     sl_buf_free(&out);
-    sl_buf_free(&scratch);
+    sl_buf_free(&index);
+    sl_buf_free(&id);
+    sl_buf_free(&doc);
     sl_value_clear(&ev);
     sl_template_free(t);
     return r;
@@ -112,21 +124,54 @@ TEST(test_encode_missing_field_and_quotes_in_index)
 
 TEST(test_encode_appends_and_restores_on_limit)
 {
-    struct sl_value ev = {0};
-    struct sl_buf out, scratch;
+    struct sl_buf out;
     struct es_item a, b;
-    char err[64];
-    struct sl_template *t = sl_template_new("i", err, sizeof(err));
-    sl_json_parse("{\"m\":\"0123456789\"}", 18, &ev, NULL, err, sizeof(err));
+    struct sl_bytes index = {"i", 1}, json = {"{\"m\":\"0123456789\"}", 18};
     sl_buf_init(&out, 60);
-    sl_buf_init(&scratch, 0);
-    CHECK_INT(es_bulk_encode(&out, t, ES_OP_INDEX, &ev, &scratch, &a), 0);
+    CHECK_INT(es_bulk_encode(&out, ES_OP_INDEX, index, NULL, json, &a), 0);
     size_t len = out.len;
     CHECK_INT(a.off, 0);
-    CHECK_INT(es_bulk_encode(&out, t, ES_OP_INDEX, &ev, &scratch, &b), SL_ELIMIT);
+    CHECK_INT(es_bulk_encode(&out, ES_OP_INDEX, index, NULL, json, &b), SL_ELIMIT);
     CHECK_INT(out.len, len);  /* nothing half-written */
     sl_buf_free(&out);
-    sl_buf_free(&scratch);
+}
+
+/* The parts the workers render: they append (a worker's buffer holds other
+ * events' bytes before them, which must stay as they are), the index is
+ * lowercased, the _id is raw bytes (escaped only in the action line). */
+TEST(test_parts)
+{
+    struct sl_value ev = {0};
+    struct sl_buf out;
+    char err[128];
+    struct sl_template *t = sl_template_new("Logs-%{[s]}", err, sizeof(err));
+    const char *json = "{\"s\":\"WeB\",\"@metadata\":{\"_id\":\"A\\\"b\"}}";
+    CHECK_INT(sl_json_parse(json, strlen(json), &ev, NULL, err, sizeof(err)), 0);
+    sl_buf_init(&out, 0);
+    sl_buf_puts(&out, "PRE");
+    CHECK_INT(es_bulk_index(t, &ev, &out), 0);
+    CHECK_STR(sl_buf_cstr(&out), "PRElogs-web");
+    CHECK_INT(es_bulk_id(&ev, &out), 0);
+    CHECK_STR(sl_buf_cstr(&out), "PRElogs-webA\"b");
+    sl_buf_free(&out);
+    sl_value_clear(&ev);
+
+    const char *no_id[] = {"{\"m\":1}", "{\"@metadata\":\"x\"}", "{\"@metadata\":{}}",
+                           "{\"@metadata\":{\"_id\":5}}", "{\"@metadata\":{\"_id\":\"\"}}"};
+    for (size_t i = 0; i < SL_ARRAY_LEN(no_id); i++) {
+        CHECK_INT(sl_json_parse(no_id[i], strlen(no_id[i]), &ev, NULL, err, sizeof(err)), 0);
+        sl_buf_init(&out, 0);
+        CHECK_INT(es_bulk_id(&ev, &out), SL_ENOENT);
+        CHECK_INT(out.len, 0);
+        sl_buf_free(&out);
+        sl_value_clear(&ev);
+    }
+
+    /* A worker's buffer at its maximum: the index cannot be rendered. */
+    CHECK_INT(sl_json_parse(json, strlen(json), &ev, NULL, err, sizeof(err)), 0);
+    sl_buf_init(&out, 4);
+    CHECK_INT(es_bulk_index(t, &ev, &out), SL_ELIMIT);
+    sl_buf_free(&out);
     sl_value_clear(&ev);
     sl_template_free(t);
 }
@@ -1088,6 +1133,88 @@ TEST(test_submit_truncated_reply_is_retried_whole)
     sl_loop_free(loop);
 }
 
+/* The index and _id come from the parts the workers rendered: the index
+ * lowercased, the _id from @metadata, which the document leaves out. */
+TEST(test_submit_index_and_id_from_the_encoding)
+{
+    struct fake_es f = {
+        .replies = {"{\"took\":1,\"errors\":false,\"items\":[{\"create\":{\"status\":201}},"
+                    "{\"create\":{\"status\":201}}]}"},
+        .nreplies = 1,
+    };
+    fake_start(&f);
+    struct sl_loop *loop = sl_loop_new();
+    struct sl_cfg cfg;
+    char text[256];
+    snprintf(text, sizeof(text),
+             "elasticsearch:\n  hosts: [\"127.0.0.1:%u\"]\n  index: \"Logs-%%{[s]}\"\n"
+             "  op_type: create\n  compression: false\n",
+             f.port);
+    struct sl_instance *in = oload(&cfg, text, loop, NULL);
+    CHECK(in != NULL);
+    CHECK_STR(errs(&cfg), "");
+    size_t n;
+    struct sl_value *ev = oevents("[{\"s\":\"WeB\",\"@metadata\":{\"_id\":\"k\\\"1\","
+                                  "\"beat\":\"b\"},\"m\":1},{\"s\":\"X\",\"m\":2}]",
+                                  &n);
+    struct out_run r;
+    osubmit(in, &r, ev, n, NULL);
+    run_until(loop, &r.done, 10000);
+    fake_join(&f);
+    CHECK(r.done);
+    CHECK_INT(r.status, SL_OK);
+    CHECK_INT(f.nreqs, 1);
+    CHECK_STR(f.bodies[0], "{\"create\":{\"_index\":\"logs-web\",\"_id\":\"k\\\"1\"}}\n"
+                           "{\"s\":\"WeB\",\"m\":1}\n"
+                           "{\"create\":{\"_index\":\"logs-x\"}}\n{\"s\":\"X\",\"m\":2}\n");
+    fake_free(&f);
+    agg_instance_free(in);
+    ofree_events(ev, n);
+    sl_cfg_free(&cfg);
+    sl_loop_free(loop);
+}
+
+static int (*real_part)(const void *, const struct sl_value *, unsigned, struct sl_buf *);
+static unsigned failing_k;
+
+/* The plugin's part(), except that part failing_k cannot be rendered (as when
+ * a worker's buffer is full). */
+static int failing_part(const void *inst, const struct sl_value *ev, unsigned k,
+                        struct sl_buf *out)
+{
+    return k == failing_k ? SL_ELIMIT : real_part(inst, ev, k, out);
+}
+
+/* An event whose index or _id could not be rendered is not sent without it
+ * (it would land in another index, or twice): its batch is not acknowledged. */
+TEST(test_submit_unrenderable_part_fails_the_batch)
+{
+    struct sl_loop *loop = sl_loop_new();
+    struct sl_cfg cfg;
+    char text[256];
+    /* Nothing listens: a request would be retried and the verdict held. */
+    snprintf(text, sizeof(text), "elasticsearch:\n  hosts: [\"127.0.0.1:%u\"]\n",
+             closed_port());
+    size_t n;
+    struct sl_value *ev = oevents("[{\"@metadata\":{\"_id\":\"a\"},\"m\":1}]", &n);
+    for (failing_k = 0; failing_k < 2; failing_k++) {
+        struct sl_instance *in = oload(&cfg, text, loop, NULL);
+        CHECK(in != NULL);
+        CHECK(in->encoded && in->enc.nparts == 2 && !in->enc.metadata);
+        real_part = in->enc.part;
+        in->enc.part = failing_part;
+        struct out_run r;
+        osubmit(in, &r, ev, n, NULL);
+        CHECK(r.done);  /* at once: nothing to send */
+        CHECK_INT(r.ndone, 1);
+        CHECK_INT(r.status, SL_ELIMIT);
+        agg_instance_free(in);
+        sl_cfg_free(&cfg);
+    }
+    ofree_events(ev, n);
+    sl_loop_free(loop);
+}
+
 TEST(test_shutdown_and_free_give_up_on_held_batches)
 {
     struct sl_loop *loop = sl_loop_new();
@@ -1140,6 +1267,7 @@ int main(void)
     RUN(test_encode_create_with_metadata_id);
     RUN(test_encode_missing_field_and_quotes_in_index);
     RUN(test_encode_appends_and_restores_on_limit);
+    RUN(test_parts);
     RUN(test_verdicts);
     RUN(test_parse_all_ok_fast_path);
     RUN(test_parse_fast_path_needs_the_whole_reply);
@@ -1158,6 +1286,8 @@ int main(void)
     RUN(test_submit_413_splits_in_halves_then_full_size);
     RUN(test_submit_413_alone_without_dead_letter_path_is_dropped);
     RUN(test_submit_truncated_reply_is_retried_whole);
+    RUN(test_submit_index_and_id_from_the_encoding);
+    RUN(test_submit_unrenderable_part_fails_the_batch);
     RUN(test_shutdown_and_free_give_up_on_held_batches);
     RUN(test_free_null);
     return TEST_SUMMARY();

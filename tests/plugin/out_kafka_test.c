@@ -523,8 +523,15 @@ TEST(test_invalid_rendered_topic)
         sl_cfg_free(&cfg);
         return;
     }
+    /* The second renders too long to be encoded at all: invalid too, its topic not kept. */
+    char evs[6000], svc[5000];
+    memset(svc, 'a', sizeof(svc) - 1);
+    svc[sizeof(svc) - 1] = '\0';
+    snprintf(evs, sizeof(evs),
+             "[{\"message\":\"m\",\"svc\":\"a b/c\"},{\"message\":\"n\",\"svc\":\"%s\"}]",
+             svc);
     size_t n;
-    struct sl_value *events = oevents("[{\"message\":\"m\",\"svc\":\"a b/c\"}]", &n);
+    struct sl_value *events = oevents(evs, &n);
     struct out_run r;
     dlq_reset();
     osubmit(k, &r, events, n, NULL);
@@ -533,6 +540,8 @@ TEST(test_invalid_rendered_topic)
     char *dlq = dlq_contents();
     CHECK(strstr(dlq, "\"error\":\"TOPIC_EXCEPTION\"") != NULL);
     CHECK(strstr(dlq, "\"topic\":\"logs-a b/c\"") != NULL);
+    CHECK(strstr(dlq, "\"message\":\"n\"") != NULL);
+    CHECK(strstr(dlq, "\"topic\":\"\",\"key\":null}\n") != NULL);
     /* The event is embedded as produced; the core puts the output's members after it. */
     CHECK(strstr(dlq, "\"event\":{\"message\":\"m\",\"svc\":\"a b/c\"},\"error\":") != NULL);
     CHECK(strstr(dlq, ",\"key\":null}\n") != NULL);

@@ -60,7 +60,16 @@ struct out_run {
     bool done;
     int status;
     int ndone;  /* verdicts received: exactly one is right */
+    struct agg_enc *enc;  /* an encoded output's records and their bytes, as the */
+    struct sl_buf encbuf; /* pipeline's workers make them; freed with the verdict */
 };
+
+static inline void out_run_free_enc(struct out_run *r)
+{
+    free(r->enc);
+    r->enc = NULL;
+    sl_buf_free(&r->encbuf);
+}
 
 static inline void out_run_done(struct agg_batch_core *c, int status)
 {
@@ -68,6 +77,7 @@ static inline void out_run_done(struct agg_batch_core *c, int status)
     r->done = true;
     r->status = status;
     r->ndone++;
+    out_run_free_enc(r);  /* the output may not read the batch after its verdict */
 }
 
 /* Submits events[0..n) (take: NULL = all, as sl_batch.take) to in; r gets the verdict. */
@@ -76,6 +86,23 @@ static inline void osubmit(struct sl_instance *in, struct out_run *r, struct sl_
 {
     memset(r, 0, sizeof(*r));
     agg_batch_prepare(&r->batch, &r->core, in, events, n, take, out_run_done);
+    if (in->encoded) {
+        r->enc = calloc(n ? n : 1, sizeof(*r->enc));
+        sl_buf_init(&r->encbuf, 0);
+        for (int pass = 0; pass < 2; pass++) {
+            for (size_t i = 0; i < n; i++) {
+                if (!sl_batch_event(&r->batch, i)) {
+                    continue;
+                }
+                if (pass == 0) {
+                    agg_output_encode(in, &events[i], NULL, &r->encbuf, &r->enc[i]);
+                } else {
+                    agg_enc_fix(in, &r->enc[i], &r->encbuf);
+                }
+            }
+        }
+        r->core.enc = r->enc;
+    }
     in->plugin->submit(in->inst, &r->batch);
 }
 

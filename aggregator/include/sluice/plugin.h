@@ -151,6 +151,21 @@ enum sl_filter_result {
     SL_FILTER_FAIL_TAGGED, /* failed and tagged the event itself (grok's tag_on_timeout) */
 };
 
+/*
+ * During init, filters: the root keys this instance reads or writes, declared
+ * one call at a time ("[log][file][path]" counts as "log"; a condition or
+ * template the filter evaluates counts its fields). Once a filter has declared,
+ * the core may leave every other root member of an event unparsed and copy it
+ * out as the client sent it (docs/architecture.md). A filter that never calls
+ * these may touch anything; one that cannot tell (it merges parsed JSON into
+ * the root) calls sl_filter_touches_all. sl_filter_touches(ctx, NULL, 0)
+ * declares nothing more, so a filter that touches no field still declares.
+ */
+void sl_filter_touches(struct sl_plugin_ctx *ctx, const char *key, size_t len);
+void sl_filter_touches_field(struct sl_plugin_ctx *ctx, const struct sl_fieldref *r);
+void sl_filter_touches_template(struct sl_plugin_ctx *ctx, const struct sl_template *t);
+void sl_filter_touches_all(struct sl_plugin_ctx *ctx);
+
 /* ---- outputs ------------------------------------------------------------------ */
 
 /*
@@ -202,6 +217,52 @@ int sl_batch_dead_letter(struct sl_batch *b, const char *event_json, size_t len,
 
 /* Counts nevents as sent again (result="retry"). Any thread. */
 void sl_output_retried(struct sl_plugin_ctx *ctx, size_t nevents);
+
+/*
+ * Encoded events. Serialising events is most of an output's work, and the
+ * loop thread that runs submit() also serves every connection. An output that
+ * declares its encoding in init() gets each event it takes already encoded,
+ * on the pipeline's workers: the event's JSON, and up to SL_ENC_PARTS short
+ * strings of its own (a file path, an index or topic name, a key) rendered by
+ * its part() callback. submit() then reads bytes with sl_batch_json() and
+ * sl_batch_part() and need not walk the event tree.
+ *
+ * The JSON of an event that no filter ran on is the text the client sent,
+ * copied (it was validated when parsed; see docs/architecture.md); any other
+ * event is written from its tree. Either way: compact JSON on one line, keys
+ * in order, @metadata left out unless `metadata` is set.
+ */
+#define SL_ENC_PARTS 2
+
+struct sl_encoding {
+    bool metadata;     /* keep the root "@metadata" member in the JSON */
+    unsigned nparts;   /* 0..SL_ENC_PARTS */
+    /* Appends part k (< nparts) of ev to out. On a worker thread, concurrently
+     * with other workers and with submit(): read inst, write nothing shared.
+     * 0; SL_ENOENT when the event has no such part (a key it lacks); any other
+     * SL_E* when it cannot be rendered (too long): sl_batch_part() says so. */
+    int (*part)(const void *inst, const struct sl_value *ev, unsigned k, struct sl_buf *out);
+    /* The root keys part() reads from an event, NULL-terminated ({NULL}: none);
+     * NULL, the default: any. When no filter or `when` needs events and every
+     * output's parts read only listed keys, the core does not build the event
+     * trees: it validates each text and gives part() an object holding just
+     * those members (sl_template_reads_only tells what a template reads). */
+    const char *const *reads;
+};
+
+/* During init: every event this instance takes comes encoded as e says (copied). */
+void sl_output_encoding(struct sl_plugin_ctx *ctx, const struct sl_encoding *e);
+
+struct sl_bytes {
+    const char *p;  /* not NUL-terminated; valid until the batch is done */
+    size_t len;
+};
+
+/* The JSON of event i (one the batch takes), without a newline. For an output
+ * that declared an encoding; {NULL, 0} otherwise. */
+struct sl_bytes sl_batch_json(const struct sl_batch *b, size_t i);
+/* Part k of event i: 0 and *out, or what part() returned (SL_ENOENT, ...). */
+int sl_batch_part(const struct sl_batch *b, size_t i, unsigned k, struct sl_bytes *out);
 
 /* ---- the descriptor ------------------------------------------------------------- */
 

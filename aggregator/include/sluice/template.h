@@ -48,6 +48,12 @@ void sl_template_free(struct sl_template *t);
 const char *sl_template_source(const struct sl_template *t);
 /* True when src has no %{...}: the rendering is always the source itself. */
 bool sl_template_is_static(const struct sl_template *t);
+/* True when every field t renders lies under one of the root keys in keys
+ * (NULL-terminated); a date reads "@timestamp". For sl_encoding.reads. */
+bool sl_template_reads_only(const struct sl_template *t, const char *const *keys);
+/* Calls fn with the root key of every field t renders ("@timestamp" for a date). */
+void sl_template_root_keys(const struct sl_template *t,
+                           void (*fn)(void *arg, const char *key, size_t len), void *arg);
 
 /*
  * Appends the rendering of t for event to out (out is not reset first).

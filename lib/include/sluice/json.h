@@ -35,6 +35,50 @@ int sl_json_parse(const char *p, size_t len, struct sl_value *out,
 int sl_json_parse_arena(const char *p, size_t len, struct sl_value *out, struct sl_arena *a,
                         const struct sl_json_limits *limits, char *err, size_t errlen);
 
+/*
+ * What a parse learnt about the text itself, so that an event nobody changes
+ * can be written out as the very bytes it came in (no second serialisation).
+ * verbatim: the text is compact (no whitespace between tokens, so no newline
+ * either), valid UTF-8 with no lone surrogate escape, no duplicate key and
+ * no number out of a double's range: copied out, it is valid JSON equal to
+ * what sl_json_write would give for the tree (up to escapes and number
+ * spelling). cut_off/cut_len: when verbatim, the bytes of the root member
+ * named cut_key with one adjacent comma (cut_len 0: no such member).
+ */
+struct sl_json_doc {
+    bool verbatim;
+    size_t cut_off, cut_len;
+};
+
+/* sl_json_parse_arena (a may be NULL) that also fills *doc (cut_key may be NULL). */
+int sl_json_parse_doc(const char *p, size_t len, struct sl_value *out, struct sl_arena *a,
+                      const struct sl_json_limits *limits, const char *cut_key,
+                      struct sl_json_doc *doc, char *err, size_t errlen);
+/* Appends the verbatim text p[0..len) that doc describes, without its cut_key
+ * member when cut is true. 0 or SL_ELIMIT (the buffer is left as it was). */
+int sl_json_put_doc(struct sl_buf *b, const char *p, size_t len, const struct sl_json_doc *doc,
+                    bool cut);
+
+/*
+ * Validation without a tree, for events whose members are mostly not read:
+ * true when p[0..len) is one JSON object that sl_json_parse_doc would accept
+ * and report verbatim (then *doc is what it would report, cut_key as there),
+ * and members[0..*nmembers) are its root members in order. It vouches only
+ * for the plain case - no escape in a key, no exponent, at most
+ * SL_JSON_SCAN_MEMBERS keys per object and 256 open at once - and says false
+ * for anything else, valid or not: the caller then parses, which also gives
+ * the error of a bad text. members needs SL_JSON_SCAN_MEMBERS slots.
+ */
+#define SL_JSON_SCAN_MEMBERS 32u
+
+struct sl_json_member {
+    size_t key_off, key_len;  /* the key's bytes, inside its quotes */
+    size_t val_off, val_len;  /* the value's text */
+};
+bool sl_json_scan(const char *p, size_t len, const struct sl_json_limits *limits,
+                  const char *cut_key, struct sl_json_member *members, size_t *nmembers,
+                  struct sl_json_doc *doc);
+
 /* Appends s[0..len) as a quoted JSON string. 0 or SL_ELIMIT (buffer max). */
 int sl_json_put_str(struct sl_buf *b, const char *s, size_t len);
 /* Appends v as compact JSON (object keys in stored order). Doubles use %.17g,

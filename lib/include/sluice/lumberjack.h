@@ -1,7 +1,7 @@
 /*
  * lumberjack.h - the Lumberjack (Beats) protocol codec, v1 and v2, with the
- * 'C' (zlib) compressed frame and sluice's 'Z' (zstd) extension. Pure codec:
- * no sockets. See docs/protocol.md for the wire format.
+ * 'C' (zlib) compressed frame and sluice's 'Z' (zstd) and 'S' (zstd stream)
+ * extensions. Pure codec: no sockets. See docs/protocol.md for the wire format.
  *
  * Server side: feed bytes as they arrive (split at any boundary) and pull
  * frames; compressed frames are inflated inside and their inner frames are
@@ -23,6 +23,7 @@
 #define SL_LJ_DATA 'D'
 #define SL_LJ_COMPRESSED 'C'
 #define SL_LJ_ZSTD 'Z'
+#define SL_LJ_ZSTREAM 'S'
 #define SL_LJ_ACK 'A'
 
 enum sl_lj_compression { SL_LJ_NONE = 0, SL_LJ_ZLIB, SL_LJ_ZSTDC };
@@ -61,6 +62,19 @@ int sl_lj_decoder_feed(struct sl_lj_decoder *d, const void *p, size_t n);
  */
 int sl_lj_decoder_next(struct sl_lj_decoder *d, struct sl_lj_frame *f);
 const char *sl_lj_decoder_error(const struct sl_lj_decoder *d);
+/*
+ * True while the decoder holds the open zstd stream of 'S' blocks: the next
+ * 'S' block continues it, so this decoder (not a fresh one) must read the
+ * rest of the connection. docs/protocol.md §6.
+ */
+bool sl_lj_decoder_stream_open(const struct sl_lj_decoder *d);
+/*
+ * For an idle connection: releases every buffer and compression state that
+ * the next frame does not need (all of them unless an 'S' stream is open, whose
+ * zstd window stays). Does nothing while bytes are buffered or a frame is
+ * under way. The decoder stays usable; the last frame's data does not.
+ */
+void sl_lj_decoder_trim(struct sl_lj_decoder *d);
 /* Bytes buffered but not yet decoded (for memory accounting). */
 size_t sl_lj_decoder_buffered(const struct sl_lj_decoder *d);
 /* Raw input bytes fed but not yet decoded (what counts against max_frame + 16 in feed). */
@@ -77,6 +91,30 @@ int sl_lj_put_ack(struct sl_buf *out, char version, uint32_t seq);
  */
 int sl_lj_put_compressed(struct sl_buf *out, enum sl_lj_compression kind, int level,
                          const char *frames, size_t len);
+
+/*
+ * The client side of a connection-scoped zstd stream ('S' blocks): one zstd
+ * context whose history runs from window to window, so a window does not
+ * relearn the keys and values the previous ones held. One per connection;
+ * reset it for every new connection, so that its first block starts a zstd
+ * frame that a fresh decoder reads. The context is created at the first block.
+ */
+struct sl_lj_zstream;
+
+/* level: zstd 1..19, 0 = zstd's default. NULL for a level out of range. */
+struct sl_lj_zstream *sl_lj_zstream_new(int level);
+void sl_lj_zstream_free(struct sl_lj_zstream *z);
+/* Forgets the history: the next block starts a new zstd frame. */
+void sl_lj_zstream_reset(struct sl_lj_zstream *z);
+/*
+ * Appends one '2S' block holding frames[0..len) (whole encoded frames, len >= 1),
+ * flushed so that the receiver can decode all of it now. Returns 0, SL_EINVAL
+ * (len 0), SL_ELIMIT (the buffer's max) or SL_EIO. After an error the stream
+ * is unusable until reset, and the connection it fed must be closed: the
+ * receiver's history no longer matches.
+ */
+int sl_lj_put_zstream(struct sl_buf *out, struct sl_lj_zstream *z, const char *frames,
+                      size_t len);
 
 /* Client side: parses one ACK frame at p. Returns 6 (bytes used) with *version
  * and *seq set, 0 when fewer than 6 bytes are there, SL_EPROTO for anything else. */

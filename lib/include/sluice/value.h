@@ -63,10 +63,24 @@ struct sl_member {
     struct sl_value v;
 };
 
+/*
+ * Arena scope. While a thread has one set, every buffer value.c allocates for
+ * a tree (strings, keys, vectors, copies; a string given to take_str is copied
+ * and freed) and every tree sl_json_parse builds come from that arena and are
+ * flagged SL_VF_ARENA: building and changing an event costs no malloc and
+ * clearing it no free. The pipeline's workers set their slice's arena around
+ * the slice; anything built meanwhile must not outlive that arena. Returns
+ * the previous scope (NULL: the heap).
+ */
+struct sl_arena;
+struct sl_arena *sl_value_set_arena(struct sl_arena *a);
+struct sl_arena *sl_value_arena(void);
+
 /* Frees what v owns and leaves it null (flags cleared). v itself is not freed.
  * Arena memory is left alone; heap-owned children below it are freed. */
 void sl_value_clear(struct sl_value *v);
-/* Deep copy into dst (dst's old content is cleared). The copy is all heap. */
+/* Deep copy into dst (dst's old content is cleared). The copy is all heap
+ * (all arena in an arena scope). */
 void sl_value_copy(struct sl_value *dst, const struct sl_value *src);
 /* Moves src into dst (dst cleared first); src becomes null. Flags move along:
  * an arena subtree moved into a heap tree is still arena memory. */

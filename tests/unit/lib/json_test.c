@@ -1027,6 +1027,8 @@ static unsigned drnd(unsigned n)
     return (unsigned)((g_doc_rng >> 33) % n);
 }
 
+static bool g_doc_compact;  /* no whitespace between tokens */
+
 static void gen_doc(struct sl_buf *b, unsigned depth)
 {
     static const char *const strs[] = {
@@ -1038,7 +1040,7 @@ static void gen_doc(struct sl_buf *b, unsigned depth)
     static const char *const scalars[] = {"null", "true", "false", "0", "-0", "12345",
                                           "-9223372036854775808", "1.5e3", "-0.001", "1e400"};
     static const char *const ws[] = {"", "", "", " ", "\n\t", "\r\n  "};
-    sl_buf_puts(b, ws[drnd(SL_ARRAY_LEN(ws))]);
+    sl_buf_puts(b, g_doc_compact ? "" : ws[drnd(SL_ARRAY_LEN(ws))]);
     unsigned k = drnd(depth > 5 ? 4 : 8);
     if (k < 2) {
         sl_buf_puts(b, scalars[drnd(SL_ARRAY_LEN(scalars))]);
@@ -1050,7 +1052,7 @@ static void gen_doc(struct sl_buf *b, unsigned depth)
         for (unsigned i = 0; i < n; i++) {
             sl_buf_puts(b, i ? "," : "");
             sl_buf_puts(b, keys[drnd(SL_ARRAY_LEN(keys))]);
-            sl_buf_puts(b, ws[drnd(SL_ARRAY_LEN(ws))]);
+            sl_buf_puts(b, g_doc_compact ? "" : ws[drnd(SL_ARRAY_LEN(ws))]);
             sl_buf_putc(b, ':');
             gen_doc(b, depth + 1);
         }
@@ -1064,7 +1066,7 @@ static void gen_doc(struct sl_buf *b, unsigned depth)
         }
         sl_buf_putc(b, ']');
     }
-    sl_buf_puts(b, ws[drnd(SL_ARRAY_LEN(ws))]);
+    sl_buf_puts(b, g_doc_compact ? "" : ws[drnd(SL_ARRAY_LEN(ws))]);
 }
 
 TEST(test_arena_parse_randomized)
@@ -1112,6 +1114,156 @@ TEST(test_arena_parse_randomized)
     sl_arena_reset(&g_arena);
 }
 
+/* Parses text with sl_json_parse_doc (cut key "@metadata") into v; *doc gets the report. */
+static int parse_doc(const char *text, struct sl_value *v, struct sl_json_doc *doc)
+{
+    char err[128];
+    return sl_json_parse_doc(text, strlen(text), v, NULL, NULL, "@metadata", doc, err,
+                             sizeof(err));
+}
+
+/* The copied text, cut or not, into g_out as a C string. */
+static const char *copied(const char *text, const struct sl_json_doc *doc, bool cut)
+{
+    sl_buf_reset(&g_out);
+    CHECK_INT(sl_json_put_doc(&g_out, text, strlen(text), doc, cut), 0);
+    return sl_buf_cstr(&g_out);
+}
+
+TEST(test_doc_verbatim_and_cut)
+{
+    static const struct {
+        const char *text;
+        bool verbatim;
+        const char *cut;  /* the text without @metadata (verbatim ones only) */
+    } cases[] = {
+        {"{\"@metadata\":{\"a\":1},\"m\":\"x\"}", true, "{\"m\":\"x\"}"},
+        {"{\"m\":\"x\",\"@metadata\":[1,{\"b\":2}],\"n\":1.50}", true, "{\"m\":\"x\",\"n\":1.50}"},
+        {"{\"m\":\"x\",\"@metadata\":{}}", true, "{\"m\":\"x\"}"},
+        {"{\"@metadata\":null}", true, "{}"},
+        {"{\"m\":\"\\/\\u00e9\",\"x\":{\"@metadata\":1}}", true,
+         "{\"m\":\"\\/\\u00e9\",\"x\":{\"@metadata\":1}}"},  /* only the root's is cut */
+        {"{\"m\":\"\\ud83d\\ude00\",\"n\":-0,\"e\":2E3}", true, NULL},
+        {"{\"m\": \"x\"}", false, NULL},                       /* whitespace */
+        {"{\"m\":\"x\"}\n", false, NULL},
+        {"{\"m\":\"x\",\"m\":\"y\"}", false, NULL},            /* duplicate key */
+        {"{\"m\":\"bad\xFF\"}", false, NULL},                  /* repaired UTF-8 */
+        {"{\"m\":\"\\ud800\"}", false, NULL},                  /* lone surrogate */
+        {"{\"n\":1e400}", false, NULL},                        /* infinity */
+    };
+    for (size_t i = 0; i < SL_ARRAY_LEN(cases); i++) {
+        struct sl_value v = {0};
+        struct sl_json_doc doc = {.verbatim = !cases[i].verbatim};
+        CHECK_INT(parse_doc(cases[i].text, &v, &doc), 0);
+        CHECK_INT(doc.verbatim, cases[i].verbatim);
+        if (doc.verbatim) {
+            CHECK_STR(copied(cases[i].text, &doc, false), cases[i].text);
+            CHECK_STR(copied(cases[i].text, &doc, true),
+                      cases[i].cut ? cases[i].cut : cases[i].text);
+        } else {
+            CHECK_INT(doc.cut_len, 0);
+        }
+        sl_value_clear(&v);
+    }
+    struct sl_value v = {0};
+    struct sl_json_doc doc = {.verbatim = true};
+    CHECK_INT(parse_doc("{\"m\":", &v, &doc), SL_EINVAL);
+    CHECK_INT(doc.verbatim, 0);
+}
+
+/* The scanner's root members are the tree's, in order, each span parsing to its value. */
+static void check_members(const struct sl_value *v, const char *text,
+                          const struct sl_json_member *ms, size_t n)
+{
+    CHECK_INT(n, v->u.o.len);
+    for (size_t i = 0; i < n && i < v->u.o.len; i++) {
+        const struct sl_member *mem = &v->u.o.items[i];
+        CHECK_MEM(text + ms[i].key_off, ms[i].key_len, mem->key);
+        const struct sl_value *m = &mem->v;
+        struct sl_value part = {0};
+        char err[64];
+        CHECK_INT(sl_json_parse(text + ms[i].val_off, ms[i].val_len, &part, NULL, err,
+                                sizeof(err)), 0);
+        struct sl_buf a, b;
+        sl_buf_init(&a, 0);
+        sl_buf_init(&b, 0);
+        sl_json_write(&a, &part, NULL);
+        sl_json_write(&b, m, NULL);
+        CHECK_MEM(a.data, a.len, sl_buf_cstr(&b));
+        sl_buf_free(&a);
+        sl_buf_free(&b);
+        sl_value_clear(&part);
+    }
+}
+
+/*
+ * For random documents wrapped as events with @metadata somewhere: whenever
+ * the parse says verbatim, the copied text (cut or not) means exactly the
+ * tree, written with or without @metadata.
+ */
+TEST(test_doc_copy_means_the_tree)
+{
+    struct sl_buf text, a, b;
+    sl_buf_init(&text, 0);
+    sl_buf_init(&a, 0);
+    sl_buf_init(&b, 0);
+    g_doc_rng = 777;
+    g_doc_compact = true;
+    size_t verbatim = 0, cut = 0, nscanned = 0;
+    for (int i = 0; i < 20000; i++) {
+        sl_buf_reset(&text);
+        unsigned where = drnd(4);
+        sl_buf_puts(&text, "{");
+        for (unsigned k = 0; k < 3; k++) {
+            sl_buf_puts(&text, k ? "," : "");
+            static const char *const names[] = {"\"m\":", "\"n\":", "\"o\":"};
+            sl_buf_puts(&text, k == where ? "\"@metadata\":" : names[k]);
+            gen_doc(&text, 3);
+        }
+        sl_buf_puts(&text, "}");
+        struct sl_value v = {0}, back = {0};
+        struct sl_json_doc doc, sdoc;
+        struct sl_json_member ms[SL_JSON_SCAN_MEMBERS];
+        size_t nms;
+        char err[128];
+        bool scanned = sl_json_scan(text.data, text.len, NULL, "@metadata", ms, &nms, &sdoc);
+        int rc = sl_json_parse_doc(text.data, text.len, &v, NULL, NULL, "@metadata", &doc, err,
+                                   sizeof(err));
+        if (scanned) {
+            /* The scanner vouches only for what the parser reports verbatim, identically. */
+            nscanned++;
+            CHECK(rc == 0 && doc.verbatim);
+            CHECK_INT(sdoc.cut_off, doc.cut_off);
+            CHECK_INT(sdoc.cut_len, doc.cut_len);
+            check_members(&v, text.data, ms, nms);
+        }
+        if (rc != 0 || !doc.verbatim) {
+            sl_value_clear(&v);
+            continue;
+        }
+        verbatim++;
+        cut += doc.cut_len > 0;
+        for (int with = 0; with < 2; with++) {
+            sl_buf_reset(&a);
+            sl_buf_reset(&b);
+            CHECK_INT(sl_json_put_doc(&a, text.data, text.len, &doc, !with), 0);
+            CHECK_INT(sl_json_parse(a.data, a.len, &back, NULL, err, sizeof(err)), 0);
+            sl_buf_reset(&a);
+            sl_json_write(&a, &back, NULL);
+            sl_json_write(&b, &v, with ? NULL : "@metadata");
+            CHECK_MEM(a.data, a.len, sl_buf_cstr(&b));
+            sl_value_clear(&back);
+        }
+        sl_value_clear(&v);
+    }
+    CHECK(verbatim > 500 && cut > 500);
+    CHECK(nscanned > 300);
+    g_doc_compact = false;
+    sl_buf_free(&text);
+    sl_buf_free(&a);
+    sl_buf_free(&b);
+}
+
 int main(void)
 {
     sl_buf_init(&g_out, 0);
@@ -1139,6 +1291,8 @@ int main(void)
     RUN(test_arena_parse_same_as_heap);
     RUN(test_arena_parse_depth_and_big);
     RUN(test_arena_parse_randomized);
+    RUN(test_doc_verbatim_and_cut);
+    RUN(test_doc_copy_means_the_tree);
     sl_arena_free(&g_arena);
     sl_buf_free(&g_out);
     return TEST_SUMMARY();

@@ -2,7 +2,8 @@
  * lumberjack_test.c - the Lumberjack codec: encoders against exact bytes, the
  * decoder against round trips split at every boundary, and every hostile
  * input the protocol notes list (bad bytes, zero and huge lengths, zip bombs
- * for zlib and zstd, corrupt and truncated compressed blocks, nesting).
+ * for zlib and zstd, corrupt and truncated compressed blocks, nesting), and
+ * the 'S' zstd stream that continues from block to block on one connection.
  */
 #include "sluice/lumberjack.h"
 
@@ -972,6 +973,347 @@ TEST(test_zstd_bomb)
     free(zeros);
 }
 
+/* ---- 'S': one zstd stream per connection ---- */
+
+/* Beats-shaped events: the same keys every time, as the shipper writes them. */
+static void stream_window(struct sl_buf *frames, uint32_t first, uint32_t n)
+{
+    sl_buf_reset(frames);
+    for (uint32_t i = 0; i < n; i++) {
+        char json[256];
+        snprintf(json, sizeof(json), "{\"@timestamp\":\"2026-11-27T06:00:00.000Z\","
+                 "\"@metadata\":{\"beat\":\"sluice\",\"type\":\"_doc\"},\"message\":"
+                 "\"GET /item?id=%u HTTP/1.1\",\"log\":{\"offset\":%u},\"host\":"
+                 "{\"name\":\"web-01\"}}", first + i, (first + i) * 100);
+        put_json_str(frames, i + 1, json);
+    }
+}
+
+/* Appends W + one S block for events first..first+n-1; returns the block's payload size. */
+static size_t put_stream_window(struct sl_buf *wire, struct sl_lj_zstream *z, uint32_t first,
+                                uint32_t n)
+{
+    struct sl_buf frames;
+    sl_buf_init(&frames, 0);
+    stream_window(&frames, first, n);
+    CHECK_INT(sl_lj_put_window(wire, '2', n), 0);
+    size_t before = wire->len;
+    CHECK_INT(sl_lj_put_zstream(wire, z, frames.data, frames.len), 0);
+    CHECK(wire->data[before] == '2' && wire->data[before + 1] == 'S');
+    CHECK_INT(sl_get_u32be(wire->data + before + 2), wire->len - before - 6);
+    sl_buf_free(&frames);
+    return wire->len - before - 6;
+}
+
+/* The events of windows of n events from first, as decoded into g (W frames included). */
+static void check_stream_events(const struct gots *g, int windows, uint32_t n)
+{
+    CHECK_INT(g->n, windows * (int)(n + 1));
+    struct sl_buf want;
+    sl_buf_init(&want, 0);
+    for (int w = 0; w < windows && g->n == windows * (int)(n + 1); w++) {
+        const struct got *x = &g->v[w * (int)(n + 1)];
+        CHECK(x->type == 'W' && x->value == n);
+        stream_window(&want, (uint32_t)w * n, n);
+        size_t off = 0;
+        for (uint32_t i = 1; i <= n; i++) {
+            x++;
+            uint32_t len = sl_get_u32be(want.data + off + 6);
+            CHECK(x->type == 'J' && x->compressed && x->value == i);
+            CHECK(x->len == len && memcmp(x->data, want.data + off + 10, len) == 0);
+            off += 10 + len;
+        }
+    }
+    sl_buf_free(&want);
+}
+
+TEST(test_zstream_continues_across_windows)
+{
+    enum { WINDOWS = 6, N = 3 };
+    struct sl_lj_zstream *z = sl_lj_zstream_new(1);
+    struct sl_buf wire, frames, alone;
+    sl_buf_init(&wire, 0);
+    sl_buf_init(&frames, 0);
+    sl_buf_init(&alone, 0);
+    size_t size[WINDOWS];
+    for (int w = 0; w < WINDOWS; w++) {
+        size[w] = put_stream_window(&wire, z, (uint32_t)w * N, N);
+    }
+    /* The history is used: a later window costs far less than the first, and
+     * less than the same events in a Z frame of their own. */
+    stream_window(&frames, 5 * N, N);
+    CHECK_INT(sl_lj_put_compressed(&alone, SL_LJ_ZSTDC, 1, frames.data, frames.len), 0);
+    CHECK(size[5] * 2 < size[0]);
+    CHECK(size[5] * 2 < alone.len - 6);
+
+    /* One decoder reads them all, however the bytes are split. */
+    static const size_t chunks[] = {0, 1, 7, 4096};
+    for (size_t c = 0; c < sizeof(chunks) / sizeof(chunks[0]); c++) {
+        decode(NULL, wire.data, wire.len, chunks[c], &g1);
+        CHECK_INT(g1.rc, 0);
+        check_stream_events(&g1, WINDOWS, N);
+    }
+
+    /* The decoder knows it holds the stream; a block that ends the frame closes it. */
+    struct sl_lj_decoder *d = sl_lj_decoder_new(NULL);
+    CHECK(!sl_lj_decoder_stream_open(d));
+    CHECK_INT(sl_lj_decoder_feed(d, wire.data, wire.len), 0);
+    CHECK_INT(pull(d, &g2), 0);
+    CHECK(sl_lj_decoder_stream_open(d));
+    sl_lj_decoder_free(d);
+    gots_free(&g2);
+    /* A whole zstd frame sent as an S block is valid too, and leaves nothing open. */
+    d = sl_lj_decoder_new(NULL);
+    sl_buf_reset(&frames);
+    put_json_str(&frames, 1, "{\"a\":1}");
+    sl_buf_reset(&alone);
+    CHECK_INT(sl_lj_put_window(&alone, '2', 1), 0);
+    CHECK_INT(sl_lj_put_compressed(&alone, SL_LJ_ZSTDC, 1, frames.data, frames.len), 0);
+    alone.data[7] = 'S';
+    CHECK_INT(sl_lj_decoder_feed(d, alone.data, alone.len), 0);
+    CHECK_INT(pull(d, &g2), 0);
+    CHECK_INT(g2.n, 2);
+    CHECK(!sl_lj_decoder_stream_open(d));
+    sl_lj_decoder_free(d);
+
+    gots_free(&g1);
+    gots_free(&g2);
+    sl_buf_free(&wire);
+    sl_buf_free(&frames);
+    sl_buf_free(&alone);
+    sl_lj_zstream_free(z);
+}
+
+TEST(test_zstream_fresh_decoder_rejects_a_continuation)
+{
+    struct sl_lj_zstream *z = sl_lj_zstream_new(1);
+    struct sl_buf first, rest;
+    sl_buf_init(&first, 0);
+    sl_buf_init(&rest, 0);
+    put_stream_window(&first, z, 0, 4);
+    put_stream_window(&rest, z, 4, 4);
+
+    /* The second window alone: its W comes out, its S block is refused. */
+    CHECK_INT(decode_err(NULL, &rest, &g1), SL_EPROTO);
+    CHECK_INT(g1.n, 1);
+    CHECK(g1.v[0].type == 'W');
+    CHECK(strstr(g1.err, "corrupt zstd stream") != NULL);
+
+    /* Fed a byte at a time, the same clean error. */
+    decode(NULL, rest.data, rest.len, 1, &g1);
+    CHECK_INT(g1.rc, SL_EPROTO);
+    CHECK_INT(g1.n, 1);
+
+    /* Errors are sticky, the decoder stays safe to call and to free. */
+    struct sl_lj_decoder *d = sl_lj_decoder_new(NULL);
+    CHECK_INT(sl_lj_decoder_feed(d, rest.data, rest.len), 0);
+    CHECK_INT(pull(d, &g2), SL_EPROTO);
+    struct sl_lj_frame f;
+    CHECK_INT(sl_lj_decoder_next(d, &f), SL_EPROTO);
+    CHECK_INT(sl_lj_decoder_feed(d, first.data, first.len), SL_EPROTO);
+    sl_lj_decoder_trim(d);
+    CHECK_INT(sl_lj_decoder_next(d, &f), SL_EPROTO);
+    sl_lj_decoder_free(d);
+
+    /* A Z block ends the stream on the decoder's side: a continuation after it fails. */
+    struct sl_buf wire, frames;
+    sl_buf_init(&wire, 0);
+    sl_buf_init(&frames, 0);
+    put_json_str(&frames, 1, "{\"z\":1}");
+    put_raw(&wire, first.data, first.len);
+    CHECK_INT(sl_lj_put_window(&wire, '2', 1), 0);
+    CHECK_INT(sl_lj_put_compressed(&wire, SL_LJ_ZSTDC, 1, frames.data, frames.len), 0);
+    put_raw(&wire, rest.data, rest.len);
+    CHECK_INT(decode_err(NULL, &wire, &g1), SL_EPROTO);
+    CHECK_INT(g1.n, 5 + 2 + 1);
+    CHECK(strstr(g1.err, "corrupt zstd stream") != NULL);
+
+    /* After a reset, the next block starts a frame that a fresh decoder reads:
+     * what the shipper does on every new connection, so resends decode. */
+    sl_lj_zstream_reset(z);
+    sl_buf_reset(&rest);
+    put_stream_window(&rest, z, 4, 4);
+    put_stream_window(&rest, z, 8, 4);
+    decode(NULL, rest.data, rest.len, 0, &g1);
+    CHECK_INT(g1.rc, 0);
+    CHECK_INT(g1.n, 10);
+    CHECK_MEM(g1.v[1].data, 54, "{\"@timestamp\":\"2026-11-27T06:00:00.000Z\",\"@metadata\":{");
+
+    gots_free(&g1);
+    gots_free(&g2);
+    sl_buf_free(&first);
+    sl_buf_free(&rest);
+    sl_buf_free(&wire);
+    sl_buf_free(&frames);
+    sl_lj_zstream_free(z);
+}
+
+TEST(test_zstream_limits_hold)
+{
+    struct sl_buf wire, frames, mid;
+    sl_buf_init(&wire, 0);
+    sl_buf_init(&frames, 0);
+    sl_buf_init(&mid, 0);
+    struct sl_lj_zstream *z = sl_lj_zstream_new(1);
+
+    /* The encoder's own bounds. */
+    CHECK(sl_lj_zstream_new(-1) == NULL);
+    CHECK(sl_lj_zstream_new(ZSTD_maxCLevel() + 1) == NULL);
+    CHECK_INT(sl_lj_put_zstream(&wire, z, "", 0), SL_EINVAL);
+    struct sl_buf small;
+    sl_buf_init(&small, 16);
+    stream_window(&frames, 0, 20);
+    CHECK_INT(sl_lj_put_zstream(&small, z, frames.data, frames.len), SL_ELIMIT);
+    CHECK(small.len <= 16);
+    sl_buf_free(&small);
+    sl_lj_zstream_reset(z);
+
+    /* Length 0, and a length over max_frame refused from the header. */
+    RAW(&wire, "2S\0\0\0\0");
+    CHECK_INT(decode_err(NULL, &wire, &g1), SL_EPROTO);
+    CHECK_STR(g1.err, "invalid compressed frame length 0");
+    sl_buf_reset(&wire);
+    RAW(&wire, "2S\xff\xff\xff\xff");
+    CHECK_INT(decode_err(NULL, &wire, &g1), SL_ELIMIT);
+    CHECK(strstr(g1.err, "max_frame") != NULL);
+
+    /* No nesting: an S block inside a C block, or a C block inside an S block. */
+    sl_buf_reset(&wire);
+    put_json_str(&frames, 1, "{}");
+    CHECK_INT(sl_lj_put_zstream(&mid, z, frames.data, frames.len), 0);
+    CHECK_INT(sl_lj_put_compressed(&wire, SL_LJ_ZLIB, 1, mid.data, mid.len), 0);
+    CHECK_INT(decode_err(NULL, &wire, &g1), SL_EPROTO);
+    CHECK_STR(g1.err, "nested compressed frame 'S' inside compressed block");
+    sl_buf_reset(&wire);
+    sl_buf_reset(&mid);
+    CHECK_INT(sl_lj_put_compressed(&mid, SL_LJ_ZLIB, 1, frames.data, frames.len), 0);
+    sl_lj_zstream_reset(z);
+    CHECK_INT(sl_lj_put_zstream(&wire, z, mid.data, mid.len), 0);
+    CHECK_INT(decode_err(NULL, &wire, &g1), SL_EPROTO);
+    CHECK_STR(g1.err, "nested compressed frame 'C' inside compressed block");
+
+    /* An inner frame larger than max_inflated, in a later block of the stream. */
+    struct sl_lj_limits lim = {.max_frame = 1u << 20, .max_inflated = 64u << 10};
+    sl_buf_reset(&wire);
+    sl_lj_zstream_reset(z);
+    put_stream_window(&wire, z, 0, 2);
+    char *big = malloc(100000);
+    memset(big, 'x', 100000);
+    big[0] = '"';
+    big[99999] = '"';
+    sl_buf_reset(&frames);
+    CHECK_INT(sl_lj_put_json(&frames, 1, big, 100000), 0);
+    CHECK_INT(sl_lj_put_window(&wire, '2', 1), 0);
+    CHECK_INT(sl_lj_put_zstream(&wire, z, frames.data, frames.len), 0);
+    CHECK_INT(decode_err(&lim, &wire, &g1), SL_ELIMIT);
+    CHECK_INT(g1.n, 4);
+    CHECK_STR(g1.err, "a frame inside a compressed block exceeds max_inflated (65536 bytes)");
+    free(big);
+
+    /* A stream whose frame asks for a window over the decoder's cap (8 MiB):
+     * refused before anything is allocated for it, as for Z. */
+    ZSTD_CCtx *cc = ZSTD_createCCtx();
+    ZSTD_CCtx_setParameter(cc, ZSTD_c_windowLog, 24);
+    stream_window(&frames, 0, 2);
+    sl_buf_reset(&wire);
+    sl_buf_reserve(&wire, 6 + ZSTD_compressBound(frames.len) + 64);
+    ZSTD_outBuffer o = {wire.data + 6, wire.cap - 7, 0};
+    ZSTD_inBuffer in = {frames.data, frames.len, 0};
+    CHECK_INT(ZSTD_compressStream2(cc, &o, &in, ZSTD_e_flush), 0);
+    memcpy(wire.data, "2S", 2);
+    sl_put_u32be(wire.data + 2, (uint32_t)o.pos);
+    wire.len = 6 + o.pos;
+    CHECK_INT(decode_err(NULL, &wire, &g1), SL_ELIMIT);
+    CHECK(strstr(g1.err, "window") != NULL && strstr(g1.err, "max_inflated") != NULL);
+    ZSTD_freeCCtx(cc);
+
+    /* A block cut short: what its whole zstd blocks held ends inside an event,
+     * which fails the framing as in a Z block. */
+    sl_buf_reset(&wire);
+    sl_lj_zstream_reset(z);
+    put_stream_window(&wire, z, 0, 2000);  /* over 128 KiB: several zstd blocks */
+    wire.len -= 5;
+    sl_put_u32be(wire.data + 8, (uint32_t)(wire.len - 12));
+    CHECK_INT(decode_err(NULL, &wire, &g1), SL_EPROTO);
+    CHECK_STR(g1.err, "truncated frame inside compressed block");
+    CHECK(g1.n > 1 && g1.n < 2001);
+    /* Cut inside its only zstd block, nothing of it can come out: the window
+     * stays incomplete (the aggregator's frame_timeout ends it), no error. */
+    sl_buf_reset(&wire);
+    sl_lj_zstream_reset(z);
+    put_stream_window(&wire, z, 0, 3);
+    wire.len -= 5;
+    sl_put_u32be(wire.data + 8, (uint32_t)(wire.len - 12));
+    CHECK_INT(decode_err(NULL, &wire, &g1), 0);
+    CHECK_INT(g1.n, 1);
+
+    gots_free(&g1);
+    sl_buf_free(&wire);
+    sl_buf_free(&frames);
+    sl_buf_free(&mid);
+    sl_lj_zstream_free(z);
+}
+
+TEST(test_trim_keeps_an_open_stream)
+{
+    struct sl_lj_zstream *z = sl_lj_zstream_new(1);
+    struct sl_buf a, b, c;
+    sl_buf_init(&a, 0);
+    sl_buf_init(&b, 0);
+    sl_buf_init(&c, 0);
+    put_stream_window(&a, z, 0, 3);
+    put_stream_window(&b, z, 3, 3);
+    struct sl_lj_decoder *d = sl_lj_decoder_new(NULL);
+    CHECK_INT(sl_lj_decoder_feed(d, a.data, a.len), 0);
+    CHECK_INT(pull(d, &g1), 0);
+    CHECK_INT(g1.n, 4);
+    /* Idle between windows: the buffers go, the stream's window stays. */
+    sl_lj_decoder_trim(d);
+    CHECK_INT(sl_lj_decoder_buffered(d), 0);
+    CHECK(sl_lj_decoder_stream_open(d));
+    CHECK_INT(sl_lj_decoder_feed(d, b.data, b.len), 0);
+    CHECK_INT(pull(d, &g1), 0);
+    CHECK_INT(g1.n, 8);
+    check_stream_events(&g1, 2, 3);
+
+    /* Mid-frame, trim does nothing: the half-fed window still decodes. */
+    put_stream_window(&c, z, 6, 3);
+    CHECK_INT(sl_lj_decoder_feed(d, c.data, c.len / 2), 0);
+    CHECK_INT(pull(d, &g1), 0);
+    sl_lj_decoder_trim(d);
+    CHECK_INT(sl_lj_decoder_feed(d, c.data + c.len / 2, c.len - c.len / 2), 0);
+    CHECK_INT(pull(d, &g1), 0);
+    check_stream_events(&g1, 3, 3);
+
+    /* Without a stream, trim releases the contexts and the decoder goes on. */
+    sl_lj_decoder_free(d);
+    d = sl_lj_decoder_new(NULL);
+    gots_free(&g1);
+    sl_buf_reset(&a);
+    struct sl_buf frames;
+    sl_buf_init(&frames, 0);
+    put_json_str(&frames, 1, "{\"m\":1}");
+    CHECK_INT(sl_lj_put_window(&a, '2', 1), 0);
+    CHECK_INT(sl_lj_put_compressed(&a, SL_LJ_ZSTDC, 1, frames.data, frames.len), 0);
+    CHECK_INT(sl_lj_put_window(&a, '2', 1), 0);
+    CHECK_INT(sl_lj_put_compressed(&a, SL_LJ_ZLIB, 1, frames.data, frames.len), 0);
+    for (int round = 0; round < 2; round++) {
+        CHECK_INT(sl_lj_decoder_feed(d, a.data, a.len), 0);
+        CHECK_INT(pull(d, &g1), 0);
+        CHECK(!sl_lj_decoder_stream_open(d));
+        sl_lj_decoder_trim(d);
+    }
+    CHECK_INT(g1.n, 8);
+    sl_lj_decoder_free(d);
+
+    gots_free(&g1);
+    sl_buf_free(&a);
+    sl_buf_free(&b);
+    sl_buf_free(&c);
+    sl_buf_free(&frames);
+    sl_lj_zstream_free(z);
+}
+
 int main(void)
 {
     RUN(test_encode_exact_bytes);
@@ -995,5 +1337,9 @@ int main(void)
     RUN(test_big_window_inflates_a_piece_at_a_time);
     RUN(test_zlib_bomb);
     RUN(test_zstd_bomb);
+    RUN(test_zstream_continues_across_windows);
+    RUN(test_zstream_fresh_decoder_rejects_a_continuation);
+    RUN(test_zstream_limits_hold);
+    RUN(test_trim_keeps_an_open_stream);
     return TEST_SUMMARY();
 }

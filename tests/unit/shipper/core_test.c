@@ -1,9 +1,11 @@
 /*
- * shipper_core_test.c - the shipper's event writer, registry and queue,
- * driven in-process with exact expectations.
+ * shipper_core_test.c - the shipper's event writer, registry, queue and
+ * sender, driven in-process with exact expectations.
  */
 #include <dirent.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +17,10 @@
 #include "event.h"
 #include "queue.h"
 #include "registry.h"
+#include "sender.h"
 #include "sluice/buf.h"
+#include "sluice/json.h"
+#include "sluice/net.h"
 #include "sluice/loop.h"
 #include "sluice/lumberjack.h"
 #include "sluice/metrics.h"
@@ -921,12 +926,269 @@ TEST(registry_index_answers_as_the_linear_scan_did_for_20000_entries)
     free(refs);
 }
 
+/* The message as sl_json_put_str writes it: what event_encode must produce. */
+static void check_message_like_the_library(const struct event_tmpl *t, const char *msg,
+                                           size_t len)
+{
+    struct sl_buf got, want;
+    sl_buf_init(&got, 0);
+    sl_buf_init(&want, 0);
+    CHECK_INT(event_encode(&got, t, "2026-11-27T06:00:00.123Z", "\"p\"", 3, msg, len, 7, 0), 0);
+    sl_buf_puts(&want, "{\"@timestamp\":\"2026-11-27T06:00:00.123Z\",\"@metadata\":{\"beat\":"
+                       "\"sluice\",\"type\":\"_doc\",\"version\":\"" SL_VERSION "\"},\"message\":");
+    sl_json_put_str(&want, msg, len);
+    sl_buf_puts(&want, ",\"log\":{\"file\":{\"path\":\"p\"},\"offset\":7}");
+    sl_buf_append(&want, t->tail, t->tail_len);
+    if (got.len != want.len || memcmp(got.data, want.data, got.len) != 0) {
+        fprintf(stderr, "message of %zu bytes encoded differently:\n  got  %.*s\n  want %.*s\n",
+                len, (int)got.len, got.data, (int)want.len, want.data);
+        CHECK(!"event_encode differs from sl_json_put_str");
+    }
+    sl_buf_free(&got);
+    sl_buf_free(&want);
+}
+
+TEST(event_message_escapes_exactly_as_the_json_library)
+{
+    struct input_conf in = {0};
+    struct event_tmpl t;
+    event_tmpl_init(&t, &in, "h");
+    static const char *const fixed[] = {
+        "", "plain", "\"", "\\", "a\"b\\c", "\x01\x1f\x7f", "tab\there\r\n\b\f",
+        "0123456789abcde\"", "0123456789abcdef\"", "0123456789abcdef0\"",
+        "caf\xc3\xa9 \xe2\x98\x83", "bad \xff utf8", "\xc3", "lone \xed\xa0\x80 surrogate",
+        "0123456789abcdef0123456789abcdef\xc3\xa9",
+    };
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+        check_message_like_the_library(&t, fixed[i], strlen(fixed[i]));
+    }
+    /* Every length around the 16-byte steps, with a special byte at every place. */
+    static const char specials[] = {'"', '\\', '\n', 0x01, 0x1f, (char)0x80, (char)0xc3, 0x7f};
+    char buf[80];
+    for (size_t len = 1; len <= sizeof(buf); len++) {
+        for (size_t at = 0; at < len; at += 3) {
+            memset(buf, 'x', len);
+            buf[at] = specials[(len + at) % sizeof(specials)];
+            check_message_like_the_library(&t, buf, len);
+        }
+    }
+    /* Random bytes, and lines longer than the inline limit (the library path). */
+    uint32_t rnd = 99;
+    char *big = malloc(70000);
+    for (int round = 0; round < 200; round++) {
+        size_t len = round < 190 ? (size_t)(round * 7) % 300 : 65536 + (size_t)round;
+        for (size_t i = 0; i < len; i++) {
+            rnd = rnd * 1103515245u + 12345u;
+            unsigned r = (rnd >> 16) & 0xff;
+            big[i] = (char)(round % 2 ? (r % 95) + 0x20 : r);  /* ASCII-only every other round */
+        }
+        check_message_like_the_library(&t, big, len);
+    }
+    free(big);
+
+    /* Both flags, in Filebeat's order. */
+    struct sl_buf b;
+    sl_buf_init(&b, 0);
+    CHECK_INT(event_encode(&b, &t, "2026-11-27T06:00:00.123Z", "\"p\"", 3, "m", 1,
+                           UINT64_MAX, EVENT_FLAG_MULTILINE | EVENT_FLAG_TRUNCATED), 0);
+    CHECK(strstr(sl_buf_cstr(&b), ",\"offset\":18446744073709551615,\"flags\":[\"multiline\","
+                                  "\"truncated\"]},\"input\"") != NULL);
+    sl_buf_reset(&b);
+    CHECK_INT(event_encode(&b, &t, "2026-11-27T06:00:00.123Z", "\"p\"", 3, "m", 1, 0,
+                           EVENT_FLAG_MULTILINE), 0);
+    CHECK(strstr(sl_buf_cstr(&b), ",\"offset\":0,\"flags\":[\"multiline\"]},") != NULL);
+
+    /* A bounded buffer is refused whole, as before. */
+    struct sl_buf small;
+    sl_buf_init(&small, 64);
+    CHECK_INT(event_encode(&small, &t, "2026-11-27T06:00:00.123Z", "\"p\"", 3, "m", 1, 0, 0),
+              SL_ELIMIT);
+    sl_buf_free(&small);
+    sl_buf_free(&b);
+    event_tmpl_free(&t);
+}
+
+TEST(output_compression_levels_default_per_codec)
+{
+    struct shipper_conf c;
+    conf_of("inputs: [{paths: [/x]}]\n", &c);
+    CHECK_INT(c.output.compression, COMP_ZSTD);
+    CHECK_INT(c.output.compression_level, 1);
+    shipper_conf_free(&c);
+    conf_of("inputs: [{paths: [/x]}]\noutput: {compression: zstd_stream}\n", &c);
+    CHECK_INT(c.output.compression, COMP_ZSTD_STREAM);
+    CHECK_INT(c.output.compression_level, 1);
+    shipper_conf_free(&c);
+    conf_of("inputs: [{paths: [/x]}]\noutput: {compression: zlib}\n", &c);
+    CHECK_INT(c.output.compression_level, 3);
+    shipper_conf_free(&c);
+    conf_of("inputs: [{paths: [/x]}]\noutput: {compression: zstd_stream, compression_level: 7}\n",
+            &c);
+    CHECK_INT(c.output.compression_level, 7);
+    shipper_conf_free(&c);
+}
+
+/* ---- the sender, against a socket of the test's own ---- */
+
+/* Runs the loop for about ms. */
+static void run_loop(struct sl_loop *loop, uint64_t ms)
+{
+    sl_loop_timer(loop, ms, false, stop_loop, NULL);
+    sl_loop_run(loop);
+}
+
+/* Accepts the sender's next connection, running the loop meanwhile; -1 after 5 s. */
+static int accept_sender(struct sl_loop *loop, int lfd)
+{
+    for (int i = 0; i < 250; i++) {
+        int fd = accept(lfd, NULL, NULL);
+        if (fd >= 0) {
+            return fd;
+        }
+        run_loop(loop, 20);
+    }
+    return -1;
+}
+
+/*
+ * Reads from fd into the decoder until it has returned want frames (W and J),
+ * running the loop meanwhile so that the sender writes; the bytes go to raw.
+ */
+static int read_frames(struct sl_loop *loop, int fd, struct sl_lj_decoder *d, int want,
+                       struct sl_lj_frame *fs, char (*texts)[64], struct sl_buf *raw)
+{
+    int n = 0;
+    for (int i = 0; i < 250 && n < want; i++) {
+        run_loop(loop, 20);
+        char buf[4096];
+        ssize_t r = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+        if (r <= 0) {
+            continue;
+        }
+        sl_buf_append(raw, buf, (size_t)r);
+        if (sl_lj_decoder_feed(d, buf, (size_t)r) != 0) {
+            return -1;
+        }
+        int rc = 0;
+        while (n < want && (rc = sl_lj_decoder_next(d, &fs[n])) == 1) {
+            snprintf(texts[n], 64, "%.*s", (int)fs[n].len, fs[n].data ? fs[n].data : "");
+            n++;
+        }
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    return n;
+}
+
+static void send_ack(int fd, uint32_t seq)
+{
+    unsigned char a[6] = {'2', 'A'};
+    sl_put_u32be(a + 2, seq);
+    CHECK_INT(send(fd, a, sizeof(a), MSG_NOSIGNAL), 6);
+}
+
+TEST(sender_starts_a_new_zstd_stream_on_every_connection)
+{
+    char dir[128];
+    snprintf(dir, sizeof(dir), "%s/reg-sender", tmpdir);
+    struct registry *r;
+    CHECK_INT(registry_open(dir, &r), 0);
+    struct sl_metrics *m = sl_metrics_new();
+    struct queue q;
+    queue_init(&q, 100, 3, r, m);
+    struct registry_entry *e = registry_add(r, 9, 9, "/s");
+    for (int i = 0; i < 6; i++) {
+        char msg[32];
+        snprintf(msg, sizeof(msg), "{\"i\":%d}", i);
+        add_event(&q, e, msg, (uint64_t)(i + 1) * 10);
+    }
+    queue_seal(&q);
+
+    int lfd = sl_net_listen("127.0.0.1:0", 4);
+    CHECK(lfd >= 0);
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", sl_net_local_port(lfd));
+    struct host_conf host = {.addr = addr, .weight = 1};
+    struct output_conf oc = {.hosts = &host, .nhosts = 1, .loadbalance = true,
+                             .compression = COMP_ZSTD_STREAM, .compression_level = 1,
+                             .bulk_max_events = 3, .timeout_ms = 30000, .backoff_init_ms = 10,
+                             .backoff_max_ms = 20, .pipelining = 2};
+    struct sl_loop *loop = sl_loop_new();
+    struct sender *s = sender_new(loop, &oc, &q, m);
+    struct sl_lj_frame fs[16];
+    char texts[16][64];
+
+    /* Connection 1: both windows, the second an S block that continues the first. */
+    struct sl_buf raw;
+    sl_buf_init(&raw, 0);
+    int fd = accept_sender(loop, lfd);
+    CHECK(fd >= 0);
+    struct sl_lj_decoder *d = sl_lj_decoder_new(NULL);
+    CHECK_INT(read_frames(loop, fd, d, 8, fs, texts, &raw), 8);
+    CHECK(fs[0].type == SL_LJ_WINDOW && fs[0].value == 3);
+    CHECK(fs[4].type == SL_LJ_WINDOW && fs[4].value == 3);
+    CHECK(fs[7].type == SL_LJ_JSON && fs[7].compressed && fs[7].value == 3);
+    CHECK_STR(texts[7], "{\"i\":5}");
+    CHECK(sl_lj_decoder_stream_open(d));
+    sl_lj_decoder_free(d);
+    /* The second window's block continues the first: alone, it is refused. */
+    CHECK(raw.len > 12 && raw.data[7] == SL_LJ_ZSTREAM);
+    size_t second = 12 + sl_get_u32be(raw.data + 8);
+    CHECK(second < raw.len);
+    d = sl_lj_decoder_new(NULL);
+    struct sl_lj_frame f;
+    CHECK_INT(sl_lj_decoder_feed(d, raw.data + second, raw.len - second), 0);
+    CHECK_INT(sl_lj_decoder_next(d, &f), 1);
+    CHECK_INT(sl_lj_decoder_next(d, &f), SL_EPROTO);
+    sl_lj_decoder_free(d);
+
+    /* ACK 1 of the first window, then drop the connection without more. */
+    send_ack(fd, 1);
+    run_loop(loop, 50);
+    close(fd);
+    CHECK_INT(e->offset, 10);
+
+    /* Connection 2: a fresh decoder reads the resent events from the start of
+     * a new stream: the tail of window 1 renumbered 1..2, then window 2. */
+    fd = accept_sender(loop, lfd);
+    CHECK(fd >= 0);
+    d = sl_lj_decoder_new(NULL);
+    sl_buf_reset(&raw);
+    CHECK_INT(read_frames(loop, fd, d, 7, fs, texts, &raw), 7);
+    CHECK(fs[0].type == SL_LJ_WINDOW && fs[0].value == 2);
+    CHECK(fs[1].value == 1 && fs[2].value == 2);
+    CHECK_STR(texts[1], "{\"i\":1}");
+    CHECK_STR(texts[2], "{\"i\":2}");
+    CHECK(fs[3].type == SL_LJ_WINDOW && fs[3].value == 3);
+    CHECK_STR(texts[6], "{\"i\":5}");
+    send_ack(fd, 2);
+    send_ack(fd, 3);
+    for (int i = 0; i < 100 && q.events > 0; i++) {
+        run_loop(loop, 20);
+    }
+    CHECK_INT(q.events, 0);
+    CHECK_INT(e->offset, 60);
+    CHECK(sender_quiet(s));
+
+    sl_lj_decoder_free(d);
+    sl_buf_free(&raw);
+    close(fd);
+    close(lfd);
+    sender_free(s);
+    sl_loop_free(loop);
+    queue_free(&q);
+    sl_metrics_free(m);
+    registry_close(r);
+}
+
 int main(void)
 {
     /* Thousands of files are opened below: their "harvesting" lines would bury the results. */
     sl_log_init("core_test", SL_LOG_WARN, SL_LOG_TEXT);
     make_tmpdir();
     RUN(event_has_the_beats_shape);
+    RUN(event_message_escapes_exactly_as_the_json_library);
     RUN(registry_round_trips_offsets_and_fingerprints);
     RUN(corrupt_registry_falls_back_to_the_backup);
     RUN(queue_encodes_frames_and_commits_in_order);
@@ -941,6 +1203,8 @@ int main(void)
     RUN(tail_harvester_limit_reads_every_line_of_many_files);
     RUN(tail_close_inactive_keeps_an_unchanged_file_closed);
     RUN(registry_index_answers_as_the_linear_scan_did_for_20000_entries);
+    RUN(output_compression_levels_default_per_codec);
+    RUN(sender_starts_a_new_zstd_stream_on_every_connection);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
     if (system(cmd) != 0) {
