@@ -176,6 +176,7 @@ struct agg_listener {
     struct sl_metric *m_rejected;
     struct sl_metric *m_received;
     struct sl_metric *m_acked;
+    struct sl_metric *m_last_ack;
     struct sl_metric *m_windows;
     struct sl_metric *m_queue;
     struct sl_metric *m_failed;
@@ -476,6 +477,7 @@ static void flush_acks(struct conn *c)
         }
         queue_ack(c, w->version, w->last_seq);
         sl_counter_add(l->m_acked, w->in.batch.n);
+        sl_gauge_set(l->m_last_ack, (double)sl_wall_ms() / 1000.0);
         window_free(w);
     }
     conn_flush(c);
@@ -1116,6 +1118,9 @@ struct agg_listener *agg_listener_new(struct sl_loop *loop, const struct agg_con
                                        NULL);
     l->m_received = sl_metrics_counter(metrics, "sluice_aggregator_events_received_total",
                                        "Events decoded from Lumberjack windows.", NULL);
+    l->m_last_ack = sl_metrics_gauge(metrics, "sluice_aggregator_last_ack_timestamp_seconds",
+                                     "When a window was last ACKed (Unix time; 0: never).",
+                                     NULL);
     l->m_acked = sl_metrics_counter(metrics, "sluice_aggregator_events_acked_total",
                                     "Events acknowledged to clients after every output took them.",
                                     NULL);

@@ -345,6 +345,7 @@ int main(int argc, char **argv)
     a.loop = sl_loop_new();
     sl_raise_nofile();
     a.metrics = sl_metrics_new();
+    sl_metrics_build_info(a.metrics, "sluice_aggregator");
     if (!a.loop) {
         goto out;
     }

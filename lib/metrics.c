@@ -709,3 +709,12 @@ int sl_metrics_render(struct sl_metrics *reg, struct sl_buf *out)
     render_process(&o);
     return o.rc;
 }
+
+void sl_metrics_build_info(struct sl_metrics *reg, const char *prefix)
+{
+    char name[96];
+    snprintf(name, sizeof(name), "%s_build_info", prefix);
+    const char *labels[] = {"version", SL_VERSION, NULL};
+    sl_gauge_set(sl_metrics_gauge(reg, name, "Always 1; the labels say which build this is.",
+                                  labels), 1);
+}

@@ -241,6 +241,7 @@ int main(int argc, char **argv)
     s.exit_code = 1;
     sl_raise_nofile();
     s.metrics = sl_metrics_new();
+    sl_metrics_build_info(s.metrics, "sluice_shipper");
     if (registry_open(s.conf.registry_path, &s.reg) != 0) {
         goto out;
     }

@@ -20,6 +20,12 @@ void queue_init(struct queue *q, size_t max_events, uint32_t bulk_max, struct re
                                          "Events read and not yet ACKed.", NULL);
     q->m_acked = sl_metrics_counter(metrics, "sluice_shipper_events_acked_total",
                                     "Events the aggregator ACKed.", NULL);
+    q->m_last_ack = sl_metrics_gauge(metrics, "sluice_shipper_last_ack_timestamp_seconds",
+                                     "When the last ACK arrived (Unix time; 0: never).", NULL);
+    sl_gauge_set(sl_metrics_gauge(metrics, "sluice_shipper_queue_capacity_events",
+                                  "queue.max_events: events read and not yet ACKed, at most.",
+                                  NULL),
+                 (double)max_events);
 }
 
 static void batch_free(struct batch *b)
@@ -204,6 +210,7 @@ void queue_ack(struct queue *q, struct batch *b, uint32_t upto)
         return;
     }
     sl_counter_add(q->m_acked, upto - b->acked);
+    sl_gauge_set(q->m_last_ack, (double)sl_wall_ms() / 1000.0);
     b->acked = upto;
     commit(q);
 }

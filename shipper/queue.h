@@ -46,6 +46,7 @@ struct queue {
     size_t npool;
     struct sl_metric *m_queue_events;
     struct sl_metric *m_acked;
+    struct sl_metric *m_last_ack;
 };
 
 void queue_init(struct queue *q, size_t max_events, uint32_t bulk_max, struct registry *reg,

@@ -42,6 +42,13 @@ metrics: {{listen: "127.0.0.1:{mport}", unhealthy_after: {unhealthy_after}}}
     return p, mport, logs
 
 
+def version():
+    """What `sluice-shipper -V` prints, e.g. "sluice-shipper 0.1.0" -> "0.1.0"."""
+    import subprocess
+    out = subprocess.run([SHIPPER, "-V"], capture_output=True, text=True, check=True).stdout
+    return out.split()[-1]
+
+
 def healthz(mport):
     return http_get(f"http://127.0.0.1:{mport}/healthz")
 
@@ -59,19 +66,32 @@ def test_never_reachable_aggregator_is_503_and_acks_make_it_200(tmp_path, procs)
     m = UNHEALTHY.fullmatch(body)
     assert m, body
     assert int(m.group(1)) > 1000 and m.group(2) == "1000" and m.group(3) == "100"
-    assert metrics_of(mport)["sluice_shipper_events_acked_total"] == 0
+    sm = metrics_of(mport)
+    assert sm["sluice_shipper_events_acked_total"] == 0
+    # What an operator reads first: never ACKed, how full the queue may get, which build.
+    assert sm["sluice_shipper_last_ack_timestamp_seconds"] == 0
+    assert sm["sluice_shipper_queue_capacity_events"] == 4096  # queue.max_events default
+    assert sm['sluice_shipper_build_info{version="%s"}' % version()] == 1
 
     # The aggregator comes up on the address the shipper keeps retrying.
     out = tmp_path / "events.ndjson"
+    agg_mport = free_port()
     agg_cfg = write_config(tmp_path / "aggregator.yml", f"""
 input: {{listen: "127.0.0.1:{agg_port}"}}
 outputs: [{{file: {{path: "{out}"}}}}]
-metrics: {{listen: "127.0.0.1:{free_port()}"}}
+metrics: {{listen: "127.0.0.1:{agg_mport}"}}
 """)
     agg = procs([AGGREGATOR, "-c", str(agg_cfg)], str(tmp_path / "aggregator.log"))
     wait_port(agg_port, agg)
+    t0 = time.time()
     wait_for(lambda: metrics_of(mport)["sluice_shipper_events_acked_total"] == 100,
              what="100 events ACKed")
+    t1 = time.time()
+    last = metrics_of(mport)["sluice_shipper_last_ack_timestamp_seconds"]
+    assert t0 - 1 <= last <= t1 + 1, (t0, last, t1)
+    am = metrics_of(agg_mport)
+    assert t0 - 1 <= am["sluice_aggregator_last_ack_timestamp_seconds"] <= t1 + 1
+    assert am['sluice_aggregator_build_info{version="%s"}' % version()] == 1
     assert healthz(mport) == OK
     assert sorted(e["message"] for e in read_ndjson(out)) == sorted(
         f"waiting-{i}" for i in range(100))

@@ -28,6 +28,8 @@ struct sl_metric *sl_metrics_counter(struct sl_metrics *reg, const char *name, c
                                      const char *const *labels);
 struct sl_metric *sl_metrics_gauge(struct sl_metrics *reg, const char *name, const char *help,
                                    const char *const *labels);
+/* <prefix>_build_info{version="..."} 1: which build answers (prefix "sluice_shipper"). */
+void sl_metrics_build_info(struct sl_metrics *reg, const char *prefix);
 /* bounds: ascending upper bounds (the +Inf bucket is implicit). */
 struct sl_metric *sl_metrics_histogram(struct sl_metrics *reg, const char *name,
                                        const char *help, const char *const *labels,
