@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <strings.h>
 #include <unistd.h>
 #include <yaml.h>
@@ -615,11 +616,20 @@ int sl_cfg_load(struct sl_cfg *cfg, const char *path)
     struct sl_buf text;
     /* One byte over the limit is enough for cfg_parse to report the size. */
     sl_buf_init(&text, CFG_MAX_FILE + 1);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO nobody writes to would wait forever (-t
+     * included). Reads block again once open: a FIFO without a writer then
+     * reads as empty, one with a writer (a shell's <(...)) as its text. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    struct stat st;
     if (fd < 0) {
         sl_cfg_error(cfg, NULL, "cannot open: %s", strerror(errno));
         goto out;
     }
+    if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+        sl_cfg_error(cfg, NULL, "cannot read: a directory, not a file");
+        goto out;
+    }
+    (void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     for (;;) {
         size_t want = SL_MIN((size_t)65536, text.max - text.len);
         if (want == 0) {

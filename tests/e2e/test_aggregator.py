@@ -326,6 +326,25 @@ def run(args):
     return subprocess.run([AGGREGATOR] + args, capture_output=True, text=True, timeout=DEADLINE)
 
 
+def test_test_config_on_a_fifo_does_not_hang(tmp_path):
+    """-t on a FIFO nobody writes to reads it as empty (exit 2 at once, not a hang);
+    with a writer (a shell's <(...)) its text is the configuration; a directory says so."""
+    fifo = tmp_path / "agg.fifo"
+    os.mkfifo(fifo)
+    r = subprocess.run([AGGREGATOR, "-t", "-c", str(fifo)], capture_output=True, text=True,
+                       timeout=DEADLINE)
+    assert r.returncode == 2 and "the configuration is empty" in r.stderr, r.stderr
+
+    cfg = write_config(os.path.join(tmp_path, "agg.yml"), base_config(tmp_path))
+    # A pipe whose writer is there from the start: bash's <(...).
+    r = subprocess.run(["bash", "-c", f'exec "{AGGREGATOR}" -t -c <(cat "{cfg}")'],
+                       capture_output=True, text=True, timeout=DEADLINE)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([AGGREGATOR, "-t", "-c", str(tmp_path)], capture_output=True, text=True,
+                       timeout=DEADLINE)
+    assert r.returncode == 2 and "a directory, not a file" in r.stderr, r.stderr
+
+
 def test_test_config_ok(tmp_path):
     cfg = write_config(os.path.join(tmp_path, "ok.yml"), base_config(tmp_path))
     r = run(["-t", "-c", cfg])
