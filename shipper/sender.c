@@ -251,6 +251,23 @@ static int conn_send(struct conn *c, struct batch *b)
     return conn_flush(c);
 }
 
+/* What came instead of an ACK, shown so that an HTTP server or a TLS port
+ * answering on the aggregator's address is recognisable in the log. */
+static void not_lumberjack(struct conn *c, const uint8_t *p, size_t n)
+{
+    char shown[64], msg[160];
+    size_t k = 0;
+    for (size_t i = 0; i < n && i < 24 && k + 5 < sizeof(shown); i++) {
+        uint8_t ch = p[i];
+        k += (size_t)snprintf(shown + k, sizeof(shown) - k, ch >= 0x20 && ch < 0x7f && ch != '"'
+                                                              ? "%c" : "\\x%02x", ch);
+    }
+    shown[k] = '\0';
+    snprintf(msg, sizeof(msg), "not a Lumberjack server? expected an ACK frame, got \"%s\"%s",
+             shown, n > 24 ? "..." : "");
+    conn_fail(c, msg);
+}
+
 static void handle_ack(struct conn *c, uint32_t seq)
 {
     struct sender *s = c->s;
@@ -301,7 +318,7 @@ static void conn_read(struct conn *c)
                 break;
             }
             if (rc < 0) {
-                conn_fail(c, "protocol error: expected an ACK frame");
+                not_lumberjack(c, c->rbuf + off, c->rlen - off);
                 return;
             }
             off += (size_t)rc;

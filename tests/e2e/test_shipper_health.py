@@ -15,6 +15,7 @@ from conftest import (AGGREGATOR, SHIPPER, free_port, http_get, metrics_of, read
                       wait_for, wait_port, write_config)
 from stack import append_lines
 
+DEADLINE_S = 60
 OK = (200, "ok\n")
 UNHEALTHY = re.compile(r"the oldest unACKed event was read (\d+) ms ago "
                        r"\(unhealthy_after (\d+) ms\); (\d+) events queued\n")
@@ -217,3 +218,34 @@ def test_window_held_past_unhealthy_after_is_503_from_the_read(tmp_path, procs):
         assert ship.stop() == 0
     finally:
         srv.stop()
+
+
+def test_an_address_that_is_not_a_lumberjack_server_says_so(tmp_path, procs):
+    """A fake server, on purpose: what answers when `hosts:` points at an HTTP port. The
+    shipper names the mistake with the bytes it got, counts the error, and keeps retrying
+    without ACKing anything."""
+    srv = socket.create_server(("127.0.0.1", 0))
+    port = srv.getsockname()[1]
+
+    def http_answers():
+        srv.settimeout(DEADLINE_S)
+        try:
+            while True:
+                c, _ = srv.accept()
+                c.recv(65536)
+                c.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                c.close()
+        except OSError:
+            pass
+
+    threading.Thread(target=http_answers, daemon=True).start()
+    ship, mport, logs = start_shipper(procs, tmp_path, port, "30s", compression="none")
+    append_lines(logs / "app.log", ["one line"])
+    wait_for(lambda: 'got "HTTP/1.1 400 Bad Request"' in ship.logtext(),
+             what="the log naming what answered")
+    assert "not a Lumberjack server? expected an ACK frame" in ship.logtext()
+    m = metrics_of(mport)
+    assert m['sluice_shipper_connection_errors_total{host="127.0.0.1:%d"}' % port] >= 1
+    assert m["sluice_shipper_events_acked_total"] == 0
+    assert ship.stop() == 0
+    srv.close()
