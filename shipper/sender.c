@@ -58,6 +58,7 @@ struct conn {
     uint64_t since;          /* monotonic: connect start */
     uint64_t retry_at;
     struct sl_backoff backoff;  /* reset by an ACK: a connect alone proves little */
+    bool idle_closed;           /* the last close was the aggregator's idle timeout */
     int64_t cw;              /* smooth weighted round robin */
     struct sl_metric *m_errors;
     struct sl_metric *m_up;
@@ -79,12 +80,10 @@ struct sender {
 static void conn_connect(struct conn *c);
 static void conn_io(struct sl_loop *loop, int fd, unsigned events, void *arg);
 
-static void conn_fail(struct conn *c, const char *why)
+/* Closes c; it reconnects after retry_ms. */
+static void conn_down(struct conn *c, uint64_t retry_ms)
 {
     struct sender *s = c->s;
-    sl_warn("output %s: %s%s", c->host->addr, why,
-            c->nfl ? "; unACKed events will be resent" : "");
-    sl_counter_inc(c->m_errors);
     sl_tls_free(c->tls);
     c->tls = NULL;
     if (c->fd >= 0) {
@@ -101,7 +100,15 @@ static void conn_fail(struct conn *c, const char *why)
     c->rlen = 0;
     c->state = C_DOWN;
     sl_gauge_set(c->m_up, 0);
-    c->retry_at = sl_now_ms() + sl_backoff_next(&c->backoff);
+    c->retry_at = sl_now_ms() + retry_ms;
+}
+
+static void conn_fail(struct conn *c, const char *why)
+{
+    sl_warn("output %s: %s%s", c->host->addr, why,
+            c->nfl ? "; unACKed events will be resent" : "");
+    sl_counter_inc(c->m_errors);
+    conn_down(c, sl_backoff_next(&c->backoff));
 }
 
 static void conn_want(struct conn *c)
@@ -295,6 +302,15 @@ static void conn_read(struct conn *c)
 {
     for (;;) {
         ssize_t r = conn_recv_bytes(c, c->rbuf + c->rlen, sizeof(c->rbuf) - c->rlen);
+        if (r == 0 && c->nfl == 0 && c->wbuf.len == 0) {
+            /* An idle connection the aggregator let go (client_inactivity_timeout):
+             * routine, not an error; reconnect at once, quietly. */
+            sl_debug("output %s: idle connection closed by the aggregator; reconnecting",
+                     c->host->addr);
+            conn_down(c, 0);
+            c->idle_closed = true;
+            return;
+        }
         if (r == 0) {
             conn_fail(c, "connection closed by the aggregator");
             return;
@@ -339,11 +355,14 @@ static void conn_up(struct conn *c)
     }
     c->state = C_UP;
     sl_gauge_set(c->m_up, 1);
+    /* After an idle close this is routine, once a minute: not worth a line. */
+    enum sl_log_level lvl = c->idle_closed ? SL_LOG_DEBUG : SL_LOG_INFO;
+    c->idle_closed = false;
     if (c->tls) {
-        sl_info("output: connected to %s (%s, %s)", c->host->addr, sl_tls_protocol(c->tls),
-                sl_tls_cipher(c->tls));
+        sl_log_write(lvl, "output: connected to %s (%s, %s)", c->host->addr,
+                     sl_tls_protocol(c->tls), sl_tls_cipher(c->tls));
     } else {
-        sl_info("output: connected to %s", c->host->addr);
+        sl_log_write(lvl, "output: connected to %s", c->host->addr);
     }
     conn_want(c);
     sender_pump(c->s);

@@ -249,3 +249,32 @@ def test_an_address_that_is_not_a_lumberjack_server_says_so(tmp_path, procs):
     assert m["sluice_shipper_events_acked_total"] == 0
     assert ship.stop() == 0
     srv.close()
+
+
+def test_an_idle_connection_the_aggregator_closes_is_not_an_error(tmp_path, procs):
+    """The aggregator lets an idle client go after client_inactivity_timeout; the shipper
+    reconnects quietly: no warning, no connection error counted, and the next lines flow."""
+    agg_port, agg_mport = free_port(), free_port()
+    out = tmp_path / "events.ndjson"
+    agg_cfg = write_config(tmp_path / "aggregator.yml", f"""
+input: {{listen: "127.0.0.1:{agg_port}", client_inactivity_timeout: 1s}}
+outputs: [{{file: {{path: "{out}"}}}}]
+metrics: {{listen: "127.0.0.1:{agg_mport}"}}
+""")
+    agg = procs([AGGREGATOR, "-c", str(agg_cfg)], str(tmp_path / "aggregator.log"))
+    wait_port(agg_port, agg)
+    ship, mport, logs = start_shipper(procs, tmp_path, agg_port, "30s")
+    append_lines(logs / "app.log", ["before the idle spell"])
+    wait_for(lambda: metrics_of(mport)["sluice_shipper_events_acked_total"] == 1, what="1 ACK")
+    # Idle: the aggregator closes the connection (at least twice over this wait).
+    wait_for(lambda: agg.logtext().count("(client_inactivity_timeout); closing") >= 2,
+             what="the aggregator closing the idle connection twice")
+    append_lines(logs / "app.log", ["after the idle spell"])
+    wait_for(lambda: metrics_of(mport)["sluice_shipper_events_acked_total"] == 2, what="2 ACKs")
+    key = 'sluice_shipper_connection_errors_total{host="127.0.0.1:%d"}' % agg_port
+    assert metrics_of(mport).get(key, 0) == 0, ship.logtext()
+    assert "closed by the aggregator" not in ship.logtext()
+    assert [e["message"] for e in read_ndjson(out)] == ["before the idle spell",
+                                                        "after the idle spell"]
+    assert ship.stop() == 0
+    assert agg.stop() == 0
