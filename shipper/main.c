@@ -222,6 +222,15 @@ static bool health(void *arg, struct sl_buf *body)
             return false;
         }
     }
+    uint64_t failing = registry_failing_since(s->reg);
+    if (failing && sl_now_ms() - failing > s->conf.unhealthy_after_ms) {
+        /* ACKs come in but are not saved: a restart would send them all again. */
+        sl_buf_printf(body, "registry writes have failed for %llu ms (unhealthy_after %llu ms): "
+                            "see the log\n",
+                      (unsigned long long)(sl_now_ms() - failing),
+                      (unsigned long long)s->conf.unhealthy_after_ms);
+        return false;
+    }
     sl_buf_puts(body, "ok\n");
     return true;
 }
@@ -245,6 +254,7 @@ int main(int argc, char **argv)
     if (registry_open(s.conf.registry_path, &s.reg) != 0) {
         goto out;
     }
+    registry_metrics(s.reg, s.metrics);
     s.loop = sl_loop_new();
     if (!s.loop || sl_loop_signals(s.loop, on_signal, &s) != 0) {
         goto out;

@@ -35,7 +35,9 @@ struct registry {
      * Each chain keeps the order of the list at head (newest first), so the
      * first live match is the one a scan of the list would find. */
     struct registry_entry **buckets;
-    size_t nbuckets;          /* 0 or a power of two: at most 2 * count after adds, 4 * count (or 64) after expiry */
+    size_t nbuckets;
+    uint64_t failing_since;   /* monotonic ms of the first failed write in a row; 0: fine */
+    struct sl_metric *m_ok, *m_error, *m_last_ok;          /* 0 or a power of two: at most 2 * count after adds, 4 * count (or 64) after expiry */
 };
 
 #define REGISTRY_MIN_BUCKETS 64
@@ -485,16 +487,64 @@ static void encode(struct registry *r, struct sl_buf *b)
     sl_buf_puts(b, "\n]}\n");
 }
 
+void registry_metrics(struct registry *r, struct sl_metrics *metrics)
+{
+    const char *help = "Registry writes, by result (ok|error).";
+    r->m_ok = sl_metrics_counter(metrics, "sluice_shipper_registry_writes_total", help,
+                                 (const char *[]){"result", "ok", NULL});
+    r->m_error = sl_metrics_counter(metrics, "sluice_shipper_registry_writes_total", help,
+                                    (const char *[]){"result", "error", NULL});
+    r->m_last_ok = sl_metrics_gauge(metrics, "sluice_shipper_registry_last_write_timestamp_seconds",
+                                    "When the registry was last written (Unix time; 0: not yet).",
+                                    NULL);
+}
+
+uint64_t registry_failing_since(const struct registry *r)
+{
+    return r->failing_since;
+}
+
+static int open_tmp(struct registry *r)
+{
+    int fd = open(r->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (fd < 0 && errno == ENOENT) {
+        /* Its directory was removed under us: offsets must still be saved somewhere. */
+        if (sl_mkdir_p(r->dir, 0750) == 0) {
+            sl_warn("registry: %s was removed; created it again", r->dir);
+            fd = open(r->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+        }
+    }
+    return fd;
+}
+
+static int flush_once(struct registry *r);
+
 int registry_flush(struct registry *r)
 {
     if (!r->dirty) {
         return 0;
     }
+    int rc = flush_once(r);
+    if (rc == 0) {
+        r->failing_since = 0;
+        sl_counter_inc(r->m_ok);
+        sl_gauge_set(r->m_last_ok, (double)sl_wall_ms() / 1000.0);
+    } else {
+        if (!r->failing_since) {
+            r->failing_since = sl_now_ms();
+        }
+        sl_counter_inc(r->m_error);
+    }
+    return rc;
+}
+
+static int flush_once(struct registry *r)
+{
     int rc = SL_EIO;
     struct sl_buf b;
     sl_buf_init(&b, 0);
     encode(r, &b);
-    int fd = open(r->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    int fd = open_tmp(r);
     if (fd < 0) {
         sl_error("registry: cannot create %s: %s", r->tmp, strerror(errno));
         goto out;

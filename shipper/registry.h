@@ -9,6 +9,7 @@
 #define SHIPPER_REGISTRY_H
 
 #include "sluice/common.h"
+#include "sluice/metrics.h"
 
 /* Fingerprint: a hash of the first FP_MAX bytes (fewer while the file is smaller). */
 #define REGISTRY_FP_MAX 1024
@@ -59,8 +60,13 @@ struct registry_entry *registry_add(struct registry *r, uint64_t dev, uint64_t i
 void registry_ack(struct registry *r, struct registry_entry *e, uint64_t gen, uint64_t offset);
 /* Marks the registry changed (path, fingerprint or offset). */
 void registry_touch(struct registry *r);
-/* Writes the file if anything changed since the last write. 0 or SL_EIO. */
+/* Writes the file if anything changed since the last write. 0 or SL_EIO. A
+ * directory removed under the running shipper is created again. */
 int registry_flush(struct registry *r);
+/* Counts writes by result and the time of the last good one (metrics may be NULL). */
+void registry_metrics(struct registry *r, struct sl_metrics *metrics);
+/* Since when (monotonic ms) every write has failed; 0 while the last one succeeded. */
+uint64_t registry_failing_since(const struct registry *r);
 /* Drops entries that are gone, unreferenced and older than ttl_ms. */
 void registry_expire(struct registry *r, uint64_t ttl_ms);
 size_t registry_count(const struct registry *r);

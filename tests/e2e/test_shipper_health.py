@@ -278,3 +278,53 @@ metrics: {{listen: "127.0.0.1:{agg_mport}"}}
                                                         "after the idle spell"]
     assert ship.stop() == 0
     assert agg.stop() == 0
+
+
+def test_registry_removed_or_unwritable_is_visible_and_recovers(tmp_path, procs):
+    """The registry directory deleted under the running shipper is created again; one it
+    cannot write (a file in its place) counts errors and turns /healthz 503 after
+    unhealthy_after, and all is well again once it can write."""
+    import shutil
+    agg_port, agg_mport = free_port(), free_port()
+    out = tmp_path / "events.ndjson"
+    agg_cfg = write_config(tmp_path / "aggregator.yml", f"""
+input: {{listen: "127.0.0.1:{agg_port}"}}
+outputs: [{{file: {{path: "{out}"}}}}]
+metrics: {{listen: "127.0.0.1:{agg_mport}"}}
+""")
+    agg = procs([AGGREGATOR, "-c", str(agg_cfg)], str(tmp_path / "aggregator.log"))
+    wait_port(agg_port, agg)
+    ship, mport, logs = start_shipper(procs, tmp_path, agg_port, "1s")
+    reg = tmp_path / "registry"
+    line1 = "first line"
+    append_lines(logs / "app.log", [line1])
+    wait_for(lambda: metrics_of(mport)["sluice_shipper_events_acked_total"] == 1, what="1 ACK")
+
+    def saved_offset():
+        try:
+            entries = json.loads((reg / "registry.json").read_text())["entries"]
+        except (OSError, ValueError, KeyError):
+            return None
+        return entries[0]["offset"] if entries else None
+
+    wait_for(lambda: saved_offset() == len(line1) + 1, what="offset saved")
+    shutil.rmtree(reg)
+    append_lines(logs / "app.log", ["second"])
+    wait_for(lambda: saved_offset() == len(line1) + 1 + len("second") + 1,
+             what="the registry written again in a recreated directory")
+    assert "was removed; created it again" in ship.logtext()
+
+    shutil.rmtree(reg)
+    reg.write_text("a file where the registry directory was\n")
+    errors0 = metrics_of(mport)['sluice_shipper_registry_writes_total{result="error"}']
+    append_lines(logs / "app.log", ["third"])
+    wait_for(lambda: metrics_of(mport)['sluice_shipper_registry_writes_total{result="error"}']
+             > errors0, what="failed writes counted")
+    status, body = wait_for(lambda: (r := healthz(mport))[0] == 503 and r, what="/healthz 503")
+    assert body.startswith("registry writes have failed for "), body
+    reg.unlink()
+    wait_for(lambda: healthz(mport) == OK, what="/healthz 200 once it can write")
+    assert saved_offset() == len(line1) + 1 + len("second") + 1 + len("third") + 1
+    assert metrics_of(mport)["sluice_shipper_registry_last_write_timestamp_seconds"] > 0
+    assert ship.stop() == 0
+    assert agg.stop() == 0
