@@ -626,7 +626,7 @@ int sl_cfg_load(struct sl_cfg *cfg, const char *path)
         goto out;
     }
     if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
-        sl_cfg_error(cfg, NULL, "cannot read: a directory, not a file");
+        sl_cfg_error(cfg, NULL, "cannot read: %s", strerror(EISDIR));
         goto out;
     }
     (void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
