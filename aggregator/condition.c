@@ -51,6 +51,25 @@ struct sl_condition {
 /* Deep enough for any real condition; the YAML loader bounds nesting too. */
 #define COND_MAX_DEPTH 32
 
+/* text (NUL-terminated, 1..64 bytes) read as a whole integer and as a number. */
+static void read_number(const char *text, struct cval *v)
+{
+    char *end;
+    errno = 0;
+    long long ll = strtoll(text, &end, 10);
+    if (*end == '\0' && errno == 0) {
+        v->is_int = true;
+        v->i = ll;
+    }
+    errno = 0;
+    double d = strtod(text, &end);
+    /* strtod also reads "nan", "inf" and hex: only plain decimal numbers count. */
+    if (*end == '\0' && errno == 0 && isfinite(d) && !strpbrk(text, "xXnN ")) {
+        v->is_num = true;
+        v->d = d;
+    }
+}
+
 static void cval_init(struct cval *v, const struct sl_cfg_node *n)
 {
     memset(v, 0, sizeof(*v));
@@ -58,22 +77,8 @@ static void cval_init(struct cval *v, const struct sl_cfg_node *n)
     v->len = strlen(v->text);
     v->is_null = sl_cfg_is_null(n);
     v->boolean = sl_cfg_parse_bool(v->text);
-    if (v->len == 0 || v->len > 64) {
-        return;
-    }
-    char *end;
-    errno = 0;
-    long long ll = strtoll(v->text, &end, 10);
-    if (*end == '\0' && errno == 0) {
-        v->is_int = true;
-        v->i = ll;
-    }
-    errno = 0;
-    double d = strtod(v->text, &end);
-    /* strtod also reads "nan", "inf" and hex: only plain decimal numbers count. */
-    if (*end == '\0' && errno == 0 && isfinite(d) && !strpbrk(v->text, "xXnN ")) {
-        v->is_num = true;
-        v->d = d;
+    if (v->len > 0 && v->len <= 64) {
+        read_number(v->text, v);
     }
 }
 
@@ -301,11 +306,40 @@ struct sl_condition *sl_condition_new(struct sl_cfg *cfg, struct sl_cfg_node *no
 
 /* ---- evaluation ----------------------------------------------------------- */
 
+/*
+ * A field's text read as the condition's value would be: as a number when
+ * the value is one, as a boolean when it is one. One rule in both directions
+ * (docs/filters.md): equal text, or the same number, or the same boolean -
+ * so `equals: 5` takes "5.0" as it takes 5.0, and `equals: '5'` takes 5.
+ */
+static bool text_equals(const char *s, size_t len, const struct cval *c)
+{
+    if (c->is_null) {
+        return false;
+    }
+    if (len == c->len && memcmp(s, c->text, len) == 0) {
+        return true;
+    }
+    if (len == 0 || len > 64) {
+        return false;
+    }
+    char buf[65];
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    if (c->is_num) {
+        struct cval t = {0};
+        read_number(buf, &t);
+        return t.is_num && (t.is_int && c->is_int ? t.i == c->i : t.d == c->d);
+    }
+    int b = sl_cfg_parse_bool(buf);
+    return c->boolean >= 0 && b >= 0 && b == c->boolean;
+}
+
 static bool value_equals(const struct sl_value *v, const struct cval *c)
 {
     switch (v->type) {
     case SL_V_STRING:
-        return !c->is_null && v->u.s.len == c->len && memcmp(v->u.s.ptr, c->text, c->len) == 0;
+        return text_equals(v->u.s.ptr, v->u.s.len, c);
     case SL_V_INT:
         return c->is_int ? v->u.i == c->i : c->is_num && (double)v->u.i == c->d;
     case SL_V_DOUBLE:

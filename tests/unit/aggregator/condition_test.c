@@ -57,7 +57,9 @@ static struct sl_value ev_from(const char *json)
 }
 
 static const char *const EVENT =
-    "{\"message\":\"GET /index.html 200\",\"level\":\"DEBUG\",\"code\":\"5\","
+    "{\"message\":\"GET /index.html 200\",\"level\":\"DEBUG\",\"code\":\"5\",\"codef\":\"5.0\","
+    "\"flag\":\"true\",\"zip\":\"05\","
+
     "\"status\":200,\"ratio\":0.5,\"whole\":5.0,\"ok\":true,\"bad\":false,\"nil\":null,"
     "\"empty\":\"\",\"tags\":[\"web\",\"prod\"],\"nums\":[1,2,3],"
     "\"fields\":{\"service\":\"web\",\"env\":{\"name\":\"prod\"}},\"obj\":{\"a\":1}}";
@@ -88,8 +90,19 @@ TEST(equals_strings)
     CHECK_INT(eval("when: {field: fields.service, equals: web}"), 1);
     CHECK_INT(eval("when: {field: \"[fields][env][name]\", equals: prod}"), 1);
     CHECK_INT(eval("when: {field: fields.env.name, equals: dev}"), 0);
-    CHECK_INT(eval("when: {field: code, equals: 5}"), 1);       /* string "5" vs YAML 5: text */
-    CHECK_INT(eval("when: {field: code, equals: 5.0}"), 0);     /* ...compared as text */
+    CHECK_INT(eval("when: {field: code, equals: 5}"), 1);       /* string "5" vs YAML 5 */
+    CHECK_INT(eval("when: {field: code, equals: 5.0}"), 1);     /* the same number */
+    CHECK_INT(eval("when: {field: codef, equals: 5}"), 1);      /* "5.0" is 5, as 5.0 is */
+    CHECK_INT(eval("when: {field: codef, equals: '5'}"), 1);    /* quoting does not matter */
+    CHECK_INT(eval("when: {field: codef, equals: 6}"), 0);
+    CHECK_INT(eval("when: {field: zip, equals: 5}"), 1);        /* "05" reads as 5 */
+    CHECK_INT(eval("when: {field: zip, equals: '05'}"), 1);
+    CHECK_INT(eval("when: {field: code, equals: five}"), 0);
+    CHECK_INT(eval("when: {field: flag, equals: true}"), 1);    /* "true" is true, as true is */
+    CHECK_INT(eval("when: {field: flag, equals: yes}"), 1);
+    CHECK_INT(eval("when: {field: flag, equals: false}"), 0);
+    CHECK_INT(eval("when: {field: level, equals: true}"), 0);
+    CHECK_INT(eval("when: {field: codef, in: [4, 5]}"), 1);
     CHECK_INT(eval("when: {field: empty, equals: \"\"}"), 1);
     CHECK_INT(eval("when: {field: empty, equals: ~}"), 0);      /* null is not "" */
     CHECK_INT(eval("when: {field: missing, equals: DEBUG}"), 0);
