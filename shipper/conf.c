@@ -472,14 +472,65 @@ static char *default_hostname(void)
     return sl_strdup(h);
 }
 
+
+/* A filebeat.yml pasted as is: where each of its sections goes in sluice. */
+static const struct {
+    const char *key;   /* a root key, or the start of a dotted one ("output" takes "output.x") */
+    const char *hint;
+} filebeat_keys[] = {
+    {"filebeat.inputs", "Filebeat's inputs: sluice's are 'inputs:', a list of "
+                        "{paths: [...], start_position, ...}"},
+    {"filebeat", "the 'filebeat:' section is Filebeat's: inputs go under 'inputs:', the "
+                 "registry under 'registry: {path: ...}'"},
+    {"output.logstash", "Filebeat's output: sluice's is 'output: {hosts: [...]}' "
+                        "(compression: zlib to send to Logstash itself)"},
+    {"output.elasticsearch", "the shipper sends to sluice-aggregator ('output: {hosts: "
+                             "[...]}'); Elasticsearch is the aggregator's output"},
+    {"path", "Filebeat's paths: sluice keeps its offsets in 'registry: {path: ...}'"},
+    {"processors", "processors run in sluice-aggregator: 'pipeline: {filters: [...]}'"},
+    {"logging", "logging is set on the command line: --log-level, --log-format"},
+    {"http", "the metrics endpoint is 'metrics: {listen: \"127.0.0.1:5066\"}'"},
+    {"monitoring", "sluice serves Prometheus metrics at 'metrics: {listen: ...}'"},
+    {"setup", "index templates and dashboards are the aggregator's business"},
+    {"queue.mem", "sluice's queue is 'queue: {max_events: N}'"},
+};
+
+static bool key_is(const char *key, const char *name)
+{
+    size_t n = strlen(name);
+    return strncmp(key, name, n) == 0 && (key[n] == '\0' || key[n] == '.');
+}
+
+/* Reports each Filebeat key with where it goes; true when the inputs were Filebeat's. */
+static bool filebeat_hints(struct sl_cfg *cfg, struct sl_cfg_node *root)
+{
+    bool inputs = false;
+    for (size_t i = 0; root && root->type == SL_CFG_MAP && i < root->n; i++) {
+        const char *key = root->keys[i];
+        for (size_t k = 0; k < SL_ARRAY_LEN(filebeat_keys); k++) {
+            if (key_is(key, filebeat_keys[k].key)) {
+                root->used[i] = true;  /* said here; not "unknown option" again */
+                sl_cfg_error(cfg, root->key_nodes[i], "'%s' looks like filebeat.yml: %s (see "
+                             "docs/configuration.md)", key, filebeat_keys[k].hint);
+                inputs |= k <= 1;
+                break;
+            }
+        }
+    }
+    return inputs;
+}
+
 int shipper_conf_parse(struct sl_cfg *cfg, struct shipper_conf *c)
 {
     memset(c, 0, sizeof(*c));
     struct sl_cfg_node *root = cfg->root;
     int rc = 0;
+    bool pasted = filebeat_hints(cfg, root);
     struct sl_cfg_node *inputs = sl_cfg_get(root, "inputs");
     if (!inputs || inputs->type != SL_CFG_SEQ || inputs->n == 0) {
-        sl_cfg_error(cfg, inputs ? inputs : root, "option 'inputs' must be a non-empty list");
+        if (!pasted || inputs) {
+            sl_cfg_error(cfg, inputs ? inputs : root, "option 'inputs' must be a non-empty list");
+        }
         rc = SL_EINVAL;
     } else {
         c->inputs = sl_calloc(inputs->n, sizeof(*c->inputs));

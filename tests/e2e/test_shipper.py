@@ -263,3 +263,32 @@ def test_missing_registry_directory_is_checked_by_test_config_without_creating_i
     # -t changes nothing on disk: it only checked that the directory can be made.
     assert not (tmp_path / "state").exists()
     assert os.listdir(tmp_path) == ["shipper.yml"]
+
+
+def test_a_pasted_filebeat_yml_says_where_each_section_goes(tmp_path):
+    cfg = write_config(tmp_path / "filebeat.yml", """
+filebeat.inputs:
+  - type: filestream
+    paths: ["/var/log/*.log"]
+output.logstash:
+  hosts: ["localhost:5044"]
+processors:
+  - add_host_metadata: ~
+logging.level: debug
+""")
+    r = subprocess.run([SHIPPER, "-t", "-c", str(cfg)], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert lines == [
+        f"{cfg}:2:1: 'filebeat.inputs' looks like filebeat.yml: Filebeat's inputs: sluice's "
+        "are 'inputs:', a list of {paths: [...], start_position, ...} (see "
+        "docs/configuration.md)",
+        f"{cfg}:5:1: 'output.logstash' looks like filebeat.yml: Filebeat's output: sluice's is "
+        "'output: {hosts: [...]}' (compression: zlib to send to Logstash itself) (see "
+        "docs/configuration.md)",
+        f"{cfg}:7:1: 'processors' looks like filebeat.yml: processors run in "
+        "sluice-aggregator: 'pipeline: {filters: [...]}' (see docs/configuration.md)",
+        f"{cfg}:9:1: 'logging.level' looks like filebeat.yml: logging is set on the command "
+        "line: --log-level, --log-format (see docs/configuration.md)",
+    ], r.stderr
