@@ -178,6 +178,14 @@ TEST(test_remove_fields)
     }
 }
 
+/* Logstash's names for them: add_field and remove_field. */
+TEST(test_logstash_option_names)
+{
+    WITH("mutate:\n  remove_field: [a]\n  add_field: {b: \"x-%{c}\"}\n") {
+        EXPECT(w.k, "{\"a\":1,\"c\":2}", "{\"c\":2,\"b\":\"x-2\"}");
+    }
+}
+
 TEST(test_split_join)
 {
     WITH("mutate:\n  split: {a: \",\", b: \" \", c: \"::\", d: \",\", e: \",\"}\n"
@@ -407,6 +415,7 @@ int main(void)
     RUN(test_gsub);
     RUN(test_case_and_strip);
     RUN(test_remove_fields);
+    RUN(test_logstash_option_names);
     RUN(test_split_join);
     RUN(test_add_fields);
     RUN(test_tags);
