@@ -132,6 +132,7 @@ struct tail {
     struct sl_metric *m_truncated;
     struct sl_metric *m_skip_special;
     struct sl_metric *m_skip_pseudo;
+    struct sl_metric *m_open_err[3];  /* by open_error_reason() */
 };
 
 static size_t path_hash(const char *p)
@@ -930,6 +931,16 @@ static bool unchanged(struct tail *t, const char *path)
     return false;
 }
 
+
+/* Index into tail.m_open_err: what an operator would do about it differs. */
+static size_t open_error_reason(int err)
+{
+    if (err == EACCES || err == EPERM) {
+        return 0;
+    }
+    return err == EMFILE || err == ENFILE ? 1 : 2;
+}
+
 static void open_file(struct tail *t, struct input *in, const char *path, bool initial)
 {
     if (!initial && unchanged(t, path)) {
@@ -944,7 +955,8 @@ static void open_file(struct tail *t, struct input *in, const char *path, bool i
     }
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
-        if (errno != ENOENT) {
+        if (errno != ENOENT) {  /* gone between the scan and the open: not an error */
+            sl_counter_inc(t->m_open_err[open_error_reason(errno)]);
             sl_warn("cannot open %s: %s", path, strerror(errno));
         }
         return;
@@ -1280,6 +1292,13 @@ struct tail *tail_new(struct sl_loop *loop, const struct shipper_conf *conf, str
                                            "Matching files not harvested, by reason.", sp);
     t->m_skip_pseudo = sl_metrics_counter(metrics, "sluice_shipper_files_skipped_total",
                                           "Matching files not harvested, by reason.", ps);
+    static const char *const open_reasons[] = {"permission", "too_many_open_files", "other"};
+    for (size_t i = 0; i < SL_ARRAY_LEN(t->m_open_err); i++) {
+        const char *lbl[] = {"reason", open_reasons[i], NULL};
+        t->m_open_err[i] = sl_metrics_counter(metrics, "sluice_shipper_file_open_errors_total",
+                                              "Matching files that could not be opened, by "
+                                              "reason (each attempt counts).", lbl);
+    }
     stamp_now(t);
     t->ninputs = conf->ninputs;
     t->inputs = sl_calloc(t->ninputs, sizeof(*t->inputs));

@@ -328,3 +328,44 @@ metrics: {{listen: "127.0.0.1:{agg_mport}"}}
     assert metrics_of(mport)["sluice_shipper_registry_last_write_timestamp_seconds"] > 0
     assert ship.stop() == 0
     assert agg.stop() == 0
+
+
+def test_a_file_it_may_not_open_is_counted_by_reason(tmp_path, procs):
+    """Root without CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH (setpriv) meets a mode-000 file
+    owned by someone else: EACCES, counted as reason="permission" on each attempt, while
+    the readable file next to it is harvested."""
+    import os
+    import pwd
+    import shutil
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        import pytest
+        pytest.skip("needs root and setpriv to make a permission error root cannot bypass")
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "ok.log").write_text("readable\n")
+    locked = logs / "locked.log"
+    locked.write_text("not for us\n")
+    os.chown(locked, pwd.getpwnam("nobody").pw_uid, -1)
+    os.chmod(locked, 0)
+    mport = free_port()
+    cfg = write_config(tmp_path / "shipper.yml", f"""
+inputs:
+  - paths: ["{logs}/*.log"]
+    start_position: beginning
+    scan_frequency: 200ms
+output:
+  hosts: ["127.0.0.1:{free_port()}"]
+  backoff: {{init: 100ms, max: 200ms}}
+registry: {{path: "{tmp_path}/registry", flush: 100ms}}
+metrics: {{listen: "127.0.0.1:{mport}"}}
+""")
+    ship = procs(["setpriv", "--bounding-set=-dac_override,-dac_read_search", SHIPPER, "-c",
+                  str(cfg)], str(tmp_path / "shipper.log"))
+    wait_port(mport, ship)
+    key = 'sluice_shipper_file_open_errors_total{reason="permission"}'
+    wait_for(lambda: metrics_of(mport).get(key, 0) >= 2, what="EACCES counted on two scans")
+    m = metrics_of(mport)
+    assert m['sluice_shipper_file_open_errors_total{reason="other"}'] == 0
+    assert m["sluice_shipper_files_open"] == 1
+    assert "cannot open %s: Permission denied" % locked in ship.logtext()
+    assert ship.stop() == 0
