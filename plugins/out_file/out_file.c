@@ -341,7 +341,7 @@ static void file_submit(void *inst, struct sl_batch *b)
         }
         struct sl_bytes path, json = sl_batch_json(b, i);
         int rc = sl_batch_part(b, i, 0, &path);
-        if (rc != 0 || path.len == 0 || memchr(path.p, '\0', path.len)) {
+        if (rc != 0 || path.len == 0) {
             rc = refuse(b, json, rc != 0 ? "is too long" : "renders empty");
             status = status == SL_OK ? rc : status;
             continue;

@@ -45,6 +45,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench import BUILD, ROOT, free_port, ljsink, metric, proc_stat, run_sluice  # noqa: E402
+from peers import stop  # noqa: E402
 
 VERSION = "7.17.29"
 SCRIPT = os.path.join(ROOT, "tests", "servers", "filebeat")
@@ -132,21 +133,6 @@ def _output(s):
 
 def _out_events(s):
     return _output(s).get("events") or {}
-
-
-def stop(p, timeout=15):
-    """SIGTERM by PID, SIGKILL after `timeout` s; returns the exit status."""
-    if p.poll() is None:
-        try:
-            os.kill(p.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.kill(p.pid, signal.SIGKILL)
-            p.wait(10)
-    return p.returncode
 
 
 def run_filebeat(exe, path, lines, workdir, host, port, tag="filebeat", timeout=None, stall=60,

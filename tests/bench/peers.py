@@ -330,7 +330,8 @@ def command(name, peer, conf, wd):
          "-p", os.path.join(wd, "syslog-ng.pid")]
 
 
-def _stop(p, timeout=15):
+def stop(p, timeout=15):
+    """SIGTERM by PID, SIGKILL after `timeout` s; returns the exit status."""
     if p.poll() is None:
         try:
             os.kill(p.pid, signal.SIGTERM)
@@ -341,6 +342,7 @@ def _stop(p, timeout=15):
         except subprocess.TimeoutExpired:
             os.kill(p.pid, signal.SIGKILL)
             p.wait(10)
+    return p.returncode
 
 
 def _first_last(path):
@@ -404,7 +406,7 @@ def run_peer(name, path, lines, workdir, timeout=None, peers=None, settle=1.0, s
             records, first, last = sink.lines, sink.first, sink.last
             conns, nbytes = sink.connections, sink.bytes
     finally:
-        _stop(p)
+        stop(p)
         sink.close()
         log.close()
     cfirst, clast = _first_last(path)
