@@ -337,6 +337,15 @@ void sl_filter_touches_template(struct sl_plugin_ctx *ctx, const struct sl_templ
     }
 }
 
+void sl_filter_replaces(struct sl_plugin_ctx *ctx, const char *key, size_t len)
+{
+    (void)key;
+    (void)len;
+    /* Nothing to parse: the merged writer lets a member set in the tree win
+     * over an unparsed one of the text (write_merged). */
+    sl_filter_touches(ctx, NULL, 0);
+}
+
 void sl_filter_touches_all(struct sl_plugin_ctx *ctx)
 {
     ctx->core->touch.declared = ctx->core->touch.all = true;
@@ -441,6 +450,18 @@ static bool is_key(const char *k, size_t n, const char *key)
     return n == strlen(key) && memcmp(k, key, n) == 0;
 }
 
+/* Index of key k[0..n) among obj's members, or SIZE_MAX. */
+static size_t member_index(const struct sl_value *obj, const char *k, size_t n)
+{
+    uint32_t head = sl_key_head(k, n);
+    for (size_t i = 0; i < obj->u.o.len; i++) {
+        if (sl_member_is(&obj->u.o.items[i], k, n, head)) {
+            return i;
+        }
+    }
+    return SIZE_MAX;
+}
+
 static const struct agg_member *text_member(const struct agg_text *t, const char *k, size_t n)
 {
     for (size_t i = 0; i < t->nmembers; i++) {
@@ -496,6 +517,9 @@ static void put_sep(struct sl_buf *out, bool *first)
 static void write_merged(struct sl_buf *out, const struct sl_value *ev,
                          const struct agg_text *t, const char *skip)
 {
+    /* Tree members the text's loop wrote; past the bitmap, the text is searched. */
+    uint64_t written[4] = {0};
+    const size_t nbits = sizeof(written) * 8;
     bool first = true;
     (void)sl_buf_putc(out, '{');
     for (size_t i = 0; i < t->nmembers; i++) {
@@ -504,7 +528,11 @@ static void write_merged(struct sl_buf *out, const struct sl_value *ev,
         if (skip && is_key(k, m->key_len, skip)) {
             continue;
         }
-        const struct sl_value *v = sl_obj_get(ev, k, m->key_len);
+        size_t at = member_index(ev, k, m->key_len);
+        const struct sl_value *v = at == SIZE_MAX ? NULL : &ev->u.o.items[at].v;
+        if (v && at < nbits) {
+            written[at / 64] |= 1ull << (at % 64);
+        }
         bool parsed = t->members[i].parsed;
         if (parsed && !v) {
             continue;  /* a filter removed it */
@@ -523,7 +551,9 @@ static void write_merged(struct sl_buf *out, const struct sl_value *ev,
     }
     for (size_t i = 0; i < ev->u.o.len; i++) {
         const struct sl_member *m = &ev->u.o.items[i];
-        if ((skip && is_key(m->key, m->klen, skip)) || text_member(t, m->key, m->klen)) {
+        bool done = i < nbits ? (written[i / 64] >> (i % 64)) & 1
+                              : text_member(t, m->key, m->klen) != NULL;
+        if (done || (skip && is_key(m->key, m->klen, skip))) {
             continue;  /* written above */
         }
         put_sep(out, &first);

@@ -101,6 +101,7 @@ struct agg_pipeline {
      * those members parsed (parse_slice). */
     bool partial;
     struct sl_bytes claims[CLAIM_KEYS];
+    uint32_t claim_heads[CLAIM_KEYS];  /* sl_key_head of each */
     size_t nclaims;
     bool claims_full;
     struct agg_job *jobs;   /* in flight (loop thread only) */
@@ -188,6 +189,7 @@ static void claim(void *arg, const char *key, size_t len)
         p->claims_full = true;
         return;
     }
+    p->claim_heads[p->nclaims] = sl_key_head(key, len);
     p->claims[p->nclaims++] = (struct sl_bytes){key, len};
 }
 
@@ -477,8 +479,10 @@ void agg_pipeline_filter_one(struct agg_pipeline *p, struct sl_value *ev)
 
 static bool claimed(const struct agg_pipeline *p, const char *key, size_t len)
 {
+    uint32_t head = sl_key_head(key, len);
     for (size_t i = 0; i < p->nclaims; i++) {
-        if (p->claims[i].len == len && memcmp(p->claims[i].p, key, len) == 0) {
+        if (p->claim_heads[i] == head && p->claims[i].len == len &&
+            (len <= 4 || memcmp(p->claims[i].p + 4, key + 4, len - 4) == 0)) {
             return true;
         }
     }

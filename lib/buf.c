@@ -22,7 +22,7 @@ void sl_buf_free(struct sl_buf *b)
     b->cap = 0;
 }
 
-int sl_buf_reserve(struct sl_buf *b, size_t extra)
+int sl_buf_grow(struct sl_buf *b, size_t extra)
 {
     if (extra > b->max - b->len) {
         return SL_ELIMIT;
@@ -43,35 +43,9 @@ int sl_buf_reserve(struct sl_buf *b, size_t extra)
     return 0;
 }
 
-int sl_buf_append(struct sl_buf *b, const void *p, size_t n)
-{
-    if (n == 0) {
-        return 0;
-    }
-    int rc = sl_buf_reserve(b, n);
-    if (rc != 0) {
-        return rc;
-    }
-    memcpy(b->data + b->len, p, n);
-    b->len += n;
-    return 0;
-}
-
 int sl_buf_puts(struct sl_buf *b, const char *s)
 {
     return sl_buf_append(b, s, strlen(s));
-}
-
-int sl_buf_putc(struct sl_buf *b, char c)
-{
-    if (b->len + 1 >= b->cap || b->len >= b->max) {
-        int rc = sl_buf_reserve(b, 1);
-        if (rc != 0) {
-            return rc;
-        }
-    }
-    b->data[b->len++] = c;
-    return 0;
 }
 
 int sl_buf_printf(struct sl_buf *b, const char *fmt, ...)

@@ -25,6 +25,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #define DEFAULT_MAX_DEPTH 64u
 /* Strings up to this size are escaped into worst-case space (6 bytes per input
@@ -102,11 +105,27 @@ static inline bool is_special(unsigned char c)
 }
 
 /*
- * Returns the first special byte in [s, end), or end. Eight bytes at a time:
- * the word tests are exact as booleans, so a clean word is skipped whole.
+ * Returns the first special byte in [s, end), or end. Sixteen bytes at a time
+ * with SSE2 (one signed compare catches both < 0x20 and >= 0x80), else eight
+ * with word tests that are exact as booleans: a clean block is skipped whole.
  */
 static inline const unsigned char *scan_plain(const unsigned char *s, const unsigned char *end)
 {
+#if defined(__SSE2__)
+    const __m128i space = _mm_set1_epi8(0x20), quote = _mm_set1_epi8('"'),
+                  bslash = _mm_set1_epi8('\\');
+    while (end - s >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)s);
+        __m128i bad = _mm_or_si128(_mm_cmplt_epi8(v, space),
+                                   _mm_or_si128(_mm_cmpeq_epi8(v, quote),
+                                                _mm_cmpeq_epi8(v, bslash)));
+        unsigned mask = (unsigned)_mm_movemask_epi8(bad);
+        if (mask) {
+            return s + __builtin_ctz(mask);
+        }
+        s += 16;
+    }
+#endif
     const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
     while (end - s >= 8) {
         uint64_t w;
@@ -186,16 +205,75 @@ static size_t escaped_len(const unsigned char *s, size_t len)
     return n;
 }
 
-/* Writes the quoted, escaped form of s at o, which has room for it. */
-static char *escape_into(char *o, const unsigned char *s, size_t len)
+/*
+ * Copies the plain bytes at s to *o up to the first special one, which it
+ * returns. With SSE2 and `wide` (the room at *o is the worst case, 6 bytes per
+ * input byte: a 16-byte store while 16 input bytes remain stays inside it),
+ * blocks are stored as they are scanned.
+ */
+static inline const unsigned char *copy_plain(char **o, const unsigned char *s,
+                                              const unsigned char *end, bool wide)
+{
+#if defined(__SSE2__)
+    if (wide) {
+        const __m128i space = _mm_set1_epi8(0x20), quote = _mm_set1_epi8('"'),
+                      bslash = _mm_set1_epi8('\\');
+        while (end - s >= 16) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)s);
+            _mm_storeu_si128((__m128i *)(void *)*o, v);
+            __m128i bad = _mm_or_si128(_mm_cmplt_epi8(v, space),
+                                       _mm_or_si128(_mm_cmpeq_epi8(v, quote),
+                                                    _mm_cmpeq_epi8(v, bslash)));
+            unsigned mask = (unsigned)_mm_movemask_epi8(bad);
+            if (mask) {
+                unsigned k = (unsigned)__builtin_ctz(mask);
+                *o += k;
+                return s + k;
+            }
+            s += 16;
+            *o += 16;
+        }
+    }
+#endif
+    if (wide) {
+        /* The lowest byte a word test flags is special for sure (a borrow
+         * only flags bytes above a true hit): stores as in the SSE2 loop. */
+        const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+        while (end - s >= 8) {
+            uint64_t w;
+            memcpy(&w, s, 8);
+            memcpy(*o, &w, 8);
+            uint64_t q = w ^ (ones * '"'), bs = w ^ (ones * '\\');
+            uint64_t hit = (w | ((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((bs - ones) & ~bs))
+                           & highs;
+            if (hit) {
+                unsigned k = (unsigned)__builtin_ctzll(hit) / 8;
+                *o += k;
+                return s + k;
+            }
+            s += 8;
+            *o += 8;
+        }
+        while (s < end && !is_special(*s)) {
+            *(*o)++ = (char)*s++;
+        }
+        return s;
+    }
+    const unsigned char *run = s;
+    s = scan_plain(s, end);
+    memcpy(*o, run, (size_t)(s - run));
+    *o += s - run;
+    return s;
+}
+
+/* Writes the quoted, escaped form of s at o, which has room for it (wide: as
+ * in copy_plain). */
+static char *escape_into(char *o, const unsigned char *s, size_t len, bool wide)
 {
     const unsigned char *end = s + len;
     *o++ = '"';
     while (s < end) {
-        const unsigned char *run = s;
-        s = scan_plain(s, end);
-        memcpy(o, run, (size_t)(s - run));
-        o += s - run;
+        s = copy_plain(&o, s, end, wide);
         if (s == end) {
             break;
         }
@@ -236,7 +314,8 @@ int sl_json_put_str(struct sl_buf *b, const char *s, size_t len)
     if (!s || len == 0) {
         return sl_buf_append(b, "\"\"", 2);
     }
-    if (len <= FAST_ESCAPE_MAX && len * 6 + 2 <= b->max - b->len) {
+    bool wide = len <= FAST_ESCAPE_MAX && len * 6 + 2 <= b->max - b->len;
+    if (wide) {
         need = len * 6 + 2;  /* worst case: every byte a \u00XX */
     } else {
         if (len > SIZE_MAX / 8) {
@@ -248,7 +327,7 @@ int sl_json_put_str(struct sl_buf *b, const char *s, size_t len)
     if (rc != 0) {
         return rc;
     }
-    char *end = escape_into(b->data + b->len, u, len);
+    char *end = escape_into(b->data + b->len, u, len, wide);
     b->len = (size_t)(end - b->data);
     return 0;
 }
@@ -806,7 +885,7 @@ static uint32_t *index_find(const struct key_index *ix, const struct sl_member *
             return s;
         }
         const struct sl_member *m = &ms[*s - 1];
-        if (m->klen == n && memcmp(m->key, k, n) == 0) {
+        if (sl_member_is(m, k, n, sl_key_head(k, n))) {
             return s;
         }
         i = (i + 1) & ix->mask;
@@ -839,9 +918,9 @@ static size_t object_slot(struct parser *ps, size_t base, struct key_index *ix, 
     struct sl_member *ms = ps->ms + base;
     size_t len = ps->mtop - base;
     if (!ix->slot) {
+        uint32_t head = sl_key_head(k, n);
         for (size_t i = 0; i < len; i++) {
-            if (ms[i].klen == n &&
-                (n == 0 || (ms[i].key[0] == k[0] && memcmp(ms[i].key, k, n) == 0))) {
+            if (sl_member_is(&ms[i], k, n, head)) {
                 sl_value_clear(&ms[i].v);
                 ps->verbatim = false;
                 return i;
@@ -869,6 +948,7 @@ static size_t object_slot(struct parser *ps, size_t base, struct key_index *ix, 
         ps->ms = stack_grow(ps->ms, ps->ms_inline, &ps->mcap, sizeof(struct sl_member));
     }
     struct sl_member *m = &ps->ms[ps->mtop++];
+    m->khead = sl_key_head(k, n);
     m->key = tree_str(ps, k, n, &m->kflags);  /* now: k may be in scratch, reused next */
     m->klen = n;
     memset(&m->v, 0, sizeof(m->v));

@@ -144,6 +144,7 @@ static void value_copy_raw(struct sl_value *dst, const struct sl_value *src)
             dst->u.o.items[i].kflags = 0;
             dst->u.o.items[i].key = dup_bytes(m->key, m->klen, &dst->u.o.items[i].kflags);
             dst->u.o.items[i].klen = m->klen;
+            dst->u.o.items[i].khead = m->khead;
             value_copy_raw(&dst->u.o.items[i].v, &m->v);
         }
         dst->u.o.len = dst->u.o.cap = n;
@@ -277,11 +278,10 @@ static struct sl_member *obj_find(const struct sl_value *obj, const char *key, s
     if (!obj || obj->type != SL_V_OBJECT || (!key && klen)) {
         return NULL;
     }
+    uint32_t head = sl_key_head(key, klen);
     for (size_t i = 0; i < obj->u.o.len; i++) {
         struct sl_member *m = &obj->u.o.items[i];
-        /* The first byte before memcmp: keys of one length mostly differ there. */
-        if (m->klen == klen &&
-            (klen == 0 || (m->key[0] == key[0] && memcmp(m->key, key, klen) == 0))) {
+        if (sl_member_is(m, key, klen, head)) {
             return m;
         }
     }
@@ -324,6 +324,7 @@ static struct sl_member *obj_append(struct sl_value *obj, const char *key, size_
     m->kflags = 0;
     m->key = dup_bytes(key, klen, &m->kflags);
     m->klen = klen;
+    m->khead = sl_key_head(key, klen);
     memset(&m->v, 0, sizeof(m->v));
     return m;
 }
@@ -385,7 +386,7 @@ static uint32_t *index_find(const struct sl_obj_batch *b, const char *key, size_
             return s;
         }
         const struct sl_member *m = &ms[*s - 1];
-        if (m->klen == klen && (klen == 0 || memcmp(m->key, key, klen) == 0)) {
+        if (sl_member_is(m, key, klen, sl_key_head(key, klen))) {
             return s;
         }
         i = (i + 1) & b->mask;

@@ -768,23 +768,35 @@ struct fields {
     const struct tz *tz; /* a zone id in the text */
 };
 
-/* Case-insensitive prefix match of a name (or its first 3 letters) at s. */
+/*
+ * Case-insensitive prefix match of a name at s, else of its first 3 letters
+ * (the first whole name in order wins over any short one). The first letter
+ * is compared before the rest: most names are rejected without a call.
+ */
 static int match_name(const char *s, size_t len, const char *const *names, int count, size_t *used)
 {
+    if (len < 3) {
+        return -1;
+    }
+    unsigned char c0 = (unsigned char)s[0] | 0x20;
+    int short_hit = -1;
     for (int i = 0; i < count; i++) {
+        if (((unsigned char)names[i][0] | 0x20) != c0) {
+            continue;
+        }
         size_t n = strlen(names[i]);
         if (len >= n && strncasecmp(s, names[i], n) == 0) {
             *used = n;
             return i;
         }
-    }
-    for (int i = 0; i < count; i++) {
-        if (len >= 3 && strncasecmp(s, names[i], 3) == 0) {
-            *used = 3;
-            return i;
+        if (short_hit < 0 && strncasecmp(s, names[i], 3) == 0) {
+            short_hit = i;
         }
     }
-    return -1;
+    if (short_hit >= 0) {
+        *used = 3;
+    }
+    return short_hit;
 }
 
 /* The cached zone called name (loading it on first sight); NULL when unknown. */

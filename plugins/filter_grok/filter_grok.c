@@ -432,7 +432,8 @@ static void set_limits(struct filter_grok *f)
     f->lim.stack = GROK_STACK_LIMIT;
 }
 
-/* Its sources, every capture's field and tags (tag_on_timeout). */
+/* Its sources, every capture's field (replaced whole when overwritten at the
+ * root) and tags (tag_on_timeout). */
 static void declare_touches(const struct filter_grok *f, struct sl_plugin_ctx *ctx)
 {
     sl_filter_touches(ctx, "tags", strlen("tags"));
@@ -441,7 +442,12 @@ static void declare_touches(const struct filter_grok *f, struct sl_plugin_ctx *c
         sl_filter_touches_field(ctx, &s->ref);
         for (size_t p = 0; p < s->npats; p++) {
             for (size_t c = 0; c < s->pats[p].g->ncaps; c++) {
-                sl_filter_touches_field(ctx, &s->pats[p].tgt[c].ref);
+                const struct fg_target *t = &s->pats[p].tgt[c];
+                if (t->overwrite && t->ref.nsegs == 1) {
+                    sl_filter_replaces(ctx, t->ref.segs[0].name, t->ref.segs[0].len);
+                } else {
+                    sl_filter_touches_field(ctx, &t->ref);
+                }
             }
         }
     }

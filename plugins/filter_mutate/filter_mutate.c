@@ -68,6 +68,8 @@ struct filter_mutate {
     /* Made by init, item by item parallel to the options above. */
     struct setter *update_t, *replace_t, *add_t;
     enum conv *conv;
+    struct sl_fieldref *conv_ref;  /* convert's fields, compiled */
+    struct sl_fieldref *remove_ref;  /* remove_fields without %{}, compiled (else empty) */
     struct gsub *gsub;
     size_t ngsub;
     struct sl_template **remove_t, **add_tag_t, **remove_tag_t;
@@ -425,6 +427,26 @@ static bool match_word(const char *s, const char *const *words)
     return false;
 }
 
+/* A string of 1-18 ASCII digits, with an optional '-': the common case, which
+ * needs none of text_to_int's cleaning and cannot overflow. */
+static bool plain_int(const char *s, size_t n, int64_t *out)
+{
+    bool neg = n > 0 && s[0] == '-';
+    size_t i = neg;
+    if (n == i || n - i > 18) {
+        return false;
+    }
+    int64_t v = 0;
+    for (; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return false;
+        }
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = neg ? -v : v;
+    return true;
+}
+
 /* Converts one (non-object, non-null) value in place; false when it cannot be converted. */
 static bool convert_one(struct call *c, struct sl_value *v, enum conv to)
 {
@@ -442,6 +464,10 @@ static bool convert_one(struct call *c, struct sl_value *v, enum conv to)
             }
             sl_value_set_int(v, i);
         } else if (v->type == SL_V_STRING) {
+            if (plain_int(v->u.s.ptr, v->u.s.len, &i)) {
+                sl_value_set_int(v, i);
+                return true;
+            }
             numeric_text(c, v->u.s.ptr, v->u.s.len);
             if (!text_to_int(c->b.data, &i)) {
                 return false;
@@ -495,7 +521,7 @@ static void do_convert(struct call *c)
 {
     for (size_t k = 0; k < c->m->convert.n; k++) {
         enum conv to = c->m->conv[k];
-        struct sl_value *v = sl_field_get(c->event, c->m->convert.keys[k]);
+        struct sl_value *v = sl_fieldref_get(&c->m->conv_ref[k], c->event);
         if (!v || v->type == SL_V_NULL || v->type == SL_V_OBJECT) {
             continue;  /* Logstash leaves nil and hashes alone */
         }
@@ -773,6 +799,10 @@ static void do_str_op(struct call *c, const struct sl_fieldrefs *refs, enum str_
 static void do_remove(struct call *c)
 {
     for (size_t k = 0; k < c->m->remove.n; k++) {
+        if (c->m->remove_ref[k].nsegs) {
+            sl_fieldref_del(&c->m->remove_ref[k], c->event);
+            continue;
+        }
         const char *ref = setter_ref(c, c->m->remove_t[k]);
         if (ref) {
             sl_field_del(c->event, ref);
@@ -1036,7 +1066,22 @@ static bool compile_convert(struct sl_plugin_ctx *ctx, struct filter_mutate *m)
         }
         m->conv[i] = (enum conv)to;
     }
+    m->conv_ref = sl_calloc(map->n + 1, sizeof(*m->conv_ref));
+    for (size_t i = 0; ok && i < map->n; i++) {
+        ok &= sl_fieldref_init(&m->conv_ref[i], map->keys[i]) == 0;
+    }
     return ok;
+}
+
+/* remove_fields entries without %{} need no rendering: compiled once. */
+static void compile_removes(struct filter_mutate *m)
+{
+    m->remove_ref = sl_calloc(m->remove.n + 1, sizeof(*m->remove_ref));
+    for (size_t i = 0; m->remove_t && i < m->remove.n; i++) {
+        if (m->remove_t[i] && sl_template_is_static(m->remove_t[i])) {
+            (void)sl_fieldref_init(&m->remove_ref[i], sl_template_source(m->remove_t[i]));
+        }
+    }
 }
 
 static pthread_once_t onig_once = PTHREAD_ONCE_INIT;
@@ -1179,6 +1224,7 @@ static int mutate_init(void *inst, struct sl_plugin_ctx *ctx)
     ok &= compile_convert(ctx, m);
     ok &= compile_gsub(ctx, m);
     ok &= compile_list(ctx, "remove_fields", &m->remove, true, &m->remove_t);
+    compile_removes(m);
     ok &= check_pairs(ctx, "split", &m->split, false);
     ok &= check_pairs(ctx, "join", &m->join, false);
     ok &= compile_setters(ctx, "add_fields", &m->add, &m->add_t);
@@ -1219,6 +1265,14 @@ static void mutate_fini(void *inst)
     free_setters(m->replace_t, m->replace.n);
     free_setters(m->add_t, m->add.n);
     free(m->conv);
+    for (size_t i = 0; m->conv_ref && i < m->convert.n; i++) {
+        sl_fieldref_free(&m->conv_ref[i]);
+    }
+    free(m->conv_ref);
+    for (size_t i = 0; m->remove_ref && i < m->remove.n; i++) {
+        sl_fieldref_free(&m->remove_ref[i]);
+    }
+    free(m->remove_ref);
     for (size_t i = 0; i < m->ngsub; i++) {
         if (m->gsub[i].re) {
             onig_free(m->gsub[i].re);

@@ -153,3 +153,32 @@ def test_a_text_the_scanner_does_not_vouch_for_is_parsed_whole(start_agg, tmp_pa
     send(a.port, [b'{"a":"\\/x","n":2E3}', b'{"a":"\\/x","n":2}'])
     assert lines(os.path.join(tmp_path, "out", "x.ndjson")) == [
         b'{"a":"/x","n":2000.0,"seen":"yes"}', b'{"a":"\\/x","n":2,"seen":"yes"}']
+
+
+def test_a_member_grok_overwrites_is_replaced_in_place_without_being_parsed(start_agg, tmp_path):
+    """grok's `overwrite` of a root capture replaces the member whole, so the core leaves
+    the text's member unparsed: where the pattern matches, the capture takes the member's
+    place; where it does not, the member is the bytes sent. The same with a later stage
+    that reads the member (then it is parsed, and the result is the same)."""
+    sent = [b'{"message":"x Mozilla/5","agent":{"v":"\\/1","n":1.50},"z":1}',
+            b'{"message":"no match","agent":{"v":"\\/1","n":1.50},"z":2}']
+    want = [b'{"message":"x Mozilla/5","agent":"Mozilla/5","z":1}',
+            b'{"message":"no match","agent":{"v":"\\/1","n":1.50},"z":2,'
+            b'"tags":["_grokparsefailure"]}']
+    for later in ("", "    - mutate: {when: {field: agent, equals: nope}, add_fields: {k: v}}\n"):
+        filters = ("  filters:\n"
+                   "    - grok: {patterns: ['x %{NOTSPACE:agent}'], overwrite: [agent]}\n" + later)
+        d = tmp_path / ("later" if later else "alone")
+        d.mkdir()
+        text = base_config(d).replace("  filters: []\n", filters)
+        text = text.replace("events-%{+yyyy.MM.dd}.ndjson", "x.ndjson")
+        a = start_agg(d, text)
+        send(a.port, sent)
+        got = lines(os.path.join(d, "out", "x.ndjson"))
+        if later:
+            # Parsed for the condition: the unmatched event's agent is written from
+            # its tree, still equal as JSON.
+            assert got[0] == want[0]
+            assert json.loads(got[1]) == json.loads(want[1])
+        else:
+            assert got == want

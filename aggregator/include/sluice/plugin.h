@@ -165,6 +165,13 @@ void sl_filter_touches(struct sl_plugin_ctx *ctx, const char *key, size_t len);
 void sl_filter_touches_field(struct sl_plugin_ctx *ctx, const struct sl_fieldref *r);
 void sl_filter_touches_template(struct sl_plugin_ctx *ctx, const struct sl_template *t);
 void sl_filter_touches_all(struct sl_plugin_ctx *ctx);
+/*
+ * A root key the filter only ever replaces whole (it sets the member and never
+ * reads what was there, e.g. grok's `overwrite` of a top-level capture): it
+ * counts as declared, yet the core need not parse the member - the value the
+ * filter sets wins over the text's, in the text's place.
+ */
+void sl_filter_replaces(struct sl_plugin_ctx *ctx, const char *key, size_t len);
 
 /* ---- outputs ------------------------------------------------------------------ */
 

@@ -28,6 +28,8 @@
 
 #include "common.h"
 
+#include <string.h>
+
 enum sl_vtype {
     SL_V_NULL = 0,  /* a zeroed struct sl_value is null */
     SL_V_BOOL,
@@ -60,8 +62,42 @@ struct sl_member {
     char *key;  /* NUL-terminated, owned (by the heap, or by an arena when kflags says so) */
     size_t klen;
     uint8_t kflags;  /* SL_VF_ARENA: key is arena memory */
+    uint32_t khead;  /* sl_key_head(key, klen): lookups compare it before the key's bytes */
     struct sl_value v;
 };
+
+/*
+ * A key's first four bytes (zero-padded): two keys of one length whose heads
+ * differ differ, so a lookup rejects most members without reading their keys.
+ */
+static inline uint32_t sl_key_head(const char *k, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)k;
+    uint32_t h = 0;
+    switch (n) {
+    default:
+        h |= (uint32_t)u[3] << 24;
+        /* fall through */
+    case 3:
+        h |= (uint32_t)u[2] << 16;
+        /* fall through */
+    case 2:
+        h |= (uint32_t)u[1] << 8;
+        /* fall through */
+    case 1:
+        h |= u[0];
+        /* fall through */
+    case 0:
+        break;
+    }
+    return h;
+}
+
+/* Whether member m's key is k[0..n), head known to be sl_key_head(k, n). */
+static inline bool sl_member_is(const struct sl_member *m, const char *k, size_t n, uint32_t head)
+{
+    return m->khead == head && m->klen == n && (n <= 4 || memcmp(m->key + 4, k + 4, n - 4) == 0);
+}
 
 /*
  * Arena scope. While a thread has one set, every buffer value.c allocates for
