@@ -450,6 +450,12 @@ static bool is_key(const char *k, size_t n, const char *key)
     return n == strlen(key) && memcmp(k, key, n) == 0;
 }
 
+/* A key's bit in a 64-bit set of keys, from its head and length. */
+static inline uint64_t key_bit(uint32_t head, size_t len)
+{
+    return 1ull << ((head * 2654435761u + (uint32_t)len) >> 26);
+}
+
 /* Index of key k[0..n) among obj's members, or SIZE_MAX. */
 static size_t member_index(const struct sl_value *obj, const char *k, size_t n)
 {
@@ -520,6 +526,11 @@ static void write_merged(struct sl_buf *out, const struct sl_value *ev,
     /* Tree members the text's loop wrote; past the bitmap, the text is searched. */
     uint64_t written[4] = {0};
     const size_t nbits = sizeof(written) * 8;
+    /* The tree's keys, hashed: most unparsed members are not in it. */
+    uint64_t in_tree = 0;
+    for (size_t i = 0; i < ev->u.o.len; i++) {
+        in_tree |= key_bit(ev->u.o.items[i].khead, ev->u.o.items[i].klen);
+    }
     bool first = true;
     (void)sl_buf_putc(out, '{');
     for (size_t i = 0; i < t->nmembers; i++) {
@@ -528,7 +539,8 @@ static void write_merged(struct sl_buf *out, const struct sl_value *ev,
         if (skip && is_key(k, m->key_len, skip)) {
             continue;
         }
-        size_t at = member_index(ev, k, m->key_len);
+        size_t at = in_tree & key_bit(sl_key_head(k, m->key_len), m->key_len)
+                        ? member_index(ev, k, m->key_len) : SIZE_MAX;
         const struct sl_value *v = at == SIZE_MAX ? NULL : &ev->u.o.items[at].v;
         if (v && at < nbits) {
             written[at / 64] |= 1ull << (at % 64);

@@ -102,6 +102,7 @@ struct agg_pipeline {
     bool partial;
     struct sl_bytes claims[CLAIM_KEYS];
     uint32_t claim_heads[CLAIM_KEYS];  /* sl_key_head of each */
+    uint64_t claim_bloom;              /* claim_bit of each: most other keys miss it */
     size_t nclaims;
     bool claims_full;
     struct agg_job *jobs;   /* in flight (loop thread only) */
@@ -176,6 +177,12 @@ static struct sl_instance **make_stages(struct agg_conf *conf, struct agg_plugin
     return v;
 }
 
+/* A key's bit in claim_bloom, from its head and length. */
+static inline uint64_t claim_bit(uint32_t head, size_t len)
+{
+    return 1ull << ((head * 2654435761u + (uint32_t)len) >> 26);
+}
+
 /* Adds a root key to p->claims (pointing into the instance, which outlives it). */
 static void claim(void *arg, const char *key, size_t len)
 {
@@ -190,6 +197,7 @@ static void claim(void *arg, const char *key, size_t len)
         return;
     }
     p->claim_heads[p->nclaims] = sl_key_head(key, len);
+    p->claim_bloom |= claim_bit(p->claim_heads[p->nclaims], len);
     p->claims[p->nclaims++] = (struct sl_bytes){key, len};
 }
 
@@ -480,6 +488,9 @@ void agg_pipeline_filter_one(struct agg_pipeline *p, struct sl_value *ev)
 static bool claimed(const struct agg_pipeline *p, const char *key, size_t len)
 {
     uint32_t head = sl_key_head(key, len);
+    if (!(p->claim_bloom & claim_bit(head, len))) {
+        return false;
+    }
     for (size_t i = 0; i < p->nclaims; i++) {
         if (p->claim_heads[i] == head && p->claims[i].len == len &&
             (len <= 4 || memcmp(p->claims[i].p + 4, key + 4, len - 4) == 0)) {
