@@ -35,6 +35,7 @@
 #include "sluice/metrics.h"
 #include "sluice/net.h"
 #include "sluice/notify.h"
+#include "sluice/regex.h"
 
 #define PROGRAM "sluice-aggregator"
 #define DEFAULT_CONFIG "/etc/sluice/aggregator.yml"
@@ -346,6 +347,9 @@ int main(int argc, char **argv)
     sl_raise_nofile();
     a.metrics = sl_metrics_new();
     sl_metrics_build_info(a.metrics, "sluice_aggregator");
+    sl_regex_count_timeouts_in(sl_metrics_counter(
+        a.metrics, "sluice_aggregator_regex_timeouts_total",
+        "Regex searches (grok patterns and `matches` conditions) stopped at their time budget.", NULL));
     if (!a.loop) {
         goto out;
     }
@@ -401,6 +405,9 @@ int main(int argc, char **argv)
     sl_info("stopped");
 
 out:
+    /* A worker in the middle of a long match ends it now, so joining the
+     * workers below takes no longer than one clock reading of the budget. */
+    sl_regex_abort_all();
     /* Pipelines before the listener: see agg_listener_free(). */
     agg_pipeline_free(a.pipeline);
     for (size_t i = 0; i < a.nretired; i++) {
@@ -416,6 +423,7 @@ out:
     agg_conf_free(&a.conf);
     free(a.bound_listen);
     free(a.bound_metrics);
+    sl_regex_count_timeouts_in(NULL);
     sl_metrics_free(a.metrics);
     sl_loop_free(a.loop);
     return rc;

@@ -22,7 +22,8 @@
 bool regex_list_match(const struct regex_list *l, const char *s, size_t len)
 {
     for (size_t i = 0; i < l->n; i++) {
-        if (sl_regex_match(l->re[i], s, len)) {
+        enum sl_regex_result r = sl_regex_test(l->re[i], s, len);
+        if (r == SL_REGEX_YES || (r == SL_REGEX_TIMEOUT && l->timeout_matches)) {
             return true;
         }
     }
@@ -236,6 +237,7 @@ static int parse_input(struct sl_cfg *cfg, struct sl_cfg_node *map, size_t idx,
     rc |= sl_cfg_str(cfg, map, where, "id", defid, &in->id);
     rc |= get_regex_list(cfg, map, where, "exclude_files", &in->exclude_files);
     rc |= get_regex_list(cfg, map, where, "include_lines", &in->include_lines);
+    in->include_lines.timeout_matches = true;
     rc |= get_regex_list(cfg, map, where, "exclude_lines", &in->exclude_lines);
     rc |= parse_fields(cfg, map, where, in);
     rc |= sl_cfg_bool(cfg, map, where, "fields_under_root", false, &in->fields_under_root);

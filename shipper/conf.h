@@ -15,9 +15,12 @@ enum ship_compression { COMP_ZSTD, COMP_ZLIB, COMP_NONE, COMP_ZSTD_STREAM };
 struct regex_list {
     struct sl_regex **re;
     size_t n;
+    bool timeout_matches;  /* a search out of time counts as a match (include_lines) */
 };
 
-/* True when any regex of l matches s[0..len). */
+/* True when any regex of l matches s[0..len). A search that runs out of its
+ * time budget (lib/regex.h) counts as l->timeout_matches says: either way the
+ * line is shipped rather than lost. */
 bool regex_list_match(const struct regex_list *l, const char *s, size_t len);
 
 struct multiline_conf {

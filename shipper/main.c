@@ -20,6 +20,7 @@
 #include "sluice/loop.h"
 #include "sluice/metrics.h"
 #include "sluice/notify.h"
+#include "sluice/regex.h"
 #include "tail.h"
 
 #define PUMP_BUDGET (4u << 20)
@@ -251,6 +252,9 @@ int main(int argc, char **argv)
     sl_raise_nofile();
     s.metrics = sl_metrics_new();
     sl_metrics_build_info(s.metrics, "sluice_shipper");
+    sl_regex_count_timeouts_in(sl_metrics_counter(
+        s.metrics, "sluice_shipper_regex_timeouts_total",
+        "Regex searches (include_lines, exclude_lines, exclude_files and multiline patterns) stopped at their time budget.", NULL));
     if (registry_open(s.conf.registry_path, &s.reg) != 0) {
         goto out;
     }
@@ -291,6 +295,7 @@ out:
     sl_http_stop(s.http);
     sl_loop_free(s.loop);
     registry_close(s.reg);
+    sl_regex_count_timeouts_in(NULL);
     sl_metrics_free(s.metrics);
     shipper_conf_free(&s.conf);
     return s.exit_code;

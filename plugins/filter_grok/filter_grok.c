@@ -16,7 +16,6 @@
  */
 #include <dirent.h>
 #include <errno.h>
-#include <limits.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -419,16 +418,10 @@ static int compile_match(struct filter_grok *f, const struct sl_grok_lib *lib)
     return rc;
 }
 
-/* The match budget: `timeout` as backtracking retries measured on this machine,
- * and as a wall-clock limit where Oniguruma has one. */
+/* The match budget: `timeout` of wall clock for every search (lib/regex.c). */
 static void set_limits(struct filter_grok *f)
 {
-    if (f->timeout_ms > 0) {
-        unsigned long rate = sl_grok_retries_per_ms();
-        f->lim.retries =
-            f->timeout_ms > ULONG_MAX / rate ? ULONG_MAX : (unsigned long)f->timeout_ms * rate;
-        f->lim.time_ms = f->timeout_ms;
-    }
+    f->lim.time_ms = f->timeout_ms;
     f->lim.stack = GROK_STACK_LIMIT;
 }
 

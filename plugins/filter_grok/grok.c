@@ -1,7 +1,6 @@
 /*
  * grok.c - the grok engine: pattern dictionary, %{} expansion into one
- * Oniguruma regex, and matching within a retry (and, where Oniguruma has
- * one, time) budget. Events and configuration are filter_grok.c's business.
+ * Oniguruma regex, and matching within a time budget (lib/regex.c). Events and configuration are filter_grok.c's business.
  *
  * Expansion is a small scanner over the regex text rather than a textual
  * substitution, because it must know where it is: a "%{" or "(?<" inside a
@@ -15,9 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "sluice/buf.h"
+#include "sluice/regex.h"
 #include "sluice/value.h"
 
 /* ---- the dictionary ---------------------------------------------------- */
@@ -33,14 +32,6 @@ struct sl_grok_lib {
     struct grok_def *defs;
     size_t n, cap;
 };
-
-static pthread_once_t onig_once = PTHREAD_ONCE_INIT;
-
-static void onig_setup(void)
-{
-    OnigEncoding enc = ONIG_ENCODING_UTF8;
-    onig_initialize(&enc, 1);
-}
 
 static bool is_name_char(char c)
 {
@@ -505,10 +496,8 @@ void sl_grok_free(struct sl_grok *g)
 static int compile_regex(const struct sl_buf *b, OnigRegex *re, char *err, size_t errlen)
 {
     OnigErrorInfo einfo;
-    const OnigUChar *s = (const OnigUChar *)b->data;
-    int rc = onig_new(re, s, s + b->len, ONIG_OPTION_NONE, ONIG_ENCODING_UTF8, ONIG_SYNTAX_RUBY,
-                      &einfo);
-    if (rc != ONIG_NORMAL) {
+    int rc = sl_onig_new(re, b->data, b->len, ONIG_OPTION_NONE, ONIG_SYNTAX_RUBY, &einfo);
+    if (rc != 0) {
         OnigUChar msg[ONIG_MAX_ERROR_MESSAGE_LEN];
         onig_error_code_to_str(msg, rc, &einfo);
         snprintf(err, errlen, "invalid regex: %s", (const char *)msg);
@@ -538,7 +527,6 @@ static void expand_done(struct expand *x)
 struct sl_grok *sl_grok_compile(const struct sl_grok_lib *lib, const char *pattern,
                                 bool named_only, char *err, size_t errlen)
 {
-    pthread_once(&onig_once, onig_setup);
     struct expand x, xa;
     struct sl_grok *g = sl_calloc(1, sizeof(*g));
     expand_init(&x, lib, named_only, err, errlen);
@@ -640,21 +628,10 @@ int sl_grok_match(const struct sl_grok *g, const char *s, size_t len,
                   const struct sl_grok_limits *lim, const OnigRegion **region)
 {
     struct match_tls *t = tls_get();
-    OnigMatchParam *mp = t->mp;
-    if (lim && lim->retries) {
-        onig_set_retry_limit_in_match_of_match_param(mp, lim->retries);
-        onig_set_retry_limit_in_search_of_match_param(mp, lim->retries);
-    } else {
-        onig_set_retry_limit_in_match_of_match_param(mp, onig_get_retry_limit_in_match());
-        onig_set_retry_limit_in_search_of_match_param(mp, 0);
-    }
-    onig_set_match_stack_limit_size_of_match_param(mp, lim ? lim->stack : 0);
-#if ONIGURUMA_VERSION_INT >= 60909
-    onig_set_time_limit_of_match_param(mp, lim ? (unsigned long)lim->time_ms : 0);
-#endif
+    onig_set_match_stack_limit_size_of_match_param(t->mp, lim ? lim->stack : 0);
     const OnigUChar *start = (const OnigUChar *)s, *end = start + len;
     OnigRegex re = g->re_line && !memchr(s, '\n', len) ? g->re_line : g->re;
-    int rc = onig_search_with_param(re, start, end, start, end, t->region, ONIG_OPTION_NONE, mp);
+    int rc = sl_onig_search(re, start, end, t->region, t->mp, lim ? lim->time_ms : 0);
     if (region) {
         *region = t->region;
     }
@@ -662,63 +639,4 @@ int sl_grok_match(const struct sl_grok *g, const char *s, size_t len,
         return 1;
     }
     return rc == ONIG_MISMATCH ? 0 : SL_ELIMIT;
-}
-
-/* ---- calibration -------------------------------------------------------- */
-
-static pthread_once_t calib_once = PTHREAD_ONCE_INIT;
-static unsigned long calib_rate;
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static void calibrate(void)
-{
-    enum { PROBE = 40000 };
-    static const char pat[] = "^(a+)+$";
-    char line[48];
-    memset(line, 'a', sizeof(line) - 1);
-    line[sizeof(line) - 2] = 'b';
-    line[sizeof(line) - 1] = '\0';
-    calib_rate = 50000;  /* typical of a 2020s x86 core, if measuring fails */
-    pthread_once(&onig_once, onig_setup);
-    OnigRegex re;
-    OnigErrorInfo einfo;
-    if (onig_new(&re, (const OnigUChar *)pat, (const OnigUChar *)pat + strlen(pat),
-                 ONIG_OPTION_NONE, ONIG_ENCODING_UTF8, ONIG_SYNTAX_RUBY, &einfo) != ONIG_NORMAL) {
-        return;
-    }
-    struct match_tls *t = tls_get();
-    onig_set_retry_limit_in_match_of_match_param(t->mp, PROBE);
-    onig_set_retry_limit_in_search_of_match_param(t->mp, PROBE);
-    onig_set_match_stack_limit_size_of_match_param(t->mp, 0);
-#if ONIGURUMA_VERSION_INT >= 60909
-    onig_set_time_limit_of_match_param(t->mp, 0);
-#endif
-    const OnigUChar *s = (const OnigUChar *)line, *e = s + strlen(line);
-    uint64_t best = UINT64_MAX;
-    for (int i = 0; i < 3; i++) {  /* the fastest of three: least disturbed */
-        uint64_t t0 = mono_ns();
-        int rc = onig_search_with_param(re, s, e, s, e, t->region, ONIG_OPTION_NONE, t->mp);
-        uint64_t dt = mono_ns() - t0;
-        if (rc >= 0 || rc == ONIG_MISMATCH) {
-            break;  /* the probe did not exhaust its budget: keep the default */
-        }
-        best = SL_MIN(best, dt);
-    }
-    onig_free(re);
-    if (best != UINT64_MAX && best > 0) {
-        uint64_t rate = (uint64_t)PROBE * 1000000u / best;
-        calib_rate = (unsigned long)SL_MAX(10000u, SL_MIN(rate, 10000000u));
-    }
-}
-
-unsigned long sl_grok_retries_per_ms(void)
-{
-    pthread_once(&calib_once, calibrate);
-    return calib_rate;
 }

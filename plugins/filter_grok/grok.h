@@ -91,8 +91,7 @@ void sl_grok_free(struct sl_grok *g);
 
 /* Budget of one sl_grok_match() call. */
 struct sl_grok_limits {
-    unsigned long retries;   /* Oniguruma backtracking retries (0 = library default) */
-    uint64_t time_ms;        /* wall-clock limit where Oniguruma supports it (>= 6.9.9) */
+    uint64_t time_ms;        /* wall-clock budget of a search (0: Oniguruma's retry limit) */
     unsigned int stack;      /* match stack entries (0 = unlimited) */
 };
 
@@ -105,12 +104,5 @@ struct sl_grok_limits {
 int sl_grok_match(const struct sl_grok *g, const char *s, size_t len,
                   const struct sl_grok_limits *lim, const OnigRegion **region);
 
-/*
- * Oniguruma backtracking retries this machine performs per millisecond on a
- * pathological pattern, measured once per process (about 1 ms of work) and
- * clamped to [10000, 10000000]: what turns a timeout into a retry budget on
- * Oniguruma versions without a time limit.
- */
-unsigned long sl_grok_retries_per_ms(void);
 
 #endif

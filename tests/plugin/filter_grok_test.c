@@ -21,6 +21,7 @@
 #include "sluice/json.h"
 #include "sluice/metrics.h"
 #include "sluice/plugin.h"
+#include "sluice/regex.h"
 #include "test.h"
 
 #define FILTER_PLUGIN sl_plugin_filter_grok
@@ -500,6 +501,35 @@ TEST(config_errors)
     unload(f);
 }
 
+/*
+ * A possessive pattern never backtracks, so a retry budget never runs out: on
+ * a 256 KiB word with no space each start position scans to the end (O(n^2),
+ * minutes). The budget's callout, passed at every start, stops it.
+ */
+TEST(timeout_holds_for_possessive_patterns)
+{
+    struct sl_metrics *saved = metrics;
+    metrics = sl_metrics_new();
+    size_t n = 256u << 10;
+    char *ev = sl_malloc(n + 32);
+    int k = snprintf(ev, n + 32, "{\"message\":\"");
+    memset(ev + k, 'a', n);
+    strcpy(ev + k + n, "\"}");
+    void *f = mk("  patterns: ['(?<x>\\w++\\s)']\n  timeout: 50ms\n");
+    CHECK(f != NULL);
+    struct sl_value e = ev_json(ev);
+    CHECK_INT(run(f, &e), SL_FILTER_FAIL_TAGGED);
+    struct sl_value *tags = sl_obj_getc(&e, "tags");
+    CHECK(tags && tags->type == SL_V_ARRAY && tags->u.a.len == 1);
+    CHECK_STR(tags->u.a.items[0].u.s.ptr, "_groktimeout");
+    CHECK(sl_obj_getc(&e, "x") == NULL);
+    sl_value_clear(&e);
+    unload(f);
+    free(ev);
+    sl_metrics_free(metrics);
+    metrics = saved;
+}
+
 TEST(timeout)
 {
     struct sl_metrics *saved = metrics;
@@ -566,7 +596,7 @@ TEST(timeout)
     memset(&cfg, 0, sizeof(cfg));
     sl_metrics_free(metrics);
     metrics = saved;
-    CHECK(sl_grok_retries_per_ms() >= 10000);
+    CHECK(sl_regex_retries_per_ms() >= 10000);
 }
 
 /* A line that spans lines: '^' must still be a line anchor (Ruby syntax). */
@@ -1266,6 +1296,7 @@ int main(void)
     RUN(pattern_definitions_and_dir);
     RUN(config_errors);
     RUN(timeout);
+    RUN(timeout_holds_for_possessive_patterns);
     RUN(caret_is_a_line_anchor);
     RUN(arena_scope);
     RUN(threads);
