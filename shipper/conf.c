@@ -14,6 +14,9 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "container.h"
+#include "ndjson.h"
+#include "processor.h"
 #include "registry.h"
 #include "sluice/json.h"
 #include "sluice/net.h"
@@ -215,6 +218,37 @@ static int parse_multiline(struct sl_cfg *cfg, struct sl_cfg_node *map, const ch
     return rc ? SL_EINVAL : 0;
 }
 
+/*
+ * type: Filebeat's names. filestream and log tail plain lines; container reads
+ * what a container runtime writes (docs/shipper.md), with Filebeat's stream and
+ * format options, which only it takes.
+ */
+static int parse_type(struct sl_cfg *cfg, struct sl_cfg_node *map, const char *where,
+                      struct input_conf *in)
+{
+    static const char *const types[] = {"filestream", "log", "container", NULL};
+    static const char *const streams[] = {"all", "stdout", "stderr", NULL};
+    static const char *const formats[] = {"auto", "docker", "cri", NULL};
+    int type = 0;
+    int rc = sl_cfg_enum(cfg, map, where, "type", types, 0, &type);
+    in->type = type == 2 ? INPUT_CONTAINER : INPUT_LOG;
+    if (in->type != INPUT_CONTAINER) {
+        const char *only[] = {"stream", "format"};
+        for (size_t i = 0; i < SL_ARRAY_LEN(only); i++) {
+            struct sl_cfg_node *n = sl_cfg_get(map, only[i]);
+            if (n) {
+                sl_cfg_error(cfg, n, "%s: option '%s' is for 'type: container' only", where,
+                             only[i]);
+                rc = SL_EINVAL;
+            }
+        }
+        return rc;
+    }
+    rc |= sl_cfg_enum(cfg, map, where, "stream", streams, CTR_STREAM_ALL, &in->ctr_stream);
+    rc |= sl_cfg_enum(cfg, map, where, "format", formats, CTR_AUTO, &in->ctr_format);
+    return rc;
+}
+
 static int parse_input(struct sl_cfg *cfg, struct sl_cfg_node *map, size_t idx,
                        struct input_conf *in)
 {
@@ -250,14 +284,9 @@ static int parse_input(struct sl_cfg *cfg, struct sl_cfg_node *map, size_t idx,
     rc |= sl_cfg_duration(cfg, map, where, "scan_frequency", 10000, 100, 3600000,
                           &in->scan_frequency_ms);
     rc |= sl_cfg_int(cfg, map, where, "harvester_limit", 0, 0, 1000000, &in->harvester_limit);
-    /* Filebeat spells the input type; only filestream-like tailing exists here. */
-    char *type = NULL;
-    rc |= sl_cfg_str(cfg, map, where, "type", "filestream", &type);
-    if (type && strcmp(type, "filestream") != 0 && strcmp(type, "log") != 0) {
-        sl_cfg_error(cfg, sl_cfg_get(map, "type"), "%s: unknown input type '%s'", where, type);
-        rc = SL_EINVAL;
-    }
-    free(type);
+    rc |= parse_type(cfg, map, where, in);
+    rc |= proc_chain_parse(cfg, sl_cfg_get(map, "processors"), where, &in->processors);
+    rc |= ndjson_parse_conf(cfg, sl_cfg_get(map, "parsers"), where, &in->ndjson);
     rc |= parse_multiline(cfg, map, where, &in->multiline);
     in->start = (enum start_position)start;
     sl_cfg_check_unknown(cfg, map, where);
@@ -489,7 +518,6 @@ static const struct {
     {"output.elasticsearch", "the shipper sends to sluice-aggregator ('output: {hosts: "
                              "[...]}'); Elasticsearch is the aggregator's output"},
     {"path", "Filebeat's paths: sluice keeps its offsets in 'registry: {path: ...}'"},
-    {"processors", "processors run in sluice-aggregator: 'pipeline: {filters: [...]}'"},
     {"logging", "logging is set on the command line: --log-level, --log-format"},
     {"http", "the metrics endpoint is 'metrics: {listen: \"127.0.0.1:5066\"}'"},
     {"monitoring", "sluice serves Prometheus metrics at 'metrics: {listen: ...}'"},
@@ -585,6 +613,7 @@ int shipper_conf_parse(struct sl_cfg *cfg, struct shipper_conf *c)
     if (!c->hostname) {
         c->hostname = default_hostname();
     }
+    rc |= proc_chain_parse(cfg, sl_cfg_get(root, "processors"), "", &c->processors);
     sl_cfg_check_unknown(cfg, root, "shipper");
     if (c->output.bulk_max_events > c->queue_max_events) {
         /* A window larger than the queue could never fill: cap it, as Filebeat does. */
@@ -661,7 +690,10 @@ void shipper_conf_free(struct shipper_conf *c)
         free(in->fields_json);
         free(in->tags_json);
         sl_regex_free(in->multiline.pattern);
+        proc_chain_free(in->processors);
+        ndjson_free(in->ndjson);
     }
+    proc_chain_free(c->processors);
     free(c->inputs);
     for (size_t i = 0; i < c->output.nhosts; i++) {
         free(c->output.hosts[i].addr);

@@ -9,6 +9,9 @@
 #include "sluice/regex.h"
 
 enum start_position { START_END, START_BEGINNING };
+enum input_type { INPUT_LOG, INPUT_CONTAINER };
+/* stream: of a container input; CTR_STREAM_ALL or 1 + enum ctr_stream. */
+#define CTR_STREAM_ALL 0
 /* COMP_ZSTD_STREAM: 'S' blocks, one zstd stream per connection (docs/protocol.md §6). */
 enum ship_compression { COMP_ZSTD, COMP_ZLIB, COMP_NONE, COMP_ZSTD_STREAM };
 
@@ -32,8 +35,16 @@ struct multiline_conf {
     uint64_t timeout_ms;
 };
 
+struct proc_chain;
+struct ndjson;
+
 struct input_conf {
     char *id;
+    enum input_type type;
+    int ctr_stream;             /* CTR_STREAM_ALL, or 1 + enum ctr_stream (container.h) */
+    int ctr_format;             /* enum ctr_format (container.h) */
+    struct proc_chain *processors;  /* NULL: none */
+    struct ndjson *ndjson;      /* parsers: [{ndjson: ...}]; NULL: none */
     char **paths;               /* NULL-terminated globs */
     size_t npaths;
     struct regex_list exclude_files;
@@ -98,6 +109,7 @@ struct shipper_conf {
     uint64_t unhealthy_after_ms;  /* /healthz fails when events wait this long for an ACK */
     uint64_t shutdown_timeout_ms;
     char *hostname;             /* from the environment, or gethostname() */
+    struct proc_chain *processors;  /* global, after each input's own; NULL: none */
 };
 
 /* Parses cfg (already loaded) into *out; errors are recorded in cfg. 0 or SL_EINVAL. */

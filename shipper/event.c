@@ -19,7 +19,9 @@ void event_tmpl_init(struct event_tmpl *t, const struct input_conf *in, const ch
 {
     struct sl_buf b;
     sl_buf_init(&b, 0);
-    sl_buf_puts(&b, ",\"input\":{\"type\":\"filestream\"},\"host\":{\"name\":");
+    sl_buf_puts(&b, in->type == INPUT_CONTAINER ? ",\"input\":{\"type\":\"container\"}"
+                                                : ",\"input\":{\"type\":\"filestream\"}");
+    sl_buf_puts(&b, ",\"host\":{\"name\":");
     sl_json_put_str(&b, hostname, strlen(hostname));
     sl_buf_puts(&b, "},\"agent\":{\"type\":\"sluice-shipper\",\"version\":\"" SL_VERSION
                     "\",\"name\":");
@@ -209,9 +211,17 @@ int event_encode(struct sl_buf *out, const struct event_tmpl *t, const char *ts,
                  const char *path_json, size_t path_json_len, const char *line, size_t len,
                  uint64_t offset, unsigned flags)
 {
+    return event_encode_ext(out, t, ts, path_json, path_json_len, line, len, offset, flags,
+                            NULL, 0);
+}
+
+int event_encode_ext(struct sl_buf *out, const struct event_tmpl *t, const char *ts,
+                     const char *path_json, size_t path_json_len, const char *line, size_t len,
+                     uint64_t offset, unsigned flags, const char *extra, size_t extra_len)
+{
     /* Everything after the message, at its longest. */
     size_t after = sizeof(PATH) - 1 + path_json_len + sizeof(OFFSET) - 1 + DIGITS_MAX +
-                   sizeof(FLAGS_BOTH) - 1 + 1 + t->tail_len;
+                   sizeof(FLAGS_BOTH) - 1 + 1 + extra_len + t->tail_len;
     size_t before = sizeof(HEAD) - 1 + TS_LEN + sizeof(META) - 1;
     size_t msg = len <= INLINE_MAX ? 6 * len + 2 + STORE_SLACK : 0;
     int rc = sl_buf_reserve(out, before + msg + after);
@@ -232,7 +242,85 @@ int event_encode(struct sl_buf *out, const struct event_tmpl *t, const char *ts,
     o = put_offset(o, offset);
     o = put_flags(o, flags);
     *o++ = '}';
+    if (extra_len) {
+        o = put(o, extra, extra_len);
+    }
     o = put(o, t->tail, t->tail_len);
+    out->len = (size_t)(o - out->data);
+    return 0;
+}
+
+/* A placeholder as sl_json_write spells it: "\u0001sluice:X\u0001". */
+static const char PH_HEAD[] = "\"\\u0001sluice:";
+static const char PH_TAIL[] = "\\u0001\"";
+
+void event_shape_init(struct event_shape *s, const char *json, size_t len)
+{
+    memset(s, 0, sizeof(*s));
+    s->text = sl_malloc(len + 1);
+    size_t hl = sizeof(PH_HEAD) - 1, tl = sizeof(PH_TAIL) - 1;
+    size_t i = 0;
+    while (i < len) {
+        const char *p = memmem(json + i, len - i, PH_HEAD, hl);
+        size_t at = p ? (size_t)(p - json) : len;
+        memcpy(s->text + s->len, json + i, at - i);
+        s->len += at - i;
+        if (!p) {
+            break;
+        }
+        char what = at + hl < len ? json[at + hl] : 0;
+        if ((what == 'T' || what == 'M' || what == 'O') && at + hl + 1 + tl <= len &&
+            memcmp(json + at + hl + 1, PH_TAIL, tl) == 0) {
+            s->holes = sl_realloc(s->holes, (s->nholes + 1) * sizeof(*s->holes));
+            s->holes[s->nholes++] = (struct event_hole){.at = s->len, .what = what};
+            s->nmsg += what == 'M';
+            i = at + hl + 1 + tl;
+        } else {
+            s->text[s->len++] = json[at];  /* not ours after all */
+            i = at + 1;
+        }
+    }
+    s->text[s->len] = '\0';
+}
+
+void event_shape_free(struct event_shape *s)
+{
+    free(s->text);
+    free(s->holes);
+    memset(s, 0, sizeof(*s));
+}
+
+int event_encode_shape(struct sl_buf *out, const struct event_shape *s, const char *ts,
+                       const char *line, size_t len, uint64_t offset)
+{
+    size_t msg = len <= INLINE_MAX ? 6 * len + 2 + STORE_SLACK : 0;
+    size_t room = s->len + s->nholes * (TS_LEN + 2 + DIGITS_MAX) + msg * s->nmsg;
+    int rc = sl_buf_reserve(out, room);
+    if (rc != 0) {
+        return rc;
+    }
+    char *o = out->data + out->len;
+    size_t from = 0;
+    for (size_t i = 0; i < s->nholes; i++) {
+        const struct event_hole *h = &s->holes[i];
+        o = put(o, s->text + from, h->at - from);
+        from = h->at;
+        if (h->what == 'T') {
+            *o++ = '"';
+            o = put(o, ts, TS_LEN);
+            *o++ = '"';
+        } else if (h->what == 'O') {
+            o = put_offset(o, offset);
+        } else {
+            /* What follows the message, at its longest, stays reserved. */
+            size_t after = s->len - from + (s->nholes - i) * (TS_LEN + 2 + DIGITS_MAX);
+            rc = put_message(out, &o, after, line, len);
+            if (rc != 0) {
+                return rc;
+            }
+        }
+    }
+    o = put(o, s->text + from, s->len - from);
     out->len = (size_t)(o - out->data);
     return 0;
 }

@@ -23,8 +23,12 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include "container.h"
 #include "event.h"
 #include "glob.h"
+#include "ndjson.h"
+#include "processor.h"
+#include "shape.h"
 #include "sluice/json.h"
 #include "sluice/time.h"
 #include "sluice/log.h"
@@ -35,6 +39,9 @@
 struct input {
     const struct input_conf *conf;
     struct event_tmpl tmpl;
+    bool procs;                /* processors run on its events (its own or global) */
+    bool shaped;               /* ... and all of them can run once per shape (shape.h) */
+    struct proc_chain *chains[2];  /* its own, then the global one */
     uint64_t next_scan;
     size_t open;               /* harvesters of this input */
     struct sl_metric *m_open;  /* sluice_shipper_input_files_open{input} */
@@ -51,6 +58,28 @@ struct waiter {
     size_t hash;
     struct waiter *next;       /* FIFO */
     struct waiter *hnext;      /* wset chain */
+};
+
+/* A container message whose partial lines are being joined, per stream. */
+struct part {
+    struct sl_buf buf;
+    uint64_t off, end;         /* file range of its physical lines */
+    int64_t ts_ms;             /* the runtime's time of its first line */
+    int kind;                  /* extra[] of the event: stream and format */
+    unsigned flags;
+    bool pending;
+};
+
+/* The members a container event carries after "log", by stream and format
+ * (kind = 2 * stream + cri), KIND_BARE for a line that did not parse. */
+#define NKINDS 5
+#define KIND_BARE 4
+#define KIND_PLAIN (-1)        /* not a container input */
+
+/* What a logical line brings besides its bytes. */
+struct lmeta {
+    int64_t ts_ms;             /* 0: the time it was read */
+    int kind;
 };
 
 struct harvester {
@@ -75,6 +104,14 @@ struct harvester {
     uint32_t ml_lines;
     unsigned ml_flags;
     uint64_t ml_since;
+    struct lmeta ml_meta;
+    /* container input */
+    struct part part[CTR_NSTREAMS];
+    char *extra[NKINDS];
+    size_t extra_len[NKINDS];
+    struct shape_cache *shapes;  /* with processors that run per shape */
+    int64_t ts_ms;             /* the runtime time formatted in ts */
+    char ts[32];
     struct harvester *next;    /* all harvesters */
     struct harvester *rnext;   /* ready list */
     struct harvester *hnext;   /* path hash chain */
@@ -124,6 +161,13 @@ struct tail {
     char ts[32];
     uint64_t ts_ms;
     size_t open_files;
+    struct sl_arena ctr_arena;   /* Docker lines' unescaped content, reset per line */
+    struct sl_arena proc_arena;  /* the event tree processors work on, reset per event */
+    struct sl_buf scratch;       /* an event's JSON before processors */
+    struct sl_metric *m_ctr_invalid;
+    struct sl_metric *m_drop_stream;
+    struct sl_metric *m_drop_proc;
+    struct sl_metric *m_ndjson_err;
     struct sl_metric *m_lines;
     struct sl_metric *m_bytes;
     struct sl_metric *m_files_open;
@@ -186,6 +230,35 @@ static void hash_del(struct tail *t, struct harvester *h)
     }
 }
 
+static void free_extras(struct harvester *h)
+{
+    for (size_t k = 0; k < NKINDS; k++) {
+        free(h->extra[k]);
+        h->extra[k] = NULL;
+    }
+}
+
+/* The members after "log" of h's events, once per path: the stream, the
+ * Kubernetes names the path holds and the runtime the format tells. */
+static void build_extras(struct harvester *h)
+{
+    static const char *const streams[] = {",\"stream\":\"stdout\"", ",\"stream\":\"stderr\""};
+    struct k8s_meta m;
+    k8s_from_path(h->path, &m);  /* all empty when the path is not the kubelet's */
+    free_extras(h);
+    for (int k = 0; k < NKINDS; k++) {
+        struct sl_buf b;
+        sl_buf_init(&b, 0);
+        if (k != KIND_BARE) {
+            sl_buf_puts(&b, streams[k / 2]);
+        }
+        k8s_put_json(&b, &m, k == KIND_BARE ? NULL : (k & 1) ? "cri" : "docker");
+        h->extra[k] = sl_strndup(b.data ? b.data : "", b.len);
+        h->extra_len[k] = b.len;
+        sl_buf_free(&b);
+    }
+}
+
 static void set_path(struct harvester *h, const char *path)
 {
     struct tail *t = h->t;
@@ -204,6 +277,10 @@ static void set_path(struct harvester *h, const char *path)
     size_t i = path_hash(path);
     h->hnext = t->by_path[i];
     t->by_path[i] = h;
+    if (h->in->conf->type == INPUT_CONTAINER) {
+        build_extras(h);
+    }
+    shape_cache_clear(h->shapes);  /* the path is part of every shape */
 }
 
 static void make_ready(struct harvester *h)
@@ -273,9 +350,82 @@ static void stamp_now(struct tail *t)
     }
 }
 
+/* The offset the registry may reach with an event ending at end: never past
+ * the first line of a container message still being joined. */
+static uint64_t safe_end(const struct harvester *h, uint64_t end)
+{
+    for (size_t i = 0; i < CTR_NSTREAMS; i++) {
+        if (h->part[i].pending && h->part[i].off < end) {
+            end = h->part[i].off;
+        }
+    }
+    return end;
+}
+
+/* The @timestamp text of m: the runtime's time, or the time the chunk was read. */
+static const char *event_ts(struct harvester *h, const struct lmeta *m)
+{
+    if (m->ts_ms == 0) {
+        return h->t->ts;
+    }
+    if (m->ts_ms != h->ts_ms &&
+        sl_timestamp_format(m->ts_ms, h->ts, sizeof(h->ts)) == 24) {
+        h->ts_ms = m->ts_ms;
+    }
+    return h->ts_ms == m->ts_ms ? h->ts : h->t->ts;
+}
+
+/*
+ * The event with processors: its JSON as usual, parsed into a tree in the
+ * per-event arena, the input's chain then the global one, written again.
+ * False when a processor dropped it (or it could not be written).
+ */
+static bool encode_processed(struct harvester *h, struct sl_buf *out, const char *ts,
+                             const char *line, size_t len, uint64_t off, unsigned flags,
+                             int kind, const char *extra, size_t extra_len)
+{
+    struct tail *t = h->t;
+    if (h->in->shaped) {
+        struct shape_event se = {
+            .tmpl = &h->in->tmpl, .ts = ts, .path_json = h->path_json,
+            .path_json_len = h->path_json_len, .line = line, .len = len, .offset = off,
+            .flags = flags, .variant = kind + 1, .extra = extra, .extra_len = extra_len,
+        };
+        int rc = shape_encode(h->shapes, h->in->chains, 2, &se, out);
+        if (rc == 0) {
+            sl_counter_inc(t->m_drop_proc);
+        }
+        return rc == 1;
+    }
+    sl_buf_reset(&t->scratch);
+    if (event_encode_ext(&t->scratch, &h->in->tmpl, ts, h->path_json, h->path_json_len, line,
+                         len, off, flags, extra, extra_len) != 0) {
+        return false;
+    }
+    struct sl_arena *prev = sl_value_set_arena(&t->proc_arena);
+    struct sl_value ev = {0};
+    char err[96];
+    bool keep = sl_json_parse_arena(t->scratch.data, t->scratch.len, &ev, &t->proc_arena, NULL,
+                                    err, sizeof(err)) == 0;
+    if (keep && h->in->conf->ndjson && !ndjson_apply(h->in->conf->ndjson, &ev)) {
+        sl_counter_inc(t->m_ndjson_err);
+    }
+    keep = keep && proc_chain_run(h->in->chains[0], &ev) &&
+           proc_chain_run(h->in->chains[1], &ev);
+    if (!keep) {
+        sl_counter_inc(t->m_drop_proc);
+    } else if (sl_json_write(out, &ev, NULL) != 0) {
+        keep = false;
+    }
+    sl_value_clear(&ev);
+    sl_value_set_arena(prev);
+    sl_arena_reset(&t->proc_arena);
+    return keep;
+}
+
 /* Queues one event; its file offset range is [off, end). */
 static void emit(struct harvester *h, const char *line, size_t len, uint64_t off, uint64_t end,
-                 unsigned flags)
+                 unsigned flags, const struct lmeta *m)
 {
     struct tail *t = h->t;
     const struct input_conf *ic = h->in->conf;
@@ -290,13 +440,20 @@ static void emit(struct harvester *h, const char *line, size_t len, uint64_t off
     if (flags & EVENT_FLAG_TRUNCATED) {
         sl_counter_inc(t->m_truncated);
     }
+    const char *ts = event_ts(h, m);
+    const char *extra = m->kind >= 0 ? h->extra[m->kind] : NULL;
+    size_t extra_len = m->kind >= 0 ? h->extra_len[m->kind] : 0;
     struct sl_buf *out = queue_begin_event(t->q);
-    if (event_encode(out, &h->in->tmpl, t->ts, h->path_json, h->path_json_len, line, len,
-                     off, flags) != 0) {
+    bool ok = h->in->procs
+                  ? encode_processed(h, out, ts, line, len, off, flags, m->kind, extra,
+                                     extra_len)
+                  : event_encode_ext(out, &h->in->tmpl, ts, h->path_json, h->path_json_len,
+                                     line, len, off, flags, extra, extra_len) == 0;
+    if (!ok) {
         queue_cancel_event(t->q);
         return;
     }
-    queue_end_event(t->q, h->entry, h->entry->gen, end);
+    queue_end_event(t->q, h->entry, h->entry->gen, safe_end(h, end));
 }
 
 static void ml_flush(struct harvester *h)
@@ -306,18 +463,19 @@ static void ml_flush(struct harvester *h)
     }
     stamp_now(h->t);
     unsigned flags = h->ml_flags | (h->ml_lines > 1 ? EVENT_FLAG_MULTILINE : 0);
-    emit(h, h->ml.data, h->ml.len, h->ml_off, h->ml_end, flags);
+    emit(h, h->ml.data, h->ml.len, h->ml_off, h->ml_end, flags, &h->ml_meta);
     sl_buf_reset(&h->ml);
     h->ml_lines = 0;
     h->ml_flags = 0;
 }
 
 static void ml_add(struct harvester *h, const char *line, size_t len, uint64_t off, uint64_t end,
-                   unsigned flags)
+                   unsigned flags, const struct lmeta *m)
 {
     const struct multiline_conf *mc = &h->in->conf->multiline;
     if (h->ml_lines == 0) {
         h->ml_off = off;
+        h->ml_meta = *m;
         h->ml_since = sl_now_ms();
     } else if (h->ml_lines < mc->max_lines) {
         sl_buf_putc(&h->ml, '\n');
@@ -338,31 +496,116 @@ static void ml_add(struct harvester *h, const char *line, size_t len, uint64_t o
     h->ml_end = end;
 }
 
-/* A complete line (without its newline) at file offset off, ending before end. */
+/* A complete logical line (a physical one, or a joined container message) at
+ * file offset off, ending before end: multiline, then the event. */
+static void logical_line(struct harvester *h, const char *line, size_t len, uint64_t off,
+                         uint64_t end, unsigned flags, const struct lmeta *m)
+{
+    const struct multiline_conf *mc = &h->in->conf->multiline;
+    if (!mc->enabled) {
+        emit(h, line, len, off, end, flags, m);
+        return;
+    }
+    bool match = sl_regex_match(mc->pattern, line, len) != mc->negate;
+    if (mc->match_after) {
+        /* A matching line continues the event before it. */
+        if (!match || h->ml_lines == 0) {
+            ml_flush(h);
+        }
+        ml_add(h, line, len, off, end, flags, m);
+    } else {
+        /* A matching line continues into the next one; a non-matching one ends the event. */
+        ml_add(h, line, len, off, end, flags, m);
+        if (!match) {
+            ml_flush(h);
+        }
+    }
+}
+
+/* The joined message of stream i is complete (or must go now): on to multiline. */
+static void part_flush(struct harvester *h, size_t i)
+{
+    struct part *p = &h->part[i];
+    if (!p->pending) {
+        return;
+    }
+    p->pending = false;
+    struct lmeta m = {.ts_ms = p->ts_ms, .kind = p->kind};
+    logical_line(h, p->buf.data ? p->buf.data : "", p->buf.len, p->off, p->end, p->flags, &m);
+    sl_buf_reset(&p->buf);
+}
+
+static void parts_flush(struct harvester *h)
+{
+    for (size_t i = 0; i < CTR_NSTREAMS; i++) {
+        part_flush(h, i);
+    }
+}
+
+/*
+ * A physical line of a container input: parsed, filtered by stream, and
+ * joined with the partial lines of its stream before it. A line that is not
+ * of the runtime's format is shipped as it is, with the time it was read.
+ */
+static void container_line(struct harvester *h, const char *line, size_t len, uint64_t off,
+                           uint64_t end, unsigned flags)
+{
+    struct tail *t = h->t;
+    const struct input_conf *ic = h->in->conf;
+    struct ctr_line cl;
+    sl_arena_reset(&t->ctr_arena);
+    if (ctr_parse((enum ctr_format)ic->ctr_format, line, len, &t->ctr_arena, &cl) != 0) {
+        sl_counter_inc(t->m_ctr_invalid);
+        struct lmeta m = {.ts_ms = 0, .kind = KIND_BARE};
+        logical_line(h, line, len, off, end, flags, &m);
+        return;
+    }
+    if (ic->ctr_stream != CTR_STREAM_ALL && (int)cl.stream != ic->ctr_stream - 1) {
+        sl_counter_inc(t->m_drop_stream);
+        return;
+    }
+    int kind = 2 * (int)cl.stream + (cl.format == CTR_CRI);
+    struct part *p = &h->part[cl.stream];
+    if (!p->pending && !cl.partial) {
+        struct lmeta m = {.ts_ms = cl.ts_ms, .kind = kind};
+        logical_line(h, cl.msg, cl.len, off, end, flags, &m);
+        return;
+    }
+    if (!p->pending) {
+        p->pending = true;
+        p->off = off;
+        p->ts_ms = cl.ts_ms;
+        p->kind = kind;
+        p->flags = 0;
+        sl_buf_reset(&p->buf);
+    }
+    size_t max = (size_t)ic->max_line_bytes;
+    size_t n = cl.len;
+    if (p->buf.len + n > max) {
+        n = max - p->buf.len;
+        p->flags |= EVENT_FLAG_TRUNCATED;
+    }
+    if (sl_buf_append(&p->buf, cl.msg, n) != 0) {
+        p->flags |= EVENT_FLAG_TRUNCATED;  /* cannot happen: n fits the buffer's max */
+    }
+    p->flags |= flags;
+    p->end = end;
+    if (!cl.partial) {
+        part_flush(h, cl.stream);
+    }
+}
+
+/* A physical line (without its newline) at file offset off, ending before end. */
 static void on_line(struct harvester *h, const char *line, size_t len, uint64_t off,
                     uint64_t end, unsigned flags)
 {
-    struct tail *t = h->t;
-    sl_counter_inc(t->m_lines);
-    const struct multiline_conf *mc = &h->in->conf->multiline;
-    if (!mc->enabled) {
-        emit(h, line, len, off, end, flags);
+    sl_counter_inc(h->t->m_lines);
+    if (h->in->conf->type == INPUT_CONTAINER) {
+        container_line(h, line, len, off, end, flags);
         return;
     }
-    bool m = sl_regex_match(mc->pattern, line, len) != mc->negate;
-    if (mc->match_after) {
-        /* A matching line continues the event before it. */
-        if (!m || h->ml_lines == 0) {
-            ml_flush(h);
-        }
-        ml_add(h, line, len, off, end, flags);
-    } else {
-        /* A matching line continues into the next one; a non-matching one ends the event. */
-        ml_add(h, line, len, off, end, flags);
-        if (!m) {
-            ml_flush(h);
-        }
-    }
+    static const struct lmeta plain = {.ts_ms = 0, .kind = KIND_PLAIN};
+    logical_line(h, line, len, off, end, flags, &plain);
 }
 
 /* Splits buffered bytes into lines; keeps a trailing partial line. */
@@ -433,6 +676,7 @@ static void harvester_close(struct harvester *h, bool gone)
         t->open_files--;
         sl_gauge_set(t->m_files_open, (double)t->open_files);
     }
+    parts_flush(h);
     ml_flush(h);
     if (h->ready) {
         unlink_ready(t, h);
@@ -459,6 +703,11 @@ static void harvester_close(struct harvester *h, bool gone)
     free(h->path_json);
     sl_buf_free(&h->buf);
     sl_buf_free(&h->ml);
+    for (size_t i = 0; i < CTR_NSTREAMS; i++) {
+        sl_buf_free(&h->part[i].buf);
+    }
+    free_extras(h);
+    shape_cache_free(h->shapes);
     free(h);
 }
 
@@ -493,6 +742,7 @@ static void update_fingerprint(struct harvester *h, uint64_t size)
 static void restart_at_zero(struct harvester *h, const char *why)
 {
     sl_info("%s was truncated (%s): reading from the start", h->path, why);
+    parts_flush(h);
     ml_flush(h);
     h->entry->gen++;
     h->entry->offset = 0;
@@ -995,6 +1245,12 @@ static void open_file(struct tail *t, struct input *in, const char *path, bool i
     h->last_data = sl_now_ms();
     sl_buf_init(&h->buf, (size_t)in->conf->max_line_bytes + CHUNK);
     sl_buf_init(&h->ml, 0);
+    for (size_t i = 0; i < CTR_NSTREAMS; i++) {
+        sl_buf_init(&h->part[i].buf, (size_t)in->conf->max_line_bytes);
+    }
+    if (in->shaped) {
+        h->shapes = shape_cache_new();
+    }
     set_path(h, path);
     update_fingerprint(h, (uint64_t)st.st_size);
     h->next = t->all;
@@ -1299,6 +1555,22 @@ struct tail *tail_new(struct sl_loop *loop, const struct shipper_conf *conf, str
                                               "Matching files that could not be opened, by "
                                               "reason (each attempt counts).", lbl);
     }
+    t->m_ctr_invalid = sl_metrics_counter(metrics, "sluice_shipper_container_lines_invalid_total",
+                                          "Lines of a container input not in the runtime's "
+                                          "format (shipped as they are).", NULL);
+    const char *str[] = {"reason", "stream", NULL};
+    t->m_drop_stream = sl_metrics_counter(metrics, "sluice_shipper_lines_dropped_total",
+                                          "Lines not shipped, by reason.", str);
+    const char *prc[] = {"reason", "processor", NULL};
+    t->m_drop_proc = sl_metrics_counter(metrics, "sluice_shipper_lines_dropped_total",
+                                        "Lines not shipped, by reason.", prc);
+    proc_chain_start(conf->processors, metrics);
+    t->m_ndjson_err = sl_metrics_counter(metrics, "sluice_shipper_ndjson_errors_total",
+                                         "Messages the ndjson parser could not decode "
+                                         "(shipped with their text as message).", NULL);
+    sl_arena_init(&t->ctr_arena, 0);
+    sl_arena_init(&t->proc_arena, 0);
+    sl_buf_init(&t->scratch, 0);
     stamp_now(t);
     t->ninputs = conf->ninputs;
     t->inputs = sl_calloc(t->ninputs, sizeof(*t->inputs));
@@ -1309,6 +1581,13 @@ struct tail *tail_new(struct sl_loop *loop, const struct shipper_conf *conf, str
                                                "Files held open, per input.", lbl);
         sl_gauge_set(t->inputs[i].m_open, 0);
         event_tmpl_init(&t->inputs[i].tmpl, &conf->inputs[i], conf->hostname);
+        struct input *in = &t->inputs[i];
+        in->chains[0] = conf->inputs[i].processors;
+        in->chains[1] = conf->processors;
+        /* The ndjson parser changes every event differently: the tree path. */
+        in->procs = in->chains[0] || in->chains[1] || conf->inputs[i].ndjson;
+        in->shaped = in->procs && !conf->inputs[i].ndjson && proc_chain_static(in->chains, 2);
+        proc_chain_start(conf->inputs[i].processors, metrics);
     }
     t->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (t->ifd < 0) {
@@ -1369,5 +1648,8 @@ void tail_free(struct tail *t)
     }
     free(t->inputs);
     sl_timer_cancel(t->timer);
+    sl_arena_free(&t->ctr_arena);
+    sl_arena_free(&t->proc_arena);
+    sl_buf_free(&t->scratch);
     free(t);
 }

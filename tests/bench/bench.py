@@ -97,10 +97,20 @@ def ljsink():
     return p, port
 
 
-def run_sluice(path, lines, compression, workdir, target):
-    """Ships the corpus into the aggregator (file output to /dev/null) or the sink."""
+# What a Filebeat user typically puts on the agent (docs/benchmarks.md).
+TYPICAL_PROCESSORS = """    processors:
+      - add_host_metadata: ~
+      - add_fields: {target: "", fields: {env: prod, team: web}}
+      - drop_fields: {fields: [ecs, agent.version], ignore_missing: true}
+      - drop_event: {when: {regexp: {message: "^DEBUG"}}}
+"""
+
+
+def run_sluice(path, lines, compression, workdir, target, processors=""):
+    """Ships the corpus into the aggregator (file output to /dev/null) or the sink,
+    through processors (YAML of an input's processors: list) when given."""
     lj, am, sm = free_port(), free_port(), free_port()
-    tag = f"{target}-{compression}"
+    tag = f"{target}-{compression}{'-procs' if processors else ''}"
     agg_cfg = os.path.join(workdir, f"agg-{tag}.yml")
     ship_cfg = os.path.join(workdir, f"ship-{tag}.yml")
     with open(agg_cfg, "w") as f:
@@ -115,6 +125,7 @@ def run_sluice(path, lines, compression, workdir, target):
     reg = os.path.join(workdir, f"reg-{tag}")
     with open(ship_cfg, "w") as f:
         f.write(f'inputs:\n  - paths: ["{path}"]\n    start_position: beginning\n'
+                f'{processors}'
                 f'output:\n  hosts: ["127.0.0.1:{lj}"]\n  compression: {compression}\n'
                 f'queue: {{max_events: 8192}}\n'
                 f'registry: {{path: "{reg}"}}\nmetrics: {{listen: "127.0.0.1:{sm}"}}\n')
@@ -149,6 +160,9 @@ def main():
                     help="skip the Filebeat 7.17.29 rows (filebeat_peer.py)")
     ap.add_argument("--no-pipeline", action="store_true",
                     help="skip the aggregator pipeline benchmark (pipeline_bench.py)")
+    ap.add_argument("--processors-only", action="store_true",
+                    help="only the shipper -> ljsink rows without and with a typical "
+                         "processor chain")
     args = ap.parse_args()
     path = corpus(args.lines)
     size = os.path.getsize(path)
@@ -159,16 +173,29 @@ def main():
     results = {}
     print(f"{'pipeline':28} {'lines/s':>12} {'MB/s':>8} {'shipper cpu s/M':>16} "
           f"{'shipper RSS MB':>15} {'aggr cpu s/M':>13} {'aggr RSS MB':>12} {'wire MB':>8}")
-    runs = [("sink", c) for c in ("zstd", "zlib", "none")] + [("aggregator", "zstd")]
-    for target, comp in runs:
-        r = run_sluice(path, args.lines, comp, work, target)
-        results[(target, comp)] = r
+    runs = [("sink", c, "") for c in ("zstd", "zlib", "none")] + [("aggregator", "zstd", "")]
+    runs.append(("sink", "zstd", TYPICAL_PROCESSORS))
+    if args.processors_only:
+        runs = [("sink", "zstd", ""), ("sink", "zstd", TYPICAL_PROCESSORS)]
+    for target, comp, procs in runs:
+        r = run_sluice(path, args.lines, comp, work, target, procs)
+        results[(target, comp) + (("processors",) if procs else ())] = r
         m = args.lines / 1e6
-        name = f"shipper {comp} -> {'ljsink' if target == 'sink' else 'aggregator'}"
+        name = (f"shipper {comp}{' +processors' if procs else ''} -> "
+                f"{'ljsink' if target == 'sink' else 'aggregator'}")
         recv = "" if target == "sink" else f"{r['agg_cpu'] / m:13.2f} {r['agg_rss'] / 1e6:12.1f}"
         print(f"{name:28} {args.lines / r['seconds']:12,.0f} {size / r['seconds'] / 1e6:8.1f} "
               f"{r['ship_cpu'] / m:16.2f} {r['ship_rss'] / 1e6:15.1f} "
               f"{recv or ' ' * 26} {r['wire'] / 1e6:8.1f}")
+    if ("sink", "zstd", "processors") in results:
+        base = results[("sink", "zstd")]
+        with_p = results[("sink", "zstd", "processors")]
+        print(f"ratio shipper zstd -> ljsink, typical processors / none: "
+              f"{with_p['ship_cpu'] / base['ship_cpu']:.2f}x shipper cpu, "
+              f"{base['seconds'] / with_p['seconds']:.2f}x lines/s")
+    if args.processors_only:
+        shutil.rmtree(work, ignore_errors=True)
+        return 0
     best_peer = None
     keep = False
     notes = []
