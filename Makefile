@@ -88,7 +88,7 @@ $(OBJ)/gen/plugins.c: Makefile
 	   echo '    0,'; echo '};'; } > $@
 
 # The grok pattern library is compiled into the binary: no install path to find.
-$(OBJ)/gen/grok_patterns.c: scripts/embed-patterns $(wildcard config/patterns/*)
+$(OBJ)/gen/grok_patterns.c: scripts/embed-patterns $(wildcard config/patterns/* config/patterns/*/*)
 	@mkdir -p $(dir $@)
 	scripts/embed-patterns config/patterns > $@
 
@@ -190,8 +190,10 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/etc/sluice/patterns
 	install -m 755 $(SHIPPER) $(AGGREGATOR) $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 config/shipper.yml config/aggregator.yml $(DESTDIR)$(PREFIX)/etc/sluice/
-	if ls config/patterns/* >/dev/null 2>&1; then \
-	    install -m 644 config/patterns/* $(DESTDIR)$(PREFIX)/etc/sluice/patterns/; fi
+	@# One directory per field-naming mode (ecs-v1/, legacy/), as the grok filter embeds them.
+	for d in config/patterns/*/; do \
+	    m=$$(basename $$d); install -d $(DESTDIR)$(PREFIX)/etc/sluice/patterns/$$m && \
+	    install -m 644 $$d* $(DESTDIR)$(PREFIX)/etc/sluice/patterns/$$m/ || exit 1; done
 	install -d $(DESTDIR)$(SYSTEMD_UNITDIR) $(DESTDIR)$(SYSUSERSDIR)
 	for u in sluice-shipper sluice-aggregator; do \
 	    sed 's|/usr/local/bin/|$(PREFIX)/bin/|g' deploy/systemd/$$u.service \

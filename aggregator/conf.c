@@ -256,6 +256,10 @@ static void read_pipeline(struct sl_cfg *cfg, struct sl_cfg_node *root, struct a
     int64_t def_pending = c->batch_size * c->workers * 4;
     sl_cfg_int(cfg, pl, "pipeline", "max_pending_events", def_pending, 1, 100000000,
                &c->max_pending_events);
+    /* Logstash's pipeline.ecs_compatibility; plugins' own option overrides it. */
+    int ecs = SL_ECS_V8;
+    sl_cfg_enum(cfg, pl, "pipeline", "ecs_compatibility", sl_ecs_choices, SL_ECS_V8, &ecs);
+    c->ecs = (enum sl_ecs)ecs;
     read_plugins(cfg, sl_cfg_get(pl, "filters"), "pipeline.filters", SL_PLUGIN_FILTER, &c->filters,
                  &c->nfilters);
     sl_cfg_check_unknown(cfg, pl, "pipeline");

@@ -60,6 +60,7 @@ struct agg_conf {
     int64_t workers;
     int64_t batch_size;
     int64_t max_pending_events;    /* extension: events in the pipeline before reads pause */
+    enum sl_ecs ecs;               /* ecs_compatibility: every plugin's default field names */
     size_t nfilters;
     struct agg_plugin_conf *filters;
     size_t noutputs;

@@ -183,6 +183,13 @@ bool sl_plugin_given(const struct sl_plugin_ctx *ctx, const char *opt)
     return !sl_cfg_is_null(sl_cfg_get(in->opts, opt));
 }
 
+const char *const sl_ecs_choices[] = {"v8", "v1", "disabled", NULL};
+
+enum sl_ecs sl_plugin_ecs(const struct sl_plugin_ctx *ctx, int value)
+{
+    return sl_plugin_given(ctx, "ecs_compatibility") ? (enum sl_ecs)value : ctx->ecs;
+}
+
 /* ---- the core's options ---------------------------------------------------------- */
 
 const char *agg_instance_given_id(struct sl_cfg_node *opts)
@@ -280,7 +287,7 @@ struct sl_instance *agg_instance_new(const struct sl_plugin *p, struct sl_cfg *c
     in->opts = opts;
     in->inst = sl_calloc(1, p->size ? p->size : 1);
     in->ctx = (struct sl_plugin_ctx){.loop = a->loop, .metrics = a->metrics, .id = in->id,
-                                     .label = in->label, .check_only = a->check_only,
+                                     .label = in->label, .check_only = a->check_only, .ecs = a->ecs,
                                      .core = in};
     read_core_opts(in);
     agg_opts_read(cfg, opts, in->id, p->options, in->inst, core_table(p));

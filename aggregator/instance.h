@@ -71,6 +71,7 @@ struct agg_instance_args {
     struct sl_loop *loop;
     struct sl_metrics *metrics;    /* NULL: no series (tests) */
     bool check_only;
+    enum sl_ecs ecs;               /* pipeline.ecs_compatibility (0: v8, the default) */
 };
 
 /*

@@ -169,7 +169,8 @@ static struct sl_instance **make_stages(struct agg_conf *conf, struct agg_plugin
     for (size_t i = 0; i < n; i++) {
         char *label = default_label(pcs, n, i);
         struct agg_instance_args a = {.id = pcs[i].id, .label = label, .loop = loop,
-                                      .metrics = metrics, .check_only = conf->check_only};
+                                      .metrics = metrics, .check_only = conf->check_only,
+                                      .ecs = conf->ecs};
         v[i] = agg_instance_new(pcs[i].plugin, &conf->cfg, pcs[i].opts, &a);
         *ok = *ok && v[i];
         free(label);

@@ -16,6 +16,8 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <float.h>
+#include <limits.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -71,6 +73,7 @@ struct filter_grok {
     bool keep_empty;
     bool break_on_match;
     bool named_only;
+    int ecs;                           /* enum sl_ecs, when given */
 
     /* Derived in init. */
     struct sl_plugin_ctx *ctx;
@@ -117,6 +120,11 @@ static const struct sl_opt grok_opts[] = {
     {.name = "named_captures_only", .type = SL_OPT_BOOL, .def = "true",
      .offset = offsetof(struct filter_grok, named_only),
      .doc = "false: a bare %{NAME} also captures, into a field called NAME"},
+    {.name = "ecs_compatibility", .type = SL_OPT_ENUM, .choices = sl_ecs_choices,
+     .offset = offsetof(struct filter_grok, ecs),
+     .doc = "field names of the built-in patterns: v8/v1 ECS (source.address, "
+            "http.request.method ...), disabled: legacy (clientip, verb ...); default: "
+            "pipeline.ecs_compatibility"},
     {.name = "timeout", .type = SL_OPT_DURATION, .def = "30s", .max = 3600000,
      .offset = offsetof(struct filter_grok, timeout_ms),
      .doc = "budget of one pattern on one event (Logstash's timeout_millis); 0: Oniguruma's "
@@ -242,11 +250,26 @@ static int load_pattern_dir(struct sl_grok_lib *lib, const char *dir, char *err,
 }
 
 /*
- * The dictionary: the built-in library, then patterns_dir, then
- * pattern_definitions (each overrides what came before). Returns 0, or
- * SL_EINVAL with the errors recorded; *out is set either way.
+ * Whether the built-in file `name` belongs to the set of mode: "ecs-v1/..."
+ * in ECS modes, "legacy/..." when disabled, a name without a directory in both.
  */
-static int build_library(const struct filter_grok *f, struct sl_grok_lib **out)
+static bool builtin_in_mode(const char *name, enum sl_ecs mode)
+{
+    const char *slash = strchr(name, '/');
+    if (!slash) {
+        return true;
+    }
+    const char *want = mode == SL_ECS_DISABLED ? "legacy/" : "ecs-v1/";
+    return strncmp(name, want, (size_t)(slash - name) + 1) == 0;
+}
+
+/*
+ * The dictionary: the built-in library of the filter's mode, then
+ * patterns_dir, then pattern_definitions (each overrides what came before).
+ * Returns 0, or SL_EINVAL with the errors recorded; *out is set either way.
+ */
+static int build_library(const struct filter_grok *f, enum sl_ecs mode,
+                         struct sl_grok_lib **out)
 {
     struct sl_grok_lib *lib = sl_grok_lib_new();
     char err[512];
@@ -254,6 +277,9 @@ static int build_library(const struct filter_grok *f, struct sl_grok_lib **out)
     *out = lib;
     for (size_t i = 0; sl_grok_builtin_patterns[i] && sl_grok_builtin_patterns[i + 1]; i += 2) {
         const char *text = sl_grok_builtin_patterns[i + 1];
+        if (!builtin_in_mode(sl_grok_builtin_patterns[i], mode)) {
+            continue;
+        }
         if (sl_grok_lib_add_text(lib, sl_grok_builtin_patterns[i], text, strlen(text), err,
                                  sizeof(err)) != 0) {
             sl_plugin_error(f->ctx, NULL, "built-in patterns: %s", err);  /* a build bug */
@@ -454,7 +480,7 @@ static int grok_init(void *inst, struct sl_plugin_ctx *ctx)
     set_limits(f);
 
     struct sl_grok_lib *lib;
-    int rc = build_library(f, &lib);
+    int rc = build_library(f, sl_plugin_ecs(ctx, f->ecs), &lib);
     if (rc != 0) {
         /* A broken pattern file would only cause "unknown pattern" noise. */
     } else if (f->patterns.n && f->match) {
@@ -485,58 +511,75 @@ static int grok_init(void *inst, struct sl_plugin_ctx *ctx)
 
 /* ---- filtering ---------------------------------------------------------- */
 
-/* "123" -> 123 and "-1.5e3" -> -1500.0; anything else stays a string. */
-static bool parse_int(const char *s, size_t len, int64_t *out)
+/*
+ * :int and :float convert as Logstash does (Ruby's to_i / to_f): leading
+ * blanks, then the longest number the text starts with; a text that starts
+ * with none is 0. "12abc" -> 12, "-" -> 0, "1.5" -> 1 (:int), "1e3" -> 1000.0
+ * (:float). An integer beyond 64 bits saturates.
+ */
+static int64_t lenient_int(const char *s, size_t len)
 {
-    char buf[32];
-    if (len == 0 || len >= sizeof(buf)) {
-        return false;
+    char buf[40];
+    size_t i = 0;
+    while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r' ||
+                       s[i] == '\f' || s[i] == '\v')) {
+        i++;
     }
-    memcpy(buf, s, len);
-    buf[len] = '\0';
-    const char *p = buf[0] == '-' || buf[0] == '+' ? buf + 1 : buf;
-    if (*p < '0' || *p > '9') {
-        return false;
+    size_t n = 0;
+    if (i < len && (s[i] == '+' || s[i] == '-')) {
+        buf[n++] = s[i++];
     }
-    char *end;
-    errno = 0;
-    long long v = strtoll(buf, &end, 10);
-    if (*end || errno) {
-        return false;
+    /* Ruby allows '_' between digits ("1_000"). */
+    for (; i < len && n < sizeof(buf) - 1; i++) {
+        if (s[i] >= '0' && s[i] <= '9') {
+            buf[n++] = s[i];
+        } else if (!(s[i] == '_' && i + 1 < len && s[i + 1] >= '0' && s[i + 1] <= '9' &&
+                     n > 0 && buf[n - 1] >= '0' && buf[n - 1] <= '9')) {
+            break;
+        }
     }
-    *out = v;
-    return true;
+    buf[n] = '\0';
+    if (i < len && n == sizeof(buf) - 1 && s[i] >= '0' && s[i] <= '9') {
+        return buf[0] == '-' ? INT64_MIN : INT64_MAX;  /* more digits than fit */
+    }
+    long long v = strtoll(buf, NULL, 10);  /* saturates; "" and "-" are 0 */
+    return (int64_t)v;
 }
 
-static bool parse_float(const char *s, size_t len, double *out)
+static double lenient_float(const char *s, size_t len)
 {
     char buf[64];
-    if (len == 0 || len >= sizeof(buf) || strspn(s, "0123456789+-.eE") < len) {
-        return false;
+    size_t n = SL_MIN(len, sizeof(buf) - 1), k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != '_') {
+            buf[k++] = s[i];
+        }
     }
-    memcpy(buf, s, len);
-    buf[len] = '\0';
-    char *end;
-    double v = strtod(buf, &end);
-    if (*end || end == buf || !isfinite(v)) {
-        return false;
+    buf[k] = '\0';
+    /* strtod would also read "inf", "nan" and hex floats, which Ruby's to_f does not. */
+    const char *p = buf;
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == '\f' || *p == '\v') {
+        p++;
     }
-    *out = v;
-    return true;
+    const char *d = p + (*p == '+' || *p == '-');
+    if (!((*d >= '0' && *d <= '9') || (*d == '.' && d[1] >= '0' && d[1] <= '9')) ||
+        (d[0] == '0' && (d[1] == 'x' || d[1] == 'X'))) {
+        return 0.0;
+    }
+    double v = strtod(p, NULL);
+    return isfinite(v) ? v : (v > 0 ? DBL_MAX : -DBL_MAX);
 }
 
 /* slot := the capture s[0..len), as its type asks (s NULL: a group that did not
  * take part, stored as null). The value is written in place: no temporary to move. */
 static void set_capture(struct sl_value *slot, enum sl_grok_type type, const char *s, size_t len)
 {
-    int64_t iv;
-    double dv;
     if (!s) {
         sl_value_set_null(slot);
-    } else if (type == SL_GROK_INT && parse_int(s, len, &iv)) {
-        sl_value_set_int(slot, iv);
-    } else if (type == SL_GROK_FLOAT && parse_float(s, len, &dv)) {
-        sl_value_set_double(slot, dv);
+    } else if (type == SL_GROK_INT) {
+        sl_value_set_int(slot, lenient_int(s, len));
+    } else if (type == SL_GROK_FLOAT) {
+        sl_value_set_double(slot, lenient_float(s, len));
     } else {
         sl_value_set_str(slot, s, len);
     }

@@ -273,6 +273,11 @@ static const char *expand_ref(struct expand *x, const char *p)
             s++;
         }
         flen = (size_t)(s - field);
+        /* Logstash's own ecs-v1 httpd file writes one field as "[a][b]?": it
+         * loads there (as text it never matches), so it loads here, as [a][b]. */
+        if (flen > 1 && field[flen - 1] == '?') {
+            flen--;
+        }
         if (*s == ':') {
             type = ++s;
             tlen = (size_t)(close - s);
@@ -496,7 +501,9 @@ void sl_grok_free(struct sl_grok *g)
 static int compile_regex(const struct sl_buf *b, OnigRegex *re, char *err, size_t errlen)
 {
     OnigErrorInfo einfo;
-    int rc = sl_onig_new(re, b->data, b->len, ONIG_OPTION_NONE, ONIG_SYNTAX_RUBY, &einfo);
+    /* Ruby's MULTILINE, as Logstash compiles grok: '.' also matches '\n', so
+     * GREEDYDATA takes the rest of a multiline event (a stack trace) whole. */
+    int rc = sl_onig_new(re, b->data, b->len, ONIG_OPTION_MULTILINE, ONIG_SYNTAX_RUBY, &einfo);
     if (rc != 0) {
         OnigUChar msg[ONIG_MAX_ERROR_MESSAGE_LEN];
         onig_error_code_to_str(msg, rc, &einfo);

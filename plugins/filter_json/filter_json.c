@@ -8,12 +8,14 @@
 #include <string.h>
 
 #include "sluice/json.h"
+#include "sluice/log.h"
 #include "sluice/plugin.h"
 
 struct filter_json {
     struct sl_fieldref source;  /* the field holding the text */
     struct sl_fieldref target;  /* empty: merge at the root */
     bool skip_invalid;          /* invalid text: leave the event untouched, untagged */
+    int ecs;                    /* enum sl_ecs, when given */
 };
 
 static const struct sl_opt json_opts[] = {
@@ -24,6 +26,10 @@ static const struct sl_opt json_opts[] = {
     {.name = "skip_on_invalid_json", .type = SL_OPT_BOOL, .def = "false",
      .offset = offsetof(struct filter_json, skip_invalid),
      .doc = "leave an event whose text is not JSON untouched and untagged"},
+    {.name = "ecs_compatibility", .type = SL_OPT_ENUM, .choices = sl_ecs_choices,
+     .offset = offsetof(struct filter_json, ecs),
+     .doc = "v8/v1: warn at start-up when target is not set (root keys may clash with ECS "
+            "fields), as Logstash does; disabled: no warning; default: pipeline.ecs_compatibility"},
     {0},
 };
 
@@ -95,6 +101,11 @@ static enum sl_filter_result json_filter(void *inst, struct sl_value *event)
 static int json_init(void *inst, struct sl_plugin_ctx *ctx)
 {
     const struct filter_json *j = inst;
+    /* As Logstash: the only difference ECS makes here is this warning. */
+    if (!j->target.nsegs && !ctx->check_only && sl_plugin_ecs(ctx, j->ecs) != SL_ECS_DISABLED) {
+        sl_warn("%s: without 'target', decoded keys land at the event's root, where they may "
+                "clash with ECS fields; set 'target' (or ecs_compatibility: disabled)", ctx->id);
+    }
     if (!j->target.nsegs) {
         sl_filter_touches_all(ctx);  /* merging at the root may set any key */
         return 0;

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sluice/log.h"
 #include "sluice/plugin.h"
 #include "sluice/template.h"
 
@@ -40,6 +41,7 @@ struct filter_kv {
     bool brackets;              /* (), [] and <> wrap values like quotes */
     int whitespace;             /* WS_LENIENT: spaces allowed around the value separator */
     struct sl_strmap default_keys;
+    int ecs;                    /* enum sl_ecs, when given */
 
     /* Derived in init. */
     struct charset fs;          /* field_split */
@@ -96,6 +98,10 @@ static const struct sl_opt kv_opts[] = {
     {.name = "default_keys", .type = SL_OPT_MAP,
      .offset = offsetof(struct filter_kv, default_keys),
      .doc = "key: value pairs set when the text does not have them"},
+    {.name = "ecs_compatibility", .type = SL_OPT_ENUM, .choices = sl_ecs_choices,
+     .offset = offsetof(struct filter_kv, ecs),
+     .doc = "v8/v1: warn at start-up when target is not set (root keys may clash with ECS "
+            "fields), as Logstash does; disabled: no warning; default: pipeline.ecs_compatibility"},
     {0},
 };
 
@@ -527,6 +533,11 @@ static void make_set(struct sl_plugin_ctx *ctx, const char *opt, const char *s,
 static int kv_init(void *inst, struct sl_plugin_ctx *ctx)
 {
     struct filter_kv *k = inst;
+    /* As Logstash: the only difference ECS makes here is this warning. */
+    if (!k->target.nsegs && !ctx->check_only && sl_plugin_ecs(ctx, k->ecs) != SL_ECS_DISABLED) {
+        sl_warn("%s: without 'target', decoded keys land at the event's root, where they may "
+                "clash with ECS fields; set 'target' (or ecs_compatibility: disabled)", ctx->id);
+    }
     make_set(ctx, "field_split", k->field_split, &k->fs);
     make_set(ctx, "value_split", k->value_split, &k->vs);
     make_set(ctx, "trim_key", k->trim_key_s, &k->trim_key);

@@ -295,6 +295,20 @@ int es_gzip(const char *in, size_t len, int level, struct sl_buf *out)
     return rc;
 }
 
+/* The action line is ours ({"index":{"_index":...}}): the name is read back
+ * rather than kept per event for this rare path. The string, or NULL; a
+ * holds the parse (cleared by the caller). */
+static const struct sl_value *action_index(const char *action, const struct es_item *item,
+                                           struct sl_value *a, char *jerr, size_t jlen)
+{
+    const struct sl_value *idx = NULL;
+    if (sl_json_parse(action, item->doc - 1, a, NULL, jerr, jlen) == 0 &&
+        a->type == SL_V_OBJECT && a->u.o.len == 1) {
+        idx = sl_obj_getc(&a->u.o.items[0].v, "_index");
+    }
+    return idx && idx->type == SL_V_STRING ? idx : NULL;
+}
+
 void es_dead_letter_members(struct sl_buf *out, const char *lines, const struct es_item *item,
                             const char *error, size_t error_len, int status)
 {
@@ -309,17 +323,24 @@ void es_dead_letter_members(struct sl_buf *out, const char *lines, const struct 
         sl_buf_puts(out, "null");
     }
     sl_buf_printf(out, ",\"status\":%d,\"index\":", status);
-    /* The action line is ours ({"index":{"_index":...}}): read the name back
-     * rather than keep a copy per event for this rare path. */
-    const struct sl_value *idx = NULL;
-    if (sl_json_parse(action, item->doc - 1, &a, NULL, jerr, sizeof(jerr)) == 0 &&
-        a.type == SL_V_OBJECT && a.u.o.len == 1) {
-        idx = sl_obj_getc(&a.u.o.items[0].v, "_index");
-    }
-    if (idx && idx->type == SL_V_STRING) {
+    const struct sl_value *idx = action_index(action, item, &a, jerr, sizeof(jerr));
+    if (idx) {
         sl_json_put_str(out, idx->u.s.ptr, idx->u.s.len);
     } else {
         sl_buf_puts(out, "null");
+    }
+    sl_value_clear(&a);
+}
+
+void es_item_index(const char *lines, const struct es_item *item, struct sl_buf *out)
+{
+    struct sl_value a = {0};
+    char jerr[64];
+    const struct sl_value *idx = action_index(lines + item->off, item, &a, jerr, sizeof(jerr));
+    if (idx) {
+        sl_buf_append(out, idx->u.s.ptr, idx->u.s.len);
+    } else {
+        sl_buf_puts(out, "?");
     }
     sl_value_clear(&a);
 }
@@ -344,4 +365,55 @@ void es_base64(const char *in, size_t len, struct sl_buf *out)
         char q[4] = {tab[v >> 18], tab[(v >> 12) & 63], tab[(v >> 6) & 63], '='};
         sl_buf_append(out, q, 4);
     }
+}
+
+/* "<type>: <reason>" of one error object; false when it has neither. */
+static bool put_cause(struct sl_buf *out, const struct sl_value *e)
+{
+    const struct sl_value *type = sl_obj_get(e, "type", 4);
+    const struct sl_value *reason = sl_obj_get(e, "reason", 6);
+    bool has_type = type && type->type == SL_V_STRING;
+    bool has_reason = reason && reason->type == SL_V_STRING;
+    if (!has_type && !has_reason) {
+        return false;
+    }
+    if (has_type) {
+        sl_buf_append(out, type->u.s.ptr, SL_MIN(type->u.s.len, (size_t)100));
+    }
+    if (has_type && has_reason) {
+        sl_buf_puts(out, ": ");
+    }
+    if (has_reason) {
+        sl_buf_append(out, reason->u.s.ptr, SL_MIN(reason->u.s.len, (size_t)300));
+    }
+    return true;
+}
+
+void es_error_summary(struct sl_buf *out, const char *error, size_t error_len)
+{
+    struct sl_value v = {0};
+    char jerr[64];
+    if (!error || error_len == 0) {
+        sl_buf_puts(out, "no reason given");
+        return;
+    }
+    if (sl_json_parse(error, error_len, &v, NULL, jerr, sizeof(jerr)) != 0 ||
+        v.type != SL_V_OBJECT || !put_cause(out, &v)) {
+        sl_buf_append(out, error, SL_MIN(error_len, (size_t)300));
+        sl_value_clear(&v);
+        return;
+    }
+    const struct sl_value *e = &v;
+    for (int depth = 0; depth < 3; depth++) {
+        e = sl_obj_get(e, "caused_by", 9);
+        if (!e || e->type != SL_V_OBJECT) {
+            break;
+        }
+        sl_buf_puts(out, " (caused by ");
+        if (!put_cause(out, e)) {
+            sl_buf_puts(out, "?");
+        }
+        sl_buf_putc(out, ')');
+    }
+    sl_value_clear(&v);
 }

@@ -115,6 +115,17 @@ static inline const char *es_item_doc(const char *lines, const struct es_item *i
 void es_dead_letter_members(struct sl_buf *out, const char *lines, const struct es_item *item,
                             const char *error, size_t error_len, int status);
 
+/*
+ * Appends why the server refused an item, for a log line, from its error
+ * object: "<type>: <reason>", then " (caused by <type>: <reason>)" for each
+ * caused_by, at most 3 deep; each reason cut at 300 bytes. An error that is
+ * not such an object is appended as it is (cut likewise); NULL: "no reason given".
+ */
+void es_error_summary(struct sl_buf *out, const char *error, size_t error_len);
+
+/* Appends the index named in item's action line ("?" if it cannot be read). */
+void es_item_index(const char *lines, const struct es_item *item, struct sl_buf *out);
+
 /* Standard base64 of in[0..len), appended to out (for api_key "id:key"). */
 void es_base64(const char *in, size_t len, struct sl_buf *out);
 

@@ -45,7 +45,9 @@
 #include <unistd.h>
 
 #include "es_bulk.h"
+#include "es_template.h"
 #include "sluice/backoff.h"
+#include "sluice/config.h"
 #include "sluice/json.h"
 #include "sluice/log.h"
 #include "sluice/plugin.h"
@@ -130,11 +132,6 @@ struct es_backoff_opts {
     uint64_t init_ms, max_ms;
 };
 
-struct es_template_opts {
-    char *name;
-    char *file;
-};
-
 struct out_es {
     /* Options, read by the core through es_opts (read-only after init, both threads). */
     struct sl_strv host_urls;
@@ -150,7 +147,11 @@ struct out_es {
     int64_t level;
     uint64_t timeout_ms;
     struct es_backoff_opts backoff;
-    struct es_template_opts tmpl;
+    struct sl_cfg_node *tmpl_node; /* template: a file's path, or the earlier {name, file} */
+    bool manage_template;
+    char *template_name;
+    bool template_overwrite;
+    int ecs;                   /* enum sl_ecs, when given */
 
     /* Derived by init; read-only afterwards (both threads). */
     struct sl_plugin_ctx *ctx;
@@ -162,6 +163,8 @@ struct out_es {
     struct sl_buf ca_pem;      /* certificate_authorities, concatenated */
     struct sl_buf cert_pem, key_pem;
     struct sl_buf tmpl_body;
+    char *tmpl_name;           /* the template installed (NULL: none) */
+    bool tmpl_check;           /* first ask whether it exists (template_overwrite false) */
     struct curl_slist *headers, *headers_gz, *headers_json;
     struct sl_metric *m_req_seconds;
 
@@ -188,6 +191,7 @@ struct out_es {
     struct sl_backoff pause;   /* consecutive retry rounds */
     size_t rr;                 /* round-robin position in hosts */
     bool tmpl_done;
+    bool tmpl_put;             /* the next template request is the PUT (not the check) */
     uint64_t tmpl_next;
     struct sl_backoff tmpl_retry;
     uint32_t last_part;        /* the last es_ref.part given out (split_request) */
@@ -210,14 +214,6 @@ static const struct sl_opt backoff_table[] = {
     {.name = "max", .type = SL_OPT_DURATION, .offset = offsetof(struct es_backoff_opts, max_ms),
      .def = "60s", .min = 1, .max = 3600000,
      .doc = "longest delay between retries (not below init)"},
-    {0},
-};
-
-static const struct sl_opt template_table[] = {
-    {.name = "name", .type = SL_OPT_STRING, .offset = offsetof(struct es_template_opts, name),
-     .doc = "the index template's name (required with template)"},
-    {.name = "file", .type = SL_OPT_STRING, .offset = offsetof(struct es_template_opts, file),
-     .doc = "a JSON file with its body (required with template; checked at load)"},
     {0},
 };
 
@@ -260,9 +256,24 @@ static const struct sl_opt es_opts[] = {
     {.name = "backoff", .type = SL_OPT_BLOCK, .offset = offsetof(struct out_es, backoff),
      .sub = backoff_table,
      .doc = "delay before a retry: init * 2^n capped at max, with equal jitter"},
-    {.name = "template", .type = SL_OPT_BLOCK, .offset = offsetof(struct out_es, tmpl),
-     .sub = template_table,
-     .doc = "an index template PUT at start-up; no event is sent before it is installed"},
+    {.name = "manage_template", .type = SL_OPT_BOOL, .def = "true",
+     .offset = offsetof(struct out_es, manage_template),
+     .doc = "install an index template at start-up (sluice's for the mode, or `template`); "
+            "no event is sent before it is in place"},
+    {.name = "template_name", .type = SL_OPT_STRING,
+     .offset = offsetof(struct out_es, template_name),
+     .doc = "the index template's name; default: ecs-sluice, or sluice with "
+            "ecs_compatibility disabled"},
+    {.name = "template_overwrite", .type = SL_OPT_BOOL, .def = "false",
+     .offset = offsetof(struct out_es, template_overwrite),
+     .doc = "replace a template of that name that is already there; false: leave it"},
+    {.name = "template", .type = SL_OPT_NODE, .offset = offsetof(struct out_es, tmpl_node),
+     .doc = "path of a JSON file to install instead of sluice's template (the earlier form "
+            "{name, file} is still read: it always overwrites)"},
+    {.name = "ecs_compatibility", .type = SL_OPT_ENUM, .choices = sl_ecs_choices,
+     .offset = offsetof(struct out_es, ecs),
+     .doc = "which mapping sluice's template has: v8/v1 ECS names, disabled: legacy names; "
+            "default: pipeline.ecs_compatibility"},
     {0},
 };
 
@@ -433,6 +444,16 @@ static void flush_rejected(struct out_es *o)
     if (o->nrejected == 0) {
         return;
     }
+    /* Why, from the first one: a mapping conflict is almost always the same
+     * field in every event, and the dead-letter file has each one's error. */
+    struct sl_buf why;
+    sl_buf_init(&why, 0);
+    const struct es_reject *r0 = &o->rejected[0];
+    const struct es_item *it0 = &r0->ref.b->items[r0->ref.i];
+    sl_buf_printf(&why, "status %d, index ", r0->status);
+    es_item_index(r0->ref.b->lines.data, it0, &why);
+    sl_buf_puts(&why, ": ");
+    es_error_summary(&why, r0->err, r0->elen);
     for (size_t i = 0; i < o->nrejected; i++) {
         struct es_reject *r = &o->rejected[i];
         int rc = file_rejected(o, r);
@@ -442,13 +463,15 @@ static void flush_rejected(struct out_es *o)
         r->status = rc < 0 ? rc : SL_OK;
     }
     if (filed) {
-        sl_warn("%s: %zu event(s) rejected by the server were written to the dead-letter file",
-                o->id, filed);
+        sl_warn("%s: %zu event(s) rejected by the server were written to the dead-letter file "
+                "(the first: %s)", o->id, filed, sl_buf_cstr(&why));
     }
     if (failed) {
         sl_error("%s: %zu event(s) rejected by the server could not be written to the "
-                 "dead-letter file; their batches are not acknowledged", o->id, failed);
+                 "dead-letter file; their batches are not acknowledged (the first: %s)", o->id,
+                 failed, sl_buf_cstr(&why));
     }
+    sl_buf_free(&why);
     /* Last: resolving an item may hand its batch back to the loop thread. */
     for (size_t i = 0; i < o->nrejected; i++) {
         resolve(o, o->rejected[i].ref.b, o->rejected[i].status);
@@ -607,7 +630,7 @@ static void start_bulk(struct out_es *o, struct slot *s, size_t host)
 static void start_template(struct out_es *o, size_t host)
 {
     struct slot *s = &o->tslot;
-    char *name = curl_easy_escape(s->easy, o->tmpl.name, 0);
+    char *name = curl_easy_escape(s->easy, o->tmpl_name, 0);
     struct sl_buf url;
     sl_buf_init(&url, 0);
     sl_buf_printf(&url, "%s/_index_template/%s", o->hosts[host].base, name ? name : "");
@@ -619,9 +642,16 @@ static void start_template(struct out_es *o, size_t host)
     s->start = now_seconds();
     curl_easy_setopt(s->easy, CURLOPT_URL, sl_buf_cstr(&url));  /* curl copies it */
     curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, o->headers_json);
-    curl_easy_setopt(s->easy, CURLOPT_CUSTOMREQUEST, "PUT");
-    curl_easy_setopt(s->easy, CURLOPT_POSTFIELDS, o->tmpl_body.data);
-    curl_easy_setopt(s->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)o->tmpl_body.len);
+    if (!o->tmpl_put) {
+        /* HEAD _index_template/<name>: 200 there, 404 not (ES 7.8+, OpenSearch 1+). */
+        curl_easy_setopt(s->easy, CURLOPT_CUSTOMREQUEST, NULL);
+        curl_easy_setopt(s->easy, CURLOPT_NOBODY, 1L);
+    } else {
+        curl_easy_setopt(s->easy, CURLOPT_NOBODY, 0L);
+        curl_easy_setopt(s->easy, CURLOPT_POSTFIELDS, o->tmpl_body.data);
+        curl_easy_setopt(s->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)o->tmpl_body.len);
+        curl_easy_setopt(s->easy, CURLOPT_CUSTOMREQUEST, "PUT");
+    }
     curl_multi_add_handle(o->multi, s->easy);
     sl_buf_free(&url);
 }
@@ -666,9 +696,20 @@ static void finish_template(struct out_es *o, struct slot *s, CURLcode code, lon
 {
     uint64_t now = sl_now_ms();
     s->kind = SLOT_IDLE;
-    if (code == CURLE_OK && http >= 200 && http < 300) {
+    if (code == CURLE_OK && !o->tmpl_put && http == 200) {
         o->tmpl_done = true;
-        sl_info("%s: index template '%s' installed on %s", o->id, o->tmpl.name,
+        sl_info("%s: index template '%s' is already on %s; left as it is (template_overwrite "
+                "is false)", o->id, o->tmpl_name, o->hosts[s->host].base);
+        return;
+    }
+    if (code == CURLE_OK && !o->tmpl_put && http == 404) {
+        o->tmpl_put = true;  /* not there: put it, now */
+        o->tmpl_next = now;
+        return;
+    }
+    if (code == CURLE_OK && o->tmpl_put && http >= 200 && http < 300) {
+        o->tmpl_done = true;
+        sl_info("%s: index template '%s' installed on %s", o->id, o->tmpl_name,
                 o->hosts[s->host].base);
         return;
     }
@@ -678,10 +719,11 @@ static void finish_template(struct out_es *o, struct slot *s, CURLcode code, lon
         struct host *h = &o->hosts[s->host];
         h->dead_until = now + sl_backoff_next(&h->down);
         sl_warn("%s: cannot install index template '%s' on %s: %s; retrying in %llu ms",
-                o->id, o->tmpl.name, h->base, failure_text(s, code), (unsigned long long)d);
+                o->id, o->tmpl_name, h->base, failure_text(s, code), (unsigned long long)d);
     } else {
-        sl_error("%s: installing index template '%s' answered HTTP %ld: %.*s; retrying in "
-                 "%llu ms (events wait for it)", o->id, o->tmpl.name, http,
+        sl_error("%s: %s index template '%s' answered HTTP %ld: %.*s; retrying in "
+                 "%llu ms (events wait for it)", o->id, o->tmpl_put ? "installing" : "looking up",
+                 o->tmpl_name, http,
                  (int)SL_MIN(s->reply.len, (size_t)SHOW_MAX), s->reply.data ? s->reply.data : "",
                  (unsigned long long)d);
     }
@@ -1059,6 +1101,7 @@ static void es_fini(void *inst)
     sl_buf_free(&o->cert_pem);
     sl_buf_free(&o->key_pem);
     sl_buf_free(&o->tmpl_body);
+    free(o->tmpl_name);
     free(o->fresh.v);
     free(o->retry.v);
     free(o->res);
@@ -1261,41 +1304,96 @@ static int conf_backoff(struct out_es *o)
     return 0;
 }
 
-/* name and file are required only when template is given, which a table
- * cannot say; the file is read now so a bad one fails the configuration. */
-static int conf_template(struct out_es *o)
+/* Reads a template file into o->tmpl_body and checks it is a JSON object;
+ * errors are filed at opt (key: the map entry of the earlier form). */
+static int load_template_file(struct out_es *o, const char *file, const char *key)
 {
-    const struct es_template_opts *t = &o->tmpl;
     char jerr[128];
-    int rc = 0;
-    o->tmpl_done = true;
-    if (!sl_plugin_given(o->ctx, "template")) {
-        return 0;
-    }
-    if (!given(t->name)) {
-        sl_plugin_error(o->ctx, "template", "template: option 'name' is required");
-        rc = SL_EINVAL;
-    }
-    if (!given(t->file)) {
-        sl_plugin_error(o->ctx, "template", "template: option 'file' is required");
-        return SL_EINVAL;
-    }
-    int e = read_file(t->file, TEMPLATE_FILE_MAX, &o->tmpl_body);
+    int e = read_file(file, TEMPLATE_FILE_MAX, &o->tmpl_body);
     if (e != 0) {
-        sl_plugin_error_at(o->ctx, "template", "file", 0, "template: cannot read '%s': %s",
-                           t->file, strerror(e));
+        sl_plugin_error_at(o->ctx, "template", key, 0, "template: cannot read '%s': %s", file,
+                           strerror(e));
         return SL_EINVAL;
     }
     struct sl_value v = {0};
+    int rc = 0;
     if (sl_json_parse(o->tmpl_body.data ? o->tmpl_body.data : "", o->tmpl_body.len, &v, NULL,
                       jerr, sizeof(jerr)) != 0 || v.type != SL_V_OBJECT) {
-        sl_plugin_error_at(o->ctx, "template", "file", 0,
-                           "template: '%s' is not a JSON object (%s)", t->file,
+        sl_plugin_error_at(o->ctx, "template", key, 0,
+                           "template: '%s' is not a JSON object (%s)", file,
                            v.type == SL_V_NULL ? jerr : "not an object");
         rc = SL_EINVAL;
     }
     sl_value_clear(&v);
-    o->tmpl_done = false;  /* events wait until the sender has installed it */
+    return rc;
+}
+
+/* The earlier form, template: {name, file}: that template, always put. */
+static int conf_template_map(struct out_es *o, const struct sl_cfg_node *n)
+{
+    const char *name = NULL, *file = NULL;
+    for (size_t i = 0; i < n->n; i++) {
+        const struct sl_cfg_node *v = n->items[i];
+        const char *k = n->keys[i];
+        if ((strcmp(k, "name") != 0 && strcmp(k, "file") != 0) || v->type != SL_CFG_SCALAR) {
+            sl_plugin_error_node(o->ctx, v, "template: '%s' is not an option here (a path, or "
+                                 "{name, file})", k);
+            return SL_EINVAL;
+        }
+        *(strcmp(k, "name") == 0 ? &name : &file) = v->scalar;
+    }
+    int rc = 0;
+    if (!given(name)) {
+        sl_plugin_error(o->ctx, "template", "template: option 'name' is required");
+        rc = SL_EINVAL;
+    }
+    if (!given(file)) {
+        sl_plugin_error(o->ctx, "template", "template: option 'file' is required");
+        return SL_EINVAL;
+    }
+    o->tmpl_name = sl_strdup(given(name) ? name : "");
+    o->tmpl_check = false;
+    return load_template_file(o, file, "file") != 0 ? SL_EINVAL : rc;
+}
+
+/*
+ * Which index template goes in before any event (Logstash's manage_template,
+ * template, template_name, template_overwrite): the user's file or sluice's
+ * for the output's mode, under template_name. Read now, so that a bad file
+ * fails the configuration.
+ */
+static int conf_template(struct out_es *o)
+{
+    const struct sl_cfg_node *n = o->tmpl_node;
+    bool has_file = n && !sl_cfg_is_null(n);
+    int rc;
+    o->tmpl_done = true;
+    if (has_file && n->type == SL_CFG_MAP) {
+        rc = conf_template_map(o, n);
+    } else if (has_file && n->type != SL_CFG_SCALAR) {
+        sl_plugin_error(o->ctx, "template", "option 'template' must be a file's path");
+        return SL_EINVAL;
+    } else if (!o->manage_template) {
+        return 0;
+    } else {
+        enum sl_ecs mode = sl_plugin_ecs(o->ctx, o->ecs);
+        o->tmpl_name = sl_strdup(given(o->template_name) ? o->template_name
+                                 : mode == SL_ECS_DISABLED ? ES_TEMPLATE_NAME_LEGACY
+                                                           : ES_TEMPLATE_NAME_ECS);
+        o->tmpl_check = !o->template_overwrite;
+        if (has_file) {
+            rc = load_template_file(o, n->scalar, NULL);
+        } else {
+            struct sl_buf pattern;
+            sl_buf_init(&pattern, 0);
+            es_template_pattern(sl_template_source(o->index), &pattern);
+            es_template_builtin(&o->tmpl_body, mode, sl_buf_cstr(&pattern), o->data_stream);
+            sl_buf_free(&pattern);
+            rc = 0;
+        }
+    }
+    o->tmpl_put = !o->tmpl_check;
+    o->tmpl_done = rc != 0;  /* events wait until the sender has it in place */
     return rc;
 }
 

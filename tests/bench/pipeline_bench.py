@@ -54,9 +54,9 @@ PKGS = ["yaml-0.1", "libcurl", "rdkafka", "libzstd", "oniguruma", "zlib", "opens
 FILTERS = {
     "none": "[]",
     "grok": """
-    - grok: {patterns: ['%{COMBINEDAPACHELOG}'], overwrite: [agent]}""",
+    - grok: {patterns: ['%{COMBINEDAPACHELOG}'], overwrite: [agent], ecs_compatibility: disabled}""",
     "pipeline": """
-    - grok: {patterns: ['%{COMBINEDAPACHELOG}'], overwrite: [agent]}
+    - grok: {patterns: ['%{COMBINEDAPACHELOG}'], overwrite: [agent], ecs_compatibility: disabled}
     - date: {match: [timestamp, "dd/MMM/yyyy:HH:mm:ss Z"]}
     - mutate: {convert: {response: integer, bytes: integer}, remove_fields: [timestamp]}""",
 }

@@ -130,7 +130,10 @@ class Stack(BaseStack):
         out = tmp_path / "events.ndjson"
         hosts_yaml = json.dumps(hosts)
         file_out = f'  - file: {{path: "{out}"}}\n' if file_output else ""
-        tmpl = f'template: {{name: sluice-test, file: "{TEMPLATE}"}}' if template else ""
+        # Without the test template, no template at all (the built-in one is
+        # tests/e2e/test_ecs_opensearch.py's subject).
+        tmpl = (f'template: {{name: sluice-test, file: "{TEMPLATE}"}}' if template
+                else "manage_template: false")
         outputs = f"""  - elasticsearch:
       hosts: {hosts_yaml}
       index: "{index or self.prefix + '-%{+yyyy.MM.dd}'}"

@@ -24,6 +24,7 @@ pipeline:
     - grok:
         patterns: ['%{{COMBINEDAPACHELOG}}']
         overwrite: [agent]  # the Beats agent object gives way to the user agent
+        ecs_compatibility: disabled  # legacy names (ECS: tests/e2e/test_ecs_opensearch.py)
         when: {{field: fields.type, equals: apache}}
     - date:
         match: [timestamp, "dd/MMM/yyyy:HH:mm:ss Z"]

@@ -36,6 +36,8 @@ static void setup(void)
 {
     char err[256];
     lib = sl_grok_lib_new();
+    /* Both modes' files, in name order: where they share a name the legacy
+     * definition wins; the ECS-only names stay reachable. */
     for (size_t i = 0; sl_grok_builtin_patterns[i]; i += 2) {
         const char *t = sl_grok_builtin_patterns[i + 1];
         check(sl_grok_lib_add_text(lib, sl_grok_builtin_patterns[i], t, strlen(t), err,

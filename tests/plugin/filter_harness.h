@@ -14,6 +14,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "instance.h"
 #include "sluice/json.h"
@@ -74,6 +75,36 @@ static inline void expect_(void *inst, const char *in, const char *out, int want
     }
     sl_buf_free(&b);
     sl_value_clear(&ev);
+}
+
+/* What making (then freeing) an instance from yaml logged on stderr (heap string;
+ * "" when nothing), e.g. a start-up warning. With pipeline_ecs as the pipeline's mode. */
+static inline char *log_of_load(const char *yaml, enum sl_ecs pipeline_ecs)
+{
+    char path[] = "/tmp/filter_log_XXXXXX";
+    int fd = mkstemp(path), saved = dup(2);
+    if (fd < 0 || saved < 0) {
+        t_failed_checks++;
+        return strdup("");
+    }
+    fflush(stderr);
+    dup2(fd, 2);
+    struct sl_cfg cfg;
+    struct agg_instance_args a = {.id = FILTER_ID, .ecs = pipeline_ecs};
+    memset(&cfg, 0, sizeof(cfg));
+    if (sl_cfg_load_string(&cfg, "t.yml", yaml, strlen(yaml)) == 0) {
+        agg_instance_free(agg_instance_new(&P, &cfg, sl_cfg_get(cfg.root, FILTER_KEY), &a));
+    }
+    sl_cfg_free(&cfg);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    char buf[4096];
+    ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+    buf[n > 0 ? n : 0] = '\0';
+    close(fd);
+    unlink(path);
+    return strdup(buf);
 }
 
 /* One filter instance from yaml for the EXPECTs in a block: WITH(yaml) { ... w.k ... } */

@@ -276,9 +276,31 @@ TEST(test_free_null)
     unload(NULL);
 }
 
+/* As Logstash: in ECS modes (the default) a filter without `target` warns at
+ * start-up that root keys may clash with ECS fields; nothing else changes. */
+TEST(test_ecs_compatibility_warning)
+{
+    char *log = log_of_load("json: {}\n", SL_ECS_V8);
+    CHECK(strstr(log, "without 'target', decoded keys land at the event's root") != NULL);
+    free(log);
+    log = log_of_load("json: {ecs_compatibility: v1}\n", SL_ECS_DISABLED);
+    CHECK(strstr(log, "without 'target'") != NULL);
+    free(log);
+    log = log_of_load("json: {target: t}\n", SL_ECS_V8);
+    CHECK_STR(log, "");
+    free(log);
+    log = log_of_load("json: {}\n", SL_ECS_DISABLED);
+    CHECK_STR(log, "");
+    free(log);
+    log = log_of_load("json: {ecs_compatibility: disabled}\n", SL_ECS_V8);
+    CHECK_STR(log, "");
+    free(log);
+}
+
 int main(void)
 {
     RUN(test_descriptor);
+    RUN(test_ecs_compatibility_warning);
     RUN(test_merge_at_root_by_default);
     RUN(test_root_needs_an_object);
     RUN(test_timestamp_guard);

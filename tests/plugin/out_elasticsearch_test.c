@@ -25,6 +25,7 @@
 #include <zlib.h>
 
 #include "es_bulk.h"
+#include "es_template.h"
 #include "sluice/backoff.h"
 #include "sluice/deadletter.h"
 #include "sluice/json.h"
@@ -798,6 +799,7 @@ TEST(test_submit_retry_and_dead_letter)
     snprintf(text, sizeof(text),
              "elasticsearch:\n"
              "  hosts: [\"127.0.0.1:%u\"]\n"
+             "  manage_template: false\n"
              "  index: \"i-%%{[s]}\"\n"
              "  compression: false\n"
              "  backoff: {init: 10ms, max: 20ms}\n"
@@ -871,7 +873,8 @@ TEST(test_submit_rejected_without_dead_letter_path_drops_the_event)
     struct sl_metrics *m = sl_metrics_new();
     struct sl_cfg cfg;
     char text[256];
-    snprintf(text, sizeof(text), "elasticsearch:\n  hosts: [\"127.0.0.1:%u\"]\n", f.port);
+    snprintf(text, sizeof(text), "elasticsearch:\n  hosts: [\"127.0.0.1:%u\"]\n"
+                                 "  manage_template: false\n", f.port);
     struct sl_instance *in = oload(&cfg, text, loop, m);
     CHECK(in != NULL);
     CHECK(in->dlq == NULL);  /* no dead-letter writer: nothing can be filed anywhere */
@@ -927,7 +930,9 @@ TEST(test_submit_dead_letter_write_failure_fails_the_batch)
     struct sl_cfg cfg;
     char text[256];
     snprintf(text, sizeof(text),
-             "elasticsearch:\n  hosts: [\"127.0.0.1:%u\"]\n  dead_letter_path: \"%s/dlq\"\n",
+             "elasticsearch:\n  hosts: [\"127.0.0.1:%u\"]\n"
+             "  manage_template: false\n"
+             "  dead_letter_path: \"%s/dlq\"\n",
              f.port, blocker);
     struct sl_instance *in = oload(&cfg, text, loop, m);
     CHECK(in != NULL);
@@ -985,6 +990,7 @@ TEST(test_submit_413_splits_in_halves_then_full_size)
     snprintf(text, sizeof(text),
              "elasticsearch:\n"
              "  hosts: [\"127.0.0.1:%u\"]\n"
+             "  manage_template: false\n"
              "  index: i\n"
              "  workers: 1\n"
              "  compression: false\n"
@@ -1054,7 +1060,8 @@ TEST(test_submit_413_alone_without_dead_letter_path_is_dropped)
     struct sl_metrics *m = sl_metrics_new();
     struct sl_cfg cfg;
     char text[256];
-    snprintf(text, sizeof(text), "elasticsearch:\n  hosts: [\"127.0.0.1:%u\"]\n", f.port);
+    snprintf(text, sizeof(text), "elasticsearch:\n  hosts: [\"127.0.0.1:%u\"]\n"
+                                 "  manage_template: false\n", f.port);
     struct sl_instance *in = oload(&cfg, text, loop, m);
     CHECK(in != NULL);
     size_t n;
@@ -1102,7 +1109,9 @@ TEST(test_submit_truncated_reply_is_retried_whole)
     struct sl_cfg cfg;
     char text[256];
     snprintf(text, sizeof(text),
-             "elasticsearch:\n  hosts: [\"127.0.0.1:%u\"]\n  index: i\n  compression: false\n"
+             "elasticsearch:\n  hosts: [\"127.0.0.1:%u\"]\n"
+             "  manage_template: false\n"
+             "  index: i\n  compression: false\n"
              "  backoff: {init: 10ms, max: 20ms}\n",
              f.port);
     struct sl_instance *in = oload(&cfg, text, loop, m);
@@ -1147,7 +1156,9 @@ TEST(test_submit_index_and_id_from_the_encoding)
     struct sl_cfg cfg;
     char text[256];
     snprintf(text, sizeof(text),
-             "elasticsearch:\n  hosts: [\"127.0.0.1:%u\"]\n  index: \"Logs-%%{[s]}\"\n"
+             "elasticsearch:\n  hosts: [\"127.0.0.1:%u\"]\n"
+             "  manage_template: false\n"
+             "  index: \"Logs-%%{[s]}\"\n"
              "  op_type: create\n  compression: false\n",
              f.port);
     struct sl_instance *in = oload(&cfg, text, loop, NULL);
@@ -1193,7 +1204,8 @@ TEST(test_submit_unrenderable_part_fails_the_batch)
     struct sl_cfg cfg;
     char text[256];
     /* Nothing listens: a request would be retried and the verdict held. */
-    snprintf(text, sizeof(text), "elasticsearch:\n  hosts: [\"127.0.0.1:%u\"]\n",
+    snprintf(text, sizeof(text), "elasticsearch:\n  hosts: [\"127.0.0.1:%u\"]\n"
+                                 "  manage_template: false\n",
              closed_port());
     size_t n;
     struct sl_value *ev = oevents("[{\"@metadata\":{\"_id\":\"a\"},\"m\":1}]", &n);
@@ -1221,7 +1233,9 @@ TEST(test_shutdown_and_free_give_up_on_held_batches)
     struct sl_cfg cfg;
     char text[256];
     snprintf(text, sizeof(text),
-             "elasticsearch:\n  hosts: [\"127.0.0.1:%u\"]\n  backoff: {init: 10ms, max: 50ms}\n",
+             "elasticsearch:\n  hosts: [\"127.0.0.1:%u\"]\n"
+             "  manage_template: false\n"
+             "  backoff: {init: 10ms, max: 50ms}\n",
              closed_port());
     struct sl_instance *in = oload(&cfg, text, loop, NULL);
     CHECK(in != NULL);
@@ -1260,6 +1274,249 @@ TEST(test_free_null)
     agg_instance_free(NULL);
 }
 
+/* ---- index templates --------------------------------------------------------------- */
+
+static void check_pattern(const char *index, const char *want)
+{
+    struct sl_buf b;
+    sl_buf_init(&b, 0);
+    es_template_pattern(index, &b);
+    CHECK_STR(sl_buf_cstr(&b), want);
+    sl_buf_free(&b);
+}
+
+TEST(test_template_index_pattern)
+{
+    check_pattern("logs-%{+yyyy.MM.dd}", "logs-*");
+    check_pattern("logs-%{[fields][service]}-%{+yyyy.MM.dd}", "logs-*-*");
+    check_pattern("Web-%{a}%{b}", "web-*");
+    check_pattern("plain", "plain");
+    check_pattern("x-*%{a}", "x-*");
+    check_pattern("x-*-%{a}", "x-*-*");
+    check_pattern("odd-%{", "odd-%{");
+}
+
+/* The mapping of one field, found by its dotted path in a template body. */
+static const struct sl_value *mapping_of(const struct sl_value *tmpl, const char *path)
+{
+    const struct sl_value *v = sl_obj_getc(tmpl, "template");
+    v = v ? sl_obj_getc(v, "mappings") : NULL;
+    char buf[128];
+    snprintf(buf, sizeof(buf), "%s", path);
+    for (char *seg = strtok(buf, "."); v && seg; seg = strtok(NULL, ".")) {
+        v = sl_obj_getc(v, "properties");
+        v = v ? sl_obj_getc(v, seg) : NULL;
+    }
+    return v;
+}
+
+static const char *type_of(const struct sl_value *tmpl, const char *path)
+{
+    const struct sl_value *m = mapping_of(tmpl, path);
+    const struct sl_value *t = m ? sl_obj_getc(m, "type") : NULL;
+    return t && t->type == SL_V_STRING ? t->u.s.ptr : "(none)";
+}
+
+/* Both built-in templates are JSON objects whose mappings fit what the grok
+ * library of their mode captures: dates, addresses, counts, searchable text. */
+TEST(test_template_builtin_mappings)
+{
+    struct sl_buf b;
+    struct sl_value v = {0};
+    char err[128];
+    sl_buf_init(&b, 0);
+    es_template_builtin(&b, SL_ECS_V8, "logs-*", false);
+    CHECK_INT(sl_json_parse(b.data, b.len, &v, NULL, err, sizeof(err)), 0);
+    CHECK_STR(sl_obj_getc(&v, "index_patterns")->u.a.items[0].u.s.ptr, "logs-*");
+    CHECK_INT(sl_obj_getc(&v, "priority")->u.i, 200);
+    CHECK(sl_obj_getc(&v, "data_stream") == NULL);
+    CHECK_STR(type_of(&v, "@timestamp"), "date");
+    CHECK_STR(type_of(&v, "source.ip"), "ip");
+    CHECK_STR(type_of(&v, "source.address"), "keyword");
+    CHECK_STR(type_of(&v, "http.response.status_code"), "long");
+    CHECK_STR(type_of(&v, "http.response.body.bytes"), "long");
+    CHECK_STR(type_of(&v, "url.original"), "keyword");
+    CHECK_STR(type_of(&v, "user_agent.original"), "keyword");
+    CHECK_STR(type_of(&v, "agent.name"), "keyword");
+    CHECK_STR(type_of(&v, "message"), "text");
+    CHECK_STR(type_of(&v, "process.pid"), "long");
+    const struct sl_value *f = sl_obj_getc(mapping_of(&v, "url.original"), "fields");
+    CHECK(f && sl_obj_getc(f, "text") != NULL);
+    sl_value_clear(&v);
+
+    sl_buf_reset(&b);
+    es_template_builtin(&b, SL_ECS_DISABLED, "web-\"*", true);
+    CHECK_INT(sl_json_parse(b.data, b.len, &v, NULL, err, sizeof(err)), 0);
+    CHECK_STR(sl_obj_getc(&v, "index_patterns")->u.a.items[0].u.s.ptr, "web-\"*");
+    CHECK(sl_obj_getc(&v, "data_stream") != NULL);
+    CHECK_STR(type_of(&v, "@timestamp"), "date");
+    CHECK_STR(type_of(&v, "clientip"), "ip");
+    CHECK_STR(type_of(&v, "response"), "long");
+    CHECK_STR(type_of(&v, "bytes"), "long");
+    CHECK_STR(type_of(&v, "request"), "text");
+    CHECK_STR(type_of(&v, "agent"), "text");      /* grok's user agent string */
+    CHECK_STR(type_of(&v, "beat.name"), "keyword"); /* Beats' agent object, renamed */
+    CHECK_STR(type_of(&v, "verb"), "keyword");
+    sl_value_clear(&v);
+    sl_buf_free(&b);
+}
+
+TEST(test_error_summary)
+{
+    struct sl_buf b;
+    sl_buf_init(&b, 0);
+    static const char e[] =
+        "{\"type\":\"mapper_parsing_exception\",\"reason\":\"failed to parse field [agent]\","
+        "\"caused_by\":{\"type\":\"illegal_argument_exception\",\"reason\":\"bad\"}}";
+    es_error_summary(&b, e, sizeof(e) - 1);
+    CHECK_STR(sl_buf_cstr(&b), "mapper_parsing_exception: failed to parse field [agent] "
+                               "(caused by illegal_argument_exception: bad)");
+    sl_buf_reset(&b);
+    es_error_summary(&b, "\"odd\"", 5);
+    CHECK_STR(sl_buf_cstr(&b), "\"odd\"");
+    sl_buf_reset(&b);
+    es_error_summary(&b, NULL, 0);
+    CHECK_STR(sl_buf_cstr(&b), "no reason given");
+    sl_buf_free(&b);
+}
+
+/* Runs one event through an output made from yaml (%u: the fake's port) and
+ * returns when its verdict came. */
+static void template_run(struct fake_es *f, const char *yaml, enum sl_ecs pipeline_ecs)
+{
+    struct sl_loop *loop = sl_loop_new();
+    struct sl_cfg cfg;
+    char text[512];
+    snprintf(text, sizeof(text), yaml, f->port);
+    struct agg_instance_args a = {.id = OUTPUT_ID, .loop = loop, .ecs = pipeline_ecs};
+    memset(&cfg, 0, sizeof(cfg));
+    CHECK_INT(sl_cfg_load_string(&cfg, "t.yml", text, strlen(text)), 0);
+    struct sl_instance *in = agg_instance_new(&P, &cfg, sl_cfg_get(cfg.root, OUTPUT_KEY), &a);
+    CHECK(in != NULL);
+    CHECK_STR(errs(&cfg), "");
+    size_t n;
+    struct sl_value *ev = oevents("[{\"m\":1}]", &n);
+    struct out_run r;
+    osubmit(in, &r, ev, n, NULL);
+    run_until(loop, &r.done, 10000);
+    CHECK(r.done);
+    CHECK_INT(r.status, SL_OK);
+    fake_join(f);
+    agg_instance_free(in);
+    ofree_events(ev, n);
+    sl_cfg_free(&cfg);
+    sl_loop_free(loop);
+}
+
+#define BULK_OK "{\"took\":1,\"errors\":false,\"items\":[{\"index\":{\"status\":201}}]}"
+
+/* manage_template (the default): is it there (HEAD)? Not there: PUT sluice's
+ * template for the mode and the index; then, only then, the events. */
+TEST(test_template_installed_before_events)
+{
+    struct fake_es f = {.replies = {"{}", "{\"acknowledged\":true}", BULK_OK},
+                        .statuses = {404, 200, 200}, .nreplies = 3};
+    fake_start(&f);
+    template_run(&f, "elasticsearch:\n  hosts: [\"127.0.0.1:%u\"]\n"
+                     "  index: \"web-%%{+yyyy.MM.dd}\"\n", SL_ECS_V8);
+    CHECK_INT(f.nreqs, 3);
+    CHECK_STR(f.paths[0], "/_index_template/ecs-sluice");
+    CHECK_STR(f.bodies[0], "");
+    CHECK_STR(f.paths[1], "/_index_template/ecs-sluice");
+    struct sl_value v = {0};
+    char err[128];
+    CHECK_INT(sl_json_parse(f.bodies[1], strlen(f.bodies[1]), &v, NULL, err, sizeof(err)), 0);
+    CHECK_STR(sl_obj_getc(&v, "index_patterns")->u.a.items[0].u.s.ptr, "web-*");
+    CHECK_STR(type_of(&v, "source.ip"), "ip");
+    sl_value_clear(&v);
+    CHECK_STR(f.paths[2], "/_bulk");
+    fake_free(&f);
+}
+
+/* Already there and template_overwrite false (the default): left alone. The
+ * pipeline's mode names the legacy template. */
+TEST(test_template_existing_is_kept)
+{
+    struct fake_es f = {.replies = {"{}", BULK_OK}, .nreplies = 2};
+    fake_start(&f);
+    template_run(&f, "elasticsearch:\n  hosts: [\"127.0.0.1:%u\"]\n", SL_ECS_DISABLED);
+    CHECK_INT(f.nreqs, 2);
+    CHECK_STR(f.paths[0], "/_index_template/sluice");
+    CHECK_STR(f.paths[1], "/_bulk");
+    fake_free(&f);
+}
+
+/* template_overwrite: put at once, under template_name; the output's own
+ * ecs_compatibility wins over the pipeline's. */
+TEST(test_template_overwrite_and_name)
+{
+    struct fake_es f = {.replies = {"{\"acknowledged\":true}", BULK_OK}, .nreplies = 2};
+    fake_start(&f);
+    template_run(&f, "elasticsearch:\n  hosts: [\"127.0.0.1:%u\"]\n  template_overwrite: true\n"
+                     "  template_name: mine\n  ecs_compatibility: disabled\n", SL_ECS_V8);
+    CHECK_INT(f.nreqs, 2);
+    CHECK_STR(f.paths[0], "/_index_template/mine");
+    struct sl_value v = {0};
+    char err[128];
+    CHECK_INT(sl_json_parse(f.bodies[0], strlen(f.bodies[0]), &v, NULL, err, sizeof(err)), 0);
+    CHECK_STR(type_of(&v, "clientip"), "ip");
+    CHECK_STR(sl_obj_getc(&v, "index_patterns")->u.a.items[0].u.s.ptr, "logs-*");
+    sl_value_clear(&v);
+    CHECK_STR(f.paths[1], "/_bulk");
+    fake_free(&f);
+}
+
+/* manage_template: false sends events at once. */
+TEST(test_template_unmanaged)
+{
+    struct fake_es f = {.replies = {BULK_OK}, .nreplies = 1};
+    fake_start(&f);
+    template_run(&f, "elasticsearch:\n  hosts: [\"127.0.0.1:%u\"]\n  manage_template: false\n",
+                 SL_ECS_V8);
+    CHECK_INT(f.nreqs, 1);
+    CHECK_STR(f.paths[0], "/_bulk");
+    fake_free(&f);
+}
+
+/* template: a path - the user's own file, under template_name, checked first. */
+TEST(test_template_from_a_file)
+{
+    char tmpl[] = "/tmp/es_test_own_XXXXXX";
+    int fd = mkstemp(tmpl);
+    CHECK(fd >= 0);
+    static const char body[] = "{\"index_patterns\":[\"mine-*\"],\"template\":{}}";
+    CHECK_INT(write(fd, body, sizeof(body) - 1), (long)sizeof(body) - 1);
+    close(fd);
+    struct fake_es f = {.replies = {"{}", "{\"acknowledged\":true}", BULK_OK},
+                        .statuses = {404, 200, 200}, .nreplies = 3};
+    fake_start(&f);
+    char yaml[256];
+    snprintf(yaml, sizeof(yaml), "elasticsearch:\n  hosts: [\"127.0.0.1:%%u\"]\n"
+             "  template: \"%s\"\n  template_name: own\n", tmpl);
+    template_run(&f, yaml, SL_ECS_V8);
+    CHECK_INT(f.nreqs, 3);
+    CHECK_STR(f.paths[0], "/_index_template/own");
+    CHECK_STR(f.paths[1], "/_index_template/own");
+    CHECK_STR(f.bodies[1], body);
+    CHECK_STR(f.paths[2], "/_bulk");
+    fake_free(&f);
+
+    /* A path that cannot be read, or a list, is a configuration error there. */
+    struct sl_cfg cfg;
+    struct sl_instance *o = oload(&cfg, "elasticsearch:\n  template: /nonexistent.json\n",
+                                  NULL, NULL);
+    CHECK(o == NULL);
+    CHECK_STR(errs(&cfg), "t.yml:2:13: outputs[0] (elasticsearch): template: cannot read "
+                          "'/nonexistent.json': No such file or directory\n");
+    sl_cfg_free(&cfg);
+    o = oload(&cfg, "elasticsearch:\n  template: [a]\n", NULL, NULL);
+    CHECK(o == NULL);
+    CHECK_STR(errs(&cfg), "t.yml:2:13: outputs[0] (elasticsearch): option 'template' must be a "
+                          "file's path\n");
+    sl_cfg_free(&cfg);
+    unlink(tmpl);
+}
+
 int main(void)
 {
     RUN(test_descriptor);
@@ -1280,6 +1537,14 @@ int main(void)
     RUN(test_options_ok);
     RUN(test_options_errors);
     RUN(test_options_tls_template_hosts);
+    RUN(test_template_index_pattern);
+    RUN(test_template_builtin_mappings);
+    RUN(test_error_summary);
+    RUN(test_template_installed_before_events);
+    RUN(test_template_existing_is_kept);
+    RUN(test_template_overwrite_and_name);
+    RUN(test_template_unmanaged);
+    RUN(test_template_from_a_file);
     RUN(test_submit_retry_and_dead_letter);
     RUN(test_submit_rejected_without_dead_letter_path_drops_the_event);
     RUN(test_submit_dead_letter_write_failure_fails_the_batch);

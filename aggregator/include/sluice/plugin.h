@@ -115,6 +115,19 @@ struct sl_plugin_tls {
 };
 extern const struct sl_opt sl_plugin_tls_opts[];
 
+/* ---- ECS compatibility ---------------------------------------------------------- */
+
+/*
+ * Which field names a plugin uses (Logstash's ecs_compatibility): the Elastic
+ * Common Schema (v8, the default as in Logstash 8; v1 is the same names) or
+ * the names before ECS (disabled). Set pipeline-wide (pipeline.ecs_compatibility)
+ * and per plugin by an `ecs_compatibility` option, which a plugin declares as
+ * SL_OPT_ENUM with sl_ecs_choices and no default, and resolves in init with
+ * sl_plugin_ecs(). The zero value is the default.
+ */
+enum sl_ecs { SL_ECS_V8 = 0, SL_ECS_V1, SL_ECS_DISABLED };
+extern const char *const sl_ecs_choices[];   /* "v8", "v1", "disabled", NULL */
+
 /* ---- instances ---------------------------------------------------------------- */
 
 /* What the core lends an instance for its whole life (valid until fini). */
@@ -125,6 +138,7 @@ struct sl_plugin_ctx {
     const char *label;           /* the instance's metric label: its `id:`, else the
                                   * plugin's name, made unique ("grok", "grok_2") */
     bool check_only;             /* -t: check everything, open no connection */
+    enum sl_ecs ecs;             /* pipeline.ecs_compatibility */
     struct sl_instance *core;    /* the core's; opaque */
 };
 
@@ -141,6 +155,9 @@ void sl_plugin_error_node(struct sl_plugin_ctx *ctx, const struct sl_cfg_node *n
                           const char *fmt, ...) SL_PRINTF(3, 4);
 /* During init only: whether the user wrote opt (a default applies otherwise). */
 bool sl_plugin_given(const struct sl_plugin_ctx *ctx, const char *opt);
+/* During init only: the instance's mode - its `ecs_compatibility` option
+ * (value, an enum sl_ecs) when the user wrote it, else the pipeline's. */
+enum sl_ecs sl_plugin_ecs(const struct sl_plugin_ctx *ctx, int value);
 
 /* ---- filters ------------------------------------------------------------------ */
 

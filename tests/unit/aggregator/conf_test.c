@@ -51,6 +51,7 @@ TEST(defaults)
     CHECK_INT(c.batch_size, 512);
     CHECK_INT(c.max_pending_events, c.batch_size * c.workers * 4);
     CHECK_INT(c.nfilters, 0);
+    CHECK_INT(c.ecs, SL_ECS_V8);  /* as Logstash 8 */
     CHECK_INT(c.noutputs, 1);
     CHECK_STR(c.outputs[0].plugin->name, "stdout");
     CHECK_STR(c.outputs[0].id, "outputs[0] (stdout)");
@@ -76,7 +77,8 @@ TEST(every_key_read)
         "  max_window_bytes: 2mb\n"
         "  max_pending_windows: 2\n"
         "  keepalive: 1s\n"
-        "pipeline: {workers: 3, batch_size: 10, max_pending_events: 77, filters: []}\n"
+        "pipeline: {workers: 3, batch_size: 10, max_pending_events: 77, filters: [],\n"
+        "           ecs_compatibility: disabled}\n"
         "outputs:\n"
         "  - file: {path: /tmp/x.ndjson, metadata: false, fsync: true, max_open_files: 2}\n"
         "  - stdout:\n"
@@ -95,6 +97,7 @@ TEST(every_key_read)
     CHECK_INT(c.workers, 3);
     CHECK_INT(c.batch_size, 10);
     CHECK_INT(c.max_pending_events, 77);
+    CHECK_INT(c.ecs, SL_ECS_DISABLED);
     CHECK_INT(c.noutputs, 2);
     CHECK_STR(c.outputs[1].id, "outputs[1] (stdout)");
     CHECK_INT(c.outputs[1].opts->type, SL_CFG_MAP);  /* null options stand in as an empty map */
@@ -209,7 +212,8 @@ TEST(bad_values)
                             "  max_frame_bytes: 12zb\n"
                             "  ssl: {client_authentication: maybe}\n"
                             "outputs: [stdout: {}]\n"
-                            "metrics: {listen: 'x'}\n"),
+                            "metrics: {listen: 'x'}\n"
+                            "pipeline: {ecs_compatibility: v7}\n"),
               "t.yml:2:11: input: option 'listen' must be HOST:PORT, got 'nohost'\n"
               "t.yml:3:20: input: option 'max_connections' must be between 1 and 1000000, "
               "got '0'\n"
@@ -219,7 +223,9 @@ TEST(bad_values)
               "like 512kb, 5mb, 1gb, got '12zb'\n"
               "t.yml:6:32: input.ssl: option 'client_authentication' must be one of none, "
               "optional, required, got 'maybe'\n"
-              "t.yml:8:19: metrics: option 'listen' must be HOST:PORT, got 'x'\n");
+              "t.yml:8:19: metrics: option 'listen' must be HOST:PORT, got 'x'\n"
+              "t.yml:9:31: pipeline: option 'ecs_compatibility' must be one of v8, v1, "
+              "disabled, got 'v7'\n");
     agg_conf_free(&c);
 }
 
