@@ -4,6 +4,9 @@
 # aggregator links is generated from that list.
 
 PREFIX      ?= /usr/local
+# Configs go where the daemons look by default (-c /etc/sluice/...) and the units
+# point: /etc, not $(PREFIX)/etc, unless SYSCONFDIR says otherwise.
+SYSCONFDIR  ?= /etc
 SYSTEMD_UNITDIR ?= $(PREFIX)/lib/systemd/system
 SYSUSERSDIR     ?= $(PREFIX)/lib/sysusers.d
 DESTDIR     ?=
@@ -187,17 +190,21 @@ bench: all
 	    python3 tests/bench/es_bench.py && python3 tests/bench/kafka_bench.py; fi
 
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/etc/sluice/patterns
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(SYSCONFDIR)/sluice/patterns
 	install -m 755 $(SHIPPER) $(AGGREGATOR) $(DESTDIR)$(PREFIX)/bin/
-	install -m 644 config/shipper.yml config/aggregator.yml $(DESTDIR)$(PREFIX)/etc/sluice/
+	@# A config already there is the site's: kept, the new example goes beside it.
+	for f in shipper.yml aggregator.yml; do \
+	    t=$(DESTDIR)$(SYSCONFDIR)/sluice/$$f; \
+	    if [ -e $$t ]; then t=$$t.example; fi; \
+	    install -m 644 config/$$f $$t || exit 1; done
 	@# One directory per field-naming mode (ecs-v1/, legacy/), as the grok filter embeds them.
 	for d in config/patterns/*/; do \
-	    m=$$(basename $$d); install -d $(DESTDIR)$(PREFIX)/etc/sluice/patterns/$$m && \
-	    install -m 644 $$d* $(DESTDIR)$(PREFIX)/etc/sluice/patterns/$$m/ || exit 1; done
+	    m=$$(basename $$d); install -d $(DESTDIR)$(SYSCONFDIR)/sluice/patterns/$$m && \
+	    install -m 644 $$d* $(DESTDIR)$(SYSCONFDIR)/sluice/patterns/$$m/ || exit 1; done
 	install -d $(DESTDIR)$(SYSTEMD_UNITDIR) $(DESTDIR)$(SYSUSERSDIR)
 	for u in sluice-shipper sluice-aggregator; do \
-	    sed 's|/usr/local/bin/|$(PREFIX)/bin/|g' deploy/systemd/$$u.service \
-	        > $(DESTDIR)$(SYSTEMD_UNITDIR)/$$u.service && \
+	    sed -e 's|/usr/local/bin/|$(PREFIX)/bin/|g' -e 's|/etc/sluice/|$(SYSCONFDIR)/sluice/|g' \
+	        deploy/systemd/$$u.service > $(DESTDIR)$(SYSTEMD_UNITDIR)/$$u.service && \
 	    chmod 644 $(DESTDIR)$(SYSTEMD_UNITDIR)/$$u.service || exit 1; done
 	install -m 644 deploy/systemd/sluice.sysusers $(DESTDIR)$(SYSUSERSDIR)/sluice.conf
 
