@@ -205,75 +205,13 @@ static size_t escaped_len(const unsigned char *s, size_t len)
     return n;
 }
 
-/*
- * Copies the plain bytes at s to *o up to the first special one, which it
- * returns. With SSE2 and `wide` (the room at *o is the worst case, 6 bytes per
- * input byte: a 16-byte store while 16 input bytes remain stays inside it),
- * blocks are stored as they are scanned.
- */
-static inline const unsigned char *copy_plain(char **o, const unsigned char *s,
-                                              const unsigned char *end, bool wide)
-{
-#if defined(__SSE2__)
-    if (wide) {
-        const __m128i space = _mm_set1_epi8(0x20), quote = _mm_set1_epi8('"'),
-                      bslash = _mm_set1_epi8('\\');
-        while (end - s >= 16) {
-            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)s);
-            _mm_storeu_si128((__m128i *)(void *)*o, v);
-            __m128i bad = _mm_or_si128(_mm_cmplt_epi8(v, space),
-                                       _mm_or_si128(_mm_cmpeq_epi8(v, quote),
-                                                    _mm_cmpeq_epi8(v, bslash)));
-            unsigned mask = (unsigned)_mm_movemask_epi8(bad);
-            if (mask) {
-                unsigned k = (unsigned)__builtin_ctz(mask);
-                *o += k;
-                return s + k;
-            }
-            s += 16;
-            *o += 16;
-        }
-    }
-#endif
-    if (wide) {
-        /* The lowest byte a word test flags is special for sure (a borrow
-         * only flags bytes above a true hit): stores as in the SSE2 loop. */
-        const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-        while (end - s >= 8) {
-            uint64_t w;
-            memcpy(&w, s, 8);
-            memcpy(*o, &w, 8);
-            uint64_t q = w ^ (ones * '"'), bs = w ^ (ones * '\\');
-            uint64_t hit = (w | ((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((bs - ones) & ~bs))
-                           & highs;
-            if (hit) {
-                unsigned k = (unsigned)__builtin_ctzll(hit) / 8;
-                *o += k;
-                return s + k;
-            }
-            s += 8;
-            *o += 8;
-        }
-        while (s < end && !is_special(*s)) {
-            *(*o)++ = (char)*s++;
-        }
-        return s;
-    }
-    const unsigned char *run = s;
-    s = scan_plain(s, end);
-    memcpy(*o, run, (size_t)(s - run));
-    *o += s - run;
-    return s;
-}
-
-/* Writes the quoted, escaped form of s at o, which has room for it (wide: as
- * in copy_plain). */
-static char *escape_into(char *o, const unsigned char *s, size_t len, bool wide)
+/* Writes the quoted, escaped form of s at o, which has room for it. */
+static char *escape_into(char *o, const unsigned char *s, size_t len)
 {
     const unsigned char *end = s + len;
     *o++ = '"';
     while (s < end) {
-        s = copy_plain(&o, s, end, wide);
+        s = sl_json_copy_plain(&o, s, end);
         if (s == end) {
             break;
         }
@@ -314,8 +252,7 @@ int sl_json_put_str(struct sl_buf *b, const char *s, size_t len)
     if (!s || len == 0) {
         return sl_buf_append(b, "\"\"", 2);
     }
-    bool wide = len <= FAST_ESCAPE_MAX && len * 6 + 2 <= b->max - b->len;
-    if (wide) {
+    if (len <= FAST_ESCAPE_MAX && len * 6 + 2 <= b->max - b->len) {
         need = len * 6 + 2;  /* worst case: every byte a \u00XX */
     } else {
         if (len > SIZE_MAX / 8) {
@@ -327,7 +264,7 @@ int sl_json_put_str(struct sl_buf *b, const char *s, size_t len)
     if (rc != 0) {
         return rc;
     }
-    char *end = escape_into(b->data + b->len, u, len, wide);
+    char *end = escape_into(b->data + b->len, u, len);
     b->len = (size_t)(end - b->data);
     return 0;
 }

@@ -9,10 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
-
 #include "sluice/json.h"
 
 void event_tmpl_init(struct event_tmpl *t, const struct input_conf *in, const char *hostname)
@@ -68,8 +64,6 @@ static const char FLAGS_TR[] = ",\"flags\":[\"truncated\"]";
  * which measures first instead of reserving megabytes.
  */
 #define INLINE_MAX 65536u
-/* The vector loop stores 16 bytes at a time, up to 15 past what it keeps. */
-#define STORE_SLACK 16u
 
 static const char hexdigits[] = "0123456789abcdef";
 
@@ -105,59 +99,23 @@ static char *escape_byte(char *o, unsigned char c)
 }
 
 /*
- * Copies s[*i..n) to *o up to the first byte that is not plain printable
- * ASCII (< 0x20, '"', '\\' or >= 0x80), advancing both. 16 bytes at a time:
- * one signed compare catches both < 0x20 and >= 0x80.
- */
-static inline void copy_plain(char **o, const unsigned char *s, size_t *i, size_t n)
-{
-    size_t k = *i;
-    char *w = *o;
-#if defined(__SSE2__)
-    const __m128i space = _mm_set1_epi8(0x20), quote = _mm_set1_epi8('"'),
-                  bslash = _mm_set1_epi8('\\');
-    while (n - k >= 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + k));
-        _mm_storeu_si128((__m128i *)(void *)w, v);
-        __m128i bad = _mm_or_si128(_mm_cmplt_epi8(v, space),
-                                   _mm_or_si128(_mm_cmpeq_epi8(v, quote),
-                                                _mm_cmpeq_epi8(v, bslash)));
-        unsigned mask = (unsigned)_mm_movemask_epi8(bad);
-        if (mask) {
-            unsigned skip = (unsigned)__builtin_ctz(mask);
-            *i = k + skip;
-            *o = w + skip;
-            return;
-        }
-        k += 16;
-        w += 16;
-    }
-#endif
-    while (k < n && s[k] >= 0x20 && s[k] < 0x80 && s[k] != '"' && s[k] != '\\') {
-        *w++ = (char)s[k++];
-    }
-    *i = k;
-    *o = w;
-}
-
-/*
- * Writes s[0..n) as a quoted JSON string at o (room: 6 n + 2 + STORE_SLACK)
+ * Writes s[0..n) as a quoted JSON string at o (room: 6 n + 2)
  * and returns the end, or NULL at the first byte >= 0x80: UTF-8 validation and
  * its U+FFFD replacements stay in one place, sl_json_put_str.
  */
 static char *escape_ascii(char *o, const unsigned char *s, size_t n)
 {
+    const unsigned char *end = s + n;
     *o++ = '"';
-    size_t i = 0;
     for (;;) {
-        copy_plain(&o, s, &i, n);
-        if (i == n) {
+        s = sl_json_copy_plain(&o, s, end);
+        if (s == end) {
             break;
         }
-        if (s[i] >= 0x80) {
+        if (*s >= 0x80) {
             return NULL;
         }
-        o = escape_byte(o, s[i++]);
+        o = escape_byte(o, *s++);
     }
     *o++ = '"';
     return o;
@@ -223,7 +181,7 @@ int event_encode_ext(struct sl_buf *out, const struct event_tmpl *t, const char 
     size_t after = sizeof(PATH) - 1 + path_json_len + sizeof(OFFSET) - 1 + DIGITS_MAX +
                    sizeof(FLAGS_BOTH) - 1 + 1 + extra_len + t->tail_len;
     size_t before = sizeof(HEAD) - 1 + TS_LEN + sizeof(META) - 1;
-    size_t msg = len <= INLINE_MAX ? 6 * len + 2 + STORE_SLACK : 0;
+    size_t msg = len <= INLINE_MAX ? 6 * len + 2 : 0;
     int rc = sl_buf_reserve(out, before + msg + after);
     if (rc != 0) {
         return rc;
@@ -293,7 +251,7 @@ void event_shape_free(struct event_shape *s)
 int event_encode_shape(struct sl_buf *out, const struct event_shape *s, const char *ts,
                        const char *line, size_t len, uint64_t offset)
 {
-    size_t msg = len <= INLINE_MAX ? 6 * len + 2 + STORE_SLACK : 0;
+    size_t msg = len <= INLINE_MAX ? 6 * len + 2 : 0;
     size_t room = s->len + s->nholes * (TS_LEN + 2 + DIGITS_MAX) + msg * s->nmsg;
     int rc = sl_buf_reserve(out, room);
     if (rc != 0) {

@@ -6,6 +6,11 @@
 #ifndef SLUICE_JSON_H
 #define SLUICE_JSON_H
 
+#include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "arena.h"
 #include "buf.h"
 #include "value.h"
@@ -78,6 +83,62 @@ struct sl_json_member {
 bool sl_json_scan(const char *p, size_t len, const struct sl_json_limits *limits,
                   const char *cut_key, struct sl_json_member *members, size_t *nmembers,
                   struct sl_json_doc *doc);
+
+/*
+ * Copies the bytes at s that a JSON string carries as they are (printable
+ * ASCII but '"' and '\\') to *o, up to the first other byte, which it
+ * returns (end if none), advancing *o. Blocks of 16 (SSE2) or 8 bytes are
+ * stored before they are checked, but only while that many input bytes
+ * remain: the room needed at *o is end - s, what a plain run takes anyway.
+ */
+static inline const unsigned char *sl_json_copy_plain(char **o, const unsigned char *s,
+                                                      const unsigned char *end)
+{
+    char *w = *o;
+#if defined(__SSE2__)
+    const __m128i space = _mm_set1_epi8(0x20), quote = _mm_set1_epi8('"'),
+                  bslash = _mm_set1_epi8('\\');
+    while (end - s >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)s);
+        _mm_storeu_si128((__m128i *)(void *)w, v);
+        /* One signed compare catches both < 0x20 and >= 0x80. */
+        __m128i bad = _mm_or_si128(_mm_cmplt_epi8(v, space),
+                                   _mm_or_si128(_mm_cmpeq_epi8(v, quote),
+                                                _mm_cmpeq_epi8(v, bslash)));
+        unsigned mask = (unsigned)_mm_movemask_epi8(bad);
+        if (mask) {
+            unsigned k = (unsigned)__builtin_ctz(mask);
+            *o = w + k;
+            return s + k;
+        }
+        s += 16;
+        w += 16;
+    }
+#endif
+    /* Word tests: the lowest byte flagged is special for sure (a borrow only
+     * flags bytes above a true hit). */
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    while (end - s >= 8) {
+        uint64_t x;
+        memcpy(&x, s, 8);
+        memcpy(w, &x, 8);
+        uint64_t q = x ^ (ones * '"'), bs = x ^ (ones * '\\');
+        uint64_t hit = (x | ((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((bs - ones) & ~bs)) &
+                       highs;
+        if (hit) {
+            unsigned k = (unsigned)__builtin_ctzll(hit) / 8;
+            *o = w + k;
+            return s + k;
+        }
+        s += 8;
+        w += 8;
+    }
+    while (s < end && *s >= 0x20 && *s < 0x80 && *s != '"' && *s != '\\') {
+        *w++ = (char)*s++;
+    }
+    *o = w;
+    return s;
+}
 
 /* Appends s[0..len) as a quoted JSON string. 0 or SL_ELIMIT (buffer max). */
 int sl_json_put_str(struct sl_buf *b, const char *s, size_t len);
