@@ -265,6 +265,23 @@ static void read_pipeline(struct sl_cfg *cfg, struct sl_cfg_node *root, struct a
     sl_cfg_check_unknown(cfg, pl, "pipeline");
 }
 
+static void read_checkpoint(struct sl_cfg *cfg, struct sl_cfg_node *q, struct agg_conf *c)
+{
+    struct sl_cfg_node *ck = sl_cfg_get(q, "checkpoint");
+    int64_t writes = 1;
+    if (is_null(ck) || !sl_cfg_is_map(cfg, ck, "queue.checkpoint")) {
+        ck = NULL;
+    }
+    /* Logstash's names; here they decide when the fsync that ACKs comes (docs/configuration.md). */
+    sl_cfg_int(cfg, ck, "queue.checkpoint", "writes", 1, 1, 100000000, &writes);
+    c->queue_checkpoint_writes = (uint64_t)writes;
+    sl_cfg_duration(cfg, ck, "queue.checkpoint", "interval", 1000, 1, 60000,
+                    &c->queue_checkpoint_interval_ms);
+    if (ck) {
+        sl_cfg_check_unknown(cfg, ck, "queue.checkpoint");
+    }
+}
+
 static void read_queue(struct sl_cfg *cfg, struct sl_cfg_node *root, struct agg_conf *c)
 {
     static const char *const types[] = {"memory", "persisted", NULL};
@@ -274,10 +291,27 @@ static void read_queue(struct sl_cfg *cfg, struct sl_cfg_node *root, struct agg_
     c->queue_type = (enum agg_queue_type)t;
     sl_cfg_str(cfg, q, "queue", "path", "/var/lib/sluice/queue", &c->queue_path);
     sl_cfg_size(cfg, q, "queue", "max_bytes", 1 * GIB, 1 * MIB, UINT64_MAX, &c->queue_max_bytes);
+    /* Logstash's default page size, but never more than a quarter of the queue. */
+    uint64_t def_page = SL_MIN(64 * MIB, c->queue_max_bytes / 4);
+    sl_cfg_size(cfg, q, "queue", "page_capacity", def_page, 64 * KIB, 1 * GIB,
+                &c->queue_page_capacity);
+    if (c->queue_page_capacity > c->queue_max_bytes) {
+        sl_cfg_error(cfg, sl_cfg_get(q, "page_capacity"),
+                     "queue: option 'page_capacity' (%llu bytes) must not exceed 'max_bytes' "
+                     "(%llu bytes)", (unsigned long long)c->queue_page_capacity,
+                     (unsigned long long)c->queue_max_bytes);
+    }
+    read_checkpoint(cfg, q, c);
     sl_cfg_check_unknown(cfg, q, "queue");
-    if (c->queue_type == AGG_QUEUE_PERSISTED) {
-        sl_cfg_error(cfg, sl_cfg_get(q, "type"),
-                     "queue: option 'type': 'persisted' is not supported yet (use 'memory')");
+    struct sl_cfg_node *pl = sl_cfg_get(root, "pipeline");
+    if (c->queue_type == AGG_QUEUE_PERSISTED &&
+        is_null(pl && pl->type == SL_CFG_MAP ? sl_cfg_get(pl, "max_pending_events") : NULL)) {
+        /* Windows waiting for the fsync count too: room for several full Filebeat
+         * windows (2048 events), or one fsync could never cover more than one. */
+        c->max_pending_events = SL_MAX(c->max_pending_events, (int64_t)16384);
+    }
+    if (c->queue_type == AGG_QUEUE_PERSISTED && (!c->queue_path || !c->queue_path[0])) {
+        sl_cfg_error(cfg, sl_cfg_get(q, "path"), "queue: option 'path' must not be empty");
     }
 }
 

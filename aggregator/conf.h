@@ -70,6 +70,9 @@ struct agg_conf {
     enum agg_queue_type queue_type;
     char *queue_path;
     uint64_t queue_max_bytes;
+    uint64_t queue_page_capacity;
+    uint64_t queue_checkpoint_writes;      /* fsync once this many events are unsynced */
+    uint64_t queue_checkpoint_interval_ms; /* ... or the oldest of them waited this long */
 
     char *metrics_listen;          /* "127.0.0.1:9600" */
     uint64_t unhealthy_after_ms;   /* /healthz 503 once a window is pending this long (5m) */

@@ -37,6 +37,8 @@
  */
 #include "listener.h"
 
+#include "queue.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -144,6 +146,7 @@ struct conn {
 struct agg_listener {
     struct sl_loop *loop;
     struct agg_pipeline *pipeline;
+    struct agg_queue *queue;     /* persisted: windows go here instead (ACKed once fsynced) */
     int fd;
     int port;
     struct conn *conns;      /* open */
@@ -546,7 +549,9 @@ static void window_done(void *arg, int status)
     c->npending--;
     l->pending_windows--;
     l->pending_events -= n;
-    sl_gauge_add(l->m_queue, -(double)n);
+    if (!l->queue) {
+        sl_gauge_add(l->m_queue, -(double)n);  /* the persisted queue keeps its own count */
+    }
     if (status != SL_OK && !bad) {
         sl_counter_inc(l->m_failed);
     }
@@ -583,10 +588,14 @@ static void submit_window(struct conn *c)
     c->npending++;
     l->pending_windows++;
     l->pending_events += w->in.batch.n;
-    sl_gauge_add(l->m_queue, (double)w->in.batch.n);
     conn_ref(c);
     w->in.raw = true;
     w->in.max_depth = (unsigned)l->max_json_depth;
+    if (l->queue) {
+        agg_queue_push(l->queue, &w->in, window_done, w);
+        return;
+    }
+    sl_gauge_add(l->m_queue, (double)w->in.batch.n);
     agg_pipeline_submit(l->pipeline, &w->in, &c->order, window_done, w);
 }
 
@@ -1151,6 +1160,11 @@ int agg_listener_port(const struct agg_listener *l)
 void agg_listener_set_pipeline(struct agg_listener *l, struct agg_pipeline *p)
 {
     l->pipeline = p;
+}
+
+void agg_listener_set_queue(struct agg_listener *l, struct agg_queue *q)
+{
+    l->queue = q;
 }
 
 void agg_listener_drain(struct agg_listener *l)

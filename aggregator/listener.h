@@ -33,6 +33,10 @@ struct agg_listener *agg_listener_new(struct sl_loop *loop, const struct agg_con
 int agg_listener_port(const struct agg_listener *l);
 /* Windows completed from now on go to p; those in flight finish where they are. */
 void agg_listener_set_pipeline(struct agg_listener *l, struct agg_pipeline *p);
+/* queue.type persisted: windows go to q instead of a pipeline, and are ACKed
+ * once q has them on disk (queue.h). Set before the first connection. */
+struct agg_queue;
+void agg_listener_set_queue(struct agg_listener *l, struct agg_queue *q);
 /* Takes the limits and timeouts of a reloaded configuration (not the address),
  * and re-reads input.ssl's files for connections accepted from now on (open
  * ones keep their certificate); a file that does not load is logged and the

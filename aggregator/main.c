@@ -27,6 +27,7 @@
 #include "instance.h"
 #include "listener.h"
 #include "pipeline.h"
+#include "queue.h"
 #include "testpipe.h"
 #include "sluice/cli.h"
 #include "sluice/http.h"
@@ -48,6 +49,7 @@ struct agg {
     struct sl_metrics *metrics;
     struct sl_http *http;
     struct agg_listener *listener;
+    struct agg_queue *queue;          /* queue.type persisted; NULL: memory */
     struct agg_conf conf;             /* the configuration running now */
     char *bound_listen;               /* what the listener and the HTTP server are bound */
     char *bound_metrics;              /*   to: a reload cannot move them */
@@ -152,6 +154,18 @@ static void reload(struct agg *a)
     a->pipeline = np;
     agg_listener_set_pipeline(a->listener, np);
     agg_listener_apply(a->listener, &nc);
+    if (nc.queue_type != a->conf.queue_type ||
+        (a->queue && strcmp(nc.queue_path, a->conf.queue_path) != 0)) {
+        sl_warn("reload: queue.type or queue.path changed; it takes effect after a restart");
+        /* The running queue's settings stay what they are, path and type included. */
+        nc.queue_type = a->conf.queue_type;
+        free(nc.queue_path);
+        nc.queue_path = sl_strdup(a->conf.queue_path);
+    }
+    if (a->queue) {
+        agg_queue_apply(a->queue, &nc);
+        agg_queue_set_pipeline(a->queue, np);
+    }
     agg_conf_free(&a->conf);
     a->conf = nc;
     free_idle_retired(a);
@@ -162,6 +176,9 @@ static void reload(struct agg *a)
 
 static bool all_idle(const struct agg *a)
 {
+    if (a->queue && !agg_queue_idle(a->queue)) {
+        return false;
+    }
     if (!agg_pipeline_idle(a->pipeline)) {
         return false;
     }
@@ -200,6 +217,11 @@ static void start_stop(struct agg *a, int signo)
     a->deadline = sl_now_ms() + a->conf.shutdown_timeout_ms;
     sl_info("signal %d: stopping (waiting up to %llu ms for pending windows)", signo,
             (unsigned long long)a->conf.shutdown_timeout_ms);
+    if (a->queue) {
+        /* What is in the queue stays there for the next start; windows being
+         * persisted are still ACKed. */
+        agg_queue_stop(a->queue);
+    }
     agg_listener_drain(a->listener);
     agg_pipeline_shutdown(a->pipeline, a->deadline);
     for (size_t i = 0; i < a->nretired; i++) {
@@ -233,6 +255,20 @@ static bool health(void *arg, struct sl_buf *body)
 {
     struct agg *a = arg;
     uint64_t submit_ms;
+    if (a->queue && agg_queue_oldest(a->queue, &submit_ms)) {
+        /* Persisted: windows are ACKed at once; what waits on the outputs is in the queue. */
+        uint64_t now = sl_wall_ms();
+        uint64_t waited = now > submit_ms ? now - submit_ms : 0;
+        if (waited > a->conf.unhealthy_after_ms) {
+            sl_buf_printf(body,
+                          "the oldest event in the persisted queue came in %llu ms ago "
+                          "(unhealthy_after %llu ms); %llu events queued\n",
+                          (unsigned long long)waited,
+                          (unsigned long long)a->conf.unhealthy_after_ms,
+                          (unsigned long long)agg_queue_events(a->queue));
+            return false;
+        }
+    }
     if (agg_listener_oldest_pending(a->listener, &submit_ms)) {
         uint64_t now = sl_now_ms();
         uint64_t waited = now > submit_ms ? now - submit_ms : 0;
@@ -333,6 +369,14 @@ int main(int argc, char **argv)
     if (argc >= 2 && strcmp(argv[1], "--test-pipeline") == 0) {
         return test_pipeline(argc - 1, argv + 1);
     }
+    if (argc >= 2 && strcmp(argv[1], "--queue-stats") == 0) {
+        if (argc != 3) {
+            fprintf(stderr, "usage: %s --queue-stats PATH\n  prints what the persisted queue "
+                    "in PATH (queue.path) holds, as JSON; changes nothing\n", PROGRAM);
+            return 2;
+        }
+        return agg_queue_stats(argv[2]);
+    }
     sl_cli_parse(argc, argv, PROGRAM, DEFAULT_CONFIG, &cli);
     /* Every window allocates and frees megabyte-sized buffers (its arena, the
      * inflated block, output batches). Left to glibc's defaults these go to mmap
@@ -379,11 +423,18 @@ int main(int argc, char **argv)
     a.m_reloads_failed = sl_metrics_counter(a.metrics, "sluice_aggregator_reloads_total",
                                             "Configuration reloads (SIGHUP), by result.",
                                             (const char *const[]){"result", "failed", NULL});
+    if (a.conf.queue_type == AGG_QUEUE_PERSISTED) {
+        a.queue = agg_queue_open(a.loop, &a.conf, a.metrics, a.pipeline);
+        if (!a.queue) {
+            goto out;
+        }
+    }
     a.listener = agg_listener_new(a.loop, &a.conf, a.metrics, a.pipeline);
     if (!a.listener) {
         sl_error("cannot listen on %s", a.conf.listen);
         goto out;
     }
+    agg_listener_set_queue(a.listener, a.queue);
     a.http = sl_http_start(a.loop, a.conf.metrics_listen, a.metrics, health, &a);
     if (!a.http) {
         sl_error("cannot serve metrics on %s", a.conf.metrics_listen);
@@ -414,6 +465,7 @@ out:
         agg_pipeline_free(a.retired[i]);
     }
     free(a.retired);
+    agg_queue_free(a.queue);  /* after the pipelines (they borrow its batches) */
     agg_listener_free(a.listener);
     if (a.http) {
         sl_http_stop(a.http);

@@ -359,7 +359,7 @@ def test_test_config_reports_every_error_with_position(tmp_path):
         "outputs:\n"
         "  - file: {}\n"
         "  - kafkaa: {brokers: [a]}\n"
-        "queue: {type: persisted}\n"))
+        "queue: {type: persisted, max_bytes: 1kb}\n"))
     r = run(["-t", "-c", cfg])
     assert r.returncode == 2
     lines = r.stderr.splitlines()
@@ -368,8 +368,7 @@ def test_test_config_reports_every_error_with_position(tmp_path):
     assert (f"{cfg}:6:5: outputs[1]: unknown output 'kafkaa' (did you mean 'kafka'? outputs: "
             "file, stdout, kafka, elasticsearch)") in lines
     assert f"{cfg}:5:11: outputs[0] (file): option 'path' is required" in lines
-    assert (f"{cfg}:7:15: queue: option 'type': 'persisted' is not supported yet "
-            "(use 'memory')") in lines
+    assert f"{cfg}:7:37: queue: option 'max_bytes' must be at least 1mb, got '1kb'" in lines
     assert len(lines) == 4, r.stderr
 
 

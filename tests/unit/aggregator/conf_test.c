@@ -166,17 +166,42 @@ TEST(outputs_required)
     agg_conf_free(&c);
 }
 
-TEST(not_supported_yet)
+TEST(persisted_queue)
 {
     struct agg_conf c;
-    CHECK_STR(errors_of(&c, "input:\n"
-                            "  ssl: {enabled: true}\n"
-                            "queue:\n"
+    CHECK_INT(agg_conf_load_string(&c, "t.yml", "queue:\n"
+                                               "  type: persisted\n"
+                                               "  path: /tmp/q\n"
+                                               "  max_bytes: 8mb\n"
+                                               "  checkpoint: {writes: 1024, interval: 250ms}\n"
+                                               "outputs: [stdout: {}]\n"), 0);
+    CHECK_INT(c.queue_type, AGG_QUEUE_PERSISTED);
+    CHECK_STR(c.queue_path, "/tmp/q");
+    CHECK_INT(c.queue_max_bytes, 8 << 20);
+    CHECK_INT(c.queue_page_capacity, 2 << 20);  /* a quarter of max_bytes, below 64mb */
+    CHECK_INT(c.queue_checkpoint_writes, 1024);
+    CHECK_INT(c.queue_checkpoint_interval_ms, 250);
+    CHECK(c.max_pending_events >= 16384);  /* several windows per fsync */
+    agg_conf_free(&c);
+    CHECK_INT(agg_conf_load_string(&c, "t.yml", "outputs: [stdout: {}]\n"), 0);
+    CHECK_INT(c.queue_type, AGG_QUEUE_MEMORY);
+    CHECK_INT(c.queue_page_capacity, 64 << 20);
+    CHECK_INT(c.queue_checkpoint_writes, 1);
+    CHECK_INT(c.queue_checkpoint_interval_ms, 1000);
+    CHECK(c.max_pending_events < 16384);
+    agg_conf_free(&c);
+    CHECK_STR(errors_of(&c, "queue:\n"
                             "  type: persisted\n"
+                            "  max_bytes: 1mb\n"
+                            "  page_capacity: 2mb\n"
+                            "  checkpoint: {writes: 0, intervall: 1s}\n"
                             "outputs: [stdout: {}]\n"),
-              "t.yml:2:18: input.ssl: option 'certificate' is required when TLS is enabled\n"
-              "t.yml:4:9: queue: option 'type': 'persisted' is not supported yet "
-              "(use 'memory')\n");
+              "t.yml:4:18: queue: option 'page_capacity' (2097152 bytes) must not exceed "
+              "'max_bytes' (1048576 bytes)\n"
+              "t.yml:5:24: queue.checkpoint: option 'writes' must be between 1 and 100000000, "
+              "got '0'\n"
+              "t.yml:5:27: queue.checkpoint: unknown option 'intervall' (did you mean "
+              "'interval'?)\n");
     agg_conf_free(&c);
 }
 
@@ -270,7 +295,7 @@ int main(void)
     RUN(unknown_keys_everywhere);
     RUN(unknown_plugins);
     RUN(outputs_required);
-    RUN(not_supported_yet);
+    RUN(persisted_queue);
     RUN(ssl_files_are_loaded_and_errors_point_at_the_option);
     RUN(bad_values);
     RUN(plugin_option_errors);
