@@ -186,6 +186,8 @@ fuzz:
 # Kafka (tests/servers); BENCH_OUTPUTS=0 skips it.
 bench: all
 	python3 tests/bench/bench.py
+	@# The persisted queue against the memory queue, same run (docs/benchmarks.md).
+	python3 tests/bench/pq_bench.py
 	if [ "$${BENCH_OUTPUTS:-1}" != 0 ]; then \
 	    python3 tests/bench/es_bench.py && python3 tests/bench/kafka_bench.py; fi
 
