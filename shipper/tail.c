@@ -158,6 +158,8 @@ struct tail {
     bool check_deleted;        /* a name was deleted: look for harvesters of deleted files */
     bool watch_warned;
     bool stopped;
+    bool scanning;             /* inside scan_all: new entries are saved once at its end */
+    bool persist_new;          /* a file of a start_position: end input entered the registry */
     char ts[32];
     uint64_t ts_ms;
     size_t open_files;
@@ -1007,7 +1009,22 @@ static struct registry_entry *resume(struct tail *t, struct input *in, int fd,
      * later is new content and is read from its first byte. */
     *offset = (initial && in->conf->start == START_END) ? (uint64_t)st->st_size : 0;
     e->offset = *offset;
+    if (in->conf->start == START_END) {
+        /* Saved before any of its lines ships: else a crash before the next
+         * registry.flush makes the restart take it for a file never seen and
+         * skip to its end, over lines written since (persist_new). */
+        t->persist_new = true;
+    }
     return e;
+}
+
+/* Writes the registry now if a start_position: end input added a file to it. */
+static void persist_new_entries(struct tail *t)
+{
+    if (t->persist_new && !t->scanning) {
+        t->persist_new = false;
+        (void)registry_flush(t->reg);  /* failures are logged and counted there */
+    }
 }
 
 static bool at_limit(const struct input *in)
@@ -1260,6 +1277,7 @@ static void open_file(struct tail *t, struct input *in, const char *path, bool i
     t->open_files++;
     sl_gauge_set(t->m_files_open, (double)t->open_files);
     sl_info("harvesting %s from offset %llu", path, (unsigned long long)offset);
+    persist_new_entries(t);
     make_ready(h);
 }
 
@@ -1491,10 +1509,13 @@ void tail_tick(struct tail *t)
 static void scan_all(struct tail *t, bool initial)
 {
     uint64_t now = sl_now_ms();
+    t->scanning = true;
     for (size_t i = 0; i < t->ninputs; i++) {
         scan_input(t, &t->inputs[i], initial);
         t->inputs[i].next_scan = now + t->inputs[i].conf->scan_frequency_ms;
     }
+    t->scanning = false;
+    persist_new_entries(t);
 }
 
 static void on_timer(struct sl_loop *loop, void *arg)

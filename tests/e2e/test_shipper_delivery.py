@@ -6,7 +6,7 @@ line; duplicates are allowed only for windows in flight on a killed connection."
 
 from conftest import AGGREGATOR, SHIPPER, free_port, metrics_of, read_ndjson, wait_for, wait_port
 from conftest import write_config
-from stack import append_lines
+from stack import Stack, append_lines
 
 
 class Aggregator:
@@ -253,3 +253,26 @@ def test_partial_ack_resends_only_the_unacked_tail(tmp_path, procs):
     wait_for(lambda: metrics_of(mport)["sluice_shipper_events_acked_total"] == 100,
              what="all ACKed")
     assert metrics_of(mport)["sluice_shipper_events_sent_total"] == 170
+
+
+def test_kill9_before_the_first_registry_flush_with_start_position_end(tmp_path, procs):
+    """start_position: end skips what a file held before the shipper first saw it. A file
+    it saw but never saved must not look new after a crash: the lines written since
+    (here while the aggregator is down, so none was shipped) would be skipped too. The
+    registry is written as soon as such a file is found, not at the next registry.flush."""
+    s = Stack(tmp_path, procs, start_position="end")
+    s.ship_cfg.write_text(s.ship_cfg.read_text().replace("flush: 100ms", "flush: 1h"))
+    log = s.logs / "a.log"
+    append_lines(log, [f"old {i}" for i in range(1000)])
+    s.start_shipper()
+    wait_for(lambda: "harvesting" in s.shipper.logtext(), what="the file harvested")
+    new = [f"new {i}" for i in range(3000)]
+    append_lines(log, new)
+    wait_for(lambda: s.ship_metric("sluice_shipper_lines_read_total") == 3000,
+             what="the new lines read")
+    s.shipper.kill9()
+    s.start_aggregator()
+    s.start_shipper()
+    events = s.wait_events(3000)
+    assert sorted(e["message"] for e in events) == sorted(new)
+    s.stop_all()
