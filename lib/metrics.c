@@ -338,6 +338,26 @@ struct sl_metric *sl_metrics_histogram(struct sl_metrics *reg, const char *name,
     return lookup(reg, name, help, K_HISTOGRAM, labels, bounds, nbounds);
 }
 
+void sl_metrics_remove(struct sl_metrics *reg, struct sl_metric *m)
+{
+    if (!reg || !m) {
+        return;
+    }
+    pthread_mutex_lock(&reg->lock);
+    struct family *f = m->fam;
+    for (struct sl_metric **pp = &f->series; *pp; pp = &(*pp)->next) {
+        if (*pp == m) {
+            *pp = m->next;
+            if (f->tail == &m->next) {
+                f->tail = pp;
+            }
+            break;
+        }
+    }
+    pthread_mutex_unlock(&reg->lock);
+    series_free(m);
+}
+
 void sl_counter_add(struct sl_metric *m, uint64_t n)
 {
     if (!m) {

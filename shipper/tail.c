@@ -110,6 +110,9 @@ struct harvester {
     char *extra[NKINDS];
     size_t extra_len[NKINDS];
     struct shape_cache *shapes;  /* with processors that run per shape */
+    /* Per-file lag series (the first FILE_SERIES_MAX files open; NULL past them). */
+    struct sl_metric *m_lag_bytes, *m_lag_seconds;
+    uint64_t behind_since;     /* monotonic ms since the ACKed offset fell short of the size */
     int64_t ts_ms;             /* the runtime time formatted in ts */
     char ts[32];
     struct harvester *next;    /* all harvesters */
@@ -173,6 +176,9 @@ struct tail {
     struct sl_metric *m_lines;
     struct sl_metric *m_bytes;
     struct sl_metric *m_files_open;
+    struct sl_metrics *metrics;
+    struct sl_metric *m_lag_total;
+    size_t nfile_series;
     struct sl_metric *m_drop_include;
     struct sl_metric *m_drop_exclude;
     struct sl_metric *m_truncated;
@@ -261,6 +267,57 @@ static void build_extras(struct harvester *h)
     }
 }
 
+/* Files with their own lag series: beyond this many open files, only the
+ * total (sluice_shipper_lag_bytes) covers the rest - a series per file of
+ * 20,000 would drown the scrape. */
+#define FILE_SERIES_MAX 1000
+
+static void file_series_drop(struct harvester *h)
+{
+    if (h->m_lag_bytes) {
+        sl_metrics_remove(h->t->metrics, h->m_lag_bytes);
+        sl_metrics_remove(h->t->metrics, h->m_lag_seconds);
+        h->m_lag_bytes = h->m_lag_seconds = NULL;
+        h->t->nfile_series--;
+    }
+}
+
+static void file_series_make(struct harvester *h)
+{
+    struct tail *t = h->t;
+    if (!t->metrics || t->nfile_series >= FILE_SERIES_MAX) {
+        return;
+    }
+    const char *lbl[] = {"input", h->in->conf->id, "path", h->path, NULL};
+    h->m_lag_bytes = sl_metrics_gauge(t->metrics, "sluice_shipper_file_lag_bytes",
+                                      "Bytes of the file not yet ACKed (size - ACKed offset).",
+                                      lbl);
+    h->m_lag_seconds = sl_metrics_gauge(t->metrics, "sluice_shipper_file_lag_seconds",
+                                        "How long the file has had bytes not yet ACKed (0: none).",
+                                        lbl);
+    t->nfile_series++;
+}
+
+/* Every tick: each open file's size against its ACKed offset. */
+static void update_lag(struct tail *t)
+{
+    uint64_t now = sl_now_ms(), total = 0;
+    for (struct harvester *h = t->all; h; h = h->next) {
+        struct stat st;
+        if (h->fd < 0 || fstat(h->fd, &st) != 0) {
+            continue;
+        }
+        uint64_t size = (uint64_t)st.st_size, acked = h->entry->offset;
+        uint64_t lag = size > acked ? size - acked : 0;
+        total += lag;
+        h->behind_since = lag == 0 ? 0 : h->behind_since ? h->behind_since : now;
+        sl_gauge_set(h->m_lag_bytes, (double)lag);
+        sl_gauge_set(h->m_lag_seconds, h->behind_since ? (double)(now - h->behind_since) / 1000.0
+                                                       : 0.0);
+    }
+    sl_gauge_set(t->m_lag_total, (double)total);
+}
+
 static void set_path(struct harvester *h, const char *path)
 {
     struct tail *t = h->t;
@@ -283,6 +340,8 @@ static void set_path(struct harvester *h, const char *path)
         build_extras(h);
     }
     shape_cache_clear(h->shapes);  /* the path is part of every shape */
+    file_series_drop(h);  /* the path is a label */
+    file_series_make(h);
 }
 
 static void make_ready(struct harvester *h)
@@ -701,6 +760,7 @@ static void harvester_close(struct harvester *h, bool gone)
     h->in->open--;
     sl_gauge_set(h->in->m_open, (double)h->in->open);
     sl_debug("closed %s%s", h->path, gone ? " (deleted)" : "");
+    file_series_drop(h);
     free(h->path);
     free(h->path_json);
     sl_buf_free(&h->buf);
@@ -1538,6 +1598,7 @@ static void on_timer(struct sl_loop *loop, void *arg)
         wake_deleted(t);
     }
     close_inactive(t);
+    update_lag(t);
     tail_tick(t);
 }
 
@@ -1555,6 +1616,10 @@ struct tail *tail_new(struct sl_loop *loop, const struct shipper_conf *conf, str
                                     "Bytes read from files.", NULL);
     t->m_files_open = sl_metrics_gauge(metrics, "sluice_shipper_files_open",
                                        "Files held open by harvesters.", NULL);
+    t->metrics = metrics;
+    t->m_lag_total = sl_metrics_gauge(metrics, "sluice_shipper_lag_bytes",
+                                      "Bytes of open files not yet ACKed (size - ACKed offset).",
+                                      NULL);
     const char *inc[] = {"reason", "include_lines", NULL};
     const char *exc[] = {"reason", "exclude_lines", NULL};
     t->m_drop_include = sl_metrics_counter(metrics, "sluice_shipper_lines_dropped_total",

@@ -291,3 +291,33 @@ logging.level: debug
         f"{cfg}:9:1: 'logging.level' looks like filebeat.yml: logging is set on the command "
         "line: --log-level, --log-format (see docs/configuration.md)",
     ], r.stderr
+
+
+def test_per_file_lag_metrics(tmp_path, procs):
+    """sluice_shipper_file_lag_bytes{input,path} is the file's size minus its ACKed
+    offset, file_lag_seconds how long it has been behind; lag_bytes sums the files.
+    With the aggregator down both files lag by their whole size; once it is up, by 0."""
+    s = Stack(tmp_path, procs, ship_timeout="1s")
+    a, b = s.logs / "a.log", s.logs / "b.log"
+    append_lines(a, [f"a{i}" for i in range(100)])
+    append_lines(b, [f"b{i}" for i in range(7)])
+    s.start_shipper()
+
+    def series(m, name, path):
+        return m.get(f'{name}{{input="app",path="{path}"}}')
+
+    size_a, size_b = a.stat().st_size, b.stat().st_size
+    wait_for(lambda: series(metrics_of(s.ship_metrics), "sluice_shipper_file_lag_bytes",
+                            a) == size_a and
+             metrics_of(s.ship_metrics)["sluice_shipper_lag_bytes"] == size_a + size_b,
+             what="both files lagging by their size")
+    wait_for(lambda: series(metrics_of(s.ship_metrics), "sluice_shipper_file_lag_seconds",
+                            b) >= 1, what="b behind for a second")
+    s.start_aggregator()
+    s.wait_events(107)
+    wait_for(lambda: metrics_of(s.ship_metrics)["sluice_shipper_lag_bytes"] == 0,
+             what="no lag once ACKed")
+    m = metrics_of(s.ship_metrics)
+    assert series(m, "sluice_shipper_file_lag_bytes", b) == 0
+    assert series(m, "sluice_shipper_file_lag_seconds", a) == 0
+    s.stop_all()

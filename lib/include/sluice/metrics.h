@@ -35,6 +35,10 @@ struct sl_metric *sl_metrics_histogram(struct sl_metrics *reg, const char *name,
                                        const char *help, const char *const *labels,
                                        const double *bounds, size_t nbounds);
 
+/* Removes series m (a gauge of a thing that is gone: a closed file); m is
+ * freed and must not be used again. NULL is a no-op. */
+void sl_metrics_remove(struct sl_metrics *reg, struct sl_metric *m);
+
 /* m may be NULL (nothing is counted). */
 void sl_counter_add(struct sl_metric *m, uint64_t n);
 static inline void sl_counter_inc(struct sl_metric *m) { sl_counter_add(m, 1); }

@@ -68,6 +68,36 @@ TEST(counter_with_labels_in_creation_order)
     sl_metrics_free(reg);
 }
 
+TEST(removed_series_leave_the_family)
+{
+    struct sl_metrics *reg = sl_metrics_new();
+    const char *const a[] = {"path", "/a", NULL};
+    const char *const b[] = {"path", "/b", NULL};
+    const char *const c[] = {"path", "/c", NULL};
+    struct sl_metric *ma = sl_metrics_gauge(reg, "lag", "Lag.", a);
+    struct sl_metric *mb = sl_metrics_gauge(reg, "lag", "Lag.", b);
+    sl_gauge_set(ma, 1);
+    sl_gauge_set(mb, 2);
+    sl_metrics_remove(reg, mb);  /* the last one: the family's tail moves back */
+    struct sl_metric *mc = sl_metrics_gauge(reg, "lag", "Lag.", c);
+    sl_gauge_set(mc, 3);
+    char *s = render_own(reg);
+    CHECK_STR(s, "# HELP lag Lag.\n# TYPE lag gauge\nlag{path=\"/a\"} 1\nlag{path=\"/c\"} 3\n");
+    free(s);
+    sl_metrics_remove(reg, ma);
+    sl_metrics_remove(reg, mc);
+    sl_metrics_remove(reg, NULL);
+    s = render_own(reg);
+    CHECK_STR(s, "");  /* a family without series is not written */
+    free(s);
+    /* The same labels again make a new series, from zero. */
+    ma = sl_metrics_gauge(reg, "lag", "Lag.", a);
+    s = render_own(reg);
+    CHECK_STR(s, "# HELP lag Lag.\n# TYPE lag gauge\nlag{path=\"/a\"} 0\n");
+    free(s);
+    sl_metrics_free(reg);
+}
+
 TEST(same_labels_return_the_same_series)
 {
     struct sl_metrics *reg = sl_metrics_new();
@@ -477,6 +507,7 @@ int main(void)
     RUN(counter_without_labels_renders_zero_from_the_start);
     RUN(counter_with_labels_in_creation_order);
     RUN(same_labels_return_the_same_series);
+    RUN(removed_series_leave_the_family);
     RUN(label_values_and_help_are_escaped);
     RUN(gauges_set_and_add);
     RUN(histogram_buckets_sum_and_count);
