@@ -11,8 +11,9 @@ SYSTEMD_UNITDIR ?= $(PREFIX)/lib/systemd/system
 SYSUSERSDIR     ?= $(PREFIX)/lib/sysusers.d
 DESTDIR     ?=
 CC          ?= cc
-PKGS        := yaml-0.1 libcurl rdkafka libzstd oniguruma zlib openssl
-PLUGINS     := out_file out_stdout filter_date filter_mutate filter_json filter_kv filter_drop out_kafka out_elasticsearch filter_grok filter_dissect
+PKGS        := yaml-0.1 libcurl rdkafka libzstd oniguruma zlib openssl libmaxminddb
+PLUGINS     := out_file out_stdout filter_date filter_mutate filter_json filter_kv filter_drop out_kafka out_elasticsearch filter_grok filter_dissect filter_useragent \
+               filter_geoip
 
 ifeq ($(SANITIZE),1)
 BUILD       := build/asan
@@ -47,7 +48,7 @@ LIB_OBJ     := $(LIB_SRC:%.c=$(OBJ)/%.o)
 SHIP_OBJ    := $(SHIP_SRC:%.c=$(OBJ)/%.o)
 AGG_CORE    := $(OBJ)/libsluice-agg.a
 AGG_OBJ     := $(AGG_SRC:%.c=$(OBJ)/%.o) $(PLUGIN_SRC:%.c=$(OBJ)/%.o) $(OBJ)/gen/plugins.o \
-               $(OBJ)/gen/grok_patterns.o
+               $(OBJ)/gen/grok_patterns.o $(OBJ)/gen/useragent_regexes.o
 # Unit tests may link the daemons' modules too (everything but their main.c).
 SHIP_MOD    := $(filter-out $(OBJ)/shipper/main.o,$(SHIP_OBJ))
 AGG_MOD     := $(filter-out $(OBJ)/aggregator/main.o,$(AGG_OBJ))
@@ -100,6 +101,16 @@ $(OBJ)/gen/grok_patterns.o: $(OBJ)/gen/grok_patterns.c
 
 $(BUILD)/tests/plugin/filter_grok_test: $(OBJ)/gen/grok_patterns.o
 
+# So are uap-core's user-agent rules (config/useragent/regexes.yaml).
+$(OBJ)/gen/useragent_regexes.c: scripts/embed-file config/useragent/regexes.yaml
+	@mkdir -p $(dir $@)
+	scripts/embed-file sl_useragent_builtin_regexes config/useragent/regexes.yaml > $@
+
+$(OBJ)/gen/useragent_regexes.o: $(OBJ)/gen/useragent_regexes.c
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/plugin/filter_useragent_test: $(OBJ)/gen/useragent_regexes.o
+
 $(OBJ)/gen/plugins.o: $(OBJ)/gen/plugins.c
 	$(CC) $(CFLAGS) -Iaggregator/include -c -o $@ $<
 
@@ -145,7 +156,7 @@ deps:
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends build-essential pkg-config \
 	    libyaml-dev libcurl4-openssl-dev librdkafka-dev libzstd-dev libonig-dev zlib1g-dev \
-	    libssl-dev python3 python3-pytest openssl procps curl faketime kcat
+	    libssl-dev libmaxminddb-dev python3 python3-pytest openssl procps curl faketime kcat
 	python3 -m pip install -q pytest zstandard 2>/dev/null || true
 
 # Unit tests run under ASan + UBSan; the end-to-end tests run the sanitized

@@ -63,7 +63,7 @@ ALLOWED_SERIES = (DOCUMENTED_METRICS | {h + s for h in HISTOGRAMS for s in ("_bu
 
 # The aggregator plugins the docs name; a config using one not compiled in yet is
 # reported by -t as "unknown filter/output 'x'" (see test_aggregator_overlays).
-DOCUMENTED_FILTERS = {"grok", "date", "mutate", "json", "kv", "drop", "dissect"}
+DOCUMENTED_FILTERS = {"grok", "date", "mutate", "json", "kv", "drop", "dissect", "useragent", "geoip"}
 DOCUMENTED_OUTPUTS = {"elasticsearch", "kafka", "file", "stdout"}
 
 
@@ -484,7 +484,8 @@ def runtime_packages():
 
 def test_dockerfile_runtime_libraries():
     pkgs = runtime_packages()
-    spec = {"libyaml-0-2", "libcurl4", "librdkafka1", "libzstd1", "libonig5", "zlib1g", "libssl3"}
+    spec = {"libyaml-0-2", "libcurl4", "librdkafka1", "libzstd1", "libonig5", "zlib1g", "libssl3",
+            "libmaxminddb0"}
     assert spec <= pkgs, f"missing runtime libraries: {spec - pkgs}"
     assert not {p for p in pkgs if p.endswith("-dev")}, "no -dev package in the runtime image"
     # every library the built daemons really link is in the list (or in the slim base)

@@ -138,7 +138,7 @@ TEST(unknown_plugins)
                             "  - {stdout: {}, file: {}}\n"
                             "  - stdout\n"),
               "t.yml:3:7: pipeline.filters[0]: unknown filter 'grokk' (did you mean 'grok'? "
-              "filters: date, mutate, json, kv, drop, grok, dissect)\n"
+              "filters: date, mutate, json, kv, drop, grok, dissect, useragent, geoip)\n"
               "t.yml:6:5: outputs[1]: unknown output 'kafkaa' (did you mean 'kafka'? outputs: "
               "file, stdout, kafka, elasticsearch)\n"
               "t.yml:7:5: outputs[2]: each output is a map with one key, the output's name "
