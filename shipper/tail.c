@@ -272,20 +272,23 @@ static void build_extras(struct harvester *h)
  * 20,000 would drown the scrape. */
 #define FILE_SERIES_MAX 1000
 
-static void file_series_drop(struct harvester *h)
+/* Another harvester of t with the path of h (a file renamed away under a glob
+ * that still matches, and its successor), holding a series (has) or not. */
+static struct harvester *same_path(struct harvester *h, bool has)
 {
-    if (h->m_lag_bytes) {
-        sl_metrics_remove(h->t->metrics, h->m_lag_bytes);
-        sl_metrics_remove(h->t->metrics, h->m_lag_seconds);
-        h->m_lag_bytes = h->m_lag_seconds = NULL;
-        h->t->nfile_series--;
+    for (struct harvester *o = h->t->all; o; o = o->next) {
+        if (o != h && o->path && (o->m_lag_bytes != NULL) == has && strcmp(o->path, h->path) == 0) {
+            return o;
+        }
     }
+    return NULL;
 }
 
 static void file_series_make(struct harvester *h)
 {
     struct tail *t = h->t;
-    if (!t->metrics || t->nfile_series >= FILE_SERIES_MAX) {
+    /* One series per path: the registry hands the same one to the same labels. */
+    if (!t->metrics || t->nfile_series >= FILE_SERIES_MAX || same_path(h, true)) {
         return;
     }
     const char *lbl[] = {"input", h->in->conf->id, "path", h->path, NULL};
@@ -296,6 +299,21 @@ static void file_series_make(struct harvester *h)
                                         "How long the file has had bytes not yet ACKed (0: none).",
                                         lbl);
     t->nfile_series++;
+}
+
+static void file_series_drop(struct harvester *h)
+{
+    if (!h->m_lag_bytes) {
+        return;
+    }
+    sl_metrics_remove(h->t->metrics, h->m_lag_bytes);
+    sl_metrics_remove(h->t->metrics, h->m_lag_seconds);
+    h->m_lag_bytes = h->m_lag_seconds = NULL;
+    h->t->nfile_series--;
+    struct harvester *heir = same_path(h, false);
+    if (heir) {
+        file_series_make(heir);
+    }
 }
 
 /* Every tick: each open file's size against its ACKed offset. */
@@ -321,6 +339,7 @@ static void update_lag(struct tail *t)
 static void set_path(struct harvester *h, const char *path)
 {
     struct tail *t = h->t;
+    file_series_drop(h);  /* the path is a label; under the old one, an heir may take it */
     if (h->path) {
         hash_del(t, h);
         free(h->path);
@@ -340,7 +359,6 @@ static void set_path(struct harvester *h, const char *path)
         build_extras(h);
     }
     shape_cache_clear(h->shapes);  /* the path is part of every shape */
-    file_series_drop(h);  /* the path is a label */
     file_series_make(h);
 }
 
