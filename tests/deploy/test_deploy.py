@@ -634,6 +634,12 @@ def test_k8s_shipper_daemonset_and_sidecar():
     assert "hostPath" in reg_vol, "the registry must outlive the pod"
     assert c["securityContext"]["capabilities"]["drop"] == ["ALL"]
     check_config_mount(docs, pod, c)
+    # The kubelet's files are CRI (or json-file) lines: without type: container the
+    # events would be the runtime's framing, not the messages, and carry no pod names.
+    conf = yaml.safe_load(docs[("ConfigMap", "sluice-shipper-config")]["data"]["shipper.yml"])
+    node_logs = [i for i in conf["inputs"] if any(p.startswith("/var/log/containers/")
+                                                  for p in i["paths"])]
+    assert node_logs and all(i.get("type") == "container" for i in node_logs)
     # sidecar: the app and the shipper share the log volume
     web = docs[("Deployment", "web")]["spec"]["template"]["spec"]
     side = container_by_name(web, "shipper")
