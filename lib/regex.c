@@ -64,34 +64,47 @@ static void onig_setup(void)
                         onig_get_syntax_op2(&syntax_perl) | ONIG_SYN_OP2_ASTERISK_CALLOUT_NAME);
 }
 
-/* ---- per-thread match parameters ---- */
+/* ---- per-thread scratch ---- */
 
-static pthread_key_t mp_key;
-static pthread_once_t mp_once = PTHREAD_ONCE_INIT;
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+/* The key's value, one load away: the key is there for its destructor, and
+ * pthread_once + pthread_getspecific on every search add up. */
+static _Thread_local struct sl_regex_scratch *scratch_mine;
 
-static void mp_free(void *p)
+static void scratch_free(void *p)
 {
-    onig_free_match_param(p);
+    struct sl_regex_scratch *t = p;
+    onig_region_free(t->region, 1);
+    onig_free_match_param(t->mp);
+    free(t);
+    scratch_mine = NULL;
 }
 
-static void mp_key_make(void)
+static void scratch_key_make(void)
 {
-    if (pthread_key_create(&mp_key, mp_free) != 0) {
+    if (pthread_key_create(&scratch_key, scratch_free) != 0) {
         abort();
     }
 }
 
-static OnigMatchParam *thread_mp(void)
+struct sl_regex_scratch *sl_regex_scratch(void)
 {
-    pthread_once(&mp_once, mp_key_make);
-    OnigMatchParam *mp = pthread_getspecific(mp_key);
-    if (!mp) {
-        mp = onig_new_match_param();
-        if (!mp || pthread_setspecific(mp_key, mp) != 0) {
+    if (scratch_mine) {
+        return scratch_mine;
+    }
+    pthread_once(&scratch_once, scratch_key_make);
+    struct sl_regex_scratch *t = pthread_getspecific(scratch_key);
+    if (!t) {
+        t = sl_malloc(sizeof(*t));
+        t->region = onig_region_new();
+        t->mp = onig_new_match_param();
+        if (!t->region || !t->mp || pthread_setspecific(scratch_key, t) != 0) {
             abort();
         }
     }
-    return mp;
+    scratch_mine = t;
+    return t;
 }
 
 static uint64_t mono_ns(void)
@@ -220,8 +233,9 @@ int sl_onig_new(OnigRegex *re, const char *pattern, size_t len, OnigOptionType o
     return rc == ONIG_NORMAL ? 0 : rc;
 }
 
-int sl_onig_search(OnigRegex re, const OnigUChar *str, const OnigUChar *end, OnigRegion *region,
-                   OnigMatchParam *mp, uint64_t budget_ms)
+int sl_onig_search(OnigRegex re, const OnigUChar *str, const OnigUChar *end,
+                   const OnigUChar *start, OnigRegion *region, OnigMatchParam *mp,
+                   uint64_t budget_ms)
 {
     if (atomic_load_explicit(&aborting, memory_order_relaxed)) {
         return out_of_budget();
@@ -245,7 +259,7 @@ int sl_onig_search(OnigRegex re, const OnigUChar *str, const OnigUChar *end, Oni
 #if ONIGURUMA_VERSION_INT >= 60909
     onig_set_time_limit_of_match_param(mp, (unsigned long)budget_ms);
 #endif
-    int rc = onig_search_with_param(re, str, end, str, end, region, ONIG_OPTION_NONE, mp);
+    int rc = onig_search_with_param(re, str, end, start, end, region, ONIG_OPTION_NONE, mp);
     onig_set_callout_user_data_of_match_param(mp, NULL);  /* b dies here */
     return rc >= 0 || rc == ONIG_MISMATCH ? rc : out_of_budget();
 }
@@ -302,9 +316,11 @@ void sl_regex_set_budget(struct sl_regex *re, uint64_t ms)
 enum sl_regex_result sl_regex_test(const struct sl_regex *re, const char *s, size_t len)
 {
     const OnigUChar *start = (const OnigUChar *)s;
+    OnigMatchParam *mp = sl_regex_scratch()->mp;
+    onig_set_match_stack_limit_size_of_match_param(mp, SL_REGEX_STACK_LIMIT);
     /* Bytes that are not valid UTF-8 are matched as they are; the caller has
      * already replaced them when it matters (event text). */
-    int rc = sl_onig_search(re->re, start, start + len, NULL, thread_mp(), re->budget_ms);
+    int rc = sl_onig_search(re->re, start, start + len, start, NULL, mp, re->budget_ms);
     return rc >= 0 ? SL_REGEX_YES : rc == ONIG_MISMATCH ? SL_REGEX_NO : SL_REGEX_TIMEOUT;
 }
 

@@ -9,7 +9,6 @@
  */
 #include "grok.h"
 
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -583,62 +582,15 @@ fail:
 
 /* ---- matching ----------------------------------------------------------- */
 
-/* What one thread needs to match: kept per thread, freed when it exits. */
-struct match_tls {
-    OnigRegion *region;
-    OnigMatchParam *mp;
-};
-
-static pthread_key_t tls_key;
-static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
-/* The same pointer as the key's value, one load away: the key is there for its
- * destructor, and pthread_once + pthread_getspecific on every match add up. */
-static _Thread_local struct match_tls *tls_mine;
-
-static void tls_destroy(void *p)
-{
-    struct match_tls *t = p;
-    onig_region_free(t->region, 1);
-    onig_free_match_param(t->mp);
-    free(t);
-    tls_mine = NULL;
-}
-
-static void tls_setup(void)
-{
-    if (pthread_key_create(&tls_key, tls_destroy) != 0) {
-        abort();
-    }
-}
-
-static struct match_tls *tls_get(void)
-{
-    if (tls_mine) {
-        return tls_mine;
-    }
-    pthread_once(&tls_once, tls_setup);
-    struct match_tls *t = pthread_getspecific(tls_key);
-    if (!t) {
-        t = sl_malloc(sizeof(*t));
-        t->region = onig_region_new();
-        t->mp = onig_new_match_param();
-        if (!t->region || !t->mp) {
-            abort();
-        }
-        pthread_setspecific(tls_key, t);
-    }
-    tls_mine = t;
-    return t;
-}
 
 int sl_grok_match(const struct sl_grok *g, const char *s, size_t len,
                   const struct sl_grok_limits *lim, const OnigRegion **region)
 {
-    struct match_tls *t = tls_get();
+    struct sl_regex_scratch *t = sl_regex_scratch();
     onig_set_match_stack_limit_size_of_match_param(t->mp, lim ? lim->stack : 0);
     const OnigUChar *start = (const OnigUChar *)s, *end = start + len;
     OnigRegex re = g->re_line && !memchr(s, '\n', len) ? g->re_line : g->re;
-    int rc = sl_onig_search(re, start, end, t->region, t->mp, lim ? lim->time_ms : 0);
+    int rc = sl_onig_search(re, start, end, start, t->region, t->mp, lim ? lim->time_ms : 0);
     if (region) {
         *region = t->region;
     }

@@ -18,7 +18,6 @@
 #include <locale.h>
 #include <math.h>
 #include <oniguruma.h>
-#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,12 +26,12 @@
 
 #include "sluice/json.h"
 #include "sluice/plugin.h"
+#include "sluice/regex.h"
 #include "sluice/template.h"
 
 /* Backtracking steps one gsub search may take across the whole string: a
  * pathological pattern then fails (value kept, event tagged) instead of
  * stalling a worker. Oniguruma's own default bounds only each match attempt. */
-#define GSUB_RETRY_LIMIT 10000000ul
 
 /* Longest string an operation may produce: gsub or a template can multiply
  * the size of its input, and event data must not grow memory without bound. */
@@ -117,8 +116,6 @@ struct call {
     const struct filter_mutate *m;
     struct sl_value *event;
     struct sl_buf a, b;  /* scratch */
-    OnigRegion *region;
-    OnigMatchParam *mp;  /* bounds the work of one gsub search */
     bool failed;
 };
 
@@ -598,22 +595,24 @@ static bool gsub_str(struct call *c, const struct gsub *g, const char *s, size_t
 {
     const OnigUChar *str = (const OnigUChar *)s, *end = str + n;
     struct sl_buf *out = &c->b;
+    struct sl_regex_scratch *t = sl_regex_scratch();
+    onig_set_match_stack_limit_size_of_match_param(t->mp, SL_REGEX_STACK_LIMIT);
     size_t pos = 0, last = 0;
     int rc = 0;
     sl_buf_reset(out);
     while (pos <= n && rc == 0) {
-        int r = onig_search_with_param(g->re, str, end, str + pos, end, c->region,
-                                       ONIG_OPTION_NONE, c->mp);
+        int r = sl_onig_search(g->re, str, end, str + pos, t->region, t->mp,
+                               SL_REGEX_BUDGET_MS);
         if (r == ONIG_MISMATCH) {
             break;
         }
         if (r < 0) {
-            return false;  /* e.g. the retry limit: leave the value as it was */
+            return false;  /* out of its time budget: leave the value as it was */
         }
-        size_t mb = (size_t)c->region->beg[0], me = (size_t)c->region->end[0];
+        size_t mb = (size_t)t->region->beg[0], me = (size_t)t->region->end[0];
         rc = sl_buf_append(out, s + last, mb - last);
         if (rc == 0) {
-            rc = put_replacement(out, repl->data, repl->len, g->re, c->region, s);
+            rc = put_replacement(out, repl->data, repl->len, g->re, t->region, s);
         }
         last = me;
         pos = me;
@@ -918,11 +917,6 @@ static enum sl_filter_result mutate_filter(void *inst, struct sl_value *event)
     struct call c = {.m = m, .event = event};
     sl_buf_init(&c.a, MUTATE_MAX_VALUE);
     sl_buf_init(&c.b, MUTATE_MAX_VALUE);
-    if (m->ngsub) {
-        c.region = onig_region_new();
-        c.mp = onig_new_match_param();
-        onig_set_retry_limit_in_search_of_match_param(c.mp, GSUB_RETRY_LIMIT);
-    }
     do_rename(&c);
     do_set(&c, m->update_t, m->update.n, true);
     do_set(&c, m->replace_t, m->replace.n, false);
@@ -936,10 +930,6 @@ static enum sl_filter_result mutate_filter(void *inst, struct sl_value *event)
     do_join(&c);
     do_set(&c, m->add_t, m->add.n, false);
     do_tags(&c);
-    if (c.region) {
-        onig_region_free(c.region, 1);
-        onig_free_match_param(c.mp);
-    }
     sl_buf_free(&c.a);
     sl_buf_free(&c.b);
     return c.failed ? SL_FILTER_FAIL : SL_FILTER_KEEP;
@@ -1084,14 +1074,6 @@ static void compile_removes(struct filter_mutate *m)
     }
 }
 
-static pthread_once_t onig_once = PTHREAD_ONCE_INIT;
-
-static void onig_setup(void)
-{
-    OnigEncoding enc = ONIG_ENCODING_UTF8;
-    onig_initialize(&enc, 1);  /* idempotent: lib/regex.c may have done it already */
-}
-
 /* Compiles gsub item index with Ruby's syntax: Logstash patterns are Ruby (Joni) regular
  * expressions. */
 static OnigRegex compile_regex(struct sl_plugin_ctx *ctx, const struct sl_strv *v, size_t index)
@@ -1099,9 +1081,8 @@ static OnigRegex compile_regex(struct sl_plugin_ctx *ctx, const struct sl_strv *
     const char *pat = v->v[index];
     OnigRegex re = NULL;
     OnigErrorInfo einfo;
-    int rc = onig_new(&re, (const OnigUChar *)pat, (const OnigUChar *)pat + strlen(pat),
-                      ONIG_OPTION_NONE, ONIG_ENCODING_UTF8, ONIG_SYNTAX_RUBY, &einfo);
-    if (rc != ONIG_NORMAL) {
+    int rc = sl_onig_new(&re, pat, strlen(pat), ONIG_OPTION_NONE, ONIG_SYNTAX_RUBY, &einfo);
+    if (rc != 0) {
         OnigUChar msg[ONIG_MAX_ERROR_MESSAGE_LEN];
         onig_error_code_to_str(msg, rc, &einfo);
         sl_plugin_error_at(ctx, "gsub", NULL, index,
@@ -1124,7 +1105,6 @@ static bool compile_gsub(struct sl_plugin_ctx *ctx, struct filter_mutate *m)
         return false;
     }
     bool ok = true;
-    pthread_once(&onig_once, onig_setup);
     m->gsub = sl_calloc(v->n / 3 + 1, sizeof(*m->gsub));
     for (size_t i = 0; i < v->n; i += 3) {
         struct gsub *g = &m->gsub[m->ngsub++];

@@ -11,7 +11,6 @@
  * the useragent filter does not write them (nor does Logstash's).
  */
 #include <ctype.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -245,52 +244,6 @@ void uap_result_clear(struct uap_result *r)
 
 /* ---- matching ---- */
 
-/* What one thread needs to search: kept per thread, freed when it exits. */
-struct match_tls {
-    OnigRegion *region;
-    OnigMatchParam *mp;
-};
-
-static pthread_key_t tls_key;
-static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
-static _Thread_local struct match_tls *tls_mine;
-
-static void tls_destroy(void *v)
-{
-    struct match_tls *t = v;
-    onig_region_free(t->region, 1);
-    onig_free_match_param(t->mp);
-    free(t);
-    tls_mine = NULL;
-}
-
-static void tls_setup(void)
-{
-    if (pthread_key_create(&tls_key, tls_destroy) != 0) {
-        abort();
-    }
-}
-
-static struct match_tls *tls_get(void)
-{
-    if (tls_mine) {
-        return tls_mine;
-    }
-    pthread_once(&tls_once, tls_setup);
-    struct match_tls *t = pthread_getspecific(tls_key);
-    if (!t) {
-        t = sl_malloc(sizeof(*t));
-        t->region = onig_region_new();
-        t->mp = onig_new_match_param();
-        if (!t->region || !t->mp) {
-            abort();
-        }
-        onig_initialize_match_param(t->mp);
-        pthread_setspecific(tls_key, t);
-    }
-    tls_mine = t;
-    return t;
-}
 
 /* s trimmed of ASCII spaces, as a heap string; NULL when nothing is left. */
 static char *trimmed(const char *s, size_t n)
@@ -363,14 +316,15 @@ static uint64_t cpu_ms(void)
 static int run_list(const struct list *l, int li, const char *s, size_t len, unsigned budget_ms,
                     uint64_t deadline, struct uap_result *r)
 {
-    struct match_tls *t = tls_get();
+    struct sl_regex_scratch *t = sl_regex_scratch();
+    onig_set_match_stack_limit_size_of_match_param(t->mp, SL_REGEX_STACK_LIMIT);
     const OnigUChar *start = (const OnigUChar *)s, *end = start + len;
     for (size_t i = 0; i < l->n; i++) {
         /* Each search reads the clock anyway; the whole parse is bounded too. */
         if ((i & 63) == 63 && cpu_ms() > deadline) {
             return SL_ELIMIT;
         }
-        int rc = sl_onig_search(l->r[i].re, start, end, t->region, t->mp, budget_ms);
+        int rc = sl_onig_search(l->r[i].re, start, end, start, t->region, t->mp, budget_ms);
         if (rc == ONIG_MISMATCH) {
             continue;
         }

@@ -51,15 +51,31 @@ int sl_onig_new(OnigRegex *re, const char *pattern, size_t len, OnigOptionType o
                 const OnigSyntaxType *base, OnigErrorInfo *einfo);
 
 /*
- * Searches str[0..end) for re (compiled by sl_onig_new), as
+ * Searches str[0..end) from start for re (compiled by sl_onig_new), as
  * onig_search_with_param does, within budget_ms (0: Oniguruma's default retry
- * limit only). mp is the caller's, one per thread; its retry limits and
- * callout data are set here, its stack limit is the caller's. Returns the
- * match's offset (region filled), ONIG_MISMATCH, or SL_ELIMIT when the budget
- * ran out (or Oniguruma failed otherwise).
+ * limit only). mp is the caller's, one per thread (sl_regex_scratch); its
+ * retry limits and callout data are set here, its stack limit is the
+ * caller's. Returns the match's offset (region filled), ONIG_MISMATCH, or
+ * SL_ELIMIT when the budget ran out (or Oniguruma failed otherwise).
  */
-int sl_onig_search(OnigRegex re, const OnigUChar *str, const OnigUChar *end, OnigRegion *region,
-                   OnigMatchParam *mp, uint64_t budget_ms);
+int sl_onig_search(OnigRegex re, const OnigUChar *str, const OnigUChar *end,
+                   const OnigUChar *start, OnigRegion *region, OnigMatchParam *mp,
+                   uint64_t budget_ms);
+
+/* The match stack entries a search may use by default (~120 MB): the budget
+ * bounds time, this bounds memory (a `.*` keeps ~30 bytes per character). */
+#define SL_REGEX_STACK_LIMIT (1u << 22)
+
+/*
+ * What one thread needs to search - a region for the groups and match
+ * parameters - made on first use and freed when the thread exits. Shared by
+ * every caller on the thread: set the stack limit before each search.
+ */
+struct sl_regex_scratch {
+    OnigRegion *region;
+    OnigMatchParam *mp;
+};
+struct sl_regex_scratch *sl_regex_scratch(void);
 
 /*
  * Oniguruma backtracking retries this machine performs per millisecond on a
