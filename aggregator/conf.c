@@ -141,9 +141,9 @@ void agg_conf_tls_opts(const struct agg_conf *c, struct sl_tls_opts *o)
     o->n_supported_protocols = s->nsupported_protocols;
 }
 
-static void read_input(struct sl_cfg *cfg, struct sl_cfg_node *root, struct agg_conf *c)
+/* The Lumberjack listener's options: the `input:` map or an `inputs: - beats:` entry. */
+static void read_input(struct sl_cfg *cfg, struct sl_cfg_node *in, struct agg_conf *c)
 {
-    struct sl_cfg_node *in = section(cfg, root, "input");
     int64_t mpw = 4;
     uint64_t mwe = 10000;
     sl_cfg_str(cfg, in, "input", "listen", "0.0.0.0:5044", &c->listen);
@@ -167,6 +167,58 @@ static void read_input(struct sl_cfg *cfg, struct sl_cfg_node *root, struct agg_
                     &c->frame_timeout_ms);
     sl_cfg_int(cfg, in, "input", "max_json_depth", 64, 1, 512, &c->max_json_depth);
     sl_cfg_check_unknown(cfg, in, "input");
+}
+
+/*
+ * `inputs:`, a list of {beats: {...}} (at most one: one listener) and
+ * {kafka: {...}} entries; without it, `input:` is the one beats input.
+ */
+static void read_inputs(struct sl_cfg *cfg, struct sl_cfg_node *root, struct agg_conf *c)
+{
+    struct sl_cfg_node *list = sl_cfg_get(root, "inputs");
+    struct sl_cfg_node *beats = NULL;
+    if (is_null(list)) {
+        c->beats = true;
+        read_input(cfg, section(cfg, root, "input"), c);
+        return;
+    }
+    if (!is_null(sl_cfg_get(root, "input"))) {
+        sl_cfg_error(cfg, list, "inputs: 'input' and 'inputs' cannot both be set (put the "
+                     "'input' options under an 'inputs: - beats:' entry)");
+    }
+    if (list->type != SL_CFG_SEQ || list->n == 0) {
+        sl_cfg_error(cfg, list, "inputs: must be a non-empty list of {beats: {...}} or "
+                     "{kafka: {...}} maps");
+        list = NULL;
+    }
+    c->kafka = sl_calloc(list ? list->n : 1, sizeof(*c->kafka));
+    for (size_t i = 0; list && i < list->n; i++) {
+        struct sl_cfg_node *item = list->items[i];
+        char where[64];
+        snprintf(where, sizeof(where), "inputs[%zu]", i);
+        const char *name = item->type == SL_CFG_MAP && item->n == 1 ? item->keys[0] : "";
+        struct sl_cfg_node *opts = name[0] ? sl_cfg_get(item, name) : NULL;
+        if (!is_null(opts) && !sl_cfg_is_map(cfg, opts, where)) {
+            continue;
+        }
+        opts = is_null(opts) ? NULL : opts;
+        if (strcmp(name, "beats") == 0 && !beats) {
+            beats = item;
+            c->beats = true;
+            read_input(cfg, opts, c);
+        } else if (strcmp(name, "beats") == 0) {
+            sl_cfg_error(cfg, item, "%s: only one beats input may be given", where);
+        } else if (strcmp(name, "kafka") == 0) {
+            snprintf(where, sizeof(where), "inputs[%zu] (kafka)", i);
+            agg_kafka_conf_read(cfg, opts, where, &c->kafka[c->nkafka++]);
+        } else {
+            sl_cfg_error(cfg, item, "%s: each input is a map with one key, 'beats' or 'kafka' "
+                         "(e.g. '- kafka: {topics: [logs]}')", where);
+        }
+    }
+    if (!beats) {
+        read_input(cfg, NULL, c);  /* the defaults, so that every field is set */
+    }
 }
 
 /* "unknown filter 'grk' (did you mean 'grok'? filters: grok, date, ...)" */
@@ -320,7 +372,7 @@ static int finish(struct agg_conf *c, int rc)
     struct sl_cfg *cfg = &c->cfg;
     struct sl_cfg_node *root = cfg->root;
     if (rc == 0 && root) {
-        read_input(cfg, root, c);
+        read_inputs(cfg, root, c);
         read_pipeline(cfg, root, c);
         struct sl_cfg_node *outs = sl_cfg_get(root, "outputs");
         read_plugins(cfg, outs, "outputs", SL_PLUGIN_OUTPUT, &c->outputs, &c->noutputs);
@@ -362,6 +414,10 @@ void agg_conf_free(struct agg_conf *c)
     if (!c) {
         return;
     }
+    for (size_t i = 0; i < c->nkafka; i++) {
+        agg_kafka_conf_free(&c->kafka[i]);
+    }
+    free(c->kafka);
     free(c->listen);
     free(c->ssl.certificate);
     free(c->ssl.key);

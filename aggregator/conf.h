@@ -1,6 +1,6 @@
 /*
- * conf.h - the aggregator's configuration (docs/aggregator.md, docs/configuration.md): the input (Lumberjack
- * listener), the pipeline (workers, filters), the outputs, the queue, metrics
+ * conf.h - the aggregator's configuration (docs/aggregator.md, docs/configuration.md): the inputs (Lumberjack
+ * listener, Kafka consumers: kafka_conf.h), the pipeline (workers, filters), the outputs, the queue, metrics
  * and shutdown. This module checks structure, types, ranges and unknown keys,
  * and resolves each filter/output name to a compiled-in plugin; the plugins'
  * own options are checked later, when the pipeline instantiates them
@@ -10,6 +10,7 @@
 #ifndef SLUICE_AGG_CONF_H
 #define SLUICE_AGG_CONF_H
 
+#include "kafka_conf.h"
 #include "sluice/config.h"
 #include "sluice/plugin.h"
 #include "sluice/tls.h"
@@ -43,7 +44,10 @@ struct agg_conf {
     struct sl_cfg cfg;             /* the parsed file; errors accumulate in cfg.errors */
     bool check_only;               /* set by main for -t: plugins open no connection */
 
-    /* input */
+    /* inputs: the Lumberjack listener (`input:`, or `inputs: - beats:`) and Kafka consumers */
+    bool beats;                    /* false: `inputs:` has no beats entry, no listener runs */
+    struct agg_kafka_conf *kafka;  /* `inputs: - kafka:` entries */
+    size_t nkafka;
     char *listen;                  /* "0.0.0.0:5044" */
     struct agg_ssl_conf ssl;       /* when enabled, its files were loaded and checked */
     int64_t max_connections;

@@ -2,7 +2,8 @@
  * main.c - sluice-aggregator: reads the configuration, builds the pipeline
  * (filters and outputs), serves Lumberjack (optionally over TLS) on
  * input.listen and Prometheus metrics on metrics.listen, all on one event
- * loop; only the filters run elsewhere, on each pipeline's worker threads.
+ * loop; only the filters run elsewhere, on each pipeline's worker threads,
+ * and the Kafka inputs' consumers on threads of their own (kafka_input.h).
  *
  * Signals: SIGTERM/SIGINT drain (stop reading, let pending windows be
  * delivered and ACKed within shutdown_timeout, then exit 0); a second one
@@ -25,6 +26,7 @@
 
 #include "conf.h"
 #include "instance.h"
+#include "kafka_input.h"
 #include "listener.h"
 #include "pipeline.h"
 #include "queue.h"
@@ -48,7 +50,9 @@ struct agg {
     struct sl_loop *loop;
     struct sl_metrics *metrics;
     struct sl_http *http;
-    struct agg_listener *listener;
+    struct agg_listener *listener;    /* NULL: `inputs:` has no beats entry */
+    struct agg_kafka **kafka;         /* one per `inputs: - kafka:` entry */
+    size_t nkafka;
     struct agg_queue *queue;          /* queue.type persisted; NULL: memory */
     struct agg_conf conf;             /* the configuration running now */
     char *bound_listen;               /* what the listener and the HTTP server are bound */
@@ -141,6 +145,9 @@ static void reload(struct agg *a)
         sl_counter_inc(a->m_reloads_failed);
         return;
     }
+    if (nc.beats != a->conf.beats || nc.nkafka != a->conf.nkafka) {
+        sl_warn("reload: the list of inputs changed; it takes effect after a restart");
+    }
     if (strcmp(nc.listen, a->bound_listen) != 0) {
         sl_warn("reload: input.listen changed (%s -> %s); it takes effect after a restart",
                 a->bound_listen, nc.listen);
@@ -152,8 +159,14 @@ static void reload(struct agg *a)
     a->retired = sl_realloc(a->retired, (a->nretired + 1) * sizeof(*a->retired));
     a->retired[a->nretired++] = a->pipeline;
     a->pipeline = np;
-    agg_listener_set_pipeline(a->listener, np);
-    agg_listener_apply(a->listener, &nc);
+    if (a->listener) {
+        agg_listener_set_pipeline(a->listener, np);
+        agg_listener_apply(a->listener, &nc);
+    }
+    for (size_t i = 0; i < a->nkafka; i++) {
+        /* The consumers' own options take effect after a restart (docs/aggregator.md). */
+        agg_kafka_set_pipeline(a->kafka[i], np);
+    }
     if (nc.queue_type != a->conf.queue_type ||
         (a->queue && strcmp(nc.queue_path, a->conf.queue_path) != 0)) {
         sl_warn("reload: queue.type or queue.path changed; it takes effect after a restart");
@@ -190,17 +203,27 @@ static bool all_idle(const struct agg *a)
     return true;
 }
 
+static bool inputs_drained(struct agg *a)
+{
+    bool done = !a->listener || agg_listener_drained(a->listener);
+    for (size_t i = 0; i < a->nkafka; i++) {
+        done = agg_kafka_drained(a->kafka[i]) && done;
+    }
+    return done;
+}
+
 static void stop_poll(struct sl_loop *loop, void *arg)
 {
     struct agg *a = arg;
-    if (agg_listener_drained(a->listener) && all_idle(a)) {
+    if (inputs_drained(a) && all_idle(a)) {
         sl_info("every pending window was delivered and acknowledged; exiting");
         sl_loop_stop(loop);
         return;
     }
     if (sl_now_ms() >= a->deadline) {
         sl_warn("shutdown_timeout reached with %zu window(s) not acknowledged; the clients "
-                "will resend them", agg_listener_pending(a->listener));
+                "will resend them (kafka: what was not committed is consumed again)",
+                a->listener ? agg_listener_pending(a->listener) : 0);
         sl_loop_stop(loop);
     }
 }
@@ -222,7 +245,12 @@ static void start_stop(struct agg *a, int signo)
          * persisted are still ACKed. */
         agg_queue_stop(a->queue);
     }
-    agg_listener_drain(a->listener);
+    if (a->listener) {
+        agg_listener_drain(a->listener);
+    }
+    for (size_t i = 0; i < a->nkafka; i++) {
+        agg_kafka_drain(a->kafka[i], a->deadline);
+    }
     agg_pipeline_shutdown(a->pipeline, a->deadline);
     for (size_t i = 0; i < a->nretired; i++) {
         agg_pipeline_shutdown(a->retired[i], a->deadline);
@@ -269,11 +297,19 @@ static bool health(void *arg, struct sl_buf *body)
             return false;
         }
     }
-    if (agg_listener_oldest_pending(a->listener, &submit_ms)) {
+    bool pending = a->listener && agg_listener_oldest_pending(a->listener, &submit_ms);
+    for (size_t i = 0; i < a->nkafka; i++) {
+        uint64_t k_ms;
+        if (agg_kafka_oldest_pending(a->kafka[i], &k_ms) && (!pending || k_ms < submit_ms)) {
+            submit_ms = k_ms;
+            pending = true;
+        }
+    }
+    if (pending) {
         uint64_t now = sl_now_ms();
         uint64_t waited = now > submit_ms ? now - submit_ms : 0;
         if (waited > a->conf.unhealthy_after_ms) {
-            size_t n = agg_listener_pending(a->listener);
+            size_t n = a->listener ? agg_listener_pending(a->listener) : 0;
             sl_buf_printf(body,
                           "the oldest pending window was submitted %llu ms ago (unhealthy_after "
                           "%llu ms); %zu window%s pending\n",
@@ -293,7 +329,7 @@ static bool ready(void *arg, struct sl_buf *body)
         sl_buf_puts(body, "draining: stopping on a signal\n");
         return false;
     }
-    if (!agg_listener_accepting(a->listener)) {
+    if (a->listener && !agg_listener_accepting(a->listener)) {
         sl_buf_puts(body, "the listener is not accepting connections\n");
         return false;
     }
@@ -429,12 +465,23 @@ int main(int argc, char **argv)
             goto out;
         }
     }
-    a.listener = agg_listener_new(a.loop, &a.conf, a.metrics, a.pipeline);
-    if (!a.listener) {
-        sl_error("cannot listen on %s", a.conf.listen);
-        goto out;
+    if (a.conf.beats) {
+        a.listener = agg_listener_new(a.loop, &a.conf, a.metrics, a.pipeline);
+        if (!a.listener) {
+            sl_error("cannot listen on %s", a.conf.listen);
+            goto out;
+        }
+        agg_listener_set_queue(a.listener, a.queue);
     }
-    agg_listener_set_queue(a.listener, a.queue);
+    /* Kafka is the buffer: its batches go to the pipeline, never to the persisted queue. */
+    a.kafka = sl_calloc(a.conf.nkafka ? a.conf.nkafka : 1, sizeof(*a.kafka));
+    for (size_t i = 0; i < a.conf.nkafka; i++) {
+        a.kafka[i] = agg_kafka_new(a.loop, &a.conf.kafka[i], &a.conf, a.metrics, a.pipeline);
+        if (!a.kafka[i]) {
+            goto out;
+        }
+        a.nkafka++;
+    }
     a.http = sl_http_start(a.loop, a.conf.metrics_listen, a.metrics, health, &a);
     if (!a.http) {
         sl_error("cannot serve metrics on %s", a.conf.metrics_listen);
@@ -444,9 +491,11 @@ int main(int argc, char **argv)
     a.bound_listen = sl_strdup(a.conf.listen);
     a.bound_metrics = sl_strdup(a.conf.metrics_listen);
     char where[300];
-    describe(a.conf.listen, agg_listener_port(a.listener), where, sizeof(where));
-    sl_info("listening on %s (Lumberjack; %zu filters, %zu outputs)", where, a.conf.nfilters,
-            a.conf.noutputs);
+    if (a.listener) {
+        describe(a.conf.listen, agg_listener_port(a.listener), where, sizeof(where));
+        sl_info("listening on %s (Lumberjack; %zu filters, %zu outputs)", where,
+                a.conf.nfilters, a.conf.noutputs);
+    }
     describe(a.conf.metrics_listen, sl_http_port(a.http), where, sizeof(where));
     sl_info("metrics on http://%s/metrics", where);
     a.gc_timer = sl_loop_timer(a.loop, GC_MS, true, on_gc, &a);
@@ -467,6 +516,11 @@ out:
     free(a.retired);
     agg_queue_free(a.queue);  /* after the pipelines (they borrow its batches) */
     agg_listener_free(a.listener);
+    /* After the pipelines, as the listener: batches in flight are dropped uncommitted. */
+    for (size_t i = 0; i < a.nkafka; i++) {
+        agg_kafka_free(a.kafka[i]);
+    }
+    free(a.kafka);
     if (a.http) {
         sl_http_stop(a.http);
     }

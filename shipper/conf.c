@@ -430,6 +430,72 @@ static int parse_ssl(struct sl_cfg *cfg, struct sl_cfg_node *map, struct ssl_con
     return rc ? SL_EINVAL : 0;
 }
 
+/* output.kafka.partition: one of {round_robin: {}}, {hash: {}}, {random: {}}. */
+static int parse_partition(struct sl_cfg *cfg, struct sl_cfg_node *k, struct kafka_out_conf *o)
+{
+    static const char *const names[] = {"hash", "round_robin", "random", NULL};
+    const char *w = "output.kafka.partition";
+    struct sl_cfg_node *p = sl_cfg_get(k, "partition");
+    o->partitioner = KAFKA_PART_HASH;  /* Filebeat's default */
+    if (!p || sl_cfg_is_null(p)) {
+        return 0;
+    }
+    if (!sl_cfg_is_map(cfg, p, w)) {
+        return SL_EINVAL;
+    }
+    if (p->n != 1) {
+        sl_cfg_error(cfg, p, "%s: give one of hash, round_robin, random", w);
+        return SL_EINVAL;
+    }
+    for (int i = 0; names[i]; i++) {
+        if (strcmp(p->keys[0], names[i]) == 0) {
+            struct sl_cfg_node *opts = sl_cfg_get(p, names[i]);
+            if (opts && !sl_cfg_is_null(opts) &&
+                (opts->type != SL_CFG_MAP || opts->n != 0)) {
+                sl_cfg_error(cfg, opts, "%s.%s: takes no options in sluice", w, names[i]);
+                return SL_EINVAL;
+            }
+            o->partitioner = (enum kafka_partitioner)i;
+            return 0;
+        }
+    }
+    sl_cfg_error(cfg, p->key_nodes[0], "%s: unknown partitioner '%s' (hash, round_robin, "
+                 "random)", w, p->keys[0]);
+    return SL_EINVAL;
+}
+
+static int parse_kafka_output(struct sl_cfg *cfg, struct sl_cfg_node *k, struct kafka_out_conf *o)
+{
+    static const char *const comps[] = {"gzip", "none", "snappy", "lz4", "zstd", NULL};
+    const char *w = "output.kafka";
+    int rc = 0, comp = 0;
+    o->enabled = true;
+    if (!sl_cfg_is_map(cfg, k, w)) {
+        return SL_EINVAL;
+    }
+    rc |= sl_cfg_strlist(cfg, k, w, "hosts", &o->hosts, &o->nhosts);
+    if (o->nhosts == 0) {
+        sl_cfg_error(cfg, k, "%s: option 'hosts' must list at least one broker", w);
+        rc = SL_EINVAL;
+    }
+    rc |= sl_cfg_str(cfg, k, w, "topic", "", &o->topic);
+    if (!o->topic || !o->topic[0]) {
+        sl_cfg_error(cfg, k, "%s: option 'topic' is required", w);
+        rc = SL_EINVAL;
+    }
+    rc |= sl_cfg_str(cfg, k, w, "key", "", &o->key);
+    rc |= parse_partition(cfg, k, o);
+    rc |= sl_cfg_int(cfg, k, w, "required_acks", 1, -1, 1, &o->required_acks);
+    rc |= sl_cfg_enum(cfg, k, w, "compression", comps, 0, &comp);
+    o->compression = sl_strdup(comps[comp]);
+    rc |= sl_cfg_int(cfg, k, w, "compression_level", -1, -1, 12, &o->compression_level);
+    rc |= sl_cfg_int(cfg, k, w, "max_message_bytes", 1000000, 1000, 1000000000,
+                     &o->max_message_bytes);
+    rc |= sl_cfg_str(cfg, k, w, "client_id", "beats", &o->client_id);
+    sl_cfg_check_unknown(cfg, k, w);
+    return rc ? SL_EINVAL : 0;
+}
+
 static int parse_output(struct sl_cfg *cfg, struct sl_cfg_node *m, struct output_conf *o)
 {
     const char *w = "output";
@@ -437,6 +503,16 @@ static int parse_output(struct sl_cfg *cfg, struct sl_cfg_node *m, struct output
         return SL_EINVAL;
     }
     int rc = 0;
+    struct sl_cfg_node *kafka = sl_cfg_get(m, "kafka");
+    if (kafka) {
+        /* One output or the other, as Filebeat's output.kafka / output.logstash. */
+        if (sl_cfg_get(m, "hosts")) {
+            sl_cfg_error(cfg, kafka, "output: 'kafka' and 'hosts' (Lumberjack) cannot both "
+                         "be set: a shipper has one output");
+            rc = SL_EINVAL;
+        }
+        rc |= parse_kafka_output(cfg, kafka, &o->kafka);
+    }
     struct sl_cfg_node *hosts = sl_cfg_get(m, "hosts");
     if (!hosts) {
         o->hosts = sl_calloc(1, sizeof(*o->hosts));
@@ -515,6 +591,8 @@ static const struct {
                  "registry under 'registry: {path: ...}'"},
     {"output.logstash", "Filebeat's output: sluice's is 'output: {hosts: [...]}' "
                         "(compression: zlib to send to Logstash itself)"},
+    {"output.kafka", "Filebeat's dotted key: sluice's is 'output: {kafka: {hosts: [...], "
+                     "topic: ...}}'"},
     {"output.elasticsearch", "the shipper sends to sluice-aggregator ('output: {hosts: "
                              "[...]}'); Elasticsearch is the aggregator's output"},
     {"path", "Filebeat's paths: sluice keeps its offsets in 'registry: {path: ...}'"},
@@ -654,9 +732,19 @@ static bool strv_eq(char **a, size_t na, char **b, size_t nb)
     return true;
 }
 
+static bool kafka_conf_equal(const struct kafka_out_conf *a, const struct kafka_out_conf *b)
+{
+    return a->enabled == b->enabled && strv_eq(a->hosts, a->nhosts, b->hosts, b->nhosts) &&
+           str_eq(a->topic, b->topic) && str_eq(a->key, b->key) &&
+           a->partitioner == b->partitioner && a->required_acks == b->required_acks &&
+           str_eq(a->compression, b->compression) &&
+           a->compression_level == b->compression_level &&
+           a->max_message_bytes == b->max_message_bytes && str_eq(a->client_id, b->client_id);
+}
+
 bool output_conf_equal(const struct output_conf *a, const struct output_conf *b)
 {
-    if (a->nhosts != b->nhosts) {
+    if (a->nhosts != b->nhosts || !kafka_conf_equal(&a->kafka, &b->kafka)) {
         return false;
     }
     for (size_t i = 0; i < a->nhosts; i++) {
@@ -698,6 +786,11 @@ void shipper_conf_free(struct shipper_conf *c)
     for (size_t i = 0; i < c->output.nhosts; i++) {
         free(c->output.hosts[i].addr);
     }
+    sl_cfg_strv_free(c->output.kafka.hosts);
+    free(c->output.kafka.topic);
+    free(c->output.kafka.key);
+    free(c->output.kafka.compression);
+    free(c->output.kafka.client_id);
     free(c->output.hosts);
     sl_cfg_strv_free(c->output.ssl.cas);
     free(c->output.ssl.certificate);

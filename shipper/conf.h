@@ -83,7 +83,25 @@ struct sl_tls_ctx;
 /* The client TLS context for ssl (NULL with a message in err). */
 struct sl_tls_ctx *shipper_tls_ctx(const struct ssl_conf *ssl, char *err, size_t errlen);
 
+enum kafka_partitioner { KAFKA_PART_HASH = 0, KAFKA_PART_ROUND_ROBIN, KAFKA_PART_RANDOM };
+
+/* output.kafka, Filebeat's names: instead of the Lumberjack hosts when enabled. */
+struct kafka_out_conf {
+    bool enabled;
+    char **hosts;                  /* bootstrap brokers, NULL-terminated */
+    size_t nhosts;
+    char *topic;                   /* may hold %{[field]} */
+    char *key;                     /* "" : no key; may hold %{[field]} */
+    enum kafka_partitioner partitioner;
+    int64_t required_acks;         /* 1, 0 or -1 (all) */
+    char *compression;             /* none, gzip, snappy, lz4, zstd */
+    int64_t compression_level;     /* -1: the codec's default */
+    int64_t max_message_bytes;
+    char *client_id;
+};
+
 struct output_conf {
+    struct kafka_out_conf kafka;
     struct host_conf *hosts;
     size_t nhosts;
     bool loadbalance;

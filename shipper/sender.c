@@ -16,6 +16,8 @@
  */
 #include "sender.h"
 
+#include "kafka_out.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,6 +77,7 @@ struct sender {
     struct sl_metric *m_sent;
     struct sl_metric *m_wire;
     struct sl_metric *m_ack_seconds;
+    struct kafka_out *kafka;  /* output.kafka: every call goes there; no connection */
 };
 
 static void conn_connect(struct conn *c);
@@ -469,6 +472,10 @@ struct sender *sender_new(struct sl_loop *loop, const struct output_conf *conf, 
     s->loop = loop;
     s->conf = conf;
     s->q = q;
+    if (conf->kafka.enabled) {
+        s->kafka = kafka_out_new(loop, &conf->kafka, q, metrics);
+        return s;
+    }
     s->n = conf->nhosts;
     s->conns = sl_calloc(s->n, sizeof(*s->conns));
     if (conf->ssl.enabled) {
@@ -514,6 +521,7 @@ void sender_free(struct sender *s)
     if (!s) {
         return;
     }
+    kafka_out_free(s->kafka);
     for (size_t i = 0; i < s->n; i++) {
         struct conn *c = &s->conns[i];
         sl_tls_free(c->tls);
@@ -570,6 +578,12 @@ static struct conn *pick(struct sender *s)
 
 void sender_pump(struct sender *s)
 {
+    if (s->conf->kafka.enabled) {
+        if (s->kafka) {
+            kafka_out_pump(s->kafka);
+        }
+        return;
+    }
     for (;;) {
         struct batch *b = queue_next_unsent(s->q);
         if (!b) {
@@ -587,6 +601,9 @@ void sender_pump(struct sender *s)
 
 bool sender_idle(const struct sender *s)
 {
+    if (s->conf->kafka.enabled) {
+        return s->kafka && kafka_out_idle(s->kafka);
+    }
     for (size_t i = 0; i < s->n; i++) {
         if (can_take(s, &s->conns[i])) {
             return true;
@@ -597,6 +614,9 @@ bool sender_idle(const struct sender *s)
 
 bool sender_quiet(const struct sender *s)
 {
+    if (s->conf->kafka.enabled) {
+        return !s->kafka || kafka_out_quiet(s->kafka);
+    }
     for (size_t i = 0; i < s->n; i++) {
         if (s->conns[i].nfl > 0) {
             return false;

@@ -287,6 +287,75 @@ TEST(env_expansion)
     agg_conf_free(&c);
 }
 
+TEST(inputs_list)
+{
+    struct agg_conf c;
+    /* `input:` alone is one beats input; no kafka. */
+    CHECK_STR(errors_of(&c, "input: {listen: '127.0.0.1:7000'}\noutputs:\n  - stdout: {}\n"), "");
+    CHECK(c.beats);
+    CHECK_INT(c.nkafka, 0);
+    CHECK_STR(c.listen, "127.0.0.1:7000");
+    agg_conf_free(&c);
+
+    CHECK_STR(errors_of(&c, "inputs:\n"
+                            "  - beats: {listen: '127.0.0.1:7001', max_connections: 5}\n"
+                            "  - kafka:\n"
+                            "      bootstrap_servers: [k1:9092, k2:9092]\n"
+                            "      topics: [a, b]\n"
+                            "      group_id: g\n"
+                            "      codec: json\n"
+                            "      auto_offset_reset: earliest\n"
+                            "      consumer_threads: 3\n"
+                            "      session_timeout_ms: 6000\n"
+                            "      properties: {fetch.min.bytes: '1000'}\n"
+                            "  - kafka: {topics_pattern: 'logs-.*'}\n"
+                            "outputs:\n  - stdout: {}\n"), "");
+    CHECK(c.beats);
+    CHECK_STR(c.listen, "127.0.0.1:7001");
+    CHECK_INT(c.max_connections, 5);
+    CHECK_INT(c.nkafka, 2);
+    CHECK_STR(c.kafka[0].id, "inputs[1] (kafka)");
+    CHECK_STR(c.kafka[0].bootstrap_servers, "k1:9092,k2:9092");
+    CHECK_INT(c.kafka[0].ntopics, 2);
+    CHECK_STR(c.kafka[0].topics[1], "b");
+    CHECK_STR(c.kafka[0].group_id, "g");
+    CHECK_INT(c.kafka[0].codec, AGG_KAFKA_JSON);
+    CHECK_INT(c.kafka[0].auto_offset_reset, AGG_KAFKA_EARLIEST);
+    CHECK_INT(c.kafka[0].consumer_threads, 3);
+    CHECK_INT(c.kafka[0].session_timeout_ms, 6000);
+    CHECK_INT(c.kafka[0].nprops, 1);
+    CHECK_STR(c.kafka[0].prop_keys[0], "fetch.min.bytes");
+    CHECK_STR(c.kafka[0].prop_values[0], "1000");
+    /* Logstash's defaults */
+    CHECK_STR(c.kafka[1].bootstrap_servers, "localhost:9092");
+    CHECK_STR(c.kafka[1].group_id, "logstash");
+    CHECK_STR(c.kafka[1].topics_pattern, "logs-.*");
+    CHECK_INT(c.kafka[1].codec, AGG_KAFKA_PLAIN);
+    CHECK_INT(c.kafka[1].auto_offset_reset, AGG_KAFKA_LATEST);
+    CHECK_INT(c.kafka[1].consumer_threads, 1);
+    CHECK_INT(c.kafka[1].max_poll_records, 500);
+    CHECK_INT(c.kafka[1].session_timeout_ms, 10000);
+    CHECK_INT(c.kafka[1].auto_commit_interval_ms, 1000);
+    CHECK_STR(c.kafka[1].security_protocol, "PLAINTEXT");
+    agg_conf_free(&c);
+
+    /* Kafka only: no listener. */
+    CHECK_STR(errors_of(&c, "inputs:\n  - kafka: {topics: [x]}\noutputs:\n  - stdout: {}\n"), "");
+    CHECK(!c.beats);
+    CHECK_INT(c.nkafka, 1);
+    agg_conf_free(&c);
+
+    CHECK_STR(errors_of(&c, "inputs:\n  - kafka: {topics: [x], heartbeat_interval_ms: 20000}\n"
+                            "outputs:\n  - stdout: {}\n"),
+              "t.yml:2:49: inputs[0] (kafka): option 'heartbeat_interval_ms' must be lower "
+              "than 'session_timeout_ms'\n");
+    agg_conf_free(&c);
+    CHECK_STR(errors_of(&c, "inputs: []\noutputs:\n  - stdout: {}\n"),
+              "t.yml:1:9: inputs: must be a non-empty list of {beats: {...}} or {kafka: {...}} "
+              "maps\n");
+    agg_conf_free(&c);
+}
+
 int main(void)
 {
     sl_log_init("agg_conf_test", SL_LOG_ERROR, SL_LOG_TEXT);
@@ -300,5 +369,6 @@ int main(void)
     RUN(bad_values);
     RUN(plugin_option_errors);
     RUN(env_expansion);
+    RUN(inputs_list);
     return TEST_SUMMARY();
 }

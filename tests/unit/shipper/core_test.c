@@ -431,6 +431,57 @@ TEST(output_conf_equal_compares_every_output_field)
     shipper_conf_free(&a);
 }
 
+TEST(output_kafka_is_read_with_filebeats_names)
+{
+    struct shipper_conf c, d;
+    conf_of("inputs: [{paths: [/x]}]\n"
+            "output:\n"
+            "  kafka:\n"
+            "    hosts: ['k1:9092', 'k2:9092']\n"
+            "    topic: 'logs-%{[fields.service]}'\n"
+            "    key: '%{[host][name]}'\n"
+            "    partition: {round_robin: {}}\n"
+            "    required_acks: -1\n"
+            "    compression: zstd\n"
+            "    max_message_bytes: 2000000\n", &c);
+    CHECK(c.output.kafka.enabled);
+    CHECK_INT(c.output.kafka.nhosts, 2);
+    CHECK_STR(c.output.kafka.hosts[1], "k2:9092");
+    CHECK_STR(c.output.kafka.topic, "logs-%{[fields.service]}");
+    CHECK_STR(c.output.kafka.key, "%{[host][name]}");
+    CHECK_INT(c.output.kafka.partitioner, KAFKA_PART_ROUND_ROBIN);
+    CHECK_INT(c.output.kafka.required_acks, -1);
+    CHECK_STR(c.output.kafka.compression, "zstd");
+    CHECK_INT(c.output.kafka.max_message_bytes, 2000000);
+    /* Filebeat's defaults */
+    conf_of("inputs: [{paths: [/x]}]\noutput: {kafka: {hosts: [k:9092], topic: t}}\n", &d);
+    CHECK_INT(d.output.kafka.partitioner, KAFKA_PART_HASH);
+    CHECK_INT(d.output.kafka.required_acks, 1);
+    CHECK_STR(d.output.kafka.compression, "gzip");
+    CHECK_STR(d.output.kafka.key, "");
+    CHECK_STR(d.output.kafka.client_id, "beats");
+    CHECK_INT(d.output.kafka.max_message_bytes, 1000000);
+    CHECK(!output_conf_equal(&c.output, &d.output));
+    CHECK(output_conf_equal(&d.output, &d.output));
+    shipper_conf_free(&c);
+    shipper_conf_free(&d);
+
+    char *e = conf_errors("inputs: [{paths: [/x]}]\n"
+                          "output:\n"
+                          "  hosts: ['a:1']\n"
+                          "  kafka: {hosts: [], partition: {sticky: {}}, required_acks: 2}\n",
+                          false);
+    CHECK_STR(e, "t.yml:4:10: output: 'kafka' and 'hosts' (Lumberjack) cannot both be set: "
+                 "a shipper has one output\n"
+                 "t.yml:4:10: output.kafka: option 'hosts' must list at least one broker\n"
+                 "t.yml:4:10: output.kafka: option 'topic' is required\n"
+                 "t.yml:4:34: output.kafka.partition: unknown partitioner 'sticky' (hash, "
+                 "round_robin, random)\n"
+                 "t.yml:4:62: output.kafka: option 'required_acks' must be between -1 and 1, "
+                 "got '2'\n");
+    free(e);
+}
+
 TEST(registry_path_is_checked_at_the_option)
 {
     char text[512], want[512], file[128];
@@ -1197,6 +1248,7 @@ int main(void)
     RUN(registry_check_dir_creates_and_probes);
     RUN(output_hosts_need_a_port_1_to_65535);
     RUN(output_conf_equal_compares_every_output_field);
+    RUN(output_kafka_is_read_with_filebeats_names);
     RUN(registry_path_is_checked_at_the_option);
     RUN(tail_sees_copytruncate_regrown_past_the_offset);
     RUN(tail_skips_proc_files_and_fifos);
