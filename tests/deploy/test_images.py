@@ -30,18 +30,21 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
 import uuid
 
 import pytest
+
 import yaml
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 CACHE = os.environ.get("SLUICE_DEPLOY_CACHE", os.path.join(ROOT, ".cache", "deploy"))
 DOCKERFILE = os.path.join(ROOT, "deploy", "docker", "Dockerfile")
-SERVER = os.path.join(ROOT, "tests", "servers", "opensearch")
+sys.path.insert(0, os.path.join(ROOT, "tests", "servers"))
+import started  # noqa: E402  (tests/servers/started.py)
 DEADLINE = float(os.environ.get("SLUICE_TEST_DEADLINE", "30"))
 BUILD_TIMEOUT = int(os.environ.get("SLUICE_IMAGE_BUILD_TIMEOUT", "1500"))
 
@@ -266,20 +269,8 @@ class OpenSearch:
 
 @pytest.fixture(scope="module")
 def opensearch(images):
-    was_running = subprocess.run([SERVER, "status"], capture_output=True).returncode == 0
-    try:
-        r = subprocess.run([SERVER, "start"], capture_output=True, text=True, timeout=1200)
-        ok, why = r.returncode == 0, r.stderr[-3000:]
-    except (OSError, subprocess.TimeoutExpired) as e:
-        ok, why = False, str(e)
-    if not ok:
-        msg = f"tests/servers/opensearch start failed:\n{why}"
-        if os.environ.get("SLUICE_REQUIRE_SERVERS"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-    yield OpenSearch(r.stdout.strip().splitlines()[-1])
-    if not was_running:
-        subprocess.run([SERVER, "stop"], capture_output=True, timeout=120)
+    for url in started.opensearch():
+        yield OpenSearch(url)
 
 
 # ---------------------------------------------------------------- the tests

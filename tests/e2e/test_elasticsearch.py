@@ -20,6 +20,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -28,11 +29,15 @@ import uuid
 
 import pytest
 
+
 from conftest import (AGGREGATOR, DEADLINE, ROOT, free_port, metrics_of, read_ndjson,
                       utc_days, wait_for, write_config)
 from stack import Stack as BaseStack, append_origins
 from fake_es import FakeES
 from ljclient import LJClient
+
+sys.path.insert(0, os.path.join(ROOT, "tests", "servers"))
+import started  # noqa: E402  (tests/servers/started.py)
 
 SERVER = os.path.join(ROOT, "tests", "servers", "opensearch")
 TEMPLATE = os.path.join(ROOT, "tests", "data", "es-template.json")
@@ -96,20 +101,8 @@ class OpenSearch:
 
 @pytest.fixture(scope="module")
 def opensearch():
-    was_running = subprocess.run([SERVER, "status"], capture_output=True).returncode == 0
-    try:
-        r = subprocess.run([SERVER, "start"], capture_output=True, text=True, timeout=1200)
-        ok, why = r.returncode == 0, r.stderr[-3000:]
-    except (OSError, subprocess.TimeoutExpired) as e:
-        ok, why = False, str(e)
-    if not ok:
-        msg = f"tests/servers/opensearch start failed:\n{why}"
-        if os.environ.get("SLUICE_REQUIRE_SERVERS"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-    yield OpenSearch(r.stdout.strip().splitlines()[-1])
-    if not was_running:
-        subprocess.run([SERVER, "stop"], capture_output=True, timeout=120)
+    for url in started.opensearch():
+        yield OpenSearch(url)
 
 
 def closed_port():

@@ -34,8 +34,12 @@ import time
 
 import pytest
 
+
 from conftest import AGGREGATOR, DEADLINE, ROOT, metrics_of, wait_for, write_config
 from ljclient import encode_window, json_frame, window_frame
+
+sys.path.insert(0, os.path.join(ROOT, "tests", "servers"))
+import started  # noqa: E402  (tests/servers/started.py)
 
 TS = "2026-11-27T06:00:00.000Z"
 ID = re.compile(rb'"id":"([^"]+)"')
@@ -426,20 +430,8 @@ def _opensearch_req(url, method, path, body=None):
 
 @pytest.fixture(scope="module")
 def opensearch():
-    was_running = subprocess.run([SERVER, "status"], capture_output=True).returncode == 0
-    try:
-        r = subprocess.run([SERVER, "start"], capture_output=True, text=True, timeout=1200)
-        ok, why = r.returncode == 0, r.stderr[-3000:]
-    except (OSError, subprocess.TimeoutExpired) as e:
-        ok, why = False, str(e)
-    if not ok:
-        msg = f"tests/servers/opensearch start failed:\n{why}"
-        if os.environ.get("SLUICE_REQUIRE_SERVERS"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-    yield r.stdout.strip().splitlines()[-1]
-    if not was_running:
-        subprocess.run([SERVER, "stop"], capture_output=True, timeout=120)
+    for url in started.opensearch():
+        yield url
 
 
 def _ids_in(url, index):
