@@ -633,6 +633,20 @@ def test_k8s_shipper_daemonset_and_sidecar():
     reg_vol = next(v for v in pod["volumes"] if v["name"] == registry["name"])
     assert "hostPath" in reg_vol, "the registry must outlive the pod"
     assert c["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    # Docker's json-file logs, where /var/log/containers links point: read-only.
+    dl = next(m for m in c["volumeMounts"] if m["mountPath"] == "/var/lib/docker/containers")
+    assert dl["readOnly"] is True
+    # The API-server enrichment's account: pods, get/list/watch, nothing else; no token
+    # mounted until the enrichment is turned on.
+    assert pod["serviceAccountName"] == "sluice-shipper"
+    assert pod["automountServiceAccountToken"] is False
+    role = docs[("ClusterRole", "sluice-shipper")]
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["pods"],
+                              "verbs": ["get", "list", "watch"]}]
+    binding = docs[("ClusterRoleBinding", "sluice-shipper")]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "sluice-shipper",
+                                    "namespace": "sluice"}]
+    assert ("ServiceAccount", "sluice-shipper") in docs
     check_config_mount(docs, pod, c)
     # The kubelet's files are CRI (or json-file) lines: without type: container the
     # events would be the runtime's framing, not the messages, and carry no pod names.

@@ -502,6 +502,8 @@ def test_k8s_manifests_run_with_podman_play_kube(images, opensearch, tmp_path):
     (varlog / "app").mkdir()
     registry = tmp_path / "registry"
     registry.mkdir()
+    dockerlogs = tmp_path / "dockerlogs"
+    dockerlogs.mkdir()
     ds_docs = load_docs("shipper-daemonset.yaml")
     ds = next(d for d in ds_docs if d["kind"] == "DaemonSet")
     pod = {"apiVersion": "v1", "kind": "Pod",
@@ -512,7 +514,7 @@ def test_k8s_manifests_run_with_podman_play_kube(images, opensearch, tmp_path):
     set_env(ship_c, "NODE_NAME", node)
     set_env(ship_c, "SLUICE_AGGREGATOR", f"{HOST}:{lj}")
     ship_metrics = publish(ship_c, "metrics")
-    hostpaths = {"varlog": str(varlog), "registry": str(registry)}
+    hostpaths = {"varlog": str(varlog), "registry": str(registry), "dockerlogs": str(dockerlogs)}
     for v in pod["spec"]["volumes"]:
         if "hostPath" in v:
             v["hostPath"]["path"] = hostpaths[v["name"]]
