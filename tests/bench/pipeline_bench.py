@@ -220,14 +220,16 @@ def filter_metrics(port):
     return out
 
 
-def start_aggregator(workdir, tag, filters, workers, output_path="/dev/null", extra=""):
+def start_aggregator(workdir, tag, filters, workers, output_path="/dev/null", extra="", tail=""):
+    """The aggregator on OS-picked ports, waited for; `extra` goes inside `pipeline:`
+    (two-space indented lines), `tail` after the whole config (top-level sections)."""
     lj, am = free_port(), free_port()
     cfg = os.path.join(workdir, f"agg-{tag}.yml")
     with open(cfg, "w") as f:
         f.write(f'input: {{listen: "127.0.0.1:{lj}"}}\n'
                 f'pipeline:\n  workers: {workers}\n{extra}  filters: {filters}\n'
                 f'outputs:\n  - file: {{path: "{output_path}"}}\n'
-                f'metrics: {{listen: "127.0.0.1:{am}"}}\n')
+                f'metrics: {{listen: "127.0.0.1:{am}"}}\n' + tail)
     log = open(os.path.join(workdir, f"agg-{tag}.log"), "wb")
     p = subprocess.Popen([os.path.join(BUILD, "sluice-aggregator"), "-c", cfg], stderr=log)
     try:

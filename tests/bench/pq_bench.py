@@ -33,7 +33,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,7 +41,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench import BUILD, corpus, free_port, proc_stat, wait  # noqa: E402
-from pipeline_bench import FILTERS, blast, build_ljblast, loadavg  # noqa: E402
+from pipeline_bench import FILTERS, blast, build_ljblast, loadavg, start_aggregator  # noqa: E402
 
 QUEUES = {
     "memory": "",
@@ -65,26 +64,9 @@ def metrics(port):
 
 
 def start(workdir, tag, queue, filters, qdir, output="/dev/null"):
-    lj, am = free_port(), free_port()
-    cfg = os.path.join(workdir, f"agg-{tag}.yml")
-    with open(cfg, "w") as f:
-        pending = "  max_pending_events: 16384\n" if queue == "memory 16k" else ""
-        f.write(f'input: {{listen: "127.0.0.1:{lj}"}}\n'
-                f'pipeline:\n  workers: 1\n{pending}  filters: {FILTERS[filters]}\n'
-                f'outputs:\n  - file: {{path: "{output}"}}\n'
-                f'metrics: {{listen: "127.0.0.1:{am}"}}\n'
-                + (QUEUES[queue] % qdir if QUEUES[queue] else ""))
-    log = open(os.path.join(workdir, f"agg-{tag}.log"), "wb")
-    p = subprocess.Popen([os.path.join(BUILD, "sluice-aggregator"), "-c", cfg], stderr=log)
-    try:
-        wait(lambda: socket.socket().connect_ex(("127.0.0.1", lj)) == 0, 30, "aggregator")
-        wait(lambda: socket.socket().connect_ex(("127.0.0.1", am)) == 0, 30, "metrics")
-    except Exception:
-        p.kill()
-        p.wait()
-        log.close()
-        raise
-    return p, lj, am, log
+    pending = "  max_pending_events: 16384\n" if queue == "memory 16k" else ""
+    return start_aggregator(workdir, tag, FILTERS[filters], 1, output, extra=pending,
+                            tail=QUEUES[queue] % qdir if QUEUES[queue] else "")
 
 
 def row(ljblast, path, workdir, queue, filters, events, opts, i):
