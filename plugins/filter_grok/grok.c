@@ -491,10 +491,75 @@ void sl_grok_free(struct sl_grok *g)
     if (g->re_line) {
         onig_free(g->re_line);
     }
+    if (g->re_head) {
+        onig_free(g->re_head);
+    }
+    if (g->re_line_head) {
+        onig_free(g->re_line_head);
+    }
     free(g->source);
     free(g->expanded);
     free_caps(g->caps, g->ncaps);
     free(g);
+}
+
+/*
+ * A pattern that ends in a capture of '.*' (`... %{GREEDYDATA:rest}`, maybe
+ * then '$'), outside every group and alternation, matches exactly where the
+ * rest of it matches: '.' takes newlines too (MULTILINE), so the tail always
+ * succeeds, takes the subject to its end, and does not change which path the
+ * head takes. Searching for the head alone and giving the capture the rest
+ * of the subject is the same result without Oniguruma pushing a backtrack
+ * entry per character the '.*' crosses (~30 bytes each: a 10 MB line needs a
+ * 300 MB match stack, beyond the stack limit). Returns the head's length, or
+ * 0 when the shape does not hold.
+ */
+static size_t greedy_tail_head(const char *re, size_t len, size_t last_cap)
+{
+    char tail[40];
+    int n = snprintf(tail, sizeof(tail), "(?<g%zu>.*)", last_cap);
+    size_t tlen = (size_t)n, at;
+    if (len > tlen && re[len - 1] == '$' && memcmp(re + len - 1 - tlen, tail, tlen) == 0) {
+        at = len - 1 - tlen;
+    } else if (len > tlen && memcmp(re + len - tlen, tail, tlen) == 0) {
+        at = len - tlen;
+    } else {
+        return 0;
+    }
+    int depth = 0, class_depth = 0;
+    for (size_t i = 0; i < at; i++) {
+        char c = re[i];
+        if (c == '\\') {
+            i++;
+        } else if (class_depth > 0) {
+            if (c == '[') {
+                class_depth++;
+            } else if (c == ']') {
+                class_depth--;
+            }
+        } else if (c == '[') {
+            class_depth = 1;
+            /* A ']' first in a class (after an optional '^') is literal. */
+            if (i + 1 < at && re[i + 1] == '^') {
+                i++;
+            }
+            if (i + 1 < at && re[i + 1] == ']') {
+                i++;
+            }
+        } else if (c == '(') {
+            /* Option groups ((?m), (?i-x:...)) could change what '.' means;
+             * comments could hide anything: leave such patterns alone. */
+            if (i + 2 < at && re[i + 1] == '?' && strchr("imx-#", re[i + 2])) {
+                return 0;
+            }
+            depth++;
+        } else if (c == ')') {
+            depth--;
+        } else if (c == '|' && depth == 0) {
+            return 0;
+        }
+    }
+    return depth == 0 && class_depth == 0 ? at : 0;
 }
 
 static int compile_regex(const struct sl_buf *b, OnigRegex *re, char *err, size_t errlen)
@@ -551,6 +616,25 @@ struct sl_grok *sl_grok_compile(const struct sl_grok_lib *lib, const char *patte
             goto fail;
         }
     }
+    size_t head = x.ncaps ? greedy_tail_head(x.out.data, x.out.len, x.ncaps) : 0;
+    if (head > 0) {
+        struct sl_buf hb = {.data = x.out.data, .len = head};
+        if (compile_regex(&hb, &g->re_head, err, errlen) != 0) {
+            goto fail;
+        }
+        size_t hl = g->re_line ? greedy_tail_head(xa.out.data, xa.out.len, xa.ncaps) : 0;
+        if (hl > 0) {
+            hb = (struct sl_buf){.data = xa.out.data, .len = hl};
+            if (compile_regex(&hb, &g->re_line_head, err, errlen) != 0) {
+                goto fail;
+            }
+        } else if (g->re_line) {
+            /* Cannot happen (the two expansions differ only in '^'); the
+             * plain heads are still right, only slower. */
+            onig_free(g->re_line);
+            g->re_line = NULL;
+        }
+    }
     for (size_t i = 0; i < x.ncaps; i++) {
         char gname[32];
         int n = snprintf(gname, sizeof(gname), "g%zu", i + 1);
@@ -564,6 +648,7 @@ struct sl_grok *sl_grok_compile(const struct sl_grok_lib *lib, const char *patte
         }
         x.caps[i].group = nums[0];
     }
+    g->tail_group = g->re_head ? x.caps[x.ncaps - 1].group : 0;
     g->source = sl_strdup(pattern);
     g->expanded = sl_strndup(x.out.data, x.out.len);
     g->caps = x.caps;
@@ -589,12 +674,25 @@ int sl_grok_match(const struct sl_grok *g, const char *s, size_t len,
     struct sl_regex_scratch *t = sl_regex_scratch();
     onig_set_match_stack_limit_size_of_match_param(t->mp, lim ? lim->stack : 0);
     const OnigUChar *start = (const OnigUChar *)s, *end = start + len;
-    OnigRegex re = g->re_line && !memchr(s, '\n', len) ? g->re_line : g->re;
+    bool line = g->re_line && !memchr(s, '\n', len);
+    OnigRegex re = g->re_head ? (line ? g->re_line_head : g->re_head)
+                              : (line ? g->re_line : g->re);
     int rc = sl_onig_search(re, start, end, start, t->region, t->mp, lim ? lim->time_ms : 0);
     if (region) {
         *region = t->region;
     }
     if (rc >= 0) {
+        if (g->re_head) {
+            /* The tail capture (see greedy_tail_head): the rest of the subject. */
+            OnigRegion *r = t->region;
+            if (r->num_regs <= g->tail_group &&
+                onig_region_resize(r, g->tail_group + 1) != ONIG_NORMAL) {
+                return SL_ELIMIT;
+            }
+            r->beg[g->tail_group] = r->end[0];
+            r->end[g->tail_group] = (int)len;
+            r->end[0] = (int)len;
+        }
         return 1;
     }
     return rc == ONIG_MISMATCH ? 0 : SL_ELIMIT;

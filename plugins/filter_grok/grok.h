@@ -71,6 +71,9 @@ struct sl_grok_capture {
 struct sl_grok {
     OnigRegex re;
     OnigRegex re_line;       /* the same with '^' as '\A', for subjects without '\n'; or NULL */
+    OnigRegex re_head;       /* re without a trailing capture of '.*' (see grok.c); or NULL */
+    OnigRegex re_line_head;  /* re_line without it; or NULL */
+    int tail_group;          /* the group of that capture in re */
     char *source;            /* the pattern as given */
     char *expanded;          /* what was compiled */
     struct sl_grok_capture *caps;  /* in the order the groups appear */

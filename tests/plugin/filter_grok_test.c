@@ -890,6 +890,79 @@ TEST(engine_parity)
     }
 }
 
+/* A trailing capture of '.*' is searched as its head and given the rest of the
+ * subject: which shapes qualify, and that results equal the full regex's. */
+TEST(greedy_tail)
+{
+    struct sl_grok_lib *lib = sl_grok_lib_new();
+    CHECK_INT(sl_grok_lib_add(lib, "GREEDYDATA", ".*", "x", 1), 0);
+    CHECK_INT(sl_grok_lib_add(lib, "WORD", "\\b\\w+\\b", "x", 2), 0);
+    static const struct {
+        const char *pattern;
+        bool head;
+    } shapes[] = {
+        {"^%{WORD:w} %{GREEDYDATA:rest}$", true},
+        {"%{WORD:w} %{GREEDYDATA:rest}", true},
+        {"^%{WORD:w}[])|(] %{GREEDYDATA:rest}", true},
+        {"^%{WORD:w}|%{GREEDYDATA:rest}", false},       /* the tail is one alternative */
+        {"^(?:%{WORD:w} %{GREEDYDATA:rest})", false},   /* inside a group */
+        {"^(?i)%{WORD:w} %{GREEDYDATA:rest}", false},   /* options may change '.' */
+        {"^%{GREEDYDATA:rest} x", false},
+        {"%{GREEDYDATA:rest}", false},                  /* no head */
+        {"^%{WORD:w} %{GREEDYDATA:rest}\\z", false},
+    };
+    char err[256];
+    for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
+        struct sl_grok *g = sl_grok_compile(lib, shapes[i].pattern, true, err, sizeof(err));
+        CHECK(g != NULL);
+        CHECK_INT(g->re_head != NULL, shapes[i].head);
+        sl_grok_free(g);
+    }
+    sl_grok_lib_free(lib);
+    /* Same fields as Logstash would give, with and without a newline (re_line). */
+    WITH("grok:\n  patterns: ['^%{WORD:w} %{GREEDYDATA:rest}$']\n") {
+        EXPECT(w.k, "{\"message\":\"a b c\"}",
+               "{\"message\":\"a b c\",\"w\":\"a\",\"rest\":\"b c\"}");
+        EXPECT(w.k, "{\"message\":\"a \\nb\\n\"}",
+               "{\"message\":\"a \\nb\\n\",\"w\":\"a\",\"rest\":\"\\nb\\n\"}");
+        EXPECT(w.k, "{\"message\":\"a \"}",
+               "{\"message\":\"a \",\"w\":\"a\"}");  /* empty captures are not kept */
+        EXPECT_RC(w.k, "{\"message\":\" a\"}",
+                  "{\"message\":\" a\",\"tags\":[\"_grokparsefailure\"]}", SL_FILTER_FAIL);
+    }
+    WITH("grok:\n  patterns: ['%{INT:n:int}: %{GREEDYDATA:rest}']\n") {
+        EXPECT(w.k, "{\"message\":\"x 12: y: z\"}",
+               "{\"message\":\"x 12: y: z\",\"n\":12,\"rest\":\"y: z\"}");
+    }
+}
+
+/* A legitimate 10 MB line through `... %{GREEDYDATA:x}`: before, the match
+ * stack (~30 bytes per character '.*' crosses) hit its limit and the event
+ * was tagged _groktimeout. */
+TEST(greedy_tail_takes_a_10_mb_line)
+{
+    size_t n = 10u << 20;
+    char *ev = sl_malloc(n + 64);
+    int k = snprintf(ev, n + 64, "{\"message\":\"ERROR ");
+    for (size_t i = 0; i < n; i++) {
+        ev[k + i] = (char)('a' + i % 26);
+    }
+    strcpy(ev + k + n, "\"}");
+    void *f = mk("  patterns: ['^%{LOGLEVEL:level} %{GREEDYDATA:msg}$']\n");
+    CHECK(f != NULL);
+    struct sl_value e = ev_json(ev);
+    CHECK_INT(run(f, &e), SL_FILTER_KEEP);
+    struct sl_value *msg = sl_obj_getc(&e, "msg");
+    CHECK(msg && msg->type == SL_V_STRING && msg->u.s.len == n);
+    CHECK(msg && memcmp(msg->u.s.ptr, ev + k, n) == 0);
+    struct sl_value *level = sl_obj_getc(&e, "level");
+    CHECK(level && level->type == SL_V_STRING && strcmp(level->u.s.ptr, "ERROR") == 0);
+    CHECK(sl_obj_getc(&e, "tags") == NULL);
+    sl_value_clear(&e);
+    unload(f);
+    free(ev);
+}
+
 /* ---- the built-in library on real-world lines --------------------------- */
 
 struct lib_case {
@@ -1804,6 +1877,8 @@ int main(void)
     RUN(engine);
     RUN(ecs_modes);
     RUN(engine_parity);
+    RUN(greedy_tail);
+    RUN(greedy_tail_takes_a_10_mb_line);
     RUN(library_patterns);
     RUN(library_patterns_ecs);
     RUN(library_coverage);
