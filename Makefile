@@ -156,7 +156,7 @@ deps:
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends build-essential pkg-config \
 	    libyaml-dev libcurl4-openssl-dev librdkafka-dev libzstd-dev libonig-dev zlib1g-dev \
-	    libssl-dev libmaxminddb-dev python3 python3-pytest openssl procps curl faketime kcat
+	    libssl-dev libmaxminddb-dev python3 python3-pytest openssl procps curl faketime kcat strace
 	python3 -m pip install -q pytest zstandard 2>/dev/null || true
 
 # Unit tests run under ASan + UBSan; the end-to-end tests run the sanitized

@@ -97,6 +97,7 @@ struct harvester {
     bool backlog;              /* complete lines wait in buf for room in the queue */
     bool ready;
     bool verify;               /* woken (inotify, scan, end of a pause): check for copytruncate */
+    bool at_eof;               /* read to the end and not woken since: its size is what was read */
     uint64_t last_data;        /* monotonic ms of the last byte read */
     /* multiline */
     struct sl_buf ml;
@@ -321,11 +322,21 @@ static void update_lag(struct tail *t)
 {
     uint64_t now = sl_now_ms(), total = 0;
     for (struct harvester *h = t->all; h; h = h->next) {
+        /* A file read to its end that nothing has woken since has the size
+         * that was read: no fstat for each of thousands of idle files every
+         * second. */
         struct stat st;
-        if (h->fd < 0 || fstat(h->fd, &st) != 0) {
+        uint64_t size;
+        if (h->fd < 0) {
+            continue;
+        } else if (h->at_eof && !h->ready) {
+            size = h->buf_off + h->buf.len;
+        } else if (fstat(h->fd, &st) == 0) {
+            size = (uint64_t)st.st_size;
+        } else {
             continue;
         }
-        uint64_t size = (uint64_t)st.st_size, acked = h->entry->offset;
+        uint64_t acked = h->entry->offset;
         uint64_t lag = size > acked ? size - acked : 0;
         total += lag;
         h->behind_since = lag == 0 ? 0 : h->behind_since ? h->behind_since : now;
@@ -365,6 +376,7 @@ static void set_path(struct harvester *h, const char *path)
 static void make_ready(struct harvester *h)
 {
     struct tail *t = h->t;
+    h->at_eof = false;
     if (h->ready || h->fd < 0) {
         return;
     }
@@ -970,6 +982,7 @@ static ssize_t harvester_read(struct harvester *h)
         if (!check_file(h)) {
             return -1;
         }
+        h->at_eof = true;
         if (h->in->nwaiting > 0 && h->buf.len == 0 && h->ml_lines == 0) {
             /* harvester_limit: at EOF, hand the slot to a waiting file; this one
              * is queued again by its next write (inotify) or the next scan. */
@@ -982,6 +995,7 @@ static ssize_t harvester_read(struct harvester *h)
         return 0;
     }
     h->buf.len += (size_t)n;
+    h->at_eof = false;
     h->last_data = sl_now_ms();
     stamp_now(t);
     sl_counter_add(t->m_bytes, (uint64_t)n);
