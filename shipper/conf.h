@@ -128,6 +128,10 @@ struct shipper_conf {
     uint64_t shutdown_timeout_ms;
     char *hostname;             /* from the environment, or gethostname() */
     struct proc_chain *processors;  /* global, after each input's own; NULL: none */
+    /* Not from the file: set at start-up (agent.h) and kept across reloads;
+     * empty: left out of events. */
+    char agent_id[37];
+    char ephemeral_id[37];
 };
 
 /* Parses cfg (already loaded) into *out; errors are recorded in cfg. 0 or SL_EINVAL. */

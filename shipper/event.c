@@ -11,8 +11,10 @@
 
 #include "sluice/json.h"
 
-void event_tmpl_init(struct event_tmpl *t, const struct input_conf *in, const char *hostname)
+void event_tmpl_init(struct event_tmpl *t, const struct input_conf *in,
+                     const struct event_agent *agent)
 {
+    const char *hostname = agent->name;
     struct sl_buf b;
     sl_buf_init(&b, 0);
     sl_buf_puts(&b, in->type == INPUT_CONTAINER ? ",\"input\":{\"type\":\"container\"}"
@@ -22,6 +24,14 @@ void event_tmpl_init(struct event_tmpl *t, const struct input_conf *in, const ch
     sl_buf_puts(&b, "},\"agent\":{\"type\":\"sluice-shipper\",\"version\":\"" SL_VERSION
                     "\",\"name\":");
     sl_json_put_str(&b, hostname, strlen(hostname));
+    if (agent->id) {
+        sl_buf_puts(&b, ",\"id\":");
+        sl_json_put_str(&b, agent->id, strlen(agent->id));
+    }
+    if (agent->ephemeral_id) {
+        sl_buf_puts(&b, ",\"ephemeral_id\":");
+        sl_json_put_str(&b, agent->ephemeral_id, strlen(agent->ephemeral_id));
+    }
     sl_buf_puts(&b, "},\"ecs\":{\"version\":\"8.0.0\"}");
     if (in->fields_json) {
         sl_buf_puts(&b, in->fields_under_root ? "," : ",\"fields\":{");
@@ -46,12 +56,20 @@ void event_tmpl_free(struct event_tmpl *t)
     t->tail = NULL;
 }
 
+void event_file_json(struct sl_buf *b, const char *path, uint64_t dev, uint64_t ino)
+{
+    sl_buf_puts(b, "{\"path\":");
+    sl_json_put_str(b, path, strlen(path));
+    sl_buf_printf(b, ",\"inode\":\"%llu\",\"device_id\":\"%llu\"}", (unsigned long long)ino,
+                  (unsigned long long)dev);
+}
+
 static const char HEAD[] = "{\"@timestamp\":\"";
 static const char META[] =
     "\",\"@metadata\":{\"beat\":\"sluice\",\"type\":\"_doc\",\"version\":\"" SL_VERSION
     "\"},\"message\":";
-static const char PATH[] = ",\"log\":{\"file\":{\"path\":";
-static const char OFFSET[] = "},\"offset\":";
+static const char LOGFILE[] = ",\"log\":{\"file\":";
+static const char OFFSET[] = ",\"offset\":";
 static const char FLAGS_BOTH[] = ",\"flags\":[\"multiline\",\"truncated\"]";
 static const char FLAGS_ML[] = ",\"flags\":[\"multiline\"]";
 static const char FLAGS_TR[] = ",\"flags\":[\"truncated\"]";
@@ -166,19 +184,19 @@ static char *put_flags(char *o, unsigned flags)
 }
 
 int event_encode(struct sl_buf *out, const struct event_tmpl *t, const char *ts,
-                 const char *path_json, size_t path_json_len, const char *line, size_t len,
+                 const char *file_json, size_t file_json_len, const char *line, size_t len,
                  uint64_t offset, unsigned flags)
 {
-    return event_encode_ext(out, t, ts, path_json, path_json_len, line, len, offset, flags,
+    return event_encode_ext(out, t, ts, file_json, file_json_len, line, len, offset, flags,
                             NULL, 0);
 }
 
 int event_encode_ext(struct sl_buf *out, const struct event_tmpl *t, const char *ts,
-                     const char *path_json, size_t path_json_len, const char *line, size_t len,
+                     const char *file_json, size_t file_json_len, const char *line, size_t len,
                      uint64_t offset, unsigned flags, const char *extra, size_t extra_len)
 {
     /* Everything after the message, at its longest. */
-    size_t after = sizeof(PATH) - 1 + path_json_len + sizeof(OFFSET) - 1 + DIGITS_MAX +
+    size_t after = sizeof(LOGFILE) - 1 + file_json_len + sizeof(OFFSET) - 1 + DIGITS_MAX +
                    sizeof(FLAGS_BOTH) - 1 + 1 + extra_len + t->tail_len;
     size_t before = sizeof(HEAD) - 1 + TS_LEN + sizeof(META) - 1;
     size_t msg = len <= INLINE_MAX ? 6 * len + 2 : 0;
@@ -194,8 +212,8 @@ int event_encode_ext(struct sl_buf *out, const struct event_tmpl *t, const char 
     if (rc != 0) {
         return rc;
     }
-    o = put(o, PATH, sizeof(PATH) - 1);
-    o = put(o, path_json, path_json_len);
+    o = put(o, LOGFILE, sizeof(LOGFILE) - 1);
+    o = put(o, file_json, file_json_len);
     o = put(o, OFFSET, sizeof(OFFSET) - 1);
     o = put_offset(o, offset);
     o = put_flags(o, flags);

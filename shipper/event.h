@@ -17,20 +17,37 @@ struct event_tmpl {
     size_t tail_len;
 };
 
-void event_tmpl_init(struct event_tmpl *t, const struct input_conf *in, const char *hostname);
+/* Who sends: host.name and agent.name, agent.id and agent.ephemeral_id (agent.h;
+ * either id may be NULL: left out). */
+struct event_agent {
+    const char *name;
+    const char *id;
+    const char *ephemeral_id;
+};
+
+void event_tmpl_init(struct event_tmpl *t, const struct input_conf *in,
+                     const struct event_agent *agent);
 void event_tmpl_free(struct event_tmpl *t);
 
 /*
- * Appends the event. ts is the 24-character @timestamp; path_json the file's
- * path already JSON-quoted. Returns 0 or SL_ELIMIT from the buffer.
+ * Appends log.file's object for a file, as Filebeat writes it on Linux:
+ * {"path":...,"inode":"<st_ino>","device_id":"<st_dev>"}, both numbers in
+ * decimal strings (st_dev as the kernel encodes it, as os.stat() shows it).
+ * Built once per file: events copy it.
+ */
+void event_file_json(struct sl_buf *b, const char *path, uint64_t dev, uint64_t ino);
+
+/*
+ * Appends the event. ts is the 24-character @timestamp; file_json log.file's
+ * object (event_file_json). Returns 0 or SL_ELIMIT from the buffer.
  */
 int event_encode(struct sl_buf *out, const struct event_tmpl *t, const char *ts,
-                 const char *path_json, size_t path_json_len, const char *line, size_t len,
+                 const char *file_json, size_t file_json_len, const char *line, size_t len,
                  uint64_t offset, unsigned flags);
 /* event_encode with extra[0..extra_len) - root members, each with its leading
  * comma - written after "log" (a container line's stream and Kubernetes names). */
 int event_encode_ext(struct sl_buf *out, const struct event_tmpl *t, const char *ts,
-                     const char *path_json, size_t path_json_len, const char *line, size_t len,
+                     const char *file_json, size_t file_json_len, const char *line, size_t len,
                      uint64_t offset, unsigned flags, const char *extra, size_t extra_len);
 
 /*

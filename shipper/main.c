@@ -5,11 +5,13 @@
  * registry; SIGHUP re-reads the config and rebuilds the inputs, and the output
  * only when its section changed, around the same queue, so nothing read is lost.
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent.h"
 #include "conf.h"
 #include "queue.h"
 #include "registry.h"
@@ -138,6 +140,9 @@ static void reload(struct shipper *s)
         sl_error("reload: %s is invalid; keeping the running configuration", s->cli.config);
         return;
     }
+    /* One process, one identity: a reload keeps both ids. */
+    memcpy(next.agent_id, s->conf.agent_id, sizeof(next.agent_id));
+    memcpy(next.ephemeral_id, s->conf.ephemeral_id, sizeof(next.ephemeral_id));
     if (strcmp(next.registry_path, s->conf.registry_path) != 0 ||
         strcmp(next.metrics_listen, s->conf.metrics_listen) != 0) {
         sl_warn("reload: registry.path and metrics.listen change only on restart");
@@ -259,6 +264,13 @@ int main(int argc, char **argv)
         goto out;
     }
     registry_metrics(s.reg, s.metrics);
+    if (agent_id_load(s.conf.registry_path, s.conf.agent_id) != 0) {
+        goto out;
+    }
+    if (agent_uuid_v4(s.conf.ephemeral_id) != 0) {
+        sl_error("agent: no random bytes for agent.ephemeral_id: %s", strerror(errno));
+        goto out;
+    }
     s.loop = sl_loop_new();
     if (!s.loop || sl_loop_signals(s.loop, on_signal, &s) != 0) {
         goto out;

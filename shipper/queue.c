@@ -138,6 +138,8 @@ void queue_end_event(struct queue *q, struct registry_entry *e, uint64_t gen, ui
     uint64_t delta = sl_now_ms() - b->created_ms;
     ev->read_delta_ms = delta > UINT32_MAX ? UINT32_MAX : (uint32_t)delta;
     e->refs++;
+    e->q_batch = b->id;
+    e->q_index = b->n;
     b->n++;
     q->events++;
     sl_gauge_set(q->m_queue_events, (double)q->events);
@@ -150,6 +152,27 @@ void queue_cancel_event(struct queue *q)
 {
     struct batch *b = q->tail;
     b->frames.len = b->ev[b->n].frame_off;
+}
+
+void queue_skip(struct queue *q, struct registry_entry *e, uint64_t gen, uint64_t end)
+{
+    /* Batch ids are never reused, so a settled batch is simply not found. */
+    for (struct batch *b = q->head; b && e->q_batch; b = b->next) {
+        if (b->id != e->q_batch) {
+            continue;
+        }
+        struct batch_event *ev = &b->ev[e->q_index];
+        if (e->q_index >= b->committed && ev->entry == e && ev->gen == gen) {
+            if (end > ev->end) {
+                ev->end = end;
+            }
+            return;
+        }
+        break;
+    }
+    /* Every event of e read before end is committed (or of an older generation,
+     * whose ACK the registry ignores). */
+    registry_ack(q->registry, e, gen, end);
 }
 
 void queue_seal(struct queue *q)

@@ -64,6 +64,13 @@ struct sl_buf *queue_begin_event(struct queue *q);
 void queue_end_event(struct queue *q, struct registry_entry *e, uint64_t gen, uint64_t end);
 /* Undoes queue_begin_event() (the event was dropped after all). */
 void queue_cancel_event(struct queue *q);
+/*
+ * File e's lines up to end made no event (empty, filtered, dropped): its
+ * registry offset may pass them as soon as every event of e read before them
+ * is ACKed - at once when none is waiting, else with the ACK of the latest
+ * one, which is made to cover them.
+ */
+void queue_skip(struct queue *q, struct registry_entry *e, uint64_t gen, uint64_t end);
 
 /* Seals the open batch if it holds events. */
 void queue_seal(struct queue *q);

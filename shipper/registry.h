@@ -24,6 +24,8 @@ struct registry_entry {
     uint64_t gen;             /* bumped on truncation: ACKs of older generations are ignored */
     uint64_t seen_ms;         /* wall clock of the last activity, for expiry */
     uint32_t refs;            /* open harvester + events in flight; expiry waits for 0 */
+    uint64_t q_batch;         /* in memory only: the id of the queue's batch holding this */
+    uint32_t q_index;         /* file's latest event, and its index there (0 id: none) */
     bool gone;                /* the file was deleted or replaced */
     struct registry_entry *next;
     struct registry_entry *hnext; /* in memory only: next in the dev+ino index bucket */

@@ -114,7 +114,7 @@ static int build(struct shape *s, struct proc_chain *const *chains, size_t n,
 {
     struct sl_buf b;
     sl_buf_init(&b, 0);
-    int rc = event_encode_ext(&b, ev->tmpl, ev->ts, ev->path_json, ev->path_json_len, "", 0, 0,
+    int rc = event_encode_ext(&b, ev->tmpl, ev->ts, ev->file_json, ev->file_json_len, "", 0, 0,
                               ev->flags, ev->extra, ev->extra_len);
     struct sl_value t = {0};
     char err[96];

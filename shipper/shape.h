@@ -26,8 +26,8 @@ void shape_cache_clear(struct shape_cache *c);
 struct shape_event {
     const struct event_tmpl *tmpl;
     const char *ts;
-    const char *path_json;
-    size_t path_json_len;
+    const char *file_json;
+    size_t file_json_len;
     const char *line;
     size_t len;
     uint64_t offset;

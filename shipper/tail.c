@@ -86,8 +86,8 @@ struct harvester {
     struct tail *t;
     struct input *in;
     char *path;
-    char *path_json;
-    size_t path_json_len;
+    char *file_json;
+    size_t file_json_len;
     int fd;
     uint64_t dev, ino;
     uint64_t buf_off;          /* file offset of buf.data[0] */
@@ -173,6 +173,7 @@ struct tail {
     struct sl_metric *m_ctr_invalid;
     struct sl_metric *m_drop_stream;
     struct sl_metric *m_drop_proc;
+    struct sl_metric *m_drop_empty;
     struct sl_metric *m_ndjson_err;
     struct sl_metric *m_lines;
     struct sl_metric *m_bytes;
@@ -354,14 +355,14 @@ static void set_path(struct harvester *h, const char *path)
     if (h->path) {
         hash_del(t, h);
         free(h->path);
-        free(h->path_json);
+        free(h->file_json);
     }
     h->path = sl_strdup(path);
     struct sl_buf b;
     sl_buf_init(&b, 0);
-    sl_json_put_str(&b, path, strlen(path));
-    h->path_json = sl_strndup(b.data, b.len);
-    h->path_json_len = b.len;
+    event_file_json(&b, path, h->dev, h->ino);
+    h->file_json = sl_strndup(b.data, b.len);
+    h->file_json_len = b.len;
     sl_buf_free(&b);
     size_t i = path_hash(path);
     h->hnext = t->by_path[i];
@@ -442,15 +443,25 @@ static void stamp_now(struct tail *t)
 }
 
 /* The offset the registry may reach with an event ending at end: never past
- * the first line of a container message still being joined. */
+ * the first line of a container message still being joined, nor of a
+ * multiline group still being gathered. */
 static uint64_t safe_end(const struct harvester *h, uint64_t end)
 {
+    if (h->ml_lines > 0 && h->ml_off < end) {
+        end = h->ml_off;
+    }
     for (size_t i = 0; i < CTR_NSTREAMS; i++) {
         if (h->part[i].pending && h->part[i].off < end) {
             end = h->part[i].off;
         }
     }
     return end;
+}
+
+/* The file's bytes up to end made no event: the registry need not wait for one. */
+static void skip(struct harvester *h, uint64_t end)
+{
+    queue_skip(h->t->q, h->entry, h->entry->gen, safe_end(h, end));
 }
 
 /* The @timestamp text of m: the runtime's time, or the time the chunk was read. */
@@ -478,8 +489,8 @@ static bool encode_processed(struct harvester *h, struct sl_buf *out, const char
     struct tail *t = h->t;
     if (h->in->shaped) {
         struct shape_event se = {
-            .tmpl = &h->in->tmpl, .ts = ts, .path_json = h->path_json,
-            .path_json_len = h->path_json_len, .line = line, .len = len, .offset = off,
+            .tmpl = &h->in->tmpl, .ts = ts, .file_json = h->file_json,
+            .file_json_len = h->file_json_len, .line = line, .len = len, .offset = off,
             .flags = flags, .variant = kind + 1, .extra = extra, .extra_len = extra_len,
         };
         int rc = shape_encode(h->shapes, h->in->chains, 2, &se, out);
@@ -489,7 +500,7 @@ static bool encode_processed(struct harvester *h, struct sl_buf *out, const char
         return rc == 1;
     }
     sl_buf_reset(&t->scratch);
-    if (event_encode_ext(&t->scratch, &h->in->tmpl, ts, h->path_json, h->path_json_len, line,
+    if (event_encode_ext(&t->scratch, &h->in->tmpl, ts, h->file_json, h->file_json_len, line,
                          len, off, flags, extra, extra_len) != 0) {
         return false;
     }
@@ -514,18 +525,26 @@ static bool encode_processed(struct harvester *h, struct sl_buf *out, const char
     return keep;
 }
 
-/* Queues one event; its file offset range is [off, end). */
+/* Queues one event; its file offset range is [off, end). A line that makes
+ * none (empty, filtered, dropped) lets the registry pass it instead. */
 static void emit(struct harvester *h, const char *line, size_t len, uint64_t off, uint64_t end,
                  unsigned flags, const struct lmeta *m)
 {
     struct tail *t = h->t;
     const struct input_conf *ic = h->in->conf;
-    if (ic->include_lines.n && !regex_list_match(&ic->include_lines, line, len)) {
-        sl_counter_inc(t->m_drop_include);
-        return;
+    struct sl_metric *dropped = NULL;
+    if (len == 0 && (m->kind == KIND_PLAIN || m->kind == KIND_BARE)) {
+        /* As Filebeat: no event for an empty line. A container message the
+         * runtime wrote empty still has its stream: it stays an event. */
+        dropped = t->m_drop_empty;
+    } else if (ic->include_lines.n && !regex_list_match(&ic->include_lines, line, len)) {
+        dropped = t->m_drop_include;
+    } else if (ic->exclude_lines.n && regex_list_match(&ic->exclude_lines, line, len)) {
+        dropped = t->m_drop_exclude;
     }
-    if (ic->exclude_lines.n && regex_list_match(&ic->exclude_lines, line, len)) {
-        sl_counter_inc(t->m_drop_exclude);
+    if (dropped) {
+        sl_counter_inc(dropped);
+        skip(h, end);
         return;
     }
     if (flags & EVENT_FLAG_TRUNCATED) {
@@ -538,10 +557,11 @@ static void emit(struct harvester *h, const char *line, size_t len, uint64_t off
     bool ok = h->in->procs
                   ? encode_processed(h, out, ts, line, len, off, flags, m->kind, extra,
                                      extra_len)
-                  : event_encode_ext(out, &h->in->tmpl, ts, h->path_json, h->path_json_len,
+                  : event_encode_ext(out, &h->in->tmpl, ts, h->file_json, h->file_json_len,
                                      line, len, off, flags, extra, extra_len) == 0;
     if (!ok) {
         queue_cancel_event(t->q);
+        skip(h, end);
         return;
     }
     queue_end_event(t->q, h->entry, h->entry->gen, safe_end(h, end));
@@ -554,9 +574,9 @@ static void ml_flush(struct harvester *h)
     }
     stamp_now(h->t);
     unsigned flags = h->ml_flags | (h->ml_lines > 1 ? EVENT_FLAG_MULTILINE : 0);
-    emit(h, h->ml.data, h->ml.len, h->ml_off, h->ml_end, flags, &h->ml_meta);
+    h->ml_lines = 0;  /* no longer pending: safe_end() lets the registry pass it */
+    emit(h, h->ml.data ? h->ml.data : "", h->ml.len, h->ml_off, h->ml_end, flags, &h->ml_meta);
     sl_buf_reset(&h->ml);
-    h->ml_lines = 0;
     h->ml_flags = 0;
 }
 
@@ -565,9 +585,14 @@ static void ml_add(struct harvester *h, const char *line, size_t len, uint64_t o
 {
     const struct multiline_conf *mc = &h->in->conf->multiline;
     if (h->ml_lines == 0) {
-        h->ml_off = off;
         h->ml_meta = *m;
         h->ml_since = sl_now_ms();
+    }
+    /* As Filebeat, the newline goes between texts only: leading empty lines add
+     * nothing, the event starts at the first line with text, and a group of
+     * empty lines alone is empty (no event). Empty lines after text stay. */
+    if (h->ml.len == 0) {
+        h->ml_off = off;
     } else if (h->ml_lines < mc->max_lines) {
         sl_buf_putc(&h->ml, '\n');
     }
@@ -653,6 +678,7 @@ static void container_line(struct harvester *h, const char *line, size_t len, ui
     }
     if (ic->ctr_stream != CTR_STREAM_ALL && (int)cl.stream != ic->ctr_stream - 1) {
         sl_counter_inc(t->m_drop_stream);
+        skip(h, end);
         return;
     }
     int kind = 2 * (int)cl.stream + (cl.format == CTR_CRI);
@@ -792,7 +818,7 @@ static void harvester_close(struct harvester *h, bool gone)
     sl_debug("closed %s%s", h->path, gone ? " (deleted)" : "");
     file_series_drop(h);
     free(h->path);
-    free(h->path_json);
+    free(h->file_json);
     sl_buf_free(&h->buf);
     sl_buf_free(&h->ml);
     for (size_t i = 0; i < CTR_NSTREAMS; i++) {
@@ -1682,6 +1708,9 @@ struct tail *tail_new(struct sl_loop *loop, const struct shipper_conf *conf, str
     const char *prc[] = {"reason", "processor", NULL};
     t->m_drop_proc = sl_metrics_counter(metrics, "sluice_shipper_lines_dropped_total",
                                         "Lines not shipped, by reason.", prc);
+    const char *emp[] = {"reason", "empty", NULL};
+    t->m_drop_empty = sl_metrics_counter(metrics, "sluice_shipper_lines_dropped_total",
+                                         "Lines not shipped, by reason.", emp);
     proc_chain_start(conf->processors, metrics);
     t->m_ndjson_err = sl_metrics_counter(metrics, "sluice_shipper_ndjson_errors_total",
                                          "Messages the ndjson parser could not decode "
@@ -1692,13 +1721,18 @@ struct tail *tail_new(struct sl_loop *loop, const struct shipper_conf *conf, str
     stamp_now(t);
     t->ninputs = conf->ninputs;
     t->inputs = sl_calloc(t->ninputs, sizeof(*t->inputs));
+    const struct event_agent agent = {
+        .name = conf->hostname,
+        .id = conf->agent_id[0] ? conf->agent_id : NULL,
+        .ephemeral_id = conf->ephemeral_id[0] ? conf->ephemeral_id : NULL,
+    };
     for (size_t i = 0; i < t->ninputs; i++) {
         t->inputs[i].conf = &conf->inputs[i];
         const char *lbl[] = {"input", conf->inputs[i].id, NULL};
         t->inputs[i].m_open = sl_metrics_gauge(metrics, "sluice_shipper_input_files_open",
                                                "Files held open, per input.", lbl);
         sl_gauge_set(t->inputs[i].m_open, 0);
-        event_tmpl_init(&t->inputs[i].tmpl, &conf->inputs[i], conf->hostname);
+        event_tmpl_init(&t->inputs[i].tmpl, &conf->inputs[i], &agent);
         struct input *in = &t->inputs[i];
         in->chains[0] = conf->inputs[i].processors;
         in->chains[1] = conf->processors;

@@ -45,25 +45,43 @@ TEST(event_has_the_beats_shape)
     in.fields_json = "\"service\":\"web\"";
     in.tags_json = "[\"a\"]";
     struct event_tmpl t;
-    event_tmpl_init(&t, &in, "h1");
+    const struct event_agent agent = {.name = "h1",
+                                      .id = "8f0c2a44-52a5-4b43-a2d1-6e1bb3f1c1aa",
+                                      .ephemeral_id = "0b7e8c52-1d0e-4c55-9b6f-3c9a8d7e6f50"};
+    event_tmpl_init(&t, &in, &agent);
+    struct sl_buf file;
+    sl_buf_init(&file, 0);
+    event_file_json(&file, "/l/a.log", 2049, 1234567);
     struct sl_buf b;
     sl_buf_init(&b, 0);
-    CHECK_INT(event_encode(&b, &t, "2026-11-27T06:00:00.123Z", "\"/l/a.log\"", 10,
+    CHECK_INT(event_encode(&b, &t, "2026-11-27T06:00:00.123Z", file.data, file.len,
                            "say \"hi\"\n", 9, 1234, EVENT_FLAG_TRUNCATED), 0);
     CHECK_MEM(b.data, b.len,
               "{\"@timestamp\":\"2026-11-27T06:00:00.123Z\",\"@metadata\":{\"beat\":\"sluice\","
               "\"type\":\"_doc\",\"version\":\"0.1.0\"},\"message\":\"say \\\"hi\\\"\\n\","
-              "\"log\":{\"file\":{\"path\":\"/l/a.log\"},\"offset\":1234,\"flags\":[\"truncated\"]},"
+              "\"log\":{\"file\":{\"path\":\"/l/a.log\",\"inode\":\"1234567\",\"device_id\":"
+              "\"2049\"},\"offset\":1234,\"flags\":[\"truncated\"]},"
               "\"input\":{\"type\":\"filestream\"},\"host\":{\"name\":\"h1\"},\"agent\":{\"type\":"
-              "\"sluice-shipper\",\"version\":\"0.1.0\",\"name\":\"h1\"},\"ecs\":{\"version\":"
+              "\"sluice-shipper\",\"version\":\"0.1.0\",\"name\":\"h1\","
+              "\"id\":\"8f0c2a44-52a5-4b43-a2d1-6e1bb3f1c1aa\","
+              "\"ephemeral_id\":\"0b7e8c52-1d0e-4c55-9b6f-3c9a8d7e6f50\"},\"ecs\":{\"version\":"
               "\"8.0.0\"},\"fields\":{\"service\":\"web\"},\"tags\":[\"a\"]}");
     event_tmpl_free(&t);
+    sl_buf_free(&file);
+
+    /* A path is escaped; the largest inode and device numbers fit. */
+    sl_buf_init(&file, 0);
+    event_file_json(&file, "/l/\"q\".log", UINT64_MAX, 0);
+    CHECK_STR(sl_buf_cstr(&file), "{\"path\":\"/l/\\\"q\\\".log\",\"inode\":\"0\","
+                                  "\"device_id\":\"18446744073709551615\"}");
+    sl_buf_free(&file);
 
     in.fields_under_root = true;
     in.tags_json = NULL;
-    event_tmpl_init(&t, &in, "h1");
+    const struct event_agent anon = {.name = "h1"};
+    event_tmpl_init(&t, &in, &anon);
     sl_buf_reset(&b);
-    event_encode(&b, &t, "2026-11-27T06:00:00.123Z", "\"p\"", 3, "m", 1, 0, 0);
+    event_encode(&b, &t, "2026-11-27T06:00:00.123Z", "{\"path\":\"p\"}", 12, "m", 1, 0, 0);
     const char *tail = ",\"ecs\":{\"version\":\"8.0.0\"},\"service\":\"web\"}";
     CHECK(b.len > strlen(tail) && memcmp(b.data + b.len - strlen(tail), tail, strlen(tail)) == 0);
     event_tmpl_free(&t);
@@ -188,6 +206,64 @@ TEST(queue_encodes_frames_and_commits_in_order)
     CHECK(q.head == NULL);
     CHECK_INT(e->refs, 0);
     CHECK(sl_metric_value(q.m_acked) == 3);
+    queue_free(&q);
+    sl_metrics_free(m);
+    registry_close(r);
+}
+
+TEST(queue_skip_lets_the_registry_pass_lines_without_events)
+{
+    char dir[128];
+    snprintf(dir, sizeof(dir), "%s/reg-skip", tmpdir);
+    struct registry *r;
+    CHECK_INT(registry_open(dir, &r), 0);
+    struct sl_metrics *m = sl_metrics_new();
+    struct queue q;
+    queue_init(&q, 20, 2, r, m);
+    struct registry_entry *e = registry_add(r, 1, 1, "/a");
+    struct registry_entry *f = registry_add(r, 1, 2, "/b");
+    queue_skip(&q, e, e->gen, 5);          /* nothing waiting: at once */
+    CHECK_INT(e->offset, 5);
+    add_event(&q, e, "{\"a\":1}", 10);
+    add_event(&q, e, "{\"a\":2}", 20);   /* batch 1, sealed */
+    add_event(&q, e, "{\"a\":3}", 30);   /* batch 2, open */
+    queue_skip(&q, e, e->gen, 35);         /* rides on event 3 */
+    CHECK_INT(e->offset, 5);
+    CHECK_INT(q.events, 3);
+    struct batch *b1 = q.head;
+    queue_seal(&q);
+    struct batch *b2 = b1->next;
+    queue_ack(&q, b1, 2);
+    CHECK_INT(e->offset, 20);
+    queue_skip(&q, e, e->gen, 33);         /* never backwards */
+    queue_ack(&q, b2, 1);
+    CHECK_INT(e->offset, 35);
+    CHECK_INT(e->refs, 0);
+    queue_skip(&q, e, e->gen, 40);         /* all committed again: at once */
+    CHECK_INT(e->offset, 40);
+    /* Another file's event after e's latest one does not hold e back longer. */
+    add_event(&q, e, "{\"a\":4}", 50);
+    add_event(&q, f, "{\"b\":1}", 7);
+    queue_skip(&q, e, e->gen, 60);
+    queue_skip(&q, f, f->gen, 9);
+    struct batch *b3 = q.head;
+    CHECK(b3 != NULL && b3->n == 2);
+    queue_ack(&q, b3, 1);
+    CHECK_INT(e->offset, 60);
+    CHECK_INT(f->offset, 0);
+    queue_ack(&q, b3, 2);
+    CHECK_INT(f->offset, 9);
+    /* A skip of a newer generation (the file was truncated) is not held by
+     * events of the old one, whose ACKs the registry ignores. */
+    add_event(&q, e, "{\"a\":5}", 70);
+    e->gen++;
+    e->offset = 0;
+    queue_skip(&q, e, e->gen, 3);
+    CHECK_INT(e->offset, 3);
+    queue_seal(&q);
+    queue_ack(&q, q.head, 1);
+    CHECK_INT(e->offset, 3);
+    CHECK_INT(q.events, 0);
     queue_free(&q);
     sl_metrics_free(m);
     registry_close(r);
@@ -612,6 +688,173 @@ TEST(tail_sees_copytruncate_regrown_past_the_offset)
     rig_stop(&r);
 }
 
+/* The JSON of every queued event, "\n"-separated, in order. */
+static void queued_events(const struct queue *q, struct sl_buf *out)
+{
+    for (const struct batch *b = q->head; b; b = b->next) {
+        for (uint32_t i = 0; i < b->n; i++) {
+            const unsigned char *fr = (const unsigned char *)b->frames.data + b->ev[i].frame_off;
+            uint32_t len = (uint32_t)fr[6] << 24 | (uint32_t)fr[7] << 16 | (uint32_t)fr[8] << 8 |
+                           fr[9];
+            sl_buf_append(out, fr + 10, len);
+            sl_buf_putc(out, '\n');
+        }
+    }
+}
+
+/* ACKs every queued event, as the aggregator would. */
+static void ack_all(struct queue *q)
+{
+    queue_seal(q);
+    for (struct batch *b = q->head; b;) {
+        struct batch *next = b->next;
+        queue_ack(q, b, b->n);
+        b = next;
+    }
+}
+
+static void write_bytes(const char *file, const char *data, const char *mode)
+{
+    FILE *f = fopen(file, mode);
+    CHECK(f != NULL);
+    if (f) {
+        CHECK_INT(fwrite(data, 1, strlen(data), f), strlen(data));
+        fclose(f);
+    }
+}
+
+/* The message and log.offset of each queued event: "offset:message|...". */
+static void messages_and_offsets(const struct queue *q, struct sl_buf *out)
+{
+    struct sl_buf all;
+    sl_buf_init(&all, 0);
+    queued_events(q, &all);
+    const char *p = all.data, *end = all.data + all.len;
+    while (p && p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        struct sl_value v = {0};
+        char err[96];
+        CHECK_INT(sl_json_parse(p, (size_t)(nl - p), &v, NULL, err, sizeof(err)), 0);
+        const struct sl_value *msg = sl_field_get(&v, "message");
+        const struct sl_value *off = sl_field_get(&v, "log.offset");
+        CHECK(msg && msg->type == SL_V_STRING && off && off->type == SL_V_INT);
+        if (msg && off) {
+            sl_buf_printf(out, "%lld:%.*s|", (long long)off->u.i, (int)msg->u.s.len,
+                          msg->u.s.ptr);
+        }
+        sl_value_clear(&v);
+        p = nl + 1;
+    }
+    sl_buf_free(&all);
+}
+
+static struct registry_entry *entry_of(struct registry *reg, const char *file)
+{
+    struct stat st;
+    CHECK(stat(file, &st) == 0);
+    return registry_find(reg, st.st_dev, st.st_ino);
+}
+
+TEST(tail_makes_no_event_for_an_empty_line_and_the_registry_passes_it)
+{
+    char dir[128], file[192];
+    snprintf(dir, sizeof(dir), "%s/tail-empty", tmpdir);
+    CHECK(mkdir(dir, 0700) == 0);
+    snprintf(file, sizeof(file), "%s/app.log", dir);
+    /* one@0, LF@4, CRLF@5, two@7, a lone CR is text (@12), LF@15, size 16 */
+    write_bytes(file, "one\n\n\r\ntwo\r\n\r\r\n\n", "w");
+    struct rig r;
+    rig_start(&r, dir);
+    rig_spin(&r);
+    CHECK_INT(r.q.events, 3);
+    struct sl_buf got;
+    sl_buf_init(&got, 0);
+    messages_and_offsets(&r.q, &got);
+    CHECK_STR(sl_buf_cstr(&got), "0:one|7:two|12:\r|");
+    const char *lbl[] = {"reason", "empty", NULL};
+    CHECK(sl_metric_value(sl_metrics_counter(r.metrics, "sluice_shipper_lines_dropped_total",
+                                             "Lines not shipped, by reason.", lbl)) == 3);
+    ack_all(&r.q);
+    struct registry_entry *e = entry_of(r.reg, file);
+    CHECK(e != NULL && e->offset == 16);
+    /* Empty lines alone, after everything was ACKed: the registry moves at once. */
+    write_bytes(file, "\n\r\n\n", "a");
+    rig_spin(&r);
+    CHECK_INT(r.q.events, 0);
+    CHECK(e != NULL && e->offset == 20);
+    rig_stop(&r);
+    sl_buf_free(&got);
+}
+
+TEST(tail_keeps_empty_lines_inside_a_multiline_group)
+{
+    char dir[128], file[192];
+    snprintf(dir, sizeof(dir), "%s/tail-ml-empty", tmpdir);
+    CHECK(mkdir(dir, 0700) == 0);
+    snprintf(file, sizeof(file), "%s/app.log", dir);
+    /* Continuation lines are indented or empty: empty ones inside or at the end
+     * of a group stay; an empty line before any text adds nothing (no event). */
+    write_bytes(file, "\nA1\n  a2\n\n\nB1\n\r\n  b2\n\nC1\n", "w");
+    struct rig r;
+    rig_start_with(&r, dir, ", multiline: {pattern: '^(\\s|$)', match: after}", 1000);
+    rig_spin(&r);
+    /* C1 waits for the next line (or the timeout): two events so far. */
+    CHECK_INT(r.q.events, 2);
+    struct sl_buf got;
+    sl_buf_init(&got, 0);
+    messages_and_offsets(&r.q, &got);
+    CHECK_STR(sl_buf_cstr(&got), "1:A1\n  a2\n\n|11:B1\n\n  b2\n|");
+    ack_all(&r.q);
+    struct registry_entry *e = entry_of(r.reg, file);
+    /* Up to C1's first byte, still being gathered. */
+    CHECK(e != NULL && e->offset == 22);
+    rig_stop(&r);
+    sl_buf_free(&got);
+}
+
+TEST(tail_gathers_records_separated_by_empty_lines_with_multiline)
+{
+    char dir[128], file[192];
+    snprintf(dir, sizeof(dir), "%s/tail-records", tmpdir);
+    CHECK(mkdir(dir, 0700) == 0);
+    snprintf(file, sizeof(file), "%s/app.log", dir);
+    /* r1@0 (3 lines), empty@11, CRLF@12, r2@14 (2 lines), empty@20, r3@21 */
+    write_bytes(file, "a1\na2\n  a3\n\n\r\nb1\nb2\n\nc1\n", "w");
+    struct rig r;
+    rig_start_with(&r, dir, ", multiline: {pattern: '^$', negate: true, match: after}", 1000);
+    rig_spin(&r);
+    struct sl_buf got;
+    sl_buf_init(&got, 0);
+    messages_and_offsets(&r.q, &got);
+    CHECK_STR(sl_buf_cstr(&got), "0:a1\na2\n  a3|14:b1\nb2|");
+    ack_all(&r.q);
+    struct registry_entry *e = entry_of(r.reg, file);
+    CHECK(e != NULL && e->offset == 20);  /* the empty line @20 is c1's group */
+    rig_stop(&r);
+    sl_buf_free(&got);
+}
+
+TEST(tail_registry_passes_lines_exclude_lines_dropped)
+{
+    char dir[128], file[192];
+    snprintf(dir, sizeof(dir), "%s/tail-excl", tmpdir);
+    CHECK(mkdir(dir, 0700) == 0);
+    snprintf(file, sizeof(file), "%s/app.log", dir);
+    write_bytes(file, "keep 1\nDEBUG x\nkeep 2\nDEBUG y\nDEBUG z\n", "w");
+    struct rig r;
+    rig_start_with(&r, dir, ", exclude_lines: ['^DEBUG']", 1000);
+    rig_spin(&r);
+    struct sl_buf got;
+    sl_buf_init(&got, 0);
+    messages_and_offsets(&r.q, &got);
+    CHECK_STR(sl_buf_cstr(&got), "0:keep 1|15:keep 2|");
+    ack_all(&r.q);
+    struct registry_entry *e = entry_of(r.reg, file);
+    CHECK(e != NULL && e->offset == 38);
+    rig_stop(&r);
+    sl_buf_free(&got);
+}
+
 TEST(tail_skips_proc_files_and_fifos)
 {
     char dir[128], file[192], link[192], fifo[192];
@@ -984,7 +1227,7 @@ static void check_message_like_the_library(const struct event_tmpl *t, const cha
     struct sl_buf got, want;
     sl_buf_init(&got, 0);
     sl_buf_init(&want, 0);
-    CHECK_INT(event_encode(&got, t, "2026-11-27T06:00:00.123Z", "\"p\"", 3, msg, len, 7, 0), 0);
+    CHECK_INT(event_encode(&got, t, "2026-11-27T06:00:00.123Z", "{\"path\":\"p\"}", 12, msg, len, 7, 0), 0);
     sl_buf_puts(&want, "{\"@timestamp\":\"2026-11-27T06:00:00.123Z\",\"@metadata\":{\"beat\":"
                        "\"sluice\",\"type\":\"_doc\",\"version\":\"" SL_VERSION "\"},\"message\":");
     sl_json_put_str(&want, msg, len);
@@ -1003,7 +1246,8 @@ TEST(event_message_escapes_exactly_as_the_json_library)
 {
     struct input_conf in = {0};
     struct event_tmpl t;
-    event_tmpl_init(&t, &in, "h");
+    const struct event_agent agent = {.name = "h"};
+    event_tmpl_init(&t, &in, &agent);
     static const char *const fixed[] = {
         "", "plain", "\"", "\\", "a\"b\\c", "\x01\x1f\x7f", "tab\there\r\n\b\f",
         "0123456789abcde\"", "0123456789abcdef\"", "0123456789abcdef0\"",
@@ -1040,19 +1284,19 @@ TEST(event_message_escapes_exactly_as_the_json_library)
     /* Both flags, in Filebeat's order. */
     struct sl_buf b;
     sl_buf_init(&b, 0);
-    CHECK_INT(event_encode(&b, &t, "2026-11-27T06:00:00.123Z", "\"p\"", 3, "m", 1,
+    CHECK_INT(event_encode(&b, &t, "2026-11-27T06:00:00.123Z", "{\"path\":\"p\"}", 12, "m", 1,
                            UINT64_MAX, EVENT_FLAG_MULTILINE | EVENT_FLAG_TRUNCATED), 0);
     CHECK(strstr(sl_buf_cstr(&b), ",\"offset\":18446744073709551615,\"flags\":[\"multiline\","
                                   "\"truncated\"]},\"input\"") != NULL);
     sl_buf_reset(&b);
-    CHECK_INT(event_encode(&b, &t, "2026-11-27T06:00:00.123Z", "\"p\"", 3, "m", 1, 0,
+    CHECK_INT(event_encode(&b, &t, "2026-11-27T06:00:00.123Z", "{\"path\":\"p\"}", 12, "m", 1, 0,
                            EVENT_FLAG_MULTILINE), 0);
     CHECK(strstr(sl_buf_cstr(&b), ",\"offset\":0,\"flags\":[\"multiline\"]},") != NULL);
 
     /* A bounded buffer is refused whole, as before. */
     struct sl_buf small;
     sl_buf_init(&small, 64);
-    CHECK_INT(event_encode(&small, &t, "2026-11-27T06:00:00.123Z", "\"p\"", 3, "m", 1, 0, 0),
+    CHECK_INT(event_encode(&small, &t, "2026-11-27T06:00:00.123Z", "{\"path\":\"p\"}", 12, "m", 1, 0, 0),
               SL_ELIMIT);
     sl_buf_free(&small);
     sl_buf_free(&b);
@@ -1244,6 +1488,7 @@ int main(void)
     RUN(corrupt_registry_falls_back_to_the_backup);
     RUN(queue_encodes_frames_and_commits_in_order);
     RUN(queue_frames_decode_with_the_codec);
+    RUN(queue_skip_lets_the_registry_pass_lines_without_events);
     RUN(queue_oldest_unacked_is_the_first_event_without_an_ack);
     RUN(registry_check_dir_creates_and_probes);
     RUN(output_hosts_need_a_port_1_to_65535);
@@ -1252,6 +1497,10 @@ int main(void)
     RUN(registry_path_is_checked_at_the_option);
     RUN(tail_sees_copytruncate_regrown_past_the_offset);
     RUN(tail_skips_proc_files_and_fifos);
+    RUN(tail_makes_no_event_for_an_empty_line_and_the_registry_passes_it);
+    RUN(tail_keeps_empty_lines_inside_a_multiline_group);
+    RUN(tail_gathers_records_separated_by_empty_lines_with_multiline);
+    RUN(tail_registry_passes_lines_exclude_lines_dropped);
     RUN(tail_harvester_limit_reads_every_line_of_many_files);
     RUN(tail_close_inactive_keeps_an_unchanged_file_closed);
     RUN(registry_index_answers_as_the_linear_scan_did_for_20000_entries);

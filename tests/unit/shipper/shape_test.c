@@ -28,7 +28,7 @@ static void by_tree(struct proc_chain *c, const struct shape_event *e, struct sl
 {
     struct sl_buf b;
     sl_buf_init(&b, 0);
-    event_encode_ext(&b, e->tmpl, e->ts, e->path_json, e->path_json_len, e->line, e->len,
+    event_encode_ext(&b, e->tmpl, e->ts, e->file_json, e->file_json_len, e->line, e->len,
                      e->offset, e->flags, e->extra, e->extra_len);
     struct sl_value v = {0};
     char err[96];
@@ -77,11 +77,14 @@ TEST(shapes_match_trees_event_by_event)
     memset(&in, 0, sizeof(in));
     in.tags_json = (char *)"[\"web\"]";
     struct event_tmpl t;
-    event_tmpl_init(&t, &in, "h1");
+    const struct event_agent agent = {.name = "h1", .id = "8f0c2a44-52a5-4b43-a2d1-6e1bb3f1c1aa",
+                                      .ephemeral_id = "0b7e8c52-1d0e-4c55-9b6f-3c9a8d7e6f50"};
+    event_tmpl_init(&t, &in, &agent);
     static const char *const msgs[] = {"hello", "DEBUG noise", "tab\there \"q\" \xc3\xa9",
                                        "", "fixed"};
     static const char *const ts[] = {"2025-03-04T05:06:07.123Z", "2024-01-01T00:00:00.000Z"};
-    const char *path = "\"/var/log/pods/ns_p_u/c/0.log\"";
+    const char *path = "{\"path\":\"/var/log/pods/ns_p_u/c/0.log\",\"inode\":\"12\","
+                       "\"device_id\":\"2049\"}";
     for (size_t k = 0; k < SL_ARRAY_LEN(CHAINS); k++) {
         struct proc_chain *c = chain(CHAINS[k]);
         CHECK(c != NULL && proc_chain_static(&c, 1));
@@ -91,8 +94,8 @@ TEST(shapes_match_trees_event_by_event)
             for (uint64_t off = 0; off < 400; off += 150) {
                 for (unsigned flags = 0; flags < 4; flags++) {
                     struct shape_event e = {
-                        .tmpl = &t, .ts = ts[off == 300], .path_json = path,
-                        .path_json_len = strlen(path), .line = msgs[m], .len = strlen(msgs[m]),
+                        .tmpl = &t, .ts = ts[off == 300], .file_json = path,
+                        .file_json_len = strlen(path), .line = msgs[m], .len = strlen(msgs[m]),
                         .offset = off, .flags = flags, .variant = 0,
                     };
                     struct sl_buf a, b;
