@@ -166,6 +166,10 @@ static void read_input(struct sl_cfg *cfg, struct sl_cfg_node *in, struct agg_co
     sl_cfg_duration(cfg, in, "input", "frame_timeout", 30000, 0, 86400000ull,
                     &c->frame_timeout_ms);
     sl_cfg_int(cfg, in, "input", "max_json_depth", 64, 1, 512, &c->max_json_depth);
+    /* Per-client series: a bound on their number, and on how long a gone client keeps them. */
+    sl_cfg_int(cfg, in, "input", "client_metrics_max", 1000, 0, 100000, &c->client_metrics_max);
+    sl_cfg_duration(cfg, in, "input", "client_metrics_forget_after", 3600000, 0, 86400000ull * 30,
+                    &c->client_metrics_forget_ms);
     sl_cfg_check_unknown(cfg, in, "input");
 }
 

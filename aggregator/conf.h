@@ -59,6 +59,8 @@ struct agg_conf {
     uint64_t keepalive_ms;         /* extension: ACK 0 period while a window is pending */
     uint64_t frame_timeout_ms;     /* extension: time a started window may take; 0 = none */
     int64_t max_json_depth;        /* extension: nesting of one event */
+    int64_t client_metrics_max;    /* extension: clients with series of their own */
+    uint64_t client_metrics_forget_ms; /* extension: drop a client's series after idle; 0 never */
 
     /* pipeline */
     int64_t workers;

@@ -26,6 +26,11 @@ const char *const *agg_plugin_names(enum sl_plugin_kind kind);
  * and the core's (what --plugin-docs prints and the READMEs hold). */
 void agg_plugin_doc(struct sl_buf *out, const struct sl_plugin *p);
 
+/* Bounds of sluice_aggregator_filter_duration_seconds: 1 us .. 10 s. */
+#define AGG_FILTER_SECONDS_NBOUNDS 22
+extern const double agg_filter_seconds_buckets[AGG_FILTER_SECONDS_NBOUNDS];
+extern const size_t agg_filter_seconds_nbuckets;
+
 /* The core's own options of every filter / output instance. */
 extern const struct sl_opt agg_filter_core_opts[];
 extern const struct sl_opt agg_output_core_opts[];
@@ -56,7 +61,9 @@ struct sl_instance {
     struct sl_encoding enc;
     atomic_uint_least64_t drop_logged_ms; /* last "dropped" warning (monotonic ms) */
 
-    /* Metrics: filters count ok/dropped/error; outputs ok/failed/retry/dead_letter/dropped. */
+    /* Metrics: filters count ok/dropped/error; outputs ok/failed/retry/dead_letter/dropped.
+     * m_seconds: an output's request histogram, a filter's per-event duration (the
+     * pipeline times filters, agg_instance_filter does not). */
     struct sl_metric *m_ok, *m_dropped, *m_error;
     struct sl_metric *m_failed, *m_retry, *m_dead, *m_seconds;
 

@@ -33,10 +33,15 @@
  * its inflate buffers) is created with the first byte and dropped after
  * IDLE_RELEASE_MS without traffic.
  *
+ * Per-client series. Each connection resolves its client's series once
+ * (clients.h: its IP address, or its certificate's CN), when it is accepted
+ * or its TLS handshake is done, and adds each piece it submits or ACKs.
+ *
  * Not here: event enrichment (peer address in @metadata).
  */
 #include "listener.h"
 
+#include "clients.h"
 #include "queue.h"
 
 #include <arpa/inet.h>
@@ -119,6 +124,8 @@ struct conn {
     struct conn *prev, *next;
     int fd;
     char peer[INET6_ADDRSTRLEN + 8];
+    char ip[INET6_ADDRSTRLEN];  /* the peer's address alone: its client label without mTLS */
+    struct agg_client *client;  /* its series; NULL before the handshake and once closed */
     struct sl_lj_decoder *dec;  /* NULL until bytes arrive, and again once idle */
     struct sl_tls *tls;         /* NULL: plaintext */
     bool handshaking;
@@ -184,6 +191,7 @@ struct agg_listener {
     struct sl_metric *m_queue;
     struct sl_metric *m_failed;
     struct sl_metric *m_proto[R_COUNT];  /* created on first use */
+    struct agg_clients *clients;
 };
 
 static void conn_process(struct conn *c);
@@ -346,6 +354,8 @@ static void conn_close(struct conn *c)
     }
     l->nconns--;
     sl_gauge_set(l->m_conns, (double)l->nconns);
+    agg_clients_put(l->clients, c->client, sl_now_ms());
+    c->client = NULL;
     sl_debug("%s: connection closed", c->peer);
     conn_unref(c);
 }
@@ -480,6 +490,7 @@ static void flush_acks(struct conn *c)
         }
         queue_ack(c, w->version, w->last_seq);
         sl_counter_add(l->m_acked, w->in.batch.n);
+        agg_client_acked(c->client, w->in.batch.n);
         sl_gauge_set(l->m_last_ack, (double)sl_wall_ms() / 1000.0);
         window_free(w);
     }
@@ -588,6 +599,7 @@ static void submit_window(struct conn *c)
     c->npending++;
     l->pending_windows++;
     l->pending_events += w->in.batch.n;
+    agg_client_received(c->client, w->in.batch.n);
     conn_ref(c);
     w->in.raw = true;
     w->in.max_depth = (unsigned)l->max_json_depth;
@@ -803,6 +815,9 @@ static void conn_handshake(struct conn *c)
     const char *subject = sl_tls_peer_subject(c->tls);
     sl_info("%s: TLS established (%s, %s), client certificate: %s", c->peer,
             sl_tls_protocol(c->tls), sl_tls_cipher(c->tls), subject ? subject : "none");
+    char cn[256];
+    c->client = agg_clients_get(c->l->clients,
+                                sl_tls_peer_cn(c->tls, cn, sizeof(cn)) ? cn : c->ip);
 }
 
 /* Sets the fd's interest from the connection's state; starts or stops the frame clock. */
@@ -873,23 +888,29 @@ static void on_conn_io(struct sl_loop *loop, int fd, unsigned events, void *arg)
     conn_unref(c);
 }
 
-static void peer_name(int fd, char *out, size_t outlen)
+/* "ip:port" (or "[ip6]:port") into out, for messages; the address alone into ip
+ * (INET6_ADDRSTRLEN bytes), an IPv4-mapped IPv6 address as plain IPv4. */
+static void peer_name(int fd, char *out, size_t outlen, char *ip)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
-    char ip[INET6_ADDRSTRLEN] = "?";
     int port = 0;
+    snprintf(ip, INET6_ADDRSTRLEN, "?");
     if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0) {
         if (ss.ss_family == AF_INET) {
             struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-            inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
+            inet_ntop(AF_INET, &s4->sin_addr, ip, INET6_ADDRSTRLEN);
             port = ntohs(s4->sin_port);
         } else if (ss.ss_family == AF_INET6) {
             struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-            inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
             port = ntohs(s6->sin6_port);
-            snprintf(out, outlen, "[%s]:%d", ip, port);
-            return;
+            if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+                inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], ip, INET6_ADDRSTRLEN);
+            } else {
+                inet_ntop(AF_INET6, &s6->sin6_addr, ip, INET6_ADDRSTRLEN);
+                snprintf(out, outlen, "[%s]:%d", ip, port);
+                return;
+            }
         }
     }
     snprintf(out, outlen, "%s:%d", ip, port);
@@ -901,7 +922,7 @@ static void conn_new(struct agg_listener *l, int fd)
     c->l = l;
     c->fd = fd;
     c->refs = 1;
-    peer_name(fd, c->peer, sizeof(c->peer));
+    peer_name(fd, c->peer, sizeof(c->peer), c->ip);
     sl_buf_init(&c->out, OUT_MAX);  /* allocates nothing until the first ACK */
     c->accepted_ms = c->last_io = c->last_write = sl_now_ms();
     int one = 1;
@@ -924,6 +945,9 @@ static void conn_new(struct agg_listener *l, int fd)
         return;
     }
     c->interest = SL_READ;
+    if (!c->tls) {
+        c->client = agg_clients_get(l->clients, c->ip);  /* with TLS: once it has a CN */
+    }
     list_add(&l->conns, c);
     l->nconns++;
     sl_gauge_set(l->m_conns, (double)l->nconns);
@@ -962,8 +986,8 @@ static void on_accept(struct sl_loop *loop, int fd, unsigned events, void *arg)
             return;
         }
         if ((int64_t)l->nconns >= l->max_connections) {
-            char peer[INET6_ADDRSTRLEN + 8];
-            peer_name(cfd, peer, sizeof(peer));
+            char peer[INET6_ADDRSTRLEN + 8], ip[INET6_ADDRSTRLEN];
+            peer_name(cfd, peer, sizeof(peer), ip);
             sl_warn("%s: refused: max_connections (%lld) reached", peer,
                     (long long)l->max_connections);
             sl_counter_inc(l->m_rejected);
@@ -980,6 +1004,7 @@ static void on_tick(struct sl_loop *loop, void *arg)
 {
     struct agg_listener *l = arg;
     uint64_t now = sl_now_ms();
+    agg_clients_sweep(l->clients, now);
     struct conn *next;
     for (struct conn *c = l->conns; c; c = next) {
         next = c->next;
@@ -1091,6 +1116,8 @@ void agg_listener_apply(struct agg_listener *l, const struct agg_conf *conf)
     l->max_window_bytes = conf->max_window_bytes;
     l->frame_timeout_ms = conf->frame_timeout_ms;
     l->max_json_depth = (int)conf->max_json_depth;
+    agg_clients_limits(l->clients, (size_t)conf->client_metrics_max,
+                       conf->client_metrics_forget_ms);
     /* Decoder limits apply to decoders created from now on (a connection's first
      * bytes, or its first bytes after an idle period). */
     l->max_window_events = conf->max_window_events;
@@ -1120,6 +1147,7 @@ struct agg_listener *agg_listener_new(struct sl_loop *loop, const struct agg_con
     l->port = sl_net_local_port(fd);
     l->pipeline = pipeline;
     l->metrics = metrics;
+    l->clients = agg_clients_new(metrics);
     l->m_conns = sl_metrics_gauge(metrics, "sluice_aggregator_connections",
                                   "Open Lumberjack connections.", NULL);
     l->m_rejected = sl_metrics_counter(metrics, "sluice_aggregator_connections_rejected_total",
@@ -1144,6 +1172,7 @@ struct agg_listener *agg_listener_new(struct sl_loop *loop, const struct agg_con
     if ((conf->ssl.enabled && !l->tls_ctx) ||
         sl_loop_add_fd(loop, fd, SL_READ, on_accept, l) != 0) {
         sl_tls_ctx_free(l->tls_ctx);
+        agg_clients_free(l->clients);
         close(fd);
         free(l);
         return NULL;
@@ -1266,5 +1295,6 @@ void agg_listener_free(struct agg_listener *l)
     sl_timer_cancel(l->kick_timer);
     sl_timer_cancel(l->accept_timer);
     sl_tls_ctx_free(l->tls_ctx);
+    agg_clients_free(l->clients);
     free(l);
 }

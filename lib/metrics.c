@@ -382,19 +382,53 @@ void sl_gauge_add(struct sl_metric *m, double delta)
     atomic_add_double(&m->value, delta);
 }
 
+size_t sl_hist_nbuckets(const struct sl_metric *m)
+{
+    return m ? m->fam->nbounds + 1 : 0;
+}
+
+size_t sl_hist_bucket(const struct sl_metric *m, double v)
+{
+    const struct family *f = m->fam;
+    /* The first bound >= v, by bisection (workers call this per event); past
+     * the last bound is +Inf. NaN compares false everywhere and lands in +Inf,
+     * as in the Go client. */
+    size_t lo = 0, hi = f->nbounds;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (v <= f->bounds[mid]) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    return lo;
+}
+
 void sl_hist_observe(struct sl_metric *m, double v)
 {
     if (!m) {
         return;
     }
-    const struct family *f = m->fam;
-    size_t i = 0;
-    /* NaN compares false everywhere and lands in +Inf, as in the Go client. */
-    while (i < f->nbounds && !(v <= f->bounds[i])) {
-        i++;
-    }
-    atomic_fetch_add_explicit(&m->buckets[i], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&m->buckets[sl_hist_bucket(m, v)], 1, memory_order_relaxed);
     atomic_add_double(&m->sum, v);
+}
+
+void sl_hist_add(struct sl_metric *m, const uint64_t *counts, double sum)
+{
+    if (!m) {
+        return;
+    }
+    bool any = false;
+    for (size_t i = 0; i <= m->fam->nbounds; i++) {
+        if (counts[i]) {
+            atomic_fetch_add_explicit(&m->buckets[i], counts[i], memory_order_relaxed);
+            any = true;
+        }
+    }
+    if (any) {
+        atomic_add_double(&m->sum, sum);
+    }
 }
 
 double sl_metric_value(const struct sl_metric *m)

@@ -683,6 +683,25 @@ const char *sl_tls_peer_subject(struct sl_tls *t)
     return t->subject;
 }
 
+bool sl_tls_peer_cn(struct sl_tls *t, char *out, size_t len)
+{
+    X509 *x = SSL_get0_peer_certificate(t->ssl);
+    X509_NAME *name = x ? X509_get_subject_name(x) : NULL;
+    int i = name ? X509_NAME_get_index_by_NID(name, NID_commonName, -1) : -1;
+    X509_NAME_ENTRY *e = i >= 0 ? X509_NAME_get_entry(name, i) : NULL;
+    unsigned char *utf8 = NULL;
+    int n = e ? ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(e)) : -1;
+    bool ok = n > 0 && len > 0;
+    if (ok) {
+        size_t m = SL_MIN((size_t)n, len - 1);
+        memcpy(out, utf8, m);
+        out[m] = '\0';
+    }
+    OPENSSL_free(utf8);
+    ERR_clear_error();
+    return ok;
+}
+
 const char *sl_tls_protocol(const struct sl_tls *t)
 {
     return SSL_get_version(t->ssl);

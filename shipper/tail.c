@@ -36,6 +36,11 @@
 #define CHUNK (64u * 1024u)
 #define HASH_SIZE 4096u
 
+/* Why a line was not shipped: the reason label of the lines_dropped series. */
+enum drop { DROP_INCLUDE, DROP_EXCLUDE, DROP_STREAM, DROP_PROCESSOR, DROP_EMPTY, DROP_N };
+static const char *const drop_reasons[DROP_N] = {"include_lines", "exclude_lines", "stream",
+                                                 "processor", "empty"};
+
 struct input {
     const struct input_conf *conf;
     struct event_tmpl tmpl;
@@ -45,6 +50,8 @@ struct input {
     uint64_t next_scan;
     size_t open;               /* harvesters of this input */
     struct sl_metric *m_open;  /* sluice_shipper_input_files_open{input} */
+    struct sl_metric *m_lines; /* sluice_shipper_input_lines_read_total{input} */
+    struct sl_metric *m_drop[DROP_N];  /* ..._input_lines_dropped_total{input,reason} */
     /* Paths held back by harvester_limit: a FIFO in order of discovery, plus a
      * hash set of the same nodes so admission checks a path in O(1). */
     struct waiter *whead, *wtail;
@@ -496,6 +503,7 @@ static bool encode_processed(struct harvester *h, struct sl_buf *out, const char
         int rc = shape_encode(h->shapes, h->in->chains, 2, &se, out);
         if (rc == 0) {
             sl_counter_inc(t->m_drop_proc);
+            sl_counter_inc(h->in->m_drop[DROP_PROCESSOR]);
         }
         return rc == 1;
     }
@@ -516,6 +524,7 @@ static bool encode_processed(struct harvester *h, struct sl_buf *out, const char
            proc_chain_run(h->in->chains[1], &ev);
     if (!keep) {
         sl_counter_inc(t->m_drop_proc);
+        sl_counter_inc(h->in->m_drop[DROP_PROCESSOR]);
     } else if (sl_json_write(out, &ev, NULL) != 0) {
         keep = false;
     }
@@ -533,17 +542,22 @@ static void emit(struct harvester *h, const char *line, size_t len, uint64_t off
     struct tail *t = h->t;
     const struct input_conf *ic = h->in->conf;
     struct sl_metric *dropped = NULL;
+    enum drop why = DROP_N;
     if (len == 0 && (m->kind == KIND_PLAIN || m->kind == KIND_BARE)) {
         /* As Filebeat: no event for an empty line. A container message the
          * runtime wrote empty still has its stream: it stays an event. */
         dropped = t->m_drop_empty;
+        why = DROP_EMPTY;
     } else if (ic->include_lines.n && !regex_list_match(&ic->include_lines, line, len)) {
         dropped = t->m_drop_include;
+        why = DROP_INCLUDE;
     } else if (ic->exclude_lines.n && regex_list_match(&ic->exclude_lines, line, len)) {
         dropped = t->m_drop_exclude;
+        why = DROP_EXCLUDE;
     }
     if (dropped) {
         sl_counter_inc(dropped);
+        sl_counter_inc(h->in->m_drop[why]);
         skip(h, end);
         return;
     }
@@ -678,6 +692,7 @@ static void container_line(struct harvester *h, const char *line, size_t len, ui
     }
     if (ic->ctr_stream != CTR_STREAM_ALL && (int)cl.stream != ic->ctr_stream - 1) {
         sl_counter_inc(t->m_drop_stream);
+        sl_counter_inc(h->in->m_drop[DROP_STREAM]);
         skip(h, end);
         return;
     }
@@ -717,6 +732,7 @@ static void on_line(struct harvester *h, const char *line, size_t len, uint64_t 
                     uint64_t end, unsigned flags)
 {
     sl_counter_inc(h->t->m_lines);
+    sl_counter_inc(h->in->m_lines);
     if (h->in->conf->type == INPUT_CONTAINER) {
         container_line(h, line, len, off, end, flags);
         return;
@@ -1030,6 +1046,19 @@ static ssize_t harvester_read(struct harvester *h)
 }
 
 static void scan_all(struct tail *t, bool initial);
+
+/* The per-input series, next to the totals: which input reads and drops what. */
+static void input_metrics(struct input *in, struct sl_metrics *metrics)
+{
+    const char *lbl[] = {"input", in->conf->id, NULL};
+    in->m_lines = sl_metrics_counter(metrics, "sluice_shipper_input_lines_read_total",
+                                     "Lines read from files, per input.", lbl);
+    for (size_t r = 0; r < DROP_N; r++) {
+        const char *rl[] = {"input", in->conf->id, "reason", drop_reasons[r], NULL};
+        in->m_drop[r] = sl_metrics_counter(metrics, "sluice_shipper_input_lines_dropped_total",
+                                           "Lines not shipped, per input and reason.", rl);
+    }
+}
 
 /*
  * Wakes the harvesters whose file was deleted, so they read what is left and
@@ -1732,6 +1761,7 @@ struct tail *tail_new(struct sl_loop *loop, const struct shipper_conf *conf, str
         t->inputs[i].m_open = sl_metrics_gauge(metrics, "sluice_shipper_input_files_open",
                                                "Files held open, per input.", lbl);
         sl_gauge_set(t->inputs[i].m_open, 0);
+        input_metrics(&t->inputs[i], metrics);
         event_tmpl_init(&t->inputs[i].tmpl, &conf->inputs[i], &agent);
         struct input *in = &t->inputs[i];
         in->chains[0] = conf->inputs[i].processors;

@@ -13,6 +13,8 @@
  *   encode copy      an untouched event's JSON for an output (the text copied)
  *   encode merged    a changed partial event: 2 of its members written, the rest copied
  *   encode tree      the same event written whole from its tree
+ *   filter timing    what sluice_aggregator_filter_duration_seconds adds per event and
+ *                    filter: pipeline.c's monotonic clock read, bucket search and count
  * `stage_bench N` runs N events per row; `stage_bench N ROW` only that row (and memcpy). Figures only; nothing is asserted.
  * Built by tests/bench/pipeline_bench.py like grok_bench (plugins, core, libsluice), -O2.
  */
@@ -25,6 +27,7 @@
 #include "sluice/arena.h"
 #include "sluice/config.h"
 #include "sluice/json.h"
+#include "sluice/metrics.h"
 #include "sluice/plugin.h"
 
 extern const struct sl_plugin sl_plugin_filter_date;
@@ -66,12 +69,15 @@ static struct sl_instance *make(const struct sl_plugin *pl, const char *key, con
     return in;
 }
 
-enum row { R_MEMCPY, R_SCAN, R_PARSE, R_DATE, R_MUTATE, R_COPY, R_MERGED, R_TREE, R_N };
-static const char *const names[R_N] = {"memcpy text", "scan", "parse", "date", "mutate",
-                                       "encode copy", "encode merged", "encode tree"};
+enum row { R_MEMCPY, R_SCAN, R_PARSE, R_DATE, R_MUTATE, R_COPY, R_MERGED, R_TREE, R_TIMING,
+           R_N };
+static const char *const names[R_N] = {"memcpy text", "scan",        "parse",
+                                       "date",        "mutate",      "encode copy",
+                                       "encode merged", "encode tree", "filter timing"};
 
 struct world {
     struct sl_instance *date, *mutate, *out;
+    struct sl_metric *hist;  /* a filter's duration histogram */
     struct sl_arena arena;
     struct sl_buf buf;
     char copy[sizeof(EVENT)];
@@ -102,6 +108,13 @@ static void partial(struct world *w, struct sl_value *ev, const char *const *key
     }
 }
 
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static double run(struct world *w, enum row r, size_t n)
 {
     static const char *const keys[] = {"timestamp", "response", "bytes", "@timestamp", NULL};
@@ -127,6 +140,7 @@ static double run(struct world *w, enum row r, size_t n)
             }
         }
         sl_buf_reset(&w->buf);
+        uint64_t counts[AGG_FILTER_SECONDS_NBOUNDS + 1] = {0}, total = 0, tprev = mono_ns();
         double t0 = now_ns();
         for (size_t i = 0; i < SLICE; i++) {
             switch (r) {
@@ -160,10 +174,18 @@ static double run(struct world *w, enum row r, size_t n)
             case R_TREE:
                 agg_output_encode(w->out, &evs[i], NULL, &w->buf, &rec);
                 break;
+            case R_TIMING: {
+                uint64_t t1 = mono_ns();
+                counts[sl_hist_bucket(w->hist, (double)(t1 - tprev) * 1e-9)]++;
+                total += t1 - tprev;
+                tprev = t1;
+                break;
+            }
             case R_N:
                 break;
             }
         }
+        sl_hist_add(w->hist, counts, (double)total * 1e-9);
         ns += now_ns() - t0;
         for (size_t i = 0; i < SLICE; i++) {
             evs[i] = (struct sl_value){0};  /* arena memory: forgotten, not freed */
@@ -185,6 +207,9 @@ int main(int argc, char **argv)
                     "mutate:\n  convert: {response: integer, bytes: integer}\n"
                     "  remove_fields: [timestamp]\n");
     w.out = make(&sl_plugin_out_file, "file", "file:\n  path: /dev/null\n  metadata: false\n");
+    struct sl_metrics *reg = sl_metrics_new();
+    w.hist = sl_metrics_histogram(reg, "bench_seconds", "Bench.", NULL,
+                                  agg_filter_seconds_buckets, AGG_FILTER_SECONDS_NBOUNDS);
     printf("per-stage cost, %zu-byte Beats-shaped event, best of 5 rounds of %zu events "
            "(CPU time, arena scope)\n", sizeof(EVENT) - 1, n);
     double base = 0;
@@ -208,6 +233,7 @@ int main(int argc, char **argv)
     agg_instance_free(w.date);
     agg_instance_free(w.mutate);
     agg_instance_free(w.out);
+    sl_metrics_free(reg);
     sl_arena_free(&w.arena);
     sl_buf_free(&w.buf);
     return 0;

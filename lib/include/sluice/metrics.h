@@ -45,6 +45,16 @@ static inline void sl_counter_inc(struct sl_metric *m) { sl_counter_add(m, 1); }
 void sl_gauge_set(struct sl_metric *m, double v);
 void sl_gauge_add(struct sl_metric *m, double delta);
 void sl_hist_observe(struct sl_metric *m, double v);
+
+/*
+ * Observations gathered without atomics by one thread (a worker timing a slice
+ * of events), then added at once: sl_hist_bucket says which of the
+ * sl_hist_nbuckets counts (the last is +Inf) v falls in; sl_hist_add adds
+ * counts[0 .. sl_hist_nbuckets(m)) and their sum. Same rules as observing each.
+ */
+size_t sl_hist_nbuckets(const struct sl_metric *m);
+size_t sl_hist_bucket(const struct sl_metric *m, double v);
+void sl_hist_add(struct sl_metric *m, const uint64_t *counts, double sum);
 /* Current value of a counter or gauge (tests and health checks read it). */
 double sl_metric_value(const struct sl_metric *m);
 

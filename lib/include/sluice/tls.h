@@ -155,6 +155,9 @@ const char *sl_tls_error(const struct sl_tls *t);
 /* The peer certificate's subject as RFC 2253 ("CN=web-1,O=acme"), for logs;
  * NULL when the peer sent none. Owned by t, valid until sl_tls_free(). */
 const char *sl_tls_peer_subject(struct sl_tls *t);
+/* The first CN of the peer certificate's subject, as UTF-8, into out (cut to
+ * len - 1 bytes); false when the peer sent no certificate or it has no CN. */
+bool sl_tls_peer_cn(struct sl_tls *t, char *out, size_t len);
 
 /* The negotiated protocol ("TLSv1.3") and cipher, for logs; static strings. */
 const char *sl_tls_protocol(const struct sl_tls *t);

@@ -47,6 +47,8 @@ TEST(defaults)
     CHECK_INT(c.max_window_bytes, 64ll * 1024 * 1024);
     CHECK_INT(c.max_pending_windows, 4);
     CHECK_INT(c.keepalive_ms, 5000);
+    CHECK_INT(c.client_metrics_max, 1000);
+    CHECK_INT(c.client_metrics_forget_ms, 3600000);
     CHECK(c.workers >= 1);
     CHECK_INT(c.batch_size, 512);
     CHECK_INT(c.max_pending_events, c.batch_size * c.workers * 4);
@@ -77,6 +79,8 @@ TEST(every_key_read)
         "  max_window_bytes: 2mb\n"
         "  max_pending_windows: 2\n"
         "  keepalive: 1s\n"
+        "  client_metrics_max: 0\n"
+        "  client_metrics_forget_after: 10m\n"
         "pipeline: {workers: 3, batch_size: 10, max_pending_events: 77, filters: [],\n"
         "           ecs_compatibility: disabled}\n"
         "outputs:\n"
@@ -94,6 +98,8 @@ TEST(every_key_read)
     CHECK_INT(c.max_window_bytes, 2 * 1024 * 1024);
     CHECK_INT(c.max_pending_windows, 2);
     CHECK_INT(c.keepalive_ms, 1000);
+    CHECK_INT(c.client_metrics_max, 0);
+    CHECK_INT(c.client_metrics_forget_ms, 600000);
     CHECK_INT(c.workers, 3);
     CHECK_INT(c.batch_size, 10);
     CHECK_INT(c.max_pending_events, 77);

@@ -208,6 +208,56 @@ TEST(histogram_buckets_sum_and_count)
     sl_metrics_free(reg);
 }
 
+/* A worker's local counts added at once render as the same observations one by one. */
+TEST(histogram_local_counts_add_like_observations)
+{
+    struct sl_metrics *reg = sl_metrics_new();
+    const double bounds[] = {0.005, 0.1, 1, 2.5};
+    struct sl_metric *one = sl_metrics_histogram(reg, "one_seconds", "One.", NULL, bounds,
+                                                 SL_ARRAY_LEN(bounds));
+    struct sl_metric *many = sl_metrics_histogram(reg, "many_seconds", "Many.", NULL, bounds,
+                                                  SL_ARRAY_LEN(bounds));
+    CHECK_INT(sl_hist_nbuckets(many), 5);
+    CHECK_INT(sl_hist_nbuckets(NULL), 0);
+    /* Every bound inclusive, values between, below the first, past the last, NaN. */
+    const double vs[] = {0, 0.005, 0.0051, 0.1, 0.5, 1, 2.5, 2.6, 100, NAN};
+    const size_t want[] = {0, 0, 1, 1, 2, 2, 3, 4, 4, 4};
+    uint64_t counts[5] = {0};
+    double sum = 0;
+    for (size_t i = 0; i < SL_ARRAY_LEN(vs); i++) {
+        CHECK_INT(sl_hist_bucket(many, vs[i]), want[i]);
+        if (!isnan(vs[i])) {
+            sl_hist_observe(one, vs[i]);
+            counts[sl_hist_bucket(many, vs[i])]++;
+            sum += vs[i];
+        }
+    }
+    sl_hist_add(many, counts, sum);
+    sl_hist_add(many, (const uint64_t[5]){0}, 0);  /* nothing: no change */
+    sl_hist_add(NULL, counts, sum);                /* no registry: a no-op */
+    CHECK(sl_metric_value(many) == 9.0);
+    char *s = render_own(reg);
+    /* Cumulative: 0.005 -> 2, 0.1 -> 4, 1 -> 6, 2.5 -> 7, +Inf 9, whichever way counted. */
+    CHECK(strstr(s, "many_seconds_bucket{le=\"0.005\"} 2\n"
+                    "many_seconds_bucket{le=\"0.1\"} 4\n"
+                    "many_seconds_bucket{le=\"1\"} 6\n"
+                    "many_seconds_bucket{le=\"2.5\"} 7\n"
+                    "many_seconds_bucket{le=\"+Inf\"} 9\n") != NULL);
+    CHECK(strstr(s, "many_seconds_count 9\n") != NULL);
+    /* The same sum, added in the same order. */
+    const char *os = strstr(s, "one_seconds_sum "), *ms = strstr(s, "many_seconds_sum ");
+    CHECK(os && ms);
+    CHECK(strncmp(os + strlen("one_seconds_sum "), ms + strlen("many_seconds_sum "), 8) == 0);
+    CHECK(strncmp(ms + strlen("many_seconds_sum "), "106.7101", 8) == 0);
+    CHECK(strstr(s, "one_seconds_bucket{le=\"0.005\"} 2\n"
+                    "one_seconds_bucket{le=\"0.1\"} 4\n"
+                    "one_seconds_bucket{le=\"1\"} 6\n"
+                    "one_seconds_bucket{le=\"2.5\"} 7\n"
+                    "one_seconds_bucket{le=\"+Inf\"} 9\n") != NULL);
+    free(s);
+    sl_metrics_free(reg);
+}
+
 TEST(latency_buckets_render_like_the_go_client)
 {
     CHECK_INT(sl_metrics_latency_nbuckets, 15);
@@ -511,6 +561,7 @@ int main(void)
     RUN(label_values_and_help_are_escaped);
     RUN(gauges_set_and_add);
     RUN(histogram_buckets_sum_and_count);
+    RUN(histogram_local_counts_add_like_observations);
     RUN(latency_buckets_render_like_the_go_client);
     RUN(concurrent_updates_sum_exactly);
     RUN(concurrent_lookups_agree_on_series);
