@@ -1064,7 +1064,7 @@ static const struct lib_case lib_cases[] = {
      "{\"timestamp\":\"Jun 13 21:54:28\",\"logsource\":\"web1\",\"program\":\"sshd\",\"pid\":\"5"
      "211\",\"message\":\"pam_unix(sshd:session): session opened for user alice(uid=1000) by (ui"
      "d=0)\",\"pam_module\":\"pam_unix\",\"pam_caller\":\"sshd:session\",\"pam_session_state\":"
-     "\"opened\",\"username\":\"alice\",\"pam_by\":\"(uid=0)\"}"},
+     "\"opened\",\"username\":\"alice\"}"},
     {"%{SYSLOGPAMSESSION}",
      "Jun 13 22:10:03 web1 sshd[5211]: pam_unix(sshd:session): session closed for user alice",
      "{\"timestamp\":\"Jun 13 22:10:03\",\"logsource\":\"web1\",\"program\":\"sshd\",\"pid\":\"5"
@@ -1205,6 +1205,9 @@ static const struct lib_case lib_cases[] = {
     {"^%{IPV6_GROUP:g}$",
      "db8",
      "{\"g\":\"db8\"}"},
+    {"^%{IPV6_IPV4:v4}$",
+     "192.0.2.1",
+     "{\"v4\":\"192.0.2.1\"}"},
     {"from %{IP:src} to %{IP:dst}",
      "DROP from 203.0.113.45 to 2001:db8::8:800:200c:417a proto=tcp",
      "{\"src\":\"203.0.113.45\",\"dst\":\"2001:db8::8:800:200c:417a\"}"},
@@ -1689,7 +1692,36 @@ static const struct lib_case ecs_cases[] = {
      "c.java:12)",
      "{\"timestamp\":\"2014-01-09 20:03:28,269\",\"log\":{\"level\":\"ERROR\"},\"java\":{\""
      "log\":{\"origin\":{\"class\":{\"name\":\"com.example.Svc\"}}}},\"message\":\"boom\\n"
-     "\\tat com.example.Svc.run(Svc.java:12)\"}"},
+     "\\tat com.example.Svc.run(Svc.java:12)\"}"},    {"^%{TOMCAT50_DATESTAMP:d}$",
+     "2014-01-09 17:32:25,527 -0800",
+     "{\"d\":\"2014-01-09 17:32:25,527 -0800\"}"},
+    {"%{TOMCAT50_LOG}",
+     "2014-01-09 17:32:25,527 -0800 INFO org.apache.catalina.Foo [localhost]org.apache.catal"
+     "ina.core.ContainerBase: addChild(x): Deploying manager",
+     "{\"timestamp\":\"2014-01-09 17:32:25,527 -0800\",\"log\":{\"level\":\"INFO\",\"origin\""
+     ":{\"function\":\"addChild\"}},\"tomcat\":{\"context\":{\"name\":\"localhost\"}},\"java"
+     "\":{\"log\":{\"origin\":{\"class\":{\"name\":\"org.apache.catalina.core.ContainerBase\""
+     "}}}},\"message\":\"Deploying manager\"}"},
+    {"%{TOMCAT6_LOG}",
+     "Jan 9, 2014 7:13:13 AM org.apache.catalina.startup.Catalina start",
+     "{\"timestamp\":\"Jan 9, 2014 7:13:13 AM\",\"java\":{\"log\":{\"origin\":{\"class\":{\""
+     "name\":\"org.apache.catalina.startup.Catalina\"}}}},\"message\":\"start\"}"},
+    {"%{TOMCAT8_LOG}",
+     "31-Jul-2020 16:40:38.578 INFO [main] org.apache.catalina.startup.Catalina.start Server"
+     " startup in 1 ms",
+     "{\"timestamp\":\"31-Jul-2020 16:40:38.578\",\"log\":{\"level\":\"INFO\",\"origin\":{\""
+     "function\":\"start\"}},\"java\":{\"log\":{\"origin\":{\"thread\":{\"name\":\"main\"},\""
+     "class\":{\"name\":\"org.apache.catalina.startup.Catalina\"}}}},\"message\":\"Server st"
+     "artup in 1 ms\"}"},
+    {"%{TOMCATLEGACY_LOG}",
+     "2014-01-09 20:03:28,269 -0800 | ERROR | com.example.Svc - boom",
+     "{\"timestamp\":\"2014-01-09 20:03:28,269 -0800\",\"log\":{\"level\":\"ERROR\"},\"java\""
+     ":{\"log\":{\"origin\":{\"class\":{\"name\":\"com.example.Svc\"}}}},\"message\":\"boom\""
+     "}"},
+    {"%{TOMCATLOG}",
+     "2014-01-09 17:32:25 [ctx]: started",
+     "{\"timestamp\":\"2014-01-09 17:32:25\",\"tomcat\":{\"context\":{\"name\":\"ctx\"}},\"m"
+     "essage\":\"started\"}"},
 };
 
 /* Runs table (n cases) with mode_opt ("" or "  ecs_compatibility: disabled\n"). */
