@@ -312,6 +312,12 @@ static void read_pipeline(struct sl_cfg *cfg, struct sl_cfg_node *root, struct a
     int64_t def_pending = c->batch_size * c->workers * 4;
     sl_cfg_int(cfg, pl, "pipeline", "max_pending_events", def_pending, 1, 100000000,
                &c->max_pending_events);
+    /* Texts only: their parsed trees and encodings come on top (docs/operations.md,
+     * "Memory budget"), which this default leaves room for under a 1 GiB limit. */
+    sl_cfg_size(cfg, pl, "pipeline", "max_pending_bytes", 128 * MIB, 1 * MIB, 64 * GIB,
+                &c->max_pending_bytes);
+    sl_cfg_size(cfg, pl, "pipeline", "max_event_memory", 16 * MIB, 64 * KIB, 4 * GIB,
+                &c->max_event_memory);
     /* Logstash's pipeline.ecs_compatibility; plugins' own option overrides it. */
     int ecs = SL_ECS_V8;
     sl_cfg_enum(cfg, pl, "pipeline", "ecs_compatibility", sl_ecs_choices, SL_ECS_V8, &ecs);

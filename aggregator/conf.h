@@ -66,6 +66,10 @@ struct agg_conf {
     int64_t workers;
     int64_t batch_size;
     int64_t max_pending_events;    /* extension: events in the pipeline before reads pause */
+    uint64_t max_pending_bytes;    /* extension: JSON bytes read and not yet ACKed, all
+                                    * connections together, before reads pause */
+    uint64_t max_event_memory;     /* extension: what one event's parsed tree may take
+                                    * beyond its text's length */
     enum sl_ecs ecs;               /* ecs_compatibility: every plugin's default field names */
     size_t nfilters;
     struct agg_plugin_conf *filters;

@@ -701,14 +701,11 @@ void sl_batch_done(struct sl_batch *b, int status)
     c->done(c, status);
 }
 
-int sl_batch_dead_letter(struct sl_batch *b, const char *event_json, size_t len,
-                         const char *extra_members)
+int agg_instance_dead_letter(struct sl_instance *in, const char *event_json, size_t len,
+                             const char *extra_members)
 {
-    struct agg_batch_core *c = b->core;
-    struct sl_instance *in = c->in;
     if (!in->dlq) {
         /* A poison event must not block its connection forever: dropped, and said so. */
-        atomic_fetch_add(&c->ndead, 1);
         sl_counter_inc(in->m_dropped);
         /* One line a second at most: a bad mapping can refuse thousands of events
          * a batch; the counter has the exact figure. */
@@ -725,8 +722,18 @@ int sl_batch_dead_letter(struct sl_batch *b, const char *event_json, size_t len,
     rc = rc != 0 ? SL_EIO : sl_dlq_append(in->dlq, rec.data, rec.len);
     sl_buf_free(&rec);
     if (rc == 0) {
-        atomic_fetch_add(&c->ndead, 1);
         sl_counter_inc(in->m_dead);
+    }
+    return rc;
+}
+
+int sl_batch_dead_letter(struct sl_batch *b, const char *event_json, size_t len,
+                         const char *extra_members)
+{
+    struct agg_batch_core *c = b->core;
+    int rc = agg_instance_dead_letter(c->in, event_json, len, extra_members);
+    if (rc == 0 || rc == SL_DLQ_DROPPED) {
+        atomic_fetch_add(&c->ndead, 1);
     }
     return rc;
 }

@@ -102,6 +102,15 @@ enum sl_filter_result agg_instance_filter(struct sl_instance *in, struct sl_valu
                                           bool *ran);
 
 /*
+ * Outputs: sl_batch_dead_letter for an event outside any batch (one the core
+ * itself could not hand to the output, e.g. too large to parse): filed in
+ * in's dead_letter_path or dropped, counted the same way, same returns. Any
+ * thread.
+ */
+int agg_instance_dead_letter(struct sl_instance *in, const char *event_json, size_t len,
+                             const char *extra_members);
+
+/*
  * Outputs: what sl_batch.core points to. The pipeline (or a test) embeds one
  * per output per batch; sl_batch_done() counts, then calls done(c, status).
  */

@@ -109,6 +109,7 @@ struct agg_kafka {
     struct agg_pipeline *pipeline;
     struct agg_kafka_conf conf;     /* a copy of the strings the threads read */
     size_t max_pending;
+    size_t max_event_memory;        /* pipeline.max_event_memory */
     struct sl_async *async;
     struct sl_metrics *metrics;
     struct sl_metric *m_commits_ok, *m_commits_failed, *m_rebalances;
@@ -193,12 +194,14 @@ static void put_metadata(struct kcons *c, const rd_kafka_message_t *m, struct sl
 }
 
 /* codec json: the value is the event; one that is not a JSON object becomes a
- * plain event tagged _jsonparsefailure, as Logstash's json codec does. */
+ * plain event tagged _jsonparsefailure, as Logstash's json codec does - and so
+ * does one whose tree would take more than its length + max_event_memory. */
 static void decode(struct kcons *c, const rd_kafka_message_t *m, struct sl_value *ev)
 {
     struct agg_kafka *k = c->k;
     if (k->conf.codec == AGG_KAFKA_JSON) {
-        struct sl_json_limits lim = {.max_depth = (unsigned)k->conf.max_json_depth};
+        struct sl_json_limits lim = {.max_depth = (unsigned)k->conf.max_json_depth,
+                                     .max_bytes = m->len + k->max_event_memory};
         char err[128];
         int rc = sl_json_parse(m->payload, m->len, ev, &lim, err, sizeof(err));
         if (rc == 0 && ev->type == SL_V_OBJECT) {
@@ -875,6 +878,7 @@ struct agg_kafka *agg_kafka_new(struct sl_loop *loop, const struct agg_kafka_con
     k->metrics = metrics;
     copy_conf(&k->conf, kc);
     k->max_pending = (size_t)(conf->max_pending_events > 0 ? conf->max_pending_events : 1);
+    k->max_event_memory = (size_t)(conf->max_event_memory ? conf->max_event_memory : 16u << 20);
     static const char commits_help[] = "Offset commits of the kafka inputs, by result.";
     k->m_commits_ok = sl_metrics_counter(metrics, "sluice_aggregator_kafka_commits_total",
                                          commits_help, (const char *const[]){"result", "ok",

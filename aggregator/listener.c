@@ -109,6 +109,7 @@ struct window {
     uint32_t expected;      /* N announced by W */
     uint32_t last_seq;      /* seq of the last J frame: what the ACK says */
     uint64_t bytes;         /* JSON bytes so far, for max_window_bytes */
+    uint64_t charged;       /* of pipeline.max_pending_bytes, given back when freed */
     struct agg_input in;    /* events[0..n): each the JSON text of one J frame, parsed
                              * by the pipeline's workers; the array is owned */
     uint32_t *seqs;         /* each event's sequence number, for messages */
@@ -144,6 +145,7 @@ struct conn {
     bool eof;                /* the client finished sending; answer, then close */
     bool kick;               /* resumed with frames already in the decoder */
     bool paused;             /* not reading (backpressure): frame_timeout does not run */
+    uint64_t dec_charged;    /* the decoder's buffered bytes, as last charged */
     uint64_t accepted_ms;
     uint64_t busy_since;     /* a window or frame is open since then (0: none) */
     uint64_t last_io;
@@ -170,6 +172,7 @@ struct agg_listener {
     uint64_t keepalive_ms;
     size_t max_pending_windows;
     uint64_t max_pending_events;
+    uint64_t max_pending_bytes;
     uint64_t max_window_bytes;
     uint32_t max_window_events;
     uint64_t frame_timeout_ms;
@@ -180,6 +183,11 @@ struct agg_listener {
 
     uint64_t pending_events;  /* in pipelines, not yet answered */
     size_t pending_windows;
+    uint64_t pending_bytes;   /* read and not yet answered: windows' texts, decoders' input */
+    bool budget_blocked;      /* a connection was refused a read for max_pending_bytes */
+    const struct conn *favored; /* may_overdraw's pick, while favored_valid */
+    bool favored_valid;
+    struct sl_timer *resume_timer;
 
     struct sl_metrics *metrics;
     struct sl_metric *m_conns;
@@ -190,13 +198,45 @@ struct agg_listener {
     struct sl_metric *m_windows;
     struct sl_metric *m_queue;
     struct sl_metric *m_failed;
+    struct sl_metric *m_pending_bytes;
+    struct sl_metric *m_max_pending_bytes;
+    struct sl_metric *m_budget_full;
     struct sl_metric *m_proto[R_COUNT];  /* created on first use */
     struct agg_clients *clients;
 };
 
 static void conn_process(struct conn *c);
 static void conn_read(struct conn *c);
+static void account_decoder(struct conn *c);
 static void conn_update(struct conn *c);
+
+/* ---- the memory budget (pipeline.max_pending_bytes) ---- */
+
+static void budget_charge(struct agg_listener *l, uint64_t n)
+{
+    l->favored_valid = false;
+    l->pending_bytes += n;
+    sl_gauge_add(l->m_pending_bytes, (double)n);
+}
+
+static void resume_fire(struct sl_loop *loop, void *arg);
+
+/* Gives n bytes back; once reads may go on, every connection is resumed (from
+ * a timer: this runs inside window and connection teardown). */
+static void budget_release(struct agg_listener *l, uint64_t n)
+{
+    n = SL_MIN(n, l->pending_bytes);
+    l->favored_valid = false;
+    l->pending_bytes -= n;
+    sl_gauge_add(l->m_pending_bytes, -(double)n);
+    if (l->budget_blocked && (l->pending_bytes < l->max_pending_bytes ||
+                              l->pending_windows == 0)) {
+        l->budget_blocked = false;
+        if (!l->resume_timer) {
+            l->resume_timer = sl_loop_timer(l->loop, 0, false, resume_fire, l);
+        }
+    }
+}
 
 /* ---- windows ---- */
 
@@ -214,6 +254,9 @@ static void window_free(struct window *w)
 {
     if (!w) {
         return;
+    }
+    if (w->charged) {
+        budget_release(w->c->l, w->charged);
     }
     /* The pipeline cleared what it parsed; a window never submitted holds texts. */
     for (size_t i = 0; i < w->in.batch.n; i++) {
@@ -333,6 +376,7 @@ static void conn_close(struct conn *c)
     c->fd = -1;
     sl_lj_decoder_free(c->dec);
     c->dec = NULL;
+    account_decoder(c);
     sl_buf_free(&c->out);
     window_free(c->cur);
     c->cur = NULL;
@@ -347,6 +391,7 @@ static void conn_close(struct conn *c)
         w = next;
     }
     list_del(&l->conns, c);
+    l->favored_valid = false;
     if (c->npending > 0) {
         /* Kept where agg_listener_free can find it, should its windows never come back. */
         c->zombie = true;
@@ -401,11 +446,68 @@ static void protocol_error(struct conn *c, enum reason r, const char *fmt, ...)
     conn_close(c);
 }
 
+/* What a connection holds of the budget: its window being read and its decoder. */
+static uint64_t conn_held(const struct conn *c)
+{
+    return (c->cur ? c->cur->charged : 0) + c->dec_charged;
+}
+
+/*
+ * Over the budget with nothing in the pipeline, all of it is held by windows
+ * and frames still being read, and no answer will ever give any back: the
+ * connection holding the most may go on, until its window (or a piece of it)
+ * goes to the pipeline. So the budget is passed by one piece at most.
+ */
+static bool may_overdraw(const struct conn *c)
+{
+    struct agg_listener *l = c->l;
+    if (l->pending_windows > 0 || conn_held(c) == 0) {
+        return false;
+    }
+    if (!l->favored_valid) {
+        /* Once per change of the budget, not once per connection asking. */
+        const struct conn *best = NULL;
+        for (const struct conn *o = l->conns; o; o = o->next) {
+            if (!best || conn_held(o) > conn_held(best)) {
+                best = o;
+            }
+        }
+        l->favored = best;
+        l->favored_valid = true;
+    }
+    return l->favored == c;
+}
+
+static bool within_budget(const struct conn *c)
+{
+    struct agg_listener *l = c->l;
+    if (l->pending_bytes < l->max_pending_bytes || may_overdraw(c)) {
+        return true;
+    }
+    if (!l->budget_blocked) {
+        l->budget_blocked = true;
+        sl_counter_inc(l->m_budget_full);
+    }
+    return false;
+}
+
 static bool can_read(const struct conn *c)
 {
     const struct agg_listener *l = c->l;
     return !c->closed && !c->eof && !l->draining && c->npending < l->max_pending_windows &&
-           l->pending_events < l->max_pending_events;
+           l->pending_events < l->max_pending_events && within_budget(c);
+}
+
+/* Charges (or gives back) the change in what the decoder buffers. */
+static void account_decoder(struct conn *c)
+{
+    uint64_t now = c->dec ? sl_lj_decoder_buffered(c->dec) : 0;
+    if (now > c->dec_charged) {
+        budget_charge(c->l, now - c->dec_charged);
+    } else if (now < c->dec_charged) {
+        budget_release(c->l, c->dec_charged - now);
+    }
+    c->dec_charged = now;
 }
 
 /* Closes a connection that has nothing left to say once its client is done or we stop. */
@@ -516,6 +618,18 @@ static void kick_fire(struct sl_loop *loop, void *arg)
         }
         next = c->next;  /* read after processing: c may have closed (it keeps next) */
         conn_unref(c);
+    }
+}
+
+static void conn_resume(struct conn *c);
+
+/* Budget given back: every connection may read again (can_read decides). */
+static void resume_fire(struct sl_loop *loop, void *arg)
+{
+    struct agg_listener *l = arg;
+    l->resume_timer = NULL;  /* one-shot: the loop frees it after this returns */
+    for (struct conn *c = l->conns; c; c = c->next) {
+        conn_resume(c);
     }
 }
 
@@ -669,6 +783,8 @@ static void on_json(struct conn *c, const struct sl_lj_frame *f)
         }
     }
     w->bytes += f->len;
+    w->charged += f->len;
+    budget_charge(l, f->len);
     /* The text only: parsing is the workers' job (pipeline.h), and a text
      * that is not a JSON object fails its window there (window_done). */
     struct sl_value ev = {.type = SL_V_STRING, .flags = SL_VF_ARENA};
@@ -682,8 +798,18 @@ static void on_json(struct conn *c, const struct sl_lj_frame *f)
     }
 }
 
+static void conn_decode(struct conn *c);
+
 /* Decodes buffered frames while the connection may take more. */
 static void conn_process(struct conn *c)
+{
+    conn_decode(c);
+    if (!c->closed) {
+        account_decoder(c);
+    }
+}
+
+static void conn_decode(struct conn *c)
 {
     while (can_read(c)) {
         struct sl_lj_frame f;
@@ -781,6 +907,7 @@ static void conn_read(struct conn *c)
             protocol_error(c, limit_reason(msg), "%s", msg);
             return;
         }
+        account_decoder(c);
         conn_process(c);
         if (!c->tls && (size_t)r < want) {
             return;  /* the socket is drained (a short TLS read only ends a record) */
@@ -1034,6 +1161,7 @@ static void on_tick(struct sl_loop *loop, void *arg)
                 sl_lj_decoder_free(c->dec);
                 c->dec = NULL;
             }
+            account_decoder(c);
         }
         if (c->out.len == 0 && c->out.cap > 0 && now - c->last_io >= IDLE_RELEASE_MS) {
             sl_buf_free(&c->out);
@@ -1113,6 +1241,8 @@ void agg_listener_apply(struct agg_listener *l, const struct agg_conf *conf)
     l->keepalive_ms = conf->keepalive_ms;
     l->max_pending_windows = (size_t)conf->max_pending_windows;
     l->max_pending_events = (uint64_t)conf->max_pending_events;
+    l->max_pending_bytes = conf->max_pending_bytes ? conf->max_pending_bytes : UINT64_MAX;
+    sl_gauge_set(l->m_max_pending_bytes, (double)l->max_pending_bytes);
     l->max_window_bytes = conf->max_window_bytes;
     l->frame_timeout_ms = conf->frame_timeout_ms;
     l->max_json_depth = (int)conf->max_json_depth;
@@ -1168,6 +1298,15 @@ struct agg_listener *agg_listener_new(struct sl_loop *loop, const struct agg_con
     l->m_failed = sl_metrics_counter(metrics, "sluice_aggregator_windows_failed_total",
                                      "Windows an output did not accept (not ACKed; the client "
                                      "resends them).", NULL);
+    l->m_pending_bytes = sl_metrics_gauge(metrics, "sluice_aggregator_pending_bytes",
+                                          "JSON bytes read and not yet acknowledged (windows and "
+                                          "frames being read included), all connections.", NULL);
+    l->m_max_pending_bytes = sl_metrics_gauge(metrics, "sluice_aggregator_max_pending_bytes",
+                                              "pipeline.max_pending_bytes: reading stops at it.",
+                                              NULL);
+    l->m_budget_full = sl_metrics_counter(metrics, "sluice_aggregator_pending_bytes_full_total",
+                                          "Times reading stopped because "
+                                          "pipeline.max_pending_bytes was reached.", NULL);
     agg_listener_apply(l, conf);
     if ((conf->ssl.enabled && !l->tls_ctx) ||
         sl_loop_add_fd(loop, fd, SL_READ, on_accept, l) != 0) {
@@ -1294,6 +1433,7 @@ void agg_listener_free(struct agg_listener *l)
     sl_timer_cancel(l->tick);
     sl_timer_cancel(l->kick_timer);
     sl_timer_cancel(l->accept_timer);
+    sl_timer_cancel(l->resume_timer);
     sl_tls_ctx_free(l->tls_ctx);
     agg_clients_free(l->clients);
     free(l);

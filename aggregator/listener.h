@@ -9,7 +9,10 @@
  *
  * Backpressure is by not reading: a connection stops being read while it has
  * input.max_pending_windows windows in the pipeline, and every connection
- * stops while the pipeline holds pipeline.max_pending_events events.
+ * stops while the pipeline holds pipeline.max_pending_events events or
+ * pipeline.max_pending_bytes bytes of text are read and not yet ACKed (windows
+ * and decoders of every connection; one piece more when nothing else could
+ * give any back - docs/operations.md, "Memory budget").
  */
 #ifndef SLUICE_AGG_LISTENER_H
 #define SLUICE_AGG_LISTENER_H

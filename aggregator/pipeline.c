@@ -27,6 +27,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,7 @@ struct task {
     int bad_rc;            /* a raw text that is not a JSON object (0: none) */
     size_t bad_index;
     char bad_why[96];
+    int dlq_rc;            /* a too-large event could not be dead-lettered (0: fine) */
 };
 
 /* Root keys that filters, conditions and outputs of a partial pipeline touch, at most. */
@@ -110,6 +112,9 @@ struct agg_pipeline {
     size_t njobs;
     bool stopping;
     size_t batch_size;      /* events per slice */
+    size_t max_event_memory; /* a parsed event's tree beyond its text's length */
+    struct sl_metric *m_too_large;
+    atomic_uint_least64_t too_large_logged_ms; /* last warning (workers race for it) */
 
     /* The workers. Everything below mu is shared with them and read or written
      * only with mu held; the loop thread never waits on anything else. */
@@ -256,6 +261,12 @@ struct agg_pipeline *agg_pipeline_new(struct agg_conf *conf, struct sl_loop *loo
     p->loop = loop;
     p->batch_size = (size_t)(conf->batch_size > 0 ? conf->batch_size : 512);
     p->want_workers = (size_t)(conf->workers > 0 ? conf->workers : 1);
+    p->max_event_memory = (size_t)(conf->max_event_memory ? conf->max_event_memory : 16u << 20);
+    p->m_too_large = sl_metrics_counter(metrics, "sluice_aggregator_events_too_large_total",
+                                        "Events whose parsed form would pass "
+                                        "pipeline.max_event_memory: dead-lettered by every "
+                                        "output (or dropped where none has dead_letter_path).",
+                                        NULL);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     p->filters = make_stages(conf, conf->filters, conf->nfilters, loop, metrics, &ok);
@@ -391,6 +402,9 @@ static void batch_filtered(struct agg_job *j)
             j->in->bad_index = t->bad_index;
             snprintf(j->in->bad_why, sizeof(j->in->bad_why), "%s", t->bad_why);
         }
+        if (t->dlq_rc != 0 && j->status == SL_OK) {
+            j->status = t->dlq_rc;  /* an event neither delivered nor filed: no ACK */
+        }
     }
     if (j->in->bad_rc != 0) {
         j->status = SL_EPROTO;
@@ -404,7 +418,7 @@ static void batch_filtered(struct agg_job *j)
     if (live == 0 || p->stopping) {
         /* Everything dropped: nothing to deliver, the window can be ACKed. Stopping:
          * outputs no longer take batches, so this one must not be ACKed. */
-        j->status = p->stopping ? SL_ECLOSED : SL_OK;
+        j->status = p->stopping ? SL_ECLOSED : j->status;
         job_release(j);
         return;
     }
@@ -538,32 +552,91 @@ static bool claimed(const struct agg_pipeline *p, const char *key, size_t len)
  * is an object of just the claimed root members, parsed from their spans; the
  * text's member list goes to the slice's arena for the encoder.
  */
-static bool scan_event(struct agg_pipeline *p, struct task *t, struct sl_value *ev,
-                       struct agg_text *txt, const struct sl_json_limits *lim)
+static int scan_event(struct agg_pipeline *p, struct task *t, struct sl_value *ev,
+                      struct agg_text *txt, const struct sl_json_limits *lim)
 {
     struct sl_json_member ms[SL_JSON_SCAN_MEMBERS];
     size_t n;
     if (!sl_json_scan(txt->raw.p, txt->raw.len, lim, "@metadata", ms, &n, &txt->doc)) {
-        return false;
+        return 0;
     }
     struct agg_member *am = n ? sl_arena_alloc_aligned(&t->arena, n * sizeof(*am),
                                                        _Alignof(struct agg_member)) : NULL;
     sl_value_set_object(ev);
+    size_t budget = lim->max_bytes;
     for (size_t k = 0; k < n; k++) {
         const char *key = txt->raw.p + ms[k].key_off;
         am[k] = (struct agg_member){.m = ms[k], .parsed = claimed(p, key, ms[k].key_len)};
         struct sl_value v = {0};
         if (am[k].parsed) {
-            /* Cannot fail: the scanner vouched for the whole text. */
-            (void)sl_json_parse_arena(txt->raw.p + ms[k].val_off, ms[k].val_len, &v,
-                                      &t->arena, NULL, NULL, 0);
+            /* The scanner vouched for the whole text: only the memory limit can
+             * stop this parse (the members share the event's allowance). */
+            struct sl_json_limits mlim = {.max_depth = lim->max_depth, .max_bytes = budget};
+            size_t before = t->arena.used;
+            if (sl_json_parse_arena(txt->raw.p + ms[k].val_off, ms[k].val_len, &v, &t->arena,
+                                    &mlim, NULL, 0) == SL_E2BIG) {
+                sl_value_clear(ev);
+                return SL_E2BIG;
+            }
+            size_t used = t->arena.used - before;
+            budget = budget > used ? budget - used : 1;
             am[k].snap = v;
             sl_value_move(sl_obj_put(ev, key, ms[k].key_len), &v);
         }
     }
     txt->members = am;
     txt->nmembers = n;
-    return true;
+    return 1;
+}
+
+/*
+ * An event whose tree would not fit in pipeline.max_event_memory (a small
+ * text can expand many times: "[0,0,...]" gives a 32-byte value per 2
+ * bytes). It never reaches the filters; every output files its text in its
+ * dead-letter path (as a JSON string: the text was not parsed to the end, so
+ * nothing vouches that it is JSON), or drops and counts it, and the rest of
+ * its window goes on. A failed dead-letter write fails the window (no ACK).
+ */
+static void too_large(struct agg_pipeline *p, struct task *t, struct sl_bytes raw)
+{
+    sl_counter_inc(p->m_too_large);
+    /* One line a second at most: the counter has the exact figure. */
+    uint64_t now = sl_now_ms(), last = atomic_load(&p->too_large_logged_ms);
+    if (now - last >= 1000 &&
+        atomic_compare_exchange_strong(&p->too_large_logged_ms, &last, now)) {
+        sl_warn("an event of %zu bytes would take more than %zu bytes parsed "
+                "(pipeline.max_event_memory); dead-lettered, not filtered", raw.len,
+                raw.len + p->max_event_memory);
+    }
+    struct sl_buf txt;
+    sl_buf_init(&txt, 0);
+    (void)sl_json_put_str(&txt, raw.p, raw.len);  /* the buffer has no maximum */
+    char extra[160];
+    snprintf(extra, sizeof(extra), "\"reason\":\"event_too_large\",\"bytes\":%zu,"
+             "\"max_event_memory\":%zu", raw.len, p->max_event_memory);
+    for (size_t i = 0; i < p->noutputs; i++) {
+        int rc = agg_instance_dead_letter(p->outputs[i], txt.data, txt.len, extra);
+        if (rc < 0 && t->dlq_rc == 0) {
+            t->dlq_rc = rc;
+        }
+    }
+    sl_buf_free(&txt);
+}
+
+/*
+ * What the trees of a slice may take in all: twice its texts (a Beats event
+ * takes about that) plus one pipeline.max_event_memory. Each event gets its
+ * own text's length plus max_event_memory, within what the slice has left, so
+ * a window of texts that each expand a little cannot add up to many times the
+ * window either.
+ */
+static size_t slice_allowance(const struct agg_pipeline *p, const struct sl_value *evs, size_t n)
+{
+    size_t text = 0;
+    for (size_t i = 0; i < n; i++) {
+        text += evs[i].u.s.len;
+    }
+    return p->max_event_memory + 2 * text;
 }
 
 /*
@@ -575,16 +648,32 @@ static bool parse_slice(struct agg_pipeline *p, struct agg_job *j, struct task *
                         struct agg_text *info)
 {
     struct sl_value *evs = j->batch->events + t->off;
-    struct sl_json_limits lim = {.max_depth = j->in->max_depth};
+    size_t left = slice_allowance(p, evs, t->n);
     for (size_t i = 0; i < t->n; i++) {
         struct sl_value *ev = &evs[i];
         info[i].raw = (struct sl_bytes){ev->u.s.ptr, ev->u.s.len};
         *ev = (struct sl_value){0};  /* the text is the submitter's memory */
-        if (p->partial && scan_event(p, t, ev, &info[i], &lim)) {
+        /* Strings take about their text's length: only structure is capped. */
+        struct sl_json_limits lim = {
+            .max_depth = j->in->max_depth,
+            .max_bytes = SL_MAX(SL_MIN(info[i].raw.len + p->max_event_memory, left), 1)};
+        size_t before = t->arena.used;
+        int rc = p->partial ? scan_event(p, t, ev, &info[i], &lim) : 0;
+        if (rc == 0) {
+            rc = sl_json_parse_doc(info[i].raw.p, info[i].raw.len, ev, &t->arena, &lim,
+                                   "@metadata", &info[i].doc, t->bad_why, sizeof(t->bad_why));
+        }
+        size_t used = t->arena.used - before;
+        left = left > used ? left - used : 0;
+        if (rc == 1) {
             continue;
         }
-        int rc = sl_json_parse_doc(info[i].raw.p, info[i].raw.len, ev, &t->arena, &lim,
-                                   "@metadata", &info[i].doc, t->bad_why, sizeof(t->bad_why));
+        if (rc == SL_E2BIG) {
+            /* Left null: skipped by the filters, routing and encoding, like a drop. */
+            info[i].doc = (struct sl_json_doc){0};
+            too_large(p, t, info[i].raw);
+            continue;
+        }
         if (rc == 0 && ev->type != SL_V_OBJECT) {
             sl_value_clear(ev);
             snprintf(t->bad_why, sizeof(t->bad_why), "not a JSON object");

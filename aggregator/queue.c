@@ -65,6 +65,7 @@ struct agg_queue {
     bool quit;
     uint64_t max_bytes, sync_writes, sync_interval_ms;
     unsigned max_depth;
+    size_t max_event_memory;             /* pipeline.max_event_memory */
     struct sl_async *async;
     size_t pushed;                       /* loop: windows not yet answered */
 
@@ -111,11 +112,17 @@ static bool check_texts(struct agg_queue *q, struct agg_input *in)
             continue;
         }
         struct sl_value v = {0};
+        lim.max_bytes = ev->u.s.len + q->max_event_memory;
         int rc = sl_json_parse_arena(ev->u.s.ptr, ev->u.s.len, &v, &q->arena, &lim, in->bad_why,
                                      sizeof(in->bad_why));
         bool object = rc == 0 && v.type == SL_V_OBJECT;
         sl_value_clear(&v);
         sl_arena_reset(&q->arena);
+        if (rc == SL_E2BIG) {
+            /* Not the client's fault as far as read: kept, and dead-lettered by
+             * the pipeline's parse, which stops at the same limit. */
+            continue;
+        }
         if (!object) {
             if (rc == 0) {
                 snprintf(in->bad_why, sizeof(in->bad_why), "not a JSON object");
@@ -523,6 +530,7 @@ void agg_queue_apply(struct agg_queue *q, const struct agg_conf *conf)
     q->sync_writes = conf->queue_checkpoint_writes;
     q->sync_interval_ms = conf->queue_checkpoint_interval_ms;
     q->max_depth = (unsigned)conf->max_json_depth;
+    q->max_event_memory = (size_t)(conf->max_event_memory ? conf->max_event_memory : 16u << 20);
     pthread_cond_signal(&q->cv);
     pthread_mutex_unlock(&q->mu);
     /* Four read batches in the pipeline keep the outputs busy; more only costs memory. */

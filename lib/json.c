@@ -437,6 +437,8 @@ int sl_json_write_pretty(struct sl_buf *b, const struct sl_value *v)
 struct parser {
     const unsigned char *start, *p, *end;
     unsigned max_depth;
+    size_t max_bytes;       /* limits->max_bytes; SIZE_MAX: none */
+    size_t bytes;           /* what the tree takes so far (max_bytes' count) */
     char *err;
     size_t errlen;
     struct sl_buf scratch;  /* decoded strings that are not a plain slice of the input */
@@ -463,6 +465,16 @@ static int fail_at(struct parser *ps, const unsigned char *at, int rc, const cha
         snprintf(ps->err, ps->errlen, "%s at offset %zu", why, (size_t)(at - ps->start));
     }
     return rc;
+}
+
+/* Counts n more bytes of tree; SL_E2BIG once over limits->max_bytes. */
+static inline int charge(struct parser *ps, size_t n)
+{
+    if (n > ps->max_bytes - ps->bytes) {
+        return fail_at(ps, ps->p, SL_E2BIG, "parsed event over its memory limit");
+    }
+    ps->bytes += n;
+    return 0;
 }
 
 static inline void skip_ws(struct parser *ps)
@@ -938,6 +950,9 @@ static int parse_object(struct parser *ps, struct sl_value *v, unsigned depth)
         bool cut = depth == 1 && ps->cut_key && klen == ps->cut_klen &&
                    memcmp(k, ps->cut_key, klen) == 0;
         bool first = ps->mtop == base;
+        if ((rc = charge(ps, sizeof(struct sl_member) + klen + 1)) != 0) {
+            goto fail;
+        }
         vec_start(ps, &vec, 8, sizeof(struct sl_member));
         size_t at = object_slot(ps, base, &ix, k, klen);
         if (at == SIZE_MAX) {
@@ -1010,7 +1025,9 @@ static int parse_array(struct parser *ps, struct sl_value *v, unsigned depth)
     for (;;) {
         struct sl_value item = {0};
         vec_start(ps, &vec, 4, sizeof(struct sl_value));
-        if ((rc = parse_value(ps, &item, depth)) != 0) {
+        if ((rc = parse_value(ps, &item, depth)) != 0 ||
+            (rc = charge(ps, sizeof(struct sl_value))) != 0) {
+            sl_value_clear(&item);
             goto fail;
         }
         if (ps->vtop == ps->vcap) {
@@ -1072,7 +1089,7 @@ static int parse_value(struct parser *ps, struct sl_value *v, unsigned depth)
     case '"': {
         const char *s;
         size_t n;
-        if ((rc = parse_string(ps, &s, &n)) != 0) {
+        if ((rc = parse_string(ps, &s, &n)) != 0 || (rc = charge(ps, n + 1)) != 0) {
             return rc;
         }
         v->u.s.ptr = tree_str(ps, s, n, &v->flags);
@@ -1121,6 +1138,8 @@ static int parse_document(const char *p, size_t len, struct sl_value *out,
     ps.start = ps.p = (const unsigned char *)p;
     ps.end = ps.start + len;
     ps.max_depth = limits && limits->max_depth ? limits->max_depth : DEFAULT_MAX_DEPTH;
+    ps.max_bytes = limits && limits->max_bytes ? limits->max_bytes : SIZE_MAX;
+    ps.bytes = 0;
     ps.err = err;
     ps.errlen = errlen;
     sl_buf_init(&ps.scratch, 0);  /* bounded by the input: at most 3 bytes per input byte */

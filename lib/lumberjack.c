@@ -128,7 +128,7 @@ struct sl_lj_decoder *sl_lj_decoder_new(const struct sl_lj_limits *limits)
     sl_buf_init(&d->cbuf, d->lim.max_frame);
     sl_buf_init(&d->infl, (size_t)d->lim.max_inflated + 1);
     /* A D payload byte escapes to at most 6 JSON bytes (\u00XX). */
-    sl_buf_init(&d->json, (size_t)d->lim.max_frame * 6 + 16);
+    sl_buf_init(&d->json, (size_t)d->lim.max_frame + 16);  /* step_d checks before it grows */
     d->st = ST_HEAD;
     return d;
 }
@@ -327,9 +327,33 @@ static int put_json_str(struct sl_buf *b, const unsigned char *s, size_t n)
     return rc;
 }
 
+/* Exact size of put_json_str's output for s[0..n), quotes included. */
+static uint64_t json_str_size(const unsigned char *s, size_t n)
+{
+    uint64_t size = 2;
+    for (size_t i = 0; i < n;) {
+        unsigned char c = s[i];
+        if (c >= 0x20 && c < 0x80) {
+            size += (c == '"' || c == '\\') ? 2 : 1;
+            i++;
+        } else if (c >= 0x80) {
+            size_t k = utf8_seq(s + i, n - i);
+            size += k ? k : 3;
+            i += k ? k : 1;
+        } else {
+            size += (c == '\n' || c == '\r' || c == '\t' || c == '\b' || c == '\f') ? 2 : 6;
+            i++;
+        }
+    }
+    return size;
+}
+
 /*
  * One step inside a D frame: converts the next key or value if all of it is
- * at p[0..avail). Fills f when the last value completes the object.
+ * at p[0..avail). Fills f when the last value completes the object. The
+ * object is held to max_frame, as a J frame's text is, and each piece is
+ * measured before it is converted: escaping can make a byte six (a 60 MB
+ * value of control bytes would be 360 MB of JSON).
  */
 static int step_d(struct sl_lj_decoder *d, const unsigned char *p, size_t avail, size_t *used,
                   struct sl_lj_frame *f)
@@ -347,6 +371,12 @@ static int step_d(struct sl_lj_decoder *d, const unsigned char *p, size_t avail,
     }
     d->d_budget -= 4 + (uint64_t)len;
     bool key = d->st == ST_D_KEY;
+    /* The piece, its ',' or ':', and the closing '}'. */
+    uint64_t grow = json_str_size(p + 4, len) + 2;
+    if (d->json.len + grow > d->lim.max_frame) {
+        return fail(d, SL_ELIMIT, "v1 data frame as JSON exceeds max_frame (%u) at a %s of %u "
+                    "bytes", d->lim.max_frame, key ? "key" : "value", len);
+    }
     int rc = 0;
     if (key && d->json.len > 1) {
         rc = sl_buf_putc(&d->json, ',');

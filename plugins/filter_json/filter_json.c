@@ -59,6 +59,8 @@ static void merge_root(struct sl_value *event, struct sl_value *obj, bool *bad_t
     sl_obj_batch_end(&b);
 }
 
+#define PARSE_EXTRA ((size_t)16 << 20)  /* pipeline.max_event_memory's default */
+
 static enum sl_filter_result json_filter(void *inst, struct sl_value *event)
 {
     const struct filter_json *j = inst;
@@ -72,8 +74,12 @@ static enum sl_filter_result json_filter(void *inst, struct sl_value *event)
     }
     struct sl_value parsed = {0};
     char err[128];
+    /* A small text can expand many times ("[0,0,...]": 16 bytes of value per
+     * byte): over its length + PARSE_EXTRA the text is invalid for us, as the
+     * core's own parse refuses it (docs/operations.md, "Memory budget"). */
+    struct sl_json_limits lim = {.max_bytes = src->u.s.len + PARSE_EXTRA};
     /* src points into the event: parse before anything in the event changes. */
-    if (sl_json_parse(src->u.s.ptr, src->u.s.len, &parsed, NULL, err, sizeof(err)) != 0) {
+    if (sl_json_parse(src->u.s.ptr, src->u.s.len, &parsed, &lim, err, sizeof(err)) != 0) {
         return invalid;
     }
     if (j->target.nsegs) {

@@ -809,45 +809,110 @@ static void do_remove(struct call *c)
     }
 }
 
-/* Ruby's String#split(sep): " " splits on runs of whitespace and ignores it at
- * both ends; any other separator splits on each occurrence; trailing empty
- * strings are dropped either way. */
-static void split_str(struct sl_value *v, const char *sep)
+/*
+ * What one split may create, at most: its values and their bytes. A string
+ * of separators is cheap to send and each piece costs a whole value (a 10 MB
+ * line of "a," made 5 million), so a split over max(SPLIT_BUDGET_MIN,
+ * SPLIT_BUDGET_FACTOR x the string) fails the event (tagged, the string
+ * kept) instead of growing. The pieces are counted before any is made.
+ */
+#define SPLIT_BUDGET_MIN (16u << 20)
+#define SPLIT_BUDGET_FACTOR 4u
+
+/* The cost of one piece of len bytes. */
+static inline uint64_t piece_cost(size_t len)
 {
-    struct sl_value arr = {0};
-    const char *s = v->u.s.ptr;
-    size_t n = v->u.s.len, slen = strlen(sep);
-    sl_value_set_array(&arr);
-    if (strcmp(sep, " ") == 0) {
-        size_t i = 0;
-        while (i < n) {
+    return sizeof(struct sl_value) + (uint64_t)len + 1;
+}
+
+/* The first sep[0..slen) in s[0..n), or NULL. memchr, not memmem: sanitizers
+ * check memmem's whole haystack per call, which makes a split quadratic. */
+static const char *find_sep(const char *s, size_t n, const char *sep, size_t slen)
+{
+    if (slen == 0) {
+        return NULL;
+    }
+    const char *end = s + n;
+    while ((size_t)(end - s) >= slen) {
+        const char *p = memchr(s, sep[0], (size_t)(end - s) - (slen - 1));
+        if (!p || memcmp(p + 1, sep + 1, slen - 1) == 0) {
+            return p;
+        }
+        s = p + 1;
+    }
+    return NULL;
+}
+
+/*
+ * Ruby's String#split(sep): " " splits on runs of whitespace and ignores it at
+ * both ends; any other separator splits on each occurrence; trailing empty
+ * strings are dropped either way. Walks the pieces of s[0..n): pushes the
+ * first `keep` to arr when arr is not NULL; returns how many are kept (up to
+ * the last non-empty one) and their cost in *cost.
+ */
+static size_t split_walk(const char *s, size_t n, const char *sep, size_t keep,
+                         struct sl_value *arr, uint64_t *cost)
+{
+    size_t slen = strlen(sep), pieces = 0, kept = 0;
+    uint64_t spent = 0;
+    *cost = 0;
+    bool ws = strcmp(sep, " ") == 0;
+    size_t i = 0, st = 0;
+    while (pieces < keep) {
+        size_t e;
+        bool last;
+        if (ws) {
             while (i < n && is_ws(s[i])) {
                 i++;
             }
-            size_t st = i;
+            st = i;
             while (i < n && !is_ws(s[i])) {
                 i++;
             }
-            if (i > st) {
-                sl_value_set_str(sl_arr_push(&arr), s + st, i - st);
+            e = i;
+            last = i >= n;
+            if (e == st) {
+                break;  /* only whitespace was left */
             }
+        } else {
+            const char *hit = find_sep(s + st, n - st, sep, slen);
+            e = hit ? (size_t)(hit - s) : n;
+            last = !hit;
         }
-    } else {
-        size_t st = 0;
-        for (;;) {
-            const char *hit = slen <= n - st ? memmem(s + st, n - st, sep, slen) : NULL;
-            size_t e = hit ? (size_t)(hit - s) : n;
-            sl_value_set_str(sl_arr_push(&arr), s + st, e - st);
-            if (!hit) {
-                break;
-            }
+        pieces++;
+        spent += piece_cost(e - st);
+        if (arr) {
+            sl_value_set_str(sl_arr_push(arr), s + st, e - st);
+        }
+        if (e > st) {
+            kept = pieces;
+            *cost = spent;
+        }
+        if (last) {
+            break;
+        }
+        if (!ws) {
             st = e + slen;
         }
-        while (arr.u.a.len > 0 && arr.u.a.items[arr.u.a.len - 1].u.s.len == 0) {
-            sl_value_clear(&arr.u.a.items[--arr.u.a.len]);
-        }
     }
+    return kept;
+}
+
+/* Splits v in place; false when the split would pass its budget (v kept). */
+static bool split_str(struct sl_value *v, const char *sep)
+{
+    const char *s = v->u.s.ptr;
+    size_t n = v->u.s.len;
+    uint64_t cost;
+    size_t keep = split_walk(s, n, sep, SIZE_MAX, NULL, &cost);
+    if (cost > SL_MAX((uint64_t)SPLIT_BUDGET_MIN, (uint64_t)n * SPLIT_BUDGET_FACTOR)) {
+        return false;
+    }
+    struct sl_value arr = {0};
+    sl_value_set_array(&arr);
+    (void)split_walk(s, n, sep, keep, &arr, &cost);
     sl_value_move(v, &arr);
+    return true;
 }
 
 static void do_split(struct call *c)
@@ -855,8 +920,8 @@ static void do_split(struct call *c)
     const struct sl_strmap *sp = &c->m->split;
     for (size_t k = 0; k < sp->n; k++) {
         struct sl_value *v = sl_field_get(c->event, sp->keys[k]);
-        if (v && v->type == SL_V_STRING) {
-            split_str(v, sp->vals[k]);
+        if (v && v->type == SL_V_STRING && !split_str(v, sp->vals[k])) {
+            c->failed = true;
         }
     }
 }

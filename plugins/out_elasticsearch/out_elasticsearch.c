@@ -55,6 +55,11 @@
 
 #define PLUGIN_NAME "elasticsearch"
 #define REPLY_MAX ((size_t)64 << 20)       /* a _bulk reply larger than this is refused */
+/* A _bulk reply is refused while it arrives once it passes what its request can
+ * honestly need: an item's result with a long error reason is ~1-2 KiB. Parsing
+ * makes a reply a tree several times its size, so a 60 MB one was expensive. */
+#define REPLY_PER_ITEM ((size_t)8 << 10)
+#define REPLY_FLOOR ((size_t)1 << 20)
 #define MAX_ITEMS_PER_REQUEST 20000        /* keeps replies well under REPLY_MAX */
 #define TEMPLATE_FILE_MAX ((size_t)1 << 20)
 #define PEM_FILE_MAX ((size_t)4 << 20)
@@ -118,6 +123,8 @@ struct slot {
     struct sl_buf body;        /* the NDJSON */
     struct sl_buf gz;          /* body gzipped, when compression is on */
     struct sl_buf reply;       /* capped at REPLY_MAX */
+    size_t reply_cap;          /* BULK: this request's reply may take this much */
+    bool reply_over;           /* on_reply refused bytes past reply_cap */
     size_t host;
     double start;
     char errbuf[CURL_ERROR_SIZE];
@@ -167,6 +174,7 @@ struct out_es {
     bool tmpl_check;           /* first ask whether it exists (template_overwrite false) */
     struct curl_slist *headers, *headers_gz, *headers_json;
     struct sl_metric *m_req_seconds;
+    struct sl_metric *m_reply_too_large;
 
     /* Loop thread. */
     struct sl_async *async;
@@ -486,6 +494,10 @@ static size_t on_reply(char *p, size_t size, size_t n, void *arg)
     struct slot *s = arg;
     /* Returning less than given makes curl fail the transfer: the reply is
      * then handled as a failed request and its items retried. */
+    if (s->reply_cap && size * n > s->reply_cap - SL_MIN(s->reply.len, s->reply_cap)) {
+        s->reply_over = true;
+        return 0;
+    }
     return sl_buf_append(&s->reply, p, size * n) == 0 ? size * n : 0;
 }
 
@@ -616,6 +628,8 @@ static void start_bulk(struct out_es *o, struct slot *s, size_t host)
         }
     }
     sl_buf_reset(&s->reply);
+    s->reply_cap = SL_MIN(REPLY_MAX, REPLY_FLOOR + s->nrefs * REPLY_PER_ITEM);
+    s->reply_over = false;
     s->errbuf[0] = '\0';
     s->host = host;
     s->kind = SLOT_BULK;
@@ -636,6 +650,8 @@ static void start_template(struct out_es *o, size_t host)
     sl_buf_printf(&url, "%s/_index_template/%s", o->hosts[host].base, name ? name : "");
     curl_free(name);
     sl_buf_reset(&s->reply);
+    s->reply_cap = 0;  /* REPLY_MAX, the buffer's own */
+    s->reply_over = false;
     s->errbuf[0] = '\0';
     s->host = host;
     s->kind = SLOT_TEMPLATE;
@@ -738,6 +754,16 @@ static void finish_bulk(struct out_es *o, struct slot *s, CURLcode code, long ht
     sl_hist_observe(o->m_req_seconds, now_seconds() - s->start);
     count_status(o, code == CURLE_OK ? http : 0);
     s->kind = SLOT_IDLE;
+    if (s->reply_over) {
+        /* The server is up and answered: like a truncated reply, not a dead host. */
+        sl_counter_inc(o->m_reply_too_large);
+        sl_warn("%s: _bulk reply from %s passed %zu bytes (%zu event(s) x %zu + %zu) and was "
+                "not read further; %zu event(s) will be retried", o->id, h->base, s->reply_cap,
+                s->nrefs, REPLY_PER_ITEM, REPLY_FLOOR, s->nrefs);
+        requeue_all(o, s);
+        pause_sending(o, now);
+        goto out;
+    }
     if (code != CURLE_OK) {
         /* No answer: the host is skipped for a while; others may take the items now. */
         h->dead_until = now + sl_backoff_next(&h->down);
@@ -1492,6 +1518,10 @@ static int open_sender(struct out_es *o)
                                                 (const char *[]){"output", ctx->label, NULL},
                                                 sl_metrics_latency_buckets,
                                                 sl_metrics_latency_nbuckets);
+        o->m_reply_too_large = sl_metrics_counter(
+            ctx->metrics, "sluice_aggregator_es_bulk_replies_too_large_total",
+            "_bulk replies refused while arriving: larger than their request can need "
+            "(the request is retried).", (const char *[]){"output", ctx->label, NULL});
     }
     o->async = sl_async_new(ctx->loop, on_complete, o);
     o->start_timer = sl_loop_timer(ctx->loop, 0, false, on_start, o);

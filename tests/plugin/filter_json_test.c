@@ -169,6 +169,29 @@ TEST(test_depth_limit)
     sl_cfg_free(&cfg);
 }
 
+/* A text that would expand past its length + 16 MiB fails as invalid: 2 MiB
+ * of "0," is a million items, 32 MiB of values. */
+TEST(test_memory_limit)
+{
+    struct sl_cfg cfg;
+    void *j = load(&cfg, "json: {target: t}\n");
+    CHECK(j != NULL);
+    size_t items = 1u << 20, n = 0;
+    char *in = malloc(2 * items + 64), *out = malloc(2 * items + 128);
+    n += (size_t)sprintf(in, "{\"message\":\"[");
+    for (size_t i = 0; i < items; i++) {
+        in[n++] = '0';
+        in[n++] = i + 1 < items ? ',' : ']';
+    }
+    strcpy(in + n, "\"}");
+    sprintf(out, "%.*s,\"tags\":[\"_jsonparsefailure\"]}", (int)strlen(in) - 1, in);
+    EXPECT_RC(j, in, out, SL_FILTER_FAIL);
+    free(in);
+    free(out);
+    unload(j);
+    sl_cfg_free(&cfg);
+}
+
 TEST(test_skip_on_invalid_json)
 {
     struct sl_cfg cfg;
@@ -307,6 +330,7 @@ int main(void)
     RUN(test_target);
     RUN(test_failures);
     RUN(test_depth_limit);
+    RUN(test_memory_limit);
     RUN(test_skip_on_invalid_json);
     RUN(test_when_is_accepted);
     RUN(test_config_errors);

@@ -197,6 +197,39 @@ TEST(test_split_join)
     }
 }
 
+/* A split is counted before it is made: a string of separators becomes [], a
+ * string of tiny pieces over the budget fails the event and stays a string. */
+TEST(test_split_budget)
+{
+    size_t n = 4u << 20;
+    char *in = malloc(n + 16), *commas = malloc(n + 16), *out = malloc(n + 64);
+    strcpy(in, "{\"a\":\"");
+    strcpy(commas, "{\"a\":\"");
+    size_t h = strlen(in);
+    for (size_t i = 0; i < n; i++) {
+        in[h + i] = (i % 2) ? ',' : 'a';
+        commas[h + i] = ',';
+    }
+    strcpy(in + h + n, "\"}");
+    strcpy(commas + h + n, "\"}");
+    WITH("mutate:\n  split: {a: \",\"}\n") {
+        /* 2 Mi pieces of one byte: ~70 MB of values for 4 MB of text. */
+        snprintf(out, n + 64, "%.*s,\"tags\":[\"_mutate_error\"]}", (int)(h + n + 1), in);
+        EXPECT_RC(w.k, in, out, SL_FILTER_FAIL);
+        EXPECT(w.k, commas, "{\"a\":[]}");
+        /* Under the budget: as before. */
+        in[h + 64] = '\0';
+        snprintf(out, n, "%s\"}", in);
+        EXPECT(w.k, out, "{\"a\":[\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\","
+                         "\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\","
+                         "\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\","
+                         "\"a\"]}");
+    }
+    free(in);
+    free(commas);
+    free(out);
+}
+
 TEST(test_add_fields)
 {
     WITH("mutate:\n  add_fields:\n    greeting: \"hello %{[user][name]}\"\n"
@@ -417,6 +450,7 @@ int main(void)
     RUN(test_remove_fields);
     RUN(test_logstash_option_names);
     RUN(test_split_join);
+    RUN(test_split_budget);
     RUN(test_add_fields);
     RUN(test_tags);
     RUN(test_order);

@@ -21,6 +21,7 @@ enum {
     SL_EAGAIN = -5,   /* not enough data yet; call again with more */
     SL_ECLOSED = -6,  /* the peer or resource is gone */
     SL_ENOENT = -7,   /* no such thing */
+    SL_E2BIG = -8,    /* well-formed as far as read, but over a memory budget */
 };
 
 #define SL_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))

@@ -17,11 +17,17 @@
 
 struct sl_json_limits {
     unsigned max_depth;   /* nesting of arrays/objects; 0 -> 64 */
+    /* Bytes the tree may take (values, members, keys and strings, counted as
+     * they are created; 0: no limit). Small texts can expand a lot - each
+     * 2-byte array item "0," becomes a whole value - so outside input gets
+     * one. Over it the parse stops with SL_E2BIG. While parsing, the parser's
+     * own stack holds what it counted once more, so the peak is about twice it. */
+    size_t max_bytes;
 };
 
 /*
  * Parses exactly one JSON value from p[0..len) (surrounding whitespace allowed).
- * On error returns SL_EINVAL (or SL_ELIMIT for depth) and writes a short reason
+ * On error returns SL_EINVAL (SL_ELIMIT for depth, SL_E2BIG for max_bytes) and writes a short reason
  * with the byte offset into err. out is cleared first and left null on error.
  * Invalid UTF-8 inside strings is replaced by U+FFFD rather than rejected.
  */

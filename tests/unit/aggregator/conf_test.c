@@ -52,6 +52,8 @@ TEST(defaults)
     CHECK(c.workers >= 1);
     CHECK_INT(c.batch_size, 512);
     CHECK_INT(c.max_pending_events, c.batch_size * c.workers * 4);
+    CHECK_INT(c.max_pending_bytes, 128ll << 20);  /* sized for a 1 GiB limit (operations.md) */
+    CHECK_INT(c.max_event_memory, 16ll << 20);
     CHECK_INT(c.nfilters, 0);
     CHECK_INT(c.ecs, SL_ECS_V8);  /* as Logstash 8 */
     CHECK_INT(c.noutputs, 1);
@@ -82,6 +84,7 @@ TEST(every_key_read)
         "  client_metrics_max: 0\n"
         "  client_metrics_forget_after: 10m\n"
         "pipeline: {workers: 3, batch_size: 10, max_pending_events: 77, filters: [],\n"
+        "           max_pending_bytes: 32mb, max_event_memory: 1mb,\n"
         "           ecs_compatibility: disabled}\n"
         "outputs:\n"
         "  - file: {path: /tmp/x.ndjson, metadata: false, fsync: true, max_open_files: 2}\n"
@@ -103,6 +106,8 @@ TEST(every_key_read)
     CHECK_INT(c.workers, 3);
     CHECK_INT(c.batch_size, 10);
     CHECK_INT(c.max_pending_events, 77);
+    CHECK_INT(c.max_pending_bytes, 32ll << 20);
+    CHECK_INT(c.max_event_memory, 1ll << 20);
     CHECK_INT(c.ecs, SL_ECS_DISABLED);
     CHECK_INT(c.noutputs, 2);
     CHECK_STR(c.outputs[1].id, "outputs[1] (stdout)");

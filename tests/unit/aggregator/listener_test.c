@@ -369,6 +369,39 @@ TEST(global_pending_events_limit)
     world_stop(&w);
 }
 
+/* pipeline.max_pending_bytes: a connection is not read while the bytes read and
+ * not yet ACKed are at the budget - unless nothing is in the pipeline, when the
+ * one holding the most goes on (one piece over), so a budget smaller than a
+ * window still makes progress. Every byte is given back once ACKed. */
+TEST(global_pending_bytes_limit)
+{
+    struct world w = {0};
+    world_start(&w, "");
+    w.conf.max_pending_bytes = 20;  /* less than one window of two 15-byte events */
+    agg_listener_apply(w.listener, &w.conf);
+    CHECK(metric(&w, "sluice_aggregator_max_pending_bytes") == 20);
+    int a = client(&w);
+    int b = client(&w);
+    send_window(a, 2);
+    want_held = 1;
+    CHECK(run_until(&w, have_held, 2000));  /* over the budget, but alone: it goes on */
+    CHECK(metric(&w, "sluice_aggregator_pending_bytes") == 30);
+    send_window(b, 2);
+    run_until(&w, NULL, 80);
+    CHECK_INT(nheld, 1);  /* a's window holds the budget: b is not read */
+    CHECK(metric(&w, "sluice_aggregator_pending_bytes_full_total") >= 1);
+    answer(0, SL_OK);
+    want_held = 2;
+    CHECK(run_until(&w, have_held, 2000));
+    answer(1, SL_OK);
+    CHECK_STR(acks(&w, a), "2A2 ");
+    CHECK_STR(acks(&w, b), "2A2 ");
+    CHECK(metric(&w, "sluice_aggregator_pending_bytes") == 0);
+    close(a);
+    close(b);
+    world_stop(&w);
+}
+
 static bool filtered_one(void)
 {
     return atomic_load(&filtered_count) >= 1;
@@ -504,6 +537,7 @@ int main(void)
     RUN(failed_delivery_closes_without_ack);
     RUN(keepalive_ack_zero_while_pending);
     RUN(global_pending_events_limit);
+    RUN(global_pending_bytes_limit);
     RUN(workers_keep_each_connections_window_order);
     RUN(big_window_filtered_in_slices_and_delivered_whole);
     RUN(exit_while_workers_filter);

@@ -34,7 +34,7 @@ static int parse_n(const char *s, size_t n, struct sl_value *v, unsigned depth, 
 {
     char *copy = malloc(n ? n : 1);
     memcpy(copy, s, n);
-    struct sl_json_limits lim = {depth};
+    struct sl_json_limits lim = {.max_depth = depth};
     int rc = sl_json_parse(copy, n, v, &lim, err, errlen);
     free(copy);
     return rc;
@@ -885,7 +885,7 @@ static int both(const char *s, size_t n, unsigned depth)
 {
     struct sl_value h = {0}, a = {0};
     char eh[128], ea[128];
-    struct sl_json_limits lim = {depth};
+    struct sl_json_limits lim = {.max_depth = depth};
     char *copy = malloc(n ? n : 1);
     memcpy(copy, s, n);
     int rh = sl_json_parse(copy, n, &h, &lim, eh, sizeof(eh));
@@ -1264,6 +1264,47 @@ TEST(test_doc_copy_means_the_tree)
     sl_buf_free(&b);
 }
 
+/* max_bytes counts the tree as it is made: an array of tiny items fails with
+ * SL_E2BIG long before it is all read, in either mode; strings cost their
+ * length; a tree under the limit is the same as without one. */
+TEST(test_max_bytes)
+{
+    size_t items = 512u << 10;  /* [0,0,...]: 1 MiB of text, 16 MiB of values */
+    size_t n = 2 * items + 1;
+    char *txt = malloc(n);
+    txt[0] = '[';
+    for (size_t i = 0; i < items; i++) {
+        txt[1 + 2 * i] = '0';
+        txt[2 + 2 * i] = i + 1 < items ? ',' : ']';
+    }
+    struct sl_json_limits lim = {.max_bytes = 64u << 10};
+    struct sl_value v = {0};
+    char err[128];
+    CHECK_INT(sl_json_parse(txt, n, &v, &lim, err, sizeof(err)), SL_E2BIG);
+    CHECK(strstr(err, "memory limit") != NULL);
+    CHECK(v.type == SL_V_NULL);
+    struct sl_arena a;
+    sl_arena_init(&a, 0);
+    CHECK_INT(sl_json_parse_arena(txt, n, &v, &a, &lim, err, sizeof(err)), SL_E2BIG);
+    CHECK(a.used < (256u << 10));  /* stopped near the limit, not at 16 MiB */
+    sl_arena_free(&a);
+    lim.max_bytes = 0;  /* none */
+    CHECK_INT(sl_json_parse(txt, n, &v, &lim, err, sizeof(err)), 0);
+    CHECK_INT(v.u.a.len, items);
+    sl_value_clear(&v);
+    free(txt);
+
+    const char *obj = "{\"k\":\"0123456789\",\"n\":[1,2]}";
+    /* 2 members (key + 1 each), 11 bytes of string, 2 items. */
+    size_t need = 2 * sizeof(struct sl_member) + 4 + 11 + 2 * sizeof(struct sl_value);
+    lim.max_bytes = need;
+    CHECK_INT(sl_json_parse(obj, strlen(obj), &v, &lim, err, sizeof(err)), 0);
+    CHECK_STR(write_v(&v, NULL), obj);
+    sl_value_clear(&v);
+    lim.max_bytes = need - 1;
+    CHECK_INT(sl_json_parse(obj, strlen(obj), &v, &lim, err, sizeof(err)), SL_E2BIG);
+}
+
 int main(void)
 {
     sl_buf_init(&g_out, 0);
@@ -1293,6 +1334,7 @@ int main(void)
     RUN(test_arena_parse_randomized);
     RUN(test_doc_verbatim_and_cut);
     RUN(test_doc_copy_means_the_tree);
+    RUN(test_max_bytes);
     sl_arena_free(&g_arena);
     sl_buf_free(&g_out);
     return TEST_SUMMARY();
