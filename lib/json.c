@@ -245,7 +245,8 @@ static char *escape_into(char *o, const unsigned char *s, size_t len)
     return o;
 }
 
-int sl_json_put_str(struct sl_buf *b, const char *s, size_t len)
+/* The quoted, escaped form of any s at b's end: sl_json_put_str's general case. */
+static int put_str_any(struct sl_buf *b, const char *s, size_t len)
 {
     const unsigned char *u = (const unsigned char *)s;
     size_t need;
@@ -267,6 +268,33 @@ int sl_json_put_str(struct sl_buf *b, const char *s, size_t len)
     char *end = escape_into(b->data + b->len, u, len);
     b->len = (size_t)(end - b->data);
     return 0;
+}
+
+/*
+ * Most strings a writer meets (keys, short values) are short and plain: when
+ * the buffer already has room for them as they are, they go in with one copy
+ * and no worst-case reservation. Any other (a byte to escape, no room) is
+ * written again from the start by put_str_any; b->len moves only on success.
+ */
+static inline int put_str(struct sl_buf *b, const char *s, size_t len)
+{
+    if (s && len <= 64 && b->cap > b->len && len + 2 <= b->max - b->len &&
+        len + 2 < b->cap - b->len) {
+        const unsigned char *u = (const unsigned char *)s;
+        char *o = b->data + b->len;
+        *o++ = '"';
+        if (sl_json_copy_plain(&o, u, u + len) == u + len) {
+            *o++ = '"';
+            b->len = (size_t)(o - b->data);
+            return 0;
+        }
+    }
+    return put_str_any(b, s, len);
+}
+
+int sl_json_put_str(struct sl_buf *b, const char *s, size_t len)
+{
+    return put_str(b, s, len);
 }
 
 /* ---- writer ---- */
@@ -337,7 +365,7 @@ static int write_value(struct sl_buf *b, const struct sl_value *v, const char *s
     case SL_V_DOUBLE:
         return put_double(b, v->u.d);
     case SL_V_STRING:
-        return sl_json_put_str(b, v->u.s.ptr, v->u.s.len);
+        return put_str(b, v->u.s.ptr, v->u.s.len);
     case SL_V_ARRAY:
         if ((rc = sl_buf_putc(b, '[')) != 0) {
             return rc;
@@ -365,7 +393,7 @@ static int write_value(struct sl_buf *b, const struct sl_value *v, const char *s
                 return rc;
             }
             first = false;
-            if ((rc = sl_json_put_str(b, m->key, m->klen)) != 0 ||
+            if ((rc = put_str(b, m->key, m->klen)) != 0 ||
                 (rc = sl_buf_putc(b, ':')) != 0 ||
                 (rc = write_value(b, &m->v, NULL, 0)) != 0) {
                 return rc;
@@ -1220,25 +1248,37 @@ int sl_json_put_doc(struct sl_buf *b, const char *p, size_t len, const struct sl
 
 /* ---- the scanner: validation without a tree ---- */
 
+/*
+ * The scanner passes the read position by value and returns where it got to
+ * (NULL: not something it vouches for), so that the position stays in a
+ * register across the hot loop instead of going through memory per token.
+ */
+
 /* Object keys of the open objects, for duplicate detection (spans into the text). */
 #define SCAN_KEYS 256u
 #define SCAN_KEYS_PER_OBJECT SL_JSON_SCAN_MEMBERS
 
-/* A key seen in an open object: where, and its first bytes to compare cheaply. */
+/* A key seen in an open object: where it is in the text. */
 struct span {
     size_t off, len;
-    uint64_t head;
 };
 
-static inline uint64_t key_head(const unsigned char *k, size_t n)
+/*
+ * One bit of a 64-bit filter per key, from its length and its first and last
+ * bytes: an object's earlier keys are compared only when a new key's bit was
+ * already set, so most keys of a typical object take no compare at all (and a
+ * hostile one costs what comparing every pair did: at most
+ * SCAN_KEYS_PER_OBJECT keys an object). k is inside its quotes, so for the
+ * empty key k[0] and k[-1] are those quotes: no branch.
+ */
+static inline uint64_t key_bit(const unsigned char *k, size_t n)
 {
-    uint64_t h = 0;
-    memcpy(&h, k, n < 8 ? n : 8);
-    return h;
+    unsigned h = (unsigned)k[0] * 31u + (unsigned)k[(ptrdiff_t)n - 1] * 7u + (unsigned)n;
+    return 1ull << ((h ^ (h >> 6)) & 63u);
 }
 
 struct scanner {
-    const unsigned char *start, *p, *end;
+    const unsigned char *start, *end;
     unsigned max_depth;
     const char *cut_key;
     size_t cut_klen;
@@ -1249,73 +1289,83 @@ struct scanner {
     size_t nkeys;
 };
 
-static bool scan_value(struct scanner *sc, unsigned depth);
+static const unsigned char *scan_value(struct scanner *sc, const unsigned char *p,
+                                       unsigned depth);
 
 /*
- * A string at sc->p (its quote): valid UTF-8, no control byte, escapes well
- * formed and never a lone surrogate. Keys (is_key) take no escape at all, so
- * that equal keys are equal bytes. false: not something the scanner vouches for.
+ * The rest of a string from s, a byte that scan_plain stopped at (or end):
+ * valid UTF-8, no control byte, escapes well formed and never a lone
+ * surrogate. Keys (is_key) take no escape at all, so that equal keys are
+ * equal bytes. Returns the byte after the closing quote, or NULL.
  */
-static bool scan_string(struct scanner *sc, bool is_key)
+static const unsigned char *scan_string_rest(const unsigned char *s, const unsigned char *end,
+                                             bool is_key)
 {
-    const unsigned char *s = sc->p + 1, *end = sc->end;
     for (;;) {
-        s = scan_plain(s, end);
         if (s == end || *s < 0x20) {
-            return false;
+            return NULL;
         }
         if (*s == '"') {
-            sc->p = s + 1;
-            return true;
+            return s + 1;
         }
         if (*s >= 0x80) {
             bool ok;
             s += utf8_seq(s, (size_t)(end - s), &ok);
             if (!ok) {
-                return false;
+                return NULL;
             }
-            continue;
-        }
-        if (is_key || end - s < 2) {  /* a backslash */
-            return false;
-        }
-        unsigned cp, lo;
-        switch (s[1]) {
-        case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
-            s += 2;
-            continue;
-        case 'u':
-            if (end - s < 6 || hex4(s + 2, &cp) != 0) {
-                return false;
-            }
-            s += 6;
-            if (cp >= 0xDC00 && cp <= 0xDFFF) {
-                return false;
-            }
-            if (cp >= 0xD800 && cp <= 0xDBFF) {
-                if (end - s < 6 || s[0] != '\\' || s[1] != 'u' || hex4(s + 2, &lo) != 0 ||
-                    lo < 0xDC00 || lo > 0xDFFF) {
-                    return false;
+        } else if (is_key || end - s < 2) {  /* a backslash */
+            return NULL;
+        } else {
+            unsigned cp, lo;
+            switch (s[1]) {
+            case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
+                s += 2;
+                break;
+            case 'u':
+                if (end - s < 6 || hex4(s + 2, &cp) != 0) {
+                    return NULL;
                 }
                 s += 6;
+                if (cp >= 0xDC00 && cp <= 0xDFFF) {
+                    return NULL;
+                }
+                if (cp >= 0xD800 && cp <= 0xDBFF) {
+                    if (end - s < 6 || s[0] != '\\' || s[1] != 'u' || hex4(s + 2, &lo) != 0 ||
+                        lo < 0xDC00 || lo > 0xDFFF) {
+                        return NULL;
+                    }
+                    s += 6;
+                }
+                break;
+            default:
+                return NULL;
             }
-            continue;
-        default:
-            return false;
         }
+        s = scan_plain(s, end);
     }
 }
 
-/* A number whose double is finite for sure: no exponent, at most 300 digits. */
-static bool scan_number(struct scanner *sc)
+/* A string at p (its quote): the common plain one is a single scan_plain. */
+static inline const unsigned char *scan_string(const unsigned char *p, const unsigned char *end,
+                                               bool is_key)
 {
-    const unsigned char *s = sc->p, *end = sc->end;
+    const unsigned char *s = scan_plain(p + 1, end);
+    if (s < end && *s == '"') {
+        return s + 1;
+    }
+    return scan_string_rest(s, end, is_key);
+}
+
+/* A number whose double is finite for sure: no exponent, at most 300 digits. */
+static const unsigned char *scan_number(const unsigned char *s, const unsigned char *end)
+{
     if (*s == '-') {
         s++;
     }
     const unsigned char *digits = s;
     if (s == end || !is_digit(*s) || (*s == '0' && s + 1 < end && is_digit(s[1]))) {
-        return false;
+        return NULL;
     }
     while (s < end && is_digit(*s)) {
         s++;
@@ -1323,133 +1373,153 @@ static bool scan_number(struct scanner *sc)
     if (s < end && *s == '.') {
         s++;
         if (s == end || !is_digit(*s)) {
-            return false;
+            return NULL;
         }
         while (s < end && is_digit(*s)) {
             s++;
         }
     }
     if ((s < end && (*s == 'e' || *s == 'E')) || s - digits > 300) {
-        return false;  /* may overflow to infinity: the parser decides */
+        return NULL;  /* may overflow to infinity: the parser decides */
     }
-    sc->p = s;
-    return true;
+    return s;
 }
 
-static bool scan_literal(struct scanner *sc, const char *word, size_t n)
+static inline const unsigned char *scan_literal(const unsigned char *p, const unsigned char *end,
+                                                const char *word, size_t n)
 {
-    if ((size_t)(sc->end - sc->p) < n || memcmp(sc->p, word, n) != 0) {
-        return false;
+    if ((size_t)(end - p) < n || memcmp(p, word, n) != 0) {
+        return NULL;
     }
-    sc->p += n;
-    return true;
+    return p + n;
 }
 
-
-static bool scan_object(struct scanner *sc, unsigned depth)
+/* Whether the key k[0..klen) was already seen in the object whose keys start
+ * at base; bloom holds the bits of those keys. */
+static bool scan_dup(const struct scanner *sc, size_t base, const unsigned char *k, size_t klen)
 {
+    for (size_t i = base; i < sc->nkeys; i++) {
+        if (sc->keys[i].len == klen && memcmp(sc->start + sc->keys[i].off, k, klen) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A root member that is the cut key: where it starts and stops, with one comma. */
+static void scan_cut(struct scanner *sc, const unsigned char *k, const unsigned char *stop,
+                     bool first)
+{
+    size_t off = (size_t)(k - sc->start), to = (size_t)(stop - sc->start);
+    if (!first) {
+        off--;
+    } else if (stop < sc->end && *stop == ',') {
+        to++;
+    }
+    sc->doc->cut_off = off;
+    sc->doc->cut_len = to - off;
+}
+
+static const unsigned char *scan_object(struct scanner *sc, const unsigned char *p,
+                                        unsigned depth)
+{
+    const unsigned char *end = sc->end;
     size_t base = sc->nkeys;
-    sc->p++;
-    if (sc->p < sc->end && *sc->p == '}') {
-        sc->p++;
-        return true;
+    /* Where this object's keys must stop: its own limit or that of all open ones. */
+    size_t full = SL_MIN(base + SCAN_KEYS_PER_OBJECT, (size_t)SCAN_KEYS);
+    uint64_t bloom = 0;
+    p++;
+    if (p < end && *p == '}') {
+        return p + 1;
     }
     for (;;) {
-        const unsigned char *k = sc->p;
-        if (k == sc->end || *k != '"' || !scan_string(sc, true)) {
-            return false;
+        const unsigned char *k = p;
+        if (k == end || *k != '"' || !(p = scan_string(k, end, true))) {
+            return NULL;
         }
-        size_t klen = (size_t)(sc->p - k) - 2;
-        uint64_t head = key_head(k + 1, klen);
-        for (size_t i = base; i < sc->nkeys; i++) {
-            if (sc->keys[i].head == head && sc->keys[i].len == klen &&
-                (klen <= 8 || memcmp(sc->start + sc->keys[i].off, k + 1, klen) == 0)) {
-                return false;  /* a duplicate: the parser keeps the last one */
-            }
+        size_t klen = (size_t)(p - k) - 2;
+        uint64_t bit = key_bit(k + 1, klen);
+        if ((bloom & bit) && scan_dup(sc, base, k + 1, klen)) {
+            return NULL;  /* a duplicate: the parser keeps the last one */
         }
-        if (sc->nkeys == SCAN_KEYS || sc->nkeys - base == SCAN_KEYS_PER_OBJECT) {
-            return false;
+        if (sc->nkeys == full) {
+            return NULL;
         }
-        sc->keys[sc->nkeys++] = (struct span){(size_t)(k + 1 - sc->start), klen, head};
-        if (sc->p == sc->end || *sc->p != ':') {
-            return false;
+        bloom |= bit;
+        sc->keys[sc->nkeys++] = (struct span){(size_t)(k + 1 - sc->start), klen};
+        if (p == end || *p != ':') {
+            return NULL;
         }
-        sc->p++;
-        const unsigned char *v = sc->p;
-        if (!scan_value(sc, depth)) {
-            return false;
+        const unsigned char *v = ++p;
+        /* Strings, most values, without the call. */
+        p = p < end && *p == '"' ? scan_string(p, end, false) : scan_value(sc, p, depth);
+        if (!p) {
+            return NULL;
         }
         if (depth == 1) {
             sc->members[sc->nmembers++] = (struct sl_json_member){
-                (size_t)(k + 1 - sc->start), klen, (size_t)(v - sc->start), (size_t)(sc->p - v)};
-            if (sc->cut_key && klen == sc->cut_klen && memcmp(k + 1, sc->cut_key, klen) == 0) {
-                bool first = sc->nkeys - base == 1;
-                size_t off = (size_t)(k - sc->start), stop = (size_t)(sc->p - sc->start);
-                if (!first) {
-                    off--;
-                } else if (sc->p < sc->end && *sc->p == ',') {
-                    stop++;
-                }
-                sc->doc->cut_off = off;
-                sc->doc->cut_len = stop - off;
+                (size_t)(k + 1 - sc->start), klen, (size_t)(v - sc->start), (size_t)(p - v)};
+            if (klen == sc->cut_klen && sc->cut_key && memcmp(k + 1, sc->cut_key, klen) == 0) {
+                scan_cut(sc, k, p, sc->nkeys - base == 1);
             }
         }
-        if (sc->p < sc->end && *sc->p == ',') {
-            sc->p++;
+        if (p < end && *p == ',') {
+            p++;
             continue;
         }
-        if (sc->p < sc->end && *sc->p == '}') {
-            sc->p++;
+        if (p < end && *p == '}') {
             sc->nkeys = base;
-            return true;
+            return p + 1;
         }
-        return false;
+        return NULL;
     }
 }
 
-static bool scan_array(struct scanner *sc, unsigned depth)
+static const unsigned char *scan_array(struct scanner *sc, const unsigned char *p,
+                                       unsigned depth)
 {
-    sc->p++;
-    if (sc->p < sc->end && *sc->p == ']') {
-        sc->p++;
-        return true;
+    const unsigned char *end = sc->end;
+    p++;
+    if (p < end && *p == ']') {
+        return p + 1;
     }
     for (;;) {
-        if (!scan_value(sc, depth)) {
-            return false;
+        if (!(p = scan_value(sc, p, depth))) {
+            return NULL;
         }
-        if (sc->p < sc->end && *sc->p == ',') {
-            sc->p++;
+        if (p < end && *p == ',') {
+            p++;
             continue;
         }
-        if (sc->p < sc->end && *sc->p == ']') {
-            sc->p++;
-            return true;
+        if (p < end && *p == ']') {
+            return p + 1;
         }
-        return false;
+        return NULL;
     }
 }
 
-static bool scan_value(struct scanner *sc, unsigned depth)
+static const unsigned char *scan_value(struct scanner *sc, const unsigned char *p,
+                                       unsigned depth)
 {
-    if (sc->p == sc->end) {
-        return false;
+    const unsigned char *end = sc->end;
+    if (p == end) {
+        return NULL;
     }
-    switch (*sc->p) {
-    case '{':
-        return depth < sc->max_depth && scan_object(sc, depth + 1);
-    case '[':
-        return depth < sc->max_depth && scan_array(sc, depth + 1);
+    switch (*p) {
     case '"':
-        return scan_string(sc, false);
+        return scan_string(p, end, false);
+    case '{':
+        return depth < sc->max_depth ? scan_object(sc, p, depth + 1) : NULL;
+    case '[':
+        return depth < sc->max_depth ? scan_array(sc, p, depth + 1) : NULL;
     case 't':
-        return scan_literal(sc, "true", 4);
+        return scan_literal(p, end, "true", 4);
     case 'f':
-        return scan_literal(sc, "false", 5);
+        return scan_literal(p, end, "false", 5);
     case 'n':
-        return scan_literal(sc, "null", 4);
+        return scan_literal(p, end, "null", 4);
     default:
-        return scan_number(sc);
+        return scan_number(p, end);
     }
 }
 
@@ -1460,7 +1530,7 @@ bool sl_json_scan(const char *p, size_t len, const struct sl_json_limits *limits
     /* ~6 KiB of key spans on the stack; set field by field, as zeroing them
      * all would cost more than scanning a typical event. */
     struct scanner scan, *sc = &scan;
-    sc->start = sc->p = (const unsigned char *)p;
+    sc->start = (const unsigned char *)p;
     sc->end = sc->start + len;
     sc->max_depth = limits && limits->max_depth ? limits->max_depth : DEFAULT_MAX_DEPTH;
     sc->cut_key = cut_key;
@@ -1470,7 +1540,7 @@ bool sl_json_scan(const char *p, size_t len, const struct sl_json_limits *limits
     sc->doc = doc;
     sc->nkeys = 0;
     *doc = (struct sl_json_doc){0};
-    bool ok = p && len > 0 && *p == '{' && scan_value(sc, 0) && sc->p == sc->end;
+    bool ok = p && len > 0 && *p == '{' && scan_value(sc, sc->start, 0) == sc->end;
     *nmembers = ok ? sc->nmembers : 0;
     if (!ok) {
         *doc = (struct sl_json_doc){0};

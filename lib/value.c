@@ -267,7 +267,7 @@ static void *grow_items(struct sl_value *v, void *items, size_t len, size_t cap,
     if (len) {
         memcpy(p, items, len * elem);
     }
-    if (was_heap) {
+    if (was_heap && items) {
         free(items);
     }
     return p;
@@ -343,6 +343,11 @@ struct sl_value *sl_obj_put(struct sl_value *obj, const char *key, size_t klen)
         m = obj_append(obj, key, klen);
     }
     return &m->v;
+}
+
+struct sl_value *sl_obj_add(struct sl_value *obj, const char *key, size_t klen)
+{
+    return obj_ready(obj, key, klen) ? &obj_append(obj, key, klen)->v : NULL;
 }
 
 struct sl_value *sl_obj_putc(struct sl_value *obj, const char *key)

@@ -37,6 +37,8 @@
 
 #define GROK_MAX_PATTERN_FILE (4u << 20)  /* one patterns_dir file */
 #define GROK_STACK_LIMIT (1u << 22)       /* Oniguruma match stack entries */
+#define FG_MAX_NODES 32u                  /* object paths a pattern's captures share */
+#define FG_MAX_ROOTS 32u                  /* top-level keys a pattern's captures use */
 
 /* Where a capture goes, worked out once: an event costs no reference parsing. */
 struct fg_target {
@@ -44,12 +46,26 @@ struct fg_target {
     enum sl_grok_type type;
     int group;               /* Oniguruma group number */
     bool overwrite;          /* listed in `overwrite` */
+    bool planned;            /* nested, and its parents are nodes (plan_paths) */
+    uint8_t root;            /* its top-level key among the pattern's roots */
+    uint8_t *node;           /* the node of each parent below the top level, or NULL */
+};
+
+/* A top-level key some capture of a pattern uses, looked for once per match. */
+struct fg_root {
+    const char *name;
+    size_t len;
+    uint32_t head;  /* sl_key_head(name, len) */
 };
 
 /* A compiled pattern and its captures' targets (parallel to g->caps). */
 struct fg_pattern {
     struct sl_grok *g;
     struct fg_target *tgt;
+    size_t nnodes;     /* distinct parent paths below the top level (plan_paths) */
+    struct fg_root roots[FG_MAX_ROOTS];
+    size_t nroots;     /* 0: captures are looked up one by one */
+    uint64_t root_keys;  /* root_bit of every root */
     bool alias;        /* a capture may replace the source field's text */
 };
 
@@ -146,6 +162,7 @@ static void grok_fini(void *inst)
         for (size_t j = 0; j < s->npats; j++) {
             for (size_t c = 0; s->pats[j].tgt && c < s->pats[j].g->ncaps; c++) {
                 sl_fieldref_free(&s->pats[j].tgt[c].ref);
+                free(s->pats[j].tgt[c].node);
             }
             sl_grok_free(s->pats[j].g);
             free(s->pats[j].tgt);
@@ -348,6 +365,118 @@ static int refs_overlap(const char *a, const char *b)
  * for it is there). Errors are filed at item i of `patterns`, or (key set) at
  * the entry of `match` for that key.
  */
+/* Whether the first n segments of a and b are the same keys. */
+static bool same_prefix(const struct sl_fieldref *a, const struct sl_fieldref *b, size_t n)
+{
+    if (a->nsegs < n || b->nsegs < n) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (a->segs[i].len != b->segs[i].len ||
+            memcmp(a->segs[i].name, b->segs[i].name, a->segs[i].len) != 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* A 64-bit filter's bit for a key, from what every member keeps of it. */
+static inline uint64_t root_bit(uint32_t head, size_t len)
+{
+    return 1ull << ((head * 2654435761u + (uint32_t)len) >> 26);
+}
+
+static void unplan_paths(struct fg_pattern *p)
+{
+    for (size_t c = 0; c < p->g->ncaps; c++) {
+        free(p->tgt[c].node);
+        p->tgt[c].node = NULL;
+        p->tgt[c].planned = false;
+    }
+    p->nnodes = 0;
+}
+
+/* The pattern's top-level keys, numbered: a match finds them all in one pass
+ * over the event's members (find_roots). More than FG_MAX_ROOTS: none. */
+static void plan_roots(struct fg_pattern *p)
+{
+    size_t nr = 0;
+    for (size_t c = 0; c < p->g->ncaps; c++) {
+        struct fg_target *t = &p->tgt[c];
+        const struct sl_fieldref_seg *top = &t->ref.segs[0];
+        size_t j = 0;
+        while (j < nr && !(p->roots[j].len == top->len &&
+                           memcmp(p->roots[j].name, top->name, top->len) == 0)) {
+            j++;
+        }
+        if (j == nr) {
+            if (nr == FG_MAX_ROOTS) {
+                p->nroots = 0;
+                p->root_keys = 0;
+                return;
+            }
+            p->roots[nr] = (struct fg_root){top->name, top->len, sl_key_head(top->name, top->len)};
+            p->root_keys |= root_bit(p->roots[nr].head, top->len);
+            nr++;
+        }
+        t->root = (uint8_t)j;
+    }
+    p->nroots = nr;
+}
+
+/*
+ * Numbers the parent paths below the top level of the pattern's nested
+ * captures ([http][request] is a node; [http] a root, [http][request][method]
+ * a leaf), so that a match resolves each path once and then steps by member
+ * index (apply). Only when no capture's field is another's, or a parent of
+ * another's: then a leaf is never a node and, under an object the match made,
+ * never already there. Otherwise every nested capture is looked up below its
+ * root, as before.
+ */
+static void plan_paths(struct fg_pattern *p)
+{
+    size_t n = p->g->ncaps, nn = 0;
+    const struct fg_target *owner[FG_MAX_NODES];
+    size_t depth[FG_MAX_NODES];
+    plan_roots(p);
+    if (!p->nroots) {
+        return;
+    }
+    for (size_t a = 0; a < n; a++) {
+        for (size_t b = 0; b < n; b++) {
+            if (a != b && same_prefix(&p->tgt[a].ref, &p->tgt[b].ref, p->tgt[a].ref.nsegs)) {
+                return;
+            }
+        }
+    }
+    for (size_t c = 0; c < n; c++) {
+        struct fg_target *t = &p->tgt[c];
+        if (t->ref.nsegs < 2) {
+            continue;
+        }
+        t->planned = true;
+        if (t->ref.nsegs > 2) {
+            t->node = sl_calloc(t->ref.nsegs - 2, sizeof(*t->node));
+        }
+        for (size_t k = 2; k < t->ref.nsegs; k++) {
+            size_t j = 0;
+            while (j < nn && !(depth[j] == k && same_prefix(&owner[j]->ref, &t->ref, k))) {
+                j++;
+            }
+            if (j == nn) {
+                if (nn == FG_MAX_NODES) {
+                    unplan_paths(p);
+                    return;
+                }
+                owner[nn] = t;
+                depth[nn++] = k;
+            }
+            t->node[k - 2] = (uint8_t)j;
+        }
+    }
+    p->nnodes = nn;
+}
+
 static int compile_one(const struct filter_grok *f, const struct sl_grok_lib *lib,
                        const char *key, const char *what, size_t i, const char *pattern,
                        const char *field, struct fg_source *s)
@@ -375,6 +504,7 @@ static int compile_one(const struct filter_grok *f, const struct sl_grok_lib *li
             }
         }
     }
+    plan_paths(p);
     return 0;
 }
 
@@ -585,8 +715,105 @@ static void set_capture(struct sl_value *slot, enum sl_grok_type type, const cha
     }
 }
 
-/* The capture's slot, created null when absent, kept when present: one lookup.
- * A top-level key, the usual case, goes straight to the event's members. */
+/* A root or a parent path of one match (plan_paths): its member's index in
+ * the object above it once resolved (indices stay valid: members are only
+ * added while captures are stored), and whether this match made it. */
+struct fg_node {
+    size_t idx;
+    bool made;
+};
+#define FG_UNRESOLVED SIZE_MAX
+
+/* What a match has resolved so far. */
+struct fg_match {
+    struct fg_node root[FG_MAX_ROOTS];
+    struct fg_node node[FG_MAX_NODES];
+};
+
+/* Finds the pattern's roots among the event's members, in one pass: a root
+ * not found is absent (captures add it). The first of equal keys, as a lookup. */
+static void find_roots(const struct fg_pattern *p, const struct sl_value *event,
+                       struct fg_match *m)
+{
+    size_t left = p->nroots;
+    for (size_t r = 0; r < p->nroots; r++) {
+        m->root[r] = (struct fg_node){FG_UNRESOLVED, false};
+    }
+    for (size_t i = 0; i < event->u.o.len && left; i++) {
+        const struct sl_member *mem = &event->u.o.items[i];
+        if (!(p->root_keys & root_bit(mem->khead, mem->klen))) {
+            continue;
+        }
+        for (size_t r = 0; r < p->nroots; r++) {
+            const struct fg_root *k = &p->roots[r];
+            if (m->root[r].idx == FG_UNRESOLVED && sl_member_is(mem, k->name, k->len, k->head)) {
+                m->root[r].idx = i;
+                left--;
+                break;
+            }
+        }
+    }
+}
+
+/* The index in obj of the member whose value slot v is. */
+static size_t member_index(const struct sl_value *obj, const struct sl_value *v)
+{
+    return (size_t)((const char *)v - (const char *)&obj->u.o.items[0].v) /
+           sizeof(struct sl_member);
+}
+
+/*
+ * A capture's slot, created null when absent, kept when present. Its root
+ * comes from the match's roots; below it a planned capture steps through the
+ * match's resolved parents (each parent looked up once per match, a key under
+ * an object the match made appended without a lookup), any other is looked up
+ * level by level, a non-object on the way replaced by an object.
+ */
+static struct sl_value *capture_slot(struct sl_value *event, const struct fg_target *t,
+                                     struct fg_match *m)
+{
+    struct fg_node *rn = &m->root[t->root];
+    struct sl_value *cur;
+    if (rn->idx == FG_UNRESOLVED) {
+        cur = sl_obj_add(event, t->ref.segs[0].name, t->ref.segs[0].len);
+        *rn = (struct fg_node){event->u.o.len - 1, true};
+    } else {
+        cur = &event->u.o.items[rn->idx].v;
+    }
+    bool made = rn->made;
+    size_t last = t->ref.nsegs - 1;
+    for (size_t i = 1; i <= last; i++) {
+        const struct sl_fieldref_seg *seg = &t->ref.segs[i];
+        if (!t->planned) {
+            if (cur->type != SL_V_OBJECT) {
+                sl_value_set_object(cur);  /* intermediate non-object: replaced */
+            }
+            cur = sl_obj_put(cur, seg->name, seg->len);
+            continue;
+        }
+        struct fg_node *nd = i < last ? &m->node[t->node[i - 1]] : NULL;
+        if (nd && nd->idx != FG_UNRESOLVED) {
+            cur = &cur->u.o.items[nd->idx].v;
+            made = nd->made;
+            continue;
+        }
+        if (cur->type != SL_V_OBJECT && cur->type != SL_V_NULL) {
+            sl_value_set_object(cur);  /* (a null one becomes one as sl_obj_add adds) */
+        }
+        struct sl_value *v = made ? NULL : sl_obj_get(cur, seg->name, seg->len);
+        made = !v;
+        if (made) {
+            v = sl_obj_add(cur, seg->name, seg->len);
+        }
+        if (nd) {
+            *nd = (struct fg_node){member_index(cur, v), made};
+        }
+        cur = v;
+    }
+    return cur;
+}
+
+/* The slot without the match's roots (a pattern with too many of them). */
 static struct sl_value *target_slot(struct sl_value *event, const struct fg_target *t)
 {
     if (t->ref.nsegs == 1) {
@@ -596,10 +823,10 @@ static struct sl_value *target_slot(struct sl_value *event, const struct fg_targ
 }
 
 /* Stores a capture in its field, the Logstash way (see the file comment). */
-static void put_capture(struct sl_value *event, const struct fg_target *t, const char *s,
-                        size_t len)
+static void put_capture(struct sl_value *event, const struct fg_target *t, struct fg_match *m,
+                        const char *s, size_t len)
 {
-    struct sl_value *cur = target_slot(event, t);
+    struct sl_value *cur = m ? capture_slot(event, t, m) : target_slot(event, t);
     if (!cur) {
         /* cannot happen: the event is an object and the reference was checked */
     } else if (t->overwrite || cur->type == SL_V_NULL) {
@@ -619,16 +846,24 @@ static void put_capture(struct sl_value *event, const struct fg_target *t, const
 static void apply(const struct filter_grok *f, const struct fg_pattern *p, const char *s,
                   const OnigRegion *r, struct sl_value *event)
 {
+    struct fg_match match, *m = NULL;
+    if (p->nroots && event->type == SL_V_OBJECT) {
+        m = &match;
+        find_roots(p, event, m);
+        for (size_t i = 0; i < p->nnodes; i++) {
+            m->node[i].idx = FG_UNRESOLVED;
+        }
+    }
     for (size_t i = 0; i < p->g->ncaps; i++) {
         const struct fg_target *t = &p->tgt[i];
         int beg = r->beg[t->group], end = r->end[t->group];
         if (beg < 0 || beg == end) {
             if (f->keep_empty) {
-                put_capture(event, t, beg < 0 ? NULL : s + beg, 0);
+                put_capture(event, t, m, beg < 0 ? NULL : s + beg, 0);
             }
             continue;
         }
-        put_capture(event, t, s + beg, (size_t)(end - beg));
+        put_capture(event, t, m, s + beg, (size_t)(end - beg));
     }
 }
 

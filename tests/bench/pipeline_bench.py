@@ -22,6 +22,13 @@ Go module, built with `go build`) parsing the same corpus with its COMBINEDAPACH
 one goroutine, and grok_bench's line too. Ratios are printed at the end.
 
     python3 tests/bench/pipeline_bench.py [--lines N] [--events N] [--soak N] [--no-peer]
+    python3 tests/bench/pipeline_bench.py --against OLD_AGGREGATOR [--rounds N] [--events N]
+
+--against: only the baseline, pipeline w1 and ecs w1 rows, each run alternately with
+OLD_AGGREGATOR (a copy of an earlier build/sluice-aggregator) and this build's, N rounds
+(default 3; old-new, then new-old, ...), so that both see the same machine; prints every
+run, the median of each and new/old. This VM's speed drifts within the hour: only ratios
+of one such run compare.
 
 Environment: BENCH_LINES (corpus lines, default 1,000,000, shared with bench.py),
 BENCH_PIPELINE_EVENTS (events per row, default 1,000,000), BENCH_SOAK_EVENTS (a longer
@@ -220,9 +227,11 @@ def filter_metrics(port):
     return out
 
 
-def start_aggregator(workdir, tag, filters, workers, output_path="/dev/null", extra="", tail=""):
-    """The aggregator on OS-picked ports, waited for; `extra` goes inside `pipeline:`
-    (two-space indented lines), `tail` after the whole config (top-level sections)."""
+def start_aggregator(workdir, tag, filters, workers, output_path="/dev/null", extra="", tail="",
+                     exe=None):
+    """The aggregator (exe, default the build's) on OS-picked ports, waited for; `extra`
+    goes inside `pipeline:` (two-space indented lines), `tail` after the whole config
+    (top-level sections)."""
     lj, am = free_port(), free_port()
     cfg = os.path.join(workdir, f"agg-{tag}.yml")
     with open(cfg, "w") as f:
@@ -231,7 +240,7 @@ def start_aggregator(workdir, tag, filters, workers, output_path="/dev/null", ex
                 f'outputs:\n  - file: {{path: "{output_path}"}}\n'
                 f'metrics: {{listen: "127.0.0.1:{am}"}}\n' + tail)
     log = open(os.path.join(workdir, f"agg-{tag}.log"), "wb")
-    p = subprocess.Popen([os.path.join(BUILD, "sluice-aggregator"), "-c", cfg], stderr=log)
+    p = subprocess.Popen([exe or os.path.join(BUILD, "sluice-aggregator"), "-c", cfg], stderr=log)
     try:
         wait(lambda: socket.socket().connect_ex(("127.0.0.1", lj)) == 0, 30, "aggregator")
         wait(lambda: socket.socket().connect_ex(("127.0.0.1", am)) == 0, 30, "metrics")
@@ -270,8 +279,8 @@ def blast(exe, port, path, events, workdir, tag, distinct, window, pipelined, co
     return r
 
 
-def run_row(ljblast, path, workdir, tag, filters, workers, events, opts):
-    agg, lj, am, log = start_aggregator(workdir, tag, FILTERS[filters], workers)
+def run_row(ljblast, path, workdir, tag, filters, workers, events, opts, exe=None):
+    agg, lj, am, log = start_aggregator(workdir, tag, FILTERS[filters], workers, exe=exe)
     try:
         cpu0, _ = proc_stat(agg.pid)
         sampler = Sampler(agg.pid)
@@ -553,6 +562,45 @@ def run(lines, events, opts):
     return res
 
 
+def run_ab(lines, events, opts):
+    """Old and new aggregator binaries alternately, row by row (see --against)."""
+    path = corpus(lines)
+    old, new = os.path.abspath(opts.against), os.path.join(BUILD, "sluice-aggregator")
+    print(f"\n== Aggregator pipeline, old against new, alternating ==")
+    print(f"old: {old}\nnew: {new}\nload average at start {loadavg()}; {events} events per run, "
+          f"{opts.rounds} rounds")
+    ljblast = build_ljblast()
+    work = tempfile.mkdtemp(prefix="sluice-pbench-ab-")
+    plan = [("baseline w1", "none", 1), ("pipeline w1", "pipeline", 1), ("ecs w1", "ecs", 1)]
+    got = {(name, which): [] for name, _, _ in plan for which in ("old", "new")}
+    print(f"\n{'row':14} {'binary':6} {'round':>5} {'events/s':>10} {'agg CPU s/M':>12}")
+    for rnd in range(opts.rounds):
+        for name, filters, workers in plan:
+            order = ("old", "new") if rnd % 2 == 0 else ("new", "old")
+            for which in order:
+                r = run_row(ljblast, path, work, f"{name.replace(' ', '-')}-{which}", filters,
+                            workers, events, opts, exe=old if which == "old" else new)
+                if r["filter_errors"]:
+                    print(f"  ({which} {name}: {r['filter_errors']:.0f} filter errors)")
+                got[(name, which)].append(r)
+                print(f"{name:14} {which:6} {rnd + 1:5} {r['eps']:10,.0f} {r['cpu_per_m']:12.2f}")
+
+    def med(v):
+        v = sorted(v)
+        return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
+
+    print(f"\nmedians of {opts.rounds} rounds (load average at the end {loadavg()}):")
+    print(f"{'row':14} {'old ev/s':>10} {'new ev/s':>10} {'new/old':>8} {'old CPU s/M':>12} "
+          f"{'new CPU s/M':>12} {'new/old':>8}")
+    for name, _, _ in plan:
+        o, n = got[(name, "old")], got[(name, "new")]
+        oe, ne = med([r["eps"] for r in o]), med([r["eps"] for r in n])
+        oc, nc = med([r["cpu_per_m"] for r in o]), med([r["cpu_per_m"] for r in n])
+        print(f"{name:14} {oe:10,.0f} {ne:10,.0f} {ne / oe:8.2f} {oc:12.2f} {nc:12.2f} "
+              f"{nc / oc:8.2f}")
+    shutil.rmtree(work, ignore_errors=True)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--lines", type=int, default=int(os.environ.get("BENCH_LINES", "1000000")),
@@ -571,9 +619,15 @@ def main(argv=None):
     ap.add_argument("--no-peer", action="store_true")
     ap.add_argument("--soak", type=int, default=int(os.environ.get("BENCH_SOAK_EVENTS", "0")),
                     help="also run pipeline w2 for this many events and print RSS per tenth")
+    ap.add_argument("--against", metavar="OLD_AGGREGATOR",
+                    help="only old-against-new rows, alternating (see the file comment)")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of --against")
     opts = ap.parse_args(argv)
     opts.distinct = min(opts.distinct, opts.lines, opts.events)
-    run(opts.lines, opts.events, opts)
+    if opts.against:
+        run_ab(opts.lines, opts.events, opts)
+    else:
+        run(opts.lines, opts.events, opts)
     return 0
 
 

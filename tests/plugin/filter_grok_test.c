@@ -260,6 +260,154 @@ TEST(nested_field_names)
               "{\"message\":\"x y\",\"a\":{\"b\":[\"x\",\"y\"]}}");
 }
 
+/*
+ * Captures that share parent paths, as the ECS patterns' do ([http][request][method],
+ * [http][version], [http][response][body][bytes], ...): the parents are resolved once
+ * per match, so these pin down that the result is what looking each path up gives.
+ */
+TEST(shared_parent_paths)
+{
+    int rc;
+    const char *pat = "  patterns: ['^%{WORD:[h][r][m]} %{WORD:[u][o]} %{WORD:[h][v]} "
+                      "%{INT:[h][s][c]:int} %{INT:[h][s][b][n]:int} %{WORD:[h][r][f]} "
+                      "(?:%{WORD:[h][s][q]}|-) %{WORD:[u][p]}$']\n";
+    const char *msg = "{\"message\":\"GET p 1 200 5 ref - z\"";
+    char ev[256];
+    snprintf(ev, sizeof(ev), "%s}", msg);
+    CHECK_STR(run_yaml(pat, ev, &rc),
+              "{\"message\":\"GET p 1 200 5 ref - z\",\"h\":{\"r\":{\"m\":\"GET\",\"f\":\"ref\"},"
+              "\"v\":\"1\",\"s\":{\"c\":200,\"b\":{\"n\":5}}},\"u\":{\"o\":\"p\",\"p\":\"z\"}}");
+    CHECK_INT(rc, SL_FILTER_KEEP);
+    /* Objects already there keep their members and get the new ones after them; a
+     * string already there becomes an array; a string on the way is replaced. */
+    snprintf(ev, sizeof(ev), "%s,\"h\":{\"v\":\"old\",\"r\":{\"x\":1},\"s\":\"str\"},"
+             "\"u\":{\"p\":[\"a\"]}}", msg);
+    CHECK_STR(run_yaml(pat, ev, &rc),
+              "{\"message\":\"GET p 1 200 5 ref - z\",\"h\":{\"v\":[\"old\",\"1\"],"
+              "\"r\":{\"x\":1,\"m\":\"GET\",\"f\":\"ref\"},\"s\":{\"c\":200,\"b\":{\"n\":5}}},"
+              "\"u\":{\"p\":[\"a\",\"z\"],\"o\":\"p\"}}");
+    /* An existing number is left alone; a group that did not take part is null
+     * under keep_empty_captures, in the object the match made. */
+    char opts[512];
+    snprintf(opts, sizeof(opts), "%s  keep_empty_captures: true\n", pat);
+    snprintf(ev, sizeof(ev), "%s,\"h\":{\"v\":7}}", msg);
+    CHECK_STR(run_yaml(opts, ev, &rc),
+              "{\"message\":\"GET p 1 200 5 ref - z\",\"h\":{\"v\":7,\"r\":{\"m\":\"GET\",\"f\":\"ref\"},"
+              "\"s\":{\"c\":200,\"b\":{\"n\":5},\"q\":null}},\"u\":{\"o\":\"p\",\"p\":\"z\"}}");
+    /* One capture's field is another's parent: each is looked up, as before. */
+    CHECK_STR(run_yaml("  patterns: ['^%{WORD:[a]} %{WORD:[a][b]} %{WORD:[a][b][c]}$']\n",
+                       "{\"message\":\"x y z\"}", &rc),
+              "{\"message\":\"x y z\",\"a\":{\"b\":{\"c\":\"z\"}}}");
+}
+
+/*
+ * The top-level keys of a pattern's captures are found in one pass over the
+ * event (at most 32 of them; beyond, each capture is looked up): both ways
+ * give what looking each one up does - an existing string becomes an array,
+ * an existing number stays, new keys come after the event's own, in order.
+ */
+TEST(many_top_level_captures)
+{
+    for (int n = 3; n <= 40; n += 37) {
+        char pat[2048] = "  patterns: ['^", msg[512] = "", want[4096], ev[4096];
+        size_t pl = strlen(pat), ml = 0;
+        for (int i = 0; i < n; i++) {
+            pl += (size_t)snprintf(pat + pl, sizeof(pat) - pl, "%s%%{WORD:k%d}", i ? " " : "", i);
+            ml += (size_t)snprintf(msg + ml, sizeof(msg) - ml, "%sw%d", i ? " " : "", i);
+        }
+        snprintf(pat + pl, sizeof(pat) - pl, "$']\n");
+        snprintf(ev, sizeof(ev), "{\"k1\":\"old\",\"message\":\"%s\",\"k2\":7}", msg);
+        size_t wl = (size_t)snprintf(want, sizeof(want),
+                                     "{\"k1\":[\"old\",\"w1\"],\"message\":\"%s\",\"k2\":7,"
+                                     "\"k0\":\"w0\"", msg);
+        for (int i = 3; i < n; i++) {
+            wl += (size_t)snprintf(want + wl, sizeof(want) - wl, ",\"k%d\":\"w%d\"", i, i);
+        }
+        snprintf(want + wl, sizeof(want) - wl, "}");
+        int rc;
+        CHECK_STR(run_yaml(pat, ev, &rc), want);
+        CHECK_INT(rc, SL_FILTER_KEEP);
+    }
+}
+
+/* The reference for capture storage: each capture's field looked up from the
+ * top (sl_fieldref_put), then stored the Logstash way. */
+static void ref_store(struct sl_value *ev, const char *field, const char *text)
+{
+    struct sl_fieldref r;
+    CHECK_INT(sl_fieldref_init(&r, field), 0);
+    struct sl_value *cur = sl_fieldref_put(&r, ev);
+    if (cur->type == SL_V_NULL) {
+        sl_value_set_cstr(cur, text);
+    } else if (cur->type == SL_V_ARRAY) {
+        sl_value_set_cstr(sl_arr_push(cur), text);
+    } else if (cur->type == SL_V_STRING) {
+        struct sl_value old = {0};
+        sl_value_move(&old, cur);
+        sl_value_set_array(cur);
+        sl_value_move(sl_arr_push(cur), &old);
+        sl_value_set_cstr(sl_arr_push(cur), text);
+    }
+    sl_fieldref_free(&r);
+}
+
+/* Random events with whatever already sits on the captures' paths (objects,
+ * strings, numbers, arrays, null, at any level): the filter stores exactly
+ * what looking each capture up from the top stores. */
+TEST(captures_match_lookups_on_random_events)
+{
+    static const char *const fields[] = {"[h][r][m]", "[u][o]", "[h][v]", "[h][s][c]",
+                                         "[h][s][b][n]", "z", "[h][r][f]", "[u][p]"};
+    static const char *const paths[] = {"h", "u", "z", "h.r", "h.s", "h.v", "h.s.b", "u.o",
+                                        "h.r.m", "h.s.b.n", "u.p", "h.x", "y"};
+    static const char *const vals[] = {"{}", "\"str\"", "7", "[\"a\"]", "null", "{\"q\":1}"};
+    void *f = mk("  patterns: ['^%{WORD:[h][r][m]} %{WORD:[u][o]} %{WORD:[h][v]} "
+                 "%{WORD:[h][s][c]} %{WORD:[h][s][b][n]} %{WORD:z} %{WORD:[h][r][f]} "
+                 "%{WORD:[u][p]}$']\n");
+    CHECK(f != NULL);
+    if (!f) {
+        return;
+    }
+    const char *words[] = {"w0", "w1", "w2", "w3", "w4", "w5", "w6", "w7"};
+    uint64_t rng = 12345;
+    for (int round = 0; round < 3000; round++) {
+        /* A few paths set, in a random order, onto an event with the message. */
+        struct sl_value ev = ev_msg("w0 w1 w2 w3 w4 w5 w6 w7");
+        int n = (int)(rng % 6);
+        for (int i = 0; i < n; i++) {
+            rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+            const char *path = paths[(rng >> 33) % SL_ARRAY_LEN(paths)];
+            const char *val = vals[(rng >> 45) % SL_ARRAY_LEN(vals)];
+            struct sl_fieldref r;
+            if (sl_fieldref_init(&r, path) == 0) {
+                struct sl_value v = ev_json(val);
+                struct sl_value *slot = sl_fieldref_put(&r, &ev);
+                if (slot) {
+                    sl_value_move(slot, &v);
+                }
+                sl_value_clear(&v);
+            }
+            sl_fieldref_free(&r);
+        }
+        rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+        struct sl_value want = {0};
+        sl_value_copy(&want, &ev);
+        for (size_t c = 0; c < SL_ARRAY_LEN(fields); c++) {
+            ref_store(&want, fields[c], words[c]);
+        }
+        char expect[4096];
+        snprintf(expect, sizeof(expect), "%s", js(&want));
+        CHECK_INT(run(f, &ev), SL_FILTER_KEEP);
+        CHECK_STR(js(&ev), expect);
+        sl_value_clear(&ev);
+        sl_value_clear(&want);
+        if (t_failed_checks) {
+            break;  /* one report is enough */
+        }
+    }
+    unload(f);
+}
+
 /* A line no pattern matches leaves the event exactly as it was (bar the tag). */
 TEST(miss_leaves_event_alone)
 {
@@ -1893,6 +2041,9 @@ int main(void)
     RUN(alternatives_into_one_field);
     RUN(typed_captures_and_existing_fields);
     RUN(nested_field_names);
+    RUN(shared_parent_paths);
+    RUN(many_top_level_captures);
+    RUN(captures_match_lookups_on_random_events);
     RUN(miss_leaves_event_alone);
     RUN(empty_captures);
     RUN(failure_tags);

@@ -91,14 +91,39 @@ bool sl_json_scan(const char *p, size_t len, const struct sl_json_limits *limits
                   struct sl_json_doc *doc);
 
 /*
+ * The high bit of each byte of a word that is not carried as is in a JSON
+ * string (< 0x20, '"', '\\', >= 0x80). Zero exactly when there is none; when
+ * not zero, the lowest flagged byte is a true one (a borrow only flags bytes
+ * above a true hit).
+ */
+static inline uint64_t sl_json_special8(uint64_t x)
+{
+    const uint64_t ones = 0x0101010101010101ull;
+    uint64_t q = x ^ (ones * '"'), bs = x ^ (ones * '\\');
+    return (x | ((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((bs - ones) & ~bs)) &
+           (ones * 0x80);
+}
+
+static inline uint32_t sl_json_special4(uint32_t x)
+{
+    const uint32_t ones = 0x01010101u;
+    uint32_t q = x ^ (ones * '"'), bs = x ^ (ones * '\\');
+    return (x | ((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((bs - ones) & ~bs)) &
+           (ones * 0x80);
+}
+
+/*
  * Copies the bytes at s that a JSON string carries as they are (printable
  * ASCII but '"' and '\\') to *o, up to the first other byte, which it
  * returns (end if none), advancing *o. Blocks of 16 (SSE2) or 8 bytes are
  * stored before they are checked, but only while that many input bytes
  * remain: the room needed at *o is end - s, what a plain run takes anyway.
+ * A last 4 to 16 bytes (most keys and short values) are two overlapping
+ * words, tested and stored whole when neither has a special byte. Always
+ * inlined: it runs once per string written, most of them a few bytes long.
  */
-static inline const unsigned char *sl_json_copy_plain(char **o, const unsigned char *s,
-                                                      const unsigned char *end)
+static inline __attribute__((always_inline)) const unsigned char *
+sl_json_copy_plain(char **o, const unsigned char *s, const unsigned char *end)
 {
     char *w = *o;
 #if defined(__SSE2__)
@@ -120,17 +145,58 @@ static inline const unsigned char *sl_json_copy_plain(char **o, const unsigned c
         s += 16;
         w += 16;
     }
+    /* The last 4 to 15 bytes as two overlapping words in one register: the
+     * lanes past them (zero) are left out of the mask. */
+    size_t n = (size_t)(end - s);
+    if (n >= 4) {
+        __m128i v;
+        unsigned lanes;
+        if (n >= 8) {
+            v = _mm_unpacklo_epi64(_mm_loadl_epi64((const __m128i *)(const void *)s),
+                                   _mm_loadl_epi64((const __m128i *)(const void *)(end - 8)));
+            lanes = 0xFFFFu;
+        } else {
+            int a, z;
+            memcpy(&a, s, 4);
+            memcpy(&z, end - 4, 4);
+            v = _mm_unpacklo_epi32(_mm_cvtsi32_si128(a), _mm_cvtsi32_si128(z));
+            lanes = 0xFFu;
+        }
+        __m128i bad = _mm_or_si128(_mm_cmplt_epi8(v, space),
+                                   _mm_or_si128(_mm_cmpeq_epi8(v, quote),
+                                                _mm_cmpeq_epi8(v, bslash)));
+        if (!((unsigned)_mm_movemask_epi8(bad) & lanes)) {
+            if (n >= 8) {
+                _mm_storel_epi64((__m128i *)(void *)w, v);
+                _mm_storel_epi64((__m128i *)(void *)(w + n - 8), _mm_unpackhi_epi64(v, v));
+            } else {
+                int a = _mm_cvtsi128_si32(v), z = _mm_cvtsi128_si32(_mm_srli_si128(v, 4));
+                memcpy(w, &a, 4);
+                memcpy(w + n - 4, &z, 4);
+            }
+            *o = w + n;
+            return end;
+        }
+    }
+#else
+    size_t n = (size_t)(end - s);
 #endif
-    /* Word tests: the lowest byte flagged is special for sure (a borrow only
-     * flags bytes above a true hit). */
-    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    if (n >= 8 && n <= 16) {
+        uint64_t a, z;
+        memcpy(&a, s, 8);
+        memcpy(&z, end - 8, 8);
+        if (!(sl_json_special8(a) | sl_json_special8(z))) {
+            memcpy(w, &a, 8);
+            memcpy(w + n - 8, &z, 8);
+            *o = w + n;
+            return end;
+        }
+    }
     while (end - s >= 8) {
         uint64_t x;
         memcpy(&x, s, 8);
         memcpy(w, &x, 8);
-        uint64_t q = x ^ (ones * '"'), bs = x ^ (ones * '\\');
-        uint64_t hit = (x | ((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((bs - ones) & ~bs)) &
-                       highs;
+        uint64_t hit = sl_json_special8(x);
         if (hit) {
             unsigned k = (unsigned)__builtin_ctzll(hit) / 8;
             *o = w + k;
@@ -138,6 +204,18 @@ static inline const unsigned char *sl_json_copy_plain(char **o, const unsigned c
         }
         s += 8;
         w += 8;
+    }
+    n = (size_t)(end - s);
+    if (n >= 4) {
+        uint32_t a, z;
+        memcpy(&a, s, 4);
+        memcpy(&z, end - 4, 4);
+        if (!(sl_json_special4(a) | sl_json_special4(z))) {
+            memcpy(w, &a, 4);
+            memcpy(w + n - 4, &z, 4);
+            *o = w + n;
+            return end;
+        }
     }
     while (s < end && *s >= 0x20 && *s < 0x80 && *s != '"' && *s != '\\') {
         *w++ = (char)*s++;

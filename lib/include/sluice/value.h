@@ -140,6 +140,10 @@ struct sl_value *sl_obj_getc(const struct sl_value *obj, const char *key);
 /* Returns the member's value slot, created null at the end if absent (existing value kept). */
 struct sl_value *sl_obj_put(struct sl_value *obj, const char *key, size_t klen);
 struct sl_value *sl_obj_putc(struct sl_value *obj, const char *key);
+/* Appends key with a null value without looking it up: for a caller that knows
+ * obj does not hold it (an object it just made). A null obj becomes an empty
+ * object; any other non-object gives NULL. */
+struct sl_value *sl_obj_add(struct sl_value *obj, const char *key, size_t klen);
 /* Removes key; 0 or SL_ENOENT. */
 int sl_obj_del(struct sl_value *obj, const char *key, size_t klen);
 

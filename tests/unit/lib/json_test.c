@@ -1021,6 +1021,15 @@ TEST(test_arena_parse_depth_and_big)
 
 static uint64_t g_doc_rng;
 
+/* Randomised tests run n rounds, times JSON_TEST_SCALE from the environment
+ * when set (a longer property run: JSON_TEST_SCALE=50 ./json_test). */
+static int rounds(int n)
+{
+    const char *e = getenv("JSON_TEST_SCALE");
+    long k = e ? strtol(e, NULL, 10) : 1;
+    return k > 1 && k < 100000 ? n * (int)k : n;
+}
+
 static unsigned drnd(unsigned n)
 {
     g_doc_rng = g_doc_rng * 6364136223846793005ull + 1442695040888963407ull;
@@ -1210,7 +1219,7 @@ TEST(test_doc_copy_means_the_tree)
     g_doc_rng = 777;
     g_doc_compact = true;
     size_t verbatim = 0, cut = 0, nscanned = 0;
-    for (int i = 0; i < 20000; i++) {
+    for (int i = 0; i < rounds(20000); i++) {
         sl_buf_reset(&text);
         unsigned where = drnd(4);
         sl_buf_puts(&text, "{");
@@ -1305,6 +1314,120 @@ TEST(test_max_bytes)
     CHECK_INT(sl_json_parse(obj, strlen(obj), &v, &lim, err, sizeof(err)), SL_E2BIG);
 }
 
+/*
+ * Duplicate keys and the member limit, against the truth: objects of up to 40
+ * keys from a set where many pairs share length, first and last byte (so the
+ * scanner's one-bit key filter says "maybe" often), nested in a root that
+ * holds some of the same keys (the same key at two levels is no duplicate).
+ */
+TEST(test_scan_duplicates_and_limits)
+{
+    static const char *const keys[] = {"a", "b", "ab", "ba", "aab", "abb", "axb", "ayb",
+                                       "azb", "@timestamp", "@timestamq", "@timestxmp",
+                                       "message", "massage", "messagemessage", "m", "",
+                                       "k1", "k2", "k3", "k4", "k5", "k6", "k7", "k8", "k9"};
+    struct sl_buf text;
+    sl_buf_init(&text, 0);
+    g_doc_rng = 99;
+    unsigned yes = 0, dup = 0, many = 0;
+    for (int i = 0; i < rounds(20000); i++) {
+        unsigned n = drnd(41), pick[41];
+        bool has_dup = false;
+        sl_buf_reset(&text);
+        sl_buf_puts(&text, "{\"ab\":1,\"inner\":{");
+        for (unsigned k = 0; k < n; k++) {
+            /* Mostly keys of their own ("u<position>"), some from the set. */
+            pick[k] = drnd(8) == 0 ? drnd(SL_ARRAY_LEN(keys)) : SL_ARRAY_LEN(keys);
+            for (unsigned j = 0; j < k; j++) {
+                has_dup |= pick[k] < SL_ARRAY_LEN(keys) && pick[j] == pick[k];
+            }
+            if (pick[k] < SL_ARRAY_LEN(keys)) {
+                sl_buf_printf(&text, "%s\"%s\":%u", k ? "," : "", keys[pick[k]], k);
+            } else {
+                sl_buf_printf(&text, "%s\"u%u\":%u", k ? "," : "", k, k);
+            }
+        }
+        sl_buf_puts(&text, "},\"a\":\"x\"}");
+        struct sl_json_member ms[SL_JSON_SCAN_MEMBERS];
+        struct sl_json_doc doc;
+        size_t nms;
+        bool want = !has_dup && n <= SL_JSON_SCAN_MEMBERS;
+        bool got = sl_json_scan(text.data, text.len, NULL, "@metadata", ms, &nms, &doc);
+        CHECK_INT(got, want);
+        if (got) {
+            CHECK_INT(nms, 3);
+            CHECK_MEM(text.data + ms[2].key_off, ms[2].key_len, "a");
+        }
+        yes += want;
+        dup += has_dup;
+        many += !has_dup && n > SL_JSON_SCAN_MEMBERS;
+    }
+    CHECK(yes > 1000 && dup > 1000 && many > 100);
+    /* A duplicate at the root, and one key short of the end of the text. */
+    struct sl_json_member ms[SL_JSON_SCAN_MEMBERS];
+    struct sl_json_doc doc;
+    size_t nms;
+    static const char *const dups[] = {"{\"ab\":1,\"ab\":2}", "{\"a\":{},\"a\":[]}",
+                                       "{\"\":1,\"\":1}", "{\"axb\":1,\"ayb\":2,\"axb\":3}"};
+    for (size_t i = 0; i < SL_ARRAY_LEN(dups); i++) {
+        CHECK(!sl_json_scan(dups[i], strlen(dups[i]), NULL, NULL, ms, &nms, &doc));
+    }
+    static const char *const fine[] = {"{\"axb\":1,\"ayb\":2}", "{\"a\":{\"a\":{\"a\":1}}}",
+                                       "{\"\":1}", "{\"k\":\"v\"}"};
+    for (size_t i = 0; i < SL_ARRAY_LEN(fine); i++) {
+        CHECK(sl_json_scan(fine[i], strlen(fine[i]), NULL, NULL, ms, &nms, &doc));
+    }
+    sl_buf_free(&text);
+}
+
+/* Strings of every length up to 40 with one special byte at every place, and
+ * none: the writer's word-at-a-time copy must stop exactly where it should. */
+TEST(test_put_str_every_length)
+{
+    static const char specials[] = {'"', '\\', '\n', 0x01, 0x1f, (char)0xC3, 0x7f};
+    char in[41], want[512];
+    for (size_t len = 0; len <= 40; len++) {
+        for (size_t at = 0; at <= len; at++) {
+            for (size_t sp = 0; sp < (at < len ? sizeof(specials) : 1); sp++) {
+                for (size_t i = 0; i < len; i++) {
+                    in[i] = (char)('a' + i % 26);
+                }
+                if (at < len) {
+                    in[at] = specials[sp];
+                }
+                /* The reference: byte by byte, as the escapes are defined. */
+                size_t w = 0;
+                want[w++] = '"';
+                for (size_t i = 0; i < len; i++) {
+                    unsigned char c = (unsigned char)in[i];
+                    if (c == '"' || c == '\\') {
+                        want[w++] = '\\';
+                        want[w++] = (char)c;
+                    } else if (c == '\n') {
+                        want[w++] = '\\';
+                        want[w++] = 'n';
+                    } else if (c < 0x20) {
+                        w += (size_t)snprintf(want + w, 8, "\\u%04x", c);
+                    } else if (c >= 0x80) {
+                        memcpy(want + w, "\xEF\xBF\xBD", 3);  /* a lone lead byte */
+                        w += 3;
+                    } else {
+                        want[w++] = (char)c;
+                    }
+                }
+                want[w++] = '"';
+                want[w] = '\0';
+                sl_buf_reset(&g_out);
+                CHECK_INT(sl_json_put_str(&g_out, in, len), 0);
+                CHECK_MEM(g_out.data, g_out.len, want);
+                if (g_out.len != w || memcmp(g_out.data, want, w) != 0) {
+                    return;  /* one report is enough */
+                }
+            }
+        }
+    }
+}
+
 int main(void)
 {
     sl_buf_init(&g_out, 0);
@@ -1335,6 +1458,8 @@ int main(void)
     RUN(test_doc_verbatim_and_cut);
     RUN(test_doc_copy_means_the_tree);
     RUN(test_max_bytes);
+    RUN(test_scan_duplicates_and_limits);
+    RUN(test_put_str_every_length);
     sl_arena_free(&g_arena);
     sl_buf_free(&g_out);
     return TEST_SUMMARY();
