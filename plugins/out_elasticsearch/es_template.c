@@ -56,7 +56,8 @@ void es_template_pattern(const char *index_source, struct sl_buf *out)
     "\"@timestamp\":{\"type\":\"date\"}," \
     "\"message\":{\"type\":\"text\"}," \
     "\"tags\":" KW "," \
-    "\"log\":{\"properties\":{\"file\":{\"properties\":{\"path\":" KW "}}," \
+    "\"log\":{\"properties\":{\"file\":{\"properties\":{\"path\":" KW ",\"inode\":" KW "," \
+        "\"device_id\":" KW "}}," \
         "\"offset\":" LONG ",\"flags\":" KW ",\"level\":" KW "," \
         "\"origin\":{\"properties\":{\"function\":" KW ",\"file\":{\"properties\":{" \
             "\"name\":" KW ",\"line\":" LONG "}}}}," \
@@ -96,7 +97,8 @@ static const char ecs_props[] =
 static const char legacy_props[] =
     COMMON_PROPS
     "\"host\":{\"properties\":{\"name\":" KW "}},"
-    "\"beat\":{\"properties\":{\"type\":" KW ",\"version\":" KW ",\"name\":" KW "}},"
+    "\"beat\":{\"properties\":{\"type\":" KW ",\"version\":" KW ",\"name\":" KW ","
+        "\"id\":" KW ",\"ephemeral_id\":" KW "}},"
     "\"clientip\":{\"type\":\"ip\",\"ignore_malformed\":true},"
     "\"ident\":" KW ",\"auth\":" KW ",\"verb\":" KW ","
     "\"request\":" TEXT_KW ",\"rawrequest\":" TEXT_KW ",\"httpversion\":" KW ","

@@ -72,12 +72,18 @@ def corpus():
     return rows
 
 
+AGENT = {"type": "filebeat", "version": "8.15.0", "name": "web-1",
+         "id": "0e2b5cd5-0b3a-4c5f-9d27-4c1e8f6a7b10",
+         "ephemeral_id": "7f3c1a2e-5d4b-4e6f-8a9b-0c1d2e3f4a5b"}
+
+
 def beats_event(row, k):
     """The event as Filebeat 8 sends it: Beats' own `agent` object included."""
     return {"@timestamp": "2026-12-01T00:00:00.000Z", "message": row["line"],
-            "log": {"file": {"path": "/var/log/apache2/access.log"}, "offset": k * 200},
+            "log": {"file": {"path": "/var/log/apache2/access.log", "inode": "1311",
+                             "device_id": "64768"}, "offset": k * 200},
             "input": {"type": "filestream"}, "host": {"name": "web-1"},
-            "agent": {"type": "filebeat", "version": "8.15.0", "name": "web-1"},
+            "agent": AGENT,
             "ecs": {"version": "8.0.0"}}
 
 
@@ -184,6 +190,12 @@ def test_apache_corpus_queries_as_kibana_users_make_them(tmp_path, procs, opense
         assert mapping_type(props, "@timestamp") == "date"
         assert mapping_type(props, names["status"]) == "long"
         assert mapping_type(props, names["client"]) == "ip"
+        # Filebeat 8's (and sluice-shipper's) identity fields: keywords in both modes.
+        assert mapping_type(props, "log.file.inode") == "keyword"
+        assert mapping_type(props, "log.file.device_id") == "keyword"
+        beat = "agent" if mode == "v8" else "beat"
+        assert mapping_type(props, beat + ".id") == "keyword"
+        assert mapping_type(props, beat + ".ephemeral_id") == "keyword"
 
         # One document, whole: the shape each mode gives.
         st, hit = opensearch.req("POST", f"/{r.pattern}/_search", {
@@ -194,13 +206,13 @@ def test_apache_corpus_queries_as_kibana_users_make_them(tmp_path, procs, opense
         if mode == "v8":
             assert doc["http"]["response"]["status_code"] == rows[0]["status"]
             assert doc["user_agent"]["original"] == rows[0]["agent"]
-            assert doc["agent"] == {"type": "filebeat", "version": "8.15.0", "name": "web-1"}
+            assert doc["agent"] == AGENT
             assert doc["url"]["original"] == rows[0]["path"]
             assert "clientip" not in doc and "timestamp" not in doc
         else:
             assert doc["response"] == str(rows[0]["status"])
             assert doc["agent"] == '"' + rows[0]["agent"] + '"'
-            assert doc["beat"] == {"type": "filebeat", "version": "8.15.0", "name": "web-1"}
+            assert doc["beat"] == AGENT
             assert doc["request"] == rows[0]["path"]
 
         # Range on @timestamp: the first hour (lines in +0100 included, in UTC).
