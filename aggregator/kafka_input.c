@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "listener.h"
 #include "sluice/json.h"
 #include "sluice/log.h"
 #include "sluice/time.h"
@@ -51,6 +52,7 @@ struct kbatch {
     struct agg_input in;      /* in.batch.events: heap trees, cleared by the pipeline */
     size_t cap;
     size_t nmsgs;             /* messages, tombstones (no event) included */
+    size_t bytes;             /* their values and keys: charged to max_pending_bytes */
     struct kpos *pos;
     size_t npos, cappos;
     uint64_t epoch;
@@ -95,6 +97,7 @@ struct kcons {
     pthread_cond_t cv;       /* outstanding went down, or quit */
     struct kbatch *qhead, *qtail;   /* handed over, not yet submitted */
     size_t pending;          /* messages handed over and not finished */
+    size_t pending_bytes;    /* their bytes */
     size_t outstanding;      /* batches handed over and not finished */
     uint64_t epoch, min_commit_epoch;
     bool failed;             /* a batch failed: rewind to what was committed */
@@ -109,10 +112,12 @@ struct agg_kafka {
     struct agg_pipeline *pipeline;
     struct agg_kafka_conf conf;     /* a copy of the strings the threads read */
     size_t max_pending;
+    size_t max_pending_bytes;       /* pipeline.max_pending_bytes, per consumer */
     size_t max_event_memory;        /* pipeline.max_event_memory */
     struct sl_async *async;
     struct sl_metrics *metrics;
     struct sl_metric *m_commits_ok, *m_commits_failed, *m_rebalances;
+    struct sl_metric *m_pending_bytes;  /* shared with the Lumberjack listener */
     struct sl_metric *m_consumed, *m_delivered, *m_decode_failed;
     size_t ncons;
     struct kcons *cons;
@@ -234,6 +239,7 @@ static void add_message(struct kcons *c, const rd_kafka_message_t *m)
     }
     record_pos(c, kb, rd_kafka_topic_name(m->rkt), m->partition, m->offset);
     kb->nmsgs++;
+    kb->bytes += m->len + m->key_len;
     sl_counter_inc(c->k->m_consumed);
     if (!m->payload) {
         return;  /* a tombstone: no event, but its offset is committed with the rest */
@@ -269,7 +275,9 @@ static void hand_over(struct kcons *c)
     }
     c->qtail = kb;
     c->pending += kb->nmsgs;
+    c->pending_bytes += kb->bytes;
     c->outstanding++;
+    sl_gauge_add(c->k->m_pending_bytes, (double)kb->bytes);
     pthread_mutex_unlock(&c->mu);
     sl_async_send(c->k->async);
 }
@@ -289,7 +297,9 @@ static void discard_building(struct kcons *c)
 static void batch_gone_locked(struct kcons *c, struct kbatch *kb)
 {
     c->pending -= kb->nmsgs;
+    c->pending_bytes -= kb->bytes;
     c->outstanding--;
+    sl_gauge_add(c->k->m_pending_bytes, -(double)kb->bytes);
     pthread_cond_broadcast(&c->cv);
 }
 
@@ -634,15 +644,24 @@ static void log_consumer_error(struct kcons *c, const rd_kafka_message_t *m)
  * trip). Only a longer stall pauses the partitions, so that polling goes on
  * and rebalances are served. Returns the messages pending then.
  */
-static size_t wait_for_room(struct kcons *c)
+/* Messages and bytes in the pipeline, beyond which a consumer stops taking more
+ * (the batch being built counts: it is handed over before waiting). One batch
+ * may pass the byte bound: a message larger than it still goes through. */
+static bool is_full(const struct agg_kafka *k, size_t pending, size_t bytes)
+{
+    return pending >= k->max_pending || bytes >= k->max_pending_bytes;
+}
+
+static size_t wait_for_room(struct kcons *c, size_t *bytes)
 {
     uint64_t until = sl_now_ms() + FULL_WAIT_MS;
     pthread_mutex_lock(&c->mu);
-    while (c->pending >= c->k->max_pending && !c->quit && !c->draining && !c->failed &&
-           sl_now_ms() < until) {
+    while (is_full(c->k, c->pending, c->pending_bytes) && !c->quit && !c->draining &&
+           !c->failed && sl_now_ms() < until) {
         timed_wait(c, 20);
     }
     size_t pending = c->pending;
+    *bytes = c->pending_bytes;
     pthread_mutex_unlock(&c->mu);
     return pending;
 }
@@ -654,7 +673,7 @@ static void consume_once(struct kcons *c)
     uint64_t now = sl_now_ms();
     pthread_mutex_lock(&c->mu);
     bool failed = c->failed;
-    size_t pending = c->pending;
+    size_t pending = c->pending, bytes = c->pending_bytes;
     pthread_mutex_unlock(&c->mu);
     if (failed || c->reseek) {
         c->reseek = false;
@@ -666,14 +685,16 @@ static void consume_once(struct kcons *c)
     if (now - c->last_lag >= LAG_EVERY_MS) {
         update_lag(c);
     }
-    bool full = pending + (c->building ? c->building->nmsgs : 0) >= k->max_pending;
+    bool full = is_full(k, pending + (c->building ? c->building->nmsgs : 0),
+                        bytes + (c->building ? c->building->bytes : 0));
     if (full && !c->paused) {
         hand_over(c);
-        pending = wait_for_room(c);
-        full = pending >= k->max_pending;
+        pending = wait_for_room(c, &bytes);
+        full = is_full(k, pending, bytes);
     }
     bool want_pause = full || now < c->retry_until;
-    if (want_pause != c->paused && (want_pause || pending <= k->max_pending / 2)) {
+    if (want_pause != c->paused &&
+        (want_pause || (pending <= k->max_pending / 2 && bytes <= k->max_pending_bytes / 2))) {
         hand_over(c);
         set_paused(c, want_pause);
     }
@@ -879,7 +900,10 @@ struct agg_kafka *agg_kafka_new(struct sl_loop *loop, const struct agg_kafka_con
     copy_conf(&k->conf, kc);
     k->max_pending = (size_t)(conf->max_pending_events > 0 ? conf->max_pending_events : 1);
     k->max_event_memory = (size_t)(conf->max_event_memory ? conf->max_event_memory : 16u << 20);
+    k->max_pending_bytes = conf->max_pending_bytes ? (size_t)conf->max_pending_bytes : SIZE_MAX;
     static const char commits_help[] = "Offset commits of the kafka inputs, by result.";
+    k->m_pending_bytes = sl_metrics_gauge(metrics, "sluice_aggregator_pending_bytes",
+                                          AGG_PENDING_BYTES_HELP, NULL);
     k->m_commits_ok = sl_metrics_counter(metrics, "sluice_aggregator_kafka_commits_total",
                                          commits_help, (const char *const[]){"result", "ok",
                                                                              NULL});

@@ -1299,8 +1299,7 @@ struct agg_listener *agg_listener_new(struct sl_loop *loop, const struct agg_con
                                      "Windows an output did not accept (not ACKed; the client "
                                      "resends them).", NULL);
     l->m_pending_bytes = sl_metrics_gauge(metrics, "sluice_aggregator_pending_bytes",
-                                          "JSON bytes read and not yet acknowledged (windows and "
-                                          "frames being read included), all connections.", NULL);
+                                          AGG_PENDING_BYTES_HELP, NULL);
     l->m_max_pending_bytes = sl_metrics_gauge(metrics, "sluice_aggregator_max_pending_bytes",
                                               "pipeline.max_pending_bytes: reading stops at it.",
                                               NULL);

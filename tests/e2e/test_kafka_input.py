@@ -70,7 +70,7 @@ def events(start, n):
 class Agg:
     """One sluice-aggregator with kafka inputs and file outputs in its own directory."""
 
-    def __init__(self, tmp_path, procs, name, inputs, outputs):
+    def __init__(self, tmp_path, procs, name, inputs, outputs, extra_top=""):
         self.dir = tmp_path / name
         self.dir.mkdir()
         self.metrics_port = free_port()
@@ -82,7 +82,7 @@ outputs:
 metrics:
   listen: 127.0.0.1:{self.metrics_port}
 shutdown_timeout: 10s
-""")
+{extra_top}""")
         self.procs = procs
         self.proc = None
 
@@ -330,6 +330,45 @@ def test_failed_batches_are_consumed_again_and_not_committed(tmp_path, procs, br
     assert sorted(ns) == list(range(1000))  # failed writes wrote nothing: exactly once
     wait_for(lambda: a.metric(COMMITS_OK) >= 1, what="a commit")
     assert "consuming again from the last delivered offset" in a.proc.logtext()
+    assert a.proc.stop() == 0
+
+
+def test_messages_in_the_pipeline_are_held_to_max_pending_bytes(tmp_path, procs, broker):
+    """A consumer stops taking messages once those it handed over and not yet
+    delivered reach pipeline.max_pending_bytes (they count in
+    sluice_aggregator_pending_bytes with the Lumberjack windows): 40 messages of
+    ~200 KB, a 1 MiB budget, an output failing at first so that batches are read
+    again and again; then every message once and the gauge back to 0."""
+    topic, group = topic_name(), "g-" + uuid.uuid4().hex[:8]
+    big = "x" * 200_000
+    values = [(b"k%d" % i, json.dumps({"n": i, "message": big}).encode()) for i in range(40)]
+    produce(broker, topic, values)
+    largest = max(len(k) + len(v) for k, v in values)
+    blocked = tmp_path / "a" / "sub"
+    out = """  - file:
+      path: "DIR/sub/out.ndjson"
+"""
+    a = Agg(tmp_path, procs, "a", kafka_input(broker, topic, group, "      max_poll_records: 2\n"),
+            out, extra_top="pipeline:\n  max_pending_bytes: 1mb\n")
+    blocked.write_text("a file where the output wants a directory")
+    a.start()
+    pending = "sluice_aggregator_pending_bytes"
+    seen = []
+
+    def sample(cond):
+        m = a.metrics()
+        seen.append(m.get(pending, 0))
+        return cond(m)
+    failed = 'sluice_aggregator_output_events_total{output="file",result="failed"}'
+    wait_for(lambda: sample(lambda m: m.get(failed, 0) >= 40 and max(seen) > 0),
+             what="batches failing and read again, some held in the pipeline")
+    blocked.unlink()
+    wait_for(lambda: sample(lambda m: m.get(DELIVERED, 0) == 40), what="40 delivered")
+    wait_for(lambda: sample(lambda m: m.get(pending, 0) == 0), what="nothing pending")
+    # One message may pass the budget (a message larger than it still goes through).
+    assert 0 < max(seen) <= (1 << 20) + largest, max(seen)
+    ns = [e["n"] for e in read_ndjson(blocked / "out.ndjson")]
+    assert sorted(ns) == list(range(40))
     assert a.proc.stop() == 0
 
 
