@@ -562,6 +562,69 @@ static size_t greedy_tail_head(const char *re, size_t len, size_t last_cap)
     return depth == 0 && class_depth == 0 ? at : 0;
 }
 
+/*
+ * A pattern whose last capture is a lazy '.*?' followed only by closing
+ * parentheses, one delimiter and closing parentheses again - `"%{DATA:ua}"` at
+ * the end of ECS's HTTPD_COMBINEDLOG, `(?:-|%{DATA:x})"` - has nothing after the
+ * delimiter that could fail: '.*?' stops at the first delimiter, which is what
+ * `[^"]*` takes, without Oniguruma trying the rest of the pattern after every
+ * character (a quantifier after a parenthesis, an anchor or an option group
+ * that changes '.' keeps the pattern as it is). Rewrites b in place.
+ */
+static void lazy_tail_rewrite(struct sl_buf *b)
+{
+    static const struct {
+        const char *delim, *cls;
+    } delims[] = {{"\"", "[^\"]*"}, {"'", "[^']*"}, {"\\]", "[^\\]]*"}, {">", "[^>]*"}};
+    const char *re = b->data;
+    size_t i = b->len;
+    while (i > 0 && re[i - 1] == ')') {
+        i--;
+    }
+    size_t d, dlen = 0;
+    for (d = 0; d < sizeof(delims) / sizeof(delims[0]); d++) {
+        dlen = strlen(delims[d].delim);
+        if (i > dlen && memcmp(re + i - dlen, delims[d].delim, dlen) == 0 &&
+            (dlen == 2 || re[i - dlen - 1] != '\\')) {
+            break;
+        }
+    }
+    if (d == sizeof(delims) / sizeof(delims[0])) {
+        return;
+    }
+    i -= dlen;
+    size_t close = i;
+    while (i > 0 && re[i - 1] == ')') {
+        i--;
+    }
+    if (i == close || i < 4 || memcmp(re + i - 3, ".*?", 3) != 0 || re[i - 4] != '>') {
+        return;  /* not a group closed right after '.*?' */
+    }
+    size_t at = i - 3, g = at - 1;  /* '.*?' and the '>' of "(?<gN>" before it */
+    while (g > 0 && re[g - 1] >= '0' && re[g - 1] <= '9') {
+        g--;
+    }
+    if (g < 4 || memcmp(re + g - 4, "(?<g", 4) != 0 || g == at - 1) {
+        return;
+    }
+    for (size_t k = 0; k + 2 < b->len; k++) {
+        if (re[k] == '\\') {
+            k++;
+        } else if (re[k] == '(' && re[k + 1] == '?' && strchr("imx-#", re[k + 2])) {
+            return;
+        }
+    }
+    struct sl_buf out;
+    sl_buf_init(&out, b->max);
+    if (sl_buf_append(&out, re, at) != 0 || sl_buf_puts(&out, delims[d].cls) != 0 ||
+        sl_buf_append(&out, re + at + 3, b->len - at - 3) != 0) {
+        sl_buf_free(&out);
+        return;  /* past the expansion limit: keep the pattern as it is */
+    }
+    sl_buf_free(b);
+    *b = out;
+}
+
 static int compile_regex(const struct sl_buf *b, OnigRegex *re, char *err, size_t errlen)
 {
     OnigErrorInfo einfo;
@@ -603,6 +666,9 @@ struct sl_grok *sl_grok_compile(const struct sl_grok_lib *lib, const char *patte
     expand_init(&x, lib, named_only, err, errlen);
     expand_init(&xa, lib, named_only, err, errlen);
     expand_text(&x, pattern);
+    if (!x.failed) {
+        lazy_tail_rewrite(&x.out);
+    }
     if (x.failed || compile_regex(&x.out, &g->re, err, errlen) != 0) {
         goto fail;
     }
@@ -612,6 +678,9 @@ struct sl_grok *sl_grok_compile(const struct sl_grok_lib *lib, const char *patte
          * start, so a second regex with '\A' (tried once) serves those. */
         xa.caret_as_a = true;
         expand_text(&xa, pattern);
+        if (!xa.failed) {
+            lazy_tail_rewrite(&xa.out);
+        }
         if (xa.failed || compile_regex(&xa.out, &g->re_line, err, errlen) != 0) {
             goto fail;
         }

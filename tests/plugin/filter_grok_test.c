@@ -1084,6 +1084,93 @@ TEST(greedy_tail)
     }
 }
 
+/* A lazy '.*?' capture that only a delimiter and closing parentheses follow is
+ * compiled as a class loop; on random subjects the groups are those of the
+ * same pattern kept as written (an empty group at the end prevents the
+ * rewrite without changing what matches). */
+TEST(lazy_tail)
+{
+    struct sl_grok_lib *lib = sl_grok_lib_new();
+    CHECK_INT(sl_grok_lib_add(lib, "DATA", ".*?", "x", 1), 0);
+    CHECK_INT(sl_grok_lib_add(lib, "WORD", "\\b\\w+\\b", "x", 2), 0);
+    static const struct {
+        const char *pattern;
+        const char *cls;  /* in the compiled regex, or NULL: kept as written */
+    } shapes[] = {
+        {"\"%{DATA:a}\" \"(?:-|%{DATA:ua})\"", "[^\"]*"},
+        {"^%{WORD:w} \"%{DATA:ua}\"", "[^\"]*"},
+        {"'%{DATA:q}'", "[^']*"},
+        {"\\[%{DATA:q}\\]", "[^\\]]*"},
+        {"<%{DATA:q}>", "[^>]*"},
+        {"\"%{DATA:ua}\"$", NULL},              /* an anchor after it can fail */
+        {"\"(?:%{DATA:ua})?\"", NULL},          /* a quantifier */
+        {"(?i)\"%{DATA:ua}\"", NULL},           /* options */
+        {"\"%{DATA:ua}\\\"", NULL},            /* an escaped quote is not the delimiter */
+        {"\"%{DATA:ua}x", NULL},
+        {"\"(?:%{DATA})\"", NULL},              /* not a capture */
+    };
+    char err[256];
+    for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
+        struct sl_grok *g = sl_grok_compile(lib, shapes[i].pattern, true, err, sizeof(err));
+        CHECK(g != NULL);
+        if (!g) {
+            continue;
+        }
+        if (shapes[i].cls) {
+            CHECK(strstr(g->expanded, shapes[i].cls) != NULL);
+        } else {
+            CHECK(strstr(g->expanded, ".*?") != NULL);
+        }
+        sl_grok_free(g);
+    }
+    static const char alphabet[] = "ab\"'-> ]\n[<";
+    uint64_t rng = 7;
+    for (size_t i = 0; i < 5; i++) {
+        if (!shapes[i].cls) {
+            continue;
+        }
+        char kept[256];
+        snprintf(kept, sizeof(kept), "%s(?:)", shapes[i].pattern);
+        struct sl_grok *a = sl_grok_compile(lib, shapes[i].pattern, true, err, sizeof(err));
+        struct sl_grok *b = sl_grok_compile(lib, kept, true, err, sizeof(err));
+        CHECK(a && b && strstr(b->expanded, ".*?") != NULL);
+        for (int n = 0; a && b && n < 20000; n++) {
+            char subj[32];
+            rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+            size_t len = (size_t)(rng >> 59) + 1;
+            for (size_t k = 0; k < len; k++) {
+                rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+                subj[k] = alphabet[(rng >> 33) % (sizeof(alphabet) - 1)];
+            }
+            const OnigRegion *ra, *rb;
+            int ma = sl_grok_match(a, subj, len, NULL, &ra);
+            int ga = ma == 1 ? ra->num_regs : 0, beg[8] = {0}, end[8] = {0};
+            for (int k = 0; k < ga && k < 8; k++) {
+                beg[k] = ra->beg[k];
+                end[k] = ra->end[k];
+            }
+            int mb = sl_grok_match(b, subj, len, NULL, &rb);
+            CHECK_INT(ma, mb);
+            if (ma == 1 && mb == 1) {
+                CHECK_INT(ga, rb->num_regs);
+                for (int k = 0; k < ga && k < 8; k++) {
+                    if (beg[k] != rb->beg[k] || end[k] != rb->end[k]) {
+                        fprintf(stderr, "pattern %s, subject '%.*s', group %d: %d-%d vs %d-%d\n",
+                                shapes[i].pattern, (int)len, subj, k, beg[k], end[k],
+                                rb->beg[k], rb->end[k]);
+                        CHECK(0);
+                        n = 20000;
+                        break;
+                    }
+                }
+            }
+        }
+        sl_grok_free(a);
+        sl_grok_free(b);
+    }
+    sl_grok_lib_free(lib);
+}
+
 /* A legitimate 10 MB line through `... %{GREEDYDATA:x}`: before, the match
  * stack (~30 bytes per character '.*' crosses) hit its limit and the event
  * was tagged _groktimeout. */
@@ -2061,6 +2148,7 @@ int main(void)
     RUN(ecs_modes);
     RUN(engine_parity);
     RUN(greedy_tail);
+    RUN(lazy_tail);
     RUN(greedy_tail_takes_a_10_mb_line);
     RUN(library_patterns);
     RUN(library_patterns_ecs);
