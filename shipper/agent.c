@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "sluice/buf.h"
+#include "sluice/file.h"
 #include "sluice/json.h"
 #include "sluice/log.h"
 #include "sluice/time.h"
@@ -61,36 +62,6 @@ bool agent_uuid_valid(const char *s, size_t len)
         }
     }
     return true;
-}
-
-/* The file's bytes into b (bounded by META_MAX). 0, SL_ENOENT, SL_ELIMIT or SL_EIO. */
-static int read_meta(const char *path, struct sl_buf *b)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        return errno == ENOENT ? SL_ENOENT : SL_EIO;
-    }
-    int rc = 0;
-    char chunk[1024];
-    for (;;) {
-        ssize_t n = read(fd, chunk, sizeof(chunk));
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n < 0) {
-            rc = SL_EIO;
-            break;
-        }
-        if (n == 0) {
-            break;
-        }
-        rc = sl_buf_append(b, chunk, (size_t)n);
-        if (rc != 0) {
-            break;
-        }
-    }
-    close(fd);
-    return rc;
 }
 
 /* The uuid member of text, copied into out. False when text is not a meta.json. */
@@ -172,13 +143,13 @@ int agent_id_load(const char *dir, char out[AGENT_UUID_LEN + 1])
     sl_buf_init(&text, META_MAX);
     sl_buf_printf(&path, "%s/%s", dir, AGENT_META_FILE);
     const char *p = sl_buf_cstr(&path);
-    int rc = read_meta(p, &text);
+    int rc = sl_file_read(p, META_MAX, &text);
     if (rc == 0 && parse_meta(&text, out)) {
         goto out;
     }
-    if (rc != SL_ENOENT) {
+    if (rc != ENOENT) {
         sl_warn("agent: %s is %s; replacing it with a new agent.id", p,
-                rc == SL_EIO ? "unreadable" : "not a meta.json with a uuid");
+                rc == 0 || rc == EFBIG ? "not a meta.json with a uuid" : "unreadable");
     }
     rc = agent_uuid_v4(out);
     if (rc != 0) {

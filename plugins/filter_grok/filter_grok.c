@@ -30,6 +30,7 @@
 #include "sluice/arena.h"
 #include "sluice/buf.h"
 #include "sluice/config.h"
+#include "sluice/file.h"
 #include "sluice/json.h"
 #include "sluice/log.h"
 #include "sluice/plugin.h"
@@ -183,27 +184,16 @@ static int cmp_str(const void *a, const void *b)
 /* Reads a whole pattern file (at most GROK_MAX_PATTERN_FILE bytes) into b. */
 static int read_file(const char *path, struct sl_buf *b, char *err, size_t errlen)
 {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        snprintf(err, errlen, "cannot open '%s': %s", path, strerror(errno));
+    int e = sl_file_read(path, GROK_MAX_PATTERN_FILE, b);
+    if (e == EFBIG) {
+        snprintf(err, errlen, "'%s' is larger than %u bytes", path, GROK_MAX_PATTERN_FILE);
+        return SL_ELIMIT;
+    }
+    if (e != 0) {
+        snprintf(err, errlen, "cannot open '%s': %s", path, strerror(e));
         return SL_EIO;
     }
-    int rc = 0;
-    char chunk[8192];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0) {
-        if (sl_buf_append(b, chunk, n) != 0) {
-            snprintf(err, errlen, "'%s' is larger than %u bytes", path, GROK_MAX_PATTERN_FILE);
-            rc = SL_ELIMIT;
-            break;
-        }
-    }
-    if (rc == 0 && ferror(fp)) {
-        snprintf(err, errlen, "cannot read '%s': %s", path, strerror(errno));
-        rc = SL_EIO;
-    }
-    fclose(fp);
-    return rc;
+    return 0;
 }
 
 static int load_pattern_file(struct sl_grok_lib *lib, const char *path, char *err, size_t errlen)

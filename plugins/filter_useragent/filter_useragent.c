@@ -12,12 +12,13 @@
  * results are cached by the string (ua_cache.h), bounded in entries, shared
  * by the instance's worker threads.
  */
+#include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
+#include "sluice/file.h"
 #include "sluice/log.h"
 #include "sluice/metrics.h"
 #include "sluice/plugin.h"
@@ -285,35 +286,6 @@ static void plan_legacy(struct filter_useragent *u, struct sl_plugin_ctx *ctx)
     }
 }
 
-/* The file at path, read whole (NUL-terminated); NULL with the reason in err. */
-static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "cannot open '%s': %m", path);
-        return NULL;
-    }
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > UA_MAX_REGEXES_FILE) {
-        snprintf(err, errlen, "'%s' is not a regular file of at most %u bytes", path,
-                 UA_MAX_REGEXES_FILE);
-        fclose(f);
-        return NULL;
-    }
-    char *text = sl_malloc((size_t)st.st_size + 1);
-    size_t n = fread(text, 1, (size_t)st.st_size, f);
-    if (ferror(f)) {
-        snprintf(err, errlen, "cannot read '%s': %m", path);
-        fclose(f);
-        free(text);
-        return NULL;
-    }
-    fclose(f);
-    text[n] = '\0';
-    *len = n;
-    return text;
-}
-
 static int useragent_init(void *inst, struct sl_plugin_ctx *ctx)
 {
     struct filter_useragent *u = inst;
@@ -328,14 +300,21 @@ static int useragent_init(void *inst, struct sl_plugin_ctx *ctx)
                 ctx->id);
     }
     if (u->regexes) {
-        size_t len;
-        char *text = read_file(u->regexes, &len, err, sizeof(err));
-        if (!text) {
-            sl_plugin_error(ctx, "regexes", "%s", err);
+        struct sl_buf text;
+        sl_buf_init(&text, 0);
+        int e = sl_file_read(u->regexes, UA_MAX_REGEXES_FILE, &text);
+        if (e != 0) {
+            sl_buf_free(&text);
+            if (e == EFBIG) {
+                sl_plugin_error(ctx, "regexes", "'%s' is larger than %u bytes", u->regexes,
+                                UA_MAX_REGEXES_FILE);
+            } else {
+                sl_plugin_error(ctx, "regexes", "cannot open '%s': %s", u->regexes, strerror(e));
+            }
             return SL_EINVAL;
         }
-        u->parser = uap_new(text, len, u->regexes, err, sizeof(err));
-        free(text);
+        u->parser = uap_new(sl_buf_cstr(&text), text.len, u->regexes, err, sizeof(err));
+        sl_buf_free(&text);
     } else {
         u->parser = uap_new(sl_useragent_builtin_regexes, strlen(sl_useragent_builtin_regexes),
                             "built-in regexes.yaml", err, sizeof(err));

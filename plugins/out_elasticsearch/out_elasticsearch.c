@@ -48,6 +48,7 @@
 #include "es_template.h"
 #include "sluice/backoff.h"
 #include "sluice/config.h"
+#include "sluice/file.h"
 #include "sluice/json.h"
 #include "sluice/log.h"
 #include "sluice/plugin.h"
@@ -1139,37 +1140,6 @@ static void es_fini(void *inst)
 
 /* ---- configuration --------------------------------------------------------------- */
 
-/* Reads a whole file of at most max bytes into out; 0, or an errno. */
-static int read_file(const char *path, size_t max, struct sl_buf *out)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        return errno;
-    }
-    int rc = 0;
-    char chunk[65536];
-    for (;;) {
-        ssize_t r = read(fd, chunk, sizeof(chunk));
-        if (r < 0 && errno == EINTR) {
-            continue;
-        }
-        if (r < 0) {
-            rc = errno;
-            break;
-        }
-        if (r == 0) {
-            break;
-        }
-        if (out->len + (size_t)r > max) {
-            rc = EFBIG;
-            break;
-        }
-        sl_buf_append(out, chunk, (size_t)r);
-    }
-    close(fd);
-    return rc;
-}
-
 /* certificate_authorities, certificate and key take a PEM file's path, or
  * the PEM text itself (as Filebeat does). Appends it to out; 0, or an errno. */
 static int load_pem(const char *path_or_pem, struct sl_buf *out)
@@ -1178,7 +1148,7 @@ static int load_pem(const char *path_or_pem, struct sl_buf *out)
         sl_buf_puts(out, path_or_pem);
         return 0;
     }
-    return read_file(path_or_pem, PEM_FILE_MAX, out);
+    return sl_file_read(path_or_pem, PEM_FILE_MAX, out);
 }
 
 static bool given(const char *s)
@@ -1335,7 +1305,7 @@ static int conf_backoff(struct out_es *o)
 static int load_template_file(struct out_es *o, const char *file, const char *key)
 {
     char jerr[128];
-    int e = read_file(file, TEMPLATE_FILE_MAX, &o->tmpl_body);
+    int e = sl_file_read(file, TEMPLATE_FILE_MAX, &o->tmpl_body);
     if (e != 0) {
         sl_plugin_error_at(o->ctx, "template", key, 0, "template: cannot read '%s': %s", file,
                            strerror(e));
