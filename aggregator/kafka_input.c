@@ -29,7 +29,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "listener.h"
 #include "sluice/json.h"
 #include "sluice/log.h"
 #include "sluice/time.h"

@@ -22,12 +22,6 @@
 #include "sluice/loop.h"
 #include "sluice/metrics.h"
 
-/* Lumberjack connections and Kafka consumers add to one gauge,
- * sluice_aggregator_pending_bytes: the help text both register it with. */
-#define AGG_PENDING_BYTES_HELP                                                          \
-    "Bytes read from clients and not yet acknowledged: Lumberjack windows and frames " \
-    "being read, Kafka messages handed to the pipeline."
-
 struct agg_listener;
 
 /*

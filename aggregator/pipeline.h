@@ -29,6 +29,12 @@
 #include "sluice/metrics.h"
 #include "sluice/plugin.h"
 
+/* Lumberjack connections and Kafka consumers add to one gauge,
+ * sluice_aggregator_pending_bytes: the help text both register it with. */
+#define AGG_PENDING_BYTES_HELP                                                          \
+    "Bytes read from clients and not yet acknowledged: Lumberjack windows and frames " \
+    "being read, Kafka messages handed to the pipeline."
+
 struct agg_pipeline;
 struct agg_job;
 
