@@ -338,7 +338,7 @@ def test_messages_in_the_pipeline_are_held_to_max_pending_bytes(tmp_path, procs,
     delivered reach pipeline.max_pending_bytes (they count in
     sluice_aggregator_pending_bytes with the Lumberjack windows): 40 messages of
     ~200 KB, a 1 MiB budget, an output failing at first so that batches are read
-    again and again; then every message once and the gauge back to 0."""
+    again and again; then every message (at least once) and the gauge back to 0."""
     topic, group = topic_name(), "g-" + uuid.uuid4().hex[:8]
     big = "x" * 200_000
     values = [(b"k%d" % i, json.dumps({"n": i, "message": big}).encode()) for i in range(40)]
@@ -368,7 +368,11 @@ def test_messages_in_the_pipeline_are_held_to_max_pending_bytes(tmp_path, procs,
     # One message may pass the budget (a message larger than it still goes through).
     assert 0 < max(seen) <= (1 << 20) + largest, max(seen)
     ns = [e["n"] for e in read_ndjson(blocked / "out.ndjson")]
-    assert sorted(ns) == list(range(40))
+    assert sorted(set(ns)) == list(range(40))
+    # At least once: a batch consumed after the last failed one may have been
+    # delivered before the consumer sought back; at most what the budget lets be
+    # in flight is read twice (1 MiB of ~200 KB messages, plus one batch).
+    assert len(ns) - 40 <= (1 << 20) // 200_000 + 2, sorted(ns)
     assert a.proc.stop() == 0
 
 
