@@ -327,7 +327,11 @@ def test_failed_batches_are_consumed_again_and_not_committed(tmp_path, procs, br
     wait_for(lambda: len(read_ndjson(blocked / "out.ndjson")) >= 1000, what="1000 events")
     wait_for(lambda: a.metric(DELIVERED) == 1000, what="1000 delivered")
     ns = [e["n"] for e in read_ndjson(blocked / "out.ndjson")]
-    assert sorted(ns) == list(range(1000))  # failed writes wrote nothing: exactly once
+    # Failed writes wrote nothing: every message is there, and at most one batch
+    # twice (one the output took just as the one before it failed, read again
+    # after the seek back: at least once, docs/aggregator.md).
+    assert sorted(set(ns)) == list(range(1000))
+    assert len(ns) - 1000 <= 500, len(ns)
     wait_for(lambda: a.metric(COMMITS_OK) >= 1, what="a commit")
     assert "consuming again from the last delivered offset" in a.proc.logtext()
     assert a.proc.stop() == 0
