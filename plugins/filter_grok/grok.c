@@ -503,6 +503,21 @@ void sl_grok_free(struct sl_grok *g)
     free(g);
 }
 
+/* Option groups ((?m), (?i-x:...)) could change what '.' means and comments
+ * could hide anything: the tail rewrites below leave such patterns alone.
+ * Conservative: an escaped character is skipped, a class is not. */
+static bool has_option_group(const char *re, size_t len)
+{
+    for (size_t k = 0; k + 2 < len; k++) {
+        if (re[k] == '\\') {
+            k++;
+        } else if (re[k] == '(' && re[k + 1] == '?' && strchr("imx-#", re[k + 2])) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /*
  * A pattern that ends in a capture of '.*' (`... %{GREEDYDATA:rest}`, maybe
  * then '$'), outside every group and alternation, matches exactly where the
@@ -526,6 +541,9 @@ static size_t greedy_tail_head(const char *re, size_t len, size_t last_cap)
     } else {
         return 0;
     }
+    if (has_option_group(re, len)) {
+        return 0;
+    }
     int depth = 0, class_depth = 0;
     for (size_t i = 0; i < at; i++) {
         char c = re[i];
@@ -547,11 +565,6 @@ static size_t greedy_tail_head(const char *re, size_t len, size_t last_cap)
                 i++;
             }
         } else if (c == '(') {
-            /* Option groups ((?m), (?i-x:...)) could change what '.' means;
-             * comments could hide anything: leave such patterns alone. */
-            if (i + 2 < at && re[i + 1] == '?' && strchr("imx-#", re[i + 2])) {
-                return 0;
-            }
             depth++;
         } else if (c == ')') {
             depth--;
@@ -607,12 +620,8 @@ static void lazy_tail_rewrite(struct sl_buf *b)
     if (g < 4 || memcmp(re + g - 4, "(?<g", 4) != 0 || g == at - 1) {
         return;
     }
-    for (size_t k = 0; k + 2 < b->len; k++) {
-        if (re[k] == '\\') {
-            k++;
-        } else if (re[k] == '(' && re[k + 1] == '?' && strchr("imx-#", re[k + 2])) {
-            return;
-        }
+    if (has_option_group(re, b->len)) {
+        return;
     }
     struct sl_buf out;
     sl_buf_init(&out, b->max);
