@@ -39,7 +39,7 @@ SHIP_SRC    := $(wildcard shipper/*.c)
 # The aggregator's core (instance, options, templates, conditions) is an archive
 # of its own: a plugin's test links it and its one plugin, nothing else.
 AGG_CORE_SRC := aggregator/instance.c aggregator/options.c aggregator/template.c \
-                aggregator/condition.c
+                aggregator/condition.c aggregator/ftimer.c
 AGG_SRC     := $(filter-out $(AGG_CORE_SRC),$(wildcard aggregator/*.c))
 PLUGIN_SRC  := $(foreach p,$(PLUGINS),$(wildcard plugins/$(p)/*.c))
 FUZZ_SRC    := $(wildcard tests/fuzz/*_fuzz.c)

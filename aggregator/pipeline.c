@@ -34,6 +34,7 @@
 #include <time.h>
 
 #include "condition.h"
+#include "ftimer.h"
 #include "instance.h"
 #include "sluice/json.h"
 #include "sluice/log.h"
@@ -477,34 +478,26 @@ static void job_filtered(struct agg_job *j)
     }
 }
 
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /*
  * The filters, in order, on every event still alive of events[0..n); touched
  * (when not NULL) gets 1 for each event a filter ran on.
  *
- * Each filter's run on each event is timed (its `when` included): one clock
- * read per event and filter, the end of one run being the start of the next.
- * An event the condition skipped is not observed. The observations go to
- * counts on the stack and reach the filter's histogram once per slice, so
- * workers share no cache line per event (docs/operations.md, "Filter
- * duration").
+ * Each filter's run on each event is timed (its `when` included), the end of
+ * one run being the start of the next; an event the condition skipped is not
+ * observed. The observations are counted on the stack and reach the filter's
+ * histogram once per slice, so workers share no cache line per event
+ * (ftimer.h says how they stay cheap; docs/operations.md, "Filter duration").
  */
 static void run_filters(struct agg_pipeline *p, struct sl_value *events, size_t n,
                         uint8_t *touched)
 {
-    uint64_t counts[AGG_FILTER_SECONDS_NBOUNDS + 1];
+    struct agg_ftimer timer;
     for (size_t f = 0; f < p->nfilters; f++) {
         struct sl_instance *in = p->filters[f];
         bool timed = in->m_seconds != NULL;  /* a registry: not in plugin tests */
-        uint64_t total = 0;
-        uint64_t t0 = timed ? mono_ns() : 0;
-        memset(counts, 0, sizeof(counts));
+        if (timed) {
+            agg_ftimer_start(&timer);
+        }
         for (size_t i = 0; i < n; i++) {
             if (events[i].type == SL_V_NULL) {
                 continue;
@@ -515,15 +508,12 @@ static void run_filters(struct agg_pipeline *p, struct sl_value *events, size_t 
                 touched[i] |= ran;
             }
             if (timed) {
-                uint64_t t1 = mono_ns();
-                if (ran) {
-                    counts[sl_hist_bucket(in->m_seconds, (double)(t1 - t0) * 1e-9)]++;
-                    total += t1 - t0;
-                }
-                t0 = t1;
+                agg_ftimer_mark(&timer, ran);
             }
         }
-        sl_hist_add(in->m_seconds, counts, (double)total * 1e-9);
+        if (timed) {
+            agg_ftimer_finish(&timer, in->m_seconds);
+        }
     }
 }
 

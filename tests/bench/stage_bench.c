@@ -14,7 +14,7 @@
  *   encode merged    a changed partial event: 2 of its members written, the rest copied
  *   encode tree      the same event written whole from its tree
  *   filter timing    what sluice_aggregator_filter_duration_seconds adds per event and
- *                    filter: pipeline.c's monotonic clock read, bucket search and count
+ *                    filter: aggregator/ftimer.h's mark, its share of the chunk's flush
  * `stage_bench N` runs N events per row; `stage_bench N ROW` only that row (and memcpy). Figures only; nothing is asserted.
  * Built by tests/bench/pipeline_bench.py like grok_bench (plugins, core, libsluice), -O2.
  */
@@ -23,6 +23,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ftimer.h"
 #include "instance.h"
 #include "sluice/arena.h"
 #include "sluice/config.h"
@@ -108,13 +109,6 @@ static void partial(struct world *w, struct sl_value *ev, const char *const *key
     }
 }
 
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static double run(struct world *w, enum row r, size_t n)
 {
     static const char *const keys[] = {"timestamp", "response", "bytes", "@timestamp", NULL};
@@ -140,7 +134,8 @@ static double run(struct world *w, enum row r, size_t n)
             }
         }
         sl_buf_reset(&w->buf);
-        uint64_t counts[AGG_FILTER_SECONDS_NBOUNDS + 1] = {0}, total = 0, tprev = mono_ns();
+        static struct agg_ftimer timer;  /* 2 KB: off the stack */
+        agg_ftimer_start(&timer);
         double t0 = now_ns();
         for (size_t i = 0; i < SLICE; i++) {
             switch (r) {
@@ -174,18 +169,14 @@ static double run(struct world *w, enum row r, size_t n)
             case R_TREE:
                 agg_output_encode(w->out, &evs[i], NULL, &w->buf, &rec);
                 break;
-            case R_TIMING: {
-                uint64_t t1 = mono_ns();
-                counts[sl_hist_bucket(w->hist, (double)(t1 - tprev) * 1e-9)]++;
-                total += t1 - tprev;
-                tprev = t1;
+            case R_TIMING:
+                agg_ftimer_mark(&timer, true);
                 break;
-            }
             case R_N:
                 break;
             }
         }
-        sl_hist_add(w->hist, counts, (double)total * 1e-9);
+        agg_ftimer_finish(&timer, w->hist);
         ns += now_ns() - t0;
         for (size_t i = 0; i < SLICE; i++) {
             evs[i] = (struct sl_value){0};  /* arena memory: forgotten, not freed */
