@@ -423,6 +423,8 @@ static int step_d(struct sl_lj_decoder *d, const unsigned char *p, size_t avail,
  * connection allocate a window of max_inflated (256 MiB by default). Our shipper's
  * levels use at most 2 MiB. */
 #define ZSTD_WINDOW_CAP (8u << 20)
+/* A Z block whose frame says its size, up to this, is inflated in one pass. */
+#define ZSTD_ONE_PASS_MAX (4u << 20)
 
 /*
  * Moves what is left of infl (a partial inner frame) to its start, once per
@@ -535,6 +537,25 @@ static int window_log_for(uint64_t n)
     return w;
 }
 
+/*
+ * A Z block is one whole frame, and the frames our shipper writes say their
+ * content size: with room for all of it in infl, ZSTD_decompressStream
+ * decodes the frame straight into infl in one pass, instead of block by block
+ * through its own window buffer and a copy of every byte (and allocates no
+ * window). Only up to ZSTD_ONE_PASS_MAX and within max_inflated: a size the
+ * header claims is the client's word; anything else streams as before (and
+ * a frame shorter or longer than its header says fails as corrupt either way).
+ */
+static void one_pass_room(struct sl_lj_decoder *d)
+{
+    unsigned long long n = ZSTD_getFrameContentSize(d->cbuf.data, d->cbuf.len);
+    if (n == ZSTD_CONTENTSIZE_UNKNOWN || n == ZSTD_CONTENTSIZE_ERROR || n > ZSTD_ONE_PASS_MAX ||
+        d->infl.len >= d->lim.max_inflated || n >= d->lim.max_inflated - d->infl.len) {
+        return;
+    }
+    (void)sl_buf_reserve(&d->infl, (size_t)n + 1);  /* infl has no maximum of its own */
+}
+
 static int start_zstd(struct sl_lj_decoder *d, bool stream)
 {
     bool resume = stream && d->zs_open;
@@ -552,6 +573,9 @@ static int start_zstd(struct sl_lj_decoder *d, bool stream)
         ZSTD_DCtx_reset(d->zd, ZSTD_reset_session_only);
     }
     d->zin = (ZSTD_inBuffer){d->cbuf.data, d->cbuf.len, 0};
+    if (!stream) {
+        one_pass_room(d);
+    }
     return 0;
 }
 

@@ -904,6 +904,86 @@ TEST(test_zlib_bomb)
     free(zeros);
 }
 
+/*
+ * A Z block whose frame says its size is inflated in one pass; the frames
+ * that come out are the same as from the same content in a frame that does
+ * not say it (streamed), fed in any pieces. A size the header gets wrong,
+ * either way, is a corrupt block, not a short or padded window.
+ */
+static void fcs_adjust(char *frame, int delta)
+{
+    unsigned char *u = (unsigned char *)frame;
+    unsigned fhd = u[4], flag = fhd >> 6, single = (fhd >> 5) & 1;
+    static const unsigned did_size[4] = {0, 1, 2, 4};
+    unsigned pos = 5 + !single + did_size[fhd & 3];
+    unsigned size = flag == 0 ? 1 : flag == 1 ? 2 : flag == 2 ? 4 : 8;
+    uint64_t v = 0;
+    for (unsigned i = 0; i < size; i++) {
+        v |= (uint64_t)u[pos + i] << (8 * i);
+    }
+    v = (uint64_t)((int64_t)v + delta);
+    for (unsigned i = 0; i < size; i++) {
+        u[pos + i] = (unsigned char)(v >> (8 * i));
+    }
+}
+
+TEST(test_zstd_one_pass_same_as_streamed)
+{
+    struct sl_buf inner, sized, streamed;
+    sl_buf_init(&inner, 0);
+    sl_buf_init(&sized, 0);
+    sl_buf_init(&streamed, 0);
+    char json[160];
+    for (uint32_t i = 1; i <= 2000; i++) {
+        int n = snprintf(json, sizeof(json), "{\"n\":%u,\"message\":\"line %u of the window\"}",
+                         i, i * 7919u);
+        CHECK_INT(sl_lj_put_json(&inner, i, json, (size_t)n), 0);
+    }
+    CHECK_INT(sl_lj_put_window(&sized, '2', 2000), 0);
+    CHECK_INT(sl_lj_put_compressed(&sized, SL_LJ_ZSTDC, 1, inner.data, inner.len), 0);
+    CHECK(ZSTD_getFrameContentSize(sized.data + 12, sized.len - 12) == inner.len);
+
+    ZSTD_CCtx *cc = ZSTD_createCCtx();
+    CHECK_INT(sl_lj_put_window(&streamed, '2', 2000), 0);
+    sl_buf_reserve(&streamed, 6 + ZSTD_compressBound(inner.len));
+    ZSTD_outBuffer out = {streamed.data + streamed.len + 6, ZSTD_compressBound(inner.len), 0};
+    ZSTD_inBuffer in = {inner.data, inner.len, 0};
+    CHECK_INT(ZSTD_compressStream2(cc, &out, &in, ZSTD_e_continue) > 0 || in.pos == in.size, 1);
+    CHECK_INT(ZSTD_compressStream2(cc, &out, &in, ZSTD_e_end), 0);
+    ZSTD_freeCCtx(cc);
+    CHECK(ZSTD_getFrameContentSize(out.dst, out.pos) == ZSTD_CONTENTSIZE_UNKNOWN);
+    streamed.data[streamed.len] = '2';
+    streamed.data[streamed.len + 1] = 'Z';
+    sl_put_u32be(streamed.data + streamed.len + 2, (uint32_t)out.pos);
+    streamed.len += 6 + out.pos;
+
+    static const size_t chunks[] = {0, 1, 7, 4096, 1u << 20};
+    for (size_t c = 0; c < SL_ARRAY_LEN(chunks); c++) {
+        decode(NULL, sized.data, sized.len, chunks[c], &g1);
+        decode(NULL, streamed.data, streamed.len, chunks[c], &g2);
+        CHECK_INT(g1.rc, 0);
+        CHECK_INT(g1.n, 2001);
+        CHECK(gots_equal(&g1, &g2));
+    }
+    CHECK_INT(g1.v[2000].value, 2000);
+    CHECK_STR(g1.v[2000].data, "{\"n\":2000,\"message\":\"line 15838000 of the window\"}");
+
+    for (int delta = -1; delta <= 1; delta += 2) {
+        fcs_adjust(sized.data + 12, delta);
+        decode(NULL, sized.data, sized.len, 0, &g1);
+        CHECK_INT(g1.rc, SL_EPROTO);
+        CHECK(strstr(g1.err, "corrupt zstd") != NULL);
+        fcs_adjust(sized.data + 12, -delta);
+    }
+    decode(NULL, sized.data, sized.len, 0, &g1);
+    CHECK_INT(g1.rc, 0);
+    gots_free(&g1);
+    gots_free(&g2);
+    sl_buf_free(&inner);
+    sl_buf_free(&sized);
+    sl_buf_free(&streamed);
+}
+
 TEST(test_zstd_bomb)
 {
     char *zeros = calloc(1, BOMB_CHUNK + 1);
@@ -1337,6 +1417,7 @@ int main(void)
     RUN(test_big_window_inflates_a_piece_at_a_time);
     RUN(test_zlib_bomb);
     RUN(test_zstd_bomb);
+    RUN(test_zstd_one_pass_same_as_streamed);
     RUN(test_zstream_continues_across_windows);
     RUN(test_zstream_fresh_decoder_rejects_a_continuation);
     RUN(test_zstream_limits_hold);
