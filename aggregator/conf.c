@@ -308,8 +308,11 @@ static void read_pipeline(struct sl_cfg *cfg, struct sl_cfg_node *root, struct a
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     sl_cfg_int(cfg, pl, "pipeline", "workers", cores > 0 ? cores : 1, 1, 1024, &c->workers);
     sl_cfg_int(cfg, pl, "pipeline", "batch_size", 512, 1, 1000000, &c->batch_size);
-    /* Enough for several full windows in flight, small enough to bound memory. */
-    int64_t def_pending = c->batch_size * c->workers * 4;
+    /* Enough for several full windows in flight, small enough to bound memory: at
+     * least two Filebeat connections' worth (bulk_max_size 2048, pipelining 2), so
+     * that one worker filters a window while the I/O thread reads the next ones
+     * (at one window, reading and filtering took turns; docs/benchmarks.md). */
+    int64_t def_pending = SL_MAX(c->batch_size * c->workers * 4, (int64_t)AGG_MIN_PENDING);
     sl_cfg_int(cfg, pl, "pipeline", "max_pending_events", def_pending, 1, 100000000,
                &c->max_pending_events);
     /* Texts only: their parsed trees and encodings come on top (docs/operations.md,

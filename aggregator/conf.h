@@ -26,6 +26,9 @@ struct agg_plugin_conf {
 
 enum agg_queue_type { AGG_QUEUE_MEMORY = 0, AGG_QUEUE_PERSISTED };
 
+/* The least default pipeline.max_pending_events: two Filebeat connections' windows in flight. */
+#define AGG_MIN_PENDING 8192
+
 /* input.ssl, as the Logstash beats input's ssl_* options. */
 struct agg_ssl_conf {
     bool enabled;

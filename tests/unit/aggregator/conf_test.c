@@ -51,7 +51,7 @@ TEST(defaults)
     CHECK_INT(c.client_metrics_forget_ms, 3600000);
     CHECK(c.workers >= 1);
     CHECK_INT(c.batch_size, 512);
-    CHECK_INT(c.max_pending_events, c.batch_size * c.workers * 4);
+    CHECK_INT(c.max_pending_events, SL_MAX(c.batch_size * c.workers * 4, AGG_MIN_PENDING));
     CHECK_INT(c.max_pending_bytes, 128ll << 20);  /* sized for a 1 GiB limit (operations.md) */
     CHECK_INT(c.max_event_memory, 16ll << 20);
     CHECK_INT(c.nfilters, 0);
@@ -199,7 +199,7 @@ TEST(persisted_queue)
     CHECK_INT(c.queue_page_capacity, 64 << 20);
     CHECK_INT(c.queue_checkpoint_writes, 1);
     CHECK_INT(c.queue_checkpoint_interval_ms, 1000);
-    CHECK(c.max_pending_events < 16384);
+    CHECK_INT(c.max_pending_events, SL_MAX(c.batch_size * c.workers * 4, AGG_MIN_PENDING));
     agg_conf_free(&c);
     CHECK_STR(errors_of(&c, "queue:\n"
                             "  type: persisted\n"
