@@ -412,8 +412,7 @@ void agg_instance_free(struct sl_instance *in)
 
 /* ---- filters ---------------------------------------------------------------------- */
 
-enum sl_filter_result agg_instance_filter(struct sl_instance *in, struct sl_value *ev,
-                                          bool *ran)
+enum sl_filter_result agg_instance_run(struct sl_instance *in, struct sl_value *ev, bool *ran)
 {
     *ran = !in->when || sl_condition_eval(in->when, ev);
     if (!*ran) {
@@ -422,21 +421,41 @@ enum sl_filter_result agg_instance_filter(struct sl_instance *in, struct sl_valu
     enum sl_filter_result r = in->plugin->filter(in->inst, ev);
     switch (r) {
     case SL_FILTER_KEEP:
-        sl_counter_inc(in->m_ok);
+    case SL_FILTER_FAIL_TAGGED:
         break;
     case SL_FILTER_DROP:
         sl_value_clear(ev);
-        sl_counter_inc(in->m_dropped);
         break;
     case SL_FILTER_FAIL:
         for (char **t = in->fail_tags; t && *t; t++) {
             sl_event_add_tag(ev, *t);
         }
-        sl_counter_inc(in->m_error);
         break;
-    case SL_FILTER_FAIL_TAGGED:
-        sl_counter_inc(in->m_error);
-        break;
+    }
+    return r;
+}
+
+void agg_instance_count(struct sl_instance *in, const uint64_t n[3])
+{
+    if (n[SL_FILTER_KEEP]) {
+        sl_counter_add(in->m_ok, n[SL_FILTER_KEEP]);
+    }
+    if (n[SL_FILTER_DROP]) {
+        sl_counter_add(in->m_dropped, n[SL_FILTER_DROP]);
+    }
+    if (n[SL_FILTER_FAIL]) {
+        sl_counter_add(in->m_error, n[SL_FILTER_FAIL]);
+    }
+}
+
+enum sl_filter_result agg_instance_filter(struct sl_instance *in, struct sl_value *ev,
+                                          bool *ran)
+{
+    enum sl_filter_result r = agg_instance_run(in, ev, ran);
+    if (*ran) {
+        uint64_t n[3] = {0};
+        n[r == SL_FILTER_FAIL_TAGGED ? SL_FILTER_FAIL : r] = 1;
+        agg_instance_count(in, n);
     }
     return r;
 }

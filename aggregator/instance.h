@@ -97,7 +97,13 @@ const char *agg_instance_given_id(struct sl_cfg_node *opts);
  * Filters: runs the instance on ev when its condition holds; drops (clears),
  * tags and counts by the verdict. Any thread. Returns the verdict, or
  * SL_FILTER_KEEP when the condition skipped it; *ran says which.
+ * agg_instance_run does the same but leaves the counting to the caller (the
+ * pipeline adds a slice's verdicts with agg_instance_count, once per slice:
+ * an atomic add per event and filter is a shared cache line between workers).
  */
+enum sl_filter_result agg_instance_run(struct sl_instance *in, struct sl_value *ev, bool *ran);
+/* Adds verdicts to the filter's counters: n[SL_FILTER_KEEP], [DROP], [FAIL] (FAIL_TAGGED counts as FAIL). */
+void agg_instance_count(struct sl_instance *in, const uint64_t n[3]);
 enum sl_filter_result agg_instance_filter(struct sl_instance *in, struct sl_value *ev,
                                           bool *ran);
 

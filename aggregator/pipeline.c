@@ -480,7 +480,8 @@ static void job_filtered(struct agg_job *j)
 
 /*
  * The filters, in order, on every event still alive of events[0..n); touched
- * (when not NULL) gets 1 for each event a filter ran on.
+ * (when not NULL) gets 1 for each event a filter ran on. The verdicts are
+ * counted on the stack and added to the filter's counters once per slice.
  *
  * Each filter's run on each event is timed (its `when` included), the end of
  * one run being the start of the next; an event the condition skipped is not
@@ -495,6 +496,7 @@ static void run_filters(struct agg_pipeline *p, struct sl_value *events, size_t 
     for (size_t f = 0; f < p->nfilters; f++) {
         struct sl_instance *in = p->filters[f];
         bool timed = in->m_seconds != NULL;  /* a registry: not in plugin tests */
+        uint64_t verdicts[3] = {0};
         if (timed) {
             agg_ftimer_start(&timer);
         }
@@ -503,7 +505,8 @@ static void run_filters(struct agg_pipeline *p, struct sl_value *events, size_t 
                 continue;
             }
             bool ran;
-            agg_instance_filter(in, &events[i], &ran);
+            enum sl_filter_result r = agg_instance_run(in, &events[i], &ran);
+            verdicts[r == SL_FILTER_FAIL_TAGGED ? SL_FILTER_FAIL : r] += ran;
             if (touched) {
                 touched[i] |= ran;
             }
@@ -511,6 +514,7 @@ static void run_filters(struct agg_pipeline *p, struct sl_value *events, size_t 
                 agg_ftimer_mark(&timer, ran);
             }
         }
+        agg_instance_count(in, verdicts);
         if (timed) {
             agg_ftimer_finish(&timer, in->m_seconds);
         }
