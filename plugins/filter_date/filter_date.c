@@ -10,6 +10,8 @@
  * time functions (localtime/mktime depend on the process-wide TZ and are not
  * what several filter threads should share) and no locale: month and day
  * names are English, matched case-insensitively, like Logstash's default.
+ * Each thread remembers the last text it parsed per instance (the memo,
+ * below): runs of lines that share a second are parsed once.
  *
  * Time zones come from the system's TZif files (RFC 8536), read here: the
  * 64-bit transition table, then the POSIX TZ rule in the footer for instants
@@ -22,6 +24,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +41,9 @@
 #define ZONE_CACHE_MAX 64         /* distinct zone ids (ZZZ) met in events, per instance */
 #define ZONE_NAME_MAX 64
 #define GUESS_AHEAD_MS (31LL * 86400 * 1000)  /* "more than a month ahead" = last year */
+#define MEMO_TEXT_MAX 64          /* longer texts are parsed every time */
+#define MEMO_SLOTS 4              /* per thread; instances map to slots by id */
+#define TS_LEN 24                 /* "2026-11-27T06:00:00.123Z" */
 
 /* ---- time zones ----------------------------------------------------------- */
 
@@ -522,6 +528,7 @@ enum tok_kind {
 struct tok {
     enum tok_kind kind;
     unsigned count;      /* letters in the pattern */
+    bool numeric;        /* reads digits (tok_numeric) */
     unsigned min, max;   /* digits accepted (numeric tokens) */
     size_t off, len;     /* TK_LIT: text in the format's literal pool */
 };
@@ -533,6 +540,7 @@ struct format {
     size_t ntoks;
     char *lits;          /* literal pool */
     bool has_year;
+    bool yy;             /* a two-digit year letter: read around the reference year */
 };
 
 struct filter_date {
@@ -552,6 +560,8 @@ struct filter_date {
     struct zone zone;            /* the timezone option */
     struct tz *zone_tz;          /* owned when the option names a TZif zone */
     char *tzdir;
+    uint64_t memo_id;            /* unique per instance: keys the per-thread memo */
+    size_t memo_fmts;            /* formats 0..memo_fmts-1 depend on the text alone */
 
     /* Zones named inside events (ZZZ): loaded once each, then shared read-only. */
     pthread_mutex_t cache_lock;
@@ -594,6 +604,23 @@ static const char *const day_names[7] = {"monday", "tuesday",  "wednesday", "thu
 static bool is_alpha(char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+/* ASCII case folding: what strncasecmp does in the C locale the daemons run in. */
+static char ascii_lower(char c)
+{
+    return c >= 'A' && c <= 'Z' ? (char)(c + ('a' - 'A')) : c;
+}
+
+/* n bytes of s equal lower (already folded), ignoring ASCII case. */
+static bool same_folded(const char *s, const char *lower, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (ascii_lower(s[i]) != lower[i]) {
+            return false;
+        }
+    }
+    return true;
 }
 
 static bool tok_numeric(const struct tok *t)
@@ -687,6 +714,9 @@ static const char *compile_joda(struct format *f, const char *p, char *why, size
             t.kind = TK_YEAR;
             t.max = 9;
             f->has_year = true;
+            if (run == 2) {
+                f->yy = true;
+            }
             break;
         case 'M':
             t.kind = run >= 3 ? TK_MONTHNAME : TK_MONTH;
@@ -736,12 +766,19 @@ static const char *compile_joda(struct format *f, const char *p, char *why, size
         tok_push(f, t, &cap);
         i += run;
     }
+    for (size_t k = 0; k < f->ntoks; k++) {
+        f->toks[k].numeric = tok_numeric(&f->toks[k]);
+    }
     /* Joda reads a number followed directly by another number with exactly its
      * pattern's width ("yyyyMMddHHmmss"); elsewhere it is lenient about width. */
     for (size_t k = 0; k + 1 < f->ntoks; k++) {
-        if (tok_numeric(&f->toks[k]) && tok_numeric(&f->toks[k + 1])) {
+        if (f->toks[k].numeric && f->toks[k + 1].numeric) {
             f->toks[k].min = f->toks[k].max = f->toks[k].count;
         }
+    }
+    /* Literals compare case-insensitively: folded once here, the text per event. */
+    for (size_t k = 0; k < lits.len; k++) {
+        lits.data[k] = ascii_lower(lits.data[k]);
     }
     f->lits = lits.data;
     return err;
@@ -769,34 +806,27 @@ struct fields {
 };
 
 /*
- * Case-insensitive prefix match of a name at s, else of its first 3 letters
- * (the first whole name in order wins over any short one). The first letter
- * is compared before the rest: most names are rejected without a call.
+ * Case-insensitive match of a whole name at s, else of its first 3 letters.
+ * The 3-letter prefixes of the English month and day names are all distinct,
+ * so the name with the text's prefix is the only candidate: its whole name
+ * when the text goes on with it, else the short form.
  */
 static int match_name(const char *s, size_t len, const char *const *names, int count, size_t *used)
 {
     if (len < 3) {
         return -1;
     }
-    unsigned char c0 = (unsigned char)s[0] | 0x20;
-    int short_hit = -1;
+    char a = ascii_lower(s[0]), b = ascii_lower(s[1]), c = ascii_lower(s[2]);
     for (int i = 0; i < count; i++) {
-        if (((unsigned char)names[i][0] | 0x20) != c0) {
+        const char *name = names[i];
+        if (name[0] != a || name[1] != b || name[2] != c) {
             continue;
         }
-        size_t n = strlen(names[i]);
-        if (len >= n && strncasecmp(s, names[i], n) == 0) {
-            *used = n;
-            return i;
-        }
-        if (short_hit < 0 && strncasecmp(s, names[i], 3) == 0) {
-            short_hit = i;
-        }
+        size_t n = strlen(name);
+        *used = len >= n && same_folded(s + 3, name + 3, n - 3) ? n : 3;
+        return i;
     }
-    if (short_hit >= 0) {
-        *used = 3;
-    }
-    return short_hit;
+    return -1;
 }
 
 /* The cached zone called name (loading it on first sight); NULL when unknown. */
@@ -878,22 +908,17 @@ static bool parse_tokens(struct filter_date *fd, const struct format *f, const c
     for (size_t k = 0; k < f->ntoks; k++) {
         const struct tok *t = &f->toks[k];
         if (t->kind == TK_LIT) {
-            if (len - i < t->len || strncasecmp(s + i, f->lits + t->off, t->len) != 0) {
+            if (len - i < t->len || !same_folded(s + i, f->lits + t->off, t->len)) {
                 return false;
             }
             i += t->len;
             continue;
         }
-        if (tok_numeric(t)) {
-            size_t start = i;
+        if (t->numeric) {
+            size_t start = i, end = len - i < t->max ? len : i + t->max;
             int64_t v = 0;
-            int frac = 0, scale = 100;
-            while (i < len && i - start < t->max && s[i] >= '0' && s[i] <= '9') {
+            while (i < end && (unsigned)((unsigned char)s[i] - '0') < 10u) {
                 v = v * 10 + (s[i] - '0');
-                if (scale > 0) {
-                    frac += (s[i] - '0') * scale;
-                    scale /= 10;
-                }
                 i++;
             }
             size_t nd = i - start;
@@ -928,7 +953,12 @@ static bool parse_tokens(struct filter_date *fd, const struct format *f, const c
                 r->second = (int)v;
                 break;
             case TK_FRACTION:
-                r->ms = frac;  /* digits past the millisecond are truncated */
+                /* The first three digits, padded: ".5" is 500; digits past the millisecond
+                 * are truncated. */
+                r->ms = 0;
+                for (size_t d = 0; d < 3; d++) {
+                    r->ms = r->ms * 10 + (d < nd ? s[start + d] - '0' : 0);
+                }
                 break;
             default:
                 break;
@@ -1263,6 +1293,64 @@ static bool parse_one(struct filter_date *fd, const struct format *f, const stru
     return false;
 }
 
+/* ---- the per-thread memo ---------------------------------------------------
+ *
+ * Log lines come in runs that share a timestamp text (every line of a busy
+ * second), so each thread remembers, per instance, the last text it parsed
+ * and the @timestamp text it gave. Only results that depend on nothing but
+ * the text and the instance's options are remembered: a string read by one of
+ * the leading formats that need no reference time (memo_fmts; a later format
+ * is only tried after those failed, and its result can hang on the event's
+ * @timestamp), so a hit writes the very bytes a parse would. Failures are
+ * never remembered. Thread-local, so workers share nothing; keyed by a
+ * process-unique instance id, never by address (a freed instance's address
+ * can come back with other options).
+ */
+struct memo {
+    uint64_t id;                 /* the instance's memo_id; 0: empty */
+    size_t len;
+    char text[MEMO_TEXT_MAX];
+    char out[TS_LEN];
+};
+
+static _Thread_local struct memo tl_memo[MEMO_SLOTS];
+static _Atomic uint64_t memo_next_id = 1;
+
+/* Whether format f's result can depend on the reference time (the event's @timestamp or
+ * the clock): two-digit years and patterns without a year are read around it. */
+static bool format_needs_ref(const struct format *f)
+{
+    return f->kind == FMT_JODA && (!f->has_year || f->yy);
+}
+
+static bool memo_hit(const struct memo *m, uint64_t id, const struct sl_value *v)
+{
+    return m->id == id && m->len == v->u.s.len &&
+           (m->len == 0 || memcmp(m->text, v->u.s.ptr, m->len) == 0);
+}
+
+static void memo_store(struct memo *m, uint64_t id, const struct sl_value *v, const char *out)
+{
+    m->id = id;
+    m->len = v->u.s.len;
+    if (m->len > 0) {
+        memcpy(m->text, v->u.s.ptr, m->len);
+    }
+    memcpy(m->out, out, TS_LEN);
+}
+
+/* Writes the @timestamp text ts into the target field. */
+static enum sl_filter_result put_result(const struct filter_date *fd, struct sl_value *event,
+                                        const char *ts)
+{
+    struct sl_value *slot = sl_fieldref_put(&fd->target, event);
+    if (!slot) {
+        return SL_FILTER_FAIL;
+    }
+    sl_value_set_str(slot, ts, TS_LEN);
+    return SL_FILTER_KEEP;
+}
+
 static enum sl_filter_result date_filter(void *inst, struct sl_value *event)
 {
     struct filter_date *fd = inst;
@@ -1276,18 +1364,21 @@ static enum sl_filter_result date_filter(void *inst, struct sl_value *event)
         }
         v = &v->u.a.items[0];
     }
+    struct memo *m = &tl_memo[fd->memo_id % MEMO_SLOTS];
+    bool memo = fd->memo_fmts > 0 && v->type == SL_V_STRING && v->u.s.len <= MEMO_TEXT_MAX;
+    if (memo && memo_hit(m, fd->memo_id, v)) {
+        return put_result(fd, event, m->out);
+    }
     char out[32];
     for (size_t i = 0; i < fd->nfmts; i++) {
         int64_t ms;
         if (parse_one(fd, &fd->fmts[i], v, event, &ms) &&
-            sl_timestamp_format(ms, out, sizeof(out)) > 0) {
+            sl_timestamp_format(ms, out, sizeof(out)) == TS_LEN) {
             /* v points into the event: done with it before the event changes. */
-            struct sl_value *slot = sl_fieldref_put(&fd->target, event);
-            if (!slot) {
-                break;
+            if (memo && i < fd->memo_fmts) {
+                memo_store(m, fd->memo_id, v, out);
             }
-            sl_value_set_str(slot, out, 24);
-            return SL_FILTER_KEEP;
+            return put_result(fd, event, out);
         }
     }
     return SL_FILTER_FAIL;
@@ -1403,6 +1494,10 @@ static int date_init(void *inst, struct sl_plugin_ctx *ctx)
         read_field_formats(ctx, fd);
     }
     set_timezone(ctx, fd);
+    fd->memo_id = atomic_fetch_add(&memo_next_id, 1);
+    while (fd->memo_fmts < fd->nfmts && !format_needs_ref(&fd->fmts[fd->memo_fmts])) {
+        fd->memo_fmts++;
+    }
     /* @timestamp: year guessing is relative to the event's own time. */
     if (fd->src) {
         sl_filter_touches_field(ctx, fd->src);

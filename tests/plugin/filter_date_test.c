@@ -774,6 +774,361 @@ TEST(threads)
     sl_cfg_free(&g_cfg);
 }
 
+/* ---- the per-thread memo: a remembered result is the parse's result -------------------
+ *
+ * Generated timestamps (random days, months in any case and length, zones, offsets,
+ * fractions, impossible dates, damaged texts) go through one long-lived instance in runs
+ * of the same text, alternations and random order, with the reference time changing
+ * under repeated texts. Every event must come out byte for byte as a fresh instance
+ * (whose memo is empty: the first text of an instance is always parsed) leaves it.
+ */
+
+static unsigned g_seed = 2026;
+
+static unsigned rnd(unsigned n)
+{
+    g_seed = g_seed * 1103515245u + 12345u;
+    return ((g_seed >> 16) & 0x7fff) % n;
+}
+
+/* One of Month, MONTH, month, Mon, MON, mon, mOn... */
+static void month_text(char *out, size_t cap, int m)
+{
+    static const char *const full[12] = {"January", "February", "March",     "April",
+                                         "May",     "June",     "July",      "August",
+                                         "September", "October", "November", "December"};
+    char name[16];
+    snprintf(name, sizeof(name), "%s", full[m]);
+    if (rnd(3) == 0) {
+        name[3] = '\0';
+    }
+    unsigned style = rnd(4);
+    for (char *p = name; *p; p++) {
+        if (style == 1 || (style == 3 && rnd(2))) {
+            *p = (char)(*p >= 'a' ? *p - 32 : *p);
+        } else if (style == 2) {
+            *p = (char)(*p < 'a' ? *p + 32 : *p);
+        }
+    }
+    snprintf(out, cap, "%s", name);
+}
+
+static void frac_text(char *out, size_t cap)
+{
+    size_t n = 1 + rnd(9);
+    for (size_t i = 0; i < n && i + 1 < cap; i++) {
+        out[i] = (char)('0' + rnd(10));
+        out[i + 1] = '\0';
+    }
+}
+
+enum gen { G_APACHE, G_LOCAL_FRAC, G_SYSLOG, G_ZONEID, G_RFC822, G_EPOCH, G_LONG };
+
+/* A timestamp text of the kind g (JSON string contents: no quotes or backslashes). */
+static void gen_text(enum gen g, char *out, size_t cap)
+{
+    char mon[16], frac[16];
+    int y = 1998 + (int)rnd(40), mo = 1 + (int)rnd(12), d = 1 + (int)rnd(31);
+    int h = (int)rnd(24), mi = (int)rnd(60), s = (int)rnd(60);
+    if (rnd(4) == 0) {
+        /* Around the spring-forward and fall-back nights of Europe and the US. */
+        mo = rnd(2) ? 3 : 10 + (int)rnd(2);
+        d = 24 + (int)rnd(8);
+        h = 1 + (int)rnd(3);
+    }
+    month_text(mon, sizeof(mon), mo - 1);
+    frac_text(frac, sizeof(frac));
+    static const char *const offs[] = {"+0000", "-0500", "+0530", "+01:00", "Z", "+14", "-1200"};
+    static const char *const zones[] = {"Europe/Paris", "America/New_York", "UTC", "Asia/Tokyo",
+                                        "+02:00", "Nowhere/Land", "Australia/Lord_Howe"};
+    static const char *const names[] = {"UTC", "EST", "PDT", "GMT", "CET"};
+    switch (g) {
+    case G_APACHE:
+        snprintf(out, cap, "%02d/%s/%d:%02d:%02d:%02d %s", d, mon, y, h, mi, s,
+                 offs[rnd(SL_ARRAY_LEN(offs))]);
+        break;
+    case G_LOCAL_FRAC:
+        if (rnd(3) == 0) {
+            snprintf(out, cap, "%d-%02d-%02dT%02d:%02d:%02d.%s%s", y, mo, d, h, mi, s, frac,
+                     rnd(2) ? "Z" : "");
+        } else {
+            snprintf(out, cap, "%d-%02d-%02d %02d:%02d:%02d.%s", y, mo, d, h, mi, s, frac);
+        }
+        break;
+    case G_SYSLOG:
+        if (rnd(2)) {
+            snprintf(out, cap, "%s %2d %02d:%02d:%02d", mon, d, h, mi, s);
+        } else {
+            snprintf(out, cap, "%d %s %02d %02d:%02d:%02d %s", y, mon, d, h, mi, s,
+                     zones[rnd(SL_ARRAY_LEN(zones))]);
+        }
+        break;
+    case G_ZONEID:
+        snprintf(out, cap, "%d %s %02d %02d:%02d:%02d %s", y, mon, d, h, mi, s,
+                 zones[rnd(SL_ARRAY_LEN(zones))]);
+        break;
+    case G_RFC822: {
+        static const char *const days[] = {"Mon", "tuesday", "WED", "Thu", "Fri", "sat", "Sun"};
+        unsigned k = rnd(3);
+        if (k == 0) {
+            snprintf(out, cap, "%s, %02d %s %02d %02d:%02d:%02d %s", days[rnd(7)], d, mon, y % 100,
+                     h, mi, s, names[rnd(SL_ARRAY_LEN(names))]);
+        } else if (k == 1) {
+            snprintf(out, cap, "%u%03u", 1600000000u + rnd(30000) * 1000u, rnd(1000));
+        } else {
+            snprintf(out, cap, "%u.%s", 1600000000u + rnd(30000) * 3000u, frac);
+        }
+        break;
+    }
+    case G_EPOCH:
+        if (rnd(2)) {
+            snprintf(out, cap, "%u%03u", 1600000000u + rnd(30000) * 1000u, rnd(1000));
+        } else {
+            snprintf(out, cap, "%d-%02d-%02dT%02d:%02d:%02d,%s%s", y, mo, d, h, mi, s, frac,
+                     offs[rnd(SL_ARRAY_LEN(offs))]);
+        }
+        break;
+    case G_LONG:
+        /* Texts of 62 to 67 bytes: either side of the longest remembered text. */
+        snprintf(out, cap, "%.*s%d-%02d-%02d %02d:%02d:%02d.%s", 35 + (int)rnd(6),
+                 "..........................................", y, mo, d, h, mi, s, frac);
+        break;
+    }
+    if (rnd(10) == 0 && out[0]) {
+        /* Damaged: one byte replaced, often into a failure right after a success. */
+        static const char junk[] = "0x:/ -+Zn.";
+        out[rnd((unsigned)strlen(out))] = junk[rnd(sizeof(junk) - 1)];
+    }
+}
+
+/* The event of step i: the text (or another value), with a reference time that changes
+ * under repeated texts so that year guessing would notice a remembered result. */
+static void gen_event(char *json, size_t cap, const char *text)
+{
+    static const char *const refs[] = {"2026-11-27T10:00:00.000Z", "2027-01-02T00:00:00.000Z",
+                                       "2026-12-31T23:59:59.999Z", "2020-02-29T12:00:00.000Z",
+                                       "1985-06-01T00:00:00.000Z", "2090-06-01T00:00:00.000Z",
+                                       "not a time"};
+    const char *ref = refs[rnd(SL_ARRAY_LEN(refs))];
+    switch (rnd(20)) {
+    case 0:
+        snprintf(json, cap, "{\"@timestamp\":\"%s\"}", ref);
+        break;
+    case 1:
+        snprintf(json, cap, "{\"@timestamp\":\"%s\",\"t\":[\"%s\",\"x\"]}", ref, text);
+        break;
+    case 2:
+        snprintf(json, cap, "{\"@timestamp\":\"%s\",\"t\":%u}", ref, 1600000000u + rnd(1000));
+        break;
+    case 3:
+        snprintf(json, cap, "{\"t\":\"%s\",\"a\":5}", text);
+        break;
+    default:
+        snprintf(json, cap, "{\"@timestamp\":\"%s\",\"t\":\"%s\",\"tags\":[\"x\"]}", ref, text);
+        break;
+    }
+}
+
+#define MEMO_STEPS 1500
+#define MEMO_POOL 24
+
+struct memo_case {
+    const char *opts;
+    enum gen gen;
+};
+
+static const struct memo_case memo_cases[] = {
+    {"{field: t, formats: ['dd/MMM/yyyy:HH:mm:ss Z']}", G_APACHE},
+    {"{field: t, formats: ['yyyy-MM-dd HH:mm:ss.SSS', ISO8601], timezone: Europe/Paris}",
+     G_LOCAL_FRAC},
+    {"{field: t, formats: ['yyyy-MM-dd HH:mm:ss.SSS', ISO8601], timezone: America/New_York}",
+     G_LOCAL_FRAC},
+    {"{field: t, formats: ['yyyy-MM-dd HH:mm:ss.SSS', ISO8601], timezone: '-03:30'}",
+     G_LOCAL_FRAC},
+    /* A year-less first format: nothing may be remembered. */
+    {"{field: t, formats: ['MMM dd HH:mm:ss', 'MMM  d HH:mm:ss', 'yyyy MMM dd HH:mm:ss ZZZ']}",
+     G_SYSLOG},
+    /* Remembered when the first format reads the text, never when the year-less one does. */
+    {"{field: t, formats: ['yyyy MMM dd HH:mm:ss ZZZ', 'MMM dd HH:mm:ss', 'MMM  d HH:mm:ss']}",
+     G_SYSLOG},
+    {"{field: t, formats: ['yyyy MMM dd HH:mm:ss ZZZ'], timezone: Asia/Kolkata,"
+     " tag_on_failure: [bad, worse]}",
+     G_ZONEID},
+    /* Two-digit years are read around the reference year. */
+    {"{field: t, formats: ['EEE, dd MMM yy HH:mm:ss z', UNIX_MS, UNIX]}", G_RFC822},
+    {"{field: t, formats: [UNIX_MS, 'yyyy-MM-dd''T''HH:mm:ss,SSSZZ', ISO8601],"
+     " target: '[out][ts]', tag_on_failure: []}",
+     G_EPOCH},
+    {"{match: [t, \"'..........................................'yyyy-MM-dd HH:mm:ss.SSSSSS\","
+     " ISO8601], timezone: Europe/Paris}",
+     G_LONG},
+};
+
+/* The event after a fresh instance of opts (parsing, never remembering) saw it. */
+static void fresh_json(const char *opts, const char *json, char *out, size_t cap)
+{
+    char yaml[512];
+    snprintf(yaml, sizeof(yaml), "f: %s\n", opts);
+    void *f = make(yaml);
+    if (!f) {
+        snprintf(out, cap, "CONFIG %s", errs(&g_cfg));
+        return;
+    }
+    snprintf(out, cap, "%s", run_json(f, json));
+    unload(f);
+}
+
+struct memo_seq {
+    char json[MEMO_STEPS][256];
+    char want[MEMO_STEPS][512];
+};
+
+/* Steps over a pool of texts: runs of one text, A B A B alternations, random picks. */
+static void memo_seq_make(struct memo_seq *q, const struct memo_case *c)
+{
+    char pool[MEMO_POOL][96];
+    for (size_t i = 0; i < MEMO_POOL; i++) {
+        gen_text(c->gen, pool[i], sizeof(pool[i]));
+    }
+    size_t prev = 0, prev2 = 1;
+    for (size_t i = 0; i < MEMO_STEPS; i++) {
+        unsigned r = rnd(10);
+        size_t pick = r < 5 ? prev : r < 7 ? prev2 : rnd(MEMO_POOL);
+        gen_event(q->json[i], sizeof(q->json[i]), pool[pick]);
+        if (pick != prev) {
+            prev2 = prev;
+            prev = pick;
+        }
+    }
+    for (size_t i = 0; i < MEMO_STEPS; i++) {
+        fresh_json(c->opts, q->json[i], q->want[i], sizeof(q->want[i]));
+    }
+}
+
+/* Runs f over q; the number of events that differ from the fresh parse. */
+static int memo_seq_diffs(void *f, const struct memo_seq *q, size_t from, int line)
+{
+    int wrong = 0;
+    for (size_t k = 0; k < MEMO_STEPS; k++) {
+        size_t i = (from + k) % MEMO_STEPS;
+        const char *got = run_json(f, q->json[i]);
+        if (strcmp(got, q->want[i]) != 0 && wrong++ < 3) {
+            fprintf(stderr, "%s:%d: step %zu: %s\n  got  %s\n  want %s\n", __FILE__, line, i,
+                    q->json[i], got, q->want[i]);
+        }
+    }
+    return wrong;
+}
+
+TEST(memo_matches_parse)
+{
+    static struct memo_seq seqs[SL_ARRAY_LEN(memo_cases)];
+    for (size_t c = 0; c < SL_ARRAY_LEN(memo_cases); c++) {
+        memo_seq_make(&seqs[c], &memo_cases[c]);
+    }
+    int ok = 0, failed = 0;
+    for (size_t c = 0; c < SL_ARRAY_LEN(memo_cases); c++) {
+        for (size_t i = 0; i < MEMO_STEPS; i++) {
+            ok += strncmp(seqs[c].want[i], "FAIL", 4) != 0;
+            failed += strncmp(seqs[c].want[i], "FAIL", 4) == 0;
+        }
+        char yaml[512];
+        snprintf(yaml, sizeof(yaml), "f: %s\n", memo_cases[c].opts);
+        struct sl_cfg cfg;
+        void *f = load(&cfg, yaml);
+        CHECK(f != NULL);
+        /* Twice: the second pass starts on whatever the first left remembered. */
+        CHECK_INT(memo_seq_diffs(f, &seqs[c], 0, __LINE__), 0);
+        CHECK_INT(memo_seq_diffs(f, &seqs[c], 7, __LINE__), 0);
+        unload(f);
+        sl_cfg_free(&cfg);
+    }
+    /* Both outcomes occur plenty in every run, so both paths are compared. */
+    CHECK(ok > 5000 && failed > 1000);
+
+    /* Instances that share a thread interleaved event by event, on the same texts but
+     * other zones (cases 1-3), also when they share a memo slot (ids 4 apart). */
+    for (int gap = 1; gap <= 4; gap++) {
+        struct sl_cfg cfg[5];
+        void *f[5];
+        char yaml[512];
+        for (int k = 0; k < 5; k++) {
+            snprintf(yaml, sizeof(yaml), "f: %s\n", memo_cases[1 + k % 3].opts);
+            f[k] = load(&cfg[k], yaml);
+            CHECK(f[k] != NULL);
+        }
+        void *a = f[0], *b = f[gap];
+        const struct memo_seq *qa = &seqs[1], *qb = &seqs[1 + gap % 3];
+        int wrong = 0;
+        for (size_t i = 0; i < MEMO_STEPS; i++) {
+            /* Case 1's events through both: b's expectation is its own case's parse. */
+            wrong += strcmp(run_json(a, qa->json[i]), qa->want[i]) != 0;
+            char want[512];
+            fresh_json(memo_cases[1 + gap % 3].opts, qa->json[i], want, sizeof(want));
+            wrong += strcmp(run_json(b, qa->json[i]), want) != 0;
+            wrong += strcmp(run_json(b, qb->json[i]), qb->want[i]) != 0;
+        }
+        CHECK_INT(wrong, 0);
+        for (int k = 0; k < 5; k++) {
+            unload(f[k]);
+            sl_cfg_free(&cfg[k]);
+        }
+    }
+    sl_cfg_free(&g_cfg);
+}
+
+struct memo_thread {
+    void *f;
+    const struct memo_seq *q;
+    size_t from;
+    int wrong;
+};
+
+static void *memo_hammer(void *p)
+{
+    struct memo_thread *a = p;
+    for (size_t k = 0; k < MEMO_STEPS; k++) {
+        size_t i = (a->from + k) % MEMO_STEPS;
+        struct sl_value ev = ev_from(a->q->json[i]);
+        int rc = run(a->f, &ev);
+        struct sl_buf b;
+        sl_buf_init(&b, 0);
+        sl_json_write(&b, &ev, NULL);
+        char got[512];
+        snprintf(got, sizeof(got), "%s%s", verdict(rc), sl_buf_cstr(&b));
+        a->wrong += strcmp(got, a->q->want[i]) != 0;
+        sl_buf_free(&b);
+        sl_value_clear(&ev);
+    }
+    return NULL;
+}
+
+/* One instance on four threads, each at another place of the sequence: each thread's
+ * memo is its own. */
+TEST(memo_threads)
+{
+    static struct memo_seq q;
+    memo_seq_make(&q, &memo_cases[6]);
+    char yaml[512];
+    snprintf(yaml, sizeof(yaml), "f: %s\n", memo_cases[6].opts);
+    struct sl_cfg cfg;
+    void *f = load(&cfg, yaml);
+    CHECK(f != NULL);
+    struct memo_thread args[4];
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        args[i] = (struct memo_thread){f, &q, (size_t)i * 377, 0};
+        pthread_create(&th[i], NULL, memo_hammer, &args[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        CHECK_INT(args[i].wrong, 0);
+    }
+    unload(f);
+    sl_cfg_free(&cfg);
+    sl_cfg_free(&g_cfg);
+}
+
 TEST(descriptor)
 {
     CHECK_STR(P.name, "date");
@@ -795,6 +1150,8 @@ int main(void)
     RUN(config_errors);
     RUN(random_input);
     RUN(threads);
+    RUN(memo_matches_parse);
+    RUN(memo_threads);
     RUN(descriptor);
     sl_cfg_free(&g_cfg);
     return TEST_SUMMARY();
