@@ -1498,12 +1498,24 @@ static int date_init(void *inst, struct sl_plugin_ctx *ctx)
     while (fd->memo_fmts < fd->nfmts && !format_needs_ref(&fd->fmts[fd->memo_fmts])) {
         fd->memo_fmts++;
     }
-    /* @timestamp: year guessing is relative to the event's own time. */
     if (fd->src) {
         sl_filter_touches_field(ctx, fd->src);
     }
-    sl_filter_touches_field(ctx, &fd->target);
-    sl_filter_touches(ctx, "@timestamp", strlen("@timestamp"));
+    /* A top-level target is only ever set whole, never read: the core need not
+     * parse it (a nested one is written into its parent object, which must be). */
+    if (fd->target.nsegs == 1) {
+        sl_filter_replaces(ctx, fd->target.segs[0].name, fd->target.segs[0].len);
+    } else {
+        sl_filter_touches_field(ctx, &fd->target);
+    }
+    /* @timestamp is read only for year guessing, relative to the event's own time. */
+    bool needs_ref = false;
+    for (size_t i = 0; i < fd->nfmts; i++) {
+        needs_ref |= format_needs_ref(&fd->fmts[i]);
+    }
+    if (needs_ref) {
+        sl_filter_touches(ctx, "@timestamp", strlen("@timestamp"));
+    }
     /* Logstash configs often say locale: en; names are English here, always. */
     const char *loc = fd->locale;
     if (loc && strncasecmp(loc, "en", 2) != 0 && strcmp(loc, "C") != 0 &&

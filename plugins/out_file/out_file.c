@@ -389,13 +389,14 @@ static int file_init(void *inst, struct sl_plugin_ctx *ctx)
     struct out_file *o = inst;
     o->ctx = ctx;
     o->files = sl_calloc((size_t)o->max_open, sizeof(*o->files));
-    /* A path of dates at most needs only @timestamp: the core may then skip
-     * building event trees (plugin.h, sl_encoding.reads). */
-    static const char *const ts_only[] = {"@timestamp", NULL};
-    bool dated = sl_template_reads_only(o->path, ts_only);
+    /* A path of dates at most needs only @timestamp, a constant one nothing: the
+     * core may then skip building event trees (plugin.h, sl_encoding.reads). */
+    static const char *const ts_only[] = {"@timestamp", NULL}, *const nothing[] = {NULL};
+    const char *const *reads = sl_template_reads_only(o->path, nothing) ? nothing
+                               : sl_template_reads_only(o->path, ts_only) ? ts_only
+                                                                          : NULL;
     sl_output_encoding(ctx, &(struct sl_encoding){.metadata = o->metadata, .nparts = 1,
-                                                  .part = render_path,
-                                                  .reads = dated ? ts_only : NULL});
+                                                  .part = render_path, .reads = reads});
     return split_path(o);
 }
 
