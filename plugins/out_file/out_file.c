@@ -59,6 +59,7 @@ struct out_file {
     struct sl_plugin_ctx *ctx;
     struct piece *pieces; /* NULL: no field in the path, render it whole */
     size_t npieces;
+    bool fixed;           /* the path reads nothing of the event: rendered once per batch */
     struct open_file *files;
     size_t nfiles;
 };
@@ -335,12 +336,27 @@ static void file_submit(void *inst, struct sl_batch *b)
     int status = SL_OK;
 
     close_idle(o, now);
+    struct sl_buf fixed;  /* a constant path, rendered at the first event */
+    sl_buf_init(&fixed, 0);
+    bool rendered = false;
+    int fixed_rc = 0;
     for (size_t i = 0; i < b->n; i++) {
-        if (!sl_batch_event(b, i)) {
+        const struct sl_value *ev = sl_batch_event(b, i);
+        if (!ev) {
             continue;
         }
         struct sl_bytes path, json = sl_batch_json(b, i);
-        int rc = sl_batch_part(b, i, 0, &path);
+        int rc;
+        if (o->fixed) {
+            if (!rendered) {
+                fixed_rc = render_path(o, ev, 0, &fixed);
+                rendered = true;
+            }
+            rc = fixed_rc;
+            path = (struct sl_bytes){fixed.data, fixed.len};
+        } else {
+            rc = sl_batch_part(b, i, 0, &path);
+        }
         if (rc != 0 || path.len == 0) {
             rc = refuse(b, json, rc != 0 ? "is too long" : "renders empty");
             status = status == SL_OK ? rc : status;
@@ -360,6 +376,7 @@ static void file_submit(void *inst, struct sl_batch *b)
         sl_buf_free(&groups[g].lines);
     }
     free(groups);
+    sl_buf_free(&fixed);
     sl_batch_done(b, status != SL_OK ? status : wrote);
 }
 
@@ -389,14 +406,16 @@ static int file_init(void *inst, struct sl_plugin_ctx *ctx)
     struct out_file *o = inst;
     o->ctx = ctx;
     o->files = sl_calloc((size_t)o->max_open, sizeof(*o->files));
-    /* A path of dates at most needs only @timestamp, a constant one nothing: the
-     * core may then skip building event trees (plugin.h, sl_encoding.reads). */
+    /* A path of dates at most needs only @timestamp: the core may then skip
+     * building event trees (plugin.h, sl_encoding.reads). A constant one is no
+     * part of the encoding at all: rendered once per batch, not per event. */
     static const char *const ts_only[] = {"@timestamp", NULL}, *const nothing[] = {NULL};
-    const char *const *reads = sl_template_reads_only(o->path, nothing) ? nothing
-                               : sl_template_reads_only(o->path, ts_only) ? ts_only
-                                                                          : NULL;
-    sl_output_encoding(ctx, &(struct sl_encoding){.metadata = o->metadata, .nparts = 1,
-                                                  .part = render_path, .reads = reads});
+    o->fixed = sl_template_reads_only(o->path, nothing);
+    bool dated = sl_template_reads_only(o->path, ts_only);
+    sl_output_encoding(ctx, &(struct sl_encoding){.metadata = o->metadata,
+                                                  .nparts = o->fixed ? 0 : 1,
+                                                  .part = render_path,
+                                                  .reads = dated ? ts_only : NULL});
     return split_path(o);
 }
 
