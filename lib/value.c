@@ -311,8 +311,8 @@ static bool obj_ready(struct sl_value *obj, const char *key, size_t klen)
     return obj->type == SL_V_OBJECT;
 }
 
-/* Appends a member for key (known absent) with a null value. */
-static struct sl_member *obj_append(struct sl_value *obj, const char *key, size_t klen)
+/* A new member at the end of obj (key not set yet), the vector grown if full. */
+static struct sl_member *obj_push(struct sl_value *obj)
 {
     if (obj->u.o.len == obj->u.o.cap) {
         size_t cap = obj->u.o.cap ? obj->u.o.cap * 2 : 8;
@@ -320,7 +320,13 @@ static struct sl_member *obj_append(struct sl_value *obj, const char *key, size_
                                     sizeof(struct sl_member));
         obj->u.o.cap = cap;
     }
-    struct sl_member *m = &obj->u.o.items[obj->u.o.len++];
+    return &obj->u.o.items[obj->u.o.len++];
+}
+
+/* Appends a member for key (known absent) with a null value. */
+static struct sl_member *obj_append(struct sl_value *obj, const char *key, size_t klen)
+{
+    struct sl_member *m = obj_push(obj);
     m->kflags = 0;
     m->key = dup_bytes(key, klen, &m->kflags);
     m->klen = klen;
@@ -348,6 +354,35 @@ struct sl_value *sl_obj_put(struct sl_value *obj, const char *key, size_t klen)
 struct sl_value *sl_obj_add(struct sl_value *obj, const char *key, size_t klen)
 {
     return obj_ready(obj, key, klen) ? &obj_append(obj, key, klen)->v : NULL;
+}
+
+struct sl_value *sl_obj_add_arena_key_slow(struct sl_value *obj, char *key, size_t klen,
+                                           uint32_t head)
+{
+    if (!tl_arena) {
+        return sl_obj_add(obj, key, klen);  /* (misuse: stays correct, copied) */
+    }
+    if (!obj_ready(obj, key, klen)) {
+        return NULL;
+    }
+    struct sl_member *m = obj_push(obj);
+    m->kflags = SL_VF_ARENA;
+    m->key = key;
+    m->klen = klen;
+    m->khead = head;
+    memset(&m->v, 0, sizeof(m->v));
+    return &m->v;
+}
+
+void sl_obj_reserve(struct sl_value *obj, size_t n)
+{
+    if (!obj || obj->type != SL_V_OBJECT || obj->u.o.cap - obj->u.o.len >= n ||
+        n > SIZE_MAX / sizeof(struct sl_member) - obj->u.o.len) {
+        return;
+    }
+    size_t cap = obj->u.o.len + n;
+    obj->u.o.items = grow_items(obj, obj->u.o.items, obj->u.o.len, cap, sizeof(struct sl_member));
+    obj->u.o.cap = cap;
 }
 
 struct sl_value *sl_obj_putc(struct sl_value *obj, const char *key)

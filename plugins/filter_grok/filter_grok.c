@@ -40,6 +40,14 @@
 #define GROK_STACK_LIMIT (1u << 22)       /* Oniguruma match stack entries */
 #define FG_MAX_NODES 32u                  /* object paths a pattern's captures share */
 #define FG_MAX_ROOTS 32u                  /* top-level keys a pattern's captures use */
+/* The per-capture steps of a match: one function, no calls, after inlining. */
+#define FG_INLINE static inline __attribute__((always_inline))
+
+/* A segment's key in fg_pattern.kblob: where it starts and its sl_key_head. */
+struct fg_key {
+    uint32_t off;
+    uint32_t head;
+};
 
 /* Where a capture goes, worked out once: an event costs no reference parsing. */
 struct fg_target {
@@ -50,6 +58,7 @@ struct fg_target {
     bool planned;            /* nested, and its parents are nodes (plan_paths) */
     uint8_t root;            /* its top-level key among the pattern's roots */
     uint8_t *node;           /* the node of each parent below the top level, or NULL */
+    struct fg_key *keys;     /* each segment's key in the pattern's kblob */
 };
 
 /* A top-level key some capture of a pattern uses, looked for once per match. */
@@ -68,6 +77,8 @@ struct fg_pattern {
     size_t nroots;     /* 0: captures are looked up one by one */
     uint64_t root_keys;  /* root_bit of every root */
     bool alias;        /* a capture may replace the source field's text */
+    char *kblob;       /* every segment name of the captures, each NUL-terminated */
+    size_t kblen;
 };
 
 /* One source field and the patterns tried on it, in order. */
@@ -164,7 +175,9 @@ static void grok_fini(void *inst)
             for (size_t c = 0; s->pats[j].tgt && c < s->pats[j].g->ncaps; c++) {
                 sl_fieldref_free(&s->pats[j].tgt[c].ref);
                 free(s->pats[j].tgt[c].node);
+                free(s->pats[j].tgt[c].keys);
             }
+            free(s->pats[j].kblob);
             sl_grok_free(s->pats[j].g);
             free(s->pats[j].tgt);
         }
@@ -467,6 +480,40 @@ static void plan_paths(struct fg_pattern *p)
     p->nnodes = nn;
 }
 
+/*
+ * The captures' segment names as one blob of NUL-terminated keys (each name
+ * once): a match that adds members copies it into the event's arena whole
+ * and points their keys into that copy, instead of copying key by key.
+ */
+static void plan_keys(struct fg_pattern *p)
+{
+    struct sl_buf b;
+    sl_buf_init(&b, 0);
+    for (size_t c = 0; c < p->g->ncaps; c++) {
+        struct fg_target *t = &p->tgt[c];
+        t->keys = sl_calloc(t->ref.nsegs, sizeof(*t->keys));
+        for (size_t i = 0; i < t->ref.nsegs; i++) {
+            const struct sl_fieldref_seg *seg = &t->ref.segs[i];
+            size_t off = 0;
+            while (off < b.len && !(strlen(b.data + off) == seg->len &&
+                                    memcmp(b.data + off, seg->name, seg->len) == 0)) {
+                off += strlen(b.data + off) + 1;
+            }
+            if (off == b.len) {
+                (void)sl_buf_append(&b, seg->name, seg->len);  /* no maximum: cannot fail */
+                (void)sl_buf_putc(&b, '\0');
+            }
+            t->keys[i] = (struct fg_key){(uint32_t)off, sl_key_head(seg->name, seg->len)};
+        }
+    }
+    p->kblen = b.len;
+    p->kblob = sl_malloc(b.len ? b.len : 1);
+    if (b.len) {
+        memcpy(p->kblob, b.data, b.len);
+    }
+    sl_buf_free(&b);
+}
+
 static int compile_one(const struct filter_grok *f, const struct sl_grok_lib *lib,
                        const char *key, const char *what, size_t i, const char *pattern,
                        const char *field, struct fg_source *s)
@@ -495,6 +542,7 @@ static int compile_one(const struct filter_grok *f, const struct sl_grok_lib *li
         }
     }
     plan_paths(p);
+    plan_keys(p);
     return 0;
 }
 
@@ -639,6 +687,17 @@ static int grok_init(void *inst, struct sl_plugin_ctx *ctx)
  */
 static int64_t lenient_int(const char *s, size_t len)
 {
+    /* The common case first: 1 to 18 plain digits, which always fit. */
+    if (len - 1 < 18) {
+        int64_t v = 0;
+        size_t i = 0;
+        while (i < len && (unsigned char)(s[i] - '0') < 10) {
+            v = v * 10 + (s[i++] - '0');
+        }
+        if (i == len) {
+            return v;
+        }
+    }
     char buf[40];
     size_t i = 0;
     while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r' ||
@@ -690,21 +749,6 @@ static double lenient_float(const char *s, size_t len)
     return isfinite(v) ? v : (v > 0 ? DBL_MAX : -DBL_MAX);
 }
 
-/* slot := the capture s[0..len), as its type asks (s NULL: a group that did not
- * take part, stored as null). The value is written in place: no temporary to move. */
-static void set_capture(struct sl_value *slot, enum sl_grok_type type, const char *s, size_t len)
-{
-    if (!s) {
-        sl_value_set_null(slot);
-    } else if (type == SL_GROK_INT) {
-        sl_value_set_int(slot, lenient_int(s, len));
-    } else if (type == SL_GROK_FLOAT) {
-        sl_value_set_double(slot, lenient_float(s, len));
-    } else {
-        sl_value_set_str(slot, s, len);
-    }
-}
-
 /* A root or a parent path of one match (plan_paths): its member's index in
  * the object above it once resolved (indices stay valid: members are only
  * added while captures are stored), and whether this match made it. */
@@ -714,16 +758,92 @@ struct fg_node {
 };
 #define FG_UNRESOLVED SIZE_MAX
 
-/* What a match has resolved so far. */
+/*
+ * What a match has resolved so far, and - in an arena scope (value.h) - the
+ * arena blocks its strings and keys come from: one copy of the subject's
+ * captured span (text), in which each string capture becomes a
+ * NUL-terminated string in place, and one copy of the pattern's key blob.
+ * A capture can share text only if its end (where its NUL goes) lies in no
+ * other shared capture: captures are shared in group order while each starts
+ * after the last NUL written (or has exactly the last one's range); any other
+ * is copied on its own, from the subject, as without an arena.
+ */
 struct fg_match {
     struct fg_node root[FG_MAX_ROOTS];
     struct fg_node node[FG_MAX_NODES];
+    struct sl_arena *arena;     /* NULL: strings and keys are copied one by one */
+    const struct fg_pattern *p;
+    const char *subj;           /* the subject the region's offsets are in */
+    char *text;                 /* subj[lo..hi) + 1 byte, or NULL (none shared) */
+    long lo, hi;
+    long last_beg, last_end;    /* the last shared capture (-1: none yet) */
+    char *keys;                 /* p->kblob in the arena, once a key was needed */
 };
 
+/* The capture subj[beg..beg+len) (len > 0) as a NUL-terminated string in m's
+ * text, or NULL when it cannot share it (see struct fg_match). */
+FG_INLINE char *shared_text(struct fg_match *m, long beg, size_t len)
+{
+    long end = beg + (long)len;
+    if (beg < m->lo || end > m->hi) {
+        return NULL;  /* outside the copy: a capture inside a look-around (share_text) */
+    }
+    if (beg <= m->last_end) {
+        if (beg != m->last_beg || end != m->last_end) {
+            return NULL;
+        }
+    } else {
+        m->text[end - m->lo] = '\0';
+        m->last_beg = beg;
+        m->last_end = end;
+    }
+    return m->text + (beg - m->lo);
+}
+
+/* slot := the capture s[0..len), as its type asks (s NULL: a group that did not
+ * take part, stored as null). The value is written in place: no temporary to move. */
+FG_INLINE void set_capture(struct sl_value *slot, enum sl_grok_type type, const char *s,
+                           size_t len, struct fg_match *m)
+{
+    if (type == SL_GROK_STRING && s) {
+        char *sh = m && m->text && len ? shared_text(m, s - m->subj, len) : NULL;
+        if (sh) {
+            sl_value_set_arena_str(slot, sh, len);
+        } else {
+            sl_value_set_str(slot, s, len);
+        }
+    } else if (!s) {
+        sl_value_set_null(slot);
+    } else if (type == SL_GROK_INT && slot->type == SL_V_NULL) {
+        *slot = (struct sl_value){.type = SL_V_INT, .u.i = lenient_int(s, len)};  /* owns nothing */
+    } else if (type == SL_GROK_INT) {
+        sl_value_set_int(slot, lenient_int(s, len));
+    } else {
+        sl_value_set_double(slot, lenient_float(s, len));
+    }
+}
+
+/* Appends t's segment i to obj, known absent: its key from the arena copy of
+ * the key blob when there is an arena. */
+FG_INLINE struct sl_value *add_key(struct sl_value *obj, const struct fg_target *t, size_t i,
+                                   struct fg_match *m)
+{
+    const struct sl_fieldref_seg *seg = &t->ref.segs[i];
+    if (!m->arena) {
+        return sl_obj_add(obj, seg->name, seg->len);
+    }
+    if (!m->keys) {
+        m->keys = sl_arena_alloc_aligned(m->arena, m->p->kblen, 1);
+        memcpy(m->keys, m->p->kblob, m->p->kblen);
+    }
+    return sl_obj_add_arena_key(obj, m->keys + t->keys[i].off, seg->len, t->keys[i].head);
+}
+
 /* Finds the pattern's roots among the event's members, in one pass: a root
- * not found is absent (captures add it). The first of equal keys, as a lookup. */
-static void find_roots(const struct fg_pattern *p, const struct sl_value *event,
-                       struct fg_match *m)
+ * not found is absent (captures add it). The first of equal keys, as a lookup.
+ * Returns how many were not found. */
+static size_t find_roots(const struct fg_pattern *p, const struct sl_value *event,
+                         struct fg_match *m)
 {
     size_t left = p->nroots;
     for (size_t r = 0; r < p->nroots; r++) {
@@ -743,6 +863,7 @@ static void find_roots(const struct fg_pattern *p, const struct sl_value *event,
             }
         }
     }
+    return left;
 }
 
 /* The index in obj of the member whose value slot v is. */
@@ -759,48 +880,63 @@ static size_t member_index(const struct sl_value *obj, const struct sl_value *v)
  * an object the match made appended without a lookup), any other is looked up
  * level by level, a non-object on the way replaced by an object.
  */
-static struct sl_value *capture_slot(struct sl_value *event, const struct fg_target *t,
-                                     struct fg_match *m)
+static struct sl_value *capture_path(struct sl_value *cur, const struct fg_target *t,
+                                     struct fg_match *m, bool made);
+
+FG_INLINE struct sl_value *capture_slot(struct sl_value *event, const struct fg_target *t,
+                                        struct fg_match *m)
 {
     struct fg_node *rn = &m->root[t->root];
     struct sl_value *cur;
     if (rn->idx == FG_UNRESOLVED) {
-        cur = sl_obj_add(event, t->ref.segs[0].name, t->ref.segs[0].len);
+        cur = add_key(event, t, 0, m);
         *rn = (struct fg_node){event->u.o.len - 1, true};
     } else {
         cur = &event->u.o.items[rn->idx].v;
     }
-    bool made = rn->made;
+    return t->ref.nsegs == 1 ? cur : capture_path(cur, t, m, rn->made);
+}
+
+/* The member seg i of t in object cur (a non-object replaced, null made
+ * one), added when absent; made: cur was made by this match, so it is absent
+ * without a lookup; afterwards: whether this call added it. */
+static inline struct sl_value *path_child(struct sl_value *cur, const struct fg_target *t, size_t i,
+                                   struct fg_match *m, bool *made)
+{
+    if (cur->type != SL_V_OBJECT && cur->type != SL_V_NULL) {
+        sl_value_set_object(cur);  /* (a null one becomes one as sl_obj_add adds) */
+    }
+    struct sl_value *v = *made ? NULL : sl_obj_get(cur, t->ref.segs[i].name, t->ref.segs[i].len);
+    *made = !v;
+    return v ? v : add_key(cur, t, i, m);
+}
+
+/* capture_slot below the root cur (made: by this match). */
+static struct sl_value *capture_path(struct sl_value *cur, const struct fg_target *t,
+                                     struct fg_match *m, bool made)
+{
     size_t last = t->ref.nsegs - 1;
-    for (size_t i = 1; i <= last; i++) {
-        const struct sl_fieldref_seg *seg = &t->ref.segs[i];
-        if (!t->planned) {
+    if (!t->planned) {
+        for (size_t i = 1; i <= last; i++) {
             if (cur->type != SL_V_OBJECT) {
                 sl_value_set_object(cur);  /* intermediate non-object: replaced */
             }
-            cur = sl_obj_put(cur, seg->name, seg->len);
-            continue;
+            cur = sl_obj_put(cur, t->ref.segs[i].name, t->ref.segs[i].len);
         }
-        struct fg_node *nd = i < last ? &m->node[t->node[i - 1]] : NULL;
-        if (nd && nd->idx != FG_UNRESOLVED) {
+        return cur;
+    }
+    for (size_t i = 1; i < last; i++) {
+        struct fg_node *nd = &m->node[t->node[i - 1]];
+        if (nd->idx != FG_UNRESOLVED) {
             cur = &cur->u.o.items[nd->idx].v;
             made = nd->made;
             continue;
         }
-        if (cur->type != SL_V_OBJECT && cur->type != SL_V_NULL) {
-            sl_value_set_object(cur);  /* (a null one becomes one as sl_obj_add adds) */
-        }
-        struct sl_value *v = made ? NULL : sl_obj_get(cur, seg->name, seg->len);
-        made = !v;
-        if (made) {
-            v = sl_obj_add(cur, seg->name, seg->len);
-        }
-        if (nd) {
-            *nd = (struct fg_node){member_index(cur, v), made};
-        }
+        struct sl_value *v = path_child(cur, t, i, m, &made);
+        *nd = (struct fg_node){member_index(cur, v), made};
         cur = v;
     }
-    return cur;
+    return path_child(cur, t, last, m, &made);  /* a leaf is never a node */
 }
 
 /* The slot without the match's roots (a pattern with too many of them). */
@@ -813,24 +949,65 @@ static struct sl_value *target_slot(struct sl_value *event, const struct fg_targ
 }
 
 /* Stores a capture in its field, the Logstash way (see the file comment). */
-static void put_capture(struct sl_value *event, const struct fg_target *t, struct fg_match *m,
-                        const char *s, size_t len)
+FG_INLINE void put_capture(struct sl_value *event, const struct fg_target *t, struct fg_match *m,
+                           const char *s, size_t len)
 {
     struct sl_value *cur = m ? capture_slot(event, t, m) : target_slot(event, t);
     if (!cur) {
         /* cannot happen: the event is an object and the reference was checked */
     } else if (t->overwrite || cur->type == SL_V_NULL) {
-        set_capture(cur, t->type, s, len);
+        set_capture(cur, t->type, s, len, m);
     } else if (cur->type == SL_V_ARRAY) {
-        set_capture(sl_arr_push(cur), t->type, s, len);
+        set_capture(sl_arr_push(cur), t->type, s, len, m);
     } else if (cur->type == SL_V_STRING) {
         struct sl_value old = {0};
         sl_value_move(&old, cur);
         sl_value_set_array(cur);
         sl_value_move(sl_arr_push(cur), &old);
-        set_capture(sl_arr_push(cur), t->type, s, len);
+        set_capture(sl_arr_push(cur), t->type, s, len, m);
     }
     /* else not stored: an existing number, bool or object wins */
+}
+
+/*
+ * In an arena scope: the one copy of the subject that the match's string
+ * captures share (from the first to the end of the last, plus a byte for the
+ * last NUL), unless the captures cover too little of that span to be worth it.
+ * A match ending within FG_SHARE_WHOLE bytes is copied whole without looking
+ * (the waste is small and bounded): the match, where every capture lies but
+ * those inside a look-ahead or look-behind, which shared_text leaves out.
+ */
+#define FG_SHARE_WHOLE 1024
+static void share_text(struct fg_match *m, const struct fg_pattern *p, const char *s,
+                       const OnigRegion *r)
+{
+    long lo = LONG_MAX, hi = -1;
+    size_t total = 0;
+    m->text = NULL;
+    m->last_beg = m->last_end = -1;
+    bool whole = r->end[0] <= FG_SHARE_WHOLE;
+    if (whole) {
+        lo = r->beg[0];  /* the match: every capture lies in it (look-arounds aside) */
+        hi = r->end[0];
+        total = (size_t)(hi - lo);
+    }
+    for (size_t i = 0; !whole && i < p->g->ncaps; i++) {
+        const struct fg_target *t = &p->tgt[i];
+        long beg = r->beg[t->group], end = r->end[t->group];
+        if (t->type != SL_GROK_STRING || beg < 0 || beg >= end) {
+            continue;
+        }
+        lo = SL_MIN(lo, beg);
+        hi = SL_MAX(hi, end);
+        total += (size_t)(end - beg);
+    }
+    if (hi < 0 || (size_t)(hi - lo) > 2 * total + 64) {
+        return;
+    }
+    m->lo = lo;
+    m->hi = hi;
+    m->text = sl_arena_alloc_aligned(m->arena, (size_t)(hi - lo) + 1, 1);
+    memcpy(m->text, s + lo, (size_t)(hi - lo));
 }
 
 static void apply(const struct filter_grok *f, const struct fg_pattern *p, const char *s,
@@ -839,21 +1016,29 @@ static void apply(const struct filter_grok *f, const struct fg_pattern *p, const
     struct fg_match match, *m = NULL;
     if (p->nroots && event->type == SL_V_OBJECT) {
         m = &match;
-        find_roots(p, event, m);
+        size_t missing = find_roots(p, event, m);
         for (size_t i = 0; i < p->nnodes; i++) {
             m->node[i].idx = FG_UNRESOLVED;
         }
+        m->p = p;
+        m->subj = s;
+        m->keys = NULL;
+        m->text = NULL;
+        m->arena = sl_value_arena();
+        if (m->arena) {
+            sl_obj_reserve(event, missing);  /* one growth, not a doubling or two */
+            share_text(m, p, s, r);
+        }
     }
-    for (size_t i = 0; i < p->g->ncaps; i++) {
-        const struct fg_target *t = &p->tgt[i];
+    const struct fg_target *tgt = p->tgt;
+    for (size_t i = 0, n = p->g->ncaps; i < n; i++) {
+        const struct fg_target *t = &tgt[i];
         int beg = r->beg[t->group], end = r->end[t->group];
-        if (beg < 0 || beg == end) {
-            if (f->keep_empty) {
-                put_capture(event, t, m, beg < 0 ? NULL : s + beg, 0);
-            }
+        if ((beg < 0 || beg == end) && !f->keep_empty) {
             continue;
         }
-        put_capture(event, t, m, s + beg, (size_t)(end - beg));
+        /* One call site: the compiler inlines the whole store. */
+        put_capture(event, t, m, beg < 0 ? NULL : s + beg, beg < 0 ? 0 : (size_t)(end - beg));
     }
 }
 

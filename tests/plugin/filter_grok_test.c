@@ -930,6 +930,156 @@ TEST(arena_scope)
     sl_arena_free(&arena);
 }
 
+static uint64_t ap_rng = 0x9e3779b97f4a7c15ull;
+
+static unsigned ap_rand(unsigned n)
+{
+    ap_rng = ap_rng * 6364136223846793005ull + 1442695040888963407ull;
+    return (unsigned)(ap_rng >> 33) % n;
+}
+
+/* A random subject: tokens the patterns below look for, now and then one
+ * long enough to pass the filter's whole-copy size. */
+static void ap_subject(struct sl_buf *b)
+{
+    static const char *const tok[] = {"ab", "x", "12", "007", "-", "a-b", "Q_1",
+                                      "\xC3\xA9t\xC3\xA9", "3.5", "1_000", ":", "X", "zz:9",
+                                      "99999999999999999999", "-42", "ab12", "12ab", "y"};
+    size_t n = ap_rand(8);
+    for (size_t i = 0; i < n; i++) {
+        if (i) {
+            sl_buf_append(b, ap_rand(6) ? " " : ":", 1);
+        }
+        if (ap_rand(40) == 0) {
+            for (unsigned k = 0, m = 300 + ap_rand(900); k < m; k++) {
+                sl_buf_append(b, "lorem ", 6);
+            }
+        }
+        const char *t = tok[ap_rand(SL_ARRAY_LEN(tok))];
+        sl_buf_append(b, t, strlen(t));
+    }
+}
+
+/* A random event: the subject as message, and some of the fields the
+ * patterns capture into already there, of any type. */
+static void ap_event(struct sl_buf *b)
+{
+    static const char *const fields[] = {"a", "b", "n", "f", "k", "x", "y", "z", "e", "w",
+                                         "tags", "rest", "h"};
+    static const char *const vals[] = {"\"old\"", "7", "{\"c\":\"o\"}", "[\"a1\"]", "null",
+                                       "{}", "2.5", "true", "[]"};
+    sl_buf_reset(b);
+    sl_buf_append(b, "{\"message\":\"", 12);
+    ap_subject(b);
+    sl_buf_append(b, "\"", 1);
+    for (unsigned i = 0, n = ap_rand(4); i < n; i++) {
+        sl_buf_printf(b, ",\"%s\":%s", fields[ap_rand(SL_ARRAY_LEN(fields))],
+                      vals[ap_rand(SL_ARRAY_LEN(vals))]);
+    }
+    sl_buf_append(b, "}", 1);
+    sl_buf_cstr(b);
+}
+
+/*
+ * The arena path (captures share one copy of the subject, keys come from the
+ * pattern's key blob, the event's members are reserved once) stores exactly
+ * what the heap path stores (every string and key copied on its own), on
+ * random subjects and events: captures that nest, touch, share a range, come
+ * out of position order, alternate into one field, repeat a field, are typed,
+ * replace the source field, are empty, or lie far apart in a long subject.
+ */
+TEST(arena_path_matches_heap_path)
+{
+    static const char *const configs[] = {
+        "  patterns: ['%{WORD:a} %{INT:b:int} %{WORD:[n][c]}']\n",
+        "  patterns: ['(?<x>(?<y>\\w+)-(?<z>\\w+))']\n",
+        "  patterns: ['(?<a>\\d+)(?<b>[a-z]+)(?<k>\\d*)']\n  keep_empty_captures: true\n",
+        "  patterns: ['(?<f>\\w+) (?<f>\\w+)(?: (?<f>\\w+))?']\n",
+        "  patterns: ['^(?<w>\\w+) (?<message>.*)$']\n  overwrite: [message]\n",
+        "  patterns: ['^(?<w>\\w+) (?<message>.*)$']\n",
+        "  patterns: ['(?<a>(?<b>\\w+))(?<e>)']\n  keep_empty_captures: true\n",
+        "  patterns: ['(?:(?<k>\\d+)|(?<k>[a-z]+))(?:(?<x>:)|(?<y>-))?']\n"
+        "  keep_empty_captures: true\n",
+        "  patterns: ['(?=.*?(?<z>\\d+))(?<y>\\w+)(?<x>.)']\n",
+        "  patterns: ['(?<e>\\d*):(?<w>\\w*)(?<h>X)?']\n  keep_empty_captures: true\n",
+        "  patterns: ['^(?<h>\\w+) .* (?<z>\\w+)$']\n",
+        "  patterns: ['^%{WORD:[n][a]} %{GREEDYDATA:rest}']\n",
+        "  patterns: ['%{NUMBER:f:float} %{NOTSPACE:k:int}', '%{INT:[n][i]:int}']\n"
+        "  break_on_match: false\n",
+        "  patterns: ['(?<a>\\w)(?<b>\\w)(?<a>\\w)']\n  overwrite: [b]\n",
+        "  match:\n    message: ['^(?<x>\\S+)', '(?<y>\\d+)$']\n    x: '(?<z>\\w)'\n"
+        "  break_on_match: false\n",
+    };
+    struct sl_arena arena;
+    sl_arena_init(&arena, 0);
+    struct sl_buf in, heap;
+    sl_buf_init(&in, 0);
+    sl_buf_init(&heap, 0);
+    for (size_t c = 0; c < SL_ARRAY_LEN(configs); c++) {
+        void *f = mk(configs[c]);
+        CHECK(f != NULL);
+        if (!f) {
+            fprintf(stderr, "config %zu: %s", c, errs(&cfg));
+            continue;
+        }
+        int changed = 0, failed = t_failed_checks;
+        for (int round = 0; round < 600 && t_failed_checks == failed; round++) {
+            ap_event(&in);
+            sl_buf_reset(&heap);
+            const char *h = run_scoped(f, in.data, NULL);
+            sl_buf_append(&heap, h, strlen(h));
+            changed += strstr(h, "_grokparsefailure") == NULL;
+            const char *a = run_scoped(f, in.data, &arena);
+            if (strcmp(sl_buf_cstr(&heap), a) != 0) {
+                fprintf(stderr, "config %zu on %s:\nheap:  %s\narena: %s\n", c, in.data,
+                        sl_buf_cstr(&heap), a);
+                t_failed_checks++;
+            }
+        }
+        if (changed < 60) {
+            fprintf(stderr, "config %zu matched only %d times\n", c, changed);
+            t_failed_checks++;
+        }
+        unload(f);
+    }
+    sl_buf_free(&in);
+    sl_buf_free(&heap);
+    sl_arena_free(&arena);
+}
+
+/* :int as Ruby's to_i, the all-digits shortcut included: lengths around where
+ * 64 bits run out, signs, blanks, '_' between digits, trailing junk. */
+TEST(int_conversion)
+{
+    void *f = mk("  patterns: ['^%{ANY:n:int}$']\n  pattern_definitions: {ANY: '.*'}\n");
+    CHECK(f != NULL);
+    if (!f) {
+        return;
+    }
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"0", "0"}, {"7", "7"}, {"007", "7"}, {"123456789012345678", "123456789012345678"},
+        {"999999999999999999", "999999999999999999"},
+        {"1234567890123456789", "1234567890123456789"},
+        {"9223372036854775807", "9223372036854775807"},
+        {"9223372036854775808", "9223372036854775807"},
+        {"99999999999999999999999", "9223372036854775807"},
+        {"-9223372036854775808", "-9223372036854775808"},
+        {"-99999999999999999999", "-9223372036854775808"},
+        {"-12", "-12"}, {"+12", "12"}, {" 12", "12"}, {"12 ", "12"}, {"12ab", "12"},
+        {"1_000", "1000"}, {"1__0", "1"}, {"_1", "0"}, {"1_", "1"}, {"-", "0"}, {"abc", "0"},
+        {"1.9", "1"}, {"\\t3", "3"}, {"0000000000000000000000001", "1"},
+    };
+    char in[128], want[256];
+    for (size_t i = 0; i < SL_ARRAY_LEN(cases); i++) {
+        snprintf(in, sizeof(in), "{\"message\":\"%s\"}", cases[i].in);
+        snprintf(want, sizeof(want), "{\"message\":\"%s\",\"n\":%s}", cases[i].in, cases[i].out);
+        CHECK_STR(run_scoped(f, in, NULL), want);
+    }
+    unload(f);
+}
+
 /* ---- the engine directly -------------------------------------------------- */
 
 TEST(engine)
@@ -2143,6 +2293,8 @@ int main(void)
     RUN(timeout_holds_for_possessive_patterns);
     RUN(caret_is_a_line_anchor);
     RUN(arena_scope);
+    RUN(arena_path_matches_heap_path);
+    RUN(int_conversion);
     RUN(threads);
     RUN(engine);
     RUN(ecs_modes);

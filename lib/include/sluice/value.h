@@ -129,6 +129,24 @@ void sl_value_set_double(struct sl_value *v, double d);
 /* Copies len bytes of s. */
 void sl_value_set_str(struct sl_value *v, const char *s, size_t len);
 void sl_value_set_cstr(struct sl_value *v, const char *s);
+/*
+ * For a builder that placed many strings in one arena allocation itself, in
+ * an arena scope only (sl_value_arena() != NULL): s[0..len), NUL-terminated at
+ * s[len], memory of that arena that the caller allocated (never a buffer a
+ * tree held before: a changed string must stay a new pointer) and that is never
+ * written again, is taken as it is (flagged SL_VF_ARENA); several values may
+ * share it. Inline: such builders store many at a time.
+ */
+static inline void sl_value_set_arena_str(struct sl_value *v, char *s, size_t len)
+{
+    if (v->type != SL_V_NULL) {
+        sl_value_clear(v);  /* s is arena memory: clearing cannot free it */
+    }
+    v->type = SL_V_STRING;
+    v->flags = SL_VF_ARENA;
+    v->u.s.ptr = s;
+    v->u.s.len = len;
+}
 /* Takes ownership of a malloc'ed NUL-terminated s of length len. */
 void sl_value_take_str(struct sl_value *v, char *s, size_t len);
 void sl_value_set_object(struct sl_value *v);  /* empty object */
@@ -144,6 +162,31 @@ struct sl_value *sl_obj_putc(struct sl_value *obj, const char *key);
  * obj does not hold it (an object it just made). A null obj becomes an empty
  * object; any other non-object gives NULL. */
 struct sl_value *sl_obj_add(struct sl_value *obj, const char *key, size_t klen);
+/*
+ * sl_obj_add with a key placed by the caller as sl_value_set_arena_str's s
+ * (NUL-terminated at key[klen]), head = sl_key_head(key, klen): taken as it
+ * is. In an arena scope only, as sl_value_set_arena_str; inline while the
+ * vector has room.
+ */
+struct sl_value *sl_obj_add_arena_key_slow(struct sl_value *obj, char *key, size_t klen,
+                                           uint32_t head);
+static inline struct sl_value *sl_obj_add_arena_key(struct sl_value *obj, char *key,
+                                                    size_t klen, uint32_t head)
+{
+    if (obj->type != SL_V_OBJECT || obj->u.o.len == obj->u.o.cap) {
+        return sl_obj_add_arena_key_slow(obj, key, klen, head);
+    }
+    struct sl_member *m = &obj->u.o.items[obj->u.o.len++];
+    m->key = key;
+    m->klen = klen;
+    m->kflags = SL_VF_ARENA;
+    m->khead = head;
+    memset(&m->v, 0, sizeof(m->v));
+    return &m->v;
+}
+/* Room for n more members in object obj (anything else: nothing happens), so
+ * that the next n additions grow its vector at most this once. */
+void sl_obj_reserve(struct sl_value *obj, size_t n);
 /* Removes key; 0 or SL_ENOENT. */
 int sl_obj_del(struct sl_value *obj, const char *key, size_t klen);
 

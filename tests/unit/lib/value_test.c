@@ -613,6 +613,69 @@ TEST(test_arena_setters)
     arena_done();
 }
 
+/*
+ * The builders' additions (sl_obj_reserve, sl_obj_add_arena_key,
+ * sl_value_set_arena_str): keys and strings the caller placed in the scope's
+ * arena are taken as they are, flagged arena; a reserved vector does not move
+ * again for as many additions; outside a scope the key is copied.
+ */
+TEST(test_arena_builders)
+{
+    struct sl_value ev = {0};
+    from_json_arena(&ev, "{\"a\":1,\"b\":\"x\"}", &g_arena);
+    struct sl_arena *prev = sl_value_set_arena(&g_arena);
+    CHECK_INT(ev.u.o.len, 2);
+    sl_obj_reserve(&ev, 5);
+    CHECK(ev.u.o.cap >= 7);
+    const struct sl_member *items = ev.u.o.items;
+    char *blob = sl_arena_alloc(&g_arena, 32);
+    memcpy(blob, "key1\0k2\0text\0", 13);
+    for (int i = 0; i < 5; i++) {
+        struct sl_value *v = sl_obj_add_arena_key(&ev, i % 2 ? blob + 5 : blob, i % 2 ? 2 : 4,
+                                                  i % 2 ? sl_key_head("k2", 2)
+                                                        : sl_key_head("key1", 4));
+        CHECK(v != NULL && v->type == SL_V_NULL);
+        sl_value_set_arena_str(v, blob + 8, 4);
+        CHECK(v->flags & SL_VF_ARENA);
+        CHECK(v->u.s.ptr == blob + 8);
+    }
+    CHECK(ev.u.o.items == items);  /* reserved: no growth */
+    CHECK(ev.u.o.items[2].key == blob && (ev.u.o.items[2].kflags & SL_VF_ARENA));
+    CHECK(sl_obj_getc(&ev, "k2") == &ev.u.o.items[3].v);  /* found by its head */
+    /* Full vector: the out-of-line part grows it. */
+    sl_obj_reserve(&ev, 0);
+    while (ev.u.o.len < ev.u.o.cap) {
+        CHECK(sl_obj_add_arena_key(&ev, blob, 4, sl_key_head("key1", 4)) != NULL);
+    }
+    CHECK(sl_obj_add_arena_key(&ev, blob + 5, 2, sl_key_head("k2", 2)) != NULL);
+    CHECK(ev.u.o.len > 7 && ev.u.o.cap >= ev.u.o.len);
+    /* Over an arena string and an object: replaced, nothing freed that is arena. */
+    sl_value_set_arena_str(sl_obj_getc(&ev, "b"), blob, 4);
+    struct sl_value *a = sl_obj_getc(&ev, "a");
+    sl_value_set_object(a);
+    sl_value_set_cstr(sl_obj_putc(a, "heap"), "h");
+    sl_value_set_arena_str(a, blob + 5, 2);
+    CHECK_STR(js(a), "\"k2\"");
+    /* A null value becomes an object; anything else is no object to add to. */
+    struct sl_value n = {0}, i7 = {.type = SL_V_INT, .u.i = 7};
+    CHECK(sl_obj_add_arena_key(&n, blob, 4, sl_key_head("key1", 4)) != NULL);
+    CHECK_STR(js(&n), "{\"key1\":null}");
+    CHECK(sl_obj_add_arena_key(&i7, blob, 4, sl_key_head("key1", 4)) == NULL);
+    sl_obj_reserve(&i7, 3);
+    CHECK(i7.type == SL_V_INT);
+    sl_value_set_arena(prev);
+    /* Outside a scope the out-of-line part copies the key. */
+    struct sl_value h = {0};
+    sl_value_set_object(&h);
+    struct sl_value *hv = sl_obj_add_arena_key_slow(&h, blob, 4, sl_key_head("key1", 4));
+    CHECK(hv != NULL && h.u.o.items[0].key != blob && !(h.u.o.items[0].kflags & SL_VF_ARENA));
+    CHECK_STR(js(&h), "{\"key1\":null}");
+    sl_value_clear(&h);
+    sl_value_clear(&n);
+    sl_value_clear(&ev);
+    arena_done();
+}
+
 TEST(test_arena_obj_put_get)
 {
     struct twin t = {{0}, {0}};
@@ -1528,6 +1591,7 @@ int main(void)
     RUN(test_arena_parse_flags);
     RUN(test_arena_clear);
     RUN(test_arena_setters);
+    RUN(test_arena_builders);
     RUN(test_arena_obj_put_get);
     RUN(test_arena_obj_del);
     RUN(test_arena_arr_push);
