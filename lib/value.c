@@ -390,12 +390,9 @@ struct sl_value *sl_obj_putc(struct sl_value *obj, const char *key)
     return key ? sl_obj_put(obj, key, strlen(key)) : NULL;
 }
 
-int sl_obj_del(struct sl_value *obj, const char *key, size_t klen)
+/* Removes member m of obj, keeping the others' order. */
+static int obj_remove(struct sl_value *obj, struct sl_member *m)
 {
-    struct sl_member *m = obj_find(obj, key, klen);
-    if (!m) {
-        return SL_ENOENT;
-    }
     if (!is_arena(m->kflags)) {
         free(m->key);
     }
@@ -405,6 +402,12 @@ int sl_obj_del(struct sl_value *obj, const char *key, size_t klen)
     memmove(m, m + 1, (obj->u.o.len - i - 1) * sizeof(*m));
     obj->u.o.len--;
     return 0;
+}
+
+int sl_obj_del(struct sl_value *obj, const char *key, size_t klen)
+{
+    struct sl_member *m = obj_find(obj, key, klen);
+    return m ? obj_remove(obj, m) : SL_ENOENT;
 }
 
 /* ---- batches of puts ---- */
@@ -746,9 +749,33 @@ int sl_fieldref_init(struct sl_fieldref *r, const char *ref)
     ref_init(&it, r->text);
     for (int i = 0; i < n; i++) {
         ref_next(&it, &r->segs[i].name, &r->segs[i].len);
+        r->segs[i].head = sl_key_head(r->segs[i].name, r->segs[i].len);
     }
     r->nsegs = (size_t)n;
     return 0;
+}
+
+/* The member s names in obj (an object or not), tried first at s's hint. */
+static struct sl_member *seg_find(const struct sl_fieldref_seg *s, const struct sl_value *obj)
+{
+    if (obj->type != SL_V_OBJECT) {
+        return NULL;
+    }
+    struct sl_member *items = obj->u.o.items;
+    size_t n = obj->u.o.len;
+    /* The hint is shared by every thread using this reference: a stale one is a miss. */
+    uint32_t *hint = (uint32_t *)&s->hint;  /* never in read-only memory: sl_fieldref_init's */
+    uint32_t h = __atomic_load_n(hint, __ATOMIC_RELAXED);
+    if (h < n && sl_member_is(&items[h], s->name, s->len, s->head)) {
+        return &items[h];
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (sl_member_is(&items[i], s->name, s->len, s->head)) {
+            __atomic_store_n(hint, (uint32_t)SL_MIN(i, (size_t)UINT32_MAX), __ATOMIC_RELAXED);
+            return &items[i];
+        }
+    }
+    return NULL;
 }
 
 void sl_fieldref_free(struct sl_fieldref *r)
@@ -768,10 +795,11 @@ struct sl_value *sl_fieldref_get(const struct sl_fieldref *r, const struct sl_va
     }
     const struct sl_value *cur = root;
     for (size_t i = 0; i < r->nsegs; i++) {
-        cur = sl_obj_get(cur, r->segs[i].name, r->segs[i].len);
-        if (!cur) {
+        struct sl_member *m = seg_find(&r->segs[i], cur);
+        if (!m) {
             return NULL;
         }
+        cur = &m->v;
     }
     return (struct sl_value *)cur;
 }
@@ -786,7 +814,8 @@ struct sl_value *sl_fieldref_put(const struct sl_fieldref *r, struct sl_value *r
         if (cur->type != SL_V_OBJECT) {
             sl_value_set_object(cur);  /* intermediate non-object: replaced */
         }
-        cur = sl_obj_put(cur, r->segs[i].name, r->segs[i].len);
+        struct sl_member *m = seg_find(&r->segs[i], cur);
+        cur = &(m ? m : obj_append(cur, r->segs[i].name, r->segs[i].len))->v;
     }
     return cur;
 }
@@ -798,10 +827,15 @@ int sl_fieldref_del(const struct sl_fieldref *r, struct sl_value *root)
     }
     struct sl_value *cur = root;
     for (size_t i = 0; i + 1 < r->nsegs; i++) {
-        cur = sl_obj_get(cur, r->segs[i].name, r->segs[i].len);
-        if (!cur) {
+        struct sl_member *m = seg_find(&r->segs[i], cur);
+        if (!m) {
             return SL_ENOENT;
         }
+        cur = &m->v;
     }
-    return sl_obj_del(cur, r->segs[r->nsegs - 1].name, r->segs[r->nsegs - 1].len);
+    struct sl_member *m = seg_find(&r->segs[r->nsegs - 1], cur);
+    if (!m) {
+        return SL_ENOENT;
+    }
+    return obj_remove(cur, m);
 }

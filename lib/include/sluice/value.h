@@ -250,11 +250,16 @@ void sl_event_add_tag(struct sl_value *event, const char *tag);
 
 /*
  * A field reference split into its path once: "[a][b]", "a.b" and "a" name
- * what sl_field_get() names. Lookups then cost one sl_obj_get() per segment.
+ * what sl_field_get() names. Lookups then cost one member search per segment,
+ * tried first where that segment was last found: the events of one source
+ * share a shape, so the member is nearly always where it was.
  */
 struct sl_fieldref_seg {
     const char *name;  /* points into sl_fieldref.text; not NUL-terminated */
     size_t len;
+    uint32_t head;     /* sl_key_head(name, len) */
+    uint32_t hint;     /* member index it was last found at: a guess, written by any
+                        * thread (relaxed atomics), always checked */
 };
 
 struct sl_fieldref {

@@ -12,6 +12,7 @@
 #include "sluice/json.h"
 #include "sluice/value.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -1571,10 +1572,127 @@ TEST(test_hash_is_keyed_per_process)
     CHECK(sl_hash_bytes("", 0) == sl_hash_bytes("", 0));
 }
 
+/* Whether a and b write the same JSON. */
+static bool same_json(const struct sl_value *a, const struct sl_value *b)
+{
+    struct sl_buf x, y;
+    sl_buf_init(&x, 0);
+    sl_buf_init(&y, 0);
+    bool same = sl_json_write(&x, a, NULL) == 0 && sl_json_write(&y, b, NULL) == 0 &&
+                x.len == y.len && memcmp(x.data, y.data, x.len) == 0;
+    sl_buf_free(&x);
+    sl_buf_free(&y);
+    return same;
+}
+
+/* An object of keys k0..k7 in a random order and random subset, each an object
+ * of the same keys one level down (for two-segment references). */
+static void shaped(struct sl_value *o, uint32_t *rnd, int depth)
+{
+    static const char *const keys[] = {"k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7"};
+    int order[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+    for (int i = 7; i > 0; i--) {
+        *rnd = *rnd * 1103515245u + 12345u;
+        int j = (int)((*rnd >> 8) % (unsigned)(i + 1)), t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+    sl_value_set_object(o);
+    for (int i = 0; i < 8; i++) {
+        *rnd = *rnd * 1103515245u + 12345u;
+        if ((*rnd >> 12) % 4 == 0) {
+            continue;  /* absent */
+        }
+        struct sl_value *v = sl_obj_put(o, keys[order[i]], 2);
+        if (depth > 0) {
+            shaped(v, rnd, depth - 1);
+        } else {
+            sl_value_set_int(v, order[i]);
+        }
+    }
+}
+
+/* Compiled references remember where they last found each segment: objects of
+ * ever-changing shapes (every order, members absent) must still get exactly
+ * what the uncompiled lookup gets, for get, put and del. */
+TEST(test_fieldref_hint_any_shape)
+{
+    static const char *const refs[] = {"k3", "[k0][k5]", "k7.k1", "[k6]"};
+    struct sl_fieldref fr[4];
+    for (int i = 0; i < 4; i++) {
+        CHECK_INT(sl_fieldref_init(&fr[i], refs[i]), 0);
+    }
+    uint32_t rnd = 99;
+    for (int round = 0; round < 3000; round++) {
+        struct sl_value a = {0}, b = {0};
+        shaped(&a, &rnd, 1);
+        sl_value_copy(&b, &a);
+        for (int i = 0; i < 4; i++) {
+            struct sl_value *x = sl_fieldref_get(&fr[i], &a), *y = sl_field_get(&b, refs[i]);
+            CHECK((x == NULL) == (y == NULL));
+            if (x && y) {
+                CHECK(same_json(x, y));
+            }
+        }
+        int i = round % 4;
+        if (round % 3 == 0) {
+            sl_value_set_int(sl_fieldref_put(&fr[i], &a), 1000 + round);
+            sl_value_set_int(sl_field_put(&b, refs[i]), 1000 + round);
+        } else if (round % 3 == 1) {
+            CHECK_INT(sl_fieldref_del(&fr[i], &a), sl_field_del(&b, refs[i]));
+        }
+        CHECK(same_json(&a, &b));
+        sl_value_clear(&a);
+        sl_value_clear(&b);
+    }
+    for (int i = 0; i < 4; i++) {
+        sl_fieldref_free(&fr[i]);
+    }
+}
+
+struct hint_race {
+    const struct sl_fieldref *fr;
+    uint32_t seed;
+    int wrong;
+};
+
+static void *hint_racer(void *arg)
+{
+    struct hint_race *h = arg;
+    for (int round = 0; round < 2000; round++) {
+        struct sl_value a = {0};
+        shaped(&a, &h->seed, 1);
+        struct sl_value *x = sl_fieldref_get(h->fr, &a), *y = sl_field_get(&a, "[k0][k5]");
+        h->wrong += x != y;
+        sl_value_clear(&a);
+    }
+    return NULL;
+}
+
+/* Threads sharing one reference on different shapes: each lookup is right. */
+TEST(test_fieldref_hint_shared_by_threads)
+{
+    struct sl_fieldref fr;
+    CHECK_INT(sl_fieldref_init(&fr, "[k0][k5]"), 0);
+    pthread_t th[4];
+    struct hint_race h[4];
+    for (int i = 0; i < 4; i++) {
+        h[i] = (struct hint_race){.fr = &fr, .seed = 7u + (uint32_t)i * 1000u};
+        CHECK_INT(pthread_create(&th[i], NULL, hint_racer, &h[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        CHECK_INT(h[i].wrong, 0);
+    }
+    sl_fieldref_free(&fr);
+}
+
 int main(void)
 {
     sl_buf_init(&g_out, 0);
     RUN(test_hash_is_keyed_per_process);
+    RUN(test_fieldref_hint_any_shape);
+    RUN(test_fieldref_hint_shared_by_threads);
     RUN(test_scalars_and_clear);
     RUN(test_object_order_put_get_del);
     RUN(test_object_on_wrong_types);
