@@ -17,6 +17,9 @@
  * one allocation per container, and none for growing. Where that allocation
  * and those of strings and keys come from is the only difference between
  * sl_json_parse (the heap) and sl_json_parse_arena (an arena, value.h).
+ * A string is a slice of the input unless it has escapes (a log line's \"):
+ * those are decoded into a scratch on the parser's C stack (the heap only
+ * past SCRATCH_INLINE), 16 bytes stored at a time between two escapes.
  */
 #include "sluice/json.h"
 
@@ -44,6 +47,9 @@
  * typically add a few fields to an event, and these take them without the
  * vector moving to the heap (new keys and values are heap, as always). */
 #define ROOT_SLACK 4u
+/* Bytes of decoded (escaped) strings held on the C stack before the parser's
+ * scratch moves to the heap: a log line with escaped quotes fits. */
+#define SCRATCH_INLINE 1024u
 
 static const char k_replacement[3] = {'\xEF', '\xBF', '\xBD'};  /* U+FFFD */
 static const char k_hex[] = "0123456789abcdef";
@@ -469,7 +475,10 @@ struct parser {
     size_t bytes;           /* what the tree takes so far (max_bytes' count) */
     char *err;
     size_t errlen;
-    struct sl_buf scratch;  /* decoded strings that are not a plain slice of the input */
+    /* Decoded strings that are not a plain slice of the input: in
+     * scratch_inline until one is longer, then on the heap. */
+    char *scratch;
+    size_t scratch_cap;
     struct sl_arena *arena; /* NULL: strings, keys and vectors come from the heap */
     /* Members of the objects being parsed, innermost last: each open object
      * owns ms[its base, mtop). vs/vtop/vcap: the same for array items. They
@@ -480,6 +489,7 @@ struct parser {
     size_t vtop, vcap;
     struct sl_member ms_inline[STACK_INLINE];
     struct sl_value vs_inline[STACK_INLINE];
+    char scratch_inline[SCRATCH_INLINE];
     /* What sl_json_parse_doc reports (see json.h). */
     bool verbatim;         /* no whitespace, repair, duplicate key or infinity so far */
     const char *cut_key;   /* the root member whose span is recorded; NULL: none */
@@ -535,7 +545,50 @@ static int hex4(const unsigned char *p, unsigned *out)
     return 0;
 }
 
-static void put_utf8(struct sl_buf *b, unsigned cp)
+/* Makes room for n more bytes after the first len of the scratch (bounded by
+ * the input: at most 3 bytes per input byte, so no limit of its own). */
+static __attribute__((noinline)) void scratch_grow(struct parser *ps, size_t len, size_t n)
+{
+    size_t cap = ps->scratch_cap * 2;
+    while (cap - len < n) {
+        cap *= 2;
+    }
+    if (ps->scratch == ps->scratch_inline) {
+        ps->scratch = sl_malloc(cap);
+        memcpy(ps->scratch, ps->scratch_inline, len);
+    } else {
+        ps->scratch = sl_realloc(ps->scratch, cap);
+    }
+    ps->scratch_cap = cap;
+}
+
+/*
+ * The scratch being written: its bytes and room in locals, which the
+ * compiler keeps in registers (stores through a char pointer may alias any
+ * field of the parser), put back by sink_done.
+ */
+struct sink {
+    char *buf;
+    size_t len, cap;
+};
+
+static inline char *sink_room(struct parser *ps, struct sink *k, size_t n)
+{
+    if (n > k->cap - k->len) {
+        scratch_grow(ps, k->len, n);
+        k->buf = ps->scratch;
+        k->cap = ps->scratch_cap;
+    }
+    return k->buf + k->len;
+}
+
+static inline void sink_put(struct parser *ps, struct sink *k, const void *p, size_t n)
+{
+    memcpy(sink_room(ps, k, n), p, n);
+    k->len += n;
+}
+
+static void put_utf8(struct parser *ps, struct sink *k, unsigned cp)
 {
     char u[4];
     size_t n;
@@ -558,7 +611,117 @@ static void put_utf8(struct sl_buf *b, unsigned cp)
         u[3] = (char)(0x80 | (cp & 0x3F));
         n = 4;
     }
-    (void)sl_buf_append(b, u, n);  /* scratch has no limit */
+    sink_put(ps, k, u, n);
+}
+
+/* The byte a one-byte escape (\" \\ \/ \b \f \n \r \t) stands for, by its second byte; 0: none. */
+static const char k_unescape[256] = {
+    ['"'] = '"', ['\\'] = '\\', ['/'] = '/', ['b'] = '\b',
+    ['f'] = '\f', ['n'] = '\n', ['r'] = '\r', ['t'] = '\t',
+};
+
+/*
+ * A string that is not a plain slice: its decoding goes to the scratch. s is
+ * the first special byte (or end) after the plain bytes [start, s). Plain
+ * blocks of 16 are stored into the scratch before they are tested, so that a
+ * run between two escapes costs no copy call of its own.
+ */
+static int parse_string_decode(struct parser *ps, const unsigned char *start,
+                               const unsigned char *s, const char **out, size_t *outlen)
+{
+    const unsigned char *end = ps->end;
+    struct sink k = {ps->scratch, 0, ps->scratch_cap};
+    sink_put(ps, &k, start, (size_t)(s - start));
+    for (;;) {
+#if defined(__SSE2__)
+        const __m128i space = _mm_set1_epi8(0x20), quote = _mm_set1_epi8('"'),
+                      bslash = _mm_set1_epi8('\\');
+        while (end - s >= 16) {
+            char *o = sink_room(ps, &k, 16);
+            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)s);
+            _mm_storeu_si128((__m128i *)(void *)o, v);
+            __m128i bad = _mm_or_si128(_mm_cmplt_epi8(v, space),
+                                       _mm_or_si128(_mm_cmpeq_epi8(v, quote),
+                                                    _mm_cmpeq_epi8(v, bslash)));
+            unsigned mask = (unsigned)_mm_movemask_epi8(bad);
+            if (mask) {
+                unsigned n = (unsigned)__builtin_ctz(mask);
+                k.len += n;
+                s += n;
+                goto special;
+            }
+            k.len += 16;
+            s += 16;
+        }
+#endif
+        {
+            const unsigned char *run = s;
+            s = scan_plain(s, end);
+            sink_put(ps, &k, run, (size_t)(s - run));
+        }
+#if defined(__SSE2__)
+    special:
+#endif
+        if (s == end) {
+            return fail_at(ps, s, SL_EINVAL, "unterminated string");
+        }
+        unsigned char c = *s;
+        if (c == '"') {
+            *out = k.buf;
+            *outlen = k.len;
+            ps->p = s + 1;
+            return 0;
+        }
+        if (c < 0x20) {
+            return fail_at(ps, s, SL_EINVAL, "control character in string");
+        }
+        if (c >= 0x80) {
+            bool ok;
+            size_t n = utf8_seq(s, (size_t)(end - s), &ok);
+            if (ok) {
+                sink_put(ps, &k, s, n);
+            } else {
+                ps->verbatim = false;  /* repaired: the text differs from what is kept */
+                sink_put(ps, &k, k_replacement, sizeof(k_replacement));
+            }
+            s += n;
+            continue;
+        }
+        /* backslash */
+        const unsigned char *esc = s++;
+        if (s == end) {
+            return fail_at(ps, s, SL_EINVAL, "unterminated string");
+        }
+        char e = k_unescape[*s];
+        if (e) {
+            *sink_room(ps, &k, 1) = e;
+            k.len++;
+            s++;
+            continue;
+        }
+        if (*s++ != 'u') {
+            return fail_at(ps, esc, SL_EINVAL, "bad escape");
+        }
+        unsigned cp, lo;
+        if (end - s < 4 || hex4(s, &cp) != 0) {
+            return fail_at(ps, esc, SL_EINVAL, "bad \\u escape");
+        }
+        s += 4;
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+            /* A high surrogate pairs only with an immediately following low one. */
+            if (end - s >= 6 && s[0] == '\\' && s[1] == 'u' && hex4(s + 2, &lo) == 0 &&
+                lo >= 0xDC00 && lo <= 0xDFFF) {
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                s += 6;
+            } else {
+                cp = 0xFFFD;
+            }
+        } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+            cp = 0xFFFD;
+        }
+        ps->verbatim = ps->verbatim && cp != 0xFFFD;
+        put_utf8(ps, &k, cp);
+    }
 }
 
 /*
@@ -568,95 +731,27 @@ static void put_utf8(struct sl_buf *b, unsigned cp)
  */
 static int parse_string(struct parser *ps, const char **out, size_t *outlen)
 {
-    const unsigned char *s = ps->p + 1, *end = ps->end, *run = s;
-    struct sl_buf *sb = &ps->scratch;
-    bool decoded = false;  /* result is in scratch */
-
+    const unsigned char *start = ps->p + 1, *end = ps->end;
+    const unsigned char *s = start;
     for (;;) {
         s = scan_plain(s, end);
-        if (s == end) {
-            return fail_at(ps, s, SL_EINVAL, "unterminated string");
-        }
-        unsigned char c = *s;
-        if (c == '"') {
-            if (decoded) {
-                (void)sl_buf_append(sb, run, (size_t)(s - run));
-                *out = sb->data;
-                *outlen = sb->len;
-            } else {
-                *out = (const char *)run;
-                *outlen = (size_t)(s - run);
-            }
+        if (s < end && *s == '"') {
+            *out = (const char *)start;
+            *outlen = (size_t)(s - start);
             ps->p = s + 1;
             return 0;
         }
-        if (c < 0x20) {
-            return fail_at(ps, s, SL_EINVAL, "control character in string");
+        if (s == end || *s < 0x80) {
+            break;  /* unterminated, or a control byte or an escape */
         }
-        if (c >= 0x80) {
-            bool ok;
-            size_t k = utf8_seq(s, (size_t)(end - s), &ok);
-            if (ok) {
-                s += k;
-                continue;
-            }
-            if (!decoded) {
-                sl_buf_reset(sb);
-                decoded = true;
-            }
-            ps->verbatim = false;  /* repaired: the text differs from what is kept */
-            (void)sl_buf_append(sb, run, (size_t)(s - run));
-            (void)sl_buf_append(sb, k_replacement, sizeof(k_replacement));
-            s += k;
-            run = s;
-            continue;
-        }
-        /* backslash */
-        if (!decoded) {
-            sl_buf_reset(sb);
-            decoded = true;
-        }
-        (void)sl_buf_append(sb, run, (size_t)(s - run));
-        const unsigned char *esc = s++;
-        if (s == end) {
-            return fail_at(ps, s, SL_EINVAL, "unterminated string");
-        }
-        switch (*s++) {
-        case '"': (void)sl_buf_putc(sb, '"'); break;
-        case '\\': (void)sl_buf_putc(sb, '\\'); break;
-        case '/': (void)sl_buf_putc(sb, '/'); break;
-        case 'b': (void)sl_buf_putc(sb, '\b'); break;
-        case 'f': (void)sl_buf_putc(sb, '\f'); break;
-        case 'n': (void)sl_buf_putc(sb, '\n'); break;
-        case 'r': (void)sl_buf_putc(sb, '\r'); break;
-        case 't': (void)sl_buf_putc(sb, '\t'); break;
-        case 'u': {
-            unsigned cp, lo;
-            if (end - s < 4 || hex4(s, &cp) != 0) {
-                return fail_at(ps, esc, SL_EINVAL, "bad \\u escape");
-            }
-            s += 4;
-            if (cp >= 0xD800 && cp <= 0xDBFF) {
-                /* A high surrogate pairs only with an immediately following low one. */
-                if (end - s >= 6 && s[0] == '\\' && s[1] == 'u' && hex4(s + 2, &lo) == 0 &&
-                    lo >= 0xDC00 && lo <= 0xDFFF) {
-                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                    s += 6;
-                } else {
-                    cp = 0xFFFD;
-                }
-            } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-                cp = 0xFFFD;
-            }
-            ps->verbatim = ps->verbatim && cp != 0xFFFD;
-            put_utf8(sb, cp);
+        bool ok;
+        size_t k = utf8_seq(s, (size_t)(end - s), &ok);
+        if (!ok) {
             break;
         }
-        default:
-            return fail_at(ps, esc, SL_EINVAL, "bad escape");
-        }
-        run = s;
+        s += k;
     }
+    return parse_string_decode(ps, start, s, out, outlen);
 }
 
 static inline bool is_digit(unsigned char c)
@@ -1155,7 +1250,11 @@ static int parse_document(const char *p, size_t len, struct sl_value *out,
 {
     struct parser ps;
     int rc;
-    sl_value_clear(out);
+    if (out->type == SL_V_NULL) {
+        memset(out, 0, sizeof(*out));  /* what sl_value_clear does to it, without the call */
+    } else {
+        sl_value_clear(out);
+    }
     if (err && errlen) {
         err[0] = '\0';
     }
@@ -1170,7 +1269,8 @@ static int parse_document(const char *p, size_t len, struct sl_value *out,
     ps.bytes = 0;
     ps.err = err;
     ps.errlen = errlen;
-    sl_buf_init(&ps.scratch, 0);  /* bounded by the input: at most 3 bytes per input byte */
+    ps.scratch = ps.scratch_inline;
+    ps.scratch_cap = SCRATCH_INLINE;
     ps.arena = arena ? arena : sl_value_arena();  /* a worker's scope (value.h) */
     ps.ms = ps.ms_inline;
     ps.mtop = 0;
@@ -1191,7 +1291,9 @@ static int parse_document(const char *p, size_t len, struct sl_value *out,
             rc = fail_at(&ps, ps.p, SL_EINVAL, "trailing garbage");
         }
     }
-    sl_buf_free(&ps.scratch);
+    if (ps.scratch != ps.scratch_inline) {
+        free(ps.scratch);
+    }
     if (ps.ms != ps.ms_inline) {
         free(ps.ms);
     }
@@ -1249,18 +1351,31 @@ int sl_json_put_doc(struct sl_buf *b, const char *p, size_t len, const struct sl
 /* ---- the scanner: validation without a tree ---- */
 
 /*
- * The scanner passes the read position by value and returns where it got to
- * (NULL: not something it vouches for), so that the position stays in a
- * register across the hot loop instead of going through memory per token.
+ * One loop over the text with an explicit stack (no call per container), so
+ * that the read position, the SSE constants and the innermost object's state
+ * stay in registers across the whole event: a Beats event has a dozen small
+ * objects, and a call, its register saves and the constants reloaded after
+ * it cost more than scanning their bytes.
  */
 
 /* Object keys of the open objects, for duplicate detection (spans into the text). */
 #define SCAN_KEYS 256u
 #define SCAN_KEYS_PER_OBJECT SL_JSON_SCAN_MEMBERS
+/* Containers open at once that the scanner follows; a deeper text (only
+ * possible with a max_depth above it) is left to the parser. */
+#define SCAN_DEPTH 1024u
 
-/* A key seen in an open object: where it is in the text. */
+/* A key seen in an open object: its bytes in the text. */
 struct span {
-    size_t off, len;
+    const unsigned char *p;
+    size_t len;
+};
+
+/* An enclosing object's state, saved while an object inside it is scanned. */
+struct outer {
+    size_t base;     /* its first key in keys[] */
+    size_t full;     /* where its keys must stop */
+    uint64_t bloom;  /* key_bit of its keys so far */
 };
 
 /*
@@ -1273,8 +1388,8 @@ struct span {
  */
 static inline uint64_t key_bit(const unsigned char *k, size_t n)
 {
-    unsigned h = (unsigned)k[0] * 31u + (unsigned)k[(ptrdiff_t)n - 1] * 7u + (unsigned)n;
-    return 1ull << ((h ^ (h >> 6)) & 63u);
+    unsigned h = 2u * k[0] + k[(ptrdiff_t)n - 1] + 8u * (unsigned)n;
+    return 1ull << (h & 63u);
 }
 
 struct scanner {
@@ -1286,11 +1401,11 @@ struct scanner {
     size_t nmembers;
     struct sl_json_doc *doc;
     struct span keys[SCAN_KEYS];
-    size_t nkeys;
+    /* Every open object but the root and the innermost: at most one per
+     * open key, as each of them holds the key whose value is being scanned. */
+    struct outer outer[SCAN_KEYS];
+    bool is_object[SCAN_DEPTH];  /* [d]: the container d+1 deep is an object */
 };
-
-static const unsigned char *scan_value(struct scanner *sc, const unsigned char *p,
-                                       unsigned depth);
 
 /*
  * The rest of a string from s, a byte that scan_plain stopped at (or end):
@@ -1346,15 +1461,90 @@ static const unsigned char *scan_string_rest(const unsigned char *s, const unsig
     }
 }
 
-/* A string at p (its quote): the common plain one is a single scan_plain. */
-static inline const unsigned char *scan_string(const unsigned char *p, const unsigned char *end,
-                                               bool is_key)
+#if defined(__SSE2__)
+/* The second bytes of the escapes that stand for one byte (\" \\ \/ \b \f \n \r \t). */
+static const bool k_short_escape[256] = {
+    ['"'] = true, ['\\'] = true, ['/'] = true, ['b'] = true,
+    ['f'] = true, ['n'] = true, ['r'] = true, ['t'] = true,
+};
+
+/* The constants of a special-byte test, loaded once per text. */
+struct special_consts {
+    __m128i space, quote, bslash;
+};
+
+/* Bit i set: byte i of the 16 at s is special (is_special). */
+static inline unsigned special16(const struct special_consts *c, const unsigned char *s)
 {
-    const unsigned char *s = scan_plain(p + 1, end);
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)s);
+    /* One signed compare catches both < 0x20 and >= 0x80. */
+    __m128i bad = _mm_or_si128(_mm_cmplt_epi8(v, c->space),
+                               _mm_or_si128(_mm_cmpeq_epi8(v, c->quote),
+                                            _mm_cmpeq_epi8(v, c->bslash)));
+    return (unsigned)_mm_movemask_epi8(bad);
+}
+#endif
+
+/*
+ * A key from s, just past its quote, to just past its closing quote, or NULL.
+ * A key that ends within 16 bytes (nearly all) is one block test.
+ */
+static inline const unsigned char *scan_key_at(const void *consts, const unsigned char *s,
+                                               const unsigned char *end, uintptr_t lim16)
+{
+#if defined(__SSE2__)
+    if ((uintptr_t)s <= lim16) {
+        unsigned mask = special16(consts, s);
+        if (mask) {
+            s += __builtin_ctz(mask);
+            return *s == '"' ? s + 1 : scan_string_rest(s, end, true);
+        }
+        s += 16;
+    }
+#endif
+    s = scan_plain(s, end);
     if (s < end && *s == '"') {
         return s + 1;
     }
-    return scan_string_rest(s, end, is_key);
+    return scan_string_rest(s, end, true);
+}
+
+/*
+ * A string value from s, just past its quote. Log lines carry escaped quotes
+ * (\" around an Apache request): a short escape found in a 16-byte block is
+ * stepped over within that block's mask, with no new load and no call.
+ * Anything else special (\u, UTF-8, a control byte) goes to scan_string_rest.
+ */
+static inline const unsigned char *scan_string_at(const void *consts, const unsigned char *s,
+                                                  const unsigned char *end, uintptr_t lim16)
+{
+#if defined(__SSE2__)
+    while ((uintptr_t)s <= lim16) {
+        unsigned mask = special16(consts, s);
+        size_t step = 16;
+        while (mask) {
+            unsigned k = (unsigned)__builtin_ctz(mask);
+            if (s[k] == '"') {
+                return s + k + 1;
+            }
+            if (s[k] != '\\' || end - (s + k) < 2 || !k_short_escape[s[k + 1]]) {
+                return scan_string_rest(s + k, end, false);
+            }
+            k += 2;  /* past the escape: its second byte may be a flagged '"' or '\\' */
+            if (k >= 16) {
+                step = k;
+                break;
+            }
+            mask &= ~0u << k;
+        }
+        s += step;
+    }
+#endif
+    s = scan_plain(s, end);
+    if (s < end && *s == '"') {
+        return s + 1;
+    }
+    return scan_string_rest(s, end, false);
 }
 
 /* A number whose double is finite for sure: no exponent, at most 300 digits. */
@@ -1394,12 +1584,12 @@ static inline const unsigned char *scan_literal(const unsigned char *p, const un
     return p + n;
 }
 
-/* Whether the key k[0..klen) was already seen in the object whose keys start
- * at base; bloom holds the bits of those keys. */
-static bool scan_dup(const struct scanner *sc, size_t base, const unsigned char *k, size_t klen)
+/* Whether the key k[0..klen) is among keys[base, nkeys). */
+static bool scan_dup(const struct span *keys, size_t base, size_t nkeys, const unsigned char *k,
+                     size_t klen)
 {
-    for (size_t i = base; i < sc->nkeys; i++) {
-        if (sc->keys[i].len == klen && memcmp(sc->start + sc->keys[i].off, k, klen) == 0) {
+    for (size_t i = base; i < nkeys; i++) {
+        if (keys[i].len == klen && memcmp(keys[i].p, k, klen) == 0) {
             return true;
         }
     }
@@ -1420,127 +1610,233 @@ static void scan_cut(struct scanner *sc, const unsigned char *k, const unsigned 
     sc->doc->cut_len = to - off;
 }
 
-static const unsigned char *scan_object(struct scanner *sc, const unsigned char *p,
-                                        unsigned depth)
+/*
+ * A root member done: its key is k (the root's last key: the keys of the
+ * objects inside its value are gone), its value ends at p and, the text
+ * being compact, starts right after the key's quote and ':'.
+ */
+static inline void scan_member_end(struct scanner *sc, const struct span *k,
+                                   const unsigned char *p, bool first)
 {
-    const unsigned char *end = sc->end;
-    size_t base = sc->nkeys;
-    /* Where this object's keys must stop: its own limit or that of all open ones. */
-    size_t full = SL_MIN(base + SCAN_KEYS_PER_OBJECT, (size_t)SCAN_KEYS);
+    const unsigned char *v = k->p + k->len + 2;
+    sc->members[sc->nmembers++] = (struct sl_json_member){
+        (size_t)(k->p - sc->start), k->len, (size_t)(v - sc->start), (size_t)(p - v)};
+    if (k->len == sc->cut_klen && sc->cut_key && memcmp(k->p, sc->cut_key, k->len) == 0) {
+        scan_cut(sc, k->p - 1, p, first);
+    }
+}
+
+/*
+ * The object at p (its '{') to its end: the byte after its '}', or NULL when
+ * it is not something the scanner vouches for. depth counts the open
+ * containers; obj tells whether the innermost is an object, whose keys are
+ * keys[base, nkeys) with filter bloom.
+ */
+static const unsigned char *scan_text(struct scanner *sc, const unsigned char *p)
+{
+    const unsigned char *const end = sc->end;
+    struct span *const keys = sc->keys;
+    size_t nkeys = 0, base = 0, full = 0, nouter = 0;
     uint64_t bloom = 0;
+    unsigned depth = 0;
+    const unsigned max_depth = sc->max_depth;
+    bool obj = true;
+#if defined(__SSE2__)
+    struct special_consts consts = {_mm_set1_epi8(0x20), _mm_set1_epi8('"'), _mm_set1_epi8('\\')};
+    /* Opaque to the compiler: kept in registers, not re-created per string. */
+    __asm__("" : "+x"(consts.space), "+x"(consts.quote), "+x"(consts.bslash));
+    const struct special_consts *cs = &consts;
+    /* Strings starting at or before lim16 have 16 bytes to test as a block. */
+    const uintptr_t lim16 = sc->end - sc->start >= 16 ? (uintptr_t)end - 16 : 0;
+#else
+    const void *cs = NULL;
+    const uintptr_t lim16 = 0;
+#endif
+
+open_object:  /* p is at '{' */
+    if (depth >= max_depth) {
+        return NULL;
+    }
+    if (depth > 0) {
+        if (nouter == SCAN_KEYS) {
+            return NULL;  /* cannot happen (see struct scanner): a bound all the same */
+        }
+        sc->outer[nouter++] = (struct outer){base, full, bloom};
+    }
+    sc->is_object[depth++] = true;
+    obj = true;
+    base = nkeys;
+    bloom = 0;
+    /* Where this object's keys must stop: its own limit or that of all open ones. */
+    full = SL_MIN(base + SCAN_KEYS_PER_OBJECT, (size_t)SCAN_KEYS);
     p++;
     if (p < end && *p == '}') {
-        return p + 1;
+        p++;
+        goto close_object;
     }
-    for (;;) {
-        const unsigned char *k = p;
-        if (k == end || *k != '"' || !(p = scan_string(k, end, true))) {
-            return NULL;
-        }
-        size_t klen = (size_t)(p - k) - 2;
-        uint64_t bit = key_bit(k + 1, klen);
-        if ((bloom & bit) && scan_dup(sc, base, k + 1, klen)) {
-            return NULL;  /* a duplicate: the parser keeps the last one */
-        }
-        if (sc->nkeys == full) {
-            return NULL;
-        }
-        bloom |= bit;
-        sc->keys[sc->nkeys++] = (struct span){(size_t)(k + 1 - sc->start), klen};
-        if (p == end || *p != ':') {
-            return NULL;
-        }
-        const unsigned char *v = ++p;
-        /* Strings, most values, without the call. */
-        p = p < end && *p == '"' ? scan_string(p, end, false) : scan_value(sc, p, depth);
-        if (!p) {
-            return NULL;
-        }
-        if (depth == 1) {
-            sc->members[sc->nmembers++] = (struct sl_json_member){
-                (size_t)(k + 1 - sc->start), klen, (size_t)(v - sc->start), (size_t)(p - v)};
-            if (klen == sc->cut_klen && sc->cut_key && memcmp(k + 1, sc->cut_key, klen) == 0) {
-                scan_cut(sc, k, p, sc->nkeys - base == 1);
+next_key: {
+    if (p == end || *p != '"') {
+        return NULL;
+    }
+    const unsigned char *k = p + 1;
+    size_t klen;
+    /* The 16 bytes from k tested as a block (SSE2): most keys end in them,
+     * and often the value after them too ("type":"_doc"). 0: not tested. */
+    unsigned mask = 0;
+#if defined(__SSE2__)
+    if ((uintptr_t)k <= lim16 && (mask = special16(cs, k)) != 0) {
+        klen = (size_t)__builtin_ctz(mask);
+        if (k[klen] == '"') {
+            p = k + klen + 1;
+        } else {
+            mask = 0;
+            if (!(p = scan_string_rest(k + klen, end, true))) {
+                return NULL;
             }
+            klen = (size_t)(p - k) - 1;
         }
-        if (p < end && *p == ',') {
-            p++;
-            continue;
-        }
-        if (p < end && *p == '}') {
-            sc->nkeys = base;
-            return p + 1;
-        }
-        return NULL;
-    }
-}
-
-static const unsigned char *scan_array(struct scanner *sc, const unsigned char *p,
-                                       unsigned depth)
-{
-    const unsigned char *end = sc->end;
-    p++;
-    if (p < end && *p == ']') {
-        return p + 1;
-    }
-    for (;;) {
-        if (!(p = scan_value(sc, p, depth))) {
+    } else
+#endif
+    {
+        mask = 0;
+        if (!(p = scan_key_at(cs, k, end, lim16))) {
             return NULL;
         }
-        if (p < end && *p == ',') {
-            p++;
-            continue;
-        }
-        if (p < end && *p == ']') {
-            return p + 1;
-        }
+        klen = (size_t)(p - k) - 1;
+    }
+    uint64_t bit = key_bit(k, klen);
+    if ((bloom & bit) && scan_dup(keys, base, nkeys, k, klen)) {
+        return NULL;  /* a duplicate: the parser keeps the last one */
+    }
+    if (nkeys == full) {
         return NULL;
     }
+    bloom |= bit;
+    keys[nkeys++] = (struct span){k, klen};
+    if (p == end || *p != ':') {
+        return NULL;
+    }
+    p++;
+    /* A string value starting in the key's block: its end is the next
+     * special byte of the same mask when that is a quote. */
+    size_t off = klen + 3;  /* the value's first byte, from k */
+    if (mask && off <= 16 && *p == '"') {
+        unsigned rest = off < 16 ? mask >> off : 0;
+        if (rest) {
+            size_t e = off + (size_t)__builtin_ctz(rest);
+            if (k[e] == '"') {
+                p = k + e + 1;
+                goto after_value;
+            }
+        } else {
+            p = scan_string_at(cs, k + 16, end, lim16);  /* k[off, 16) are plain */
+            goto check_value;
+        }
+    }
 }
-
-static const unsigned char *scan_value(struct scanner *sc, const unsigned char *p,
-                                       unsigned depth)
-{
-    const unsigned char *end = sc->end;
+next_value:
     if (p == end) {
         return NULL;
     }
-    switch (*p) {
-    case '"':
-        return scan_string(p, end, false);
-    case '{':
-        return depth < sc->max_depth ? scan_object(sc, p, depth + 1) : NULL;
-    case '[':
-        return depth < sc->max_depth ? scan_array(sc, p, depth + 1) : NULL;
-    case 't':
-        return scan_literal(p, end, "true", 4);
-    case 'f':
-        return scan_literal(p, end, "false", 5);
-    case 'n':
-        return scan_literal(p, end, "null", 4);
-    default:
-        return scan_number(p, end);
+    if (*p == '"') {
+        p = scan_string_at(cs, p + 1, end, lim16);
+    } else {
+        switch (*p) {
+        case '{':
+            goto open_object;
+        case '[':
+            if (depth >= max_depth) {
+                return NULL;
+            }
+            sc->is_object[depth++] = false;
+            obj = false;
+            p++;
+            if (p < end && *p == ']') {
+                p++;
+                goto close_array;
+            }
+            goto next_value;
+        case 't':
+            p = scan_literal(p, end, "true", 4);
+            break;
+        case 'f':
+            p = scan_literal(p, end, "false", 5);
+            break;
+        case 'n':
+            p = scan_literal(p, end, "null", 4);
+            break;
+        default:
+            p = scan_number(p, end);
+            break;
+        }
     }
+check_value:
+    if (!p) {
+        return NULL;
+    }
+after_value:  /* p is just past a value of the innermost container */
+    if (p == end) {
+        return NULL;
+    }
+    if (obj) {
+        if (depth == 1) {
+            scan_member_end(sc, &keys[nkeys - 1], p, nkeys == 1);
+        }
+        if (*p == ',') {
+            p++;
+            goto next_key;
+        }
+        if (*p == '}') {
+            p++;
+            goto close_object;
+        }
+        return NULL;
+    }
+    if (*p == ',') {
+        p++;
+        goto next_value;
+    }
+    if (*p == ']') {
+        p++;
+        goto close_array;
+    }
+    return NULL;
+
+close_object:
+    nkeys = base;
+    if (--depth == 0) {
+        return p;
+    }
+    nouter--;
+    base = sc->outer[nouter].base;
+    full = sc->outer[nouter].full;
+    bloom = sc->outer[nouter].bloom;
+    obj = sc->is_object[depth - 1];
+    goto after_value;
+close_array:
+    --depth;  /* the root is an object: depth >= 1 here */
+    obj = sc->is_object[depth - 1];
+    goto after_value;
 }
 
 bool sl_json_scan(const char *p, size_t len, const struct sl_json_limits *limits,
                   const char *cut_key, struct sl_json_member *members, size_t *nmembers,
                   struct sl_json_doc *doc)
 {
-    /* ~6 KiB of key spans on the stack; set field by field, as zeroing them
-     * all would cost more than scanning a typical event. */
+    /* ~8 KiB of key spans and stacks on the stack; set field by field, as
+     * zeroing them all would cost more than scanning a typical event. */
     struct scanner scan, *sc = &scan;
     sc->start = (const unsigned char *)p;
     sc->end = sc->start + len;
     sc->max_depth = limits && limits->max_depth ? limits->max_depth : DEFAULT_MAX_DEPTH;
+    sc->max_depth = SL_MIN(sc->max_depth, SCAN_DEPTH);
     sc->cut_key = cut_key;
     sc->cut_klen = cut_key ? strlen(cut_key) : 0;
     sc->members = members;
     sc->nmembers = 0;
     sc->doc = doc;
-    sc->nkeys = 0;
     *doc = (struct sl_json_doc){0};
-    bool ok = p && len > 0 && *p == '{' && scan_value(sc, sc->start, 0) == sc->end;
+    bool ok = p && len > 0 && *p == '{' && scan_text(sc, sc->start) == sc->end;
     *nmembers = ok ? sc->nmembers : 0;
     if (!ok) {
         *doc = (struct sl_json_doc){0};

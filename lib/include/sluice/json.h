@@ -76,9 +76,10 @@ int sl_json_put_doc(struct sl_buf *b, const char *p, size_t len, const struct sl
  * and report verbatim (then *doc is what it would report, cut_key as there),
  * and members[0..*nmembers) are its root members in order. It vouches only
  * for the plain case - no escape in a key, no exponent, at most
- * SL_JSON_SCAN_MEMBERS keys per object and 256 open at once - and says false
- * for anything else, valid or not: the caller then parses, which also gives
- * the error of a bad text. members needs SL_JSON_SCAN_MEMBERS slots.
+ * SL_JSON_SCAN_MEMBERS keys per object, 256 keys and 1024 containers open at
+ * once - and says false for anything else, valid or not: the caller then
+ * parses, which also gives the error of a bad text. members needs
+ * SL_JSON_SCAN_MEMBERS slots.
  */
 #define SL_JSON_SCAN_MEMBERS 32u
 
