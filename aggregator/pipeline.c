@@ -690,6 +690,18 @@ static void encode_slice(struct agg_pipeline *p, struct agg_job *j, struct task 
                          struct agg_text *info)
 {
     struct sl_batch *b = j->batch;
+    if (info) {
+        /* Room for what the texts are likely to become (filters add fields) in one
+         * allocation, rather than copying the encodings at each doubling. */
+        size_t text = 0, outs = 0;
+        for (size_t i = 0; i < t->n; i++) {
+            text += info[i].raw.len;
+        }
+        for (size_t o = 0; o < p->noutputs; o++) {
+            outs += p->outputs[o]->encoded;
+        }
+        (void)sl_buf_reserve(&t->enc, outs * (text + text / 2));
+    }
     for (int pass = 0; pass < 2; pass++) {
         for (size_t o = 0; o < p->noutputs; o++) {
             const struct sl_instance *in = p->outputs[o];

@@ -294,7 +294,7 @@ static bool same_path(const struct group *g, struct sl_bytes path)
 /* The group for path, made when new. Consecutive events nearly always share a
  * file, so the last one used is tried first. */
 static struct group *group_for(struct group **groups, size_t *ngroups, size_t *last,
-                               struct sl_bytes path)
+                               struct sl_bytes path, size_t first_size)
 {
     size_t g = *ngroups;
     if (*ngroups && same_path(&(*groups)[*last], path)) {
@@ -312,6 +312,11 @@ static struct group *group_for(struct group **groups, size_t *ngroups, size_t *l
         (*groups)[g].path = sl_strndup(path.p, path.len);
         /* Unbounded here: its input is one window, already capped by the listener. */
         sl_buf_init(&(*groups)[g].lines, 0);
+        if (g == 0) {
+            /* Nearly every batch goes to one file: its lines in one allocation,
+             * not copied again at each doubling. */
+            (void)sl_buf_reserve(&(*groups)[g].lines, first_size);
+        }
         (*ngroups)++;
     }
     *last = g;
@@ -340,6 +345,10 @@ static void file_submit(void *inst, struct sl_batch *b)
     sl_buf_init(&fixed, 0);
     bool rendered = false;
     int fixed_rc = 0;
+    size_t total = 0;  /* every line of the batch */
+    for (size_t i = 0; i < b->n; i++) {
+        total += sl_batch_event(b, i) ? sl_batch_json(b, i).len + 1 : 0;
+    }
     for (size_t i = 0; i < b->n; i++) {
         const struct sl_value *ev = sl_batch_event(b, i);
         if (!ev) {
@@ -362,7 +371,7 @@ static void file_submit(void *inst, struct sl_batch *b)
             status = status == SL_OK ? rc : status;
             continue;
         }
-        struct group *g = group_for(&groups, &ngroups, &last, path);
+        struct group *g = group_for(&groups, &ngroups, &last, path, total);
         sl_buf_append(&g->lines, json.p, json.len);
         sl_buf_putc(&g->lines, '\n');
     }
