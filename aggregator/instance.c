@@ -596,10 +596,8 @@ static void write_merged(struct sl_buf *out, const struct sl_value *ev,
             continue;
         }
         /* Changed; or a filter wrote a key it did not declare: the tree wins. */
-        put_sep(out, &first);
-        (void)sl_json_put_str(out, k, m->key_len);
-        (void)sl_buf_putc(out, ':');
-        (void)sl_json_write(out, v, NULL);
+        (void)sl_json_put_member(out, !first, k, m->key_len, v);
+        first = false;
     }
     for (size_t i = 0; i < ev->u.o.len; i++) {
         const struct sl_member *m = &ev->u.o.items[i];
@@ -608,10 +606,8 @@ static void write_merged(struct sl_buf *out, const struct sl_value *ev,
         if (done || (skip && is_key(m->key, m->klen, skip))) {
             continue;  /* written above */
         }
-        put_sep(out, &first);
-        (void)sl_json_put_str(out, m->key, m->klen);
-        (void)sl_buf_putc(out, ':');
-        (void)sl_json_write(out, &m->v, NULL);
+        (void)sl_json_put_member(out, !first, m->key, m->klen, &m->v);
+        first = false;
     }
     (void)sl_buf_putc(out, '}');
 }

@@ -282,7 +282,8 @@ static int put_str_any(struct sl_buf *b, const char *s, size_t len)
  * and no worst-case reservation. Any other (a byte to escape, no room) is
  * written again from the start by put_str_any; b->len moves only on success.
  */
-static inline int put_str(struct sl_buf *b, const char *s, size_t len)
+static inline __attribute__((always_inline)) int put_str(struct sl_buf *b, const char *s,
+                                                       size_t len)
 {
     if (s && len <= 64 && b->cap > b->len && len + 2 <= b->max - b->len &&
         len + 2 < b->cap - b->len) {
@@ -358,6 +359,63 @@ static int put_double(struct sl_buf *b, double d)
 }
 
 static int write_value(struct sl_buf *b, const struct sl_value *v, const char *skip,
+                       size_t skiplen);
+
+/*
+ * ,"key":value (no comma when first). Most members are a short plain key and
+ * a short plain string or a number: when the buffer has room for the longest
+ * such member, the key, the colon and a plain string value go in with one
+ * room check, no worst-case reservation and no call per token. Anything else
+ * goes token by token as before, from where the fast path stopped.
+ */
+static inline __attribute__((always_inline)) int
+put_member(struct sl_buf *b, bool comma, const char *key, size_t klen, const struct sl_value *v)
+{
+    enum { SHORT = 64, MOST = 1 + SHORT + 3 + SHORT + 2 };
+    if (klen <= SHORT && b->cap > b->len && MOST <= b->max - b->len &&
+        MOST < b->cap - b->len) {
+        char *o = b->data + b->len;
+        *o = ',';
+        o += comma;
+        *o++ = '"';
+        const unsigned char *k = (const unsigned char *)key;
+        if (sl_json_copy_plain(&o, k, k + klen) == k + klen) {
+            *o++ = '"';
+            *o++ = ':';
+            if (v->type == SL_V_STRING && v->u.s.len <= SHORT) {
+                const unsigned char *u = (const unsigned char *)v->u.s.ptr;
+                char *q = o;
+                *q++ = '"';
+                if (u && sl_json_copy_plain(&q, u, u + v->u.s.len) == u + v->u.s.len) {
+                    *q++ = '"';
+                    b->len = (size_t)(q - b->data);
+                    return 0;
+                }
+            }
+            b->len = (size_t)(o - b->data);
+            return write_value(b, v, NULL, 0);
+        }
+    }
+    int rc;
+    if ((comma && (rc = sl_buf_putc(b, ',')) != 0) || (rc = put_str(b, key, klen)) != 0 ||
+        (rc = sl_buf_putc(b, ':')) != 0) {
+        return rc;
+    }
+    return write_value(b, v, NULL, 0);
+}
+
+int sl_json_put_member(struct sl_buf *b, bool comma, const char *key, size_t klen,
+                       const struct sl_value *v)
+{
+    size_t mark = b->len;
+    int rc = put_member(b, comma, key, klen, v);
+    if (rc != 0) {
+        b->len = mark;
+    }
+    return rc;
+}
+
+static int write_value(struct sl_buf *b, const struct sl_value *v, const char *skip,
                        size_t skiplen)
 {
     int rc = 0;
@@ -395,15 +453,10 @@ static int write_value(struct sl_buf *b, const struct sl_value *v, const char *s
             if (skip && m->klen == skiplen && memcmp(m->key, skip, skiplen) == 0) {
                 continue;
             }
-            if (!first && (rc = sl_buf_putc(b, ',')) != 0) {
+            if ((rc = put_member(b, !first, m->key, m->klen, &m->v)) != 0) {
                 return rc;
             }
             first = false;
-            if ((rc = put_str(b, m->key, m->klen)) != 0 ||
-                (rc = sl_buf_putc(b, ':')) != 0 ||
-                (rc = write_value(b, &m->v, NULL, 0)) != 0) {
-                return rc;
-            }
         }
         return sl_buf_putc(b, '}');
     }

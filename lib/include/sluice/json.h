@@ -232,6 +232,12 @@ int sl_json_put_str(struct sl_buf *b, const char *s, size_t len);
  * key to leave out (outputs use it to drop "@metadata"). */
 int sl_json_write(struct sl_buf *b, const struct sl_value *v, const char *skip_key);
 
+/* Appends one member of an object being written: ,"key":value (comma false:
+ * no comma), as sl_json_write writes members. 0 or SL_ELIMIT, the buffer then
+ * as it was. */
+int sl_json_put_member(struct sl_buf *b, bool comma, const char *key, size_t klen,
+                       const struct sl_value *v);
+
 /* Length of the valid UTF-8 prefix of s (for callers that need to check). */
 size_t sl_utf8_valid_prefix(const char *s, size_t len);
 /* The same as sl_json_write (nothing skipped), indented two spaces a level, for people. */

@@ -1428,10 +1428,92 @@ TEST(test_put_str_every_length)
     }
 }
 
+/* A random text of 0..90 bytes: mostly plain, sometimes a quote, a backslash, a
+ * control byte, UTF-8 or a byte that is not UTF-8. */
+static size_t member_text(char *out, uint32_t *rnd)
+{
+    *rnd = *rnd * 1103515245u + 12345u;
+    size_t n = (*rnd >> 8) % 91;
+    static const char *const odd[] = {"\"", "\\", "\n", "\x01", "\xc3\xa9", "\xff", "\xe2\x82"};
+    size_t len = 0;
+    while (len < n) {
+        *rnd = *rnd * 1103515245u + 12345u;
+        if ((*rnd >> 10) % 47 == 0) {
+            const char *o = odd[(*rnd >> 16) % 7];
+            memcpy(out + len, o, strlen(o));
+            len += strlen(o);
+        } else {
+            out[len++] = (char)('a' + (*rnd >> 16) % 26);
+        }
+    }
+    return len;
+}
+
+/* sl_json_put_member writes what ,"key": then sl_json_write of the value write,
+ * for every kind of key and value, in buffers with and without room, and a
+ * buffer at its maximum is left as it was. */
+TEST(test_put_member_same_as_tokens)
+{
+    uint32_t rnd = 4242;
+    char key[200], str[200];
+    for (int round = 0; round < 20000; round++) {
+        size_t klen = member_text(key, &rnd);
+        struct sl_value v = {0};
+        rnd = rnd * 1103515245u + 12345u;
+        switch ((rnd >> 12) % 5) {
+        case 0:
+            sl_value_set_int(&v, (int64_t)rnd - 7);
+            break;
+        case 1: {
+            size_t n = member_text(str, &rnd);
+            sl_value_set_str(&v, str, n);
+            break;
+        }
+        case 2:
+            sl_value_set_object(&v);
+            sl_value_set_str(sl_obj_put(&v, key, klen), key, klen);
+            break;
+        case 3:
+            break;  /* null */
+        default:
+            sl_value_set_str(&v, NULL, 0);
+            break;
+        }
+        bool comma = round % 2;
+        struct sl_buf a, b;
+        /* Sizes from none at all to plenty, so both paths run. */
+        sl_buf_init(&a, 0);
+        sl_buf_init(&b, 0);
+        size_t pre = (rnd >> 4) % 300;
+        sl_buf_reserve(&a, pre);
+        sl_buf_reserve(&b, pre);
+        CHECK_INT(sl_json_put_member(&a, comma, key, klen, &v), 0);
+        if (comma) {
+            sl_buf_putc(&b, ',');
+        }
+        sl_json_put_str(&b, key, klen);
+        sl_buf_putc(&b, ':');
+        CHECK_INT(sl_json_write(&b, &v, NULL), 0);
+        CHECK_INT(a.len, b.len);
+        CHECK(a.len == b.len && memcmp(a.data, b.data, a.len) == 0);
+        /* One byte short of the member: refused, nothing left behind. */
+        struct sl_buf c;
+        sl_buf_init(&c, b.len - 1 + 3);
+        sl_buf_append(&c, "xyz", 3);
+        CHECK_INT(sl_json_put_member(&c, comma, key, klen, &v), SL_ELIMIT);
+        CHECK_INT(c.len, 3);
+        sl_buf_free(&a);
+        sl_buf_free(&b);
+        sl_buf_free(&c);
+        sl_value_clear(&v);
+    }
+}
+
 int main(void)
 {
     sl_buf_init(&g_out, 0);
     RUN(test_put_str_plain);
+    RUN(test_put_member_same_as_tokens);
     RUN(test_put_str_escapes);
     RUN(test_put_str_valid_utf8_raw);
     RUN(test_put_str_invalid_utf8);
