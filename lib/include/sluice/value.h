@@ -93,10 +93,32 @@ static inline uint32_t sl_key_head(const char *k, size_t n)
     return h;
 }
 
+/* Whether a[0..n) == b[0..n), n > 4, their first four bytes known equal. Keys
+ * are short: up to 16 bytes they are compared as two overlapping words each,
+ * inline, instead of through a memcmp call. */
+static inline bool sl_key_rest_eq(const char *a, const char *b, size_t n)
+{
+    if (n <= 8) {
+        uint32_t x, y;
+        memcpy(&x, a + n - 4, 4);
+        memcpy(&y, b + n - 4, 4);
+        return x == y;
+    }
+    if (n <= 16) {
+        uint64_t x0, y0, x1, y1;
+        memcpy(&x0, a, 8);
+        memcpy(&y0, b, 8);
+        memcpy(&x1, a + n - 8, 8);
+        memcpy(&y1, b + n - 8, 8);
+        return ((x0 ^ y0) | (x1 ^ y1)) == 0;
+    }
+    return memcmp(a + 4, b + 4, n - 4) == 0;
+}
+
 /* Whether member m's key is k[0..n), head known to be sl_key_head(k, n). */
 static inline bool sl_member_is(const struct sl_member *m, const char *k, size_t n, uint32_t head)
 {
-    return m->khead == head && m->klen == n && (n <= 4 || memcmp(m->key + 4, k + 4, n - 4) == 0);
+    return m->khead == head && m->klen == n && (n <= 4 || sl_key_rest_eq(m->key, k, n));
 }
 
 /*

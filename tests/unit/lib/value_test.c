@@ -1687,10 +1687,40 @@ TEST(test_fieldref_hint_shared_by_threads)
     sl_fieldref_free(&fr);
 }
 
+/* Keys of every length to 40 that differ in any one byte past the head (which
+ * lookups compare first) are told apart, and equal keys found, in objects of
+ * every such key. */
+TEST(test_member_keys_of_every_length)
+{
+    char a[41], b[41];
+    for (size_t n = 5; n <= 40; n++) {
+        for (size_t i = 0; i < n; i++) {
+            a[i] = (char)('a' + (i * 7) % 26);
+        }
+        for (size_t p = 4; p < n; p++) {
+            memcpy(b, a, n);
+            b[p] = (char)(b[p] ^ 0x20);
+            CHECK(!sl_key_rest_eq(a, b, n));
+            b[p] = a[p];
+            CHECK(sl_key_rest_eq(a, b, n));
+            struct sl_value o = {0};
+            sl_value_set_object(&o);
+            sl_value_set_int(sl_obj_put(&o, a, n), 1);
+            b[p] = (char)(b[p] ^ 0x01);
+            sl_value_set_int(sl_obj_put(&o, b, n), 2);
+            CHECK_INT(o.u.o.len, 2);
+            CHECK_INT(sl_obj_get(&o, a, n)->u.i, 1);
+            CHECK_INT(sl_obj_get(&o, b, n)->u.i, 2);
+            sl_value_clear(&o);
+        }
+    }
+}
+
 int main(void)
 {
     sl_buf_init(&g_out, 0);
     RUN(test_hash_is_keyed_per_process);
+    RUN(test_member_keys_of_every_length);
     RUN(test_fieldref_hint_any_shape);
     RUN(test_fieldref_hint_shared_by_threads);
     RUN(test_scalars_and_clear);
