@@ -75,6 +75,9 @@ struct fg_pattern {
     size_t nnodes;     /* distinct parent paths below the top level (plan_paths) */
     struct fg_root roots[FG_MAX_ROOTS];
     size_t nroots;     /* 0: captures are looked up one by one */
+    /* Distinct keys right below each root and node: an object a match makes
+     * there gets room for them all at once (planned patterns only). */
+    uint8_t root_kids[FG_MAX_ROOTS], node_kids[FG_MAX_NODES];
     uint64_t root_keys;  /* root_bit of every root */
     bool alias;        /* a capture may replace the source field's text */
     char *kblob;       /* every segment name of the captures, each NUL-terminated */
@@ -427,6 +430,35 @@ static void plan_roots(struct fg_pattern *p)
     p->nroots = nr;
 }
 
+/* Whether planned target c's segment k names the same key as an earlier planned
+ * target's under the same parent. */
+static bool kid_seen(const struct fg_pattern *p, size_t c, size_t k)
+{
+    const struct fg_target *t = &p->tgt[c];
+    for (size_t e = 0; e < c; e++) {
+        const struct fg_target *u = &p->tgt[e];
+        if (u->planned && u->ref.nsegs > k && same_prefix(&u->ref, &t->ref, k + 1)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void count_kids(struct fg_pattern *p)
+{
+    memset(p->root_kids, 0, sizeof(p->root_kids));
+    memset(p->node_kids, 0, sizeof(p->node_kids));
+    for (size_t c = 0; c < p->g->ncaps; c++) {
+        const struct fg_target *t = &p->tgt[c];
+        for (size_t k = 1; t->planned && k < t->ref.nsegs; k++) {
+            uint8_t *kids = k == 1 ? &p->root_kids[t->root] : &p->node_kids[t->node[k - 2]];
+            if (*kids < UINT8_MAX && !kid_seen(p, c, k)) {
+                (*kids)++;
+            }
+        }
+    }
+}
+
 /*
  * Numbers the parent paths below the top level of the pattern's nested
  * captures ([http][request] is a node; [http] a root, [http][request][method]
@@ -478,6 +510,7 @@ static void plan_paths(struct fg_pattern *p)
         }
     }
     p->nnodes = nn;
+    count_kids(p);
 }
 
 /*
@@ -901,10 +934,16 @@ FG_INLINE struct sl_value *capture_slot(struct sl_value *event, const struct fg_
  * one), added when absent; made: cur was made by this match, so it is absent
  * without a lookup; afterwards: whether this call added it. */
 static inline struct sl_value *path_child(struct sl_value *cur, const struct fg_target *t, size_t i,
-                                   struct fg_match *m, bool *made)
+                                   struct fg_match *m, bool *made, size_t kids)
 {
     if (cur->type != SL_V_OBJECT && cur->type != SL_V_NULL) {
         sl_value_set_object(cur);  /* (a null one becomes one as sl_obj_add adds) */
+    }
+    if (*made && cur->type == SL_V_NULL) {
+        /* A new object: room for the keys the pattern puts in it, in one block
+         * the size they need (not 8 members for one). */
+        sl_value_set_object(cur);
+        sl_obj_reserve(cur, kids ? kids : 1);
     }
     struct sl_value *v = *made ? NULL : sl_obj_get(cur, t->ref.segs[i].name, t->ref.segs[i].len);
     *made = !v;
@@ -925,18 +964,23 @@ static struct sl_value *capture_path(struct sl_value *cur, const struct fg_targe
         }
         return cur;
     }
+    const struct fg_pattern *p = m->p;
+    size_t kids = p->root_kids[t->root];  /* of cur, the parent of segment i */
     for (size_t i = 1; i < last; i++) {
         struct fg_node *nd = &m->node[t->node[i - 1]];
+        size_t below = p->node_kids[t->node[i - 1]];
         if (nd->idx != FG_UNRESOLVED) {
             cur = &cur->u.o.items[nd->idx].v;
             made = nd->made;
+            kids = below;
             continue;
         }
-        struct sl_value *v = path_child(cur, t, i, m, &made);
+        struct sl_value *v = path_child(cur, t, i, m, &made, kids);
         *nd = (struct fg_node){member_index(cur, v), made};
         cur = v;
+        kids = below;
     }
-    return path_child(cur, t, last, m, &made);  /* a leaf is never a node */
+    return path_child(cur, t, last, m, &made, kids);  /* a leaf is never a node */
 }
 
 /* The slot without the match's roots (a pattern with too many of them). */
