@@ -12,21 +12,83 @@
  *
  * Delivery reports run on the loop thread: librdkafka signals its main queue
  * through a pipe the loop watches, and the callbacks are served by
- * rd_kafka_poll() there.
+ * rk_poll() there.
  */
 #include "kafka_out.h"
 
 #include <fcntl.h>
 #include <librdkafka/rdkafka.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "sluice/dl.h"
 #include "sluice/json.h"
 #include "sluice/log.h"
 #include "sluice/lumberjack.h"
+
+/*
+ * librdkafka, loaded when a Kafka output is made (sluice/dl.h): a shipper that
+ * sends to aggregators never maps it and its dependency tree. Each call goes
+ * through rk_NAME, typed from the header's own declaration of rd_kafka_NAME.
+ */
+static const char *const kafka_syms[] = {
+    "rd_kafka_conf_destroy",
+    "rd_kafka_conf_new",
+    "rd_kafka_conf_set",
+    "rd_kafka_conf_set_default_topic_conf",
+    "rd_kafka_conf_set_dr_msg_cb",
+    "rd_kafka_conf_set_opaque",
+    "rd_kafka_destroy",
+    "rd_kafka_err2str",
+    "rd_kafka_new",
+    "rd_kafka_poll",
+    "rd_kafka_producev",
+    "rd_kafka_purge",
+    "rd_kafka_queue_destroy",
+    "rd_kafka_queue_get_main",
+    "rd_kafka_queue_io_event_enable",
+    "rd_kafka_topic_conf_destroy",
+    "rd_kafka_topic_conf_new",
+    "rd_kafka_topic_conf_set",
+    "rd_kafka_topic_conf_set_opaque",
+    "rd_kafka_topic_conf_set_partitioner_cb",
+};
+static void *kafka_fn[SL_ARRAY_LEN(kafka_syms)];
+#define rk_conf_destroy ((__typeof__(rd_kafka_conf_destroy) *)kafka_fn[0])
+#define rk_conf_new ((__typeof__(rd_kafka_conf_new) *)kafka_fn[1])
+#define rk_conf_set ((__typeof__(rd_kafka_conf_set) *)kafka_fn[2])
+#define rk_conf_set_default_topic_conf ((__typeof__(rd_kafka_conf_set_default_topic_conf) *)kafka_fn[3])
+#define rk_conf_set_dr_msg_cb ((__typeof__(rd_kafka_conf_set_dr_msg_cb) *)kafka_fn[4])
+#define rk_conf_set_opaque ((__typeof__(rd_kafka_conf_set_opaque) *)kafka_fn[5])
+#define rk_destroy ((__typeof__(rd_kafka_destroy) *)kafka_fn[6])
+#define rk_err2str ((__typeof__(rd_kafka_err2str) *)kafka_fn[7])
+#define rk_new ((__typeof__(rd_kafka_new) *)kafka_fn[8])
+#define rk_poll ((__typeof__(rd_kafka_poll) *)kafka_fn[9])
+#define rk_producev ((__typeof__(rd_kafka_producev) *)kafka_fn[10])
+#define rk_purge ((__typeof__(rd_kafka_purge) *)kafka_fn[11])
+#define rk_queue_destroy ((__typeof__(rd_kafka_queue_destroy) *)kafka_fn[12])
+#define rk_queue_get_main ((__typeof__(rd_kafka_queue_get_main) *)kafka_fn[13])
+#define rk_queue_io_event_enable ((__typeof__(rd_kafka_queue_io_event_enable) *)kafka_fn[14])
+#define rk_topic_conf_destroy ((__typeof__(rd_kafka_topic_conf_destroy) *)kafka_fn[15])
+#define rk_topic_conf_new ((__typeof__(rd_kafka_topic_conf_new) *)kafka_fn[16])
+#define rk_topic_conf_set ((__typeof__(rd_kafka_topic_conf_set) *)kafka_fn[17])
+#define rk_topic_conf_set_opaque ((__typeof__(rd_kafka_topic_conf_set_opaque) *)kafka_fn[18])
+#define rk_topic_conf_set_partitioner_cb ((__typeof__(rd_kafka_topic_conf_set_partitioner_cb) *)kafka_fn[19])
+
+static pthread_once_t kafka_once = PTHREAD_ONCE_INIT;
+static char kafka_err[256];
+static int kafka_rc;
+
+static void kafka_load(void)
+{
+    static const char *const names[] = {"librdkafka.so.1", NULL};
+    kafka_rc = sl_dl_load(names, kafka_syms, kafka_fn, SL_ARRAY_LEN(kafka_syms), kafka_err,
+                          sizeof(kafka_err));
+}
 
 #define TICK_MS 100
 #define FIELD_MAX 256
@@ -172,7 +234,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     if (m->err) {
         sl_counter_inc(k->m_dropped);
         sl_error("output.kafka: an event was refused for good and is dropped: %s",
-                 rd_kafka_err2str(m->err));
+                 rk_err2str(m->err));
     }
     settle(k, t, (uint32_t)(s - t->slots));
 }
@@ -182,7 +244,7 @@ static void serve(struct kafka_out *k)
     char drain[256];
     while (read(k->pipe[0], drain, sizeof(drain)) > 0) {
     }
-    rd_kafka_poll(k->rk, 0);
+    rk_poll(k->rk, 0);
 }
 
 static void on_pipe(struct sl_loop *loop, int fd, unsigned events, void *arg)
@@ -219,7 +281,7 @@ static bool produce_one(struct kafka_out *k, struct tracker *t, uint32_t i)
         settle(k, t, i);
         return true;
     }
-    rd_kafka_resp_err_t err = rd_kafka_producev(
+    rd_kafka_resp_err_t err = rk_producev(
         k->rk, RD_KAFKA_V_TOPIC(sl_buf_cstr(&k->topic)),
         RD_KAFKA_V_VALUE((void *)json, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
         RD_KAFKA_V_KEY(k->key.len ? k->key.data : NULL, k->key.len),
@@ -230,7 +292,7 @@ static bool produce_one(struct kafka_out *k, struct tracker *t, uint32_t i)
     if (err) {
         sl_counter_inc(k->m_dropped);
         sl_error("output.kafka: an event cannot be produced and is dropped: %s",
-                 rd_kafka_err2str(err));
+                 rk_err2str(err));
         settle(k, t, i);
         return true;
     }
@@ -320,7 +382,7 @@ static int32_t round_robin(const rd_kafka_topic_t *rkt, const void *key, size_t 
 static bool set(rd_kafka_conf_t *rc, const char *key, const char *value)
 {
     char err[512];
-    if (rd_kafka_conf_set(rc, key, value, err, sizeof(err)) != RD_KAFKA_CONF_OK) {
+    if (rk_conf_set(rc, key, value, err, sizeof(err)) != RD_KAFKA_CONF_OK) {
         sl_error("output.kafka: librdkafka refuses %s=%s: %s", key, value, err);
         return false;
     }
@@ -330,7 +392,7 @@ static bool set(rd_kafka_conf_t *rc, const char *key, const char *value)
 static bool set_topic(rd_kafka_topic_conf_t *tc, const char *key, const char *value)
 {
     char err[512];
-    if (rd_kafka_topic_conf_set(tc, key, value, err, sizeof(err)) != RD_KAFKA_CONF_OK) {
+    if (rk_topic_conf_set(tc, key, value, err, sizeof(err)) != RD_KAFKA_CONF_OK) {
         sl_error("output.kafka: librdkafka refuses %s=%s: %s", key, value, err);
         return false;
     }
@@ -342,7 +404,7 @@ static bool set_topic(rd_kafka_topic_conf_t *tc, const char *key, const char *va
 static rd_kafka_topic_conf_t *topic_conf(struct kafka_out *k)
 {
     const struct kafka_out_conf *c = k->conf;
-    rd_kafka_topic_conf_t *tc = rd_kafka_topic_conf_new();
+    rd_kafka_topic_conf_t *tc = rk_topic_conf_new();
     char acks[8], level[8];
     snprintf(acks, sizeof(acks), "%d", (int)c->required_acks);
     snprintf(level, sizeof(level), "%d", (int)c->compression_level);
@@ -352,20 +414,20 @@ static rd_kafka_topic_conf_t *topic_conf(struct kafka_out *k)
               set_topic(tc, "compression.level", level) &&
               set_topic(tc, "message.timeout.ms", "0") && set_topic(tc, "partitioner", part);
     if (!ok) {
-        rd_kafka_topic_conf_destroy(tc);
+        rk_topic_conf_destroy(tc);
         return NULL;
     }
     if (c->partitioner == KAFKA_PART_ROUND_ROBIN) {
-        rd_kafka_topic_conf_set_partitioner_cb(tc, round_robin);
+        rk_topic_conf_set_partitioner_cb(tc, round_robin);
     }
-    rd_kafka_topic_conf_set_opaque(tc, k);
+    rk_topic_conf_set_opaque(tc, k);
     return tc;
 }
 
 static rd_kafka_conf_t *producer_conf(struct kafka_out *k)
 {
     const struct kafka_out_conf *c = k->conf;
-    rd_kafka_conf_t *rc = rd_kafka_conf_new();
+    rd_kafka_conf_t *rc = rk_conf_new();
     struct sl_buf hosts;
     sl_buf_init(&hosts, 0);
     for (size_t i = 0; i < c->nhosts; i++) {
@@ -378,12 +440,12 @@ static rd_kafka_conf_t *producer_conf(struct kafka_out *k)
     sl_buf_free(&hosts);
     rd_kafka_topic_conf_t *tc = ok ? topic_conf(k) : NULL;
     if (!tc) {
-        rd_kafka_conf_destroy(rc);
+        rk_conf_destroy(rc);
         return NULL;
     }
-    rd_kafka_conf_set_default_topic_conf(rc, tc);
-    rd_kafka_conf_set_dr_msg_cb(rc, on_delivery);
-    rd_kafka_conf_set_opaque(rc, k);
+    rk_conf_set_default_topic_conf(rc, tc);
+    rk_conf_set_dr_msg_cb(rc, on_delivery);
+    rk_conf_set_opaque(rc, k);
     return rc;
 }
 
@@ -408,13 +470,18 @@ struct kafka_out *kafka_out_new(struct sl_loop *loop, const struct kafka_out_con
                                         "output.kafka: from a batch's first message produced "
                                         "to its last delivery report.", NULL,
                                         sl_metrics_latency_buckets, sl_metrics_latency_nbuckets);
+    pthread_once(&kafka_once, kafka_load);
+    if (kafka_rc != 0) {
+        sl_error("output.kafka: cannot load librdkafka: %s", kafka_err);
+        goto fail;
+    }
     rd_kafka_conf_t *rc = producer_conf(k);
     if (!rc) {
         goto fail;
     }
-    k->rk = rd_kafka_new(RD_KAFKA_PRODUCER, rc, err, sizeof(err));
+    k->rk = rk_new(RD_KAFKA_PRODUCER, rc, err, sizeof(err));
     if (!k->rk) {
-        rd_kafka_conf_destroy(rc);
+        rk_conf_destroy(rc);
         sl_error("output.kafka: cannot create a producer: %s", err);
         goto fail;
     }
@@ -423,9 +490,9 @@ struct kafka_out *kafka_out_new(struct sl_loop *loop, const struct kafka_out_con
         sl_error("output.kafka: cannot watch the producer's queue");
         goto fail;
     }
-    rd_kafka_queue_t *mq = rd_kafka_queue_get_main(k->rk);
-    rd_kafka_queue_io_event_enable(mq, k->pipe[1], "1", 1);
-    rd_kafka_queue_destroy(mq);
+    rd_kafka_queue_t *mq = rk_queue_get_main(k->rk);
+    rk_queue_io_event_enable(mq, k->pipe[1], "1", 1);
+    rk_queue_destroy(mq);
     k->tick = sl_loop_timer(loop, TICK_MS, true, on_tick, k);
     return k;
 fail:
@@ -441,8 +508,8 @@ void kafka_out_free(struct kafka_out *k)
     sl_timer_cancel(k->tick);
     if (k->rk) {
         k->closing = true;  /* reports of purged messages settle nothing */
-        rd_kafka_purge(k->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-        rd_kafka_destroy(k->rk);
+        rk_purge(k->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        rk_destroy(k->rk);
     }
     if (k->pipe[0] >= 0) {
         sl_loop_del_fd(k->loop, k->pipe[0]);

@@ -8,6 +8,8 @@
  */
 #include "kubeapi.h"
 
+/* Calls go through lc_* (below): the type-checking macros would wrap the names. */
+#define CURL_DISABLE_TYPECHECK
 #include <curl/curl.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -17,8 +19,44 @@
 
 #include "sluice/backoff.h"
 #include "sluice/buf.h"
+#include "sluice/dl.h"
 #include "sluice/json.h"
 #include "sluice/log.h"
+
+/*
+ * libcurl, loaded when the watcher starts (sluice/dl.h): a shipper without
+ * Kubernetes enrichment never maps it and its dependency tree.
+ */
+static const char *const curl_syms[] = {
+    "curl_global_init",  "curl_easy_init",     "curl_easy_setopt",
+    "curl_easy_perform", "curl_easy_getinfo",  "curl_easy_cleanup",
+    "curl_easy_strerror", "curl_slist_append", "curl_slist_free_all"};
+static void *curl_fn[SL_ARRAY_LEN(curl_syms)];
+#define lc_global_init ((CURLcode (*)(long))curl_fn[0])
+#define lc_easy_init ((CURL *(*)(void))curl_fn[1])
+#define lc_easy_setopt ((CURLcode (*)(CURL *, CURLoption, ...))curl_fn[2])
+#define lc_easy_perform ((CURLcode (*)(CURL *))curl_fn[3])
+#define lc_easy_getinfo ((CURLcode (*)(CURL *, CURLINFO, ...))curl_fn[4])
+#define lc_easy_cleanup ((void (*)(CURL *))curl_fn[5])
+#define lc_easy_strerror ((const char *(*)(CURLcode))curl_fn[6])
+#define lc_slist_append \
+    ((struct curl_slist *(*)(struct curl_slist *, const char *))curl_fn[7])
+#define lc_slist_free_all ((void (*)(struct curl_slist *))curl_fn[8])
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static char curl_err[256];
+static int curl_rc;
+
+static void curl_load(void)
+{
+    static const char *const names[] = {"libcurl.so.4", "libcurl-gnutls.so.4", NULL};
+    curl_rc = sl_dl_load(names, curl_syms, curl_fn, SL_ARRAY_LEN(curl_syms), curl_err,
+                         sizeof(curl_err));
+    if (curl_rc == 0 && lc_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        snprintf(curl_err, sizeof(curl_err), "curl_global_init failed");
+        curl_rc = SL_EIO;
+    }
+}
 
 #define LIST_MAX (256u << 20)   /* a list answer */
 #define LINE_MAX_BYTES (8u << 20)  /* one watch event */
@@ -221,7 +259,7 @@ static int get(struct kubeapi *k, bool watch)
     if (len < 0 || (size_t)len >= sizeof(url)) {
         return SL_EINVAL;
     }
-    CURL *c = curl_easy_init();
+    CURL *c = lc_easy_init();
     if (!c) {
         return SL_EINVAL;
     }
@@ -231,37 +269,37 @@ static int get(struct kubeapi *k, bool watch)
     char auth[8300];
     if (token && token[0]) {
         snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
-        hdr = curl_slist_append(hdr, auth);
+        hdr = lc_slist_append(hdr, auth);
     }
     free(token);
     sl_buf_free(&k->body);
     sl_buf_init(&k->body, watch ? LINE_MAX_BYTES : LIST_MAX);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &x);
-    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-    curl_easy_setopt(c, CURLOPT_XFERINFODATA, &x);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+    lc_easy_setopt(c, CURLOPT_URL, url);
+    lc_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
+    lc_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    lc_easy_setopt(c, CURLOPT_WRITEDATA, &x);
+    lc_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    lc_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+    lc_easy_setopt(c, CURLOPT_XFERINFODATA, &x);
+    lc_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    lc_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
     /* A watch is long: the API server ends it after minutes; a silent one is dead. */
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, watch ? 600L : 60L);
+    lc_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    lc_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, watch ? 600L : 60L);
     if (k->c.ca_file[0]) {
-        curl_easy_setopt(c, CURLOPT_CAINFO, k->c.ca_file);
+        lc_easy_setopt(c, CURLOPT_CAINFO, k->c.ca_file);
     }
-    CURLcode rc = curl_easy_perform(c);
+    CURLcode rc = lc_easy_perform(c);
     long status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(hdr);
-    curl_easy_cleanup(c);
+    lc_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    lc_slist_free_all(hdr);
+    lc_easy_cleanup(c);
     if (atomic_load(&k->stop)) {
         return SL_EINVAL;
     }
     if (rc != CURLE_OK || status != 200) {
         sl_warn("kubernetes API %s: %s (HTTP %ld)%s", watch ? "watch" : "list",
-                rc != CURLE_OK ? curl_easy_strerror(rc) : "answered", status,
+                rc != CURLE_OK ? lc_easy_strerror(rc) : "answered", status,
                 x.too_long ? ": answer too long" : "");
         return SL_EINVAL;
     }
@@ -380,8 +418,15 @@ void kubeapi_start(struct kubeapi *k)
         return;
     }
     k->started = true;
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
-        pthread_create(&k->thread, NULL, run, k) != 0) {
+    pthread_once(&curl_once, curl_load);
+    if (curl_rc != 0) {
+        sl_error("kubernetes API: cannot load libcurl (%s): no pod metadata from the API server",
+                 curl_err);
+        k->started = false;
+        atomic_store(&k->stop, true);
+        return;
+    }
+    if (pthread_create(&k->thread, NULL, run, k) != 0) {
         sl_error("kubernetes API: cannot start the watcher thread");
         k->started = false;
         atomic_store(&k->stop, true);
