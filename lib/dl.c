@@ -12,9 +12,10 @@ int sl_dl_load(const char *const *names, const char *const *syms, void **fns, si
                char *err, size_t errlen)
 {
     void *h = NULL;
-    const char *why = "no library name";
+    const char *why = "no library name", *name = NULL;
     for (size_t i = 0; names[i] && !h; i++) {
-        h = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+        name = names[i];
+        h = dlopen(name, RTLD_NOW | RTLD_LOCAL);
         if (!h) {
             why = dlerror();
         }
@@ -26,7 +27,10 @@ int sl_dl_load(const char *const *names, const char *const *syms, void **fns, si
     for (size_t i = 0; i < n; i++) {
         fns[i] = dlsym(h, syms[i]);
         if (!fns[i]) {
-            snprintf(err, errlen, "%s: no symbol %s", names[0], syms[i]);
+            snprintf(err, errlen, "%s: no symbol %s", name, syms[i]);
+            for (size_t k = 0; k < i; k++) {
+                fns[k] = NULL;  /* they would point into the library closed below */
+            }
             dlclose(h);
             return SL_ENOENT;
         }
