@@ -102,7 +102,8 @@ const char *agg_instance_given_id(struct sl_cfg_node *opts);
  * an atomic add per event and filter is a shared cache line between workers).
  */
 enum sl_filter_result agg_instance_run(struct sl_instance *in, struct sl_value *ev, bool *ran);
-/* Adds verdicts to the filter's counters: n[SL_FILTER_KEEP], [DROP], [FAIL] (FAIL_TAGGED counts as FAIL). */
+/* Adds verdicts to the filter's counters: n[SL_FILTER_KEEP], [DROP], [FAIL]
+ * (FAIL_TAGGED counts as FAIL). */
 void agg_instance_count(struct sl_instance *in, const uint64_t n[3]);
 enum sl_filter_result agg_instance_filter(struct sl_instance *in, struct sl_value *ev,
                                           bool *ran);

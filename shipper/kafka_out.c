@@ -61,7 +61,8 @@ static void *kafka_fn[SL_ARRAY_LEN(kafka_syms)];
 #define rk_conf_destroy ((__typeof__(rd_kafka_conf_destroy) *)kafka_fn[0])
 #define rk_conf_new ((__typeof__(rd_kafka_conf_new) *)kafka_fn[1])
 #define rk_conf_set ((__typeof__(rd_kafka_conf_set) *)kafka_fn[2])
-#define rk_conf_set_default_topic_conf ((__typeof__(rd_kafka_conf_set_default_topic_conf) *)kafka_fn[3])
+#define rk_conf_set_default_topic_conf \
+    ((__typeof__(rd_kafka_conf_set_default_topic_conf) *)kafka_fn[3])
 #define rk_conf_set_dr_msg_cb ((__typeof__(rd_kafka_conf_set_dr_msg_cb) *)kafka_fn[4])
 #define rk_conf_set_opaque ((__typeof__(rd_kafka_conf_set_opaque) *)kafka_fn[5])
 #define rk_destroy ((__typeof__(rd_kafka_destroy) *)kafka_fn[6])
@@ -77,7 +78,8 @@ static void *kafka_fn[SL_ARRAY_LEN(kafka_syms)];
 #define rk_topic_conf_new ((__typeof__(rd_kafka_topic_conf_new) *)kafka_fn[16])
 #define rk_topic_conf_set ((__typeof__(rd_kafka_topic_conf_set) *)kafka_fn[17])
 #define rk_topic_conf_set_opaque ((__typeof__(rd_kafka_topic_conf_set_opaque) *)kafka_fn[18])
-#define rk_topic_conf_set_partitioner_cb ((__typeof__(rd_kafka_topic_conf_set_partitioner_cb) *)kafka_fn[19])
+#define rk_topic_conf_set_partitioner_cb \
+    ((__typeof__(rd_kafka_topic_conf_set_partitioner_cb) *)kafka_fn[19])
 
 static pthread_once_t kafka_once = PTHREAD_ONCE_INIT;
 static char kafka_err[256];
