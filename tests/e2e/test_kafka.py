@@ -313,9 +313,11 @@ def test_unreachable_broker_holds_then_shutdown_and_redelivery(tmp_path, procs, 
     expected = append_lines(s.logs / "app.log", [f"held-{i}" for i in range(300)])
     s.start_aggregator()
     s.start_shipper()
-    wait_for(lambda: s.agg()["sluice_aggregator_events_received_total"] >= 1,
-             what="the aggregator receiving")
-    time.sleep(2)
+    # The window is in the kafka output (its 300 messages queued in librdkafka), not
+    # still on its way there: only then does the shutdown wait for the deadline.
+    wait_for(lambda: s.agg().get("sluice_aggregator_kafka_queue_messages", 0) == 300,
+             what="the 300 messages queued for the unreachable broker")
+    time.sleep(1)
     assert s.acked() == 0
     assert s.agg()["sluice_aggregator_events_acked_total"] == 0
     t0 = time.monotonic()
