@@ -22,10 +22,11 @@ def messages(events):
 class Writer(threading.Thread):
     """Writes numbered lines to a log, rotating it every `rotate_every` lines."""
 
-    def __init__(self, path, total, rotate_every=0, mode="rename", batch=50):
+    def __init__(self, path, total, rotate_every=0, mode="rename", batch=50, before_rotate=None):
         super().__init__(daemon=True)
         self.path, self.total, self.rotate_every = path, total, rotate_every
         self.mode, self.batch = mode, batch
+        self.before_rotate = before_rotate  # called with the lines written so far
         self.rotations = 0
         self.error = None
 
@@ -49,6 +50,8 @@ class Writer(threading.Thread):
                 if self.rotate_every and i % self.rotate_every == self.rotate_every - 1 \
                         and i != self.total - 1:
                     f.close()
+                    if self.before_rotate:
+                        self.before_rotate(i + 1)
                     self.rotate()
                     f = open(self.path, "a")
             f.close()
@@ -65,7 +68,17 @@ def test_rename_rotation_under_continuous_writes(tmp_path, procs, pattern):
     s = Stack(tmp_path, procs, paths=[f"{tmp_path}/logs/{pattern}"])
     s.start_aggregator()
     s.start_shipper()
-    w = Writer(str(s.logs / "app.log"), 6000, rotate_every=1000)
+
+    def opened(written):
+        # With "*.log" a file renamed to app.log.N before the shipper ever saw it is out
+        # of the glob: lost, as in Filebeat (docs/operations.md, rotation). Under load its whole
+        # life can be shorter than the shipper's reaction, so rotate only once the shipper
+        # reads the current file; from then on it must follow it through the rename.
+        wait_for(lambda: s.ship_metric("sluice_shipper_lines_read_total") > written - 1000,
+                 what=f"the shipper reading app.log before rotation at line {written}")
+
+    w = Writer(str(s.logs / "app.log"), 6000, rotate_every=1000,
+               before_rotate=opened if pattern == "*.log" else None)
     w.start()
     w.join(120)
     assert w.error is None and w.rotations == 5
