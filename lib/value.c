@@ -365,13 +365,10 @@ struct sl_value *sl_obj_add_arena_key_slow(struct sl_value *obj, char *key, size
     if (!obj_ready(obj, key, klen)) {
         return NULL;
     }
-    struct sl_member *m = obj_push(obj);
-    m->kflags = SL_VF_ARENA;
-    m->key = key;
-    m->klen = klen;
-    m->khead = head;
-    memset(&m->v, 0, sizeof(m->v));
-    return &m->v;
+    if (obj->u.o.len == obj->u.o.cap) {
+        sl_obj_reserve(obj, obj->u.o.cap ? obj->u.o.cap : 8);  /* obj_push's growth */
+    }
+    return sl_obj_add_arena_key(obj, key, klen, head);  /* now with room: the inline path */
 }
 
 void sl_obj_reserve(struct sl_value *obj, size_t n)
