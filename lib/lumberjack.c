@@ -974,6 +974,25 @@ int sl_lj_put_compressed(struct sl_buf *out, enum sl_lj_compression kind, int le
     return 0;
 }
 
+int sl_lj_uncompress(const char *frame, size_t flen, char *out, size_t len)
+{
+    if (flen < 6 || frame[0] != SL_LJ_V2 || sl_get_u32be(frame + 2) != flen - 6) {
+        return SL_EPROTO;
+    }
+    const char *src = frame + 6;
+    size_t n = flen - 6;
+    if (frame[1] == SL_LJ_ZSTD) {
+        size_t r = ZSTD_decompress(out, len, src, n);
+        return !ZSTD_isError(r) && r == len ? 0 : SL_EPROTO;
+    }
+    if (frame[1] != SL_LJ_COMPRESSED || len > ULONG_MAX || n > ULONG_MAX) {
+        return SL_EPROTO;
+    }
+    uLongf got = (uLongf)len;
+    int rc = uncompress((Bytef *)out, &got, (const Bytef *)src, (uLong)n);
+    return rc == Z_OK && got == len ? 0 : SL_EPROTO;
+}
+
 /* ---- the zstd stream of S blocks ---- */
 
 /*

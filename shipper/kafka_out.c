@@ -336,6 +336,12 @@ void kafka_out_pump(struct kafka_out *k)
         if (!b) {
             return;
         }
+        if (batch_unpack(b) != 0) {
+            /* Packed by a Lumberjack output before a reload; its own block. */
+            sl_error("output.kafka: a queued batch does not inflate to what was packed");
+            k->blocked = true;
+            return;
+        }
         b->inflight = true;
         struct tracker *t = sl_calloc(1, sizeof(*t));
         t->b = b;

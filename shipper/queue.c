@@ -16,6 +16,9 @@ void queue_init(struct queue *q, size_t max_events, uint32_t bulk_max, struct re
     q->bulk_max = bulk_max;
     q->registry = reg;
     q->next_id = 1;
+    q->pack_kind = SL_LJ_NONE;
+    sl_buf_init(&q->spare, 0);
+    sl_buf_init(&q->scratch, 0);
     q->m_queue_events = sl_metrics_gauge(metrics, "sluice_shipper_queue_events",
                                          "Events read and not yet ACKed.", NULL);
     q->m_acked = sl_metrics_counter(metrics, "sluice_shipper_events_acked_total",
@@ -28,9 +31,17 @@ void queue_init(struct queue *q, size_t max_events, uint32_t bulk_max, struct re
                  (double)max_events);
 }
 
+static void drop_packed(struct batch *b)
+{
+    free(b->packed);
+    b->packed = NULL;
+    b->packed_len = 0;
+}
+
 static void batch_free(struct batch *b)
 {
     sl_buf_free(&b->frames);
+    drop_packed(b);
     free(b->ev);
     free(b);
 }
@@ -42,6 +53,7 @@ static void batch_free(struct batch *b)
 
 static void batch_recycle(struct queue *q, struct batch *b)
 {
+    drop_packed(b);
     if (q->npool >= POOL_MAX) {
         batch_free(b);
         return;
@@ -68,6 +80,66 @@ void queue_free(struct queue *q)
         batch_free(b);
     }
     q->tail = NULL;
+    sl_buf_free(&q->spare);
+    sl_buf_free(&q->scratch);
+}
+
+void queue_set_packing(struct queue *q, int kind, int level)
+{
+    q->pack_kind = kind;
+    q->pack_level = level;
+}
+
+/* Compresses b's frames into the block its window will carry and lets their
+ * buffer go. On failure b stays as it is: the sender compresses when sending
+ * (and says so if that fails as well). */
+static void pack(struct queue *q, struct batch *b)
+{
+    sl_buf_reset(&q->scratch);
+    if (sl_lj_put_compressed(&q->scratch, (enum sl_lj_compression)q->pack_kind, q->pack_level,
+                             b->frames.data, b->frames.len) != 0) {
+        return;
+    }
+    /* An exact copy: the scratch is sized for the worst case, the block is ~1/10. */
+    b->packed = sl_malloc(q->scratch.len);
+    memcpy(b->packed, q->scratch.data, q->scratch.len);
+    b->packed_len = q->scratch.len;
+    b->packed_kind = q->pack_kind;
+    b->packed_level = q->pack_level;
+    b->raw_len = b->frames.len;
+    if (q->spare.cap == 0) {
+        q->spare = b->frames;
+        sl_buf_init(&b->frames, 0);
+    } else {
+        sl_buf_free(&b->frames);
+    }
+}
+
+static void seal(struct queue *q, struct batch *b)
+{
+    b->sealed = true;
+    if (q->pack_kind != SL_LJ_NONE) {
+        pack(q, b);
+    }
+}
+
+int batch_unpack(struct batch *b)
+{
+    if (!b->packed) {
+        return 0;
+    }
+    struct sl_buf raw;
+    sl_buf_init(&raw, 0);
+    if (sl_buf_reserve(&raw, b->raw_len) != 0 ||
+        sl_lj_uncompress(b->packed, b->packed_len, raw.data, b->raw_len) != 0) {
+        sl_buf_free(&raw);
+        return SL_EIO;
+    }
+    raw.len = b->raw_len;
+    sl_buf_free(&b->frames);
+    b->frames = raw;
+    drop_packed(b);
+    return 0;
 }
 
 static struct batch *open_batch(struct queue *q)
@@ -97,6 +169,11 @@ static struct batch *open_batch(struct queue *q)
         sl_buf_init(&b->frames, 0);
         b->cap = 64;
         b->ev = sl_malloc(b->cap * sizeof(*b->ev));
+    }
+    if (b->frames.cap == 0 && q->spare.cap != 0) {
+        b->frames = q->spare;
+        sl_buf_init(&q->spare, 0);
+        sl_buf_reset(&b->frames);
     }
     b->id = q->next_id++;
     b->created_ms = sl_now_ms();
@@ -144,7 +221,7 @@ void queue_end_event(struct queue *q, struct registry_entry *e, uint64_t gen, ui
     q->events++;
     sl_gauge_set(q->m_queue_events, (double)q->events);
     if (b->n >= q->bulk_max) {
-        b->sealed = true;
+        seal(q, b);
     }
 }
 
@@ -178,7 +255,7 @@ void queue_skip(struct queue *q, struct registry_entry *e, uint64_t gen, uint64_
 void queue_seal(struct queue *q)
 {
     if (q->tail && !q->tail->sealed && q->tail->n > 0) {
-        q->tail->sealed = true;
+        seal(q, q->tail);
     }
 }
 

@@ -5,6 +5,12 @@
  * creation order; file offsets are committed to the registry strictly in that
  * order, so ACKs arriving out of order from several aggregators can never
  * advance a file past an event that is still unACKed.
+ *
+ * With packing on (zstd, or zlib at a level above 0, to Lumberjack hosts), a
+ * batch is compressed when it is sealed - into the very block its window will
+ * carry - and its JSON is freed: a sealed batch waiting for a connection or an
+ * ACK then holds about a tenth of the memory, and the JSON buffer passes on to
+ * the next open batch. The compression is done once either way.
  */
 #ifndef SHIPPER_QUEUE_H
 #define SHIPPER_QUEUE_H
@@ -24,7 +30,11 @@ struct batch_event {
 
 struct batch {
     uint64_t id;
-    struct sl_buf frames;         /* encoded 2J frames, seq 1..n */
+    struct sl_buf frames;         /* encoded 2J frames, seq 1..n; empty while packed */
+    char *packed;                 /* sealed and packed: the frames as one 2C/2Z frame */
+    size_t packed_len;
+    size_t raw_len;               /* the frames' length, while packed */
+    int packed_kind, packed_level;
     struct batch_event *ev;
     uint32_t n, cap;
     uint32_t acked;               /* a prefix of events [0, acked) is ACKed */
@@ -44,6 +54,9 @@ struct queue {
     struct registry *registry;
     struct batch *pool;           /* settled batches kept for reuse, with their buffers */
     size_t npool;
+    int pack_kind, pack_level;    /* enum sl_lj_compression, SL_LJ_NONE: no packing */
+    struct sl_buf spare;          /* a packed batch's frames buffer, for the next batch */
+    struct sl_buf scratch;        /* where a block is compressed before its exact copy */
     struct sl_metric *m_queue_events;
     struct sl_metric *m_acked;
     struct sl_metric *m_last_ack;
@@ -71,6 +84,24 @@ void queue_cancel_event(struct queue *q);
  * one, which is made to cover them.
  */
 void queue_skip(struct queue *q, struct registry_entry *e, uint64_t gen, uint64_t end);
+
+/*
+ * Batches sealed from now on are packed as kind (SL_LJ_ZLIB, SL_LJ_ZSTDC) at
+ * level, as sl_lj_put_compressed() writes it; SL_LJ_NONE stops packing. The
+ * output sets it to what it sends.
+ */
+void queue_set_packing(struct queue *q, int kind, int level);
+/* Whether b holds its window packed exactly as kind at level would write it. */
+static inline bool batch_packed_as(const struct batch *b, int kind, int level)
+{
+    return b->packed && b->packed_kind == kind && b->packed_level == level;
+}
+/*
+ * Brings a packed batch's frames back (a resend that numbers its events
+ * again, an output that sends them differently). 0, or SL_EIO when the block
+ * does not inflate to the frames it was made of.
+ */
+int batch_unpack(struct batch *b);
 
 /* Seals the open batch if it holds events. */
 void queue_seal(struct queue *q);

@@ -229,11 +229,61 @@ static int put_frames(struct conn *c, const char *frames, size_t flen)
     return sl_lj_put_compressed(&c->wbuf, enc_kind(o->compression), level, frames, flen);
 }
 
+/* The packing that makes a sealed batch's block exactly what put_frames would
+ * write for this output: SL_LJ_NONE when the output compresses otherwise. */
+static int packing_kind(const struct output_conf *o)
+{
+    if (o->kafka.enabled) {
+        return SL_LJ_NONE;
+    }
+    switch (o->compression) {
+    case COMP_ZSTD:
+        return SL_LJ_ZSTDC;
+    case COMP_ZLIB:
+        return o->compression_level == 0 ? SL_LJ_NONE : SL_LJ_ZLIB;
+    case COMP_NONE:
+    case COMP_ZSTD_STREAM:
+        break;
+    }
+    return SL_LJ_NONE;
+}
+
+/* Window [k, k + count) of b is in the write buffer from byte before on. */
+static int conn_sent(struct conn *c, struct batch *b, uint32_t k, uint32_t count, size_t before)
+{
+    struct sender *s = c->s;
+    if (c->nfl == 0) {
+        c->last_progress = sl_now_ms();
+    }
+    c->fl[c->nfl++] = (struct inflight){.b = b, .base = k, .count = count,
+                                        .sent_ms = sl_now_ms()};
+    b->inflight = true;
+    sl_counter_add(s->m_sent, count);
+    sl_counter_add(s->m_wire, c->wbuf.len - before);
+    return conn_flush(c);
+}
+
 static int conn_send(struct conn *c, struct batch *b)
 {
     struct sender *s = c->s;
     uint32_t k = b->acked;
     uint32_t count = b->n - k;
+    int kind = packing_kind(s->conf);
+    bool whole = k == 0 && kind != SL_LJ_NONE &&
+                 batch_packed_as(b, kind, (int)s->conf->compression_level);
+    if (b->packed && !whole && batch_unpack(b) != 0) {
+        sl_error("output: a queued window does not inflate to what was packed");
+        return SL_EIO;
+    }
+    if (whole) {
+        size_t before = c->wbuf.len;
+        if (sl_lj_put_window(&c->wbuf, SL_LJ_V2, count) != 0 ||
+            sl_buf_append(&c->wbuf, b->packed, b->packed_len) != 0) {
+            c->wbuf.len = before;
+            return SL_EIO;
+        }
+        return conn_sent(c, b, k, count, before);
+    }
     if (k > 0) {
         /* Resending the unACKed tail: its window numbers events from 1 again. */
         for (uint32_t i = k; i < b->n; i++) {
@@ -250,15 +300,7 @@ static int conn_send(struct conn *c, struct batch *b)
         c->wbuf.len = before;
         return SL_EIO;
     }
-    if (c->nfl == 0) {
-        c->last_progress = sl_now_ms();
-    }
-    c->fl[c->nfl++] = (struct inflight){.b = b, .base = k, .count = count,
-                                        .sent_ms = sl_now_ms()};
-    b->inflight = true;
-    sl_counter_add(s->m_sent, count);
-    sl_counter_add(s->m_wire, c->wbuf.len - before);
-    return conn_flush(c);
+    return conn_sent(c, b, k, count, before);
 }
 
 /* What came instead of an ACK, shown so that an HTTP server or a TLS port
@@ -472,6 +514,7 @@ struct sender *sender_new(struct sl_loop *loop, const struct output_conf *conf, 
     s->loop = loop;
     s->conf = conf;
     s->q = q;
+    queue_set_packing(q, packing_kind(conf), (int)conf->compression_level);
     if (conf->kafka.enabled) {
         s->kafka = kafka_out_new(loop, &conf->kafka, q, metrics);
         return s;
@@ -522,6 +565,7 @@ void sender_free(struct sender *s)
         return;
     }
     kafka_out_free(s->kafka);
+    queue_set_packing(s->q, SL_LJ_NONE, 0);
     for (size_t i = 0; i < s->n; i++) {
         struct conn *c = &s->conns[i];
         sl_tls_free(c->tls);

@@ -91,6 +91,12 @@ int sl_lj_put_ack(struct sl_buf *out, char version, uint32_t seq);
  */
 int sl_lj_put_compressed(struct sl_buf *out, enum sl_lj_compression kind, int level,
                          const char *frames, size_t len);
+/*
+ * The inverse, for a sender's own blocks: frame[0..flen) is one whole '2C' or
+ * '2Z' frame that must inflate to exactly len bytes, written to out. Returns 0,
+ * or SL_EPROTO for anything else (no partial output is meaningful).
+ */
+int sl_lj_uncompress(const char *frame, size_t flen, char *out, size_t len);
 
 /*
  * The client side of a connection-scoped zstd stream ('S' blocks): one zstd

@@ -311,6 +311,99 @@ TEST(queue_frames_decode_with_the_codec)
     registry_close(r);
 }
 
+/* Event i of the packing test: its numbers make every event differ. */
+static void pack_msg(char *msg, size_t size, int i)
+{
+    snprintf(msg, size, "{\"message\":\"GET /item/%d HTTP/1.1\",\"n\":%d}", i * 7919, i);
+}
+
+TEST(queue_packs_sealed_batches_into_their_exact_window_blocks)
+{
+    char dir[128];
+    snprintf(dir, sizeof(dir), "%s/reg-pack", tmpdir);
+    struct registry *r;
+    CHECK_INT(registry_open(dir, &r), 0);
+    struct sl_metrics *m = sl_metrics_new();
+    struct registry_entry *e = registry_add(r, 1, 3, "/pack");
+    const struct { int kind, level; } modes[] = {{SL_LJ_ZSTDC, 1}, {SL_LJ_ZSTDC, 5}, {SL_LJ_ZLIB, 3}};
+    for (size_t mi = 0; mi < sizeof(modes) / sizeof(modes[0]); mi++) {
+        struct queue plain, packed;
+        queue_init(&plain, 1000, 50, r, m);
+        queue_init(&packed, 1000, 50, r, m);
+        queue_set_packing(&packed, modes[mi].kind, modes[mi].level);
+        for (int i = 0; i < 175; i++) {
+            char msg[96];
+            pack_msg(msg, sizeof(msg), i);
+            add_event(&plain, e, msg, (uint64_t)(i + 1) * 10);
+        }
+        queue_seal(&plain);
+        const char *sealed_buf = NULL;
+        for (int i = 0; i < 175; i++) {
+            char msg[96];
+            pack_msg(msg, sizeof(msg), i);
+            if (i % 50 == 49) {
+                sealed_buf = packed.tail->frames.data;
+            }
+            add_event(&packed, e, msg, (uint64_t)(i + 1) * 10);
+            if (i % 50 == 0 && i > 0) {
+                /* The sealed batch's JSON buffer went on to the new open batch. */
+                CHECK(packed.tail->frames.data == sealed_buf && packed.tail->n == 1);
+                CHECK(packed.tail != packed.head && packed.spare.cap == 0);
+            }
+        }
+        queue_seal(&packed);
+        int batches = 0;
+        for (struct batch *a = plain.head, *b = packed.head; a || b; a = a->next, b = b->next) {
+            CHECK(a && b && a->n == b->n && b->sealed && !a->packed);
+            CHECK(b->packed != NULL && b->frames.len == 0 && b->raw_len == a->frames.len);
+            CHECK(batch_packed_as(b, modes[mi].kind, modes[mi].level));
+            CHECK(!batch_packed_as(b, modes[mi].kind, modes[mi].level + 1));
+            /* The block is exactly what the sender writes for the raw frames. */
+            struct sl_buf want;
+            sl_buf_init(&want, 0);
+            CHECK_INT(sl_lj_put_compressed(&want, (enum sl_lj_compression)modes[mi].kind,
+                                           modes[mi].level, a->frames.data, a->frames.len), 0);
+            CHECK(b->packed_len == want.len && memcmp(b->packed, want.data, want.len) == 0);
+            sl_buf_free(&want);
+            CHECK(b->packed_len * 3 < a->frames.len);
+            CHECK_INT(batch_unpack(b), 0);
+            CHECK(b->packed == NULL && b->frames.len == a->frames.len);
+            CHECK(memcmp(b->frames.data, a->frames.data, a->frames.len) == 0);
+            CHECK_INT(batch_unpack(b), 0);  /* not packed: nothing to do */
+            batches++;
+        }
+        CHECK_INT(batches, 4);
+        queue_free(&plain);
+        queue_free(&packed);
+    }
+
+    /* Packing off again (the output changed): batches keep their frames. */
+    struct queue q;
+    queue_init(&q, 1000, 50, r, m);
+    queue_set_packing(&q, SL_LJ_ZSTDC, 1);
+    add_event(&q, e, "{\"a\":1}", 10);
+    queue_set_packing(&q, SL_LJ_NONE, 0);
+    queue_seal(&q);
+    CHECK(q.head->packed == NULL && q.head->frames.len == 17);
+
+    /* A block that does not inflate to its frames is refused, the batch kept. */
+    queue_set_packing(&q, SL_LJ_ZLIB, 6);
+    add_event(&q, e, "{\"a\":2}", 20);
+    queue_seal(&q);
+    struct batch *b = q.head->next;
+    CHECK(b->packed != NULL);
+    b->raw_len++;
+    CHECK_INT(batch_unpack(b), SL_EIO);
+    CHECK(b->packed != NULL);
+    b->raw_len--;
+    CHECK_INT(batch_unpack(b), 0);
+    CHECK(memcmp(b->frames.data, "2J\0\0\0\1\0\0\0\7{\"a\":2}", 17) == 0);
+    queue_free(&q);
+    CHECK_INT(e->refs, 0);
+    sl_metrics_free(m);
+    registry_close(r);
+}
+
 TEST(queue_oldest_unacked_is_the_first_event_without_an_ack)
 {
     char dir[128];
@@ -1488,6 +1581,7 @@ int main(void)
     RUN(corrupt_registry_falls_back_to_the_backup);
     RUN(queue_encodes_frames_and_commits_in_order);
     RUN(queue_frames_decode_with_the_codec);
+    RUN(queue_packs_sealed_batches_into_their_exact_window_blocks);
     RUN(queue_skip_lets_the_registry_pass_lines_without_events);
     RUN(queue_oldest_unacked_is_the_first_event_without_an_ack);
     RUN(registry_check_dir_creates_and_probes);
