@@ -626,6 +626,8 @@ void agg_output_encode(const struct sl_instance *in, const struct sl_value *ev,
     }
     /* Offsets ride in the pointers until agg_enc_fix: out may still move. */
     r->json = (struct sl_bytes){(const char *)(uintptr_t)at, out->len - at};
+    /* Not part of the JSON: it lets an output write runs of events as they lie. */
+    (void)sl_buf_putc(out, '\n');
     for (unsigned k = 0; k < in->enc.nparts; k++) {
         at = out->len;
         r->part_rc[k] = in->enc.part(in->inst, ev, k, out);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/uio.h>
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -219,6 +220,12 @@ int sl_mkdir_p(const char *dir, unsigned mode)
     }
 }
 
+static void wait_writable(int fd)
+{
+    struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+    poll(&pfd, 1, 1000);
+}
+
 int sl_write_all(int fd, const void *buf, size_t n)
 {
     const char *p = buf;
@@ -229,8 +236,7 @@ int sl_write_all(int fd, const void *buf, size_t n)
         }
         if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             /* An fd inherited in non-blocking mode (stdout): wait for room, not fail. */
-            struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-            poll(&pfd, 1, 1000);
+            wait_writable(fd);
             continue;
         }
         if (w < 0) {
@@ -238,6 +244,39 @@ int sl_write_all(int fd, const void *buf, size_t n)
         }
         p += w;
         n -= (size_t)w;
+    }
+    return 0;
+}
+
+int sl_writev_all(int fd, struct iovec *iov, size_t n)
+{
+    while (n > 0) {
+        if (iov->iov_len == 0) {
+            iov++;
+            n--;
+            continue;
+        }
+        ssize_t w = writev(fd, iov, (int)(n < IOV_MAX ? n : IOV_MAX));
+        if (w < 0 && errno == EINTR) {
+            continue;
+        }
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            wait_writable(fd);
+            continue;
+        }
+        if (w < 0) {
+            return -1;
+        }
+        size_t done = (size_t)w;
+        while (n > 0 && done >= iov->iov_len) {
+            done -= iov->iov_len;
+            iov++;
+            n--;
+        }
+        if (n > 0) {  /* a short write ended inside this one */
+            iov->iov_base = (char *)iov->iov_base + done;
+            iov->iov_len -= done;
+        }
     }
     return 0;
 }

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "sluice/buf.h"
@@ -43,9 +44,13 @@ struct open_file {
 };
 
 /* One file's share of a batch. */
+/* One file's lines of a batch: runs of the encodings as they lie in memory,
+ * each event's JSON with the newline after it (sl_batch_json), written with
+ * one writev(2) per IOV_MAX runs instead of being copied together first. */
 struct group {
     char *path;
-    struct sl_buf lines;
+    struct iovec *runs;
+    size_t nruns, cap;
 };
 
 struct out_file {
@@ -271,7 +276,7 @@ static int write_group(struct out_file *o, struct group *g, uint64_t now)
      * event would be glued to. The batch is not ACKed and comes again whole. */
     struct stat st;
     off_t before = fstat(fd, &st) == 0 ? st.st_size : -1;
-    if (sl_write_all(fd, g->lines.data, g->lines.len) != 0 || (o->fsync && fsync(fd) != 0)) {
+    if (sl_writev_all(fd, g->runs, g->nruns) != 0 || (o->fsync && fsync(fd) != 0)) {
         int e = errno;
         if (before >= 0 && ftruncate(fd, before) != 0) {
             sl_error("%s: cannot cut %s back to its last whole line: %s", o->ctx->id, g->path,
@@ -291,10 +296,27 @@ static bool same_path(const struct group *g, struct sl_bytes path)
     return strlen(g->path) == path.len && memcmp(g->path, path.p, path.len) == 0;
 }
 
+/* Adds an event's line: to the last run when it lies right after it. */
+static void group_add(struct group *g, struct sl_bytes json)
+{
+    if (g->nruns) {
+        struct iovec *r = &g->runs[g->nruns - 1];
+        if ((const char *)r->iov_base + r->iov_len == json.p) {
+            r->iov_len += json.len + 1;
+            return;
+        }
+    }
+    if (g->nruns == g->cap) {
+        g->cap = g->cap ? 2 * g->cap : 8;
+        g->runs = sl_realloc(g->runs, g->cap * sizeof(*g->runs));
+    }
+    g->runs[g->nruns++] = (struct iovec){(void *)(uintptr_t)json.p, json.len + 1};
+}
+
 /* The group for path, made when new. Consecutive events nearly always share a
  * file, so the last one used is tried first. */
 static struct group *group_for(struct group **groups, size_t *ngroups, size_t *last,
-                               struct sl_bytes path, size_t first_size)
+                               struct sl_bytes path)
 {
     size_t g = *ngroups;
     if (*ngroups && same_path(&(*groups)[*last], path)) {
@@ -309,14 +331,7 @@ static struct group *group_for(struct group **groups, size_t *ngroups, size_t *l
     }
     if (g == *ngroups) {
         *groups = sl_realloc(*groups, (*ngroups + 1) * sizeof(**groups));
-        (*groups)[g].path = sl_strndup(path.p, path.len);
-        /* Unbounded here: its input is one window, already capped by the listener. */
-        sl_buf_init(&(*groups)[g].lines, 0);
-        if (g == 0) {
-            /* Nearly every batch goes to one file: its lines in one allocation,
-             * not copied again at each doubling. */
-            (void)sl_buf_reserve(&(*groups)[g].lines, first_size);
-        }
+        (*groups)[g] = (struct group){.path = sl_strndup(path.p, path.len)};
         (*ngroups)++;
     }
     *last = g;
@@ -345,10 +360,6 @@ static void file_submit(void *inst, struct sl_batch *b)
     sl_buf_init(&fixed, 0);
     bool rendered = false;
     int fixed_rc = 0;
-    size_t total = 0;  /* every line of the batch */
-    for (size_t i = 0; i < b->n; i++) {
-        total += sl_batch_event(b, i) ? sl_batch_json(b, i).len + 1 : 0;
-    }
     for (size_t i = 0; i < b->n; i++) {
         const struct sl_value *ev = sl_batch_event(b, i);
         if (!ev) {
@@ -371,9 +382,7 @@ static void file_submit(void *inst, struct sl_batch *b)
             status = status == SL_OK ? rc : status;
             continue;
         }
-        struct group *g = group_for(&groups, &ngroups, &last, path, total);
-        sl_buf_append(&g->lines, json.p, json.len);
-        sl_buf_putc(&g->lines, '\n');
+        group_add(group_for(&groups, &ngroups, &last, path), json);
     }
     /* The first failing file fails the batch: it will be sent again whole. */
     int wrote = SL_OK;
@@ -382,7 +391,7 @@ static void file_submit(void *inst, struct sl_batch *b)
     }
     for (size_t g = 0; g < ngroups; g++) {
         free(groups[g].path);
-        sl_buf_free(&groups[g].lines);
+        free(groups[g].runs);
     }
     free(groups);
     sl_buf_free(&fixed);

@@ -282,8 +282,10 @@ struct sl_bytes {
     size_t len;
 };
 
-/* The JSON of event i (one the batch takes), without a newline. For an output
- * that declared an encoding; {NULL, 0} otherwise. */
+/* The JSON of event i (one the batch takes), without a newline; one '\n'
+ * follows it in memory (p[len]), so that where events lie one after the other
+ * (p + len + 1 is the next one's p) an output writes the run as it is. For an
+ * output that declared an encoding; {NULL, 0} otherwise. */
 struct sl_bytes sl_batch_json(const struct sl_batch *b, size_t i);
 /* Part k of event i: 0 and *out, or what part() returned (SL_ENOENT, ...). */
 int sl_batch_part(const struct sl_batch *b, size_t i, unsigned k, struct sl_bytes *out);

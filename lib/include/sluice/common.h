@@ -51,6 +51,10 @@ void sl_wall_unpin(void);
 /* Writes all n bytes to fd, through short writes, EINTR and (waiting) EAGAIN.
  * 0, or -1 with errno set by the failing write(2). */
 int sl_write_all(int fd, const void *buf, size_t n);
+/* The same for iov[0..n) in order, any n (IOV_MAX at a time): the caller's
+ * iov is consumed (bases and lengths advanced). 0, or -1 with errno set. */
+struct iovec;
+int sl_writev_all(int fd, struct iovec *iov, size_t n);
 
 /* Hash of n bytes for in-memory tables, keyed per process (random at first
  * use): the same bytes hash alike within a process, never predictably across. */

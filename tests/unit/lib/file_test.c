@@ -1,15 +1,20 @@
 /*
  * file_test.c - sl_file_read: whole files, bounds, and the errors callers
- * turn into messages.
+ * turn into messages; sl_writev_all over more runs than one writev takes.
  */
 #include "sluice/file.h"
+#include "sluice/common.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -105,6 +110,71 @@ TEST(missing_files_and_directories_say_so)
     sl_buf_free(&b);
 }
 
+/* 3,000 runs of 0..40 bytes (empty ones too): n runs is over IOV_MAX. */
+static size_t make_runs(char *data, struct iovec *iov, size_t n)
+{
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = (i * 7) % 41;
+        iov[i] = (struct iovec){data + at, len};
+        for (size_t k = 0; k < len; k++) {
+            data[at + k] = (char)('A' + (i + k) % 26);
+        }
+        at += len;
+    }
+    return at;
+}
+
+TEST(writev_all_writes_every_run_in_order)
+{
+    enum { N = 3000 };
+    static char data[N * 41];
+    static struct iovec iov[N];
+    CHECK(N > IOV_MAX);
+    size_t total = make_runs(data, iov, N);
+    char path[256];
+    snprintf(path, sizeof(path), "%s/runs", g_dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    CHECK(fd >= 0);
+    CHECK_INT(sl_writev_all(fd, iov, N), 0);
+    close(fd);
+    struct sl_buf b;
+    sl_buf_init(&b, 0);
+    CHECK_INT(sl_file_read(path, total, &b), 0);
+    CHECK(b.len == total && memcmp(b.data, data, total) == 0);
+    sl_buf_free(&b);
+}
+
+TEST(writev_all_goes_on_after_a_short_write_and_reports_the_error)
+{
+    /* A file size limit makes the kernel write part of a writev, then refuse. */
+    enum { N = 3000, LIMIT = 4099 };
+    static char data[N * 41];
+    static struct iovec iov[N];
+    size_t total = make_runs(data, iov, N);
+    CHECK(total > LIMIT);
+    char path[256];
+    snprintf(path, sizeof(path), "%s/limited", g_dir);
+    pid_t pid = fork();
+    if (pid == 0) {
+        signal(SIGXFSZ, SIG_IGN);
+        struct rlimit rl = {LIMIT, LIMIT};
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (fd < 0 || setrlimit(RLIMIT_FSIZE, &rl) != 0) {
+            _exit(2);
+        }
+        _exit(sl_writev_all(fd, iov, N) == -1 && errno == EFBIG ? 0 : 1);
+    }
+    int st = 0;
+    CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st));
+    CHECK_INT(WEXITSTATUS(st), 0);
+    struct sl_buf b;
+    sl_buf_init(&b, 0);
+    CHECK_INT(sl_file_read(path, total, &b), 0);
+    CHECK(b.len == LIMIT && memcmp(b.data, data, LIMIT) == 0);
+    sl_buf_free(&b);
+}
+
 int main(void)
 {
     if (!mkdtemp(g_dir)) {
@@ -116,6 +186,8 @@ int main(void)
     RUN(a_larger_file_is_refused_before_it_is_read);
     RUN(a_fifo_is_read_up_to_max_and_no_further);
     RUN(missing_files_and_directories_say_so);
+    RUN(writev_all_writes_every_run_in_order);
+    RUN(writev_all_goes_on_after_a_short_write_and_reports_the_error);
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", g_dir);
     if (system(cmd) != 0) {
