@@ -425,6 +425,44 @@ def test_shipper_to_kafka_to_two_aggregators_exactly_once(tmp_path, procs, broke
     assert a.proc.stop() == 0 and b.proc.stop() == 0
 
 
+def test_windows_packed_for_lumberjack_reach_kafka_after_a_reload(tmp_path, procs, broker):
+    """A shipper's sealed windows are kept compressed for its Lumberjack hosts
+    (docs/shipper.md). Reloaded to output.kafka while its hosts are down, it must
+    inflate them again and produce every event exactly once."""
+    topic = topic_name()
+    sh = Shipper(tmp_path, procs, "s", broker, topic)
+    kafka_cfg = sh.cfg.read_text()
+    dead = free_port()  # nothing listens there
+    sh.cfg.write_text(kafka_cfg.replace(
+        f"""  kafka:
+    hosts: ["{broker.address}"]
+    topic: "{topic}"
+    key: "%{{[log][offset]}}"
+""", f"""  hosts: ["127.0.0.1:{dead}"]
+  compression: zstd
+"""))
+    assert "kafka" not in sh.cfg.read_text()
+    sh.append(["packed-%d" % i for i in range(3000)])  # a full window of 2048 and the rest
+    sh.start()
+    wait_for(lambda: sh.metric("sluice_shipper_lines_read_total") == 3000, what="3000 read")
+    wait_for(lambda: sh.metric(
+        f'sluice_shipper_connection_errors_total{{host="127.0.0.1:{dead}"}}') >= 1,
+        what="the dead host tried")
+    assert sh.metric("sluice_shipper_events_acked_total") == 0
+    sh.cfg.write_text(kafka_cfg)
+    sh.proc.send(signal.SIGHUP)
+    wait_for(lambda: sh.metric("sluice_shipper_events_acked_total") == 3000,
+             what="3000 delivered to Kafka")
+    assert "output rebuilt" in sh.proc.logtext()
+    assert "does not inflate" not in sh.proc.logtext()
+    p = subprocess.run(["kcat", "-C", "-b", broker.address, "-t", topic, "-o", "beginning",
+                        "-e", "-q"], capture_output=True, text=True, timeout=120)
+    msgs = [json.loads(line)["message"] for line in p.stdout.splitlines() if line.strip()]
+    assert sorted(msgs) == sorted("packed-%d" % i for i in range(3000))
+    assert sh.metric("sluice_shipper_kafka_events_dropped_total") == 0
+    assert sh.proc.stop() == 0
+
+
 def test_events_written_by_real_filebeat(tmp_path, procs, broker, filebeat_bin):  # noqa: F811
     """Filebeat 7.17.29's own output.kafka writes the events; the kafka input (codec
     json) reads them as the beats input reads Filebeat's Lumberjack events."""
