@@ -228,24 +228,8 @@ static void wait_writable(int fd)
 
 int sl_write_all(int fd, const void *buf, size_t n)
 {
-    const char *p = buf;
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR) {
-            continue;
-        }
-        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            /* An fd inherited in non-blocking mode (stdout): wait for room, not fail. */
-            wait_writable(fd);
-            continue;
-        }
-        if (w < 0) {
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
+    struct iovec one = {(void *)(uintptr_t)buf, n};
+    return sl_writev_all(fd, &one, 1);
 }
 
 int sl_writev_all(int fd, struct iovec *iov, size_t n)
@@ -261,6 +245,7 @@ int sl_writev_all(int fd, struct iovec *iov, size_t n)
             continue;
         }
         if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            /* An fd inherited in non-blocking mode (stdout): wait for room, not fail. */
             wait_writable(fd);
             continue;
         }
