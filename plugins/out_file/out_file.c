@@ -43,7 +43,6 @@ struct open_file {
     uint64_t last_used;
 };
 
-/* One file's share of a batch. */
 /* One file's lines of a batch: runs of the encodings as they lie in memory,
  * each event's JSON with the newline after it (sl_batch_json), written with
  * one writev(2) per IOV_MAX runs instead of being copied together first. */
