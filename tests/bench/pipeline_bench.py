@@ -28,7 +28,9 @@ one goroutine, and grok_bench's line too. Ratios are printed at the end.
 OLD_AGGREGATOR (a copy of an earlier build/sluice-aggregator) and this build's, N rounds
 (default 3; old-new, then new-old, ...), so that both see the same machine; prints every
 run, the median of each and new/old. This VM's speed drifts within the hour: only ratios
-of one such run compare.
+of one such run compare. --old-without-ecs-option: for an OLD_AGGREGATOR from before grok's
+`ecs_compatibility` option (it named fields the legacy way): that option is left out of the
+old binary's config and the ECS row is skipped (e.g. the issue's first binary, d2b9bef).
 
 Environment: BENCH_LINES (corpus lines, default 1,000,000, shared with bench.py),
 BENCH_PIPELINE_EVENTS (events per row, default 1,000,000), BENCH_SOAK_EVENTS (a longer
@@ -279,8 +281,13 @@ def blast(exe, port, path, events, workdir, tag, distinct, window, pipelined, co
     return r
 
 
-def run_row(ljblast, path, workdir, tag, filters, workers, events, opts, exe=None):
-    agg, lj, am, log = start_aggregator(workdir, tag, FILTERS[filters], workers, exe=exe)
+LEGACY_OPTION = ", ecs_compatibility: disabled"
+
+
+def run_row(ljblast, path, workdir, tag, filters, workers, events, opts, exe=None,
+            pre_ecs=False):
+    text = FILTERS[filters].replace(LEGACY_OPTION, "") if pre_ecs else FILTERS[filters]
+    agg, lj, am, log = start_aggregator(workdir, tag, text, workers, exe=exe)
     try:
         cpu0, _ = proc_stat(agg.pid)
         sampler = Sampler(agg.pid)
@@ -572,6 +579,8 @@ def run_ab(lines, events, opts):
     ljblast = build_ljblast()
     work = tempfile.mkdtemp(prefix="sluice-pbench-ab-")
     plan = [("baseline w1", "none", 1), ("pipeline w1", "pipeline", 1), ("ecs w1", "ecs", 1)]
+    if opts.old_without_ecs_option:
+        plan = plan[:2]
     got = {(name, which): [] for name, _, _ in plan for which in ("old", "new")}
     print(f"\n{'row':14} {'binary':6} {'round':>5} {'events/s':>10} {'agg CPU s/M':>12}")
     for rnd in range(opts.rounds):
@@ -579,7 +588,8 @@ def run_ab(lines, events, opts):
             order = ("old", "new") if rnd % 2 == 0 else ("new", "old")
             for which in order:
                 r = run_row(ljblast, path, work, f"{name.replace(' ', '-')}-{which}", filters,
-                            workers, events, opts, exe=old if which == "old" else new)
+                            workers, events, opts, exe=old if which == "old" else new,
+                            pre_ecs=which == "old" and opts.old_without_ecs_option)
                 if r["filter_errors"]:
                     print(f"  ({which} {name}: {r['filter_errors']:.0f} filter errors)")
                 got[(name, which)].append(r)
@@ -622,6 +632,8 @@ def main(argv=None):
     ap.add_argument("--against", metavar="OLD_AGGREGATOR",
                     help="only old-against-new rows, alternating (see the file comment)")
     ap.add_argument("--rounds", type=int, default=3, help="rounds of --against")
+    ap.add_argument("--old-without-ecs-option", action="store_true",
+                    help="OLD_AGGREGATOR predates grok's ecs_compatibility (see the file comment)")
     opts = ap.parse_args(argv)
     opts.distinct = min(opts.distinct, opts.lines, opts.events)
     if opts.against:
