@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <time.h>
 
 #include "options.h"
@@ -680,6 +681,32 @@ struct sl_bytes sl_batch_json(const struct sl_batch *b, size_t i)
         return (struct sl_bytes){NULL, 0};
     }
     return c->enc[i].json;
+}
+
+void sl_lines_add(struct sl_lines *l, const struct sl_batch *b, size_t i)
+{
+    struct sl_bytes json = sl_batch_json(b, i);
+    if (!json.p || !sl_batch_event(b, i)) {
+        return;
+    }
+    if (l->n) {
+        struct iovec *r = &l->v[l->n - 1];
+        if ((const char *)r->iov_base + r->iov_len == json.p) {
+            r->iov_len += json.len + 1;  /* agg_output_encode put the newline there */
+            return;
+        }
+    }
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 8;
+        l->v = sl_realloc(l->v, l->cap * sizeof(*l->v));
+    }
+    l->v[l->n++] = (struct iovec){(void *)(uintptr_t)json.p, json.len + 1};
+}
+
+void sl_lines_free(struct sl_lines *l)
+{
+    free(l->v);
+    *l = (struct sl_lines){0};
 }
 
 int sl_batch_part(const struct sl_batch *b, size_t i, unsigned k, struct sl_bytes *out)

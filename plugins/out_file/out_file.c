@@ -20,7 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include "sluice/buf.h"
@@ -43,13 +42,11 @@ struct open_file {
     uint64_t last_used;
 };
 
-/* One file's lines of a batch: runs of the encodings as they lie in memory,
- * each event's JSON with the newline after it (sl_batch_json), written with
- * one writev(2) per IOV_MAX runs instead of being copied together first. */
+/* One file's lines of a batch, written where they lie (sl_lines), not copied
+ * together first. */
 struct group {
     char *path;
-    struct iovec *runs;
-    size_t nruns, cap;
+    struct sl_lines lines;
 };
 
 struct out_file {
@@ -275,7 +272,7 @@ static int write_group(struct out_file *o, struct group *g, uint64_t now)
      * event would be glued to. The batch is not ACKed and comes again whole. */
     struct stat st;
     off_t before = fstat(fd, &st) == 0 ? st.st_size : -1;
-    if (sl_writev_all(fd, g->runs, g->nruns) != 0 || (o->fsync && fsync(fd) != 0)) {
+    if (sl_writev_all(fd, g->lines.v, g->lines.n) != 0 || (o->fsync && fsync(fd) != 0)) {
         int e = errno;
         if (before >= 0 && ftruncate(fd, before) != 0) {
             sl_error("%s: cannot cut %s back to its last whole line: %s", o->ctx->id, g->path,
@@ -293,23 +290,6 @@ static int write_group(struct out_file *o, struct group *g, uint64_t now)
 static bool same_path(const struct group *g, struct sl_bytes path)
 {
     return strlen(g->path) == path.len && memcmp(g->path, path.p, path.len) == 0;
-}
-
-/* Adds an event's line: to the last run when it lies right after it. */
-static void group_add(struct group *g, struct sl_bytes json)
-{
-    if (g->nruns) {
-        struct iovec *r = &g->runs[g->nruns - 1];
-        if ((const char *)r->iov_base + r->iov_len == json.p) {
-            r->iov_len += json.len + 1;
-            return;
-        }
-    }
-    if (g->nruns == g->cap) {
-        g->cap = g->cap ? 2 * g->cap : 8;
-        g->runs = sl_realloc(g->runs, g->cap * sizeof(*g->runs));
-    }
-    g->runs[g->nruns++] = (struct iovec){(void *)(uintptr_t)json.p, json.len + 1};
 }
 
 /* The group for path, made when new. Consecutive events nearly always share a
@@ -381,7 +361,7 @@ static void file_submit(void *inst, struct sl_batch *b)
             status = status == SL_OK ? rc : status;
             continue;
         }
-        group_add(group_for(&groups, &ngroups, &last, path), json);
+        sl_lines_add(&group_for(&groups, &ngroups, &last, path)->lines, b, i);
     }
     /* The first failing file fails the batch: it will be sent again whole. */
     int wrote = SL_OK;
@@ -390,7 +370,7 @@ static void file_submit(void *inst, struct sl_batch *b)
     }
     for (size_t g = 0; g < ngroups; g++) {
         free(groups[g].path);
-        free(groups[g].runs);
+        sl_lines_free(&groups[g].lines);
     }
     free(groups);
     sl_buf_free(&fixed);

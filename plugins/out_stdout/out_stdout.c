@@ -31,22 +31,16 @@ static const struct sl_opt stdout_opts[] = {
 static void stdout_submit(void *inst, struct sl_batch *b)
 {
     struct out_stdout *o = inst;
-    struct sl_buf out;
+    struct sl_lines lines = {0};
     int status = SL_OK;
-    /* Unbounded here: its input is one window, already capped by the listener. */
-    sl_buf_init(&out, 0);
     for (size_t i = 0; i < b->n; i++) {
-        if (sl_batch_event(b, i)) {
-            struct sl_bytes json = sl_batch_json(b, i);
-            sl_buf_append(&out, json.p, json.len);
-            sl_buf_putc(&out, '\n');
-        }
+        sl_lines_add(&lines, b, i);
     }
-    if (out.len && sl_write_all(STDOUT_FILENO, out.data, out.len) != 0) {
+    if (sl_writev_all(STDOUT_FILENO, lines.v, lines.n) != 0) {
         sl_error("%s: cannot write to stdout: %s", o->ctx->id, strerror(errno));
         status = SL_EIO;
     }
-    sl_buf_free(&out);
+    sl_lines_free(&lines);
     sl_batch_done(b, status);
 }
 

@@ -290,6 +290,20 @@ struct sl_bytes sl_batch_json(const struct sl_batch *b, size_t i);
 /* Part k of event i: 0 and *out, or what part() returned (SL_ENOENT, ...). */
 int sl_batch_part(const struct sl_batch *b, size_t i, unsigned k, struct sl_bytes *out);
 
+/*
+ * Lines to write with writev(2) (sl_writev_all): each event's JSON and the
+ * newline after it, runs of adjacent events joined into one iovec. Start
+ * zeroed; sl_lines_free() when done.
+ */
+struct iovec;
+struct sl_lines {
+    struct iovec *v;
+    size_t n, cap;
+};
+/* Adds event i of b as one line (nothing for an event b does not take). */
+void sl_lines_add(struct sl_lines *l, const struct sl_batch *b, size_t i);
+void sl_lines_free(struct sl_lines *l);
+
 /* ---- the descriptor ------------------------------------------------------------- */
 
 enum sl_plugin_kind { SL_PLUGIN_FILTER, SL_PLUGIN_OUTPUT };

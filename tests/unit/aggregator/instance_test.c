@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "instance.h"
@@ -438,6 +439,109 @@ TEST(output_verdicts_and_dead_letters_are_counted_by_the_core)
     sl_metrics_free(m);
 }
 
+/* ---- sl_lines: an output's lines as runs of the encodings ---------------------- */
+
+struct liner {
+    size_t runs;
+    char text[256];
+};
+
+static void liner_submit(void *inst, struct sl_batch *b)
+{
+    struct liner *l = inst;
+    struct sl_lines lines = {0};
+    for (size_t i = 0; i < b->n; i++) {
+        sl_lines_add(&lines, b, i);
+    }
+    l->runs = lines.n;
+    size_t at = 0;
+    for (size_t k = 0; k < lines.n && at + lines.v[k].iov_len < sizeof(l->text); k++) {
+        memcpy(l->text + at, lines.v[k].iov_base, lines.v[k].iov_len);
+        at += lines.v[k].iov_len;
+    }
+    l->text[at] = '\0';
+    sl_lines_free(&lines);
+    sl_batch_done(b, SL_OK);
+}
+
+static int liner_init(void *inst, struct sl_plugin_ctx *ctx)
+{
+    sl_output_encoding(ctx, &(struct sl_encoding){.metadata = true});
+    return 0;
+}
+
+static const struct sl_plugin liner_plugin = {
+    .name = "liner",
+    .kind = SL_PLUGIN_OUTPUT,
+    .summary = "a test output writing lines",
+    .size = sizeof(struct liner),
+    .init = liner_init,
+    .submit = liner_submit,
+};
+
+/* Encodes the events b takes, events [0, split) into one buffer and the rest
+ * into another (two slices of a window), as the workers do, then submits. */
+static void submit_encoded(struct sl_instance *in, struct sl_value *ev, size_t n,
+                           const uint8_t *take, size_t split, struct run *r)
+{
+    struct agg_enc enc[8] = {0};
+    struct sl_buf buf[2];
+    sl_buf_init(&buf[0], 0);
+    sl_buf_init(&buf[1], 0);
+    agg_batch_prepare(&r->batch, &r->core, in, ev, n, take, run_done);
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < n; i++) {
+            struct sl_buf *out = &buf[i < split ? 0 : 1];
+            if (!sl_batch_event(&r->batch, i)) {
+                continue;
+            }
+            if (pass == 0) {
+                agg_output_encode(in, &ev[i], NULL, out, &enc[i]);
+            } else {
+                agg_enc_fix(in, &enc[i], out);
+            }
+        }
+    }
+    r->core.enc = enc;
+    in->plugin->submit(in->inst, &r->batch);
+    sl_buf_free(&buf[0]);
+    sl_buf_free(&buf[1]);
+}
+
+TEST(lines_join_adjacent_encodings_into_runs)
+{
+    struct sl_cfg cfg;
+    struct sl_instance *in = make(&cfg, &liner_plugin, "x: {}\n", NULL);
+    CHECK(in != NULL && in->encoded);
+    struct sl_value ev[4] = {0};
+    const char *src[] = {"{\"n\":0}", "{\"n\":1}", "{\"n\":2}", "{\"n\":3}"};
+    char err[64];
+    for (int i = 0; i < 4; i++) {
+        sl_json_parse(src[i], strlen(src[i]), &ev[i], NULL, err, sizeof(err));
+    }
+    struct liner *l = in->inst;
+    struct run r = {0};
+    /* One buffer: every line in one run. */
+    submit_encoded(in, ev, 4, NULL, 4, &r);
+    CHECK_INT(l->runs, 1);
+    CHECK_STR(l->text, "{\"n\":0}\n{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n");
+    /* Two slices: two runs, in order. */
+    submit_encoded(in, ev, 4, NULL, 2, &r);
+    CHECK_INT(l->runs, 2);
+    CHECK_STR(l->text, "{\"n\":0}\n{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n");
+    /* Events the output does not take are neither encoded nor written. */
+    const uint8_t take[4] = {1, 0, 1, 1};
+    submit_encoded(in, ev, 4, take, 4, &r);
+    CHECK_INT(l->runs, 1);
+    CHECK_STR(l->text, "{\"n\":0}\n{\"n\":2}\n{\"n\":3}\n");
+    CHECK_INT(r.ndone, 3);  /* one verdict per submit */
+    for (int i = 0; i < 4; i++) {
+        sl_value_clear(&ev[i]);
+    }
+    agg_instance_free(in);
+    sl_cfg_free(&cfg);
+}
+
 /* Without a dead_letter_path the core drops a refused event: counted
  * result="dropped" (not ok, not failed), settled, so the rest of the batch is
  * delivered and the batch ACKed. Nothing is filed: there is no writer. */
@@ -696,5 +800,6 @@ int main(void)
     RUN(output_core_options_are_checked);
     RUN(docs_are_rendered_from_the_tables);
     RUN(a_changed_partial_event_is_written_around_its_copied_members);
+    RUN(lines_join_adjacent_encodings_into_runs);
     return TEST_SUMMARY();
 }
