@@ -268,9 +268,8 @@ static int conn_send(struct conn *c, struct batch *b)
     struct sender *s = c->s;
     uint32_t k = b->acked;
     uint32_t count = b->n - k;
-    int kind = packing_kind(s->conf);
-    bool whole = k == 0 && kind != SL_LJ_NONE &&
-                 batch_packed_as(b, kind, (int)s->conf->compression_level);
+    /* Packed as this output packs (sender_new set the queue's packing): sent as it is. */
+    bool whole = k == 0 && batch_packed_as(b, s->q->pack_kind, s->q->pack_level);
     if (b->packed && !whole && batch_unpack(b) != 0) {
         sl_error("output: a queued window does not inflate to what was packed");
         return SL_EIO;

@@ -163,6 +163,16 @@ TEST(corrupt_registry_falls_back_to_the_backup)
     registry_close(r);
 }
 
+/* A registry of its own under tmpdir for one queue test, which closes it. */
+static struct registry *queue_registry(const char *name)
+{
+    char dir[128];
+    snprintf(dir, sizeof(dir), "%s/%s", tmpdir, name);
+    struct registry *r = NULL;
+    CHECK_INT(registry_open(dir, &r), 0);
+    return r;
+}
+
 static void add_event(struct queue *q, struct registry_entry *e, const char *msg, uint64_t end)
 {
     struct sl_buf *b = queue_begin_event(q);
@@ -172,10 +182,7 @@ static void add_event(struct queue *q, struct registry_entry *e, const char *msg
 
 TEST(queue_encodes_frames_and_commits_in_order)
 {
-    char dir[128];
-    snprintf(dir, sizeof(dir), "%s/reg3", tmpdir);
-    struct registry *r;
-    CHECK_INT(registry_open(dir, &r), 0);
+    struct registry *r = queue_registry("reg3");
     struct sl_metrics *m = sl_metrics_new();
     struct queue q;
     queue_init(&q, 10, 2, r, m);
@@ -213,10 +220,7 @@ TEST(queue_encodes_frames_and_commits_in_order)
 
 TEST(queue_skip_lets_the_registry_pass_lines_without_events)
 {
-    char dir[128];
-    snprintf(dir, sizeof(dir), "%s/reg-skip", tmpdir);
-    struct registry *r;
-    CHECK_INT(registry_open(dir, &r), 0);
+    struct registry *r = queue_registry("reg-skip");
     struct sl_metrics *m = sl_metrics_new();
     struct queue q;
     queue_init(&q, 20, 2, r, m);
@@ -271,10 +275,7 @@ TEST(queue_skip_lets_the_registry_pass_lines_without_events)
 
 TEST(queue_frames_decode_with_the_codec)
 {
-    char dir[128];
-    snprintf(dir, sizeof(dir), "%s/reg4", tmpdir);
-    struct registry *r;
-    CHECK_INT(registry_open(dir, &r), 0);
+    struct registry *r = queue_registry("reg4");
     struct sl_metrics *m = sl_metrics_new();
     struct queue q;
     queue_init(&q, 100, 100, r, m);
@@ -319,10 +320,7 @@ static void pack_msg(char *msg, size_t size, int i)
 
 TEST(queue_packs_sealed_batches_into_their_exact_window_blocks)
 {
-    char dir[128];
-    snprintf(dir, sizeof(dir), "%s/reg-pack", tmpdir);
-    struct registry *r;
-    CHECK_INT(registry_open(dir, &r), 0);
+    struct registry *r = queue_registry("reg-pack");
     struct sl_metrics *m = sl_metrics_new();
     struct registry_entry *e = registry_add(r, 1, 3, "/pack");
     const struct { int kind, level; } modes[] = {{SL_LJ_ZSTDC, 1}, {SL_LJ_ZSTDC, 5}, {SL_LJ_ZLIB, 3}};
@@ -406,10 +404,7 @@ TEST(queue_packs_sealed_batches_into_their_exact_window_blocks)
 
 TEST(queue_oldest_unacked_is_the_first_event_without_an_ack)
 {
-    char dir[128];
-    snprintf(dir, sizeof(dir), "%s/reg5", tmpdir);
-    struct registry *r;
-    CHECK_INT(registry_open(dir, &r), 0);
+    struct registry *r = queue_registry("reg5");
     struct sl_metrics *m = sl_metrics_new();
     struct queue q;
     queue_init(&q, 10, 2, r, m);
