@@ -48,6 +48,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,6 +119,17 @@ struct window {
     uint64_t submit_ms;
     bool done;
     int status;
+    /* A window handed to the pipeline as its one compressed block (unpack). */
+    char block_type;             /* SL_LJ_COMPRESSED or SL_LJ_ZSTD; 0: texts as read */
+    const char *block;           /* the block's payload, in arena */
+    uint32_t block_len;
+    uint64_t reserved;           /* of the budget, until the block's texts are counted */
+    uint64_t max_bytes;          /* input.max_window_bytes, for the worker */
+    struct sl_lj_limits limits;  /* the listener's, for the worker's decoder */
+    enum reason why_reason;      /* unpack's protocol error */
+    char why[128];
+    bool continued;              /* the rest of a window whose block held its first events */
+    bool abandoned;              /* its block went back to the connection: never ACKed */
 };
 
 struct conn {
@@ -137,6 +149,8 @@ struct conn {
     struct window *cur;      /* being assembled */
     struct window *head;     /* handed to the pipeline, in arrival order */
     struct window *tail;
+    struct window *unpacking; /* its block is being inflated: nothing is read meanwhile */
+    bool no_handoff;         /* a block of this client had to be read here: read all here */
     size_t npending;         /* windows in the FIFO not yet done */
     int refs;
     unsigned interest;
@@ -184,6 +198,7 @@ struct agg_listener {
     uint64_t pending_events;  /* in pipelines, not yet answered */
     size_t pending_windows;
     uint64_t pending_bytes;   /* read and not yet answered: windows' texts, decoders' input */
+    uint64_t reserved_bytes;  /* what blocks being inflated may become (not in the gauge) */
     bool budget_blocked;      /* a connection was refused a read for max_pending_bytes */
     const struct conn *favored; /* may_overdraw's pick, while favored_valid */
     bool favored_valid;
@@ -363,6 +378,7 @@ static void conn_close(struct conn *c)
     }
     struct agg_listener *l = c->l;
     c->closed = true;
+    c->unpacking = NULL;  /* its completion frees it */
     sl_loop_del_fd(l->loop, c->fd);
     if (c->tls) {
         /* Best effort: a client that stopped reading does not get to block us. */
@@ -481,7 +497,7 @@ static bool may_overdraw(const struct conn *c)
 static bool within_budget(const struct conn *c)
 {
     struct agg_listener *l = c->l;
-    if (l->pending_bytes < l->max_pending_bytes || may_overdraw(c)) {
+    if (l->pending_bytes + l->reserved_bytes < l->max_pending_bytes || may_overdraw(c)) {
         return true;
     }
     if (!l->budget_blocked) {
@@ -494,7 +510,8 @@ static bool within_budget(const struct conn *c)
 static bool can_read(const struct conn *c)
 {
     const struct agg_listener *l = c->l;
-    return !c->closed && !c->eof && !l->draining && c->npending < l->max_pending_windows &&
+    return !c->closed && !c->eof && !l->draining && !c->unpacking &&
+           c->npending < l->max_pending_windows &&
            l->pending_events < l->max_pending_events && within_budget(c);
 }
 
@@ -669,6 +686,11 @@ static void window_done(void *arg, int status)
         protocol_error(c, w->in.bad_rc == SL_ELIMIT ? R_JSON_DEPTH : R_JSON, "event seq %u: %s",
                        w->seqs[w->in.bad_index], w->in.bad_why);
     }
+    if (w->abandoned) {
+        /* Its block went back to the connection (window_unpacked): no ACK of its own. */
+        status = SL_OK;
+        bad = false;
+    }
     w->done = true;
     w->status = status;
     c->npending--;
@@ -680,10 +702,11 @@ static void window_done(void *arg, int status)
     if (status != SL_OK && !bad) {
         sl_counter_inc(l->m_failed);
     }
-    if (c->closed) {
+    if (c->closed || w->abandoned) {
         fifo_remove(c, w);
         window_free(w);
-    } else {
+    }
+    if (!c->closed) {
         flush_acks(c);  /* frees w when it reaches the head */
         conn_resume(c);
         maybe_finish(c);
@@ -728,6 +751,13 @@ static void submit_window(struct conn *c)
 static void on_window(struct conn *c, const struct sl_lj_frame *f)
 {
     sl_counter_inc(c->l->m_windows);
+    if (c->cur && c->cur->continued && c->cur->in.batch.n == 0) {
+        /* The rest of a window never came; its block was delivered and ACKed as a piece. */
+        sl_warn("%s: new window before the previous one was complete (%u events missing)",
+                c->peer, c->cur->expected);
+        window_free(c->cur);
+        c->cur = NULL;
+    }
     if (c->cur) {
         /* What Logstash does: the partial window is a batch of its own, ACKed as such. */
         sl_warn("%s: new window before the previous one was complete (%zu of %u events); "
@@ -798,6 +828,241 @@ static void on_json(struct conn *c, const struct sl_lj_frame *f)
     }
 }
 
+/* ---- windows inflated by the workers ---- */
+
+/*
+ * A window whose events come in a C or Z block right after its W frame (as
+ * Filebeat and the shipper send them) goes to the pipeline as that block: a
+ * worker inflates it and copies its texts into the window (window_unpack), so
+ * this thread only reads, frames and ACKs. How many events the block held
+ * decides where the window ends, so the connection reads nothing more until
+ * the worker's count is back (window_unpacked): fewer than announced and the
+ * rest follows on the wire (the block's events are then a piece, ACKed as
+ * such); more is the protocol error it always was; texts past
+ * max_window_bytes, or none at all, send the block back to this connection's
+ * decoder, which reads it here as before (and the connection stays on that
+ * path). While a block is with a worker, the budget holds what it may
+ * inflate to: a block is handed off only when that fits.
+ */
+
+/* A worker's decoder, kept for its thread's life (one zlib and zstd context each). */
+struct unpacker {
+    struct sl_lj_decoder *dec;
+    struct sl_lj_limits lim;  /* dec's */
+};
+
+static pthread_key_t unpacker_key;
+static pthread_once_t unpacker_once = PTHREAD_ONCE_INIT;
+
+/* An unpacker keeps buffers up to about one window of this size between windows. */
+#define UNPACKER_KEEP (4u * 1024 * 1024)
+
+static void unpacker_free(void *arg)
+{
+    struct unpacker *u = arg;
+    sl_lj_decoder_free(u->dec);
+    free(u);
+}
+
+static void unpacker_key_make(void)
+{
+    if (pthread_key_create(&unpacker_key, unpacker_free) != 0) {
+        sl_error("cannot create a thread key for the workers' decoders");
+        abort();  /* as for memory: nothing sensible is left to do */
+    }
+}
+
+static struct unpacker *unpacker_get(const struct sl_lj_limits *lim)
+{
+    pthread_once(&unpacker_once, unpacker_key_make);
+    struct unpacker *u = pthread_getspecific(unpacker_key);
+    if (!u) {
+        u = sl_calloc(1, sizeof(*u));
+        (void)pthread_setspecific(unpacker_key, u);
+    }
+    if (u->dec && (u->lim.max_window != lim->max_window || u->lim.max_frame != lim->max_frame ||
+                   u->lim.max_inflated != lim->max_inflated)) {
+        sl_lj_decoder_free(u->dec);  /* a reload changed the limits */
+        u->dec = NULL;
+    }
+    if (!u->dec) {
+        u->dec = sl_lj_decoder_new(lim);
+        u->lim = *lim;
+    }
+    return u;
+}
+
+SL_PRINTF(4, 5)
+static int unpack_error(struct window *w, int rc, enum reason r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(w->why, sizeof(w->why), fmt, ap);
+    va_end(ap);
+    w->why_reason = r;
+    return rc;
+}
+
+/* Frames the block read from the wire, as on_json would (runs on a worker). */
+static int unpack_frames(struct window *w, struct sl_lj_decoder *d)
+{
+    struct sl_lj_frame f;
+    int rc;
+    while ((rc = sl_lj_decoder_next(d, &f)) > 0) {
+        if (w->in.batch.n == w->expected) {
+            return unpack_error(w, SL_EPROTO, R_UNEXPECTED, "data frame (seq %u) outside a window",
+                                f.value);
+        }
+        if (w->in.batch.n > 0 && w->bytes + f.len > w->max_bytes) {
+            return SL_EAGAIN;  /* pieces: the connection's decoder cuts them */
+        }
+        w->bytes += f.len;
+        struct sl_value ev = {.type = SL_V_STRING, .flags = SL_VF_ARENA};
+        ev.u.s.ptr = sl_arena_strndup(&w->arena, f.data, f.len);
+        ev.u.s.len = f.len;
+        window_push(w, &ev, f.value);
+        w->last_seq = f.value;
+    }
+    if (rc < 0) {
+        const char *msg = sl_lj_decoder_error(d);
+        return unpack_error(w, rc, rc == SL_ELIMIT ? limit_reason(msg) : R_FRAME, "%s", msg);
+    }
+    return w->in.batch.n > 0 ? SL_OK : SL_EAGAIN;
+}
+
+/* agg_unpack_fn: on a worker, with the window to itself until window_unpacked. */
+static int window_unpack(void *arg)
+{
+    struct window *w = arg;
+    struct unpacker *u = unpacker_get(&w->limits);
+    int rc = sl_lj_decoder_open_block(u->dec, w->block_type, w->block, w->block_len);
+    if (rc == 0) {
+        rc = unpack_frames(w, u->dec);
+    } else {
+        rc = unpack_error(w, rc, R_FRAME, "%s", sl_lj_decoder_error(u->dec));
+    }
+    if (rc != SL_OK) {
+        sl_lj_decoder_free(u->dec);  /* failed, or left inside the block */
+        u->dec = NULL;
+    } else if (w->bytes > UNPACKER_KEEP) {
+        sl_lj_decoder_trim(u->dec);
+    }
+    return rc;
+}
+
+/* The block goes back to the connection's decoder, which reads it as if it had just come. */
+static void unpack_fall_back(struct conn *c, struct window *w)
+{
+    fifo_remove(c, w);  /* the tail: nothing was read after it */
+    c->no_handoff = true;
+    c->cur = window_new(c, w->version, w->expected);
+    c->cur->continued = w->continued;
+    if (!c->dec) {
+        c->dec = sl_lj_decoder_new(&c->l->limits);
+    }
+    if (sl_lj_decoder_open_block(c->dec, w->block_type, w->block, w->block_len) != 0) {
+        protocol_error(c, R_FRAME, "%s", sl_lj_decoder_error(c->dec));
+        return;
+    }
+    schedule_kick(c);  /* nothing is inflated yet: the decoder reports nothing buffered */
+}
+
+/* agg_unpacked_fn: on the loop thread, with the worker's verdict on the block. */
+static bool window_unpacked(void *arg, int rc)
+{
+    struct window *w = arg;
+    struct conn *c = w->c;
+    struct agg_listener *l = c->l;
+    bool was_blocked = l->pending_events >= l->max_pending_events;
+    size_t n = rc == SL_OK ? w->in.batch.n : 0;
+    l->reserved_bytes -= w->reserved;
+    w->reserved = 0;
+    budget_release(l, 0);  /* others may read again now that the reservation is gone */
+    l->pending_events -= w->expected - n;
+    bool go = rc == SL_OK && !c->closed;
+    if (go) {
+        w->charged += w->bytes;
+        budget_charge(l, w->bytes);
+        sl_counter_add(l->m_received, n);
+        sl_gauge_add(l->m_queue, (double)n);
+        agg_client_received(c->client, n);
+        if (n < w->expected) {
+            /* The rest follows on the wire; this much is a piece of its own. */
+            c->cur = window_new(c, w->version, w->expected - (uint32_t)n);
+            c->cur->continued = true;
+        }
+    } else {
+        w->abandoned = true;
+        w->in.batch.n = 0;  /* arena texts: nothing to clear */
+        if (c->closed) {
+            /* Nothing more to do: the connection's end freed the rest. */
+        } else if (rc == SL_EAGAIN) {
+            unpack_fall_back(c, w);
+        } else {
+            protocol_error(c, w->why_reason, "%s", w->why);
+        }
+    }
+    if (c->unpacking == w) {
+        c->unpacking = NULL;
+    }
+    if (!c->closed) {
+        conn_resume(c);
+    }
+    if (was_blocked && l->pending_events < l->max_pending_events) {
+        for (struct conn *o = l->conns; o; o = o->next) {
+            conn_resume(o);
+        }
+    }
+    return go;
+}
+
+/* The window being read may go to a worker as a block, should one come next. */
+static bool may_hand_off(const struct conn *c)
+{
+    const struct agg_listener *l = c->l;
+    return c->cur && c->cur->in.batch.n == 0 && !c->no_handoff && !l->queue &&
+           c->cur->expected <= l->max_window_events;
+}
+
+/* A C or Z block kept whole: to a worker when the budget holds what it may become. */
+static void on_block(struct conn *c, const struct sl_lj_frame *f)
+{
+    struct agg_listener *l = c->l;
+    uint64_t most = SL_MIN(sl_lj_block_content_size(f->type, f->data, f->len),
+                           l->max_window_bytes);
+    if (l->pending_bytes + l->reserved_bytes + f->len + most > l->max_pending_bytes) {
+        if (sl_lj_decoder_open_block(c->dec, f->type, f->data, f->len) != 0) {
+            protocol_error(c, R_FRAME, "%s", sl_lj_decoder_error(c->dec));
+        }
+        return;  /* read here, against the budget as it goes */
+    }
+    struct window *w = c->cur;
+    c->cur = NULL;
+    w->block_type = f->type;
+    char *block = sl_arena_alloc(&w->arena, f->len);
+    memcpy(block, f->data, f->len);
+    w->block = block;
+    w->block_len = (uint32_t)f->len;
+    w->charged += f->len;
+    budget_charge(l, f->len);
+    w->reserved = most;
+    l->reserved_bytes += most;
+    w->max_bytes = l->max_window_bytes;
+    w->limits = l->limits;
+    fifo_push(c, w);
+    w->submit_ms = sl_now_ms();
+    c->npending++;
+    l->pending_windows++;
+    l->pending_events += w->expected;  /* until the block's count is known */
+    conn_ref(c);
+    w->in.raw = true;
+    w->in.max_depth = (unsigned)l->max_json_depth;
+    w->in.unpack = window_unpack;
+    w->in.unpacked = window_unpacked;
+    c->unpacking = w;
+    agg_pipeline_submit(l->pipeline, &w->in, &c->order, window_done, w);
+}
+
 static void conn_decode(struct conn *c);
 
 /* Decodes buffered frames while the connection may take more. */
@@ -813,6 +1078,7 @@ static void conn_decode(struct conn *c)
 {
     while (can_read(c)) {
         struct sl_lj_frame f;
+        sl_lj_decoder_keep_blocks(c->dec, may_hand_off(c));
         int rc = sl_lj_decoder_next(c->dec, &f);
         if (rc == 0) {
             return;
@@ -824,8 +1090,10 @@ static void conn_decode(struct conn *c)
         }
         if (f.type == SL_LJ_WINDOW) {
             on_window(c, &f);
-        } else {
+        } else if (f.type == SL_LJ_JSON) {
             on_json(c, &f);
+        } else {
+            on_block(c, &f);
         }
     }
 }
@@ -1150,7 +1418,7 @@ static void on_tick(struct sl_loop *loop, void *arg)
                            (unsigned long long)l->frame_timeout_ms);
             continue;
         }
-        if (c->dec && !c->cur && sl_lj_decoder_buffered(c->dec) == 0 &&
+        if (c->dec && !c->cur && !c->unpacking && sl_lj_decoder_buffered(c->dec) == 0 &&
             now - c->last_io >= IDLE_RELEASE_MS) {
             /* Between windows a decoder holds only buffers that may have grown to a
              * whole inflated window: an idle connection gives them back. An open

@@ -82,6 +82,7 @@ struct agg_job {
     struct task *tasks;       /* ntasks slices */
     size_t ntasks;
     size_t tasks_left;  /* slices not yet back from the workers (loop thread only) */
+    bool unpacking;     /* tasks is the one task that runs in->unpack */
     bool filtered;      /* every slice is back: may go to the outputs when its turn comes */
     size_t waiting;     /* verdicts still to come, +1 while submit() runs */
     int status;         /* first non-OK verdict */
@@ -130,6 +131,9 @@ struct agg_pipeline {
     struct task *dhead, *dtail;  /* filtered, for the loop */
     bool quit;
 };
+
+static void tasks_free(struct agg_job *j);
+static void job_unpacked(struct agg_job *j, int rc);
 
 /*
  * Metric labels: an instance's `id:`, else its plugin's name, made unique
@@ -320,11 +324,7 @@ static void job_free(struct agg_job *j)
             sl_value_clear(&b->events[i]);
         }
     }
-    for (size_t i = 0; i < j->ntasks; i++) {
-        sl_arena_free(&j->tasks[i].arena);
-        sl_buf_free(&j->tasks[i].enc);
-    }
-    free(j->tasks);
+    tasks_free(j);
     free(j->take);
     free(j->touched);
     free(j->enc);
@@ -733,6 +733,10 @@ static void encode_slice(struct agg_pipeline *p, struct agg_job *j, struct task 
 static void work(struct agg_pipeline *p, struct task *t)
 {
     struct agg_job *j = t->job;
+    if (j->unpacking) {
+        t->bad_rc = j->in->unpack(j->arg);
+        return;
+    }
     struct agg_text *info = NULL;
     /* Whatever the filters add lives in the slice's arena too (value.h). */
     struct sl_arena *scope = sl_value_set_arena(&t->arena);
@@ -806,7 +810,9 @@ static void on_filtered(struct sl_loop *loop, void *arg)
         /* Read before the job can complete: completing frees its slices. */
         struct task *next = t->next;
         struct agg_job *j = t->job;
-        if (--j->tasks_left == 0) {
+        if (j->unpacking) {
+            job_unpacked(j, t->bad_rc);
+        } else if (--j->tasks_left == 0) {
             job_filtered(j);
         }
         t = next;
@@ -868,14 +874,122 @@ static void stop_workers(struct agg_pipeline *p)
     p->async = NULL;
 }
 
+static void tasks_free(struct agg_job *j)
+{
+    for (size_t i = 0; i < j->ntasks; i++) {
+        sl_arena_free(&j->tasks[i].arena);
+        sl_buf_free(&j->tasks[i].enc);
+    }
+    free(j->tasks);
+    j->tasks = NULL;
+    j->ntasks = 0;
+}
+
+static struct task *tasks_new(struct agg_job *j, size_t ntasks)
+{
+    j->ntasks = ntasks;
+    j->tasks = sl_calloc(ntasks, sizeof(*j->tasks));
+    j->tasks_left = ntasks;
+    for (size_t i = 0; i < ntasks; i++) {
+        struct task *t = &j->tasks[i];
+        t->job = j;
+        t->next = i + 1 < ntasks ? &j->tasks[i + 1] : NULL;
+        sl_arena_init(&t->arena, SLICE_ARENA_CHUNK);
+        sl_buf_init(&t->enc, 0);  /* bounded by its input: one window, capped by the listener */
+    }
+    return j->tasks;
+}
+
+/*
+ * Queues the job's tasks for the workers: behind the others, or, for an
+ * unpacking, in front, so that the client's next window is read while the
+ * workers filter this one. The queue needs no bound of its own: the listener
+ * stops reading once pipeline.max_pending_events events are in flight, which
+ * bounds it. Pushing therefore never blocks the loop.
+ */
+static void tasks_queue(struct agg_pipeline *p, struct agg_job *j, bool first)
+{
+    struct task *head = &j->tasks[0], *tail = &j->tasks[j->ntasks - 1];
+    pthread_mutex_lock(&p->mu);
+    if (first) {
+        tail->next = p->qhead;
+        p->qhead = head;
+        if (!p->qtail) {
+            p->qtail = tail;
+        }
+    } else {
+        if (p->qtail) {
+            p->qtail->next = head;
+        } else {
+            p->qhead = head;
+        }
+        p->qtail = tail;
+    }
+    if (j->ntasks == 1) {
+        pthread_cond_signal(&p->cv);
+    } else {
+        pthread_cond_broadcast(&p->cv);
+    }
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* The batch is known: its slices go to the workers (or are done here). */
+static void job_start(struct agg_job *j)
+{
+    struct agg_pipeline *p = j->p;
+    struct agg_input *in = j->in;
+    size_t n = j->batch->n;
+    if (n == 0 || (p->nfilters == 0 && !in->raw && !p->routing && !p->encoding)) {
+        job_filtered(j);
+        return;
+    }
+    if (p->routing) {
+        j->take = sl_calloc(p->noutputs, n);
+    }
+    if (in->raw) {
+        j->touched = sl_calloc(n, 1);
+    }
+    if (p->encoding) {
+        j->enc = sl_calloc(p->noutputs * n, sizeof(*j->enc));
+    }
+    /* A window larger than batch_size is cut into slices that workers take in
+     * parallel; the window goes to the outputs whole, once its last slice is back. */
+    struct task *t = tasks_new(j, (n + p->batch_size - 1) / p->batch_size);
+    for (size_t i = 0; i < j->ntasks; i++) {
+        t[i].off = i * p->batch_size;
+        t[i].n = SL_MIN(p->batch_size, n - t[i].off);
+    }
+    if (start_workers(p) == 0) {
+        for (size_t i = 0; i < j->ntasks; i++) {
+            work(p, &j->tasks[i]);
+        }
+        job_filtered(j);
+        return;
+    }
+    tasks_queue(p, j, false);
+}
+
+/* On the loop thread: the submitter has its unpack's status and decides. */
+static void job_unpacked(struct agg_job *j, int rc)
+{
+    tasks_free(j);
+    j->unpacking = false;
+    if (!j->in->unpacked(j->arg, rc)) {
+        j->status = rc != SL_OK ? rc : SL_EAGAIN;
+        j->batch->n = 0;  /* the submitter's to clear: nothing reaches an output */
+        job_filtered(j);
+        return;
+    }
+    job_start(j);
+}
+
 void agg_pipeline_submit(struct agg_pipeline *p, struct agg_input *in, struct agg_order *order,
                          agg_batch_done done, void *arg)
 {
-    struct sl_batch *batch = &in->batch;
     struct agg_job *j = sl_calloc(1, sizeof(*j) + p->noutputs * sizeof(j->outs[0]));
     j->p = p;
     j->in = in;
-    j->batch = batch;
+    j->batch = &in->batch;
     j->done = done;
     j->arg = arg;
     j->order = order;
@@ -896,57 +1010,17 @@ void agg_pipeline_submit(struct agg_pipeline *p, struct agg_input *in, struct ag
         }
         order->tail = j;
     }
-    size_t n = batch->n;
-    if (n == 0 || (p->nfilters == 0 && !in->raw && !p->routing && !p->encoding)) {
-        job_filtered(j);
+    if (!in->unpack) {
+        job_start(j);
         return;
     }
-    if (p->routing) {
-        j->take = sl_calloc(p->noutputs, n);
-    }
-    if (in->raw) {
-        j->touched = sl_calloc(n, 1);
-    }
-    if (p->encoding) {
-        j->enc = sl_calloc(p->noutputs * n, sizeof(*j->enc));
-    }
-    /* A window larger than batch_size is cut into slices that workers take in
-     * parallel; the window goes to the outputs whole, once its last slice is back. */
-    j->ntasks = (n + p->batch_size - 1) / p->batch_size;
-    j->tasks = sl_calloc(j->ntasks, sizeof(*j->tasks));
-    j->tasks_left = j->ntasks;
-    for (size_t i = 0; i < j->ntasks; i++) {
-        struct task *t = &j->tasks[i];
-        t->job = j;
-        t->off = i * p->batch_size;
-        t->n = SL_MIN(p->batch_size, n - t->off);
-        t->next = i + 1 < j->ntasks ? &j->tasks[i + 1] : NULL;
-        sl_arena_init(&t->arena, SLICE_ARENA_CHUNK);
-        sl_buf_init(&t->enc, 0);  /* bounded by its input: one window, capped by the listener */
-    }
+    j->unpacking = true;
+    tasks_new(j, 1);
     if (start_workers(p) == 0) {
-        for (size_t i = 0; i < j->ntasks; i++) {
-            work(p, &j->tasks[i]);
-        }
-        job_filtered(j);
+        job_unpacked(j, in->unpack(arg));
         return;
     }
-    /* The queue needs no bound of its own: the listener stops reading once
-     * pipeline.max_pending_events events are in flight, which bounds it. Pushing
-     * therefore never blocks the loop. */
-    pthread_mutex_lock(&p->mu);
-    if (p->qtail) {
-        p->qtail->next = &j->tasks[0];
-    } else {
-        p->qhead = &j->tasks[0];
-    }
-    p->qtail = &j->tasks[j->ntasks - 1];
-    if (j->ntasks == 1) {
-        pthread_cond_signal(&p->cv);
-    } else {
-        pthread_cond_broadcast(&p->cv);
-    }
-    pthread_mutex_unlock(&p->mu);
+    tasks_queue(p, j, true);
 }
 
 size_t agg_pipeline_inflight(const struct agg_pipeline *p)

@@ -57,8 +57,22 @@ struct agg_order {
  * A raw text that is not one JSON object within max_depth fails the whole
  * batch before any output sees it: done gets SL_EPROTO and bad_* say why.
  */
+/*
+ * A batch whose events the submitter cannot list yet (a compressed window):
+ * unpack fills in->batch on a worker thread and returns SL_OK or why not;
+ * then unpacked gets that status on the loop thread, before any later batch
+ * of the same order is released to the outputs. When unpacked returns true
+ * the batch goes on as if submitted then; otherwise it completes without
+ * reaching an output, and done gets unpack's status (SL_EAGAIN if that was
+ * SL_OK). Both get the arg given to agg_pipeline_submit.
+ */
+typedef int (*agg_unpack_fn)(void *arg);
+typedef bool (*agg_unpacked_fn)(void *arg, int status);
+
 struct agg_input {
     struct sl_batch batch;
+    agg_unpack_fn unpack;      /* NULL: batch is filled in already */
+    agg_unpacked_fn unpacked;
     bool raw;
     unsigned max_depth;        /* raw: nesting limit of a text (0: the parser's default) */
     int bad_rc;                /* raw: SL_EINVAL (not JSON, not an object) or SL_ELIMIT (depth) */

@@ -71,6 +71,7 @@ struct sl_lj_decoder {
     struct sl_buf infl;     /* inflated content of it, a piece at a time */
     size_t ioff;            /* [ioff, len) are inner frames not yet returned */
     bool inner;             /* decoding from infl rather than from in */
+    bool keep_blocks;       /* C and Z frames are returned whole (keep_blocks()) */
     char ckind;             /* SL_LJ_COMPRESSED, _ZSTD or _ZSTREAM while inflating, else 0 */
 
     enum state st;          /* D frame progress, valid in either source */
@@ -656,6 +657,36 @@ static bool valid_type(unsigned char t)
     return t == SL_LJ_WINDOW || t == SL_LJ_JSON || t == SL_LJ_DATA || compressed_type(t);
 }
 
+static int check_block_len(struct sl_lj_decoder *d, uint32_t v)
+{
+    if (v == 0) {
+        return fail(d, SL_EPROTO, "invalid compressed frame length 0");
+    }
+    if (v > d->lim.max_frame) {
+        return fail(d, SL_ELIMIT, "compressed frame of %u bytes exceeds max_frame (%u)", v,
+                    d->lim.max_frame);
+    }
+    return 0;
+}
+
+/* Starts returning the inner frames of the block p[0..len) of that type. */
+static int open_block(struct sl_lj_decoder *d, unsigned char type, const unsigned char *p,
+                      size_t len)
+{
+    /* Aside, so that feeding more outer bytes can never move it. */
+    sl_buf_reset(&d->cbuf);
+    (void)sl_buf_append(&d->cbuf, p, len);  /* len <= max_frame: fits */
+    sl_buf_reset(&d->infl);
+    d->ioff = 0;
+    d->ckind = (char)type;
+    int rc = type == SL_LJ_COMPRESSED ? start_zlib(d) : start_zstd(d, type == SL_LJ_ZSTREAM);
+    if (rc != 0) {
+        return rc;
+    }
+    d->inner = true;
+    return 0;
+}
+
 /*
  * Decodes at most one thing from p[0..avail): a frame (STEP_FRAME), a D pair
  * piece or a whole compressed frame (STEP_AGAIN), or nothing (STEP_MORE).
@@ -748,29 +779,23 @@ static int step(struct sl_lj_decoder *d, const unsigned char *p, size_t avail, s
     }
 
     default: { /* C, Z or S */
-        if (v == 0) {
-            return fail(d, SL_EPROTO, "invalid compressed frame length 0");
-        }
-        if (v > d->lim.max_frame) {
-            return fail(d, SL_ELIMIT, "compressed frame of %u bytes exceeds max_frame (%u)", v,
-                        d->lim.max_frame);
+        int rc = check_block_len(d, v);
+        if (rc != 0) {
+            return rc;
         }
         if (avail - head < v) {
             return STEP_MORE;
         }
-        /* Aside, so that feeding more outer bytes can never move it. */
-        sl_buf_reset(&d->cbuf);
-        (void)sl_buf_append(&d->cbuf, p + head, v);  /* v <= max_frame: fits */
-        sl_buf_reset(&d->infl);
-        d->ioff = 0;
-        d->ckind = (char)type;
-        int rc = type == SL_LJ_COMPRESSED ? start_zlib(d) : start_zstd(d, type == SL_LJ_ZSTREAM);
-        if (rc != 0) {
-            return rc;
-        }
-        d->inner = true;
         *used = head + v;
-        return STEP_AGAIN;
+        if (d->keep_blocks && type != SL_LJ_ZSTREAM) {
+            f->type = (char)type;
+            f->value = v;
+            f->data = (const char *)p + head;
+            f->len = v;
+            return STEP_FRAME;
+        }
+        rc = open_block(d, type, p + head, v);
+        return rc != 0 ? rc : STEP_AGAIN;
     }
     }
 }
@@ -820,6 +845,42 @@ int sl_lj_decoder_next(struct sl_lj_decoder *d, struct sl_lj_frame *f)
             return 0;
         }
     }
+}
+
+void sl_lj_decoder_keep_blocks(struct sl_lj_decoder *d, bool keep)
+{
+    d->keep_blocks = keep;
+}
+
+int sl_lj_decoder_open_block(struct sl_lj_decoder *d, char type, const void *p, size_t len)
+{
+    if (d->failed) {
+        return d->failed;
+    }
+    if (d->inner || d->st != ST_HEAD) {
+        return fail(d, SL_EINVAL, "a block opened inside a frame");
+    }
+    if (type != SL_LJ_COMPRESSED && type != SL_LJ_ZSTD) {
+        return fail(d, SL_EINVAL, "a block of type 0x%02x opened", (unsigned char)type);
+    }
+    if (len > UINT32_MAX) {
+        return fail(d, SL_ELIMIT, "compressed frame of %zu bytes exceeds max_frame (%u)", len,
+                    d->lim.max_frame);
+    }
+    int rc = check_block_len(d, (uint32_t)len);
+    return rc != 0 ? rc : open_block(d, (unsigned char)type, p, len);
+}
+
+uint64_t sl_lj_block_content_size(char type, const void *p, size_t len)
+{
+    if (type != SL_LJ_ZSTD) {
+        return UINT64_MAX;
+    }
+    unsigned long long n = ZSTD_getFrameContentSize(p, len);
+    if (n == ZSTD_CONTENTSIZE_UNKNOWN || n == ZSTD_CONTENTSIZE_ERROR) {
+        return UINT64_MAX;
+    }
+    return n;
 }
 
 /* ---- encoding ---- */

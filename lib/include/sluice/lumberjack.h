@@ -40,9 +40,11 @@ struct sl_lj_limits {
  * the next sl_lj_decoder_next() or _feed() call. */
 struct sl_lj_frame {
     char version;      /* '1' or '2' */
-    char type;         /* SL_LJ_WINDOW or SL_LJ_JSON (D frames are returned as JSON) */
-    uint32_t value;    /* WINDOW: announced event count; JSON: sequence number */
-    const char *data;  /* JSON: the event's JSON text */
+    char type;         /* SL_LJ_WINDOW or SL_LJ_JSON (D frames are returned as JSON);
+                        * SL_LJ_COMPRESSED or SL_LJ_ZSTD for a block kept whole */
+    uint32_t value;    /* WINDOW: announced event count; JSON: sequence number;
+                        * a kept block: its length */
+    const char *data;  /* JSON: the event's JSON text; a kept block: its payload */
     size_t len;
     bool compressed;   /* came from inside a C or Z frame */
 };
@@ -75,6 +77,29 @@ bool sl_lj_decoder_stream_open(const struct sl_lj_decoder *d);
  * under way. The decoder stays usable; the last frame's data does not.
  */
 void sl_lj_decoder_trim(struct sl_lj_decoder *d);
+/*
+ * While keep is true, the next C or Z frame read from the wire is returned
+ * whole (type SL_LJ_COMPRESSED or SL_LJ_ZSTD, data/len its compressed
+ * payload, checked against max_frame only) instead of being inflated, so that
+ * another thread may inflate it with sl_lj_decoder_open_block() on a decoder
+ * of its own. S blocks belong to the connection's stream and are always
+ * inflated here.
+ */
+void sl_lj_decoder_keep_blocks(struct sl_lj_decoder *d, bool keep);
+/*
+ * Makes the decoder return the frames inside a C or Z block p[0..len) (a
+ * payload as a kept block has it; copied) before anything else it holds, with
+ * the checks and limits of a block read from the wire. The decoder must be at
+ * a frame boundary outside any block (SL_EINVAL otherwise). Returns 0 or an
+ * error, sticky like those of sl_lj_decoder_next().
+ */
+int sl_lj_decoder_open_block(struct sl_lj_decoder *d, char type, const void *p, size_t len);
+/*
+ * At most how many bytes a kept block inflates to: the content size a Z
+ * block's zstd frame declares (its decoding fails on any other size), else
+ * UINT64_MAX (zlib says nothing).
+ */
+uint64_t sl_lj_block_content_size(char type, const void *p, size_t len);
 /* Bytes buffered but not yet decoded (for memory accounting). */
 size_t sl_lj_decoder_buffered(const struct sl_lj_decoder *d);
 /* Raw input bytes fed but not yet decoded (what counts against max_frame + 16 in feed). */

@@ -1394,6 +1394,142 @@ TEST(test_trim_keeps_an_open_stream)
     sl_lj_zstream_free(z);
 }
 
+
+/*
+ * What the aggregator's workers do: the connection's decoder keeps C and Z
+ * blocks whole, each is opened on another decoder (or on the same one, when a
+ * block goes back to its connection), and the frames come out as a decoder
+ * that inflates everything itself returns them, in every chunking.
+ */
+static void pull_keeping(struct sl_lj_decoder *d, struct gots *g, bool same)
+{
+    struct sl_lj_frame f;
+    int rc;
+    sl_lj_decoder_keep_blocks(d, true);
+    while ((rc = sl_lj_decoder_next(d, &f)) == 1) {
+        if (f.type != SL_LJ_COMPRESSED && f.type != SL_LJ_ZSTD) {
+            struct got *x = &g->v[g->n++];
+            *x = (struct got){.version = f.version, .type = f.type, .value = f.value,
+                              .compressed = f.compressed, .len = f.len};
+            x->data = calloc(1, f.len + 1);
+            if (f.len) {
+                memcpy(x->data, f.data, f.len);
+            }
+            continue;
+        }
+        CHECK_INT(f.value, f.len);
+        uint64_t most = sl_lj_block_content_size(f.type, f.data, f.len);
+        struct sl_lj_decoder *w = same ? d : sl_lj_decoder_new(NULL);
+        CHECK_INT(sl_lj_decoder_open_block(w, f.type, f.data, f.len), 0);
+        if (!same) {
+            size_t before = g->n;
+            CHECK_INT(pull(w, g), 0);
+            size_t bytes = 0;
+            for (size_t i = before; i < (size_t)g->n; i++) {
+                bytes += 10 + g->v[i].len;
+            }
+            /* v1 D frames grow into JSON; for J frames only, the declared size is exact. */
+            if (f.type == SL_LJ_ZSTD) {
+                CHECK_INT(most, bytes);
+            } else {
+                CHECK(most == UINT64_MAX);
+            }
+            sl_lj_decoder_free(w);
+        }
+    }
+    g->rc = rc;
+}
+
+TEST(test_kept_blocks_opened_elsewhere_decode_the_same)
+{
+    struct sl_buf b;
+    sl_buf_init(&b, 0);
+    build_mixed(&b);
+    decode(NULL, b.data, b.len, b.len, &g1);
+    CHECK_INT(g1.rc, 0);
+    for (int same = 0; same < 2; same++) {
+        for (size_t chunk = 1; chunk <= b.len; chunk += chunk < 40 ? 1 : 97) {
+            gots_free(&g2);
+            struct sl_lj_decoder *d = sl_lj_decoder_new(NULL);
+            for (size_t off = 0; off < b.len; off += chunk) {
+                CHECK_INT(sl_lj_decoder_feed(d, b.data + off, SL_MIN(chunk, b.len - off)), 0);
+                pull_keeping(d, &g2, same);
+                CHECK_INT(g2.rc, 0);
+            }
+            CHECK(gots_equal(&g1, &g2));
+            sl_lj_decoder_free(d);
+        }
+    }
+    gots_free(&g1);
+    gots_free(&g2);
+    sl_buf_free(&b);
+}
+
+TEST(test_open_block_refuses_what_is_not_a_block)
+{
+    struct sl_buf inner, blk;
+    sl_buf_init(&inner, 0);
+    sl_buf_init(&blk, 0);
+    put_json_str(&inner, 1, "{\"n\":1}");
+    put_json_str(&inner, 2, "{\"n\":2}");
+    CHECK_INT(sl_lj_put_compressed(&blk, SL_LJ_ZLIB, 6, inner.data, inner.len), 0);
+    const char *payload = blk.data + 6;
+    size_t plen = blk.len - 6;
+
+    struct sl_lj_decoder *d = sl_lj_decoder_new(NULL);
+    CHECK_INT(sl_lj_decoder_open_block(d, SL_LJ_JSON, payload, plen), SL_EINVAL);
+    sl_lj_decoder_free(d);
+    d = sl_lj_decoder_new(NULL);
+    CHECK_INT(sl_lj_decoder_open_block(d, SL_LJ_ZSTREAM, payload, plen), SL_EINVAL);
+    sl_lj_decoder_free(d);
+    d = sl_lj_decoder_new(NULL);
+    CHECK_INT(sl_lj_decoder_open_block(d, SL_LJ_COMPRESSED, payload, 0), SL_EPROTO);
+    sl_lj_decoder_free(d);
+    struct sl_lj_limits small = {.max_frame = (uint32_t)plen - 1};
+    d = sl_lj_decoder_new(&small);
+    CHECK_INT(sl_lj_decoder_open_block(d, SL_LJ_COMPRESSED, payload, plen), SL_ELIMIT);
+    sl_lj_decoder_free(d);
+
+    /* Inside a block, another cannot be opened: its frames would be lost. */
+    d = sl_lj_decoder_new(NULL);
+    CHECK_INT(sl_lj_decoder_open_block(d, SL_LJ_COMPRESSED, payload, plen), 0);
+    struct sl_lj_frame f;
+    CHECK_INT(sl_lj_decoder_next(d, &f), 1);
+    CHECK_INT(f.value, 1);
+    CHECK_INT(sl_lj_decoder_open_block(d, SL_LJ_COMPRESSED, payload, plen), SL_EINVAL);
+    sl_lj_decoder_free(d);
+
+    /* A zlib block handed over as zstd, and a cut one, fail when read. */
+    d = sl_lj_decoder_new(NULL);
+    CHECK_INT(sl_lj_decoder_open_block(d, SL_LJ_ZSTD, payload, plen), 0);
+    CHECK_INT(sl_lj_decoder_next(d, &f), SL_EPROTO);
+    sl_lj_decoder_free(d);
+    d = sl_lj_decoder_new(NULL);
+    CHECK_INT(sl_lj_decoder_open_block(d, SL_LJ_COMPRESSED, payload, plen - 3), 0);
+    CHECK_INT(sl_lj_decoder_next(d, &f) < 0, 1);
+    sl_lj_decoder_free(d);
+
+    /* S blocks are the connection's: never kept. */
+    struct sl_lj_zstream *z = sl_lj_zstream_new(3);
+    struct sl_buf wire;
+    sl_buf_init(&wire, 0);
+    CHECK_INT(sl_lj_put_window(&wire, '2', 2), 0);
+    CHECK_INT(sl_lj_put_zstream(&wire, z, inner.data, inner.len), 0);
+    d = sl_lj_decoder_new(NULL);
+    sl_lj_decoder_keep_blocks(d, true);
+    CHECK_INT(sl_lj_decoder_feed(d, wire.data, wire.len), 0);
+    gots_free(&g1);
+    CHECK_INT(pull(d, &g1), 0);
+    CHECK_INT(g1.n, 3);
+    CHECK(g1.v[1].type == SL_LJ_JSON && g1.v[2].type == SL_LJ_JSON && g1.v[2].compressed);
+    gots_free(&g1);
+    sl_lj_decoder_free(d);
+    sl_lj_zstream_free(z);
+    sl_buf_free(&wire);
+    sl_buf_free(&inner);
+    sl_buf_free(&blk);
+}
+
 int main(void)
 {
     RUN(test_encode_exact_bytes);
@@ -1422,5 +1558,7 @@ int main(void)
     RUN(test_zstream_fresh_decoder_rejects_a_continuation);
     RUN(test_zstream_limits_hold);
     RUN(test_trim_keeps_an_open_stream);
+    RUN(test_kept_blocks_opened_elsewhere_decode_the_same);
+    RUN(test_open_block_refuses_what_is_not_a_block);
     return TEST_SUMMARY();
 }
