@@ -211,6 +211,7 @@ struct agg_listener {
     struct sl_metric *m_acked;
     struct sl_metric *m_last_ack;
     struct sl_metric *m_windows;
+    struct sl_metric *m_unpacked;
     struct sl_metric *m_queue;
     struct sl_metric *m_failed;
     struct sl_metric *m_pending_bytes;
@@ -983,6 +984,7 @@ static bool window_unpacked(void *arg, int rc)
     if (go) {
         w->charged += w->bytes;
         budget_charge(l, w->bytes);
+        sl_counter_inc(l->m_unpacked);
         sl_counter_add(l->m_received, n);
         sl_gauge_add(l->m_queue, (double)n);
         agg_client_received(c->client, n);
@@ -1561,6 +1563,9 @@ struct agg_listener *agg_listener_new(struct sl_loop *loop, const struct agg_con
                                     NULL);
     l->m_windows = sl_metrics_counter(metrics, "sluice_aggregator_windows_total",
                                       "Lumberjack windows (W frames) received.", NULL);
+    l->m_unpacked = sl_metrics_counter(metrics, "sluice_aggregator_blocks_worker_inflated_total",
+                                       "Compressed blocks (C, Z) inflated on a pipeline worker "
+                                       "instead of the I/O thread.", NULL);
     l->m_queue = sl_metrics_gauge(metrics, "sluice_aggregator_queue_events",
                                   "Events inside the pipeline, not yet acknowledged.", NULL);
     l->m_failed = sl_metrics_counter(metrics, "sluice_aggregator_windows_failed_total",

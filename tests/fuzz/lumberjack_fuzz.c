@@ -8,6 +8,9 @@
  * frames come out, with a valid version; J text is non-empty and within
  * max_frame (D frames: within their JSON bound); nothing from inside a
  * compressed block is a W; errors are sticky and come with a message.
+ * The first byte's low bits choose how blocks are read: inflated by the
+ * decoder, or kept whole (as the aggregator's I/O thread does) and opened on
+ * another decoder (a worker's) or on the same one (a block given back).
  *
  * Build: clang -fsanitize=fuzzer,address,undefined -Ilib/include \
  *            tests/fuzz/lumberjack_fuzz.c lib/lumberjack.c lib/buf.c lib/common.c -lz -lzstd
@@ -33,13 +36,52 @@ static void check(bool ok, const char *what)
     }
 }
 
-/* Pulls frames until 0 or an error; returns that result. */
-static int drain(struct sl_lj_decoder *d)
+enum { BLOCKS_INFLATED, BLOCKS_TO_ANOTHER, BLOCKS_BACK };
+
+static const struct sl_lj_limits fuzz_lim = {
+    .max_window = FUZZ_MAX_WINDOW,
+    .max_frame = FUZZ_MAX_FRAME,
+    .max_inflated = FUZZ_MAX_INFLATED,
+};
+
+static int drain(struct sl_lj_decoder *d, int mode, bool inner);
+
+/* A block kept whole: opened elsewhere, where only its J frames may come out. */
+static int open_kept(struct sl_lj_decoder *d, const struct sl_lj_frame *f, int mode)
+{
+    check(f->len > 0 && f->len <= FUZZ_MAX_FRAME, "kept block within max_frame");
+    check(f->value == f->len, "kept block's value is its length");
+    if (mode == BLOCKS_BACK) {
+        int rc = sl_lj_decoder_open_block(d, f->type, f->data, f->len);
+        check(rc == 0 || rc == SL_EPROTO || rc == SL_ELIMIT || rc == SL_EIO, "open result");
+        return rc;
+    }
+    struct sl_lj_decoder *w = sl_lj_decoder_new(&fuzz_lim);
+    int rc = sl_lj_decoder_open_block(w, f->type, f->data, f->len);
+    if (rc == 0) {
+        (void)drain(w, BLOCKS_INFLATED, true);
+    }
+    sl_lj_decoder_free(w);
+    return 0;  /* a worker's failure closes the connection; the fuzz goes on reading */
+}
+
+/* Pulls frames until 0 or an error; returns that result. inner: d reads one block only. */
+static int drain(struct sl_lj_decoder *d, int mode, bool inner)
 {
     struct sl_lj_frame f;
     int rc;
+    sl_lj_decoder_keep_blocks(d, mode != BLOCKS_INFLATED);
     while ((rc = sl_lj_decoder_next(d, &f)) == 1) {
         check(f.version == SL_LJ_V1 || f.version == SL_LJ_V2, "frame version");
+        if (f.type == SL_LJ_COMPRESSED || f.type == SL_LJ_ZSTD) {
+            check(mode != BLOCKS_INFLATED, "a block kept only when asked");
+            rc = open_kept(d, &f, mode);
+            if (rc != 0) {
+                break;
+            }
+            continue;
+        }
+        check(!inner || (f.type == SL_LJ_JSON && f.compressed), "a block holds J frames only");
         if (f.type == SL_LJ_WINDOW) {
             check(f.value <= FUZZ_MAX_WINDOW, "window within max_window");
             check(!f.compressed, "no window inside a compressed block");
@@ -67,15 +109,12 @@ static int drain(struct sl_lj_decoder *d)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct sl_lj_limits lim = {
-        .max_window = FUZZ_MAX_WINDOW,
-        .max_frame = FUZZ_MAX_FRAME,
-        .max_inflated = FUZZ_MAX_INFLATED,
-    };
-    struct sl_lj_decoder *d = sl_lj_decoder_new(&lim);
-    /* The first two bytes seed the chunk sizes; the rest is the stream. */
+    struct sl_lj_decoder *d = sl_lj_decoder_new(&fuzz_lim);
+    /* The first two bytes seed the chunk sizes and the mode; the rest is the stream. */
     uint32_t rnd = 0x9e3779b9u;
+    int mode = BLOCKS_INFLATED;
     if (size >= 2) {
+        mode = data[0] % 3;
         rnd ^= (uint32_t)data[0] | (uint32_t)data[1] << 8;
         data += 2;
         size -= 2;
@@ -97,7 +136,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check(rc == 0 || rc < 0, "feed result");
         off += c;
         if (rc == 0) {
-            rc = drain(d);
+            rc = drain(d, mode, false);
         }
     }
     sl_lj_decoder_free(d);

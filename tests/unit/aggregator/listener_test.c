@@ -158,33 +158,52 @@ static int client(struct world *w)
     return fd;
 }
 
-/* Sends a window of n events (seq 1..n), bare J frames. */
+/* How windows are sent: their J frames bare (SL_LJ_NONE) or in one block of that kind. */
+static enum sl_lj_compression block_kind;
+
+/* Sends the window b (a W frame, then J frames from body_off on) as block_kind says. */
+static void send_built(int fd, struct sl_buf *b, size_t body_off)
+{
+    if (block_kind != SL_LJ_NONE) {
+        struct sl_buf c;
+        sl_buf_init(&c, 0);
+        sl_buf_append(&c, b->data, body_off);
+        CHECK_INT(sl_lj_put_compressed(&c, block_kind, 3, b->data + body_off,
+                                       b->len - body_off), 0);
+        sl_buf_free(b);
+        *b = c;
+    }
+    CHECK_INT(send(fd, b->data, b->len, 0), (long long)b->len);
+    sl_buf_free(b);
+}
+
+/* Sends a window of n events (seq 1..n). */
 static void send_window(int fd, uint32_t n)
 {
     struct sl_buf b;
     sl_buf_init(&b, 0);
     sl_lj_put_window(&b, SL_LJ_V2, n);
+    size_t body = b.len;
     for (uint32_t i = 1; i <= n; i++) {
         sl_lj_put_json(&b, i, "{\"message\":\"x\"}", 15);
     }
-    CHECK_INT(send(fd, b.data, b.len, 0), (long long)b.len);
-    sl_buf_free(&b);
+    send_built(fd, &b, body);
 }
 
-/* A window of n events {"w": tag, "i": 1..n, "slow": slow}, bare J frames. */
+/* A window of n events {"w": tag, "i": 1..n, "slow": slow}. */
 static void send_tagged(int fd, int tag, uint32_t n, bool slow)
 {
     struct sl_buf b;
     sl_buf_init(&b, 0);
     sl_lj_put_window(&b, SL_LJ_V2, n);
+    size_t body = b.len;
     for (uint32_t i = 1; i <= n; i++) {
         char js[96];
         int len = snprintf(js, sizeof(js), "{\"w\":%d,\"i\":%u,\"slow\":%s}", tag, i,
                            slow ? "true" : "false");
         sl_lj_put_json(&b, i, js, (size_t)len);
     }
-    CHECK_INT(send(fd, b.data, b.len, 0), (long long)b.len);
-    sl_buf_free(&b);
+    send_built(fd, &b, body);
 }
 
 static void send_raw(int fd, const void *p, size_t n)
@@ -385,7 +404,9 @@ TEST(global_pending_bytes_limit)
     send_window(a, 2);
     want_held = 1;
     CHECK(run_until(&w, have_held, 2000));  /* over the budget, but alone: it goes on */
+    /* A block is read on this thread then: a worker's share would not fit. */
     CHECK(metric(&w, "sluice_aggregator_pending_bytes") == 30);
+    CHECK_INT(metric(&w, "sluice_aggregator_blocks_worker_inflated_total"), 0);
     send_window(b, 2);
     run_until(&w, NULL, 80);
     CHECK_INT(nheld, 1);  /* a's window holds the budget: b is not read */
@@ -528,6 +549,99 @@ TEST(caps_are_counted_by_reason)
     world_stop(&w);
 }
 
+
+static double unpacked(struct world *w)
+{
+    return metric(w, "sluice_aggregator_blocks_worker_inflated_total");
+}
+
+/*
+ * The tests above again with every window in one zlib or zstd block, which
+ * the workers inflate: ACK order, backpressure, a reset or an exit while a
+ * block is with a worker, failed delivery, order across workers and slices.
+ * Then what only blocks have: a window whose block holds part of it.
+ */
+TEST(the_same_with_windows_in_blocks)
+{
+    static const enum sl_lj_compression kinds[] = {SL_LJ_ZLIB, SL_LJ_ZSTDC};
+    for (size_t k = 0; k < 2; k++) {
+        block_kind = kinds[k];
+        acks_in_window_order_and_pending_window_limit();
+        reset_while_in_flight_then_completion();
+        exit_with_windows_in_flight_frees_them();
+        failed_delivery_closes_without_ack();
+        keepalive_ack_zero_while_pending();
+        global_pending_events_limit();
+        global_pending_bytes_limit();
+        workers_keep_each_connections_window_order();
+        big_window_filtered_in_slices_and_delivered_whole();
+        exit_while_workers_filter();
+    }
+    block_kind = SL_LJ_NONE;
+}
+
+TEST(blocks_are_inflated_by_the_workers)
+{
+    struct world w = {0};
+    world_start2(&w, "", "{workers: 2, batch_size: 2, filters: [drop: {}]}");
+    int fd = client(&w);
+    block_kind = SL_LJ_ZSTDC;
+    send_tagged(fd, 1, 5, false);
+    block_kind = SL_LJ_ZLIB;
+    send_tagged(fd, 2, 3, false);
+    block_kind = SL_LJ_NONE;
+    send_tagged(fd, 3, 2, false);
+    want_held = 3;
+    CHECK(run_until(&w, have_held, 2000));
+    CHECK_INT(held[0].w, 1);
+    CHECK_INT(held[1].w, 2);
+    CHECK_INT(held[2].w, 3);
+    CHECK_INT(held[0].n + held[1].n + held[2].n, 10);
+    CHECK_INT(unpacked(&w), 2);
+    CHECK_INT(metric(&w, "sluice_aggregator_events_received_total"), 10);
+    for (size_t i = 0; i < 3; i++) {
+        answer(i, SL_OK);
+    }
+    CHECK_STR(acks(&w, fd), "2A5 2A3 2A2 ");
+    CHECK(metric(&w, "sluice_aggregator_pending_bytes") == 0);
+    CHECK_INT(metric(&w, "sluice_aggregator_queue_events"), 0);
+    close(fd);
+    world_stop(&w);
+}
+
+/* W=4, a block of 2, then the other 2 bare: the block is a piece (ACK 2), the rest ACK 4. */
+TEST(a_block_holding_part_of_its_window)
+{
+    struct world w = {0};
+    world_start2(&w, "", "{workers: 1, batch_size: 10, filters: [drop: {}]}");
+    int fd = client(&w);
+    struct sl_buf b, inner;
+    sl_buf_init(&b, 0);
+    sl_buf_init(&inner, 0);
+    sl_lj_put_window(&b, SL_LJ_V2, 4);
+    sl_lj_put_json(&inner, 1, "{\"w\":1}", 7);
+    sl_lj_put_json(&inner, 2, "{\"w\":1}", 7);
+    CHECK_INT(sl_lj_put_compressed(&b, SL_LJ_ZLIB, 1, inner.data, inner.len), 0);
+    sl_lj_put_json(&b, 3, "{\"w\":2}", 7);
+    sl_lj_put_json(&b, 4, "{\"w\":2}", 7);
+    send_raw(fd, b.data, b.len);
+    want_held = 2;
+    CHECK(run_until(&w, have_held, 2000));
+    CHECK_INT(held[0].n, 2);
+    CHECK_INT(held[0].w, 1);
+    CHECK_INT(held[1].n, 2);
+    CHECK_INT(held[1].w, 2);
+    CHECK_INT(unpacked(&w), 1);
+    answer(1, SL_OK);
+    CHECK_STR(acks(&w, fd), "");  /* the piece before it first */
+    answer(0, SL_OK);
+    CHECK_STR(acks(&w, fd), "2A2 2A4 ");
+    close(fd);
+    sl_buf_free(&b);
+    sl_buf_free(&inner);
+    world_stop(&w);
+}
+
 int main(void)
 {
     sl_log_init("agg_listener_test", SL_LOG_ERROR, SL_LOG_TEXT);
@@ -543,5 +657,8 @@ int main(void)
     RUN(exit_while_workers_filter);
     RUN(frame_timeout_closes_a_trickling_client);
     RUN(caps_are_counted_by_reason);
+    RUN(the_same_with_windows_in_blocks);
+    RUN(blocks_are_inflated_by_the_workers);
+    RUN(a_block_holding_part_of_its_window);
     return TEST_SUMMARY();
 }
