@@ -1018,12 +1018,16 @@ static bool window_unpacked(void *arg, int rc)
     return go;
 }
 
-/* The window being read may go to a worker as a block, should one come next. */
+/*
+ * The window being read may go to a worker as a block, should one come next.
+ * Not while the workers have more queued than they can take: then they are the
+ * bottleneck and this thread, on a core of its own, inflates for free.
+ */
 static bool may_hand_off(const struct conn *c)
 {
     const struct agg_listener *l = c->l;
     return c->cur && c->cur->in.batch.n == 0 && !c->no_handoff && !l->queue &&
-           c->cur->expected <= l->max_window_events;
+           c->cur->expected <= l->max_window_events && !agg_pipeline_saturated(l->pipeline);
 }
 
 /* A C or Z block kept whole: to a worker when the budget holds what it may become. */

@@ -128,6 +128,7 @@ struct agg_pipeline {
     pthread_mutex_t mu;
     pthread_cond_t cv;       /* work arrived, or quit */
     struct task *qhead, *qtail;  /* to filter */
+    size_t queued;               /* tasks between qhead and qtail */
     struct task *dhead, *dtail;  /* filtered, for the loop */
     bool quit;
 };
@@ -777,6 +778,7 @@ static void *worker_main(void *arg)
         if (!p->qhead) {
             p->qtail = NULL;
         }
+        p->queued--;
         pthread_mutex_unlock(&p->mu);
 
         work(p, t);
@@ -925,6 +927,7 @@ static void tasks_queue(struct agg_pipeline *p, struct agg_job *j, bool first)
         }
         p->qtail = tail;
     }
+    p->queued += j->ntasks;
     if (j->ntasks == 1) {
         pthread_cond_signal(&p->cv);
     } else {
@@ -1021,6 +1024,17 @@ void agg_pipeline_submit(struct agg_pipeline *p, struct agg_input *in, struct ag
         return;
     }
     tasks_queue(p, j, true);
+}
+
+bool agg_pipeline_saturated(struct agg_pipeline *p)
+{
+    if (!p->started || p->nthreads == 0) {
+        return false;
+    }
+    pthread_mutex_lock(&p->mu);
+    bool full = p->queued >= p->nthreads;
+    pthread_mutex_unlock(&p->mu);
+    return full;
 }
 
 size_t agg_pipeline_inflight(const struct agg_pipeline *p)

@@ -109,6 +109,13 @@ void agg_pipeline_submit(struct agg_pipeline *p, struct agg_input *in, struct ag
  * --test-pipeline. */
 void agg_pipeline_filter_one(struct agg_pipeline *p, struct sl_value *ev);
 
+/*
+ * True while every worker has a slice waiting for it besides the one in hand:
+ * work the submitter could do itself (a compressed window's inflating) is
+ * better done there, on a core the workers are not using.
+ */
+bool agg_pipeline_saturated(struct agg_pipeline *p);
+
 /* Batches submitted and not yet completed. */
 size_t agg_pipeline_inflight(const struct agg_pipeline *p);
 static inline bool agg_pipeline_idle(const struct agg_pipeline *p)

@@ -578,9 +578,12 @@ def run_ab(lines, events, opts):
           f"{opts.rounds} rounds")
     ljblast = build_ljblast()
     work = tempfile.mkdtemp(prefix="sluice-pbench-ab-")
-    plan = [("baseline w1", "none", 1), ("pipeline w1", "pipeline", 1), ("ecs w1", "ecs", 1)]
+    plan = [(f"{f} w{w}", "none" if f == "baseline" else f, w)
+            for f, w in (row.rsplit("-w", 1) if "-w" in row else (row, "1")
+                         for row in opts.ab_rows.split(","))]
+    plan = [(name, filters, int(w)) for name, filters, w in plan]
     if opts.old_without_ecs_option:
-        plan = plan[:2]
+        plan = [row for row in plan if row[1] != "ecs"]
     got = {(name, which): [] for name, _, _ in plan for which in ("old", "new")}
     print(f"\n{'row':14} {'binary':6} {'round':>5} {'events/s':>10} {'agg CPU s/M':>12}")
     for rnd in range(opts.rounds):
@@ -632,6 +635,9 @@ def main(argv=None):
     ap.add_argument("--against", metavar="OLD_AGGREGATOR",
                     help="only old-against-new rows, alternating (see the file comment)")
     ap.add_argument("--rounds", type=int, default=3, help="rounds of --against")
+    ap.add_argument("--ab-rows", default="baseline,pipeline,ecs",
+                    help="rows of --against: baseline, pipeline or ecs, each with -w2 for "
+                         "two workers (e.g. baseline,pipeline-w2)")
     ap.add_argument("--old-without-ecs-option", action="store_true",
                     help="OLD_AGGREGATOR predates grok's ecs_compatibility (see the file comment)")
     opts = ap.parse_args(argv)
