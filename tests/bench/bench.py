@@ -106,22 +106,26 @@ TYPICAL_PROCESSORS = """    processors:
 """
 
 
-def run_sluice(path, lines, compression, workdir, target, processors=""):
+def run_sluice(path, lines, compression, workdir, target, processors="", filters="",
+               agg_exe=None):
     """Ships the corpus into the aggregator (file output to /dev/null) or the sink,
-    through processors (YAML of an input's processors: list) when given."""
+    through processors (YAML of an input's processors: list) when given; the
+    aggregator runs filters (YAML of a filters: list) on one worker when given."""
     lj, am, sm = free_port(), free_port(), free_port()
-    tag = f"{target}-{compression}{'-procs' if processors else ''}"
+    tag = f"{target}-{compression}{'-procs' if processors else ''}{'-filters' if filters else ''}"
     agg_cfg = os.path.join(workdir, f"agg-{tag}.yml")
     ship_cfg = os.path.join(workdir, f"ship-{tag}.yml")
     with open(agg_cfg, "w") as f:
         f.write(f'input: {{listen: "127.0.0.1:{lj}"}}\noutputs:\n  - file: {{path: /dev/null}}\n'
                 f'metrics: {{listen: "127.0.0.1:{am}"}}\n')
+        if filters:
+            f.write(f"pipeline:\n  workers: 1\n  filters:{filters}\n")
     log = open(os.path.join(workdir, f"{tag}.log"), "wb")
     if target == "sink":
         agg, lj = ljsink()
     else:
-        agg = subprocess.Popen([os.path.join(BUILD, "sluice-aggregator"), "-c", agg_cfg],
-                               stderr=log)
+        agg = subprocess.Popen([agg_exe or os.path.join(BUILD, "sluice-aggregator"), "-c",
+                                agg_cfg], stderr=log)
     reg = os.path.join(workdir, f"reg-{tag}")
     with open(ship_cfg, "w") as f:
         f.write(f'inputs:\n  - paths: ["{path}"]\n    start_position: beginning\n'
@@ -173,16 +177,23 @@ def main():
     results = {}
     print(f"{'pipeline':28} {'lines/s':>12} {'MB/s':>8} {'shipper cpu s/M':>16} "
           f"{'shipper RSS MB':>15} {'aggr cpu s/M':>13} {'aggr RSS MB':>12} {'wire MB':>8}")
-    runs = [("sink", c, "") for c in ("zstd", "zlib", "none")] + [("aggregator", "zstd", "")]
-    runs.append(("sink", "zstd", TYPICAL_PROCESSORS))
+    # The last aggregator row is how the throughput issue measured the aggregator:
+    # behind the shipper, grok + date + mutate on one worker.
+    from pipeline_bench import FILTERS
+    runs = [("sink", c, "", "") for c in ("zstd", "zlib", "none")]
+    runs += [("aggregator", "zstd", "", ""), ("aggregator", "zstd", "", FILTERS["pipeline"])]
+    runs.append(("sink", "zstd", TYPICAL_PROCESSORS, ""))
     if args.processors_only:
-        runs = [("sink", "zstd", ""), ("sink", "zstd", TYPICAL_PROCESSORS)]
-    for target, comp, procs in runs:
-        r = run_sluice(path, args.lines, comp, work, target, procs)
-        results[(target, comp) + (("processors",) if procs else ())] = r
+        runs = [("sink", "zstd", "", ""), ("sink", "zstd", TYPICAL_PROCESSORS, "")]
+    for target, comp, procs, filters in runs:
+        r = run_sluice(path, args.lines, comp, work, target, procs, filters)
+        results[(target, comp) + (("processors",) if procs else ()) +
+                (("filters",) if filters else ())] = r
         m = args.lines / 1e6
         name = (f"shipper {comp}{' +processors' if procs else ''} -> "
                 f"{'ljsink' if target == 'sink' else 'aggregator'}")
+        if filters:
+            name = "  same, grok+date+mutate w1"
         recv = "" if target == "sink" else f"{r['agg_cpu'] / m:13.2f} {r['agg_rss'] / 1e6:12.1f}"
         print(f"{name:28} {args.lines / r['seconds']:12,.0f} {size / r['seconds'] / 1e6:8.1f} "
               f"{r['ship_cpu'] / m:16.2f} {r['ship_rss'] / 1e6:15.1f} "
