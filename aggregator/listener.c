@@ -720,13 +720,32 @@ static void window_done(void *arg, int status)
     conn_unref(c);  /* the window's reference */
 }
 
-static void submit_window(struct conn *c)
+/* c->cur leaves the connection for the FIFO of windows awaiting their ACK. */
+static struct window *window_take(struct conn *c)
 {
-    struct agg_listener *l = c->l;
     struct window *w = c->cur;
     c->cur = NULL;
     fifo_push(c, w);
     w->submit_ms = sl_now_ms();
+    return w;
+}
+
+/* w goes to the pipeline (or the queue), counted as n events until it is done. */
+static void window_in_flight(struct conn *c, struct window *w, uint64_t n)
+{
+    struct agg_listener *l = c->l;
+    c->npending++;
+    l->pending_windows++;
+    l->pending_events += n;
+    conn_ref(c);  /* the window's reference, dropped by window_done */
+    w->in.raw = true;
+    w->in.max_depth = (unsigned)l->max_json_depth;
+}
+
+static void submit_window(struct conn *c)
+{
+    struct agg_listener *l = c->l;
+    struct window *w = window_take(c);
     if (w->in.batch.n == 0) {
         /* A window cut short before its first event: nothing to deliver, ACK 0. */
         w->done = true;
@@ -734,13 +753,8 @@ static void submit_window(struct conn *c)
         flush_acks(c);
         return;
     }
-    c->npending++;
-    l->pending_windows++;
-    l->pending_events += w->in.batch.n;
+    window_in_flight(c, w, w->in.batch.n);
     agg_client_received(c->client, w->in.batch.n);
-    conn_ref(c);
-    w->in.raw = true;
-    w->in.max_depth = (unsigned)l->max_json_depth;
     if (l->queue) {
         agg_queue_push(l->queue, &w->in, window_done, w);
         return;
@@ -879,7 +893,10 @@ static struct unpacker *unpacker_get(const struct sl_lj_limits *lim)
     struct unpacker *u = pthread_getspecific(unpacker_key);
     if (!u) {
         u = sl_calloc(1, sizeof(*u));
-        (void)pthread_setspecific(unpacker_key, u);
+        if (pthread_setspecific(unpacker_key, u) != 0) {
+            sl_error("cannot keep a worker's decoder");
+            abort();  /* only ENOMEM: as for memory */
+        }
     }
     if (u->dec && (u->lim.max_window != lim->max_window || u->lim.max_frame != lim->max_frame ||
                    u->lim.max_inflated != lim->max_inflated)) {
@@ -1042,8 +1059,7 @@ static void on_block(struct conn *c, const struct sl_lj_frame *f)
         }
         return;  /* read here, against the budget as it goes */
     }
-    struct window *w = c->cur;
-    c->cur = NULL;
+    struct window *w = window_take(c);
     w->block_type = f->type;
     char *block = sl_arena_alloc(&w->arena, f->len);
     memcpy(block, f->data, f->len);
@@ -1055,14 +1071,7 @@ static void on_block(struct conn *c, const struct sl_lj_frame *f)
     l->reserved_bytes += most;
     w->max_bytes = l->max_window_bytes;
     w->limits = l->limits;
-    fifo_push(c, w);
-    w->submit_ms = sl_now_ms();
-    c->npending++;
-    l->pending_windows++;
-    l->pending_events += w->expected;  /* until the block's count is known */
-    conn_ref(c);
-    w->in.raw = true;
-    w->in.max_depth = (unsigned)l->max_json_depth;
+    window_in_flight(c, w, w->expected);  /* the announced count, until the block's is known */
     w->in.unpack = window_unpack;
     w->in.unpacked = window_unpacked;
     c->unpacking = w;
