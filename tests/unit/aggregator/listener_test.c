@@ -585,10 +585,16 @@ TEST(blocks_are_inflated_by_the_workers)
     struct world w = {0};
     world_start2(&w, "", "{workers: 2, batch_size: 2, filters: [drop: {}]}");
     int fd = client(&w);
+    /* One at a time: a block that comes while every worker has a slice queued is
+     * inflated by the I/O thread instead (agg_pipeline_saturated). */
     block_kind = SL_LJ_ZSTDC;
     send_tagged(fd, 1, 5, false);
+    want_held = 1;
+    CHECK(run_until(&w, have_held, 2000));
     block_kind = SL_LJ_ZLIB;
     send_tagged(fd, 2, 3, false);
+    want_held = 2;
+    CHECK(run_until(&w, have_held, 2000));
     block_kind = SL_LJ_NONE;
     send_tagged(fd, 3, 2, false);
     want_held = 3;
