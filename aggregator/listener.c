@@ -124,11 +124,11 @@ struct window {
     const char *block;           /* the block's payload, in arena */
     uint32_t block_len;
     uint64_t reserved;           /* of the budget, until the block's texts are counted */
-    uint64_t max_bytes;          /* input.max_window_bytes, for the worker */
-    struct sl_lj_limits limits;  /* the listener's, for the worker's decoder */
+    struct sl_lj_limits limits;  /* the listener's, for the worker (max_inflated is
+                                  * input.max_window_bytes) */
     enum reason why_reason;      /* unpack's protocol error */
     char why[128];
-    bool continued;              /* the rest of a window whose block held its first events */
+    bool continued;              /* the rest of a window whose block went as a piece */
     bool abandoned;              /* its block went back to the connection: never ACKed */
 };
 
@@ -237,14 +237,10 @@ static void budget_charge(struct agg_listener *l, uint64_t n)
 
 static void resume_fire(struct sl_loop *loop, void *arg);
 
-/* Gives n bytes back; once reads may go on, every connection is resumed (from
- * a timer: this runs inside window and connection teardown). */
-static void budget_release(struct agg_listener *l, uint64_t n)
+/* Once reads may go on, every connection is resumed (from a timer: this runs
+ * inside window and connection teardown); can_read decides for each. */
+static void budget_maybe_resume(struct agg_listener *l)
 {
-    n = SL_MIN(n, l->pending_bytes);
-    l->favored_valid = false;
-    l->pending_bytes -= n;
-    sl_gauge_add(l->m_pending_bytes, -(double)n);
     if (l->budget_blocked && (l->pending_bytes < l->max_pending_bytes ||
                               l->pending_windows == 0)) {
         l->budget_blocked = false;
@@ -252,6 +248,16 @@ static void budget_release(struct agg_listener *l, uint64_t n)
             l->resume_timer = sl_loop_timer(l->loop, 0, false, resume_fire, l);
         }
     }
+}
+
+/* Gives n bytes back. */
+static void budget_release(struct agg_listener *l, uint64_t n)
+{
+    n = SL_MIN(n, l->pending_bytes);
+    l->favored_valid = false;
+    l->pending_bytes -= n;
+    sl_gauge_add(l->m_pending_bytes, -(double)n);
+    budget_maybe_resume(l);
 }
 
 /* ---- windows ---- */
@@ -687,11 +693,6 @@ static void window_done(void *arg, int status)
         protocol_error(c, w->in.bad_rc == SL_ELIMIT ? R_JSON_DEPTH : R_JSON, "event seq %u: %s",
                        w->seqs[w->in.bad_index], w->in.bad_why);
     }
-    if (w->abandoned) {
-        /* Its block went back to the connection (window_unpacked): no ACK of its own. */
-        status = SL_OK;
-        bad = false;
-    }
     w->done = true;
     w->status = status;
     c->npending--;
@@ -700,8 +701,8 @@ static void window_done(void *arg, int status)
     if (!l->queue) {
         sl_gauge_add(l->m_queue, -(double)n);  /* the persisted queue keeps its own count */
     }
-    if (status != SL_OK && !bad) {
-        sl_counter_inc(l->m_failed);
+    if (status != SL_OK && !bad && !w->abandoned) {
+        sl_counter_inc(l->m_failed);  /* an abandoned window was never to be delivered */
     }
     if (c->closed || w->abandoned) {
         fifo_remove(c, w);
@@ -797,6 +798,28 @@ static void on_window(struct conn *c, const struct sl_lj_frame *f)
  * piece. Memory stays bounded by the limits while Filebeat's bulk_max_size
  * and line sizes stay whatever Logstash accepts.
  */
+/* Whether a text of len bytes must start a new piece of w rather than join it. */
+static bool piece_full(const struct window *w, size_t len, uint64_t max_events,
+                       uint64_t max_bytes)
+{
+    return w->in.batch.n > 0 && (w->in.batch.n >= max_events || w->bytes + len > max_bytes);
+}
+
+/*
+ * Adds a J frame's text to w as it came (on the loop thread, or on a worker
+ * that has the window to itself): parsing is the workers' job (pipeline.h),
+ * and a text that is not a JSON object fails its window there (window_done).
+ */
+static void window_add_text(struct window *w, const struct sl_lj_frame *f)
+{
+    struct sl_value ev = {.type = SL_V_STRING, .flags = SL_VF_ARENA};
+    ev.u.s.ptr = sl_arena_strndup(&w->arena, f->data, f->len);
+    ev.u.s.len = f->len;
+    w->bytes += f->len;
+    window_push(w, &ev, f->value);
+    w->last_seq = f->value;
+}
+
 static struct window *cut_piece(struct conn *c)
 {
     struct window *w = c->cur;
@@ -809,7 +832,7 @@ static struct window *cut_piece(struct conn *c)
         return NULL;
     }
     c->cur = window_new(c, version, rest);
-    return c->cur;
+    return c->cur;  /* not empty for long: the frame that cut the piece goes into it */
 }
 
 static void on_json(struct conn *c, const struct sl_lj_frame *f)
@@ -820,24 +843,16 @@ static void on_json(struct conn *c, const struct sl_lj_frame *f)
         protocol_error(c, R_UNEXPECTED, "data frame (seq %u) outside a window", f->value);
         return;
     }
-    if (w->in.batch.n > 0 &&
-        (w->in.batch.n >= l->max_window_events || w->bytes + f->len > l->max_window_bytes)) {
+    if (piece_full(w, f->len, l->max_window_events, l->max_window_bytes)) {
         w = cut_piece(c);
         if (!w) {
             return;
         }
     }
-    w->bytes += f->len;
     w->charged += f->len;
     budget_charge(l, f->len);
-    /* The text only: parsing is the workers' job (pipeline.h), and a text
-     * that is not a JSON object fails its window there (window_done). */
-    struct sl_value ev = {.type = SL_V_STRING, .flags = SL_VF_ARENA};
-    ev.u.s.ptr = sl_arena_strndup(&w->arena, f->data, f->len);
-    ev.u.s.len = f->len;
     sl_counter_inc(l->m_received);
-    window_push(w, &ev, f->value);
-    w->last_seq = f->value;
+    window_add_text(w, f);
     if (w->in.batch.n == w->expected) {
         submit_window(c);
     }
@@ -931,15 +946,10 @@ static int unpack_frames(struct window *w, struct sl_lj_decoder *d)
             return unpack_error(w, SL_EPROTO, R_UNEXPECTED, "data frame (seq %u) outside a window",
                                 f.value);
         }
-        if (w->in.batch.n > 0 && w->bytes + f.len > w->max_bytes) {
+        if (piece_full(w, f.len, w->expected, w->limits.max_inflated)) {
             return SL_EAGAIN;  /* pieces: the connection's decoder cuts them */
         }
-        w->bytes += f.len;
-        struct sl_value ev = {.type = SL_V_STRING, .flags = SL_VF_ARENA};
-        ev.u.s.ptr = sl_arena_strndup(&w->arena, f.data, f.len);
-        ev.u.s.len = f.len;
-        window_push(w, &ev, f.value);
-        w->last_seq = f.value;
+        window_add_text(w, &f);
     }
     if (rc < 0) {
         const char *msg = sl_lj_decoder_error(d);
@@ -995,7 +1005,7 @@ static bool window_unpacked(void *arg, int rc)
     size_t n = rc == SL_OK ? w->in.batch.n : 0;
     l->reserved_bytes -= w->reserved;
     w->reserved = 0;
-    budget_release(l, 0);  /* others may read again now that the reservation is gone */
+    budget_maybe_resume(l);
     l->pending_events -= w->expected - n;
     bool go = rc == SL_OK && !c->closed;
     if (go) {
@@ -1021,9 +1031,7 @@ static bool window_unpacked(void *arg, int rc)
             protocol_error(c, w->why_reason, "%s", w->why);
         }
     }
-    if (c->unpacking == w) {
-        c->unpacking = NULL;
-    }
+    c->unpacking = NULL;  /* it was w, or NULL once closed */
     if (!c->closed) {
         conn_resume(c);
     }
@@ -1069,7 +1077,6 @@ static void on_block(struct conn *c, const struct sl_lj_frame *f)
     budget_charge(l, f->len);
     w->reserved = most;
     l->reserved_bytes += most;
-    w->max_bytes = l->max_window_bytes;
     w->limits = l->limits;
     window_in_flight(c, w, w->expected);  /* the announced count, until the block's is known */
     w->in.unpack = window_unpack;

@@ -50,14 +50,6 @@ struct agg_order {
 };
 
 /*
- * A batch as submitted. The submitter fills batch (events[0..n), and sets
- * raw when each event is the JSON text of one, a string value whose bytes
- * stay valid until done is called) and owns the struct; the pipeline parses
- * raw texts into trees of its own, and clears every event before done.
- * A raw text that is not one JSON object within max_depth fails the whole
- * batch before any output sees it: done gets SL_EPROTO and bad_* say why.
- */
-/*
  * A batch whose events the submitter cannot list yet (a compressed window):
  * unpack fills in->batch on a worker thread and returns SL_OK or why not;
  * then unpacked gets that status on the loop thread, before any later batch
@@ -69,6 +61,14 @@ struct agg_order {
 typedef int (*agg_unpack_fn)(void *arg);
 typedef bool (*agg_unpacked_fn)(void *arg, int status);
 
+/*
+ * A batch as submitted. The submitter fills batch (events[0..n), and sets
+ * raw when each event is the JSON text of one, a string value whose bytes
+ * stay valid until done is called) and owns the struct; the pipeline parses
+ * raw texts into trees of its own, and clears every event before done.
+ * A raw text that is not one JSON object within max_depth fails the whole
+ * batch before any output sees it: done gets SL_EPROTO and bad_* say why.
+ */
 struct agg_input {
     struct sl_batch batch;
     agg_unpack_fn unpack;      /* NULL: batch is filled in already */

@@ -648,6 +648,65 @@ TEST(a_block_holding_part_of_its_window)
     world_stop(&w);
 }
 
+
+/* Windows cut in pieces by max_window_events, and new windows before their end: every
+ * piece and partial window ACKed with its last number, in order, never an ACK 0 (a piece
+ * is cut by the frame that goes into the next one, so the rest is never empty). */
+TEST(pieces_and_partial_windows_ack_their_last_number)
+{
+    struct world w = {0};
+    world_start(&w, "  max_window_events: 2\n");
+    int fd = client(&w);
+    struct sl_buf b;
+    sl_buf_init(&b, 0);
+    sl_lj_put_window(&b, SL_LJ_V2, 4);
+    sl_lj_put_json(&b, 1, "{\"w\":1}", 7);
+    sl_lj_put_json(&b, 2, "{\"w\":1}", 7);
+    sl_lj_put_json(&b, 3, "{\"w\":1}", 7);  /* cuts the first piece, starts the second ... */
+    sl_lj_put_window(&b, SL_LJ_V2, 1);        /* ... which a new window ends early */
+    sl_lj_put_json(&b, 1, "{\"w\":2}", 7);
+    send_raw(fd, b.data, b.len);
+    want_held = 3;
+    CHECK(run_until(&w, have_held, 2000));
+    CHECK_INT(held[0].n, 2);
+    CHECK_INT(held[1].n, 1);
+    CHECK_INT(held[2].n, 1);
+    for (size_t i = 0; i < 3; i++) {
+        answer(i, SL_OK);
+    }
+    CHECK_STR(acks(&w, fd), "2A2 2A3 2A1 ");
+    sl_buf_free(&b);
+
+    /* A window whose second piece completes it, then one a new window ends early. */
+    sl_buf_init(&b, 0);
+    sl_lj_put_window(&b, SL_LJ_V2, 4);
+    sl_lj_put_json(&b, 1, "{\"w\":3}", 7);
+    sl_lj_put_json(&b, 2, "{\"w\":3}", 7);
+    sl_lj_put_json(&b, 3, "{\"w\":3}", 7);
+    sl_lj_put_json(&b, 4, "{\"w\":3}", 7);
+    send_raw(fd, b.data, b.len);
+    want_held = 5;
+    CHECK(run_until(&w, have_held, 2000));
+    answer(3, SL_OK);
+    answer(4, SL_OK);
+    CHECK_STR(acks(&w, fd), "2A2 2A4 ");
+    sl_buf_reset(&b);
+    sl_lj_put_window(&b, SL_LJ_V2, 3);
+    sl_lj_put_json(&b, 1, "{\"w\":4}", 7);
+    sl_lj_put_json(&b, 2, "{\"w\":4}", 7);
+    sl_lj_put_window(&b, SL_LJ_V2, 1);
+    sl_lj_put_json(&b, 1, "{\"w\":5}", 7);
+    send_raw(fd, b.data, b.len);
+    want_held = 7;
+    CHECK(run_until(&w, have_held, 2000));
+    answer(5, SL_OK);
+    answer(6, SL_OK);
+    CHECK_STR(acks(&w, fd), "2A2 2A1 ");
+    close(fd);
+    sl_buf_free(&b);
+    world_stop(&w);
+}
+
 int main(void)
 {
     sl_log_init("agg_listener_test", SL_LOG_ERROR, SL_LOG_TEXT);
@@ -666,5 +725,6 @@ int main(void)
     RUN(the_same_with_windows_in_blocks);
     RUN(blocks_are_inflated_by_the_workers);
     RUN(a_block_holding_part_of_its_window);
+    RUN(pieces_and_partial_windows_ack_their_last_number);
     return TEST_SUMMARY();
 }
