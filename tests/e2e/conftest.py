@@ -26,11 +26,22 @@ FAKETIME_LIB = os.environ.get("SLUICE_TEST_FAKETIME_LIB",
 DEADLINE = float(os.environ.get("SLUICE_TEST_DEADLINE", "60"))
 
 
+_handed_out = set()
+
+
 def free_port():
-    """A port the OS just handed out (bound and released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port the OS just handed out (bound and released), and never one this
+    process was given before: the OS may hand the same number to two calls in a
+    row, and two servers of one test (an aggregator's metrics and a shipper's)
+    would then clash."""
+    for _ in range(1000):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise RuntimeError("no port the OS handed out was new")
 
 
 def wait_for(cond, timeout=DEADLINE, interval=0.05, what="condition"):
